@@ -1,0 +1,366 @@
+// The wfhost workflow prelude: every global a workflow script can use.
+//
+// Evaluated once inside `initialize-runtime`, so it is part of the pre-initialised snapshot.
+// It is a function expression: the plugin calls it with `host`, an object of native functions
+// that reach the wfhost capability surface (wit/wfhost.wit). `host` itself is never put on
+// `globalThis`, so a script can only reach the host through the API below.
+//
+// Semantics follow Claude Code's dynamic workflows (see docs/script-api.md and
+// ../shared/conformance); deliberate differences are documented in docs/.
+(function (host) {
+  "use strict";
+
+  // ---- limits a script sees (the host enforces them again; these only shape the errors)
+  // Why 4096: one parallel()/pipeline() call beyond this is almost certainly a runaway loop,
+  // and the per-run agent cap (1000 by default) is far below it anyway.
+  const MAX_FANOUT = 4096;
+
+  const DATE_MSG =
+    "Date.now() / new Date() are unavailable in workflow scripts (breaks resume). Stamp results after the workflow returns, or pass timestamps via args.";
+  const RANDOM_MSG =
+    "Math.random() is unavailable in workflow scripts (breaks resume). For N independent samples, include the index in the agent label or prompt.";
+  const EVAL_MSG = "Code generation from strings disallowed for this context";
+  const NEST_MSG =
+    "workflow() cannot be called from within a child workflow — nesting is limited to one level. Inline the inner script or call its agents directly.";
+
+  class WorkflowAgentCapError extends Error {}
+  Object.defineProperty(WorkflowAgentCapError.prototype, "name", { value: "WorkflowAgentCapError" });
+  class WorkflowBudgetError extends Error {}
+  Object.defineProperty(WorkflowBudgetError.prototype, "name", { value: "WorkflowBudgetError" });
+  const ERROR_KINDS = { WorkflowAgentCapError, WorkflowBudgetError, TypeError, RangeError, Error };
+
+  function hostError(e) {
+    const Kind = ERROR_KINDS[e && e.name] || Error;
+    return new Kind(e && e.message !== undefined ? e.message : String(e));
+  }
+
+  // ---- determinism: the globals that would make a re-run differ from the first run
+  const RealDate = Date;
+  function WfDate(...a) {
+    if (new.target === undefined || a.length === 0) throw new Error(DATE_MSG);
+    return Reflect.construct(RealDate, a, new.target);
+  }
+  WfDate.prototype = RealDate.prototype;
+  WfDate.UTC = RealDate.UTC;
+  WfDate.parse = RealDate.parse;
+  WfDate.now = function now() {
+    throw new Error(DATE_MSG);
+  };
+  Object.defineProperty(RealDate.prototype, "constructor", { value: WfDate, writable: false, configurable: false });
+  Math.random = function random() {
+    throw new Error(RANDOM_MSG);
+  };
+
+  // ---- no code generation from strings: eval, new Function and the constructors reachable
+  // through any function (async, generator, async generator) all throw EvalError.
+  function blockedEval() {
+    throw new EvalError(EVAL_MSG);
+  }
+  const fnProtos = [
+    Object.getPrototypeOf(function () {}),
+    Object.getPrototypeOf(async function () {}),
+    Object.getPrototypeOf(function* () {}),
+    Object.getPrototypeOf(async function* () {}),
+  ];
+  let BlockedFunction;
+  for (const proto of fnProtos) {
+    const Blocked = function Function() {
+      throw new EvalError(EVAL_MSG);
+    };
+    Object.defineProperty(Blocked, "prototype", { value: proto, writable: false });
+    Object.defineProperty(proto, "constructor", { value: Blocked, writable: false, configurable: false });
+    BlockedFunction = BlockedFunction || Blocked;
+  }
+
+  // ---- the global object a script sees: exactly the documented globals
+  const g = globalThis;
+  Object.defineProperty(g, "Date", { value: WfDate, writable: true, configurable: true });
+  Object.defineProperty(g, "Function", { value: BlockedFunction, writable: true, configurable: true });
+  Object.defineProperty(g, "eval", { value: blockedEval, writable: true, configurable: true });
+  for (const name of [
+    "Javy", "fetch", "require", "process", "WebAssembly", "setInterval", "clearInterval",
+    "queueMicrotask", "structuredClone", "crypto", "performance", "SharedArrayBuffer",
+    "Atomics", "Bun", "Deno", "module", "exports", "print", "scriptArgs", "std", "os",
+  ]) {
+    Reflect.deleteProperty(g, name);
+  }
+  // QuickJS has no ICU: `Intl` exists (as on the reference runtime) but offers no formatters.
+  // Documented in docs/script-api.md; `toLocaleString` and friends still work.
+  if (typeof g.Intl === "undefined") {
+    Object.defineProperty(g, "Intl", { value: Object.freeze({}), writable: true, configurable: true });
+  }
+
+  // ---- run state shared by the top-level script and its child workflow
+  const state = {
+    pending: new Map(), // handle -> { kind, resolve, fn, args }
+    spent: 0,
+    total: null,
+    agentsLeft: Infinity,
+    outcome: undefined, // set once the top-level function settles
+  };
+
+  function capError(message) {
+    return new WorkflowAgentCapError(message);
+  }
+
+  function call(fnName, request) {
+    const reply = JSON.parse(host[fnName](JSON.stringify(request)));
+    if (reply.error) throw hostError(reply.error);
+    return reply;
+  }
+
+  function describe(e) {
+    if (e instanceof Error) return e.message;
+    return String(e);
+  }
+
+  function formatLogArg(v) {
+    if (typeof v === "string") return v;
+    if (v === null || typeof v !== "object") return String(v);
+    return "[object]";
+  }
+
+  function formatConsoleArg(v) {
+    if (typeof v === "string") return v;
+    if (v instanceof Error) return String(v);
+    if (v === null || typeof v !== "object") return String(v);
+    try {
+      return JSON.stringify(v);
+    } catch (_) {
+      return "[object]";
+    }
+  }
+
+  // The API object of one workflow scope: depth 0 is the script the user ran, depth 1 a
+  // child started with workflow(). Everything except logging prefix and nesting is shared.
+  function makeApi(scope) {
+    const prefix = scope.name ? `[${scope.name}] ` : "";
+    let currentPhase = null;
+
+    function log(msg) {
+      host.log(0, prefix + formatLogArg(msg));
+    }
+    const console = Object.freeze({
+      log: (...a) => host.log(0, prefix + a.map(formatConsoleArg).join(" ")),
+      info: (...a) => host.log(0, prefix + a.map(formatConsoleArg).join(" ")),
+      debug: (...a) => host.log(0, prefix + a.map(formatConsoleArg).join(" ")),
+      warn: (...a) => host.log(1, prefix + "[warn] " + a.map(formatConsoleArg).join(" ")),
+      error: (...a) => host.log(2, prefix + "[error] " + a.map(formatConsoleArg).join(" ")),
+    });
+
+    function phase(title) {
+      if (typeof title !== "string" || title === "") throw new TypeError("phase() expects a non-empty title string");
+      currentPhase = title;
+      host.phase(title);
+    }
+
+    function agent(prompt, opts) {
+      try {
+        if (typeof prompt !== "string") throw new TypeError("agent() expects a prompt string as its first argument");
+        if (opts !== undefined && (opts === null || typeof opts !== "object"))
+          throw new TypeError("agent() options must be an object: { schema, model, effort, label, phase, agentType, isolation }");
+        const o = opts || {};
+        const request = {
+          kind: "agent",
+          prompt,
+          schema: o.schema,
+          model: o.model,
+          effort: o.effort,
+          label: o.label,
+          phase: o.phase !== undefined ? o.phase : currentPhase,
+          agentType: o.agentType,
+          isolation: o.isolation,
+          workflow: scope.name || undefined,
+        };
+        const reply = call("spawn", request);
+        state.agentsLeft = reply.agentsLeft;
+        return new Promise((resolve) => state.pending.set(reply.handle, { kind: "agent", resolve }));
+      } catch (e) {
+        return Promise.reject(e);
+      }
+    }
+
+    function checkFanout(fname, items) {
+      if (!Array.isArray(items)) throw new TypeError(`${fname}() expects an array as its first argument`);
+      if (items.length > MAX_FANOUT)
+        throw new RangeError(
+          `${fname}() got ${items.length} items; the limit is ${MAX_FANOUT} per call. Split the work into batches of at most ${MAX_FANOUT}.`,
+        );
+      if (state.agentsLeft <= 0) throw capError(state.capMessage);
+    }
+
+    async function parallel(thunks) {
+      checkFanout("parallel", thunks);
+      thunks.forEach((t, i) => {
+        if (typeof t !== "function")
+          throw new TypeError(
+            `parallel() expects an array of functions; entry ${i} is ${t === null ? "null" : typeof t}. Wrap each call: () => agent(...)`,
+          );
+      });
+      const settled = await Promise.all(
+        thunks.map((t) => {
+          try {
+            return Promise.resolve(t()).then(
+              (value) => ({ ok: true, value }),
+              (error) => ({ ok: false, error }),
+            );
+          } catch (error) {
+            return { ok: false, error };
+          }
+        }),
+      );
+      return settled.map((s, i) => {
+        if (s.ok) return s.value;
+        host.log(0, `${prefix}parallel[${i}] failed: ${describe(s.error)}`);
+        return null;
+      });
+    }
+
+    async function pipeline(items, ...stages) {
+      checkFanout("pipeline", items);
+      stages.forEach((s, i) => {
+        if (typeof s !== "function") throw new TypeError(`pipeline() stage ${i + 1} is not a function`);
+      });
+      const failures = [];
+      const results = await Promise.all(
+        items.map(async (item, index) => {
+          let prev = item;
+          try {
+            for (const stage of stages) {
+              prev = await stage(prev, item, index);
+              if (prev === null) return null;
+            }
+            return prev;
+          } catch (e) {
+            failures.push([index, e]);
+            return null;
+          }
+        }),
+      );
+      failures.sort((a, b) => a[0] - b[0]);
+      for (const [i, e] of failures) host.log(0, `${prefix}pipeline[${i}] failed: ${describe(e)}`);
+      return results;
+    }
+
+    async function workflow(target, childArgs) {
+      if (scope.depth > 0) throw new Error(NEST_MSG);
+      let request;
+      if (typeof target === "string") request = { name: target };
+      else if (target !== null && typeof target === "object" && typeof target.scriptPath === "string")
+        request = { scriptPath: target.scriptPath };
+      else throw new TypeError("workflow() expects a workflow name (string) or {scriptPath: string}");
+      const child = host.loadWorkflow(JSON.stringify(request));
+      if (child.error) throw hostError(child.error);
+      host.log(0, `▸ running dynamic workflow ${child.name}`);
+      const api = makeApi({ depth: scope.depth + 1, name: child.name, args: childArgs });
+      let value;
+      try {
+        value = await child.main(api);
+      } catch (e) {
+        host.log(0, `▸ ${child.name} failed: ${describe(e)}`);
+        throw e;
+      }
+      host.log(0, `▸ ${child.name} done`);
+      return value;
+    }
+
+    function setTimeout(fn, ms, ...fnArgs) {
+      if (typeof fn !== "function") throw new TypeError("setTimeout() expects a function");
+      const delay = Math.max(0, Number(ms) || 0);
+      const reply = call("spawn", { kind: "timer", ms: delay });
+      state.pending.set(reply.handle, { kind: "timer", fn, args: fnArgs });
+      return reply.handle;
+    }
+
+    function clearTimeout(handle) {
+      const p = state.pending.get(handle);
+      if (p && p.kind === "timer") {
+        state.pending.delete(handle);
+        host.cancel(handle);
+      }
+    }
+
+    return {
+      agent, parallel, pipeline, workflow, phase, log, console, budget, setTimeout, clearTimeout,
+      args: scope.args,
+    };
+  }
+
+  // Frozen `{ total, spent(), remaining() }`, made once the run context is known (start()).
+  let budget;
+
+  function serialisable(value, path) {
+    const t = typeof value;
+    if (t === "function") throw new TypeError(`the workflow result is not JSON-serialisable: ${path} is a function`);
+    if (t === "symbol") throw new TypeError(`the workflow result is not JSON-serialisable: ${path} is a symbol`);
+    if (t === "bigint") throw new TypeError(`the workflow result is not JSON-serialisable: ${path} is a BigInt`);
+    if (value !== null && t === "object" && typeof value.toJSON !== "function") {
+      if (Array.isArray(value)) value.forEach((v, i) => serialisable(v, `${path}[${i}]`));
+      else for (const k of Object.keys(value)) serialisable(value[k], `${path}.${k}`);
+    }
+  }
+
+  function errorReport(e) {
+    if (e instanceof Error) {
+      return { error: String(e), stack: typeof e.stack === "string" ? e.stack : undefined };
+    }
+    // The reference reports a thrown non-Error as plain "Error"; keep that first line and add
+    // what was thrown so the user can find it.
+    let shown;
+    try {
+      shown = JSON.stringify(e);
+    } catch (_) {
+      shown = undefined;
+    }
+    return { error: `Error\nthe script threw a non-Error value: ${shown === undefined ? String(e) : shown}` };
+  }
+
+  // ---- the entry points the plugin calls (never visible to scripts)
+  return {
+    // ctx: the run context from the host (args, budget total, agent cap).
+    start(ctxJson, main) {
+      const ctx = JSON.parse(ctxJson);
+      state.total = ctx.budgetTotal === undefined ? null : ctx.budgetTotal;
+      state.agentsLeft = ctx.agentCap;
+      state.capMessage = ctx.capMessage;
+      budget = Object.freeze({
+        total: state.total,
+        spent: () => state.spent,
+        remaining: () => (state.total === null ? Infinity : Math.max(0, state.total - state.spent)),
+      });
+      const top = makeApi({ depth: 0, name: null, args: ctx.args });
+      for (const [k, v] of Object.entries(top)) {
+        Object.defineProperty(g, k, { value: v, writable: true, configurable: true, enumerable: false });
+      }
+      (async () => main(top))().then(
+        (value) => {
+          try {
+            serialisable(value, "result");
+            state.outcome = JSON.stringify({ ok: true, value: value === undefined ? null : value });
+          } catch (e) {
+            state.outcome = JSON.stringify({ ok: false, ...errorReport(e) });
+          }
+        },
+        (e) => {
+          state.outcome = JSON.stringify({ ok: false, ...errorReport(e) });
+        },
+      );
+    },
+    // One finished job from the host: {handle, ok, value, spent}.
+    deliver(msgJson) {
+      const msg = JSON.parse(msgJson);
+      if (typeof msg.spent === "number") state.spent = msg.spent;
+      const p = state.pending.get(msg.handle);
+      if (!p) return;
+      state.pending.delete(msg.handle);
+      if (p.kind === "timer") p.fn(...p.args);
+      else p.resolve(msg.value === undefined ? null : msg.value);
+    },
+    pendingCount() {
+      return state.pending.size;
+    },
+    outcome() {
+      return state.outcome;
+    },
+  };
+});
