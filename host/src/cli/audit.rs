@@ -1,0 +1,173 @@
+//! `wfhost audit`: everything a security reviewer needs to know about what a script can reach.
+
+use super::{LimitArgs, read_file};
+use crate::compile::{self, Cache};
+use crate::sandbox::{self, ImportCheck, Sandbox, capabilities, wasi};
+use crate::script::Script;
+use anyhow::{Result, anyhow};
+use clap::Args;
+use serde_json::json;
+use std::path::PathBuf;
+
+pub const AFTER_HELP: &str = "\
+Examples:
+  wfhost audit                    the guest every script runs in
+  wfhost audit review.js          the same, plus the script's metadata
+  wfhost audit review.wasm        a compiled module's imports, checked against the allow-list
+  wfhost audit --json             for machines";
+
+/// The contract, embedded so the audit shows exactly what this binary was built against.
+pub const WIT: &str = include_str!("../../../wit/wfhost.wit");
+
+#[derive(Args)]
+pub struct AuditArgs {
+    /// A script (`.js`) or a module from `wfhost compile` (`.wasm`).
+    target: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+pub async fn audit(a: AuditArgs) -> Result<u8> {
+    let limits = a.limits.limits();
+    let sandbox = Sandbox::new(limits.clone(), &Cache::new(a.limits.no_cache))?;
+    let guest =
+        wasmtime::Module::new(sandbox.engine(), compile::GUEST).map_err(|e| anyhow!("{e}"))?;
+    let guest_imports = sandbox::audit_imports(&guest, None);
+
+    let mut meta = None;
+    let mut module_imports: Option<Vec<ImportCheck>> = None;
+    if let Some(path) = &a.target {
+        let bytes = read_file(path)?;
+        if path.extension().is_some_and(|e| e == "wasm") {
+            let module = wasmtime::Module::new(sandbox.engine(), &bytes).map_err(|e| {
+                anyhow!(
+                    "`{}` is not a valid WebAssembly module: {e}",
+                    path.display()
+                )
+            })?;
+            module_imports = Some(sandbox::audit_imports(
+                &module,
+                Some(compile::PLUGIN_NAMESPACE),
+            ));
+            meta = compile::module_info(&bytes)?.meta;
+        } else {
+            let source = String::from_utf8_lossy(&bytes);
+            meta = Some(
+                Script::parse(&path.display().to_string(), &source)
+                    .map_err(|r| anyhow!(r.render()))?
+                    .meta,
+            );
+        }
+    }
+    let refused = module_imports
+        .iter()
+        .flatten()
+        .chain(&guest_imports)
+        .any(|i| !i.allowed);
+    let verify = "`just guest-verify` rebuilds the guest from guest-sdk/ with the pinned Debian toolchain and fails unless the bytes are identical";
+    let wasi_facts = [
+        "no preopened directories (no filesystem)",
+        "no environment variables, no arguments",
+        "no sockets, no name lookup",
+        "stdin empty; stdout and stderr captured in memory, never inherited",
+        "clocks fixed at the Unix epoch; random is a fixed stream",
+    ];
+
+    if a.json {
+        let report = json!({
+            "target": a.target,
+            "meta": meta,
+            "guest": { "sha256": compile::GUEST_SHA256, "size": compile::GUEST.len(), "verify": verify, "imports": guest_imports },
+            "module_imports": module_imports,
+            "wit": WIT,
+            "capabilities": capabilities::FUNCTIONS.iter().map(|(n, sig)| json!({"name": n, "core_signature": sig})).collect::<Vec<_>>(),
+            "wasi_allow": wasi::WASI_ALLOW,
+            "wasi": wasi_facts,
+            "limits": limits,
+            "verdict": if refused { "refused" } else { "allowed" },
+        });
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("wfhost capability audit\n");
+        if let (Some(path), Some(m)) = (&a.target, &meta) {
+            println!("target: {} — {}: {}", path.display(), m.name, m.description);
+        }
+        println!(
+            "guest:  sha256 {} ({} bytes)",
+            compile::GUEST_SHA256,
+            compile::GUEST.len()
+        );
+        println!("        verify: {verify}\n");
+        if let Some(imports) = &module_imports {
+            println!(
+                "module imports (only `{}::{{{}}}` may be imported):",
+                compile::PLUGIN_NAMESPACE,
+                compile::PLUGIN_IMPORTS.join(", ")
+            );
+            print_imports(imports);
+            println!();
+        }
+        println!("guest imports:");
+        print_imports(&guest_imports);
+        println!("\nWASI preview 1 context:");
+        for f in wasi_facts {
+            println!("  - {f}");
+        }
+        println!("\nlimits in force:");
+        println!(
+            "  memory      {:>10}  --max-memory",
+            bytesize::ByteSize(limits.max_memory)
+                .display()
+                .iec()
+                .to_string()
+        );
+        println!(
+            "  cpu         {:>10}  --cpu-timeout (synchronous run without waiting)",
+            humantime::format_duration(limits.cpu_timeout).to_string()
+        );
+        println!(
+            "  log bytes   {:>10}  --max-log-bytes",
+            bytesize::ByteSize(limits.max_log_bytes)
+                .display()
+                .iec()
+                .to_string()
+        );
+        println!(
+            "  log lines   {:>10}  --max-log-lines",
+            limits.max_log_lines
+        );
+        println!("  agents      {:>10}  --max-agents", limits.max_agents);
+        println!("  concurrency {:>10}  --concurrency", limits.concurrency);
+        println!("\nthe contract (wit/wfhost.wit):\n");
+        for line in WIT.lines() {
+            println!("  {line}");
+        }
+        println!(
+            "\nverdict: {}",
+            if refused {
+                "REFUSED (see the imports marked refused)"
+            } else {
+                "allowed"
+            }
+        );
+    }
+    Ok(if refused {
+        crate::exit::REFUSED
+    } else {
+        crate::exit::OK
+    })
+}
+
+fn print_imports(imports: &[ImportCheck]) {
+    for i in imports {
+        println!(
+            "  {}  {}::{}",
+            if i.allowed { "allowed" } else { "REFUSED" },
+            i.module,
+            i.name
+        );
+    }
+}

@@ -1,0 +1,181 @@
+//! The command line. One file per command; this one holds the shared flags, dispatch and the
+//! error format (`error: …` lowercase, then a `hint:` line).
+
+mod audit;
+mod compile;
+mod run;
+
+use crate::exit;
+use crate::limits::Limits;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+const AFTER_HELP: &str = "\
+Exit codes:
+  0   the workflow completed
+  65  the script failed, or was rejected before running (meta, syntax, import)
+  70  internal error in wfhost
+  75  temporary provider failure (rate limit, overload, network): retry later
+  77  refused by policy (import outside the capability surface, no approval)
+
+Examples:
+  wfhost run review.js --backend mock --yes          dry run on the deterministic mock model
+  wfhost run review.js --args '{\"files\":[\"a.rs\"]}'  pass `args` as JSON
+  wfhost compile review.js -o review.wasm            a standalone module
+  wfhost audit review.wasm                           what it can reach, and why nothing else";
+
+#[derive(Parser)]
+#[command(
+    name = "wfhost",
+    version = version(),
+    about = "Run model-written workflow scripts in a WebAssembly sandbox",
+    long_about = "Run model-written workflow scripts in a WebAssembly sandbox.\n\n\
+        A script is compiled by Javy (QuickJS → WebAssembly) and runs in Wasmtime with no \
+        filesystem, socket, environment or clock: its only way out is spawning agents, waiting \
+        for them, and logging.",
+    after_help = AFTER_HELP
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+fn version() -> &'static str {
+    Box::leak(
+        format!(
+            "{}\nguest sha256 {}",
+            env!("CARGO_PKG_VERSION"),
+            crate::compile::GUEST_SHA256
+        )
+        .into_boxed_str(),
+    )
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a workflow script (`.js`), a compiled module (`.wasm`) or a saved workflow by name.
+    #[command(after_help = run::AFTER_HELP)]
+    Run(run::RunArgs),
+    /// Compile a script to a standalone WebAssembly module (a Javy dynamic-linking module).
+    #[command(after_help = compile::AFTER_HELP)]
+    Compile(compile::CompileArgs),
+    /// Print the capability surface: what a script or module can reach, and the limits.
+    #[command(after_help = audit::AFTER_HELP)]
+    Audit(audit::AuditArgs),
+}
+
+/// The sandbox limits, shared by every command that runs or describes a run.
+#[derive(Args, Clone, Debug)]
+pub struct LimitArgs {
+    /// Guest linear-memory cap (e.g. 256MiB, 1GiB).
+    #[arg(long, value_name = "SIZE", default_value = "256MiB", value_parser = parse_size)]
+    max_memory: u64,
+    /// How long the script may run without waiting on an agent or timer (e.g. 30s, 2m).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
+    cpu_timeout: Duration,
+    /// Total bytes of log output one run may write.
+    #[arg(long, value_name = "SIZE", default_value = "16MiB", value_parser = parse_size)]
+    max_log_bytes: u64,
+    /// Number of log lines one run may write.
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    max_log_lines: u64,
+    /// Agents one run may start (the reference runtime's cap is 1000).
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    max_agents: u32,
+    /// Agents running at once [default: min(16, max(2, cores − 2))].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    concurrency: Option<u16>,
+    /// Do not read or write the compile cache ($WFHOST_CACHE_DIR, else $XDG_CACHE_HOME/wfhost).
+    #[arg(long)]
+    no_cache: bool,
+}
+
+impl LimitArgs {
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_memory: self.max_memory,
+            cpu_timeout: self.cpu_timeout,
+            max_log_bytes: self.max_log_bytes,
+            max_log_lines: self.max_log_lines,
+            max_agents: self.max_agents,
+            concurrency: self
+                .concurrency
+                .map_or_else(crate::limits::default_concurrency, usize::from),
+            ..Limits::default()
+        }
+    }
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    s.parse::<bytesize::ByteSize>()
+        .map(|b| b.as_u64())
+        .map_err(|e| format!("not a size like 256MiB: {e}"))
+}
+
+/// Prints an error the way every command does: `error: …`, context lines, `hint: …`.
+pub fn print_error(e: &anyhow::Error) {
+    let text = format!("{e:#}");
+    let mut lines = text.lines();
+    if let Some(first) = lines.next() {
+        eprintln!("error: {first}");
+    }
+    for l in lines {
+        eprintln!("{l}");
+    }
+}
+
+pub fn error_code(e: &anyhow::Error) -> u8 {
+    if e.downcast_ref::<crate::Refused>().is_some() {
+        exit::REFUSED
+    } else {
+        exit::INTERNAL
+    }
+}
+
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            });
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::INTERNAL);
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Run(a) => run::run(a).await,
+            Command::Compile(a) => compile::compile(a).await,
+            Command::Audit(a) => audit::audit(a).await,
+        }
+    });
+    // Agents still running (the script returned without awaiting them) must not hold the
+    // process open.
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            print_error(&e);
+            ExitCode::from(error_code(&e))
+        }
+    }
+}
+
+/// Reads a script file, naming the file in the error.
+pub fn read_file(path: &PathBuf) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read `{}`: {e}", path.display()))
+}

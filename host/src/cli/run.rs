@@ -1,0 +1,243 @@
+//! `wfhost run`
+
+use super::{LimitArgs, read_file};
+use crate::backend::{Backend, mock::Mock};
+use crate::compile::{self, Cache};
+use crate::report::{Outcome, RunReport};
+use crate::run::{RunOptions, Target, execute, new_run_id, parse_args, rejected};
+use crate::sandbox::{self, Sandbox};
+use crate::script::{Meta, Script};
+use crate::workflows::Resolver;
+use crate::{Refused, exit, printer};
+use anyhow::{Result, anyhow, bail};
+use clap::Args;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+pub const AFTER_HELP: &str = "\
+Examples:
+  wfhost run review.js --backend mock --yes
+  wfhost run review.js --args '{\"files\": [\"src/a.rs\"]}' --budget-tokens 200000
+  wfhost run review.wasm --json              one JSON report on stdout (for CI)
+  wfhost run deep-review                     a saved workflow (see .wfhost/workflows/)
+
+Without a terminal (CI), `--yes` is required: running a script is an explicit decision.";
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// A script (`.js`), a module from `wfhost compile` (`.wasm`), or a saved workflow's name.
+    target: String,
+    /// The script's `args`: JSON, or any other text (it arrives as a string).
+    #[arg(long, value_name = "JSON", conflicts_with = "args_file")]
+    args: Option<String>,
+    /// Read `args` from a file (same rules as --args).
+    #[arg(long, value_name = "FILE")]
+    args_file: Option<PathBuf>,
+    /// Who answers agents: `mock` (deterministic, offline).
+    #[arg(long, value_name = "NAME")]
+    backend: Option<String>,
+    /// Print one JSON report on stdout when the run ends (and nothing else there).
+    #[arg(long)]
+    json: bool,
+    /// Run without asking for approval (required without a terminal).
+    #[arg(long, short = 'y')]
+    yes: bool,
+    /// No progress on stderr.
+    #[arg(long, short = 'q')]
+    quiet: bool,
+    /// A hard ceiling on output tokens: once spent, new agent() calls throw.
+    #[arg(long, value_name = "N")]
+    budget_tokens: Option<u64>,
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+pub async fn run(a: RunArgs) -> Result<u8> {
+    let started = Instant::now();
+    let cwd = std::env::current_dir()?;
+    let backend = backend(a.backend.as_deref())?;
+    let args = match (&a.args, &a.args_file) {
+        (Some(text), _) => Some(parse_args(text)),
+        (None, Some(path)) => Some(parse_args(&String::from_utf8_lossy(&read_file(path)?))),
+        (None, None) => None,
+    };
+    let limits = a.limits.limits();
+    let cache = Cache::new(a.limits.no_cache);
+    let run_id = new_run_id();
+
+    let target_path = resolve_target(&a.target, &cwd)?;
+    let sandbox = Sandbox::new(limits.clone(), &cache)?;
+    let target = if target_path.extension().is_some_and(|e| e == "wasm") {
+        let bytes = read_file(&target_path)?;
+        let info = compile::module_info(&bytes)?;
+        let module = wasmtime::Module::new(sandbox.engine(), &bytes).map_err(|e| {
+            anyhow!(
+                "`{}` is not a valid WebAssembly module: {e}",
+                target_path.display()
+            )
+        })?;
+        sandbox::check_imports(&module, Some(compile::PLUGIN_NAMESPACE))?;
+        match &info.guest_sha256 {
+            Some(sha) if sha == compile::GUEST_SHA256 => {}
+            other => bail!(
+                "`{}` was compiled for guest {}, but this wfhost carries guest {}\nhint: recompile it: `wfhost compile SCRIPT.js -o {}`",
+                target_path.display(),
+                other.as_deref().unwrap_or("(unknown)"),
+                compile::GUEST_SHA256,
+                target_path.display()
+            ),
+        }
+        Target::Module {
+            module,
+            meta: info.meta,
+        }
+    } else {
+        let source = String::from_utf8(read_file(&target_path)?)
+            .map_err(|_| anyhow!("`{}` is not UTF-8 text", target_path.display()))?;
+        match Script::parse(&target_path.display().to_string(), &source) {
+            Ok(s) => Target::Script(s),
+            Err(rejection) => {
+                let report = rejected(run_id, &rejection, backend.name(), started);
+                return Ok(finish(&a, report));
+            }
+        }
+    };
+
+    let meta = match &target {
+        Target::Script(s) => Some(&s.meta),
+        Target::Module { meta, .. } => meta.as_ref(),
+    };
+    if !a.quiet && !a.json {
+        for w in meta.map(|m| m.warnings.clone()).unwrap_or_default() {
+            eprintln!("warning: {w}");
+        }
+    }
+    if !a.yes {
+        approve(meta, &target_path)?;
+    }
+
+    let events = if a.quiet || a.json {
+        crate::events::Events::none()
+    } else {
+        printer::plain()
+    };
+    let opts = RunOptions {
+        args,
+        budget_tokens: a.budget_tokens,
+        limits,
+        backend,
+        cwd,
+        events,
+    };
+    let report = execute(&sandbox, &cache, target, opts, run_id).await?;
+    Ok(finish(&a, report))
+}
+
+/// `.wasm` and `.js` paths are files; anything else that is not a file is a saved workflow.
+fn resolve_target(target: &str, cwd: &Path) -> Result<PathBuf> {
+    let path = PathBuf::from(target);
+    if path.is_file()
+        || target.ends_with(".js")
+        || target.ends_with(".wasm")
+        || target.contains('/')
+    {
+        return Ok(path);
+    }
+    Resolver::discover(cwd)
+        .find(target)
+        .map_err(|e| anyhow!("{e}\nhint: `{target}` is neither a file nor a saved workflow in .wfhost/workflows/ or .claude/workflows/"))
+}
+
+fn backend(name: Option<&str>) -> Result<Arc<dyn Backend>> {
+    match name {
+        Some("mock") => Ok(Arc::new(Mock::default())),
+        Some(other) => bail!("unknown backend `{other}`\nhint: available backends: `mock`"),
+        None => bail!(
+            "no agent backend chosen\nhint: pass `--backend mock` for a dry run on the deterministic mock model"
+        ),
+    }
+}
+
+/// Asks on the terminal before running a script; refuses (exit 77) without one.
+fn approve(meta: Option<&Meta>, path: &Path) -> Result<()> {
+    if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
+        bail!(Refused(format!(
+            "refused: running `{}` needs approval, and there is no terminal to ask on\nhint: review the script (`wfhost audit {}`), then pass `--yes`",
+            path.display(),
+            path.display()
+        )));
+    }
+    let mut err = std::io::stderr().lock();
+    match meta {
+        Some(m) => {
+            writeln!(err, "{} — {}", m.name, m.description)?;
+            for p in &m.phases {
+                writeln!(err, "  · {}", p.title)?;
+            }
+        }
+        None => writeln!(err, "{} (no metadata)", path.display())?,
+    }
+    write!(err, "run it? [y/N] ")?;
+    err.flush()?;
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    if matches!(answer.trim(), "y" | "Y" | "yes") {
+        Ok(())
+    } else {
+        bail!(Refused("not approved; nothing was run".into()))
+    }
+}
+
+/// Prints the outcome; returns the exit code.
+fn finish(a: &RunArgs, report: RunReport) -> u8 {
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string(&report).expect("report serialises")
+        );
+        return report.exit_code;
+    }
+    match report.outcome {
+        Outcome::Completed => {
+            let result = report.result.clone().unwrap_or_default();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&result).expect("result serialises")
+            );
+        }
+        Outcome::Failed | Outcome::Rejected => {
+            let what = if report.outcome == Outcome::Rejected {
+                "the script was rejected"
+            } else {
+                "the workflow failed"
+            };
+            let error = report.error.clone().unwrap_or_default();
+            eprintln!("error: {what}: {error}");
+            if let Some(stack) = &report.stack {
+                eprintln!("{}", stack.trim_end());
+            }
+        }
+    }
+    if !a.quiet {
+        let u = &report.usage;
+        eprintln!(
+            "{} {} in {:.1}s · {} agents ({} done, {} failed) · {} tokens in, {} out · run {}",
+            if report.exit_code == exit::OK {
+                "✓"
+            } else {
+                "✗"
+            },
+            format!("{:?}", report.outcome).to_lowercase(),
+            report.duration_ms as f64 / 1000.0,
+            report.agents,
+            u.agents_done,
+            u.agents_failed,
+            u.input_tokens,
+            u.output_tokens,
+            report.run_id
+        );
+    }
+    report.exit_code
+}

@@ -1,0 +1,78 @@
+//! The run report: what `--json` prints when a run ends, and what the exit code is made from.
+
+use crate::backend::Usage;
+use crate::exit;
+use serde::Serialize;
+use serde_json::Value;
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// The script returned.
+    Completed,
+    /// The script threw, or was stopped by a limit.
+    Failed,
+    /// The script was refused before it ran (meta, syntax, import).
+    Rejected,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    pub run_id: String,
+    pub outcome: Outcome,
+    /// The script's return value (`null` when it returned nothing).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The script's stack trace, when it failed with an Error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stack: Option<String>,
+    /// Narrator lines: log(), console.*, and runtime notes such as `parallel[2] failed: …`.
+    pub logs: Vec<String>,
+    /// Agents started.
+    pub agents: u32,
+    pub usage: ReportUsage,
+    pub backend: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backend_stats: Option<Value>,
+    pub duration_ms: u64,
+    pub exit_code: u8,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ReportUsage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cache_creation_input_tokens: u64,
+    pub cache_read_input_tokens: u64,
+    pub agents_done: u32,
+    pub agents_failed: u32,
+    pub agents_cached: u32,
+}
+
+impl ReportUsage {
+    pub fn new(u: Usage, done: u32, failed: u32, cached: u32) -> Self {
+        ReportUsage {
+            input_tokens: u.input_tokens,
+            output_tokens: u.output_tokens,
+            cache_creation_input_tokens: u.cache_creation_input_tokens,
+            cache_read_input_tokens: u.cache_read_input_tokens,
+            agents_done: done,
+            agents_failed: failed,
+            agents_cached: cached,
+        }
+    }
+}
+
+/// The exit code of a run that got as far as a report.
+pub fn exit_code(outcome: Outcome, transient_failures: u32, internal: bool) -> u8 {
+    match outcome {
+        Outcome::Completed => exit::OK,
+        _ if internal => exit::INTERNAL,
+        // A script that failed after agents failed for temporary reasons will likely pass on
+        // a retry: say so, so CI can retry instead of reporting a broken script.
+        Outcome::Failed if transient_failures > 0 => exit::TEMPORARY,
+        _ => exit::SCRIPT,
+    }
+}

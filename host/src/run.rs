@@ -1,0 +1,202 @@
+//! One run, end to end: compile (cached), sandbox, scheduler, report.
+
+use crate::backend::Backend;
+use crate::compile::{self, Cache};
+use crate::events::{Event, Events};
+use crate::limits::Limits;
+use crate::report::{Outcome, ReportUsage, RunReport, exit_code};
+use crate::sandbox::capabilities::{Capabilities, RunSetup};
+use crate::sandbox::{Ending, Sandbox};
+use crate::scheduler::Scheduler;
+use crate::script::{Meta, Rejection, Script};
+use crate::workflows::Resolver;
+use anyhow::Result;
+use serde_json::Value;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// What to run.
+pub enum Target {
+    Script(Script),
+    /// A standalone module from `wfhost compile` (already import-checked).
+    Module {
+        module: wasmtime::Module,
+        meta: Option<Meta>,
+    },
+}
+
+pub struct RunOptions {
+    pub args: Option<Value>,
+    pub budget_tokens: Option<u64>,
+    pub limits: Limits,
+    pub backend: Arc<dyn Backend>,
+    pub cwd: PathBuf,
+    pub events: Events,
+}
+
+/// A new run id: sortable by start time, unique enough for one project.
+pub fn new_run_id() -> String {
+    let now = std::time::SystemTime::now();
+    let stamp = humantime::format_rfc3339_seconds(now)
+        .to_string()
+        .replace(['-', ':'], "");
+    let nanos = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    let salt = blake3::hash(format!("{nanos}-{}", std::process::id()).as_bytes()).to_hex();
+    format!("{}-{}", stamp.trim_end_matches('Z'), &salt[..6])
+}
+
+/// `--args` / `--args-file` text: a value that parses as JSON arrives as JSON, otherwise as a
+/// string; a JSON string that itself holds JSON arrives parsed (as on the reference runtime).
+pub fn parse_args(text: &str) -> Value {
+    let v = serde_json::from_str(text.trim()).unwrap_or_else(|_| Value::String(text.to_string()));
+    match &v {
+        Value::String(s) => serde_json::from_str(s).unwrap_or(v),
+        _ => v,
+    }
+}
+
+/// A report for a script refused before it ran.
+pub fn rejected(
+    run_id: String,
+    rejection: &Rejection,
+    backend: &str,
+    started: Instant,
+) -> RunReport {
+    RunReport {
+        run_id,
+        outcome: Outcome::Rejected,
+        result: None,
+        error: Some(rejection.render()),
+        stack: None,
+        logs: vec![],
+        agents: 0,
+        usage: ReportUsage::default(),
+        backend: backend.to_string(),
+        backend_stats: None,
+        duration_ms: started.elapsed().as_millis() as u64,
+        exit_code: crate::exit::SCRIPT,
+    }
+}
+
+pub async fn execute(
+    sandbox: &Sandbox,
+    cache: &Cache,
+    target: Target,
+    opts: RunOptions,
+    run_id: String,
+) -> Result<RunReport> {
+    let started = Instant::now();
+    let backend_name = opts.backend.name().to_string();
+    let (origin, meta) = match &target {
+        Target::Script(s) => (s.origin.clone(), Some(s.meta.clone())),
+        Target::Module { meta, .. } => ("module".to_string(), meta.clone()),
+    };
+
+    // Compile first: a script QuickJS cannot compile is rejected before anything runs.
+    let bytecode = match &target {
+        Target::Script(script) => match compile::cached_bytecode(cache, &script.module) {
+            Some(b) => Some(b),
+            None => match sandbox.compile_src(&script.module).await? {
+                Ok(b) => {
+                    compile::store_bytecode(cache, &script.module, &b);
+                    Some(b)
+                }
+                Err(message) => {
+                    let rejection = Rejection {
+                        message: format!(
+                            "Workflow script has a syntax error and was not launched:\n  {message}"
+                        ),
+                        location: Some(script.origin.clone()),
+                        hint: None,
+                    };
+                    return Ok(rejected(run_id, &rejection, &backend_name, started));
+                }
+            },
+        },
+        Target::Module { .. } => None,
+    };
+
+    if let Some(meta) = meta {
+        opts.events.emit(Event::RunStarted {
+            run_id: run_id.clone(),
+            script: origin,
+            meta,
+            backend: backend_name.clone(),
+        });
+    }
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let scheduler = Scheduler::start(
+        opts.backend.clone(),
+        opts.limits.concurrency,
+        tx.clone(),
+        opts.events.clone(),
+    );
+    let caps = Capabilities::new(RunSetup {
+        args: opts.args,
+        budget_total: opts.budget_tokens,
+        limits: opts.limits.clone(),
+        scheduler,
+        completions: (tx, rx),
+        workflows: Resolver::discover(&opts.cwd),
+        events: opts.events.clone(),
+    });
+    let (ending, caps) = match (&target, bytecode) {
+        (Target::Module { module, .. }, _) => sandbox.run_module(module, caps).await,
+        (_, Some(bytecode)) => sandbox.run_bytecode(&bytecode, caps).await,
+        (Target::Script(_), None) => unreachable!("scripts always have bytecode"),
+    };
+
+    let r = caps.report;
+    let (outcome, result, error, stack, internal) = match ending {
+        Ending::Finished(o) if o["ok"] == Value::Bool(true) => (
+            Outcome::Completed,
+            Some(o["value"].clone()),
+            None,
+            None,
+            false,
+        ),
+        Ending::Finished(o) => {
+            let text = |k: &str| o[k].as_str().map(str::to_owned);
+            (
+                Outcome::Failed,
+                None,
+                text("error"),
+                text("stack").filter(|s| !s.trim().is_empty()),
+                false,
+            )
+        }
+        Ending::Limit(limit) => (
+            Outcome::Failed,
+            None,
+            Some(limit.describe(&opts.limits)),
+            None,
+            false,
+        ),
+        Ending::Trapped { message, internal } => {
+            (Outcome::Failed, None, Some(message), None, internal)
+        }
+    };
+    let duration_ms = started.elapsed().as_millis() as u64;
+    opts.events.emit(Event::RunFinished {
+        outcome: format!("{outcome:?}").to_lowercase(),
+        duration_ms,
+    });
+    Ok(RunReport {
+        run_id,
+        outcome,
+        result,
+        error,
+        stack,
+        logs: r.logs,
+        agents: r.agents_started,
+        usage: ReportUsage::new(r.usage, r.agents_done, r.agents_failed, 0),
+        backend: backend_name,
+        backend_stats: opts.backend.stats(),
+        duration_ms,
+        exit_code: exit_code(outcome, r.transient_failures, internal),
+    })
+}

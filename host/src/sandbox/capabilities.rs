@@ -1,0 +1,502 @@
+//! The wfhost capability surface (wit/wfhost.wit), host side: the only functions a guest can
+//! call besides the WASI allow-list. State + one `add_to_linker`.
+//!
+//! Core ABI: strings go in as `(ptr, len)` of guest memory; strings come back as an `i64`
+//! packing `(ptr << 32) | len` of a buffer allocated in the guest through its `cabi_realloc`
+//! export (how the canonical ABI returns a `string`).
+
+use super::RunState;
+use crate::backend::{AgentRequest, Usage};
+use crate::events::{Event, Events, LogLevel};
+use crate::limits::{LimitHit, Limits};
+use crate::scheduler::{AgentJob, Completion, Scheduler};
+use crate::schema::Schema;
+use crate::workflows::Resolver;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use tokio::sync::mpsc;
+use wasmtime::{Caller, Extern, Linker};
+
+/// The import module name of the capability surface.
+pub const MODULE: &str = "wfhost";
+
+/// Every function of the surface: (name, core signature). The audit prints this list and a
+/// test checks it against wit/wfhost.wit.
+pub const FUNCTIONS: &[(&str, &str)] = &[
+    ("context", "() -> i64"),
+    ("spawn", "(i32, i32) -> i64"),
+    ("wait-next", "() -> i64"),
+    ("cancel", "(i32) -> ()"),
+    ("load-workflow", "(i32, i32) -> i64"),
+    ("log", "(i32, i32, i32) -> ()"),
+    ("phase", "(i32, i32) -> ()"),
+    ("finish", "(i32, i32) -> ()"),
+];
+
+/// The largest string a guest may pass to the host in one call. Why 64 MiB: a prompt or a
+/// result larger than that is a bug, and reading it must not take the host's memory with it.
+const MAX_GUEST_STRING: u32 = 64 << 20;
+
+/// Why 1 hour: longer timers in a workflow are a mistake (or an attempt to hang CI).
+const MAX_TIMER_MS: u64 = 60 * 60 * 1000;
+
+/// What a run of a script may do, and what it did.
+pub struct Capabilities {
+    /// `{args?, budgetTotal, agentCap, capMessage}` — handed to the guest by `context`.
+    context: String,
+    budget_total: Option<u64>,
+    limits: Limits,
+    scheduler: Option<Scheduler>,
+    completions: mpsc::UnboundedReceiver<Completion>,
+    completions_tx: mpsc::UnboundedSender<Completion>,
+    next_handle: u32,
+    agents: HashMap<u32, AgentInfo>,
+    timers: HashMap<u32, tokio::task::JoinHandle<()>>,
+    workflows: Option<Resolver>,
+    events: Events,
+    pub report: CapabilityReport,
+}
+
+struct AgentInfo {
+    label: String,
+    workflow: Option<String>,
+}
+
+/// What the run did, for the report.
+#[derive(Debug, Default)]
+pub struct CapabilityReport {
+    pub logs: Vec<String>,
+    log_bytes: u64,
+    pub agents_started: u32,
+    pub agents_done: u32,
+    pub agents_failed: u32,
+    pub transient_failures: u32,
+    pub usage: Usage,
+    /// Set by `finish`: `{ok, value}` or `{ok: false, error, stack?}`.
+    pub outcome: Option<Value>,
+    pub limit_hit: Option<LimitHit>,
+}
+
+/// The per-run inputs of the capability surface.
+pub struct RunSetup {
+    pub args: Option<Value>,
+    pub budget_total: Option<u64>,
+    pub limits: Limits,
+    pub scheduler: Scheduler,
+    pub completions: (
+        mpsc::UnboundedSender<Completion>,
+        mpsc::UnboundedReceiver<Completion>,
+    ),
+    pub workflows: Resolver,
+    pub events: Events,
+}
+
+pub fn cap_message(cap: u32) -> String {
+    format!(
+        "Workflow agent() call cap reached ({cap}). This usually means a loop using budget.remaining() never terminates because no token budget was set — remaining() returns Infinity when budget.total is null. Add a hard iteration cap to the loop, or pass a token budget."
+    )
+}
+
+impl Capabilities {
+    pub fn new(setup: RunSetup) -> Capabilities {
+        let mut context = json!({
+            "budgetTotal": setup.budget_total,
+            "agentCap": setup.limits.max_agents,
+            "capMessage": cap_message(setup.limits.max_agents),
+        });
+        if let Some(a) = setup.args {
+            context["args"] = a;
+        }
+        Capabilities {
+            context: context.to_string(),
+            budget_total: setup.budget_total,
+            limits: setup.limits,
+            scheduler: Some(setup.scheduler),
+            completions_tx: setup.completions.0,
+            completions: setup.completions.1,
+            next_handle: 0,
+            agents: HashMap::new(),
+            timers: HashMap::new(),
+            workflows: Some(setup.workflows),
+            events: setup.events,
+            report: CapabilityReport::default(),
+        }
+    }
+
+    /// A surface for instances that only compile (`compile-src`): every capability refuses.
+    pub fn none(limits: Limits) -> Capabilities {
+        let (tx, rx) = mpsc::unbounded_channel();
+        Capabilities {
+            context: "{}".into(),
+            budget_total: None,
+            limits,
+            scheduler: None,
+            completions: rx,
+            completions_tx: tx,
+            next_handle: 0,
+            agents: HashMap::new(),
+            timers: HashMap::new(),
+            workflows: None,
+            events: Events::none(),
+            report: CapabilityReport::default(),
+        }
+    }
+
+    fn handle(&mut self) -> u32 {
+        self.next_handle += 1;
+        self.next_handle
+    }
+
+    fn outstanding(&self) -> usize {
+        self.timers.len() + self.agents.len()
+    }
+
+    fn spawn(&mut self, request: &str) -> Value {
+        let request: Value = match serde_json::from_str(request) {
+            Ok(v) => v,
+            Err(e) => return error("TypeError", &format!("malformed spawn request: {e}")),
+        };
+        match request["kind"].as_str() {
+            Some("agent") => self.spawn_agent(request),
+            Some("timer") => self.spawn_timer(request["ms"].as_f64().unwrap_or(0.0)),
+            _ => error("TypeError", "spawn: unknown job kind"),
+        }
+    }
+
+    fn spawn_agent(&mut self, r: Value) -> Value {
+        let Some(scheduler) = self.scheduler.clone() else {
+            return error("Error", "agents cannot be started while compiling");
+        };
+        let text = |k: &str| r[k].as_str().map(str::to_owned);
+        let Some(prompt) = text("prompt") else {
+            return error("TypeError", "agent() expects a prompt string");
+        };
+        let schema = match &r["schema"] {
+            Value::Null => None,
+            s => match Schema::new(s.clone()) {
+                Ok(s) => Some(s),
+                Err(e) => return error("TypeError", &e),
+            },
+        };
+        let cap = self.limits.max_agents;
+        if self.report.agents_started >= cap {
+            return error("WorkflowAgentCapError", &cap_message(cap));
+        }
+        if let Some(total) = self.budget_total
+            && self.report.usage.output_tokens >= total
+        {
+            return error(
+                "WorkflowBudgetError",
+                &format!(
+                    "the token budget is spent ({} of {total} output tokens); no new agents can start. Check budget.remaining() before starting agents, or raise --budget-tokens",
+                    self.report.usage.output_tokens
+                ),
+            );
+        }
+        let label = text("label")
+            .filter(|l| !l.is_empty())
+            .unwrap_or_else(|| default_label(&prompt));
+        let request = AgentRequest {
+            prompt,
+            schema: schema.as_ref().map(|s| s.value.clone()),
+            model: text("model"),
+            effort: text("effort"),
+            agent_type: text("agentType"),
+            isolation: text("isolation"),
+            label: label.clone(),
+            phase: text("phase"),
+        };
+        let handle = self.handle();
+        self.report.agents_started += 1;
+        self.agents.insert(
+            handle,
+            AgentInfo {
+                label: label.clone(),
+                workflow: text("workflow"),
+            },
+        );
+        self.events.emit(Event::AgentQueued {
+            handle,
+            label,
+            phase: request.phase.clone(),
+        });
+        scheduler.submit(AgentJob {
+            handle,
+            request,
+            schema,
+        });
+        json!({ "handle": handle, "agentsLeft": cap - self.report.agents_started })
+    }
+
+    fn spawn_timer(&mut self, ms: f64) -> Value {
+        let ms = ms.max(0.0) as u64;
+        if ms > MAX_TIMER_MS {
+            return error(
+                "RangeError",
+                &format!(
+                    "setTimeout() delay {ms} ms is longer than the 1 hour a workflow timer may wait"
+                ),
+            );
+        }
+        let handle = self.handle();
+        let tx = self.completions_tx.clone();
+        let task = tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+            let _ = tx.send(Completion::Timer { handle });
+        });
+        self.timers.insert(handle, task);
+        json!({ "handle": handle })
+    }
+
+    fn cancel(&mut self, handle: u32) {
+        if let Some(t) = self.timers.remove(&handle) {
+            t.abort();
+        }
+    }
+
+    /// Records a finished job; returns the message for the guest.
+    fn complete(&mut self, completion: Completion) -> Result<Value, LimitHit> {
+        let (handle, value) = match completion {
+            Completion::Timer { handle } => {
+                self.timers.remove(&handle);
+                (handle, Value::Null)
+            }
+            Completion::Agent { handle, outcome } => {
+                let info = self.agents.remove(&handle).unwrap_or(AgentInfo {
+                    label: String::new(),
+                    workflow: None,
+                });
+                self.report.usage += outcome.usage;
+                let duration_ms = outcome.duration.as_millis() as u64;
+                match outcome.result {
+                    Ok(v) => {
+                        self.report.agents_done += 1;
+                        let usage = outcome.usage;
+                        self.events.emit(Event::AgentFinished {
+                            handle,
+                            label: info.label,
+                            usage,
+                            duration_ms,
+                        });
+                        (handle, v)
+                    }
+                    Err(e) => {
+                        self.report.agents_failed += 1;
+                        if outcome.transient {
+                            self.report.transient_failures += 1;
+                        }
+                        let prefix = info.workflow.map(|w| format!("[{w}] ")).unwrap_or_default();
+                        self.log(
+                            LogLevel::Warn,
+                            format!("{prefix}[{}] failed: {e}", info.label),
+                        )?;
+                        self.events.emit(Event::AgentFailed {
+                            handle,
+                            label: info.label,
+                            error: e,
+                            duration_ms,
+                        });
+                        (handle, Value::Null)
+                    }
+                }
+            }
+        };
+        Ok(json!({ "handle": handle, "value": value, "spent": self.report.usage.output_tokens }))
+    }
+
+    fn log(&mut self, level: LogLevel, text: String) -> Result<(), LimitHit> {
+        let r = &mut self.report;
+        r.log_bytes += text.len() as u64 + 1;
+        if r.logs.len() as u64 >= self.limits.max_log_lines {
+            return Err(LimitHit::LogLines);
+        }
+        if r.log_bytes > self.limits.max_log_bytes {
+            return Err(LimitHit::LogBytes);
+        }
+        self.events.emit(Event::Log {
+            level,
+            text: text.clone(),
+        });
+        r.logs.push(text);
+        Ok(())
+    }
+
+    fn load_workflow(&mut self, request: &str) -> Value {
+        let Some(resolver) = &self.workflows else {
+            return error("Error", "workflow() is not available here");
+        };
+        let request: Value = serde_json::from_str(request).unwrap_or_default();
+        match resolver.load_child(&request) {
+            Ok(script) => json!({ "name": script.meta.name, "source": script.module }),
+            Err(message) => error("Error", &message),
+        }
+    }
+
+    /// Stops timers and forgets queued agents (the scheduler's workers end with the run).
+    pub fn shutdown(&mut self) {
+        for (_, t) in self.timers.drain() {
+            t.abort();
+        }
+        self.scheduler = None;
+    }
+}
+
+fn error(name: &str, message: &str) -> Value {
+    json!({ "error": { "name": name, "message": message } })
+}
+
+/// An agent without a label is named by the start of its prompt.
+fn default_label(prompt: &str) -> String {
+    let first = prompt
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim();
+    if first.chars().count() > 60 {
+        format!("{}…", first.chars().take(59).collect::<String>())
+    } else {
+        first.to_string()
+    }
+}
+
+// ------------------------------------------------------------------ linking
+
+fn memory(caller: &mut Caller<'_, RunState>) -> wasmtime::Result<wasmtime::Memory> {
+    match caller.get_export("memory") {
+        Some(Extern::Memory(m)) => Ok(m),
+        _ => wasmtime::bail!("the calling module exports no `memory`"),
+    }
+}
+
+fn read_string(caller: &mut Caller<'_, RunState>, ptr: u32, len: u32) -> wasmtime::Result<String> {
+    if len > MAX_GUEST_STRING {
+        wasmtime::bail!(
+            "a string of {len} bytes passed to the host is larger than the 64 MiB allowed"
+        );
+    }
+    let mem = memory(caller)?;
+    let mut buf = vec![0u8; len as usize];
+    mem.read(&*caller, ptr as usize, &mut buf)?;
+    Ok(String::from_utf8(buf)
+        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
+}
+
+/// Allocates `s` in the guest (through `cabi_realloc`) and returns `(ptr << 32) | len`.
+async fn return_string(caller: &mut Caller<'_, RunState>, s: &str) -> wasmtime::Result<i64> {
+    let realloc = match caller.get_export("cabi_realloc") {
+        Some(Extern::Func(f)) => f.typed::<(i32, i32, i32, i32), i32>(&*caller)?,
+        _ => wasmtime::bail!("the calling module exports no `cabi_realloc`"),
+    };
+    let len = i32::try_from(s.len())
+        .map_err(|_| wasmtime::format_err!("reply too large for the guest"))?;
+    if len == 0 {
+        return Ok(0);
+    }
+    let ptr = realloc.call_async(&mut *caller, (0, 0, 1, len)).await?;
+    memory(caller)?.write(&mut *caller, ptr as u32 as usize, s.as_bytes())?;
+    Ok((((ptr as u32 as u64) << 32) | len as u64) as i64)
+}
+
+fn hit(caller: &mut Caller<'_, RunState>, limit: LimitHit) -> wasmtime::Error {
+    caller.data_mut().caps.report.limit_hit = Some(limit);
+    wasmtime::format_err!("limit reached: {limit:?}")
+}
+
+pub fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
+    linker.func_wrap_async(
+        MODULE,
+        "context",
+        |mut caller: Caller<'_, RunState>, (): ()| {
+            Box::new(async move {
+                let ctx = caller.data().caps.context.clone();
+                return_string(&mut caller, &ctx).await
+            })
+        },
+    )?;
+    linker.func_wrap_async(
+        MODULE,
+        "spawn",
+        |mut caller: Caller<'_, RunState>, (ptr, len): (u32, u32)| {
+            Box::new(async move {
+                let request = read_string(&mut caller, ptr, len)?;
+                let reply = caller.data_mut().caps.spawn(&request).to_string();
+                return_string(&mut caller, &reply).await
+            })
+        },
+    )?;
+    linker.func_wrap_async(
+        MODULE,
+        "wait-next",
+        |mut caller: Caller<'_, RunState>, (): ()| {
+            Box::new(async move {
+                if caller.data().caps.outstanding() == 0 {
+                    wasmtime::bail!("wait-next called with no agent or timer outstanding");
+                }
+                let completion = caller
+                    .data_mut()
+                    .caps
+                    .completions
+                    .recv()
+                    .await
+                    .ok_or_else(|| wasmtime::format_err!("the scheduler stopped"))?;
+                let message = match caller.data_mut().caps.complete(completion) {
+                    Ok(m) => m.to_string(),
+                    Err(limit) => return Err(hit(&mut caller, limit)),
+                };
+                // The guest waited on the host: its synchronous-execution allowance starts afresh.
+                caller.data_mut().last_yield = std::time::Instant::now();
+                return_string(&mut caller, &message).await
+            })
+        },
+    )?;
+    linker.func_wrap(
+        MODULE,
+        "cancel",
+        |mut caller: Caller<'_, RunState>, handle: u32| {
+            caller.data_mut().caps.cancel(handle);
+        },
+    )?;
+    linker.func_wrap_async(
+        MODULE,
+        "load-workflow",
+        |mut caller: Caller<'_, RunState>, (ptr, len): (u32, u32)| {
+            Box::new(async move {
+                let request = read_string(&mut caller, ptr, len)?;
+                let reply = caller.data_mut().caps.load_workflow(&request).to_string();
+                return_string(&mut caller, &reply).await
+            })
+        },
+    )?;
+    linker.func_wrap(
+        MODULE,
+        "log",
+        |mut caller: Caller<'_, RunState>, level: u32, ptr: u32, len: u32| {
+            let text = read_string(&mut caller, ptr, len)?;
+            match caller
+                .data_mut()
+                .caps
+                .log(LogLevel::from_guest(level), text)
+            {
+                Ok(()) => Ok(()),
+                Err(limit) => Err(hit(&mut caller, limit)),
+            }
+        },
+    )?;
+    linker.func_wrap(
+        MODULE,
+        "phase",
+        |mut caller: Caller<'_, RunState>, ptr: u32, len: u32| {
+            let title = read_string(&mut caller, ptr, len)?;
+            caller.data_mut().caps.events.emit(Event::Phase { title });
+            Ok(())
+        },
+    )?;
+    linker.func_wrap(MODULE, "finish", |mut caller: Caller<'_, RunState>, ptr: u32, len: u32| {
+        let outcome = read_string(&mut caller, ptr, len)?;
+        let outcome = serde_json::from_str(&outcome)
+            .unwrap_or_else(|e| json!({ "ok": false, "error": format!("the guest sent a malformed outcome: {e}") }));
+        caller.data_mut().caps.report.outcome = Some(outcome);
+        Ok(())
+    })?;
+    Ok(())
+}

@@ -1,0 +1,171 @@
+//! Saved workflows: where `workflow("name")` and `wfhost run NAME` look.
+//!
+//! Project workflows live in `.wfhost/workflows/` and `.claude/workflows/` of every directory
+//! from the current one up to the repository root (the closest wins); personal ones in
+//! `~/.config/wfhost/workflows/` and `~/.claude/workflows/`. Project beats personal. A
+//! workflow is `NAME.js`. Symlinked files or folders are refused: a saved workflow is code that
+//! runs on `wfhost run NAME`, and a link can point anywhere.
+
+use crate::script::Script;
+use serde::Serialize;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    Project,
+    Personal,
+}
+
+#[derive(Debug, Clone)]
+pub struct Resolver {
+    cwd: PathBuf,
+    /// Search order: closest project directory first, personal last.
+    dirs: Vec<(PathBuf, Scope)>,
+}
+
+/// One saved workflow file.
+#[derive(Debug, Clone, Serialize)]
+pub struct Entry {
+    pub name: String,
+    pub path: PathBuf,
+    pub scope: Scope,
+    /// The path of the entry this one hides, if any (same name further away).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shadows: Option<PathBuf>,
+}
+
+impl Resolver {
+    pub fn discover(cwd: &Path) -> Resolver {
+        let mut dirs = Vec::new();
+        for dir in cwd.ancestors() {
+            for sub in [".wfhost/workflows", ".claude/workflows"] {
+                dirs.push((dir.join(sub), Scope::Project));
+            }
+            if dir.join(".git").exists() {
+                break;
+            }
+            // Outside a repository, only the current directory counts as the project.
+            if !cwd.ancestors().any(|d| d.join(".git").exists()) {
+                break;
+            }
+        }
+        if let Some(home) = dirs::home_dir() {
+            dirs.push((home.join(".config/wfhost/workflows"), Scope::Personal));
+            dirs.push((home.join(".claude/workflows"), Scope::Personal));
+        }
+        Resolver {
+            cwd: cwd.to_path_buf(),
+            dirs,
+        }
+    }
+
+    /// Every saved workflow, in search order; later entries with a name already seen are
+    /// marked as shadowed (they are listed, but never run by name).
+    pub fn list(&self) -> Vec<Entry> {
+        let mut out: Vec<Entry> = Vec::new();
+        for (dir, scope) in &self.dirs {
+            if symlinked(dir, 2) {
+                continue;
+            }
+            let Ok(read) = std::fs::read_dir(dir) else {
+                continue;
+            };
+            let mut files: Vec<PathBuf> = read
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "js"))
+                .collect();
+            files.sort();
+            for path in files {
+                let Some(name) = path.file_stem().and_then(|s| s.to_str()).map(str::to_owned)
+                else {
+                    continue;
+                };
+                if let Some(winner) = out
+                    .iter_mut()
+                    .find(|e| e.name == name && e.shadows.is_none())
+                {
+                    winner.shadows = Some(path);
+                    continue;
+                }
+                out.push(Entry {
+                    name,
+                    path,
+                    scope: *scope,
+                    shadows: None,
+                });
+            }
+        }
+        out
+    }
+
+    /// The file of the workflow called `name`.
+    pub fn find(&self, name: &str) -> Result<PathBuf, String> {
+        let entry = self.list().into_iter().find(|e| e.name == name);
+        match entry {
+            Some(e) if symlinked(&e.path, 3) => Err(format!(
+                "workflow `{name}` at {} is a symlink; saved workflows must be regular files",
+                e.path.display()
+            )),
+            Some(e) => Ok(e.path),
+            None => {
+                let names: Vec<String> = self.list().into_iter().map(|e| e.name).collect();
+                let available = if names.is_empty() {
+                    "(none)".to_string()
+                } else {
+                    names.join(", ")
+                };
+                Err(format!(
+                    "workflow('{name}'): no workflow with that name. Available: {available}"
+                ))
+            }
+        }
+    }
+
+    /// `workflow(name | {scriptPath})` from inside a script: resolve, read and check the child.
+    pub fn load_child(&self, request: &Value) -> Result<Script, String> {
+        let (label, path) = if let Some(name) = request["name"].as_str() {
+            (format!("workflow('{name}')"), self.find(name)?)
+        } else if let Some(p) = request["scriptPath"].as_str() {
+            (
+                format!("workflow({{scriptPath: '{p}'}})"),
+                self.script_path(p)?,
+            )
+        } else {
+            return Err(
+                "workflow() expects a workflow name (string) or {scriptPath: string}".into(),
+            );
+        };
+        let source = std::fs::read_to_string(&path)
+            .map_err(|e| format!("{label}: cannot read {}: {e}", path.display()))?;
+        Script::parse(&path.display().to_string(), &source)
+            .map_err(|r| format!("{label}: {}", r.render()))
+    }
+
+    /// A `scriptPath` must name a regular `.js` file inside the current directory.
+    fn script_path(&self, p: &str) -> Result<PathBuf, String> {
+        let refuse = |why: &str| Err(format!("workflow({{scriptPath: '{p}'}}): {why}"));
+        if !p.ends_with(".js") {
+            return refuse("scriptPath must name a `.js` file");
+        }
+        let joined = self.cwd.join(p);
+        let (Ok(full), Ok(root)) = (joined.canonicalize(), self.cwd.canonicalize()) else {
+            return refuse("no such file");
+        };
+        if !full.starts_with(&root) {
+            return refuse("scriptPath must stay inside the current directory");
+        }
+        if symlinked(&joined, Path::new(p).components().count()) {
+            return refuse("scriptPath is a symlink; workflows must be regular files");
+        }
+        Ok(full)
+    }
+}
+
+/// True when `path` or one of its `levels - 1` parent directories is a symlink.
+fn symlinked(path: &Path, levels: usize) -> bool {
+    path.ancestors()
+        .take(levels)
+        .any(|p| std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink()))
+}
