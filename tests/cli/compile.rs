@@ -1,0 +1,93 @@
+//! `wfhost compile` → a standalone module → `wfhost run OUT.wasm`.
+
+use super::{Scratch, wfhost};
+
+const SCRIPT: &str = "export const meta = { name: 'mod', description: 'compiled', phases: [{ title: 'P' }] };\n\
+                      phase('P');\nconst a = await agent('from module');\nreturn { a, args };";
+
+#[test]
+fn compiled_module_runs_and_is_deterministic() {
+    let s = Scratch::new();
+    s.file("w.js", SCRIPT);
+    wfhost(["compile", "w.js", "-o", "a.wasm"])
+        .dir(s.path())
+        .run()
+        .code(0);
+    wfhost(["compile", "w.js", "-o", "b.wasm", "--no-cache"])
+        .dir(s.path())
+        .run()
+        .code(0);
+    let (a, b) = (
+        std::fs::read(s.path().join("a.wasm")).unwrap(),
+        std::fs::read(s.path().join("b.wasm")).unwrap(),
+    );
+    assert_eq!(a, b, "codegen must be deterministic");
+    assert!(
+        a.len() < 4096,
+        "a dynamic module carries only bytecode: {} bytes",
+        a.len()
+    );
+
+    let out = wfhost([
+        "run",
+        "a.wasm",
+        "--backend",
+        "mock",
+        "--json",
+        "--yes",
+        "--args",
+        "[1,2]",
+    ])
+    .dir(s.path())
+    .run();
+    out.code(0);
+    let r = out.report();
+    assert_eq!(
+        r["result"],
+        serde_json::json!({"a": "R(from module)", "args": [1, 2]})
+    );
+
+    let audit = wfhost(["audit", "a.wasm", "--json"]).dir(s.path()).run();
+    audit.code(0);
+    let audit: serde_json::Value = serde_json::from_str(&audit.stdout).unwrap();
+    assert_eq!(audit["meta"]["name"], "mod");
+    let imports: Vec<String> = audit["module_imports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            format!(
+                "{}::{}",
+                i["module"].as_str().unwrap(),
+                i["name"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        imports,
+        [
+            "wfhost_plugin_v1::cabi_realloc",
+            "wfhost_plugin_v1::invoke",
+            "wfhost_plugin_v1::memory"
+        ]
+    );
+}
+
+#[test]
+fn compile_rejects_bad_scripts_with_the_reference_message() {
+    let s = Scratch::new();
+    s.file(
+        "bad.js",
+        "const x = 1;\nexport const meta = { name: 'a', description: 'b' };",
+    );
+    let out = wfhost(["compile", "bad.js", "-o", "x.wasm"])
+        .dir(s.path())
+        .run();
+    out.code(65);
+    assert!(
+        out.stderr.contains("must be the FIRST statement"),
+        "{}",
+        out.stderr
+    );
+    assert!(!s.path().join("x.wasm").exists());
+}

@@ -1,0 +1,146 @@
+//! Integration tests: every test runs the real `wfhost` binary with the real guest.
+
+mod audit;
+mod compile;
+mod conformance;
+mod golden;
+mod runtime;
+mod sandbox;
+
+use serde_json::Value;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// A shared compile cache for the whole test run: the first test pays for compiling the
+/// guest, the rest deserialize it (as a user's second run does).
+fn cache_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("wfhost-test-cache")
+}
+
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// `wfhost` with arguments, run in a directory, stdin closed (like CI).
+pub struct Wf {
+    cmd: Command,
+    stdin: Option<Vec<u8>>,
+}
+
+pub fn wfhost<I: IntoIterator<Item = S>, S: AsRef<std::ffi::OsStr>>(args: I) -> Wf {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wfhost"));
+    cmd.args(args)
+        .env("WFHOST_CACHE_DIR", cache_dir())
+        .env_remove("NO_COLOR");
+    Wf { cmd, stdin: None }
+}
+
+impl Wf {
+    pub fn arg(mut self, a: impl AsRef<std::ffi::OsStr>) -> Self {
+        self.cmd.arg(a);
+        self
+    }
+    pub fn args<I: IntoIterator<Item = S>, S: AsRef<std::ffi::OsStr>>(mut self, a: I) -> Self {
+        self.cmd.args(a);
+        self
+    }
+    pub fn dir(mut self, d: impl AsRef<Path>) -> Self {
+        self.cmd.current_dir(d);
+        self
+    }
+    pub fn env(mut self, k: &str, v: impl AsRef<std::ffi::OsStr>) -> Self {
+        self.cmd.env(k, v);
+        self
+    }
+    pub fn run(mut self) -> Out {
+        self.cmd.stdin(if self.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
+        self.cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = self.cmd.spawn().expect("wfhost starts");
+        if let Some(input) = self.stdin.take() {
+            child.stdin.take().unwrap().write_all(&input).unwrap();
+        }
+        let out = child.wait_with_output().expect("wfhost finishes");
+        Out {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Out {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Out {
+    /// The `--json` report (the last line of stdout).
+    pub fn report(&self) -> Value {
+        let line = self
+            .stdout
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or_else(|| {
+                panic!(
+                    "no report on stdout (exit {}); stderr:\n{}",
+                    self.code, self.stderr
+                )
+            });
+        serde_json::from_str(line).unwrap_or_else(|e| panic!("report is not JSON ({e}): {line}"))
+    }
+    pub fn code(&self, want: i32) -> &Self {
+        assert_eq!(
+            self.code, want,
+            "exit code; stdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+/// A scratch directory holding one script.
+pub struct Scratch {
+    pub dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    pub fn new() -> Scratch {
+        Scratch {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+    pub fn file(&self, name: &str, contents: impl AsRef<[u8]>) -> PathBuf {
+        let p = self.dir.path().join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, contents).unwrap();
+        p
+    }
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// Runs `body` as a workflow (a meta line is added) on the mock backend; returns the report.
+pub fn run_script(body: &str, extra: &[&str]) -> (Value, Out) {
+    let s = Scratch::new();
+    s.file(
+        "w.js",
+        format!("export const meta = {{ name: \"t\", description: \"test\" }};\n{body}"),
+    );
+    let out = wfhost(["run", "w.js", "--backend", "mock", "--json", "--yes"])
+        .args(extra)
+        .dir(s.path())
+        .run();
+    (out.report(), out)
+}

@@ -1,0 +1,247 @@
+//! The script API through the real binary and the mock backend.
+
+use super::{Scratch, run_script, wfhost};
+use serde_json::json;
+
+#[test]
+fn hello_world_and_logs_reach_the_host() {
+    let (report, out) = run_script(
+        "log('hello'); console.log('a', 1, {b: 2}); console.warn('careful'); return 'world';",
+        &[],
+    );
+    out.code(0);
+    assert_eq!(report["outcome"], "completed");
+    assert_eq!(report["result"], "world");
+    assert_eq!(
+        report["logs"],
+        json!(["hello", "a 1 {\"b\":2}", "[warn] careful"])
+    );
+}
+
+#[test]
+fn human_output_streams_logs_and_prints_the_result() {
+    let s = Scratch::new();
+    s.file("w.js", "export const meta = { name: 'greet', description: 'says hi' };\nlog('hi there');\nreturn { n: await agent('count') };");
+    let out = wfhost(["run", "w.js", "--backend", "mock", "--yes"])
+        .dir(s.path())
+        .run();
+    out.code(0);
+    assert!(
+        out.stderr.contains("▶ greet — says hi (backend: mock)"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("│ hi there"), "{}", out.stderr);
+    assert!(out.stderr.contains("✓ completed"), "{}", out.stderr);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&out.stdout).unwrap(),
+        json!({"n": "R(count)"})
+    );
+}
+
+#[test]
+fn concurrency_is_bounded_and_used() {
+    let (report, out) = run_script(
+        "const r = await parallel(Array.from({length: 40}, (_, i) => () => agent(`c${i} [delay=300]`))); return r.length;",
+        &["--concurrency", "16"],
+    );
+    out.code(0);
+    assert_eq!(report["result"], 40);
+    assert_eq!(report["backend_stats"]["max_in_flight"], 16, "{report}");
+    // 40 agents at 16 at a time is 3 waves of 300 ms; allow generous slack for loaded CI.
+    let ms = report["duration_ms"].as_u64().unwrap();
+    assert!((850..3000).contains(&ms), "3 waves of 300 ms took {ms} ms");
+}
+
+#[test]
+fn agent_cap_is_enforced() {
+    let (report, out) = run_script(
+        "const r = await parallel(Array.from({length: 12}, (_, i) => () => agent(`a${i}`)));\n\
+         let after; try { await agent('x'); } catch (e) { after = e.name; }\n\
+         return { nulls: r.filter(x => x === null).length, after };",
+        &["--max-agents", "10"],
+    );
+    out.code(0);
+    assert_eq!(
+        report["result"],
+        json!({"nulls": 2, "after": "WorkflowAgentCapError"})
+    );
+    assert_eq!(report["agents"], 10);
+}
+
+#[test]
+fn fan_out_limit_is_an_error_not_truncation() {
+    let (report, _) = run_script(
+        "try { await parallel(Array.from({length: 4097}, () => () => 1)); } catch (e) { return String(e); }",
+        &[],
+    );
+    assert_eq!(
+        report["result"],
+        "RangeError: parallel() got 4097 items; the limit is 4096 per call. Split the work into batches of at most 4096."
+    );
+    let (report, _) = run_script(
+        "try { await pipeline(new Array(5000).fill(1), x => x); } catch (e) { return e.name; }",
+        &[],
+    );
+    assert_eq!(report["result"], "RangeError");
+}
+
+#[test]
+fn budget_is_a_hard_ceiling() {
+    // Each mock answer "R(budget step N)" is 16 characters = 4 output tokens.
+    let (report, out) = run_script(
+        "const got = [];\n\
+         for (let i = 0; i < 10; i++) { try { await agent(`budget step ${i}`); got.push(budget.spent()); } catch (e) { got.push(e.name); break; } }\n\
+         return { got, total: budget.total, remaining: budget.remaining() };",
+        &["--budget-tokens", "12"],
+    );
+    out.code(0);
+    assert_eq!(
+        report["result"],
+        json!({"got": [4, 8, 12, "WorkflowBudgetError"], "total": 12, "remaining": 0})
+    );
+    assert_eq!(report["agents"], 3);
+}
+
+#[test]
+fn schema_agents_return_objects_and_bad_schemas_throw_before_starting() {
+    let (report, _) = run_script(
+        "const s = { type: 'object', properties: { n: { type: 'integer' } }, required: ['n'] };\n\
+         const ok = await agent('count [json={\"n\": 3}]', { schema: s });\n\
+         const wrong = await agent('count [json={\"n\": \"three\"}]', { schema: s, label: 'bad' });\n\
+         let thrown; try { await agent('x', { schema: { type: 'array' } }); } catch (e) { thrown = String(e); }\n\
+         return { ok, wrong, thrown };",
+        &[],
+    );
+    assert_eq!(report["result"]["ok"], json!({"n": 3}));
+    assert_eq!(report["result"]["wrong"], json!(null));
+    assert!(
+        report["result"]["thrown"]
+            .as_str()
+            .unwrap()
+            .starts_with("TypeError: agent() schema is invalid")
+    );
+    assert_eq!(
+        report["agents"], 2,
+        "the bad schema must not start an agent"
+    );
+    let log = report["logs"][0].as_str().unwrap();
+    assert!(
+        log.starts_with("[bad] failed: the reply did not match the schema after 3 attempts"),
+        "{log}"
+    );
+    assert_eq!(
+        report["backend_stats"]["calls"], 4,
+        "one call, then three attempts: {report}"
+    );
+}
+
+#[test]
+fn timers_deadlocks_and_unhandled_rejections() {
+    let (report, _) = run_script(
+        "const order = []; setTimeout(() => order.push('b'), 30); const t = setTimeout(() => order.push('never'), 10); clearTimeout(t);\n\
+         await new Promise(r => setTimeout(r, 60)); order.push('c'); return order;",
+        &[],
+    );
+    assert_eq!(report["result"], json!(["b", "c"]));
+    let (report, out) = run_script("await new Promise(() => {}); return 1;", &[]);
+    out.code(65);
+    assert!(
+        report["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("workflow deadlock"),
+        "{report}"
+    );
+    let (report, out) = run_script("Promise.reject(new Error('lost')); return 1;", &[]);
+    out.code(65);
+    assert!(
+        report["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("unhandled promise rejection: Error: lost"),
+        "{report}"
+    );
+}
+
+#[test]
+fn results_must_be_json() {
+    let (report, out) = run_script("return { f: () => 1 };", &[]);
+    out.code(65);
+    assert!(
+        report["error"]
+            .as_str()
+            .unwrap()
+            .contains("result.f is a function"),
+        "{report}"
+    );
+}
+
+#[test]
+fn errors_carry_the_script_stack() {
+    let (report, _) = run_script(
+        "function inner() { throw new Error('deep'); }\ninner();",
+        &[],
+    );
+    assert_eq!(report["error"], "Error: deep");
+    assert!(
+        report["stack"].as_str().unwrap().contains("inner"),
+        "{report}"
+    );
+}
+
+#[test]
+fn no_backend_is_a_clear_error() {
+    let s = Scratch::new();
+    s.file(
+        "w.js",
+        "export const meta = { name: 'a', description: 'b' };\nreturn 1;",
+    );
+    let out = wfhost(["run", "w.js", "--yes"]).dir(s.path()).run();
+    assert_ne!(out.code, 0);
+    assert!(
+        out.stderr
+            .starts_with("error: no agent backend chosen\nhint: pass `--backend mock`"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn ci_without_yes_is_refused() {
+    let s = Scratch::new();
+    s.file(
+        "w.js",
+        "export const meta = { name: 'a', description: 'b' };\nreturn 1;",
+    );
+    let out = wfhost(["run", "w.js", "--backend", "mock"])
+        .dir(s.path())
+        .run();
+    out.code(77);
+    assert!(
+        out.stderr.contains("needs approval") && out.stderr.contains("--yes"),
+        "{}",
+        out.stderr
+    );
+}
+
+/// `pipeline()` has no barrier between stages: an item moves on as soon as its own stage ends.
+#[test]
+fn pipeline_has_no_barrier() {
+    let (report, out) = run_script(
+        "const order = [];\n\
+         const res = await pipeline(['a [delay=300]', 'b [delay=50]'],\n\
+           (item, _, i) => agent('s1 ' + item).then(r => { order.push('s1-end ' + i); return r; }),\n\
+           (prev, item, i) => { order.push('s2-start ' + i); return agent(`s2 ${i} [delay=${i === 0 ? 10 : 500}]`).then(r => { order.push('s2-end ' + i); return r; }); });\n\
+         return { res, order };",
+        &[],
+    );
+    out.code(0);
+    assert_eq!(
+        report["result"],
+        json!({
+            "res": ["R(s2 0 [delay=10])", "R(s2 1 [delay=500])"],
+            "order": ["s1-end 1", "s2-start 1", "s1-end 0", "s2-start 0", "s2-end 0", "s2-end 1"]
+        })
+    );
+}

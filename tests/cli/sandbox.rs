@@ -1,0 +1,192 @@
+//! Hostile scripts and modules: each is contained with a clear error, the host stays healthy
+//! (it still writes its report and exits with the documented code).
+
+use super::{Scratch, run_script, wfhost};
+
+fn failed_with(body: &str, extra: &[&str], needle: &str) -> serde_json::Value {
+    let (report, out) = run_script(body, extra);
+    out.code(65);
+    assert_eq!(report["outcome"], "failed", "{report}");
+    let error = report["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains(needle),
+        "error should mention {needle:?}: {error}"
+    );
+    report
+}
+
+#[test]
+fn infinite_loop_is_stopped_by_the_cpu_limit() {
+    failed_with(
+        "log('spinning'); while (true) {}",
+        &["--cpu-timeout", "1s"],
+        "--cpu-timeout",
+    );
+}
+
+#[test]
+fn cpu_limit_counts_only_synchronous_time() {
+    // 3 × 600 ms of waiting on agents is not CPU time: a 1 s limit must not fire.
+    let (report, out) = run_script(
+        "for (let i = 0; i < 3; i++) await agent(`wait ${i} [delay=600]`); return 'ok';",
+        &["--cpu-timeout", "1s"],
+    );
+    out.code(0);
+    assert_eq!(report["result"], "ok");
+}
+
+#[test]
+fn memory_bomb_is_stopped_by_the_memory_limit() {
+    failed_with(
+        "const hog = []; while (true) hog.push('x'.repeat(1 << 20) + hog.length);",
+        &["--max-memory", "64MiB"],
+        "--max-memory",
+    );
+}
+
+#[test]
+fn deep_recursion_fails_the_run_cleanly() {
+    // QuickJS on WASI has no catchable stack check: even a try/catch cannot keep the run alive,
+    // but the host names the problem and stays healthy.
+    let report = failed_with(
+        "function f(n) { return f(n + 1) + 1; }\ntry { f(0); } catch (e) { return 'caught'; }",
+        &[],
+        "RangeError: Maximum call stack size exceeded",
+    );
+    assert!(
+        report["error"].as_str().unwrap().len() < 300,
+        "no wasm backtrace in the message: {report}"
+    );
+    // Recursion that is merely deep (10 000 frames) works.
+    let (report, out) = run_script(
+        "function f(n) { return n === 0 ? 0 : f(n - 1) + 1; }\nreturn f(10000);",
+        &[],
+    );
+    out.code(0);
+    assert_eq!(report["result"], 10000);
+}
+
+#[test]
+fn no_way_out_through_globals() {
+    failed_with(
+        "Javy.IO.readSync(3, new Uint8Array(16));",
+        &[],
+        "Javy is not defined",
+    );
+    failed_with("require('fs');", &[], "require is not defined");
+    failed_with(
+        "await fetch('http://127.0.0.1:9/');",
+        &[],
+        "fetch is not defined",
+    );
+    failed_with("process.env.HOME;", &[], "process is not defined");
+    failed_with(
+        "new WebAssembly.Module(new Uint8Array(8));",
+        &[],
+        "WebAssembly is not defined",
+    );
+}
+
+#[test]
+fn imports_are_rejected_before_running() {
+    for body in [
+        "import fs from 'fs';",
+        "const fs = await import('fs');",
+        "export const x = 1;",
+    ] {
+        let (report, out) = run_script(body, &[]);
+        out.code(65);
+        assert_eq!(report["outcome"], "rejected", "{body}: {report}");
+        assert_eq!(report["agents"], 0);
+        let error = report["error"].as_str().unwrap();
+        assert!(
+            error.starts_with("Workflow script has a syntax error and was not launched:"),
+            "{error}"
+        );
+        assert!(error.contains("w.js:2:"), "location missing: {error}");
+    }
+}
+
+#[test]
+fn flooding_the_log_is_stopped() {
+    failed_with(
+        "for (;;) console.log('x'.repeat(1 << 20));",
+        &[],
+        "--max-log-bytes",
+    );
+    failed_with(
+        "for (;;) log('line');",
+        &["--max-log-lines", "1000"],
+        "--max-log-lines",
+    );
+}
+
+#[test]
+fn no_clock_and_no_randomness() {
+    failed_with(
+        "return Date.now();",
+        &[],
+        "Date.now() / new Date() are unavailable",
+    );
+    failed_with("return Math.random();", &[], "Math.random() is unavailable");
+    failed_with(
+        "return (function(){}).constructor('return 1')();",
+        &[],
+        "EvalError",
+    );
+    let (report, _) = run_script("return new Date(0).toISOString();", &[]);
+    assert_eq!(report["result"], "1970-01-01T00:00:00.000Z");
+}
+
+/// A module that imports `wasi_snapshot_preview1::NAME` and exports `_start`.
+fn module_importing(name: &str) -> Vec<u8> {
+    use wasm_encoder::*;
+    let mut types = TypeSection::new();
+    types.ty().function([ValType::I32; 9], [ValType::I32]);
+    types.ty().function([], []);
+    let mut imports = ImportSection::new();
+    imports.import("wasi_snapshot_preview1", name, EntityType::Function(0));
+    let mut funcs = FunctionSection::new();
+    funcs.function(1);
+    let mut exports = ExportSection::new();
+    exports.export("_start", ExportKind::Func, 1);
+    let mut code = CodeSection::new();
+    let mut f = Function::new([]);
+    f.instruction(&Instruction::End);
+    code.function(&f);
+    let mut m = Module::new();
+    m.section(&types)
+        .section(&imports)
+        .section(&funcs)
+        .section(&exports)
+        .section(&code);
+    m.finish()
+}
+
+#[test]
+fn modules_with_forbidden_imports_are_refused_by_name() {
+    let s = Scratch::new();
+    for name in ["path_open", "sock_accept"] {
+        s.file("evil.wasm", module_importing(name));
+        let out = wfhost(["run", "evil.wasm", "--backend", "mock", "--yes"])
+            .dir(s.path())
+            .run();
+        out.code(77);
+        assert!(
+            out.stderr
+                .contains(&format!("`wasi_snapshot_preview1::{name}`"))
+                && out.stderr.contains("refused"),
+            "{}",
+            out.stderr
+        );
+        let audit = wfhost(["audit", "evil.wasm"]).dir(s.path()).run();
+        audit.code(77);
+        assert!(
+            audit
+                .stdout
+                .contains(&format!("REFUSED  wasi_snapshot_preview1::{name}")),
+            "{}",
+            audit.stdout
+        );
+    }
+}

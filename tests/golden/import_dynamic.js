@@ -1,0 +1,2 @@
+export const meta = { name: "i", description: "import()" };
+const fs = await import("fs");

@@ -1,0 +1,2 @@
+export const meta = { name: "i", description: "import" };
+import fs from "fs";

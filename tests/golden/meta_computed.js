@@ -1,0 +1,2 @@
+export const meta = { name: "a" + "b", description: "computed" };
+return 1;

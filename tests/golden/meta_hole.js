@@ -1,0 +1,1 @@
+export const meta = { name: "h", description: "d", phases: [{ title: "A" }, , { title: "B" }] };

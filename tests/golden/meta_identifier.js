@@ -1,0 +1,2 @@
+export const meta = { name: NAME, description: "identifier" };
+const NAME = "x";

@@ -1,0 +1,1 @@
+export const meta = { name: `n${1}`, description: "interpolated" };

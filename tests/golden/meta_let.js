@@ -1,0 +1,1 @@
+export let meta = { name: "let", description: "let" };

@@ -1,0 +1,3 @@
+export const meta = {
+  description: "no name",
+};

@@ -1,0 +1,1 @@
+export const meta = { name: "p", description: "d", __proto__: { polluted: true } };

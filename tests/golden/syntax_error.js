@@ -1,0 +1,2 @@
+export const meta = { name: "s", description: "syntax" };
+const x = {;

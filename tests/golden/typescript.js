@@ -1,0 +1,2 @@
+export const meta = { name: "ts", description: "typescript" };
+const n: number = 1;
