@@ -109,16 +109,22 @@ impl Out {
     }
 }
 
-/// A scratch directory holding one script.
+/// A scratch directory holding one script, removed when dropped.
 pub struct Scratch {
-    pub dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
+}
+
+impl Default for Scratch {
+    fn default() -> Self {
+        Scratch {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
 }
 
 impl Scratch {
     pub fn new() -> Scratch {
-        Scratch {
-            dir: tempfile::tempdir().unwrap(),
-        }
+        Scratch::default()
     }
     pub fn file(&self, name: &str, contents: impl AsRef<[u8]>) -> PathBuf {
         let p = self.dir.path().join(name);
