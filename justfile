@@ -69,6 +69,11 @@ ci: guest-verify lint test conformance
 bench-core: build
     bench/core.sh {{wfhost}}
 
+# Host overhead of the runtime: fan-out, scheduling efficiency, pipelines.
+[group('bench')]
+bench-runtime: build
+    bench/runtime.sh {{wfhost}}
+
 # Every benchmark.
 [group('bench')]
-bench: bench-core
+bench: bench-core bench-runtime

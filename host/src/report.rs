@@ -37,7 +37,28 @@ pub struct RunReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub backend_stats: Option<Value>,
     pub duration_ms: u64,
+    pub timings: Timings,
     pub exit_code: u8,
+}
+
+/// Where the time of a run went, in milliseconds (fractional).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Timings {
+    /// Loading the guest: deserialising the cached artifact, or compiling it with Cranelift.
+    pub guest_load_ms: f64,
+    /// `cache`, `compiled` or `compiled (no cache)`.
+    pub guest_source: String,
+    /// Compiling the script to QuickJS bytecode (0 when it came from the cache).
+    pub compile_ms: f64,
+    pub bytecode_cached: bool,
+    /// Instantiating a fresh guest for the run.
+    pub instantiate_ms: f64,
+    /// From the start of the script to its outcome (agents included).
+    pub run_ms: f64,
+}
+
+pub fn ms(d: std::time::Duration) -> f64 {
+    (d.as_secs_f64() * 1e6).round() / 1e3
 }
 
 #[derive(Debug, Clone, Default, Serialize)]

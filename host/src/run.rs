@@ -4,7 +4,7 @@ use crate::backend::Backend;
 use crate::compile::{self, Cache};
 use crate::events::{Event, Events};
 use crate::limits::Limits;
-use crate::report::{Outcome, ReportUsage, RunReport, exit_code};
+use crate::report::{Outcome, ReportUsage, RunReport, Timings, exit_code, ms};
 use crate::sandbox::capabilities::{Capabilities, RunSetup};
 use crate::sandbox::{Ending, Sandbox};
 use crate::scheduler::Scheduler;
@@ -78,6 +78,7 @@ pub fn rejected(
         backend: backend.to_string(),
         backend_stats: None,
         duration_ms: started.elapsed().as_millis() as u64,
+        timings: Timings::default(),
         exit_code: crate::exit::SCRIPT,
     }
 }
@@ -96,10 +97,19 @@ pub async fn execute(
         Target::Module { meta, .. } => ("module".to_string(), meta.clone()),
     };
 
+    let mut timings = Timings {
+        guest_load_ms: ms(sandbox.load_time),
+        guest_source: sandbox.artifact.source.to_string(),
+        ..Timings::default()
+    };
     // Compile first: a script QuickJS cannot compile is rejected before anything runs.
+    let compile_start = Instant::now();
     let bytecode = match &target {
         Target::Script(script) => match compile::cached_bytecode(cache, &script.module) {
-            Some(b) => Some(b),
+            Some(b) => {
+                timings.bytecode_cached = true;
+                Some(b)
+            }
             None => match sandbox.compile_src(&script.module).await? {
                 Ok(b) => {
                     compile::store_bytecode(cache, &script.module, &b);
@@ -119,6 +129,7 @@ pub async fn execute(
         },
         Target::Module { .. } => None,
     };
+    timings.compile_ms = ms(compile_start.elapsed());
 
     if let Some(meta) = meta {
         opts.events.emit(Event::RunStarted {
@@ -144,13 +155,16 @@ pub async fn execute(
         workflows: Resolver::discover(&opts.cwd),
         events: opts.events.clone(),
     });
+    let run_start = Instant::now();
     let (ending, caps) = match (&target, bytecode) {
         (Target::Module { module, .. }, _) => sandbox.run_module(module, caps).await,
         (_, Some(bytecode)) => sandbox.run_bytecode(&bytecode, caps).await,
         (Target::Script(_), None) => unreachable!("scripts always have bytecode"),
     };
 
+    timings.run_ms = ms(run_start.elapsed());
     let r = caps.report;
+    timings.instantiate_ms = ms(r.instantiate);
     let (outcome, result, error, stack, internal) = match ending {
         Ending::Finished(o) if o["ok"] == Value::Bool(true) => (
             Outcome::Completed,
@@ -197,6 +211,7 @@ pub async fn execute(
         backend: backend_name,
         backend_stats: opts.backend.stats(),
         duration_ms,
+        timings,
         exit_code: exit_code(outcome, r.transient_failures, internal),
     })
 }

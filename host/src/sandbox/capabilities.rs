@@ -75,6 +75,8 @@ pub struct CapabilityReport {
     /// Set by `finish`: `{ok, value}` or `{ok: false, error, stack?}`.
     pub outcome: Option<Value>,
     pub limit_hit: Option<LimitHit>,
+    /// Time to instantiate the guest for this run.
+    pub instantiate: std::time::Duration,
 }
 
 /// The per-run inputs of the capability surface.

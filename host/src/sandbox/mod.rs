@@ -77,6 +77,8 @@ pub struct Sandbox {
     guest: InstancePre<RunState>,
     pub artifact: GuestArtifact,
     pub limits: Limits,
+    /// How long loading the guest took (deserialising the cached artifact, or compiling it).
+    pub load_time: Duration,
 }
 
 /// One engine per process: it owns the epoch ticker thread.
@@ -112,7 +114,9 @@ impl Sandbox {
     /// Loads the embedded guest (from the compile cache when possible) and checks its imports.
     pub fn new(limits: Limits, cache: &compile::Cache) -> Result<Sandbox> {
         let engine = engine()?;
+        let start = std::time::Instant::now();
         let (module, artifact) = compile::load_guest(&engine, cache)?;
+        let load_time = start.elapsed();
         check_imports(&module, None)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s: &mut RunState| &mut s.wasi)
@@ -127,6 +131,7 @@ impl Sandbox {
             guest,
             artifact,
             limits,
+            load_time,
         })
     }
 
@@ -207,7 +212,9 @@ impl Sandbox {
     ) -> (Ending, Capabilities) {
         let (mut store, captured) = self.store(caps);
         let result = async {
+            let start = std::time::Instant::now();
             let instance = self.guest.instantiate_async(&mut store).await?;
+            store.data_mut().caps.report.instantiate = start.elapsed();
             let ptr = copy_in(&mut store, &instance, bytecode)
                 .await
                 .map_err(|e| wasmtime::format_err!("{e}"))?;
@@ -226,7 +233,9 @@ impl Sandbox {
     pub async fn run_module(&self, module: &Module, caps: Capabilities) -> (Ending, Capabilities) {
         let (mut store, captured) = self.store(caps);
         let result = async {
+            let start = std::time::Instant::now();
             let plugin = self.guest.instantiate_async(&mut store).await?;
+            store.data_mut().caps.report.instantiate = start.elapsed();
             let mut linker = self.linker.clone();
             linker.instance(&mut store, compile::PLUGIN_NAMESPACE, plugin)?;
             let instance = linker.instantiate_async(&mut store, module).await?;
