@@ -150,14 +150,14 @@ impl Resolver {
             return refuse("scriptPath must name a `.js` file");
         }
         let joined = self.cwd.join(p);
+        if symlinked(&joined, Path::new(p).components().count()) {
+            return refuse("scriptPath is a symlink; workflows must be regular files");
+        }
         let (Ok(full), Ok(root)) = (joined.canonicalize(), self.cwd.canonicalize()) else {
             return refuse("no such file");
         };
         if !full.starts_with(&root) {
             return refuse("scriptPath must stay inside the current directory");
-        }
-        if symlinked(&joined, Path::new(p).components().count()) {
-            return refuse("scriptPath is a symlink; workflows must be regular files");
         }
         Ok(full)
     }

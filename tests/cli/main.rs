@@ -6,6 +6,7 @@ mod conformance;
 mod golden;
 mod runtime;
 mod sandbox;
+mod workflows;
 
 use serde_json::Value;
 use std::io::Write;

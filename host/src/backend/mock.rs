@@ -4,6 +4,8 @@
 //! - a plain agent answers `R(` + the first 40 characters of its prompt + `)`;
 //! - `[delay=MS]` answers after MS milliseconds (the first such tag counts);
 //! - `[fail]` fails like an HTTP 400 from the API;
+//! - `[transient]` fails like an HTTP 529 (overloaded): a temporary failure (wfhost's addition,
+//!   so the exit code for provider trouble can be tested);
 //! - with a schema, `[json={...}]` answers that object, otherwise an object is built from the
 //!   schema with seed = the first 20 characters of the prompt.
 //!
@@ -121,6 +123,12 @@ impl Backend for Mock {
         let prompt = &req.prompt;
         if let Some(d) = delay(prompt) {
             tokio::time::sleep(d).await;
+        }
+        if prompt.contains("[transient]") {
+            return Err(AgentError {
+                message: format!("API Error: 529 overloaded for {}", head(prompt, 40)),
+                transient: true,
+            });
         }
         if prompt.contains("[fail]") {
             return Err(AgentError::permanent(format!(
