@@ -48,7 +48,7 @@ test:
 # The reference runtime's conformance cases, through the real binary and the mock backend.
 [group('test')]
 conformance: build
-    python3 tests/conformance/check.py --wfhost {{wfhost}} --cases tests/conformance/cases
+    WFHOST_RUNS_DIR=$(mktemp -d) python3 tests/conformance/check.py --wfhost {{wfhost}} --cases tests/conformance/cases
 
 # ---------------------------------------------------------------- check
 

@@ -23,6 +23,11 @@ pub enum Event {
         label: String,
         phase: Option<String>,
     },
+    /// Served from the run's journal (a resume): no backend call.
+    AgentCached {
+        handle: u32,
+        label: String,
+    },
     AgentStarted {
         handle: u32,
         label: String,

@@ -8,6 +8,7 @@ pub mod backend;
 pub mod cli;
 pub mod compile;
 pub mod events;
+pub mod journal;
 pub mod limits;
 pub mod printer;
 pub mod report;
@@ -30,9 +31,23 @@ pub mod exit {
     pub const TEMPORARY: u8 = 75;
     /// Refused by policy (an import outside the capability surface, no approval in CI).
     pub const REFUSED: u8 = 77;
+    /// Stopped by Ctrl-C or SIGTERM; the run can be resumed.
+    pub const INTERRUPTED: u8 = 130;
     /// Bad command-line usage (clap's convention).
     pub const USAGE: u8 = 2;
 }
+
+/// An error that may go away if retried later (exit code 75), e.g. a run still locked.
+#[derive(Debug)]
+pub struct Temporary(pub String);
+
+impl std::fmt::Display for Temporary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Temporary {}
 
 /// An error that means "refused by policy" (exit code 77).
 #[derive(Debug)]

@@ -37,6 +37,9 @@ pub struct RunReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub backend_stats: Option<Value>,
     pub duration_ms: u64,
+    /// The run's journal directory (for `wfhost resume`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_dir: Option<String>,
     pub timings: Timings,
     pub exit_code: u8,
 }

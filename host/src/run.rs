@@ -3,6 +3,7 @@
 use crate::backend::Backend;
 use crate::compile::{self, Cache};
 use crate::events::{Event, Events};
+use crate::journal::{self, Cached, Journal, Record};
 use crate::limits::Limits;
 use crate::report::{Outcome, ReportUsage, RunReport, Timings, exit_code, ms};
 use crate::sandbox::capabilities::{Capabilities, RunSetup};
@@ -12,7 +13,8 @@ use crate::script::{Meta, Rejection, Script};
 use crate::workflows::Resolver;
 use anyhow::Result;
 use serde_json::Value;
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -33,6 +35,38 @@ pub struct RunOptions {
     pub backend: Arc<dyn Backend>,
     pub cwd: PathBuf,
     pub events: Events,
+    /// The run's journal (`None`: `--no-journal`).
+    pub journal: Option<RunJournal>,
+}
+
+/// An open run directory, and what a resume may serve from it.
+pub struct RunJournal {
+    pub journal: Arc<Journal>,
+    pub cache: HashMap<(String, u32), Cached>,
+    pub resume: bool,
+}
+
+/// Opens the directory of `run_id`: a new run, or (`resume`) an existing one whose stored
+/// results will be served again.
+pub fn open_journal(cwd: &Path, run_id: &str, resume: bool) -> Result<RunJournal> {
+    let dir = journal::run_dir(cwd, run_id)?;
+    if resume && !dir.join("journal.jsonl").exists() {
+        anyhow::bail!(
+            "no run `{run_id}` in `{}`\nhint: `wfhost runs` lists the runs of this project",
+            journal::runs_dir(cwd).display()
+        );
+    }
+    let journal = Arc::new(Journal::open(&dir)?);
+    let cache = if resume {
+        journal::load(&dir)?.cache()
+    } else {
+        HashMap::new()
+    };
+    Ok(RunJournal {
+        journal,
+        cache,
+        resume,
+    })
 }
 
 /// A new run id: sortable by start time, unique enough for one project.
@@ -78,6 +112,7 @@ pub fn rejected(
         backend: backend.to_string(),
         backend_stats: None,
         duration_ms: started.elapsed().as_millis() as u64,
+        run_dir: None,
         timings: Timings::default(),
         exit_code: crate::exit::SCRIPT,
     }
@@ -131,6 +166,26 @@ pub async fn execute(
     };
     timings.compile_ms = ms(compile_start.elapsed());
 
+    let journal = opts.journal.as_ref().map(|j| j.journal.clone());
+    if let Some(j) = &opts.journal {
+        let dir = j.journal.dir();
+        if let Target::Script(s) = &target {
+            std::fs::write(dir.join("script.js"), &s.source)?;
+        }
+        if let Some(args) = &opts.args {
+            std::fs::write(dir.join("args.json"), serde_json::to_vec_pretty(args)?)?;
+        }
+        j.journal.append(&Record::RunStarted {
+            run_id: run_id.clone(),
+            script: origin.clone(),
+            name: meta
+                .as_ref()
+                .map_or_else(|| "module".to_string(), |m| m.name.clone()),
+            backend: opts.backend.name().to_string(),
+            started_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+            resume: j.resume,
+        })?;
+    }
     if let Some(meta) = meta {
         opts.events.emit(Event::RunStarted {
             run_id: run_id.clone(),
@@ -145,6 +200,7 @@ pub async fn execute(
         opts.limits.concurrency,
         tx.clone(),
         opts.events.clone(),
+        journal.clone(),
     );
     let caps = Capabilities::new(RunSetup {
         args: opts.args,
@@ -154,6 +210,13 @@ pub async fn execute(
         completions: (tx, rx),
         workflows: Resolver::discover(&opts.cwd),
         events: opts.events.clone(),
+        journal: journal.clone(),
+        cache: opts
+            .journal
+            .as_ref()
+            .map(|j| j.cache.clone())
+            .unwrap_or_default(),
+        backend_identity: opts.backend.identity(),
     });
     let run_start = Instant::now();
     let (ending, caps) = match (&target, bytecode) {
@@ -195,8 +258,22 @@ pub async fn execute(
         }
     };
     let duration_ms = started.elapsed().as_millis() as u64;
+    let outcome_name = format!("{outcome:?}").to_lowercase();
+    if let Some(j) = &journal {
+        j.append(&Record::RunFinished {
+            outcome: outcome_name.clone(),
+            result: result.clone(),
+            error: error.clone(),
+            duration_ms,
+            usage: r.usage,
+            agents_done: r.agents_done,
+            agents_failed: r.agents_failed,
+            agents_cached: r.agents_cached,
+        })?;
+        j.sync()?;
+    }
     opts.events.emit(Event::RunFinished {
-        outcome: format!("{outcome:?}").to_lowercase(),
+        outcome: outcome_name,
         duration_ms,
     });
     Ok(RunReport {
@@ -207,10 +284,11 @@ pub async fn execute(
         stack,
         logs: r.logs,
         agents: r.agents_started,
-        usage: ReportUsage::new(r.usage, r.agents_done, r.agents_failed, 0),
+        usage: ReportUsage::new(r.usage, r.agents_done, r.agents_failed, r.agents_cached),
         backend: backend_name,
         backend_stats: opts.backend.stats(),
         duration_ms,
+        run_dir: journal.map(|j| j.dir().display().to_string()),
         timings,
         exit_code: exit_code(outcome, r.transient_failures, internal),
     })

@@ -7,6 +7,7 @@
 
 use crate::backend::{AgentRequest, Backend, Usage};
 use crate::events::{Event, Events};
+use crate::journal::{Journal, Record};
 use crate::schema::{Schema, reply_object};
 use serde_json::Value;
 use std::sync::Arc;
@@ -22,6 +23,9 @@ pub struct AgentJob {
     pub handle: u32,
     pub request: AgentRequest,
     pub schema: Option<Schema>,
+    /// The journal key and occurrence (see journal::agent_key).
+    pub key: String,
+    pub occurrence: u32,
 }
 
 /// The end of a job (agent or timer), in the order the guest receives them.
@@ -39,6 +43,8 @@ pub struct AgentOutcome {
     /// The failure may go away on its own (rate limit, overload, network).
     pub transient: bool,
     pub duration: Duration,
+    /// Served from the run's journal, not the backend.
+    pub cached: bool,
 }
 
 #[derive(Clone)]
@@ -47,19 +53,22 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    /// Starts `concurrency` workers that run jobs in submission order and send their outcomes
+    /// Starts `concurrency` workers that run jobs in submission order, record each outcome in
+    /// the journal (before anyone sees it: a crash after that point loses nothing), and send it
     /// to `done`. The workers stop when the scheduler (every clone) is dropped.
     pub fn start(
         backend: Arc<dyn Backend>,
         concurrency: usize,
         done: mpsc::UnboundedSender<Completion>,
         events: Events,
+        journal: Option<Arc<Journal>>,
     ) -> Scheduler {
         let (queue, rx) = mpsc::unbounded_channel::<AgentJob>();
         let rx = Arc::new(Mutex::new(rx));
         for _ in 0..concurrency.max(1) {
             let (rx, backend, done, events) =
                 (rx.clone(), backend.clone(), done.clone(), events.clone());
+            let journal = journal.clone();
             tokio::spawn(async move {
                 loop {
                     // tokio's Mutex is fair, so idle workers take jobs in FIFO order.
@@ -73,6 +82,9 @@ impl Scheduler {
                         model: job.request.model.clone(),
                     });
                     let outcome = run(backend.as_ref(), &job).await;
+                    if let Some(j) = &journal {
+                        record(j, backend.as_ref(), &job, &outcome);
+                    }
                     if done.send(Completion::Agent { handle, outcome }).is_err() {
                         break; // the run is over; nobody is waiting for results any more
                     }
@@ -88,6 +100,43 @@ impl Scheduler {
     }
 }
 
+/// Journals an outcome: the result (or failure) record, then the transcript.
+fn record(journal: &Journal, backend: &dyn Backend, job: &AgentJob, outcome: &AgentOutcome) {
+    let (key, occurrence) = (job.key.clone(), job.occurrence);
+    let record = match &outcome.result {
+        Ok(value) => Record::Result {
+            key,
+            occurrence,
+            value: value.clone(),
+            usage: outcome.usage,
+            backend: backend.identity(),
+        },
+        Err(error) => Record::Failed {
+            key,
+            occurrence,
+            error: error.clone(),
+        },
+    };
+    if let Err(e) = journal.append(&record) {
+        eprintln!("warning: {e:#}: this result will run again on resume");
+    }
+    let response = match &outcome.result {
+        Ok(v) => serde_json::json!({ "value": v }),
+        Err(e) => serde_json::json!({ "error": e }),
+    };
+    journal.write_transcript(
+        &job.key,
+        job.occurrence,
+        &serde_json::json!({
+            "request": job.request,
+            "response": response,
+            "usage": outcome.usage,
+            "duration_ms": outcome.duration.as_millis() as u64,
+            "backend": backend.identity(),
+        }),
+    );
+}
+
 /// Asks the backend, enforcing the schema.
 async fn run(backend: &dyn Backend, job: &AgentJob) -> AgentOutcome {
     let start = Instant::now();
@@ -98,6 +147,7 @@ async fn run(backend: &dyn Backend, job: &AgentJob) -> AgentOutcome {
         usage,
         transient,
         duration: start.elapsed(),
+        cached: false,
     };
     for attempt in 1..=SCHEMA_ATTEMPTS {
         let reply = match backend.run(&job.request, feedback.as_deref()).await {

@@ -6,6 +6,7 @@ use std::process::Command;
 #[test]
 fn all_conformance_cases_match() {
     let repo = super::repo();
+    let runs = tempfile::tempdir().unwrap();
     let out = Command::new("python3")
         .arg(repo.join("tests/conformance/check.py"))
         .arg("--wfhost")
@@ -13,6 +14,7 @@ fn all_conformance_cases_match() {
         .arg("--cases")
         .arg(repo.join("tests/conformance/cases"))
         .env("WFHOST_CACHE_DIR", super::cache_dir())
+        .env("WFHOST_RUNS_DIR", runs.path())
         .output()
         .expect("python3 runs check.py");
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -4,6 +4,7 @@ mod audit;
 mod compile;
 mod conformance;
 mod golden;
+mod resume;
 mod runtime;
 mod sandbox;
 mod workflows;
@@ -57,6 +58,15 @@ impl Wf {
         self.cmd.env(k, v);
         self
     }
+    /// Starts it without waiting (for tests that kill or signal it).
+    pub fn spawn(mut self) -> std::process::Child {
+        self.cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        self.cmd.spawn().expect("wfhost starts")
+    }
+
     pub fn run(mut self) -> Out {
         self.cmd.stdin(if self.stdin.is_some() {
             Stdio::piped()

@@ -10,6 +10,10 @@
 //!   schema with seed = the first 20 characters of the prompt.
 //!
 //! Usage is deterministic: a token per 4 characters (rounded up) of prompt and of answer.
+//!
+//! `WFHOST_MOCK_FAIL=a,b` makes prompts containing `a` or `b` fail as `[fail]` does: a flaky
+//! provider for demos and tests of resume. It is not part of the backend's identity, so the
+//! same calls keep their journal keys with and without it.
 
 use super::{AgentError, AgentReply, AgentRequest, Backend, Usage};
 use serde_json::{Map, Value, json};
@@ -130,7 +134,9 @@ impl Backend for Mock {
                 transient: true,
             });
         }
-        if prompt.contains("[fail]") {
+        let forced = std::env::var("WFHOST_MOCK_FAIL")
+            .is_ok_and(|v| v.split(',').any(|p| !p.is_empty() && prompt.contains(p)));
+        if forced || prompt.contains("[fail]") {
             return Err(AgentError::permanent(format!(
                 "API Error: 400 forced failure for {}",
                 head(prompt, 40)

@@ -3,7 +3,9 @@
 
 mod audit;
 mod compile;
+mod resume;
 mod run;
+mod runs;
 
 use crate::exit;
 use crate::limits::Limits;
@@ -19,6 +21,7 @@ Exit codes:
   70  internal error in wfhost
   75  temporary provider failure (rate limit, overload, network): retry later
   77  refused by policy (import outside the capability surface, no approval)
+  130 interrupted (Ctrl-C, SIGTERM): `wfhost resume RUN_ID` continues it
 
 Examples:
   wfhost run review.js --backend mock --yes          dry run on the deterministic mock model
@@ -61,6 +64,12 @@ enum Command {
     /// Compile a script to a standalone WebAssembly module (a Javy dynamic-linking module).
     #[command(after_help = compile::AFTER_HELP)]
     Compile(compile::CompileArgs),
+    /// Continue an interrupted or failed run: stored results are served, the rest runs.
+    #[command(after_help = resume::AFTER_HELP)]
+    Resume(resume::ResumeArgs),
+    /// List this project's runs, show one, or delete old ones.
+    #[command(after_help = runs::AFTER_HELP)]
+    Runs(runs::RunsArgs),
     /// Print the capability surface: what a script or module can reach, and the limits.
     #[command(after_help = audit::AFTER_HELP)]
     Audit(audit::AuditArgs),
@@ -129,6 +138,8 @@ pub fn print_error(e: &anyhow::Error) {
 pub fn error_code(e: &anyhow::Error) -> u8 {
     if e.downcast_ref::<crate::Refused>().is_some() {
         exit::REFUSED
+    } else if e.downcast_ref::<crate::Temporary>().is_some() {
+        exit::TEMPORARY
     } else {
         exit::INTERNAL
     }
@@ -161,6 +172,8 @@ pub fn main() -> ExitCode {
             Command::Run(a) => run::run(a).await,
             Command::Compile(a) => compile::compile(a).await,
             Command::Audit(a) => audit::audit(a).await,
+            Command::Resume(a) => resume::resume(a).await,
+            Command::Runs(a) => runs::runs(a).await,
         }
     });
     // Agents still running (the script returned without awaiting them) must not hold the

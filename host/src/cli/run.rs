@@ -3,8 +3,9 @@
 use super::{LimitArgs, read_file};
 use crate::backend::{Backend, mock::Mock};
 use crate::compile::{self, Cache};
+use crate::journal::Record;
 use crate::report::{Outcome, RunReport};
-use crate::run::{RunOptions, Target, execute, new_run_id, parse_args, rejected};
+use crate::run::{RunOptions, Target, execute, new_run_id, open_journal, parse_args, rejected};
 use crate::sandbox::{self, Sandbox};
 use crate::script::{Meta, Script};
 use crate::workflows::Resolver;
@@ -28,30 +29,36 @@ Without a terminal (CI), `--yes` is required: running a script is an explicit de
 #[derive(Args)]
 pub struct RunArgs {
     /// A script (`.js`), a module from `wfhost compile` (`.wasm`), or a saved workflow's name.
-    target: String,
+    pub(super) target: String,
     /// The script's `args`: JSON, or any other text (it arrives as a string).
     #[arg(long, value_name = "JSON", conflicts_with = "args_file")]
-    args: Option<String>,
+    pub(super) args: Option<String>,
     /// Read `args` from a file (same rules as --args).
     #[arg(long, value_name = "FILE")]
-    args_file: Option<PathBuf>,
+    pub(super) args_file: Option<PathBuf>,
     /// Who answers agents: `mock` (deterministic, offline).
     #[arg(long, value_name = "NAME")]
-    backend: Option<String>,
+    pub(super) backend: Option<String>,
     /// Print one JSON report on stdout when the run ends (and nothing else there).
     #[arg(long)]
-    json: bool,
+    pub(super) json: bool,
     /// Run without asking for approval (required without a terminal).
     #[arg(long, short = 'y')]
-    yes: bool,
+    pub(super) yes: bool,
     /// No progress on stderr.
     #[arg(long, short = 'q')]
-    quiet: bool,
+    pub(super) quiet: bool,
     /// A hard ceiling on output tokens: once spent, new agent() calls throw.
     #[arg(long, value_name = "N")]
-    budget_tokens: Option<u64>,
+    pub(super) budget_tokens: Option<u64>,
+    /// Continue run RUN_ID: calls whose answer is in its journal are served from it.
+    #[arg(long, value_name = "RUN_ID")]
+    pub(super) resume: Option<String>,
+    /// Do not keep a journal for this run (it cannot be resumed).
+    #[arg(long, conflicts_with = "resume")]
+    pub(super) no_journal: bool,
     #[command(flatten)]
-    limits: LimitArgs,
+    pub(super) limits: LimitArgs,
 }
 
 pub async fn run(a: RunArgs) -> Result<u8> {
@@ -65,7 +72,7 @@ pub async fn run(a: RunArgs) -> Result<u8> {
     };
     let limits = a.limits.limits();
     let cache = Cache::new(a.limits.no_cache);
-    let run_id = new_run_id();
+    let run_id = a.resume.clone().unwrap_or_else(new_run_id);
 
     let target_path = resolve_target(&a.target, &cwd)?;
     let sandbox = Sandbox::new(limits.clone(), &cache)?;
@@ -123,6 +130,12 @@ pub async fn run(a: RunArgs) -> Result<u8> {
     } else {
         printer::plain()
     };
+    let journal = match a.no_journal {
+        true => None,
+        false => Some(open_journal(&cwd, &run_id, a.resume.is_some())?),
+    };
+    let journal_handle = journal.as_ref().map(|j| j.journal.clone());
+    let backend_name = backend.name().to_string();
     let opts = RunOptions {
         args,
         budget_tokens: a.budget_tokens,
@@ -130,9 +143,42 @@ pub async fn run(a: RunArgs) -> Result<u8> {
         backend,
         cwd,
         events,
+        journal,
     };
-    let report = execute(&sandbox, &cache, target, opts, run_id).await?;
-    Ok(finish(&a, report))
+    tokio::select! {
+        report = execute(&sandbox, &cache, target, opts, run_id.clone()) => Ok(finish(&a, report?)),
+        signal = stop_signal() => {
+            // Finished agents are already in the journal; record why the run stopped.
+            if let Some(j) = &journal_handle {
+                let _ = j.append(&Record::Interrupted { reason: signal.to_string() });
+                let _ = j.sync();
+            }
+            eprintln!("\ninterrupted ({signal}): finished agents are kept in the journal; resume with:");
+            eprintln!("  wfhost resume {run_id} --backend {backend_name} --yes");
+            Ok(exit::INTERRUPTED)
+        }
+    }
+}
+
+/// Waits for Ctrl-C or SIGTERM (how CI cancels a job).
+async fn stop_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return std::future::pending().await,
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => "Ctrl-C",
+            _ = term.recv() => "SIGTERM",
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "Ctrl-C"
+    }
 }
 
 /// `.wasm` and `.js` paths are files; anything else that is not a file is a saved workflow.

@@ -8,12 +8,14 @@
 use super::RunState;
 use crate::backend::{AgentRequest, Usage};
 use crate::events::{Event, Events, LogLevel};
+use crate::journal::{self, Cached, Journal, Record};
 use crate::limits::{LimitHit, Limits};
-use crate::scheduler::{AgentJob, Completion, Scheduler};
+use crate::scheduler::{AgentJob, AgentOutcome, Completion, Scheduler};
 use crate::schema::Schema;
 use crate::workflows::Resolver;
 use serde_json::{Value, json};
 use std::collections::HashMap;
+use std::sync::Arc;
 use tokio::sync::mpsc;
 use wasmtime::{Caller, Extern, Linker};
 
@@ -54,6 +56,12 @@ pub struct Capabilities {
     timers: HashMap<u32, tokio::task::JoinHandle<()>>,
     workflows: Option<Resolver>,
     events: Events,
+    journal: Option<Arc<Journal>>,
+    /// Results a resume may serve instead of running the agent again.
+    cache: HashMap<(String, u32), Cached>,
+    /// How many times each key was asked for in this run (the occurrence of the next call).
+    occurrences: HashMap<String, u32>,
+    backend_identity: String,
     pub report: CapabilityReport,
 }
 
@@ -70,8 +78,12 @@ pub struct CapabilityReport {
     pub agents_started: u32,
     pub agents_done: u32,
     pub agents_failed: u32,
+    pub agents_cached: u32,
     pub transient_failures: u32,
+    /// Tokens spent by agents that ran in this run.
     pub usage: Usage,
+    /// Tokens of the results served from the journal (spent by an earlier attempt).
+    pub cached_usage: Usage,
     /// Set by `finish`: `{ok, value}` or `{ok: false, error, stack?}`.
     pub outcome: Option<Value>,
     pub limit_hit: Option<LimitHit>,
@@ -91,6 +103,9 @@ pub struct RunSetup {
     ),
     pub workflows: Resolver,
     pub events: Events,
+    pub journal: Option<Arc<Journal>>,
+    pub cache: HashMap<(String, u32), Cached>,
+    pub backend_identity: String,
 }
 
 pub fn cap_message(cap: u32) -> String {
@@ -121,6 +136,10 @@ impl Capabilities {
             timers: HashMap::new(),
             workflows: Some(setup.workflows),
             events: setup.events,
+            journal: setup.journal,
+            cache: setup.cache,
+            occurrences: HashMap::new(),
+            backend_identity: setup.backend_identity,
             report: CapabilityReport::default(),
         }
     }
@@ -140,6 +159,10 @@ impl Capabilities {
             timers: HashMap::new(),
             workflows: None,
             events: Events::none(),
+            journal: None,
+            cache: HashMap::new(),
+            occurrences: HashMap::new(),
+            backend_identity: String::new(),
             report: CapabilityReport::default(),
         }
     }
@@ -151,6 +174,21 @@ impl Capabilities {
 
     fn outstanding(&self) -> usize {
         self.timers.len() + self.agents.len()
+    }
+
+    /// Output tokens this run has spent, as `budget.spent()` reports them. Results served from
+    /// the journal count too: a resumed script must see the numbers the first attempt saw, or
+    /// its control flow (and so its later calls) could differ.
+    fn spent(&self) -> u64 {
+        self.report.usage.output_tokens + self.report.cached_usage.output_tokens
+    }
+
+    fn journal(&self, record: Record) {
+        if let Some(j) = &self.journal
+            && let Err(e) = j.append(&record)
+        {
+            eprintln!("warning: {e:#}");
+        }
     }
 
     fn spawn(&mut self, request: &str) -> Value {
@@ -185,13 +223,13 @@ impl Capabilities {
             return error("WorkflowAgentCapError", &cap_message(cap));
         }
         if let Some(total) = self.budget_total
-            && self.report.usage.output_tokens >= total
+            && self.spent() >= total
         {
             return error(
                 "WorkflowBudgetError",
                 &format!(
                     "the token budget is spent ({} of {total} output tokens); no new agents can start. Check budget.remaining() before starting agents, or raise --budget-tokens",
-                    self.report.usage.output_tokens
+                    self.spent()
                 ),
             );
         }
@@ -208,26 +246,62 @@ impl Capabilities {
             label: label.clone(),
             phase: text("phase"),
         };
+        let key = journal::agent_key(&request, &self.backend_identity);
+        let occurrence = {
+            let n = self.occurrences.entry(key.clone()).or_insert(0);
+            *n += 1;
+            *n - 1
+        };
         let handle = self.handle();
         self.report.agents_started += 1;
+        let workflow = text("workflow");
         self.agents.insert(
             handle,
             AgentInfo {
                 label: label.clone(),
-                workflow: text("workflow"),
+                workflow,
             },
         );
+        let reply = json!({ "handle": handle, "agentsLeft": cap - self.report.agents_started });
+        if let Some(hit) = self.cache.get(&(key.clone(), occurrence)) {
+            let outcome = AgentOutcome {
+                result: Ok(hit.value.clone()),
+                usage: hit.usage,
+                transient: false,
+                duration: std::time::Duration::ZERO,
+                cached: true,
+            };
+            self.journal(Record::Cached {
+                key,
+                occurrence,
+                label: label.clone(),
+            });
+            self.events.emit(Event::AgentCached { handle, label });
+            let _ = self
+                .completions_tx
+                .send(Completion::Agent { handle, outcome });
+            return reply;
+        }
+        let phase = request.phase.clone();
+        self.journal(Record::AgentStarted {
+            key: key.clone(),
+            occurrence,
+            label: label.clone(),
+            phase: phase.clone(),
+        });
         self.events.emit(Event::AgentQueued {
             handle,
             label,
-            phase: request.phase.clone(),
+            phase,
         });
         scheduler.submit(AgentJob {
             handle,
             request,
             schema,
+            key,
+            occurrence,
         });
-        json!({ "handle": handle, "agentsLeft": cap - self.report.agents_started })
+        reply
     }
 
     fn spawn_timer(&mut self, ms: f64) -> Value {
@@ -268,6 +342,12 @@ impl Capabilities {
                     label: String::new(),
                     workflow: None,
                 });
+                if outcome.cached {
+                    self.report.agents_cached += 1;
+                    self.report.cached_usage += outcome.usage;
+                    let value = outcome.result.unwrap_or(Value::Null);
+                    return Ok(json!({ "handle": handle, "value": value, "spent": self.spent() }));
+                }
                 self.report.usage += outcome.usage;
                 let duration_ms = outcome.duration.as_millis() as u64;
                 match outcome.result {
@@ -303,7 +383,7 @@ impl Capabilities {
                 }
             }
         };
-        Ok(json!({ "handle": handle, "value": value, "spent": self.report.usage.output_tokens }))
+        Ok(json!({ "handle": handle, "value": value, "spent": self.spent() }))
     }
 
     fn log(&mut self, level: LogLevel, text: String) -> Result<(), LimitHit> {
@@ -489,7 +569,11 @@ pub fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
         "phase",
         |mut caller: Caller<'_, RunState>, ptr: u32, len: u32| {
             let title = read_string(&mut caller, ptr, len)?;
-            caller.data_mut().caps.events.emit(Event::Phase { title });
+            let caps = &mut caller.data_mut().caps;
+            caps.journal(Record::Phase {
+                title: title.clone(),
+            });
+            caps.events.emit(Event::Phase { title });
             Ok(())
         },
     )?;

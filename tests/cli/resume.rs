@@ -1,0 +1,314 @@
+//! The journal and resume: no completed agent ever runs twice.
+
+use super::{Out, Scratch, wfhost};
+use serde_json::{Value, json};
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// A project directory with its own runs directory.
+struct Project {
+    s: Scratch,
+}
+
+impl Project {
+    fn new(script: &str) -> Project {
+        let s = Scratch::new();
+        s.file(
+            "w.js",
+            format!(
+                "export const meta = {{ name: 'resume-probe', description: 'resume' }};\n{script}"
+            ),
+        );
+        Project { s }
+    }
+    fn dir(&self) -> &Path {
+        self.s.path()
+    }
+    fn runs(&self) -> PathBuf {
+        self.dir().join("runs")
+    }
+    fn wf<I: IntoIterator<Item = S>, S: AsRef<std::ffi::OsStr>>(&self, args: I) -> super::Wf {
+        wfhost(args)
+            .dir(self.dir())
+            .env("WFHOST_RUNS_DIR", self.runs())
+    }
+    fn run(&self, extra: &[&str]) -> Out {
+        self.wf(["run", "w.js", "--backend", "mock", "--yes", "--json"])
+            .args(extra)
+            .run()
+    }
+    fn resume(&self, id: &str) -> Out {
+        self.wf(["resume", id, "--yes", "--json"]).run()
+    }
+    fn run_id(&self) -> Option<String> {
+        std::fs::read_dir(self.runs())
+            .ok()?
+            .filter_map(|e| e.ok())
+            .find(|e| e.path().is_dir())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+    }
+    fn journal(&self, id: &str) -> String {
+        std::fs::read_to_string(self.runs().join(id).join("journal.jsonl")).unwrap_or_default()
+    }
+    /// (key, occurrence) of every result record in the journal's complete lines.
+    fn results(&self, id: &str) -> Vec<(String, u64)> {
+        results(&self.journal(id))
+    }
+}
+
+fn results(journal: &str) -> Vec<(String, u64)> {
+    journal
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|r| r["type"] == "result")
+        .map(|r| {
+            (
+                r["key"].as_str().unwrap().to_string(),
+                r["occurrence"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn calls(report: &Value) -> u64 {
+    report["backend_stats"]["calls"].as_u64().unwrap()
+}
+
+/// Starts the run, waits until the journal holds `n` results, then SIGKILLs it.
+fn kill_after(p: &Project, n: usize) -> String {
+    let mut child = p
+        .wf(["run", "w.js", "--backend", "mock", "--yes", "--json"])
+        .spawn();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(id) = p.run_id()
+            && p.results(&id).len() >= n
+        {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            return id;
+        }
+        assert!(Instant::now() < deadline, "the run never got {n} results");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+const FAN: &str = "const a = await agent('A');\nconst b = await agent('B');\n\
+    const ps = await parallel(Array.from({ length: 10 }, (_, i) => () => agent(PROMPT)));\n\
+    const c = await agent('C ' + JSON.stringify(ps));\n\
+    return { a, b, ps, c };";
+
+#[test]
+fn sigkill_then_resume_runs_exactly_the_unfinished_calls_then_an_edit_reruns_only_what_changed() {
+    // P0..P4 answer at once, P5..P9 after 2 s: the kill lands after A, B, P0..P4 (7 results).
+    let p = Project::new(&FAN.replace("PROMPT", "`P${i}` + (i < 5 ? '' : ' [delay=2000]')"));
+    let id = kill_after(&p, 7);
+    assert_eq!(p.results(&id).len(), 7);
+
+    let r = p.resume(&id).report();
+    assert_eq!(r["outcome"], "completed", "{r}");
+    assert_eq!(r["usage"]["agents_cached"], 7);
+    assert_eq!(calls(&r), 6, "exactly P5..P9 and C run again: {r}");
+    let first = r["result"].clone();
+
+    // Edit P7's prompt: P7 and C (whose prompt holds P7's answer) run; the rest is served.
+    std::fs::write(
+        p.dir().join("w.js"),
+        format!(
+            "export const meta = {{ name: 'resume-probe', description: 'resume' }};\n{}",
+            FAN.replace(
+                "PROMPT",
+                "`P${i}` + (i < 5 ? '' : ' [delay=2000]') + (i === 7 ? ' edited' : '')"
+            )
+        ),
+    )
+    .unwrap();
+    let r = p.run(&["--resume", &id]).report();
+    assert_eq!(calls(&r), 2, "{r}");
+    assert_eq!(r["usage"]["agents_cached"], 11);
+    assert_eq!(r["result"]["ps"][7], "R(P7 [delay=2000] edited)");
+    assert_eq!(r["result"]["ps"][6], first["ps"][6]);
+}
+
+#[test]
+fn identical_calls_are_separate_entries_served_on_resume() {
+    let p = Project::new(
+        "return await parallel([() => agent('same'), () => agent('same'), () => agent('other')]);",
+    );
+    let r = p.run(&[]).report();
+    let id = r["run_id"].as_str().unwrap().to_string();
+    let entries = p.results(&id);
+    assert_eq!(entries.len(), 3);
+    assert_eq!(
+        entries.iter().filter(|(_, occ)| *occ == 1).count(),
+        1,
+        "{entries:?}"
+    );
+    let again = p.resume(&id).report();
+    assert_eq!(calls(&again), 0);
+    assert_eq!(again["usage"]["agents_cached"], 3);
+    assert_eq!(again["result"], json!(["R(same)", "R(same)", "R(other)"]));
+}
+
+#[test]
+fn a_failed_agent_reruns_on_resume_and_its_neighbours_do_not() {
+    let p = Project::new(
+        "return await parallel([() => agent('ok one'), () => agent('flaky'), () => agent('ok two')]);",
+    );
+    let r = p
+        .wf(["run", "w.js", "--backend", "mock", "--yes", "--json"])
+        .env("WFHOST_MOCK_FAIL", "flaky")
+        .run()
+        .report();
+    assert_eq!(r["result"], json!(["R(ok one)", null, "R(ok two)"]));
+    let id = r["run_id"].as_str().unwrap();
+    let again = p.resume(id).report();
+    assert_eq!(calls(&again), 1, "{again}");
+    assert_eq!(again["usage"]["agents_cached"], 2);
+    assert_eq!(
+        again["result"],
+        json!(["R(ok one)", "R(flaky)", "R(ok two)"])
+    );
+}
+
+#[test]
+fn a_running_run_cannot_be_resumed_and_sigterm_stops_it_cleanly() {
+    let p = Project::new("await agent('quick');\nreturn await agent('slow [delay=5000]');");
+    let mut child = p.wf(["run", "w.js", "--backend", "mock", "--yes"]).spawn();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let id = loop {
+        if let Some(id) = p.run_id()
+            && !p.results(&id).is_empty()
+        {
+            break id;
+        }
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let busy = p.resume(&id);
+    busy.code(75);
+    assert!(busy.stderr.contains("is still running"), "{}", busy.stderr);
+
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("wfhost resume {id} --backend mock --yes")),
+        "{stderr}"
+    );
+    assert!(p.journal(&id).contains("\"type\":\"interrupted\""));
+
+    let r = p.resume(&id).report();
+    assert_eq!(r["usage"]["agents_cached"], 1);
+    assert_eq!(r["result"], "R(slow [delay=5000])");
+}
+
+#[test]
+fn runs_lists_shows_and_collects_garbage() {
+    let p = Project::new("phase('Only');\nreturn await agent('listed');");
+    let id = p.run(&[]).report()["run_id"].as_str().unwrap().to_string();
+    let list: Value = serde_json::from_str(&p.wf(["runs", "--json"]).run().stdout).unwrap();
+    assert_eq!(list[0]["run_id"], id.as_str());
+    assert_eq!(list[0]["status"], "completed");
+    assert_eq!(list[0]["agents_done"], 1);
+    let show: Value =
+        serde_json::from_str(&p.wf(["runs", "show", &id, "--json"]).run().stdout).unwrap();
+    assert_eq!(show["phases"], json!(["Only"]));
+    assert_eq!(show["agents"][0]["label"], "listed");
+    assert_eq!(show["agents"][0]["phase"], "Only");
+    assert_eq!(show["result"], "R(listed)");
+
+    p.wf(["runs", "gc", "--older-than", "30d"]).run().code(0);
+    assert!(p.runs().join(&id).exists(), "a new run is kept");
+    std::thread::sleep(Duration::from_millis(1100));
+    let gc = p.wf(["runs", "gc", "--older-than", "1s"]).run();
+    assert!(
+        gc.stdout.contains(&format!("removed {id}")),
+        "{}",
+        gc.stdout
+    );
+    assert!(!p.runs().join(&id).exists());
+}
+
+/// SIGKILL at random moments: the journal always loads, a resume never re-runs a completed
+/// agent, and the final result equals an uninterrupted run's.
+#[test]
+fn crash_property() {
+    let script = "const first = await parallel(Array.from({ length: 6 }, (_, i) => () => agent(`a${i} [delay=${(i * 7) % 25}]`)));\n\
+                  const dup = await parallel([() => agent('dup'), () => agent('dup')]);\n\
+                  const chain = await pipeline(['x', 'y', 'z'], (v) => agent(`s1 ${v} [delay=9]`), (prev) => agent(`s2 ${prev}`));\n\
+                  const last = await agent('last ' + first.join('|'));\n\
+                  return { first, dup, chain, last };";
+    let reference = Project::new(script).run(&[]).report()["result"].clone();
+    let iterations: u64 = std::env::var("WFHOST_CRASH_ITERATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut resumed = 0;
+    for i in 0..iterations {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let kill_at = Duration::from_millis((seed >> 33) % 90);
+        let p = Project::new(script);
+        let mut child = p
+            .wf([
+                "run",
+                "w.js",
+                "--backend",
+                "mock",
+                "--yes",
+                "--json",
+                "--quiet",
+            ])
+            .spawn();
+        std::thread::sleep(kill_at);
+        let _ = child.kill();
+        let _ = child.wait();
+        let Some(id) = p
+            .run_id()
+            .filter(|id| p.journal(id).contains("\"type\":\"run_started\""))
+        else {
+            continue; // killed before the run's first record: nothing to resume
+        };
+        let before: HashSet<(String, u64)> = p.results(&id).into_iter().collect();
+        let loads = p.wf(["runs", "show", &id, "--json"]).run();
+        assert_eq!(
+            loads.code, 0,
+            "iteration {i}: the journal must load: {}",
+            loads.stderr
+        );
+
+        let r = p.resume(&id).report();
+        assert_eq!(
+            r["result"], reference,
+            "iteration {i} (kill at {kill_at:?})"
+        );
+        // What the resume ran: the results after its own run_started record.
+        let after = p.journal(&id);
+        let resume_start = after.rfind("{\"type\":\"run_started\"").unwrap();
+        let rerun: Vec<(String, u64)> = results(&after[resume_start..]);
+        for entry in &rerun {
+            assert!(
+                !before.contains(entry),
+                "iteration {i}: {entry:?} ran again after completing"
+            );
+        }
+        assert_eq!(
+            r["usage"]["agents_cached"].as_u64().unwrap() as usize,
+            before.len(),
+            "iteration {i}"
+        );
+        resumed += 1;
+    }
+    assert!(
+        resumed >= iterations / 2,
+        "only {resumed} of {iterations} iterations got far enough to resume"
+    );
+}
