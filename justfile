@@ -74,6 +74,11 @@ bench-core: build
 bench-runtime: build
     bench/runtime.sh {{wfhost}}
 
+# Resume of a fully cached 1000-agent run; the journal's cost per agent.
+[group('bench')]
+bench-journal: build
+    bench/journal.sh {{wfhost}}
+
 # Every benchmark.
 [group('bench')]
-bench: bench-core bench-runtime
+bench: bench-core bench-runtime bench-journal
