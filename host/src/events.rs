@@ -14,6 +14,8 @@ pub enum Event {
         script: String,
         meta: Meta,
         backend: String,
+        /// The backend's default model, when it has one.
+        model: Option<String>,
     },
     Phase {
         title: String,
@@ -37,6 +39,7 @@ pub enum Event {
         handle: u32,
         label: String,
         usage: Usage,
+        cost_usd: f64,
         duration_ms: u64,
     },
     AgentFailed {

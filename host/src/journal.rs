@@ -58,6 +58,8 @@ pub enum Record {
         occurrence: u32,
         value: Value,
         usage: Usage,
+        #[serde(default)]
+        cost_usd: f64,
         backend: String,
     },
     Failed {
@@ -133,6 +135,7 @@ pub fn canonical_json(v: &Value) -> String {
 pub struct Cached {
     pub value: Value,
     pub usage: Usage,
+    pub cost_usd: f64,
 }
 
 /// Where runs live.
@@ -301,6 +304,7 @@ impl Loaded {
                 occurrence,
                 value,
                 usage,
+                cost_usd,
                 ..
             } = r
                 && !value.is_null()
@@ -310,6 +314,7 @@ impl Loaded {
                     Cached {
                         value: value.clone(),
                         usage: *usage,
+                        cost_usd: *cost_usd,
                     },
                 );
             }

@@ -7,6 +7,7 @@
 pub mod backend;
 pub mod cli;
 pub mod compile;
+pub mod config;
 pub mod events;
 pub mod journal;
 pub mod limits;

@@ -7,9 +7,19 @@ use std::io::Write;
 pub fn plain() -> Events {
     Events::new(|e| {
         let line = match e {
-            Event::RunStarted { meta, backend, .. } => format!(
-                "▶ {} — {} (backend: {backend})",
-                meta.name, meta.description
+            Event::RunStarted {
+                meta,
+                backend,
+                model,
+                ..
+            } => format!(
+                "▶ {} — {} (backend: {backend}{})",
+                meta.name,
+                meta.description,
+                model
+                    .as_ref()
+                    .map(|m| format!(", model: {m}"))
+                    .unwrap_or_default()
             ),
             Event::Phase { title } => format!("── {title}"),
             Event::Log {

@@ -34,6 +34,10 @@ pub struct RunReport {
     pub agents: u32,
     pub usage: ReportUsage,
     pub backend: String,
+    /// The backend's default model (agents may name their own).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    pub cost: Cost,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub backend_stats: Option<Value>,
     pub duration_ms: u64,
@@ -58,6 +62,19 @@ pub struct Timings {
     pub instantiate_ms: f64,
     /// From the start of the script to its outcome (agents included).
     pub run_ms: f64,
+}
+
+/// What the run cost in USD: agents that ran now (`total_usd`, and by phase), and the answers
+/// served from the journal (`cached_usd`, paid by an earlier attempt).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Cost {
+    pub total_usd: f64,
+    pub cached_usd: f64,
+    pub by_phase: std::collections::BTreeMap<String, f64>,
+}
+
+pub fn round_usd(v: f64) -> f64 {
+    (v * 1e6).round() / 1e6
 }
 
 pub fn ms(d: std::time::Duration) -> f64 {

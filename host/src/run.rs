@@ -5,10 +5,10 @@ use crate::compile::{self, Cache};
 use crate::events::{Event, Events};
 use crate::journal::{self, Cached, Journal, Record};
 use crate::limits::Limits;
-use crate::report::{Outcome, ReportUsage, RunReport, Timings, exit_code, ms};
+use crate::report::{Cost, Outcome, ReportUsage, RunReport, Timings, exit_code, ms, round_usd};
 use crate::sandbox::capabilities::{Capabilities, RunSetup};
 use crate::sandbox::{Ending, Sandbox};
-use crate::scheduler::Scheduler;
+use crate::scheduler::{Scheduler, SchedulerSetup};
 use crate::script::{Meta, Rejection, Script};
 use crate::workflows::Resolver;
 use anyhow::Result;
@@ -37,6 +37,11 @@ pub struct RunOptions {
     pub events: Events,
     /// The run's journal (`None`: `--no-journal`).
     pub journal: Option<RunJournal>,
+    pub config: Arc<crate::config::Config>,
+    /// `--record DIR`.
+    pub recorder: Option<Arc<crate::backend::replay::Recorder>>,
+    /// `--max-cost USD`.
+    pub max_cost: Option<f64>,
 }
 
 /// An open run directory, and what a resume may serve from it.
@@ -110,6 +115,8 @@ pub fn rejected(
         agents: 0,
         usage: ReportUsage::default(),
         backend: backend.to_string(),
+        model: None,
+        cost: Cost::default(),
         backend_stats: None,
         duration_ms: started.elapsed().as_millis() as u64,
         run_dir: None,
@@ -192,16 +199,19 @@ pub async fn execute(
             script: origin,
             meta,
             backend: backend_name.clone(),
+            model: opts.backend.default_model(),
         });
     }
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let scheduler = Scheduler::start(
-        opts.backend.clone(),
-        opts.limits.concurrency,
-        tx.clone(),
-        opts.events.clone(),
-        journal.clone(),
-    );
+    let scheduler = Scheduler::start(SchedulerSetup {
+        backend: opts.backend.clone(),
+        concurrency: opts.limits.concurrency,
+        done: tx.clone(),
+        events: opts.events.clone(),
+        journal: journal.clone(),
+        recorder: opts.recorder.clone(),
+        config: opts.config.clone(),
+    });
     let caps = Capabilities::new(RunSetup {
         args: opts.args,
         budget_total: opts.budget_tokens,
@@ -217,6 +227,7 @@ pub async fn execute(
             .map(|j| j.cache.clone())
             .unwrap_or_default(),
         backend_identity: opts.backend.identity(),
+        max_cost: opts.max_cost,
     });
     let run_start = Instant::now();
     let (ending, caps) = match (&target, bytecode) {
@@ -286,6 +297,16 @@ pub async fn execute(
         agents: r.agents_started,
         usage: ReportUsage::new(r.usage, r.agents_done, r.agents_failed, r.agents_cached),
         backend: backend_name,
+        model: opts.backend.default_model(),
+        cost: Cost {
+            total_usd: round_usd(r.cost_usd),
+            cached_usd: round_usd(r.cached_cost_usd),
+            by_phase: r
+                .cost_by_phase
+                .iter()
+                .map(|(k, v)| (k.clone(), round_usd(*v)))
+                .collect(),
+        },
         backend_stats: opts.backend.stats(),
         duration_ms,
         run_dir: journal.map(|j| j.dir().display().to_string()),

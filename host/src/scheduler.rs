@@ -2,10 +2,13 @@
 //! of agents running at once can never exceed it.
 //!
 //! Each job asks the backend, checks a structured reply against its schema (re-asking a
-//! bounded number of times with the validation errors as feedback) and sends the outcome to
-//! the run's completion channel, which the guest drains through `wait-next`.
+//! bounded number of times with the validation errors as feedback), prices it, records it in
+//! the journal (and the recording, with `--record`) and sends the outcome to the run's
+//! completion channel, which the guest drains through `wait-next`.
 
+use crate::backend::replay::Recorder;
 use crate::backend::{AgentRequest, Backend, Usage};
+use crate::config::Config;
 use crate::events::{Event, Events};
 use crate::journal::{Journal, Record};
 use crate::schema::{Schema, reply_object};
@@ -40,11 +43,26 @@ pub struct AgentOutcome {
     /// The agent's text, or its object when a schema was given; the error message otherwise.
     pub result: Result<Value, String>,
     pub usage: Usage,
+    /// USD, from the backend or the price table (0 when the model has no price).
+    pub cost_usd: f64,
     /// The failure may go away on its own (rate limit, overload, network).
     pub transient: bool,
     pub duration: Duration,
     /// Served from the run's journal, not the backend.
     pub cached: bool,
+    /// Something to tell the user (logged with the agent's label).
+    pub note: Option<String>,
+}
+
+/// What the workers need.
+pub struct SchedulerSetup {
+    pub backend: Arc<dyn Backend>,
+    pub concurrency: usize,
+    pub done: mpsc::UnboundedSender<Completion>,
+    pub events: Events,
+    pub journal: Option<Arc<Journal>>,
+    pub recorder: Option<Arc<Recorder>>,
+    pub config: Arc<Config>,
 }
 
 #[derive(Clone)]
@@ -56,19 +74,12 @@ impl Scheduler {
     /// Starts `concurrency` workers that run jobs in submission order, record each outcome in
     /// the journal (before anyone sees it: a crash after that point loses nothing), and send it
     /// to `done`. The workers stop when the scheduler (every clone) is dropped.
-    pub fn start(
-        backend: Arc<dyn Backend>,
-        concurrency: usize,
-        done: mpsc::UnboundedSender<Completion>,
-        events: Events,
-        journal: Option<Arc<Journal>>,
-    ) -> Scheduler {
+    pub fn start(setup: SchedulerSetup) -> Scheduler {
         let (queue, rx) = mpsc::unbounded_channel::<AgentJob>();
         let rx = Arc::new(Mutex::new(rx));
-        for _ in 0..concurrency.max(1) {
-            let (rx, backend, done, events) =
-                (rx.clone(), backend.clone(), done.clone(), events.clone());
-            let journal = journal.clone();
+        let setup = Arc::new(setup);
+        for _ in 0..setup.concurrency.max(1) {
+            let (rx, setup) = (rx.clone(), setup.clone());
             tokio::spawn(async move {
                 loop {
                     // tokio's Mutex is fair, so idle workers take jobs in FIFO order.
@@ -76,16 +87,22 @@ impl Scheduler {
                         break;
                     };
                     let handle = job.handle;
-                    events.emit(Event::AgentStarted {
+                    setup.events.emit(Event::AgentStarted {
                         handle,
                         label: job.request.label.clone(),
-                        model: job.request.model.clone(),
+                        model: job
+                            .request
+                            .model
+                            .clone()
+                            .or_else(|| setup.backend.default_model()),
                     });
-                    let outcome = run(backend.as_ref(), &job).await;
-                    if let Some(j) = &journal {
-                        record(j, backend.as_ref(), &job, &outcome);
-                    }
-                    if done.send(Completion::Agent { handle, outcome }).is_err() {
+                    let outcome = run(&setup, &job).await;
+                    record(&setup, &job, &outcome);
+                    if setup
+                        .done
+                        .send(Completion::Agent { handle, outcome })
+                        .is_err()
+                    {
                         break; // the run is over; nobody is waiting for results any more
                     }
                 }
@@ -100,8 +117,21 @@ impl Scheduler {
     }
 }
 
-/// Journals an outcome: the result (or failure) record, then the transcript.
-fn record(journal: &Journal, backend: &dyn Backend, job: &AgentJob, outcome: &AgentOutcome) {
+/// Journals an outcome (result or failure record, then the transcript) and records it.
+fn record(setup: &SchedulerSetup, job: &AgentJob, outcome: &AgentOutcome) {
+    let identity = setup.backend.identity();
+    if let (Some(recorder), Ok(value)) = (&setup.recorder, &outcome.result) {
+        recorder.store(
+            &job.key,
+            job.occurrence,
+            &job.request,
+            value,
+            &outcome.usage,
+        );
+    }
+    let Some(journal) = &setup.journal else {
+        return;
+    };
     let (key, occurrence) = (job.key.clone(), job.occurrence);
     let record = match &outcome.result {
         Ok(value) => Record::Result {
@@ -109,7 +139,8 @@ fn record(journal: &Journal, backend: &dyn Backend, job: &AgentJob, outcome: &Ag
             occurrence,
             value: value.clone(),
             usage: outcome.usage,
-            backend: backend.identity(),
+            cost_usd: outcome.cost_usd,
+            backend: identity.clone(),
         },
         Err(error) => Record::Failed {
             key,
@@ -131,36 +162,52 @@ fn record(journal: &Journal, backend: &dyn Backend, job: &AgentJob, outcome: &Ag
             "request": job.request,
             "response": response,
             "usage": outcome.usage,
+            "cost_usd": outcome.cost_usd,
             "duration_ms": outcome.duration.as_millis() as u64,
-            "backend": backend.identity(),
+            "backend": identity,
         }),
     );
 }
 
-/// Asks the backend, enforcing the schema.
-async fn run(backend: &dyn Backend, job: &AgentJob) -> AgentOutcome {
+/// Asks the backend, enforcing the schema; prices what it spent.
+async fn run(setup: &SchedulerSetup, job: &AgentJob) -> AgentOutcome {
     let start = Instant::now();
+    let backend = setup.backend.as_ref();
+    let model = job
+        .request
+        .model
+        .clone()
+        .or_else(|| backend.default_model());
+    let price = model.as_deref().and_then(|m| setup.config.price(m));
     let mut usage = Usage::default();
+    let mut cost: Option<f64> = None;
     let mut feedback: Option<String> = None;
-    let done = |result, usage, transient| AgentOutcome {
+    let mut note = None;
+    let done = |result, usage: Usage, cost: Option<f64>, transient, note| AgentOutcome {
         result,
+        cost_usd: cost.unwrap_or_else(|| price.map_or(0.0, |p| p.cost(&usage))),
         usage,
         transient,
         duration: start.elapsed(),
         cached: false,
+        note,
     };
     for attempt in 1..=SCHEMA_ATTEMPTS {
         let reply = match backend.run(&job.request, feedback.as_deref()).await {
             Ok(r) => r,
-            Err(e) => return done(Err(e.message), usage, e.transient),
+            Err(e) => return done(Err(e.message), usage, cost, e.transient, note),
         };
         usage += reply.usage;
+        if let Some(c) = reply.cost_usd {
+            *cost.get_or_insert(0.0) += c;
+        }
+        note = reply.note.or(note);
         let Some(schema) = &job.schema else {
-            return done(Ok(Value::String(reply.text)), usage, false);
+            return done(Ok(Value::String(reply.text)), usage, cost, false, note);
         };
         let problem = match reply_object(reply.structured.as_ref(), &reply.text) {
             Some(v) => match schema.validate(&v) {
-                Ok(()) => return done(Ok(v), usage, false),
+                Ok(()) => return done(Ok(v), usage, cost, false, note),
                 Err(why) => why,
             },
             None => "the reply is not a JSON object".to_string(),
@@ -171,7 +218,9 @@ async fn run(backend: &dyn Backend, job: &AgentJob) -> AgentOutcome {
                     "the reply did not match the schema after {SCHEMA_ATTEMPTS} attempts: {problem}"
                 )),
                 usage,
+                cost,
                 false,
+                note,
             );
         }
         feedback = Some(problem);

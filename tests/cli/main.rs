@@ -1,8 +1,10 @@
 //! Integration tests: every test runs the real `wfhost` binary with the real guest.
 
 mod audit;
+mod backends;
 mod compile;
 mod conformance;
+mod fake_api;
 mod golden;
 mod resume;
 mod runtime;
@@ -65,6 +67,11 @@ impl Wf {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         self.cmd.spawn().expect("wfhost starts")
+    }
+
+    pub fn env_remove(mut self, k: &str) -> Self {
+        self.cmd.env_remove(k);
+        self
     }
 
     pub fn run(mut self) -> Out {

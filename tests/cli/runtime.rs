@@ -197,11 +197,20 @@ fn no_backend_is_a_clear_error() {
         "w.js",
         "export const meta = { name: 'a', description: 'b' };\nreturn 1;",
     );
-    let out = wfhost(["run", "w.js", "--yes"]).dir(s.path()).run();
+    let out = wfhost(["run", "w.js", "--yes"])
+        .dir(s.path())
+        .env("PATH", "/usr/bin:/bin")
+        .env_remove("ANTHROPIC_API_KEY")
+        .run();
     assert_ne!(out.code, 0);
     assert!(
         out.stderr
-            .starts_with("error: no agent backend chosen\nhint: pass `--backend mock`"),
+            .starts_with("error: no agent backend is available"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("`--backend mock` is a dry run"),
         "{}",
         out.stderr
     );

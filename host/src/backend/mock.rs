@@ -158,6 +158,8 @@ impl Backend for Mock {
             text,
             structured,
             usage,
+            cost_usd: None,
+            note: None,
         })
     }
 

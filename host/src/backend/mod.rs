@@ -3,7 +3,11 @@
 //! The scheduler calls a backend only after every host-side check has passed (agent cap,
 //! budget, schema shape), so a backend never sees a request the script was not allowed to make.
 
+pub mod claude;
+pub mod command;
+pub mod messages;
 pub mod mock;
+pub mod replay;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -23,6 +27,10 @@ pub struct AgentRequest {
     pub agent_type: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub isolation: Option<String>,
+    /// The journal key and occurrence of this call (set by the host; replay looks answers up
+    /// by it). Not part of the request a backend sends anywhere.
+    #[serde(skip)]
+    pub call: Option<(String, u32)>,
     /// Shown in logs and progress; not part of what determines the answer.
     #[serde(default)]
     pub label: String,
@@ -56,7 +64,22 @@ pub struct AgentReply {
     pub text: String,
     pub structured: Option<Value>,
     pub usage: Usage,
+    /// What the call cost, when the backend knows (the claude CLI reports it); otherwise the
+    /// scheduler prices the usage with the configured price table.
+    pub cost_usd: Option<f64>,
+    /// Something the user should know about this agent (logged), e.g. a kept worktree.
+    pub note: Option<String>,
 }
+
+/// What every backend tells its agent (as the system prompt, or `--append-system-prompt`).
+pub const FRAMING: &str = "You are an agent started by a workflow script (wfhost) and you run non-interactively: \
+nobody reads your intermediate messages and nobody can answer questions, so do not ask any. \
+Do the task, then end with your final answer. Your final message is returned to the script as \
+data: make it the answer itself, without preamble or sign-off.";
+
+/// Added when the agent has a schema.
+pub const FRAMING_SCHEMA: &str = "The script needs a structured answer: give it as one object that matches the required \
+schema exactly (through the StructuredOutput tool when it is offered).";
 
 /// Why a backend call failed. `transient` failures (rate limits, overload, network) may
 /// succeed later; the run's exit code says so (75) when they end a run.
@@ -91,8 +114,47 @@ pub trait Backend: Send + Sync {
         request: &AgentRequest,
         feedback: Option<&str>,
     ) -> Result<AgentReply, AgentError>;
+    /// The model agents get when they do not name one (shown in the run header and report).
+    fn default_model(&self) -> Option<String> {
+        None
+    }
     /// Backend-specific counters for the run report.
     fn stats(&self) -> Option<Value> {
         None
     }
+}
+
+/// The options, for errors and `--help`.
+pub const CHOICES: &str = "\
+  claude      Claude Code (`npm install -g @anthropic-ai/claude-code`): agents with tools
+  messages    the Anthropic Messages API (export ANTHROPIC_API_KEY=…): one model call per agent
+  command     any program, request JSON on stdin, answer JSON on stdout (docs/backends.md)
+  mock        the deterministic offline model, for dry runs
+  replay:DIR  answers recorded earlier with --record DIR";
+
+/// Chooses the backend: the flag, else the configuration, else `claude` when it is on PATH,
+/// else `messages` when ANTHROPIC_API_KEY is set; otherwise an error listing the options.
+pub fn select(
+    flag: Option<&str>,
+    cfg: &crate::config::Config,
+) -> anyhow::Result<std::sync::Arc<dyn Backend>> {
+    use std::sync::Arc;
+    let name = flag.map(str::to_owned).or_else(|| cfg.backend.clone());
+    Ok(match name.as_deref() {
+        Some("mock") => Arc::new(mock::Mock::default()),
+        Some("claude") => Arc::new(claude::Claude::new(cfg)?),
+        Some("messages") => Arc::new(messages::Messages::new(cfg)?),
+        Some("command") => Arc::new(command::Command::new(cfg)?),
+        Some(r) if r.starts_with("replay:") => Arc::new(replay::Replay::new(
+            std::path::Path::new(&r["replay:".len()..]),
+        )?),
+        Some(other) => anyhow::bail!("unknown backend `{other}`\nhint: choose one of:\n{CHOICES}"),
+        None if claude::find(cfg).is_some() => Arc::new(claude::Claude::new(cfg)?),
+        None if std::env::var("ANTHROPIC_API_KEY").is_ok_and(|k| !k.is_empty()) => {
+            Arc::new(messages::Messages::new(cfg)?)
+        }
+        None => anyhow::bail!(
+            "no agent backend is available: `claude` is not on PATH and ANTHROPIC_API_KEY is not set\nhint: choose one with `--backend` (or `backend = \"…\"` in wfhost.toml); `--backend mock` is a dry run:\n{CHOICES}"
+        ),
+    })
 }

@@ -3,6 +3,7 @@
 
 mod audit;
 mod compile;
+mod config;
 mod resume;
 mod run;
 mod runs;
@@ -73,6 +74,9 @@ enum Command {
     /// Print the capability surface: what a script or module can reach, and the limits.
     #[command(after_help = audit::AFTER_HELP)]
     Audit(audit::AuditArgs),
+    /// Show the configuration (wfhost.toml, ~/.config/wfhost/config.toml).
+    #[command(after_help = config::AFTER_HELP)]
+    Config(config::ConfigArgs),
 }
 
 /// The sandbox limits, shared by every command that runs or describes a run.
@@ -174,6 +178,7 @@ pub fn main() -> ExitCode {
             Command::Audit(a) => audit::audit(a).await,
             Command::Resume(a) => resume::resume(a).await,
             Command::Runs(a) => runs::runs(a).await,
+            Command::Config(a) => config::config(a).await,
         }
     });
     // Agents still running (the script returned without awaiting them) must not hold the

@@ -80,6 +80,8 @@ pub async fn resume(a: ResumeArgs) -> Result<u8> {
         budget_tokens: a.budget_tokens,
         resume: Some(a.run_id),
         no_journal: false,
+        max_cost: None,
+        record: None,
         limits: a.limits,
     })
     .await

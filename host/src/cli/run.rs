@@ -1,7 +1,6 @@
 //! `wfhost run`
 
 use super::{LimitArgs, read_file};
-use crate::backend::{Backend, mock::Mock};
 use crate::compile::{self, Cache};
 use crate::journal::Record;
 use crate::report::{Outcome, RunReport};
@@ -36,7 +35,8 @@ pub struct RunArgs {
     /// Read `args` from a file (same rules as --args).
     #[arg(long, value_name = "FILE")]
     pub(super) args_file: Option<PathBuf>,
-    /// Who answers agents: `mock` (deterministic, offline).
+    /// Who answers agents: claude, messages, command, mock, replay:DIR [default: from
+    /// wfhost.toml, else claude when on PATH, else messages when ANTHROPIC_API_KEY is set].
     #[arg(long, value_name = "NAME")]
     pub(super) backend: Option<String>,
     /// Print one JSON report on stdout when the run ends (and nothing else there).
@@ -54,6 +54,12 @@ pub struct RunArgs {
     /// Continue run RUN_ID: calls whose answer is in its journal are served from it.
     #[arg(long, value_name = "RUN_ID")]
     pub(super) resume: Option<String>,
+    /// Stop starting agents once the run has cost this much (USD).
+    #[arg(long, value_name = "USD")]
+    pub(super) max_cost: Option<f64>,
+    /// Store every answer in DIR, for `--backend replay:DIR`.
+    #[arg(long, value_name = "DIR")]
+    pub(super) record: Option<PathBuf>,
     /// Do not keep a journal for this run (it cannot be resumed).
     #[arg(long, conflicts_with = "resume")]
     pub(super) no_journal: bool,
@@ -64,13 +70,17 @@ pub struct RunArgs {
 pub async fn run(a: RunArgs) -> Result<u8> {
     let started = Instant::now();
     let cwd = std::env::current_dir()?;
-    let backend = backend(a.backend.as_deref())?;
+    let config = Arc::new(crate::config::load(&cwd)?.config);
+    let backend = crate::backend::select(a.backend.as_deref(), &config)?;
     let args = match (&a.args, &a.args_file) {
         (Some(text), _) => Some(parse_args(text)),
         (None, Some(path)) => Some(parse_args(&String::from_utf8_lossy(&read_file(path)?))),
         (None, None) => None,
     };
-    let limits = a.limits.limits();
+    let mut limits = a.limits.limits();
+    if let (None, Some(c)) = (a.limits.concurrency, config.concurrency) {
+        limits.concurrency = usize::from(c.clamp(1, 256));
+    }
     let cache = Cache::new(a.limits.no_cache);
     let run_id = a.resume.clone().unwrap_or_else(new_run_id);
 
@@ -136,6 +146,7 @@ pub async fn run(a: RunArgs) -> Result<u8> {
     };
     let journal_handle = journal.as_ref().map(|j| j.journal.clone());
     let backend_name = backend.name().to_string();
+    let backend_for_record = backend.clone();
     let opts = RunOptions {
         args,
         budget_tokens: a.budget_tokens,
@@ -144,6 +155,15 @@ pub async fn run(a: RunArgs) -> Result<u8> {
         cwd,
         events,
         journal,
+        config: config.clone(),
+        recorder: match &a.record {
+            Some(dir) => Some(Arc::new(crate::backend::replay::Recorder::new(
+                dir,
+                backend_for_record.as_ref(),
+            )?)),
+            None => None,
+        },
+        max_cost: a.max_cost,
     };
     tokio::select! {
         report = execute(&sandbox, &cache, target, opts, run_id.clone()) => Ok(finish(&a, report?)),
@@ -194,16 +214,6 @@ fn resolve_target(target: &str, cwd: &Path) -> Result<PathBuf> {
     Resolver::discover(cwd)
         .find(target)
         .map_err(|e| anyhow!("{e}\nhint: `{target}` is neither a file nor a saved workflow in .wfhost/workflows/ or .claude/workflows/"))
-}
-
-fn backend(name: Option<&str>) -> Result<Arc<dyn Backend>> {
-    match name {
-        Some("mock") => Ok(Arc::new(Mock::default())),
-        Some(other) => bail!("unknown backend `{other}`\nhint: available backends: `mock`"),
-        None => bail!(
-            "no agent backend chosen\nhint: pass `--backend mock` for a dry run on the deterministic mock model"
-        ),
-    }
 }
 
 /// Asks on the terminal before running a script; refuses (exit 77) without one.

@@ -62,12 +62,14 @@ pub struct Capabilities {
     /// How many times each key was asked for in this run (the occurrence of the next call).
     occurrences: HashMap<String, u32>,
     backend_identity: String,
+    max_cost: Option<f64>,
     pub report: CapabilityReport,
 }
 
 struct AgentInfo {
     label: String,
     workflow: Option<String>,
+    phase: Option<String>,
 }
 
 /// What the run did, for the report.
@@ -80,6 +82,11 @@ pub struct CapabilityReport {
     pub agents_failed: u32,
     pub agents_cached: u32,
     pub transient_failures: u32,
+    /// USD spent by agents that ran in this run, in total and by phase.
+    pub cost_usd: f64,
+    pub cost_by_phase: std::collections::BTreeMap<String, f64>,
+    /// USD of the results served from the journal (spent by an earlier attempt).
+    pub cached_cost_usd: f64,
     /// Tokens spent by agents that ran in this run.
     pub usage: Usage,
     /// Tokens of the results served from the journal (spent by an earlier attempt).
@@ -106,6 +113,8 @@ pub struct RunSetup {
     pub journal: Option<Arc<Journal>>,
     pub cache: HashMap<(String, u32), Cached>,
     pub backend_identity: String,
+    /// `--max-cost`: no new agents once the run's cost reaches it (USD).
+    pub max_cost: Option<f64>,
 }
 
 pub fn cap_message(cap: u32) -> String {
@@ -140,6 +149,7 @@ impl Capabilities {
             cache: setup.cache,
             occurrences: HashMap::new(),
             backend_identity: setup.backend_identity,
+            max_cost: setup.max_cost,
             report: CapabilityReport::default(),
         }
     }
@@ -163,6 +173,7 @@ impl Capabilities {
             cache: HashMap::new(),
             occurrences: HashMap::new(),
             backend_identity: String::new(),
+            max_cost: None,
             report: CapabilityReport::default(),
         }
     }
@@ -181,6 +192,11 @@ impl Capabilities {
     /// its control flow (and so its later calls) could differ.
     fn spent(&self) -> u64 {
         self.report.usage.output_tokens + self.report.cached_usage.output_tokens
+    }
+
+    /// The run's cost as `--max-cost` counts it (served results included, as for spent()).
+    fn cost(&self) -> f64 {
+        self.report.cost_usd + self.report.cached_cost_usd
     }
 
     fn journal(&self, record: Record) {
@@ -222,6 +238,17 @@ impl Capabilities {
         if self.report.agents_started >= cap {
             return error("WorkflowAgentCapError", &cap_message(cap));
         }
+        if let Some(max) = self.max_cost
+            && self.cost() >= max
+        {
+            return error(
+                "WorkflowBudgetError",
+                &format!(
+                    "the cost ceiling is reached (${:.4} of ${max:.4}); no new agents can start. Raise --max-cost if this is expected",
+                    self.cost()
+                ),
+            );
+        }
         if let Some(total) = self.budget_total
             && self.spent() >= total
         {
@@ -245,6 +272,7 @@ impl Capabilities {
             isolation: text("isolation"),
             label: label.clone(),
             phase: text("phase"),
+            call: None,
         };
         let key = journal::agent_key(&request, &self.backend_identity);
         let occurrence = {
@@ -255,11 +283,13 @@ impl Capabilities {
         let handle = self.handle();
         self.report.agents_started += 1;
         let workflow = text("workflow");
+        let phase = request.phase.clone();
         self.agents.insert(
             handle,
             AgentInfo {
                 label: label.clone(),
                 workflow,
+                phase,
             },
         );
         let reply = json!({ "handle": handle, "agentsLeft": cap - self.report.agents_started });
@@ -267,9 +297,11 @@ impl Capabilities {
             let outcome = AgentOutcome {
                 result: Ok(hit.value.clone()),
                 usage: hit.usage,
+                cost_usd: hit.cost_usd,
                 transient: false,
                 duration: std::time::Duration::ZERO,
                 cached: true,
+                note: None,
             };
             self.journal(Record::Cached {
                 key,
@@ -294,6 +326,8 @@ impl Capabilities {
             label,
             phase,
         });
+        let mut request = request;
+        request.call = Some((key.clone(), occurrence));
         scheduler.submit(AgentJob {
             handle,
             request,
@@ -341,15 +375,29 @@ impl Capabilities {
                 let info = self.agents.remove(&handle).unwrap_or(AgentInfo {
                     label: String::new(),
                     workflow: None,
+                    phase: None,
                 });
                 if outcome.cached {
                     self.report.agents_cached += 1;
                     self.report.cached_usage += outcome.usage;
+                    self.report.cached_cost_usd += outcome.cost_usd;
                     let value = outcome.result.unwrap_or(Value::Null);
                     return Ok(json!({ "handle": handle, "value": value, "spent": self.spent() }));
                 }
                 self.report.usage += outcome.usage;
+                self.report.cost_usd += outcome.cost_usd;
+                let phase = info.phase.clone().unwrap_or_default();
+                *self.report.cost_by_phase.entry(phase).or_default() += outcome.cost_usd;
+                let prefix = info
+                    .workflow
+                    .as_ref()
+                    .map(|w| format!("[{w}] "))
+                    .unwrap_or_default();
+                if let Some(note) = &outcome.note {
+                    self.log(LogLevel::Info, format!("{prefix}[{}] {note}", info.label))?;
+                }
                 let duration_ms = outcome.duration.as_millis() as u64;
+                let cost_usd = outcome.cost_usd;
                 match outcome.result {
                     Ok(v) => {
                         self.report.agents_done += 1;
@@ -358,6 +406,7 @@ impl Capabilities {
                             handle,
                             label: info.label,
                             usage,
+                            cost_usd,
                             duration_ms,
                         });
                         (handle, v)
@@ -367,7 +416,6 @@ impl Capabilities {
                         if outcome.transient {
                             self.report.transient_failures += 1;
                         }
-                        let prefix = info.workflow.map(|w| format!("[{w}] ")).unwrap_or_default();
                         self.log(
                             LogLevel::Warn,
                             format!("{prefix}[{}] failed: {e}", info.label),

@@ -1,0 +1,305 @@
+//! `claude`: one non-interactive Claude Code run (`claude -p`) per agent.
+//!
+//! An agent with tools: it can read and edit files and run commands, within the permission
+//! mode and allowed tools from the configuration. `isolation: "worktree"` runs it in a fresh
+//! `git worktree`, removed afterwards when the agent changed nothing and kept (and reported)
+//! when it did.
+
+use super::{AgentError, AgentReply, AgentRequest, Backend, FRAMING, FRAMING_SCHEMA, Usage};
+use crate::config::{self, Config};
+use anyhow::{Result, bail};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+
+pub struct Claude {
+    binary: PathBuf,
+    model: Option<String>,
+    permission_mode: Option<String>,
+    allowed_tools: Vec<String>,
+    max_turns: u32,
+    timeout: Duration,
+}
+
+/// `claude` on PATH (or the configured binary), if it exists.
+pub fn find(cfg: &Config) -> Option<PathBuf> {
+    let name = cfg.claude.binary.clone().unwrap_or_else(|| "claude".into());
+    if name.contains('/') {
+        return Some(PathBuf::from(name)).filter(|p| p.is_file());
+    }
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|d| d.join(&name))
+        .find(|p| p.is_file())
+}
+
+impl Claude {
+    pub fn new(cfg: &Config) -> Result<Claude> {
+        let Some(binary) = find(cfg) else {
+            bail!(
+                "the `claude` backend needs Claude Code's `claude` binary, and it is not on PATH\nhint: npm install -g @anthropic-ai/claude-code, or set `[claude] binary = \"/path/to/claude\"` in wfhost.toml"
+            );
+        };
+        Ok(Claude {
+            binary,
+            model: cfg.model.clone(),
+            permission_mode: cfg.claude.permission_mode.clone(),
+            allowed_tools: cfg.claude.allowed_tools.clone().unwrap_or_default(),
+            max_turns: cfg.claude.max_turns.unwrap_or(30),
+            timeout: config::duration(
+                &cfg.claude.timeout,
+                "claude.timeout",
+                Duration::from_secs(30 * 60),
+            )?,
+        })
+    }
+
+    fn args(&self, req: &AgentRequest) -> Vec<String> {
+        let mut args: Vec<String> = ["-p", "--output-format", "json", "--max-turns"]
+            .map(String::from)
+            .to_vec();
+        args.push(self.max_turns.to_string());
+        if let Some(m) = req.model.as_ref().or(self.model.as_ref()) {
+            args.extend(["--model".into(), m.clone()]);
+        }
+        if let Some(p) = &self.permission_mode {
+            args.extend(["--permission-mode".into(), p.clone()]);
+        }
+        if !self.allowed_tools.is_empty() {
+            args.push("--allowedTools".into());
+            args.extend(self.allowed_tools.iter().cloned());
+        }
+        let mut framing = FRAMING.to_string();
+        if let Some(schema) = &req.schema {
+            args.extend(["--json-schema".into(), schema.to_string()]);
+            framing = format!("{framing}\n{FRAMING_SCHEMA}");
+        }
+        if let Some(t) = &req.agent_type {
+            framing.push_str(&format!("\nYou act as this kind of agent: {t}."));
+        }
+        args.extend(["--append-system-prompt".into(), framing]);
+        args
+    }
+}
+
+/// Claude Code reads its thinking budget from `MAX_THINKING_TOKENS`.
+fn thinking_tokens(effort: Option<&str>) -> Option<&'static str> {
+    match effort? {
+        "low" => Some("0"),
+        "medium" => Some("8000"),
+        "high" | "max" => Some("31999"),
+        _ => None,
+    }
+}
+
+/// Parses the `--output-format json` result envelope.
+pub fn parse_envelope(stdout: &[u8], schema: bool) -> Result<AgentReply, AgentError> {
+    let v: Value = serde_json::from_slice(stdout).map_err(|e| {
+        AgentError::permanent(format!(
+            "claude printed no JSON result ({e}): {}",
+            String::from_utf8_lossy(stdout)
+                .chars()
+                .take(300)
+                .collect::<String>()
+        ))
+    })?;
+    let text = v["result"].as_str().unwrap_or_default().to_string();
+    if v["is_error"] == true || v["subtype"].as_str().is_some_and(|s| s != "success") {
+        let what = v["subtype"].as_str().unwrap_or("error");
+        let lower = text.to_lowercase();
+        let transient = [
+            "overloaded",
+            "rate limit",
+            "529",
+            "503",
+            "timeout",
+            "connection",
+        ]
+        .iter()
+        .any(|w| lower.contains(w));
+        return Err(AgentError {
+            message: format!("claude {what}: {text}").trim_end().to_string(),
+            transient,
+        });
+    }
+    let usage: Usage = serde_json::from_value(v["usage"].clone()).unwrap_or_default();
+    let structured = match &v["structured_output"] {
+        Value::Null if schema => serde_json::from_str(text.trim()).ok(),
+        Value::Null => None,
+        s => Some(s.clone()),
+    };
+    Ok(AgentReply {
+        text,
+        structured,
+        usage,
+        cost_usd: v["total_cost_usd"].as_f64(),
+        note: None,
+    })
+}
+
+async fn git(dir: &Path, args: &[&str]) -> Result<String, AgentError> {
+    let out = tokio::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .output()
+        .await
+        .map_err(|e| AgentError::permanent(format!("git: {e}")))?;
+    if !out.status.success() {
+        return Err(AgentError::permanent(format!(
+            "git {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[async_trait::async_trait]
+impl Backend for Claude {
+    fn name(&self) -> &str {
+        "claude"
+    }
+
+    fn identity(&self) -> String {
+        format!(
+            "claude:{}:{}:{}",
+            self.model.as_deref().unwrap_or("default"),
+            self.permission_mode.as_deref().unwrap_or("default"),
+            self.allowed_tools.join(",")
+        )
+    }
+
+    fn default_model(&self) -> Option<String> {
+        self.model.clone()
+    }
+
+    async fn run(
+        &self,
+        req: &AgentRequest,
+        feedback: Option<&str>,
+    ) -> Result<AgentReply, AgentError> {
+        let mut prompt = req.prompt.clone();
+        if let Some(f) = feedback {
+            prompt.push_str(&format!(
+                "\n\nYour previous answer did not match the required schema:\n{f}"
+            ));
+        }
+        let worktree = match req.isolation.as_deref() {
+            Some("worktree") => {
+                let cwd =
+                    std::env::current_dir().map_err(|e| AgentError::permanent(e.to_string()))?;
+                let dir =
+                    std::env::temp_dir().join(format!("wfhost-worktree-{}", fastrand::u64(..)));
+                git(
+                    &cwd,
+                    &[
+                        "worktree",
+                        "add",
+                        "--detach",
+                        &dir.display().to_string(),
+                        "HEAD",
+                    ],
+                )
+                .await?;
+                Some((cwd, dir))
+            }
+            Some(other) => {
+                return Err(AgentError::permanent(format!(
+                    "isolation `{other}` is not supported (use \"worktree\")"
+                )));
+            }
+            None => None,
+        };
+        let mut cmd = tokio::process::Command::new(&self.binary);
+        cmd.args(self.args(req))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        if let Some((_, dir)) = &worktree {
+            cmd.current_dir(dir);
+        }
+        if let Some(t) = thinking_tokens(req.effort.as_deref()) {
+            cmd.env("MAX_THINKING_TOKENS", t);
+        }
+        let mut child = cmd.spawn().map_err(|e| {
+            AgentError::permanent(format!("cannot start `{}`: {e}", self.binary.display()))
+        })?;
+        if let Some(mut stdin) = child.stdin.take() {
+            let _ = stdin.write_all(prompt.as_bytes()).await;
+        }
+        let output = tokio::time::timeout(self.timeout, child.wait_with_output()).await;
+        let mut reply = match output {
+            Err(_) => Err(AgentError {
+                message: format!(
+                    "claude gave no answer within {} (claude.timeout)",
+                    humantime::format_duration(self.timeout)
+                ),
+                transient: true,
+            }),
+            Ok(Err(e)) => Err(AgentError::permanent(format!("claude failed: {e}"))),
+            Ok(Ok(o)) if o.stdout.is_empty() => Err(AgentError::permanent(format!(
+                "claude exited with {} and no result: {}",
+                o.status,
+                String::from_utf8_lossy(&o.stderr).trim()
+            ))),
+            Ok(Ok(o)) => parse_envelope(&o.stdout, req.schema.is_some()),
+        };
+        if let Some((repo, dir)) = worktree {
+            let changed = git(&dir, &["status", "--porcelain"])
+                .await
+                .map(|s| !s.trim().is_empty())
+                .unwrap_or(true);
+            if changed {
+                if let Ok(r) = &mut reply {
+                    r.note = Some(format!("changes kept in worktree {}", dir.display()));
+                }
+            } else {
+                let _ = git(
+                    &repo,
+                    &["worktree", "remove", "--force", &dir.display().to_string()],
+                )
+                .await;
+            }
+        }
+        reply
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope() {
+        let ok = br#"{"type":"result","subtype":"success","is_error":false,"result":"done","session_id":"s","total_cost_usd":0.012,"usage":{"input_tokens":10,"output_tokens":3,"cache_read_input_tokens":7}}"#;
+        let r = parse_envelope(ok, false).unwrap();
+        assert_eq!(
+            (
+                r.text.as_str(),
+                r.usage.output_tokens,
+                r.usage.cache_read_input_tokens,
+                r.cost_usd
+            ),
+            ("done", 3, 7, Some(0.012))
+        );
+        let schema =
+            br#"{"subtype":"success","is_error":false,"result":"","structured_output":{"n":1}}"#;
+        assert_eq!(
+            parse_envelope(schema, true).unwrap().structured,
+            Some(serde_json::json!({"n": 1}))
+        );
+        let err = br#"{"subtype":"error_max_turns","is_error":true,"result":"too many turns"}"#;
+        assert!(
+            parse_envelope(err, false)
+                .unwrap_err()
+                .message
+                .contains("error_max_turns")
+        );
+        let overloaded =
+            br#"{"subtype":"success","is_error":true,"result":"API Error: 529 Overloaded"}"#;
+        assert!(parse_envelope(overloaded, false).unwrap_err().transient);
+    }
+}

@@ -1,0 +1,138 @@
+//! `command`: any program as an agent (codex, gemini, a local model, a script).
+//!
+//! For each agent the program is started once with the request as JSON on stdin; it answers
+//! with JSON on stdout. See docs/backends.md for the protocol and an example wrapper.
+//!
+//! request: `{"prompt", "system", "schema"?, "model"?, "effort"?, "agentType"?, "isolation"?,
+//!            "label", "phase"?, "feedback"?}`
+//! response: `{"text": "…"}` or `{"structured": {…}}` (plus optional `"usage"` and
+//!           `"cost_usd"`), or `{"error": "…", "transient"?: bool}`. A non-zero exit status
+//!           is a failure too (stderr is the message).
+
+use super::{AgentError, AgentReply, AgentRequest, Backend, FRAMING, FRAMING_SCHEMA, Usage};
+use crate::config::{self, Config};
+use anyhow::{Result, bail};
+use serde_json::{Value, json};
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+
+pub struct Command {
+    program: String,
+    args: Vec<String>,
+    timeout: Duration,
+}
+
+impl Command {
+    pub fn new(cfg: &Config) -> Result<Command> {
+        let Some(program) = cfg.command.program.clone() else {
+            bail!(
+                "the `command` backend needs a program\nhint: set it in wfhost.toml:\n  [command]\n  program = \"./my-agent.sh\""
+            );
+        };
+        Ok(Command {
+            program,
+            args: cfg.command.args.clone(),
+            timeout: config::duration(
+                &cfg.command.timeout,
+                "command.timeout",
+                Duration::from_secs(30 * 60),
+            )?,
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl Backend for Command {
+    fn name(&self) -> &str {
+        "command"
+    }
+
+    fn identity(&self) -> String {
+        format!("command:{} {}", self.program, self.args.join(" "))
+    }
+
+    async fn run(
+        &self,
+        req: &AgentRequest,
+        feedback: Option<&str>,
+    ) -> Result<AgentReply, AgentError> {
+        let system = if req.schema.is_some() {
+            format!("{FRAMING}\n{FRAMING_SCHEMA}")
+        } else {
+            FRAMING.to_string()
+        };
+        let mut request = serde_json::to_value(req).unwrap_or_default();
+        request["system"] = json!(system);
+        if let Some(f) = feedback {
+            request["feedback"] = json!(f);
+        }
+        let mut child = tokio::process::Command::new(&self.program)
+            .args(&self.args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| AgentError::permanent(format!("cannot start `{}`: {e}", self.program)))?;
+        if let Some(mut stdin) = child.stdin.take() {
+            let _ = stdin.write_all(request.to_string().as_bytes()).await;
+        }
+        let output = match tokio::time::timeout(self.timeout, child.wait_with_output()).await {
+            Ok(Ok(o)) => o,
+            Ok(Err(e)) => {
+                return Err(AgentError::permanent(format!(
+                    "`{}` failed: {e}",
+                    self.program
+                )));
+            }
+            Err(_) => {
+                return Err(AgentError {
+                    message: format!(
+                        "`{}` gave no answer within {} (command.timeout)",
+                        self.program,
+                        humantime::format_duration(self.timeout)
+                    ),
+                    transient: true,
+                });
+            }
+        };
+        if !output.status.success() {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            return Err(AgentError::permanent(format!(
+                "`{}` exited with {}: {}",
+                self.program,
+                output.status,
+                stderr.trim()
+            )));
+        }
+        let response: Value = serde_json::from_slice(&output.stdout).map_err(|e| {
+            AgentError::permanent(format!(
+                "`{}` did not print a JSON response on stdout: {e}",
+                self.program
+            ))
+        })?;
+        if let Some(error) = response["error"].as_str() {
+            return Err(AgentError {
+                message: error.to_string(),
+                transient: response["transient"] == true,
+            });
+        }
+        let usage: Usage = serde_json::from_value(response["usage"].clone()).unwrap_or_default();
+        let structured = Some(response["structured"].clone()).filter(|v| !v.is_null());
+        let text = match &response["text"] {
+            Value::String(s) => s.clone(),
+            _ => structured
+                .as_ref()
+                .map(Value::to_string)
+                .unwrap_or_default(),
+        };
+        Ok(AgentReply {
+            text,
+            structured,
+            usage,
+            cost_usd: response["cost_usd"].as_f64(),
+            note: None,
+        })
+    }
+}

@@ -1,0 +1,419 @@
+//! `messages`: one Anthropic Messages API call per agent, over hyper + rustls.
+//!
+//! A single model call without tools: suited to reasoning, classification and synthesis.
+//! Streaming (SSE), HTTP/2 where the server offers it, connection reuse across agents.
+//! Structured output through a forced `StructuredOutput` tool whose `input_schema` is the
+//! agent's schema. Retries: 429 honours `retry-after`; 529, 500, 502, 503, 504, connection
+//! errors, timeouts, truncated or malformed streams and mid-stream `overloaded`/`api_error`
+//! events back off exponentially with jitter (0.5 s → 8 s); 400, 401, 403, 404, 413 and a
+//! spend-limit 429 are never retried.
+
+use super::{AgentError, AgentReply, AgentRequest, Backend, FRAMING, FRAMING_SCHEMA, Usage};
+use crate::config::{self, Config};
+use anyhow::{Context as _, Result};
+use eventsource_stream::Eventsource;
+use futures_util::StreamExt;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::client::legacy::{Client, connect::HttpConnector};
+use hyper_util::rt::TokioExecutor;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+const API_VERSION: &str = "2023-06-01";
+const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
+
+/// Why: a prompt that shares this much with a recent one is worth a cache write (the API
+/// caches prefixes from 1024 tokens; ~4 characters per token).
+const SHARED_PREFIX_CHARS: usize = 4096;
+
+pub struct Messages {
+    client: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
+    base_url: String,
+    api_key: String,
+    model: String,
+    max_tokens: u32,
+    timeout: Duration,
+    max_attempts: u32,
+    /// Recent prompts, to find the shared prefix of a fan-out.
+    recent: std::sync::Mutex<Vec<String>>,
+    requests: AtomicU64,
+    retries: AtomicU64,
+}
+
+/// How one attempt ended, when it did not produce a reply.
+enum Failure {
+    /// Worth another attempt, after `after` when the server said so.
+    Retry {
+        error: AgentError,
+        after: Option<Duration>,
+    },
+    Fatal(AgentError),
+}
+
+fn api_error(status: impl std::fmt::Display, message: &str, transient: bool) -> AgentError {
+    AgentError {
+        message: format!("API Error: {status} {message}"),
+        transient,
+    }
+}
+
+impl Messages {
+    pub fn new(cfg: &Config) -> Result<Messages> {
+        let api_key = std::env::var("ANTHROPIC_API_KEY")
+            .ok()
+            .filter(|k| !k.is_empty())
+            .context("the `messages` backend needs `ANTHROPIC_API_KEY`\nhint: export ANTHROPIC_API_KEY=…, or choose another backend with `--backend`")?;
+        let base_url = cfg
+            .messages
+            .base_url
+            .clone()
+            .or_else(|| {
+                std::env::var("ANTHROPIC_BASE_URL")
+                    .ok()
+                    .filter(|u| !u.is_empty())
+            })
+            .unwrap_or_else(|| DEFAULT_BASE_URL.to_string());
+        let mut roots = rustls::RootCertStore::empty();
+        // The system's trust store; honours SSL_CERT_FILE / SSL_CERT_DIR.
+        for cert in rustls_native_certs::load_native_certs().certs {
+            let _ = roots.add(cert);
+        }
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .build();
+        Ok(Messages {
+            client: Client::builder(TokioExecutor::new()).build(https),
+            base_url: base_url.trim_end_matches('/').to_string(),
+            api_key,
+            model: cfg.model().to_string(),
+            max_tokens: cfg.messages.max_tokens.unwrap_or(8192),
+            timeout: config::duration(
+                &cfg.messages.timeout,
+                "messages.timeout",
+                Duration::from_secs(600),
+            )?,
+            max_attempts: cfg.messages.max_attempts.unwrap_or(6).max(1),
+            recent: std::sync::Mutex::new(Vec::new()),
+            requests: AtomicU64::new(0),
+            retries: AtomicU64::new(0),
+        })
+    }
+
+    /// The user content: the prompt, split so that a prefix it shares with a recent prompt
+    /// carries `cache_control` (fan-outs usually share their instructions).
+    fn content(&self, prompt: &str, feedback: Option<&str>) -> Value {
+        let mut prompt = prompt.to_string();
+        let shared = {
+            let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+            let shared = recent
+                .iter()
+                .map(|r| common_prefix(r, &prompt))
+                .max()
+                .unwrap_or(0);
+            recent.push(prompt.clone());
+            if recent.len() > 32 {
+                recent.remove(0);
+            }
+            shared
+        };
+        if let Some(f) = feedback {
+            prompt.push_str(&format!(
+                "\n\nYour previous answer did not match the required schema:\n{f}\nCall StructuredOutput again with a corrected answer."
+            ));
+        }
+        if shared >= SHARED_PREFIX_CHARS {
+            let (head, tail) = prompt.split_at(shared);
+            json!([
+                { "type": "text", "text": head, "cache_control": { "type": "ephemeral" } },
+                { "type": "text", "text": tail }
+            ])
+        } else {
+            json!([{ "type": "text", "text": prompt }])
+        }
+    }
+
+    fn body(&self, req: &AgentRequest, feedback: Option<&str>) -> Value {
+        let framing = if req.schema.is_some() {
+            format!("{FRAMING}\n{FRAMING_SCHEMA}")
+        } else {
+            FRAMING.to_string()
+        };
+        let mut body = json!({
+            "model": req.model.as_deref().unwrap_or(&self.model),
+            "max_tokens": self.max_tokens,
+            "stream": true,
+            "system": [{ "type": "text", "text": framing, "cache_control": { "type": "ephemeral" } }],
+            "messages": [{ "role": "user", "content": self.content(&req.prompt, feedback) }],
+        });
+        if let Some(schema) = &req.schema {
+            body["tools"] = json!([{
+                "name": "StructuredOutput",
+                "description": "Return your final answer. Its input is the answer, matching the schema exactly.",
+                "input_schema": schema,
+            }]);
+            body["tool_choice"] = json!({ "type": "tool", "name": "StructuredOutput" });
+        }
+        body
+    }
+
+    async fn attempt(&self, body: &Value) -> Result<AgentReply, Failure> {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let request = hyper::Request::post(format!("{}/v1/messages", self.base_url))
+            .header("x-api-key", &self.api_key)
+            .header("anthropic-version", API_VERSION)
+            .header("content-type", "application/json")
+            .header("accept", "text/event-stream")
+            .body(Full::new(Bytes::from(body.to_string())))
+            .map_err(|e| {
+                Failure::Fatal(AgentError::permanent(format!("building the request: {e}")))
+            })?;
+        let work = async {
+            let response = self
+                .client
+                .request(request)
+                .await
+                .map_err(|e| Failure::Retry {
+                    error: AgentError {
+                        message: format!("connection error: {e}"),
+                        transient: true,
+                    },
+                    after: None,
+                })?;
+            let status = response.status();
+            if !status.is_success() {
+                let retry_after = response
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<f64>().ok())
+                    .map(|s| Duration::from_secs_f64(s.clamp(0.0, 300.0)));
+                let bytes = response
+                    .into_body()
+                    .collect()
+                    .await
+                    .map(|b| b.to_bytes())
+                    .unwrap_or_default();
+                let detail: Value = serde_json::from_slice(&bytes).unwrap_or_default();
+                let message = detail["error"]["message"].as_str().map_or_else(
+                    || String::from_utf8_lossy(&bytes).trim().to_string(),
+                    str::to_owned,
+                );
+                return Err(classify(status.as_u16(), &message, retry_after));
+            }
+            read_stream(response.into_body()).await
+        };
+        match tokio::time::timeout(self.timeout, work).await {
+            Ok(r) => r,
+            Err(_) => Err(Failure::Retry {
+                error: AgentError {
+                    message: format!(
+                        "no complete answer within {} (messages.timeout)",
+                        humantime::format_duration(self.timeout)
+                    ),
+                    transient: true,
+                },
+                after: None,
+            }),
+        }
+    }
+}
+
+/// What to do with an HTTP error status.
+fn classify(status: u16, message: &str, retry_after: Option<Duration>) -> Failure {
+    let lower = message.to_lowercase();
+    match status {
+        429 if ["spend", "credit", "billing", "quota"]
+            .iter()
+            .any(|w| lower.contains(w)) =>
+        {
+            Failure::Fatal(api_error(status, message, false))
+        }
+        429 => Failure::Retry {
+            error: api_error(status, message, true),
+            after: retry_after,
+        },
+        500 | 502 | 503 | 504 | 529 => Failure::Retry {
+            error: api_error(status, message, true),
+            after: retry_after,
+        },
+        s if s >= 500 => Failure::Retry {
+            error: api_error(status, message, true),
+            after: retry_after,
+        },
+        _ => Failure::Fatal(api_error(status, message, false)),
+    }
+}
+
+/// Reads a Messages SSE stream into a reply.
+async fn read_stream(body: hyper::body::Incoming) -> Result<AgentReply, Failure> {
+    let retry = |message: String| Failure::Retry {
+        error: AgentError {
+            message,
+            transient: true,
+        },
+        after: None,
+    };
+    let mut events = body.into_data_stream().eventsource();
+    let mut reply = AgentReply::default();
+    let mut tool_json = String::new();
+    let mut stopped = false;
+    while let Some(event) = events.next().await {
+        let event = event.map_err(|e| retry(format!("the answer stream broke: {e}")))?;
+        if event.event == "ping" {
+            continue;
+        }
+        let data: Value = serde_json::from_str(&event.data)
+            .map_err(|e| retry(format!("malformed event in the answer stream ({e})")))?;
+        match data["type"].as_str().unwrap_or(event.event.as_str()) {
+            "message_start" => add_usage(&mut reply.usage, &data["message"]["usage"]),
+            "content_block_delta" => match data["delta"]["type"].as_str() {
+                Some("text_delta") => reply
+                    .text
+                    .push_str(data["delta"]["text"].as_str().unwrap_or("")),
+                Some("input_json_delta") => {
+                    tool_json.push_str(data["delta"]["partial_json"].as_str().unwrap_or(""))
+                }
+                _ => {}
+            },
+            "message_delta" => {
+                // message_delta carries the final output count (cumulative).
+                if let Some(out) = data["usage"]["output_tokens"].as_u64() {
+                    reply.usage.output_tokens = out;
+                }
+            }
+            "message_stop" => stopped = true,
+            "error" => {
+                let kind = data["error"]["type"].as_str().unwrap_or("error");
+                let message = data["error"]["message"].as_str().unwrap_or(kind);
+                let transient =
+                    matches!(kind, "overloaded_error" | "api_error" | "rate_limit_error");
+                let error = AgentError {
+                    message: format!("API Error: {kind} {message}"),
+                    transient,
+                };
+                return Err(if transient {
+                    Failure::Retry { error, after: None }
+                } else {
+                    Failure::Fatal(error)
+                });
+            }
+            _ => {}
+        }
+    }
+    if !stopped {
+        return Err(retry("the answer stream ended before message_stop".into()));
+    }
+    if !tool_json.is_empty() {
+        let v: Value = serde_json::from_str(&tool_json)
+            .map_err(|e| retry(format!("malformed StructuredOutput input ({e})")))?;
+        reply.structured = Some(v);
+    }
+    Ok(reply)
+}
+
+fn add_usage(u: &mut Usage, v: &Value) {
+    let n = |k: &str| v[k].as_u64().unwrap_or(0);
+    u.input_tokens += n("input_tokens");
+    u.output_tokens += n("output_tokens");
+    u.cache_creation_input_tokens += n("cache_creation_input_tokens");
+    u.cache_read_input_tokens += n("cache_read_input_tokens");
+}
+
+fn common_prefix(a: &str, b: &str) -> usize {
+    let n = a.bytes().zip(b.bytes()).take_while(|(x, y)| x == y).count();
+    // Back off to a character boundary.
+    (0..=n).rev().find(|i| b.is_char_boundary(*i)).unwrap_or(0)
+}
+
+/// Exponential backoff with jitter: 0.5 s, 1 s, 2 s, 4 s, 8 s, 8 s … each scaled by a random
+/// factor in [0.5, 1] so that a fan-out hit by one 529 does not retry in lockstep.
+pub fn backoff(attempt: u32) -> Duration {
+    let base = 0.5 * 2f64.powi(attempt.saturating_sub(1).min(4) as i32);
+    Duration::from_secs_f64(base.min(8.0) * (0.5 + fastrand::f64() / 2.0))
+}
+
+#[async_trait::async_trait]
+impl Backend for Messages {
+    fn name(&self) -> &str {
+        "messages"
+    }
+
+    fn identity(&self) -> String {
+        format!("messages:{}:{}", self.model, self.max_tokens)
+    }
+
+    fn default_model(&self) -> Option<String> {
+        Some(self.model.clone())
+    }
+
+    async fn run(
+        &self,
+        req: &AgentRequest,
+        feedback: Option<&str>,
+    ) -> Result<AgentReply, AgentError> {
+        let body = self.body(req, feedback);
+        let mut attempt = 1;
+        loop {
+            match self.attempt(&body).await {
+                Ok(reply) => return Ok(reply),
+                Err(Failure::Fatal(e)) => return Err(e),
+                Err(Failure::Retry { error, .. }) if attempt >= self.max_attempts => {
+                    return Err(AgentError {
+                        message: format!("{} (gave up after {attempt} attempts)", error.message),
+                        transient: true,
+                    });
+                }
+                Err(Failure::Retry { after, .. }) => {
+                    self.retries.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(after.unwrap_or_else(|| backoff(attempt))).await;
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    fn stats(&self) -> Option<Value> {
+        Some(json!({
+            "requests": self.requests.load(Ordering::Relaxed),
+            "retries": self.retries.load(Ordering::Relaxed),
+            "base_url": self.base_url,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_classification() {
+        let retried = |s, m: &str| matches!(classify(s, m, None), Failure::Retry { .. });
+        for s in [429, 500, 502, 503, 504, 529] {
+            assert!(retried(s, "busy"), "{s}");
+        }
+        for s in [400, 401, 403, 404, 413] {
+            assert!(!retried(s, "no"), "{s}");
+        }
+        assert!(!retried(429, "You have reached your spend limit"));
+    }
+
+    #[test]
+    fn backoff_grows_to_8s_with_jitter() {
+        for (attempt, max) in [(1, 0.5), (2, 1.0), (3, 2.0), (5, 8.0), (9, 8.0)] {
+            let d = backoff(attempt).as_secs_f64();
+            assert!(d >= max / 2.0 && d <= max, "attempt {attempt}: {d}");
+        }
+    }
+}

@@ -1,0 +1,310 @@
+//! Configuration: `wfhost.toml` in the project (the nearest one from the current directory up
+//! to the repository root) over `~/.config/wfhost/config.toml`, over built-in defaults.
+//! Command-line flags override all of them. `wfhost config show` prints the merged result and
+//! where each value came from.
+
+use anyhow::{Context as _, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `claude`, `messages`, `command`, `mock` or `replay:DIR`.
+    pub backend: Option<String>,
+    /// The default model for agents that do not name one.
+    pub model: Option<String>,
+    pub concurrency: Option<u16>,
+    #[serde(default)]
+    pub claude: ClaudeConfig,
+    #[serde(default)]
+    pub messages: MessagesConfig,
+    #[serde(default)]
+    pub command: CommandConfig,
+    /// USD per million tokens, by model (a model matches the longest entry it starts with).
+    #[serde(default)]
+    pub prices: BTreeMap<String, Price>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClaudeConfig {
+    /// The `claude` binary [default: found on PATH].
+    pub binary: Option<String>,
+    /// `--permission-mode` (e.g. `acceptEdits`, `bypassPermissions`) [default: `default`].
+    pub permission_mode: Option<String>,
+    /// `--allowedTools`.
+    pub allowed_tools: Option<Vec<String>>,
+    /// `--max-turns` [default: 30].
+    pub max_turns: Option<u32>,
+    /// Per-agent timeout, e.g. `20m` [default: 30m].
+    pub timeout: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MessagesConfig {
+    /// [default: `$ANTHROPIC_BASE_URL`, else https://api.anthropic.com]
+    pub base_url: Option<String>,
+    /// [default: 8192]
+    pub max_tokens: Option<u32>,
+    /// Per-agent timeout, e.g. `10m` [default: 10m].
+    pub timeout: Option<String>,
+    /// Attempts per agent for retryable failures [default: 6].
+    pub max_attempts: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandConfig {
+    /// The program that answers agents (request JSON on stdin, response JSON on stdout).
+    pub program: Option<String>,
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Per-agent timeout [default: 30m].
+    pub timeout: Option<String>,
+}
+
+/// USD per million tokens.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Price {
+    pub input: f64,
+    pub output: f64,
+    #[serde(default)]
+    pub cache_write: f64,
+    #[serde(default)]
+    pub cache_read: f64,
+}
+
+/// Built-in list prices (USD per million tokens) for Anthropic's current model families, so
+/// costs are shown without configuration. Override them under `[prices."MODEL"]`.
+pub const DEFAULT_PRICES: &[(&str, Price)] = &[
+    (
+        "claude-opus-4",
+        Price {
+            input: 15.0,
+            output: 75.0,
+            cache_write: 18.75,
+            cache_read: 1.5,
+        },
+    ),
+    (
+        "claude-sonnet-4",
+        Price {
+            input: 3.0,
+            output: 15.0,
+            cache_write: 3.75,
+            cache_read: 0.3,
+        },
+    ),
+    (
+        "claude-haiku-4",
+        Price {
+            input: 1.0,
+            output: 5.0,
+            cache_write: 1.25,
+            cache_read: 0.1,
+        },
+    ),
+    (
+        "claude-3-5-haiku",
+        Price {
+            input: 0.8,
+            output: 4.0,
+            cache_write: 1.0,
+            cache_read: 0.08,
+        },
+    ),
+];
+
+/// The default model when neither the script nor the configuration names one.
+pub const DEFAULT_MODEL: &str = "claude-sonnet-4-5";
+
+impl Config {
+    /// The price of a model: the longest configured (then built-in) prefix it starts with.
+    pub fn price(&self, model: &str) -> Option<Price> {
+        let configured = self.prices.iter().map(|(k, v)| (k.as_str(), *v));
+        let best = |it: &mut dyn Iterator<Item = (&str, Price)>| {
+            it.filter(|(k, _)| model.starts_with(k))
+                .max_by_key(|(k, _)| k.len())
+                .map(|(_, p)| p)
+        };
+        best(&mut configured.into_iter()).or_else(|| best(&mut DEFAULT_PRICES.iter().copied()))
+    }
+
+    pub fn model(&self) -> &str {
+        self.model.as_deref().unwrap_or(DEFAULT_MODEL)
+    }
+}
+
+impl Price {
+    pub fn cost(&self, u: &crate::backend::Usage) -> f64 {
+        (u.input_tokens as f64 * self.input
+            + u.output_tokens as f64 * self.output
+            + u.cache_creation_input_tokens as f64 * self.cache_write
+            + u.cache_read_input_tokens as f64 * self.cache_read)
+            / 1e6
+    }
+}
+
+/// The merged configuration and where each value came from.
+pub struct Loaded {
+    pub config: Config,
+    /// `dotted.key` → the file it came from.
+    pub sources: BTreeMap<String, String>,
+    pub files: Vec<PathBuf>,
+}
+
+/// The project's `wfhost.toml`: the nearest from `cwd` up to the repository root.
+fn project_file(cwd: &Path) -> Option<PathBuf> {
+    for dir in cwd.ancestors() {
+        let f = dir.join("wfhost.toml");
+        if f.is_file() {
+            return Some(f);
+        }
+        if dir.join(".git").exists() {
+            break;
+        }
+    }
+    None
+}
+
+fn personal_file() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| dirs::home_dir().map(|h| h.join(".config")))?;
+    Some(base.join("wfhost").join("config.toml")).filter(|f| f.is_file())
+}
+
+/// Loads personal then project configuration (project wins), remembering each value's source.
+pub fn load(cwd: &Path) -> Result<Loaded> {
+    let mut merged = toml::Table::new();
+    let mut sources = BTreeMap::new();
+    let mut files = Vec::new();
+    for file in [personal_file(), project_file(cwd)].into_iter().flatten() {
+        let text = std::fs::read_to_string(&file)
+            .with_context(|| format!("cannot read `{}`", file.display()))?;
+        let table: toml::Table = toml::from_str(&text)
+            .with_context(|| format!("`{}` is not valid TOML", file.display()))?;
+        merge(
+            &mut merged,
+            table,
+            "",
+            &file.display().to_string(),
+            &mut sources,
+        );
+        files.push(file);
+    }
+    let config: Config = toml::Value::Table(merged).try_into().with_context(|| {
+        format!(
+            "invalid configuration in {}",
+            files
+                .iter()
+                .map(|f| format!("`{}`", f.display()))
+                .collect::<Vec<_>>()
+                .join(" or ")
+        )
+    })?;
+    Ok(Loaded {
+        config,
+        sources,
+        files,
+    })
+}
+
+fn merge(
+    into: &mut toml::Table,
+    from: toml::Table,
+    prefix: &str,
+    source: &str,
+    sources: &mut BTreeMap<String, String>,
+) {
+    for (k, v) in from {
+        let path = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        match (into.get_mut(&k), v) {
+            (Some(toml::Value::Table(existing)), toml::Value::Table(t)) => {
+                merge(existing, t, &path, source, sources)
+            }
+            (_, toml::Value::Table(t)) => {
+                let mut fresh = toml::Table::new();
+                merge(&mut fresh, t, &path, source, sources);
+                into.insert(k, toml::Value::Table(fresh));
+            }
+            (_, v) => {
+                sources.insert(path, source.to_string());
+                into.insert(k, v);
+            }
+        }
+    }
+}
+
+/// `10m`-style durations from the configuration, naming the key on error.
+pub fn duration(
+    value: &Option<String>,
+    key: &str,
+    default: std::time::Duration,
+) -> Result<std::time::Duration> {
+    match value {
+        None => Ok(default),
+        Some(s) => humantime::parse_duration(s)
+            .with_context(|| format!("`{key}` = \"{s}\" is not a duration like \"10m\"")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prices_match_the_longest_prefix_and_config_wins() {
+        let mut c = Config::default();
+        assert_eq!(c.price("claude-sonnet-4-5-20250929").unwrap().output, 15.0);
+        assert!(c.price("gpt-x").is_none());
+        c.prices.insert(
+            "claude-sonnet-4-5".into(),
+            Price {
+                input: 1.0,
+                output: 2.0,
+                ..Price::default()
+            },
+        );
+        assert_eq!(c.price("claude-sonnet-4-5-20250929").unwrap().output, 2.0);
+        let u = crate::backend::Usage {
+            input_tokens: 1_000_000,
+            output_tokens: 500_000,
+            ..Default::default()
+        };
+        assert_eq!(c.price("claude-sonnet-4-5").unwrap().cost(&u), 2.0);
+    }
+
+    #[test]
+    fn project_overrides_personal_and_sources_are_kept() {
+        let mut merged = toml::Table::new();
+        let mut sources = BTreeMap::new();
+        merge(
+            &mut merged,
+            toml::from_str("backend = 'claude'\n[claude]\nmax_turns = 5\n").unwrap(),
+            "",
+            "home",
+            &mut sources,
+        );
+        merge(
+            &mut merged,
+            toml::from_str("[claude]\npermission_mode = 'acceptEdits'\n").unwrap(),
+            "",
+            "project",
+            &mut sources,
+        );
+        let c: Config = toml::Value::Table(merged).try_into().unwrap();
+        assert_eq!(c.claude.max_turns, Some(5));
+        assert_eq!(c.claude.permission_mode.as_deref(), Some("acceptEdits"));
+        assert_eq!(sources["claude.max_turns"], "home");
+        assert_eq!(sources["claude.permission_mode"], "project");
+    }
+}

@@ -1,0 +1,357 @@
+//! Real backends through the real binary: the Messages API (a fake server over HTTPS on
+//! loopback), any command, record and replay, the cost ceiling, and Claude Code itself.
+
+use super::fake_api::FakeApi;
+use super::{Scratch, wfhost};
+use serde_json::json;
+
+fn project(script: &str, toml: &str) -> Scratch {
+    let s = Scratch::new();
+    s.file(
+        "w.js",
+        format!(
+            "export const meta = {{ name: 'backend-probe', description: 'backends' }};\n{script}"
+        ),
+    );
+    s.file("wfhost.toml", toml);
+    s
+}
+
+fn run_with(s: &Scratch, api: Option<&FakeApi>, extra: &[&str]) -> super::Out {
+    let mut wf = wfhost(["run", "w.js", "--yes", "--json"])
+        .args(extra)
+        .dir(s.path())
+        .env("WFHOST_RUNS_DIR", s.path().join("runs"));
+    if let Some(api) = api {
+        for (k, v) in api.env() {
+            wf = wf.env(k, v);
+        }
+    }
+    wf.run()
+}
+
+fn gaps(api: &FakeApi, prompt: &str) -> Vec<f64> {
+    api.attempts(prompt)
+        .windows(2)
+        .map(|w| (w[1] - w[0]).as_secs_f64())
+        .collect()
+}
+
+#[test]
+fn messages_backend_retries_faults_and_accounts_usage_and_cost() {
+    let api = FakeApi::start(true);
+    let s = project(
+        "const plain = await agent('hello plain');\n\
+         const obj = await agent('classify this', { schema: { type: 'object', properties: { kind: { enum: ['a', 'b'] }, n: { type: 'integer' } }, required: ['kind', 'n'] } });\n\
+         const faults = await parallel(['p429 [429x1]', 'p529 [529x2]', 'p500 [500x1]', 'pstall [stallx1]', 'pmid [midstreamx1]', 'pmal [malformedx1]', 'p400 [400]', 'pspend [spend]'].map(p => () => agent(p)));\n\
+         return { plain, obj, faults };",
+        "model = \"claude-sonnet-4-5\"\n[messages]\ntimeout = \"2s\"\nmax_attempts = 4\n",
+    );
+    let out = run_with(&s, Some(&api), &["--backend", "messages"]);
+    out.code(0);
+    let r = out.report();
+    assert_eq!(r["backend"], "messages");
+    assert_eq!(r["model"], "claude-sonnet-4-5");
+    assert_eq!(
+        r["result"],
+        json!({
+            "plain": "R(hello plain)",
+            "obj": {"kind": "a", "n": 15},
+            "faults": ["R(p429 [429x1])", "R(p529 [529x2])", "R(p500 [500x1])", "R(pstall [stallx1])",
+                       "R(pmid [midstreamx1])", "R(pmal [malformedx1])", null, null]
+        }),
+        "{r}"
+    );
+    // Retried exactly as often as the faults demanded; 400 and the spend limit never.
+    for (prompt, attempts) in [
+        ("p429", 2),
+        ("p529", 3),
+        ("p500", 2),
+        ("pstall", 2),
+        ("pmid", 2),
+        ("pmal", 2),
+        ("p400", 1),
+        ("pspend", 1),
+    ] {
+        assert_eq!(api.attempts(prompt).len(), attempts, "{prompt}");
+    }
+    // 429 honours retry-after (1 s); 529 backs off 0.5 s then 1 s, each with jitter in [½, 1].
+    let g = gaps(&api, "p429");
+    assert!(g[0] >= 0.95 && g[0] < 3.0, "retry-after: {g:?}");
+    let g = gaps(&api, "p529");
+    assert!(
+        g[0] >= 0.24 && g[0] < 1.5 && g[1] >= 0.49 && g[1] < 2.5,
+        "backoff: {g:?}"
+    );
+    let seen = api.seen.lock().unwrap();
+    // Nothing lost, nothing duplicated: every answered prompt was answered exactly once.
+    assert_eq!(seen.answered.len(), 8);
+    assert!(
+        seen.answered.values().all(|n| *n == 1),
+        "{:?}",
+        seen.answered
+    );
+    assert_eq!(
+        r["usage"]["output_tokens"].as_u64().unwrap(),
+        seen.output_tokens
+    );
+    assert_eq!(
+        r["usage"]["input_tokens"].as_u64().unwrap(),
+        seen.input_tokens
+    );
+    let cost = (seen.input_tokens as f64 * 3.0 + seen.output_tokens as f64 * 15.0) / 1e6;
+    assert!(
+        (r["cost"]["total_usd"].as_f64().unwrap() - cost).abs() < 1e-6,
+        "{}",
+        r["cost"]
+    );
+    assert!(
+        seen.http2 > 0,
+        "HTTP/2 is offered by the server (ALPN) and must be used"
+    );
+    // The structured agent got a forced StructuredOutput tool with its schema.
+    let schema_req = seen.bodies.iter().find(|b| b["tools"].is_array()).unwrap();
+    assert_eq!(
+        schema_req["tool_choice"],
+        json!({"type": "tool", "name": "StructuredOutput"})
+    );
+    assert!(
+        schema_req["system"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("non-interactively")
+    );
+    let logs: Vec<&str> = r["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    assert!(
+        logs.contains(&"[p400 [400]] failed: API Error: 400 forced failure"),
+        "{logs:?}"
+    );
+    assert!(
+        logs.iter().any(|l| l.starts_with(
+            "[pspend [spend]] failed: API Error: 429 You have reached your spend limit"
+        )),
+        "{logs:?}"
+    );
+}
+
+#[test]
+fn cost_ceiling_stops_new_agents() {
+    let api = FakeApi::start(false);
+    let s = project(
+        "const out = [];\nfor (let i = 0; i < 5; i++) { try { out.push(await agent(`step ${i} ` + 'x'.repeat(4000))); } catch (e) { out.push(e.name); break; } }\nreturn out.map(x => x.slice(0, 20));",
+        "model = \"claude-sonnet-4-5\"\n",
+    );
+    // Each call costs ~1000 input tokens × $3/MTok ≈ $0.003: the ceiling allows two.
+    let r = run_with(
+        &s,
+        Some(&api),
+        &["--backend", "messages", "--max-cost", "0.005"],
+    )
+    .report();
+    assert_eq!(
+        r["result"],
+        json!([
+            "R(step 0 xxxxxxxxxxx",
+            "R(step 1 xxxxxxxxxxx",
+            "WorkflowBudgetError"
+        ]),
+        "{r}"
+    );
+    assert_eq!(r["agents"], 2);
+}
+
+#[test]
+fn choosing_a_backend() {
+    let s = project("return 1;", "");
+    // Nothing on PATH, no key, no config: an error that lists the options.
+    let out = wfhost(["run", "w.js", "--yes"])
+        .dir(s.path())
+        .env("PATH", "/usr/bin:/bin")
+        .env_remove("ANTHROPIC_API_KEY")
+        .run();
+    assert_eq!(out.code, 70);
+    assert!(
+        out.stderr.contains("no agent backend is available") && out.stderr.contains("replay:DIR"),
+        "{}",
+        out.stderr
+    );
+    // With a key, `messages` is chosen.
+    let api = FakeApi::start(false);
+    let out = run_with(&s, Some(&api), &[]);
+    assert_eq!(out.report()["backend"], "messages");
+    // The configuration wins over the environment.
+    std::fs::write(s.path().join("wfhost.toml"), "backend = \"mock\"\n").unwrap();
+    assert_eq!(run_with(&s, Some(&api), &[]).report()["backend"], "mock");
+    let unknown = wfhost(["run", "w.js", "--yes", "--backend", "gpt"])
+        .dir(s.path())
+        .run();
+    assert!(
+        unknown.stderr.contains("unknown backend `gpt`"),
+        "{}",
+        unknown.stderr
+    );
+}
+
+#[test]
+fn command_backend_runs_any_program() {
+    let s = project(
+        "const t = await agent('say hi', { model: 'local-7b' });\nconst o = await agent('count', { schema: { type: 'object', properties: { n: { type: 'integer' } }, required: ['n'] } });\nconst f = await agent('please fail');\nreturn { t, o, f };",
+        "[command]\nprogram = \"python3\"\nargs = [\"agent.py\"]\n",
+    );
+    s.file(
+        "agent.py",
+        r#"import json, sys
+req = json.load(sys.stdin)
+if "fail" in req["prompt"]:
+    print(json.dumps({"error": "the local model refused"}))
+elif "schema" in req:
+    print(json.dumps({"structured": {"n": len(req["prompt"])}, "usage": {"input_tokens": 3, "output_tokens": 2}}))
+else:
+    framed = "non-interactively" in req["system"]
+    print(json.dumps({"text": f"{req['model']}: {req['prompt']} (framed={framed})", "usage": {"input_tokens": 5, "output_tokens": 7}}))
+"#,
+    );
+    let r = run_with(&s, None, &["--backend", "command"]).report();
+    assert_eq!(
+        r["result"],
+        json!({"t": "local-7b: say hi (framed=True)", "o": {"n": 5}, "f": null}),
+        "{r}"
+    );
+    assert_eq!(r["usage"]["output_tokens"], 9);
+    assert_eq!(
+        r["logs"],
+        json!(["[please fail] failed: the local model refused"])
+    );
+}
+
+#[test]
+fn record_then_replay_gives_identical_results_without_backend_calls() {
+    let s = project(
+        "const a = await parallel(['one', 'two', 'one'].map(p => () => agent(p)));\nconst o = await agent('obj', { schema: { type: 'object', properties: { x: { type: 'string' } } } });\nreturn { a, o };",
+        "",
+    );
+    let live = run_with(&s, None, &["--backend", "mock", "--record", "rec"]).report();
+    let replayed = run_with(&s, None, &["--backend", "replay:rec"]).report();
+    assert_eq!(replayed["result"], live["result"]);
+    assert_eq!(replayed["backend"], "replay");
+    assert_eq!(
+        replayed["backend_stats"],
+        json!({"calls": 0, "replayed": 4})
+    );
+    // A call that was never recorded fails by name; the rest still replay.
+    std::fs::write(s.path().join("w.js"), "export const meta = { name: 'x', description: 'y' };\nreturn [await agent('one'), await agent('never recorded')];").unwrap();
+    let r = run_with(&s, None, &["--backend", "replay:rec"]).report();
+    assert_eq!(r["result"], json!(["R(one)", null]));
+    let log = r["logs"][0].as_str().unwrap();
+    assert!(
+        log.contains("no recorded answer in `rec` for the prompt \"never recorded\""),
+        "{log}"
+    );
+}
+
+fn claude_binary() -> Option<std::path::PathBuf> {
+    let candidates = [
+        std::env::var_os("WFHOST_CLAUDE_BIN").map(std::path::PathBuf::from),
+        dirs_home().map(|h| h.join(".cache/wfhost-claude/node_modules/.bin/claude")),
+    ];
+    candidates.into_iter().flatten().find(|p| p.is_file())
+}
+
+fn dirs_home() -> Option<std::path::PathBuf> {
+    std::env::var_os("HOME").map(std::path::PathBuf::from)
+}
+
+/// The real Claude Code CLI, pointed at the fake API: a text agent and a schema agent.
+#[test]
+fn claude_backend_with_the_real_claude_code_cli() {
+    let Some(claude) = claude_binary() else {
+        eprintln!(
+            "SKIPPED claude_backend_with_the_real_claude_code_cli: Claude Code is not installed (.ci/run installs it with npm into ~/.cache/wfhost-claude)"
+        );
+        return;
+    };
+    let api = FakeApi::start(false);
+    let s = project(
+        "const text = await agent('say hello');\nconst obj = await agent('rate it', { schema: { type: 'object', properties: { score: { type: 'integer' } }, required: ['score'] } });\nreturn { text, obj };",
+        &format!(
+            "model = \"claude-sonnet-4-5\"\n[claude]\nbinary = \"{}\"\nmax_turns = 3\n",
+            claude.display()
+        ),
+    );
+    let mut wf = wfhost(["run", "w.js", "--yes", "--json", "--backend", "claude"])
+        .dir(s.path())
+        .env("WFHOST_RUNS_DIR", s.path().join("runs"))
+        .env("IS_SANDBOX", "1")
+        .env("DISABLE_TELEMETRY", "1")
+        .env("DISABLE_AUTOUPDATER", "1")
+        .env("DISABLE_ERROR_REPORTING", "1")
+        .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+        .env("HOME", s.path());
+    for (k, v) in api.env() {
+        wf = wf.env(k, v);
+    }
+    let out = wf.run();
+    let r = out.report();
+    assert_eq!(r["outcome"], "completed", "{r}\n{}", out.stderr);
+    assert_eq!(r["result"]["text"], "R(say hello)", "{r}");
+    assert!(r["result"]["obj"]["score"].is_i64(), "{r}");
+    assert!(r["usage"]["output_tokens"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn config_show_names_each_source() {
+    let s = Scratch::new();
+    std::fs::create_dir(s.path().join(".git")).unwrap();
+    s.file(
+        "wfhost.toml",
+        "backend = \"messages\"\n[claude]\nmax_turns = 7\n",
+    );
+    s.file(
+        "home/.config/wfhost/config.toml",
+        "model = \"claude-haiku-4-5\"\n[claude]\nmax_turns = 3\n",
+    );
+    let out = wfhost(["config", "show", "--json"])
+        .dir(s.path())
+        .env("HOME", s.path().join("home"))
+        .env_remove("XDG_CONFIG_HOME")
+        .run();
+    out.code(0);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let get = |k: &str| {
+        v["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["key"] == k)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(get("backend")["value"], "\"messages\"");
+    assert!(
+        get("backend")["source"]
+            .as_str()
+            .unwrap()
+            .ends_with("wfhost.toml")
+    );
+    assert_eq!(get("claude.max_turns")["value"], "7", "the project wins");
+    assert_eq!(get("model")["value"], "\"claude-haiku-4-5\"");
+    assert!(
+        get("model")["source"]
+            .as_str()
+            .unwrap()
+            .ends_with(".config/wfhost/config.toml")
+    );
+    let bad = Scratch::new();
+    bad.file("wfhost.toml", "backend = \"mock\"\nconcurency = 3\n");
+    let out = wfhost(["config", "show"]).dir(bad.path()).run();
+    assert!(
+        out.stderr.contains("unknown field `concurency`"),
+        "{}",
+        out.stderr
+    );
+}

@@ -1,0 +1,330 @@
+//! A fake Anthropic Messages API on 127.0.0.1, over HTTPS (a generated certificate the client
+//! is told to trust through SSL_CERT_FILE) or plain HTTP, speaking HTTP/1.1 and HTTP/2.
+//!
+//! It answers like the mock model (`R(` + 40 characters + `)`, schema filling through the
+//! forced `StructuredOutput` tool) and streams SSE like the real API. Tags in a prompt inject
+//! faults into its first N attempts: `[429xN]` (with `retry-after: 1`), `[529xN]`, `[500xN]`,
+//! `[stallxN]` (never answers), `[midstreamxN]` (an `overloaded_error` event mid-stream),
+//! `[malformedxN]` (invalid JSON in the stream); `[400]` and `[spend]` (a spend-limit 429)
+//! fail every attempt.
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::{Request, Response};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+#[derive(Default)]
+pub struct Seen {
+    /// Attempt times by prompt.
+    pub attempts: HashMap<String, Vec<Instant>>,
+    /// Successful answers by prompt (must end up exactly one each).
+    pub answered: HashMap<String, u32>,
+    /// Output tokens of successful answers.
+    pub output_tokens: u64,
+    pub input_tokens: u64,
+    pub http2: u32,
+    pub bodies: Vec<Value>,
+}
+
+pub struct FakeApi {
+    pub url: String,
+    pub ca_file: Option<PathBuf>,
+    pub seen: Arc<Mutex<Seen>>,
+    _dir: tempfile::TempDir,
+    _runtime: tokio::runtime::Runtime,
+}
+
+fn tag_count(prompt: &str, tag: &str) -> Option<u32> {
+    let rest = &prompt[prompt.find(&format!("[{tag}x"))? + tag.len() + 2..];
+    rest[..rest.find(']')?].parse().ok()
+}
+
+fn sse(events: &[(&str, Value)]) -> String {
+    events
+        .iter()
+        .map(|(name, data)| format!("event: {name}\ndata: {data}\n\n"))
+        .collect()
+}
+
+fn error_response(
+    status: u16,
+    kind: &str,
+    message: &str,
+    retry_after: Option<&str>,
+) -> Response<Full<Bytes>> {
+    let mut r = Response::builder()
+        .status(status)
+        .header("content-type", "application/json");
+    if let Some(ra) = retry_after {
+        r = r.header("retry-after", ra);
+    }
+    r.body(Full::new(Bytes::from(
+        json!({"type": "error", "error": {"type": kind, "message": message}}).to_string(),
+    )))
+    .unwrap()
+}
+
+async fn handle(
+    req: Request<hyper::body::Incoming>,
+    seen: Arc<Mutex<Seen>>,
+) -> Result<Response<Full<Bytes>>, hyper::Error> {
+    let http2 = req.version() == hyper::Version::HTTP_2;
+    let body: Value =
+        serde_json::from_slice(&req.into_body().collect().await?.to_bytes()).unwrap_or_default();
+    // The prompt: the text of the latest user turn, without Claude Code's system reminders.
+    let last_user = body["messages"]
+        .as_array()
+        .and_then(|m| m.iter().rev().find(|m| m["role"] == "user"))
+        .cloned()
+        .unwrap_or_default();
+    let tool_result = last_user["content"]
+        .as_array()
+        .is_some_and(|c| c.iter().any(|b| b["type"] == "tool_result"));
+    let prompt = match &last_user["content"] {
+        Value::String(s) => s.clone(),
+        Value::Array(parts) => parts
+            .iter()
+            .filter_map(|p| p["text"].as_str())
+            .filter(|t| !t.trim_start().starts_with("<system-reminder>"))
+            .collect::<String>(),
+        _ => String::new(),
+    };
+    let prompt = if tool_result {
+        "(tool result)".to_string()
+    } else {
+        prompt
+    };
+    let attempt = {
+        let mut s = seen.lock().unwrap();
+        s.http2 += u32::from(http2);
+        s.bodies.push(body.clone());
+        let a = s.attempts.entry(prompt.clone()).or_default();
+        a.push(Instant::now());
+        a.len() as u32
+    };
+    let failing = |tag: &str| tag_count(&prompt, tag).is_some_and(|n| attempt <= n);
+    if failing("429") {
+        return Ok(error_response(
+            429,
+            "rate_limit_error",
+            "slow down",
+            Some("1"),
+        ));
+    }
+    if failing("529") {
+        return Ok(error_response(529, "overloaded_error", "Overloaded", None));
+    }
+    if failing("500") {
+        return Ok(error_response(
+            500,
+            "api_error",
+            "Internal server error",
+            None,
+        ));
+    }
+    if prompt.contains("[400]") {
+        return Ok(error_response(
+            400,
+            "invalid_request_error",
+            "forced failure",
+            None,
+        ));
+    }
+    if prompt.contains("[spend]") {
+        return Ok(error_response(
+            429,
+            "rate_limit_error",
+            "You have reached your spend limit",
+            None,
+        ));
+    }
+    if failing("stall") {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+    }
+    let head: String = prompt.chars().take(40).collect();
+    let input_tokens = (prompt.chars().count() as u64).div_ceil(4);
+    let start = json!({"type": "message_start", "message": {"id": "msg_1", "type": "message", "role": "assistant", "model": body["model"],
+        "content": [], "usage": {"input_tokens": input_tokens, "output_tokens": 1, "cache_read_input_tokens": 0, "cache_creation_input_tokens": 0}}});
+    if failing("midstream") {
+        let text = sse(&[
+            ("message_start", start),
+            (
+                "error",
+                json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}),
+            ),
+        ]);
+        return Ok(Response::new(Full::new(Bytes::from(text))));
+    }
+    if failing("malformed") {
+        let text = format!(
+            "{}event: content_block_delta\ndata: {{not json\n\n",
+            sse(&[("message_start", start)])
+        );
+        return Ok(Response::new(Full::new(Bytes::from(text))));
+    }
+    let structured_tool = body["tools"]
+        .as_array()
+        .and_then(|t| t.iter().find(|t| t["name"] == "StructuredOutput"))
+        .cloned();
+    let (block, delta, answer) = match structured_tool
+        .filter(|_| !tool_result)
+        .map(|t| t["input_schema"].clone())
+        .unwrap_or(Value::Null)
+    {
+        Value::Null => {
+            let text = format!("R({head})");
+            (
+                json!({"type": "text", "text": ""}),
+                json!({"type": "text_delta", "text": text}),
+                text,
+            )
+        }
+        schema => {
+            let v =
+                wfhost::backend::mock::fill(&schema, &prompt.chars().take(20).collect::<String>());
+            let s = v.to_string();
+            (
+                json!({"type": "tool_use", "id": "toolu_1", "name": "StructuredOutput", "input": {}}),
+                json!({"type": "input_json_delta", "partial_json": s}),
+                s,
+            )
+        }
+    };
+    let output_tokens = (answer.chars().count() as u64).div_ceil(4);
+    let text = sse(&[
+        ("message_start", start),
+        (
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 0, "content_block": block}),
+        ),
+        ("ping", json!({"type": "ping"})),
+        (
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 0, "delta": delta}),
+        ),
+        (
+            "content_block_stop",
+            json!({"type": "content_block_stop", "index": 0}),
+        ),
+        (
+            "message_delta",
+            json!({"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": output_tokens}}),
+        ),
+        ("message_stop", json!({"type": "message_stop"})),
+    ]);
+    {
+        let mut s = seen.lock().unwrap();
+        *s.answered.entry(prompt).or_default() += 1;
+        s.output_tokens += output_tokens;
+        s.input_tokens += input_tokens;
+    }
+    Ok(Response::builder()
+        .header("content-type", "text/event-stream")
+        .body(Full::new(Bytes::from(text)))
+        .unwrap())
+}
+
+impl FakeApi {
+    pub fn start(tls: bool) -> FakeApi {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (acceptor, ca_file) = if tls {
+            let cert =
+                rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
+                    .unwrap();
+            let ca_file = dir.path().join("ca.pem");
+            std::fs::write(&ca_file, cert.cert.pem()).unwrap();
+            let key = tokio_rustls::rustls::pki_types::PrivateKeyDer::Pkcs8(
+                cert.signing_key.serialize_der().into(),
+            );
+            let mut config = tokio_rustls::rustls::ServerConfig::builder_with_provider(Arc::new(
+                tokio_rustls::rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.cert.der().clone()], key)
+            .unwrap();
+            config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+            (
+                Some(tokio_rustls::TlsAcceptor::from(Arc::new(config))),
+                Some(ca_file),
+            )
+        } else {
+            (None, None)
+        };
+        let state = seen.clone();
+        runtime.spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let (acceptor, state) = (acceptor.clone(), state.clone());
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req| handle(req, state.clone()));
+                    let builder = hyper_util::server::conn::auto::Builder::new(
+                        hyper_util::rt::TokioExecutor::new(),
+                    );
+                    match acceptor {
+                        Some(a) => {
+                            if let Ok(tls) = a.accept(stream).await {
+                                let _ = builder
+                                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                                    .await;
+                            }
+                        }
+                        None => {
+                            let _ = builder
+                                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                                .await;
+                        }
+                    }
+                });
+            }
+        });
+        let scheme = if tls { "https" } else { "http" };
+        FakeApi {
+            url: format!("{scheme}://127.0.0.1:{port}"),
+            ca_file,
+            seen,
+            _dir: dir,
+            _runtime: runtime,
+        }
+    }
+
+    /// Environment for a wfhost that uses this server.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        let mut env = vec![
+            ("ANTHROPIC_BASE_URL", self.url.clone()),
+            ("ANTHROPIC_API_KEY", "test-key".to_string()),
+        ];
+        if let Some(ca) = &self.ca_file {
+            env.push(("SSL_CERT_FILE", ca.display().to_string()));
+        }
+        env
+    }
+
+    pub fn attempts(&self, prompt: &str) -> Vec<Instant> {
+        self.seen
+            .lock()
+            .unwrap()
+            .attempts
+            .iter()
+            .find(|(p, _)| p.starts_with(prompt))
+            .map(|(_, a)| a.clone())
+            .unwrap_or_default()
+    }
+}
