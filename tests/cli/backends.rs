@@ -355,3 +355,120 @@ fn config_show_names_each_source() {
         out.stderr
     );
 }
+
+/// `isolation: "worktree"`: each agent runs in a fresh git worktree; one that changed nothing is
+/// removed, one with changes is kept and reported. (A stub stands in for `claude` here: the
+/// real CLI cannot be made to edit files by the fake API.)
+#[test]
+fn worktree_isolation_keeps_only_worktrees_with_changes() {
+    let s = project(
+        "return await parallel([() => agent('edit the file', { isolation: 'worktree' }), () => agent('only look', { isolation: 'worktree' })]);",
+        "[claude]\nbinary = \"./fake-claude\"\n",
+    );
+    s.file(
+        "fake-claude",
+        "#!/bin/sh\nprompt=$(cat)\ncase \"$prompt\" in *edit*) echo changed >> notes.txt ;; esac\n\
+         printf '{\"type\":\"result\",\"subtype\":\"success\",\"is_error\":false,\"result\":\"in %s\",\"usage\":{\"input_tokens\":1,\"output_tokens\":1}}' \"$(pwd)\"\n",
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            s.path().join("fake-claude"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
+    }
+    s.file("notes.txt", "original\n");
+    let git = |args: &[&str]| {
+        let o = std::process::Command::new("git")
+            .args(args)
+            .current_dir(s.path())
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    git(&["init", "-q"]);
+    git(&[
+        "-c",
+        "user.email=t@t",
+        "-c",
+        "user.name=t",
+        "add",
+        "notes.txt",
+    ]);
+    git(&[
+        "-c",
+        "user.email=t@t",
+        "-c",
+        "user.name=t",
+        "commit",
+        "-qm",
+        "init",
+    ]);
+    let r = run_with(&s, None, &["--backend", "claude"]).report();
+    let dirs: Vec<String> = r["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().trim_start_matches("in ").to_string())
+        .collect();
+    assert!(
+        dirs.iter().all(|d| d.contains("wfhost-worktree-")),
+        "each agent ran in a worktree: {dirs:?}"
+    );
+    let log = r["logs"][0].as_str().unwrap();
+    assert!(
+        log.starts_with("[edit the file] changes kept in worktree ") && log.ends_with(&dirs[0]),
+        "{r}"
+    );
+    assert_eq!(
+        r["logs"].as_array().unwrap().len(),
+        1,
+        "only the editing agent is reported"
+    );
+    let worktrees = git(&["worktree", "list"]);
+    assert!(
+        worktrees.contains(&dirs[0]) && !worktrees.contains(&dirs[1]),
+        "{worktrees}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(s.path().join("notes.txt")).unwrap(),
+        "original\n",
+        "the checkout is untouched"
+    );
+    git(&["worktree", "remove", "--force", &dirs[0]]);
+}
+
+#[test]
+fn messages_marks_the_shared_prefix_of_a_fan_out_for_caching() {
+    let api = FakeApi::start(false);
+    let s = project(
+        "const shared = 'Shared instructions. '.repeat(300);\nreturn (await parallel(['a', 'b'].map(x => () => agent(shared + 'Item ' + x)))).length;",
+        "",
+    );
+    run_with(
+        &s,
+        Some(&api),
+        &["--backend", "messages", "--concurrency", "1"],
+    )
+    .code(0);
+    let seen = api.seen.lock().unwrap();
+    let second = &seen.bodies[1]["messages"][0]["content"];
+    assert_eq!(second.as_array().unwrap().len(), 2, "{second}");
+    assert_eq!(second[0]["cache_control"], json!({"type": "ephemeral"}));
+    assert!(second[0]["text"].as_str().unwrap().len() >= 4096);
+    assert_eq!(
+        second[1]["text"], "b",
+        "the whole common prefix, \"Item \" included, is cached"
+    );
+    assert_eq!(
+        seen.bodies[0]["system"][0]["cache_control"],
+        json!({"type": "ephemeral"})
+    );
+}

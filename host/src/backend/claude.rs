@@ -27,7 +27,8 @@ pub struct Claude {
 pub fn find(cfg: &Config) -> Option<PathBuf> {
     let name = cfg.claude.binary.clone().unwrap_or_else(|| "claude".into());
     if name.contains('/') {
-        return Some(PathBuf::from(name)).filter(|p| p.is_file());
+        // Absolute now: agents may run in another directory (a worktree).
+        return std::path::absolute(&name).ok().filter(|p| p.is_file());
     }
     std::env::split_paths(&std::env::var_os("PATH")?)
         .map(|d| d.join(&name))

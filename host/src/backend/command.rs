@@ -30,6 +30,14 @@ impl Command {
                 "the `command` backend needs a program\nhint: set it in wfhost.toml:\n  [command]\n  program = \"./my-agent.sh\""
             );
         };
+        // A relative path to the program is made absolute now, while it means what the user meant.
+        let program = if program.contains('/') {
+            std::path::absolute(&program)
+                .map(|p| p.display().to_string())
+                .unwrap_or(program)
+        } else {
+            program
+        };
         Ok(Command {
             program,
             args: cfg.command.args.clone(),
