@@ -48,6 +48,13 @@ pub enum Event {
         error: String,
         duration_ms: u64,
     },
+    /// After each finished agent when a ceiling is set (`--budget-tokens`, `--max-cost`).
+    Budget {
+        spent_tokens: u64,
+        total_tokens: Option<u64>,
+        cost_usd: f64,
+        max_cost_usd: Option<f64>,
+    },
     Log {
         level: LogLevel,
         text: String,
@@ -90,4 +97,36 @@ impl Events {
     pub fn emit(&self, event: Event) {
         (self.0)(&event)
     }
+
+    /// Every consumer in `all` sees every event, in order.
+    pub fn tee(all: Vec<Events>) -> Events {
+        Events::new(move |e| all.iter().for_each(|c| (c.0)(e)))
+    }
+}
+
+/// The version of the JSON-lines schema written by `--events` (docs/events.md). Bumped when a
+/// field is removed or changes meaning; new fields and event types may be added within it.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// `--events FILE` (or `-` for stdout): one JSON object per line, `{"v": 1, "t_ms": …, "type": …}`.
+pub fn json_lines(target: &str) -> std::io::Result<Events> {
+    use std::io::Write;
+    let out: Box<dyn Write + Send> = match target {
+        "-" => Box::new(std::io::stdout()),
+        path => Box::new(std::fs::File::create(path)?),
+    };
+    let out = std::sync::Mutex::new(std::io::LineWriter::new(out));
+    let start = std::time::Instant::now();
+    Ok(Events::new(move |e| {
+        let mut v = serde_json::to_value(e).unwrap_or_default();
+        if let serde_json::Value::Object(map) = &mut v {
+            let mut line = serde_json::Map::new();
+            line.insert("v".into(), SCHEMA_VERSION.into());
+            line.insert("t_ms".into(), (start.elapsed().as_millis() as u64).into());
+            line.extend(std::mem::take(map));
+            if let Ok(mut out) = out.lock() {
+                let _ = writeln!(out, "{}", serde_json::Value::Object(line));
+            }
+        }
+    }))
 }

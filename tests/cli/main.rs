@@ -9,6 +9,7 @@ mod golden;
 mod resume;
 mod runtime;
 mod sandbox;
+mod views;
 mod workflows;
 
 use serde_json::Value;

@@ -77,6 +77,7 @@ pub async fn resume(a: ResumeArgs) -> Result<u8> {
         json: a.json,
         yes: a.yes,
         quiet: a.quiet,
+        events: None,
         budget_tokens: a.budget_tokens,
         resume: Some(a.run_id),
         no_journal: false,

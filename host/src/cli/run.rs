@@ -48,6 +48,9 @@ pub struct RunArgs {
     /// No progress on stderr.
     #[arg(long, short = 'q')]
     pub(super) quiet: bool,
+    /// Write every event as a JSON line to FILE (`-`: stdout). Schema: docs/events.md.
+    #[arg(long, value_name = "FILE")]
+    pub(super) events: Option<String>,
     /// A hard ceiling on output tokens: once spent, new agent() calls throw.
     #[arg(long, value_name = "N")]
     pub(super) budget_tokens: Option<u64>,
@@ -135,11 +138,17 @@ pub async fn run(a: RunArgs) -> Result<u8> {
         approve(meta, &target_path)?;
     }
 
-    let events = if a.quiet || a.json {
-        crate::events::Events::none()
-    } else {
-        printer::plain()
-    };
+    let mut consumers = Vec::new();
+    if !a.quiet && !a.json {
+        consumers.push(printer::plain());
+    }
+    if let Some(target) = &a.events {
+        consumers.push(
+            crate::events::json_lines(target)
+                .map_err(|e| anyhow!("cannot write events to `{target}`: {e}"))?,
+        );
+    }
+    let events = crate::events::Events::tee(consumers);
     let journal = match a.no_journal {
         true => None,
         false => Some(open_journal(&cwd, &run_id, a.resume.is_some())?),

@@ -398,7 +398,7 @@ impl Capabilities {
                 }
                 let duration_ms = outcome.duration.as_millis() as u64;
                 let cost_usd = outcome.cost_usd;
-                match outcome.result {
+                let result = match outcome.result {
                     Ok(v) => {
                         self.report.agents_done += 1;
                         let usage = outcome.usage;
@@ -428,7 +428,16 @@ impl Capabilities {
                         });
                         (handle, Value::Null)
                     }
+                };
+                if self.budget_total.is_some() || self.max_cost.is_some() {
+                    self.events.emit(Event::Budget {
+                        spent_tokens: self.spent(),
+                        total_tokens: self.budget_total,
+                        cost_usd: self.cost(),
+                        max_cost_usd: self.max_cost,
+                    });
                 }
+                result
             }
         };
         Ok(json!({ "handle": handle, "value": value, "spent": self.spent() }))
