@@ -7,6 +7,7 @@ mod config;
 mod resume;
 mod run;
 mod runs;
+mod workflows;
 
 use crate::exit;
 use crate::limits::Limits;
@@ -77,6 +78,20 @@ enum Command {
     /// Show the configuration (wfhost.toml, ~/.config/wfhost/config.toml).
     #[command(after_help = config::AFTER_HELP)]
     Config(config::ConfigArgs),
+    /// List saved workflows (project and personal).
+    #[command(after_help = workflows::LIST_HELP)]
+    List(workflows::ListArgs),
+    /// Show a saved workflow: its metadata, where it is, and its source.
+    #[command(after_help = "Example:\n  wfhost show review")]
+    Show(workflows::ShowArgs),
+    /// Save a script as a workflow that `wfhost run NAME` and `workflow(\"NAME\")` find.
+    #[command(after_help = workflows::SAVE_HELP)]
+    Save(workflows::SaveArgs),
+    /// Print shell completions: bash, zsh, fish, elvish or powershell.
+    #[command(
+        after_help = "Example:\n  wfhost completions bash > ~/.local/share/bash-completion/completions/wfhost"
+    )]
+    Completions { shell: clap_complete::Shell },
 }
 
 /// The sandbox limits, shared by every command that runs or describes a run.
@@ -179,6 +194,19 @@ pub fn main() -> ExitCode {
             Command::Resume(a) => resume::resume(a).await,
             Command::Runs(a) => runs::runs(a).await,
             Command::Config(a) => config::config(a).await,
+            Command::List(a) => workflows::list(a).await,
+            Command::Show(a) => workflows::show(a).await,
+            Command::Save(a) => workflows::save(a).await,
+            Command::Completions { shell } => {
+                use clap::CommandFactory;
+                clap_complete::generate(
+                    shell,
+                    &mut Cli::command(),
+                    "wfhost",
+                    &mut std::io::stdout(),
+                );
+                Ok(exit::OK)
+            }
         }
     });
     // Agents still running (the script returned without awaiting them) must not hold the

@@ -1,0 +1,215 @@
+//! Saved workflows: `wfhost list`, `wfhost show NAME`, `wfhost save SCRIPT`.
+
+use super::read_file;
+use crate::script::Script;
+use crate::workflows::{Resolver, Scope};
+use anyhow::{Result, anyhow, bail};
+use clap::Args;
+use serde_json::json;
+use std::path::PathBuf;
+
+pub const LIST_HELP: &str = "\
+Project workflows: .wfhost/workflows/ and .claude/workflows/ in every directory from here up to
+the repository root (the closest wins); personal ones: ~/.config/wfhost/workflows/ and
+~/.claude/workflows/. Project beats personal; a workflow hidden by another is marked.
+
+Examples:
+  wfhost list
+  wfhost run NAME --args '{\"files\": [\"a.rs\"]}'";
+
+pub const SAVE_HELP: &str = "\
+Checks the script, then copies it to .wfhost/workflows/NAME.js of the project (the repository
+root, else the current directory), or with --personal to ~/.config/wfhost/workflows/, where NAME
+is its meta.name. Symlinks are refused.
+
+Example:
+  wfhost save scripts/review.js && wfhost run review";
+
+#[derive(Args)]
+pub struct ListArgs {
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+pub struct ShowArgs {
+    /// The workflow's name.
+    name: String,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+pub struct SaveArgs {
+    /// The script to save.
+    script: PathBuf,
+    /// Save to ~/.config/wfhost/workflows/ instead of the project.
+    #[arg(long)]
+    personal: bool,
+    /// Replace a saved workflow of the same name.
+    #[arg(long)]
+    force: bool,
+}
+
+fn describe(path: &std::path::Path) -> Result<Script, String> {
+    let source = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    Script::parse(&path.display().to_string(), &source)
+        .map_err(|r| r.message.lines().next().unwrap_or_default().to_string())
+}
+
+pub async fn list(a: ListArgs) -> Result<u8> {
+    let entries = Resolver::discover(&std::env::current_dir()?).list();
+    let rows: Vec<_> = entries
+        .iter()
+        .map(|e| {
+            let script = describe(&e.path);
+            json!({
+                "name": e.name,
+                "scope": e.scope,
+                "path": e.path,
+                "description": script.as_ref().ok().map(|s| s.meta.description.clone()),
+                "whenToUse": script.as_ref().ok().and_then(|s| s.meta.when_to_use.clone()),
+                "invalid": script.as_ref().err(),
+                "shadows": e.shadows,
+            })
+        })
+        .collect();
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(crate::exit::OK);
+    }
+    if rows.is_empty() {
+        eprintln!(
+            "no saved workflows\nhint: `wfhost save SCRIPT.js` saves one to .wfhost/workflows/"
+        );
+        return Ok(crate::exit::OK);
+    }
+    for r in rows {
+        let scope = r["scope"].as_str().unwrap_or_default();
+        let what = match (&r["description"], &r["invalid"]) {
+            (serde_json::Value::String(d), _) => d.clone(),
+            (_, serde_json::Value::String(e)) => format!("(invalid: {e})"),
+            _ => String::new(),
+        };
+        println!(
+            "{:<20} {:<9} {what}",
+            r["name"].as_str().unwrap_or_default(),
+            scope
+        );
+        if let Some(w) = r["whenToUse"].as_str() {
+            println!("{:<30} when: {w}", "");
+        }
+        println!("{:<30} {}", "", r["path"].as_str().unwrap_or_default());
+        if let Some(hidden) = r["shadows"].as_str() {
+            println!("{:<30} hides {hidden}", "");
+        }
+    }
+    Ok(crate::exit::OK)
+}
+
+pub async fn show(a: ShowArgs) -> Result<u8> {
+    let resolver = Resolver::discover(&std::env::current_dir()?);
+    let path = resolver.find(&a.name).map_err(|e| anyhow!("{e}"))?;
+    let entry = resolver.list().into_iter().find(|e| e.name == a.name);
+    let source = std::fs::read_to_string(&path)?;
+    let script =
+        Script::parse(&path.display().to_string(), &source).map_err(|r| anyhow!(r.render()))?;
+    if a.json {
+        let v = json!({ "name": a.name, "path": path, "scope": entry.as_ref().map(|e| e.scope), "meta": script.meta, "source": source });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(crate::exit::OK);
+    }
+    let m = &script.meta;
+    println!("{} — {}", m.name, m.description);
+    if let Some(w) = &m.when_to_use {
+        println!("when to use: {w}");
+    }
+    for p in &m.phases {
+        println!(
+            "  · {}{}",
+            p.title,
+            p.detail
+                .as_ref()
+                .map(|d| format!(": {d}"))
+                .unwrap_or_default()
+        );
+    }
+    let scope = entry
+        .map(|e| {
+            if e.scope == Scope::Project {
+                "project"
+            } else {
+                "personal"
+            }
+        })
+        .unwrap_or("");
+    println!("{} ({scope})\n", path.display());
+    print!("{source}");
+    Ok(crate::exit::OK)
+}
+
+pub async fn save(a: SaveArgs) -> Result<u8> {
+    if std::fs::symlink_metadata(&a.script).is_ok_and(|m| m.file_type().is_symlink()) {
+        bail!(
+            "`{}` is a symlink; wfhost saves regular files only\nhint: save the file it points to",
+            a.script.display()
+        );
+    }
+    let source = String::from_utf8(read_file(&a.script)?)
+        .map_err(|_| anyhow!("`{}` is not UTF-8 text", a.script.display()))?;
+    let script = match Script::parse(&a.script.display().to_string(), &source) {
+        Ok(s) => s,
+        Err(r) => {
+            eprintln!("error: not saved: {}", r.render());
+            return Ok(crate::exit::SCRIPT);
+        }
+    };
+    let name = &script.meta.name;
+    if name.starts_with('.')
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+    {
+        bail!(
+            "meta.name `{name}` cannot be a file name\nhint: use letters, digits, `-`, `_` and `.` (e.g. `review-files`)"
+        );
+    }
+    let cwd = std::env::current_dir()?;
+    let dir = if a.personal {
+        let base = std::env::var_os("XDG_CONFIG_HOME")
+            .map(PathBuf::from)
+            .or_else(|| dirs::home_dir().map(|h| h.join(".config")));
+        base.ok_or_else(|| anyhow!("no home directory for --personal"))?
+            .join("wfhost/workflows")
+    } else {
+        let root = cwd
+            .ancestors()
+            .find(|d| d.join(".git").exists())
+            .unwrap_or(&cwd);
+        root.join(".wfhost/workflows")
+    };
+    for d in [&dir, &dir.parent().map(PathBuf::from).unwrap_or_default()] {
+        if std::fs::symlink_metadata(d).is_ok_and(|m| m.file_type().is_symlink()) {
+            bail!(
+                "`{}` is a symlink; wfhost refuses to write saved workflows through links",
+                d.display()
+            );
+        }
+    }
+    let dest = dir.join(format!("{name}.js"));
+    if dest.exists() && !a.force {
+        bail!(
+            "a workflow `{name}` is already saved at `{}`\nhint: pass `--force` to replace it",
+            dest.display()
+        );
+    }
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(&dest, source)?;
+    eprintln!(
+        "saved `{name}` to {}\nrun it with: wfhost run {name}",
+        dest.display()
+    );
+    Ok(crate::exit::OK)
+}
