@@ -97,7 +97,21 @@
     total: null,
     agentsLeft: Infinity,
     outcome: undefined, // set once the top-level function settles
+    // The parallel()/pipeline() slot whose code is running synchronously right now: agents it
+    // starts are recorded with it, so a trace can draw fork/join and stage edges.
+    group: null,
+    groups: 0,
   };
+
+  function inGroup(group, fn) {
+    const outer = state.group;
+    state.group = group;
+    try {
+      return fn();
+    } finally {
+      state.group = outer;
+    }
+  }
 
   function capError(message) {
     return new WorkflowAgentCapError(message);
@@ -171,6 +185,7 @@
           agentType: o.agentType,
           isolation: o.isolation,
           workflow: scope.name || undefined,
+          group: state.group || undefined,
         };
         const reply = call("spawn", request);
         state.agentsLeft = reply.agentsLeft;
@@ -191,6 +206,7 @@
 
     async function parallel(thunks) {
       checkFanout("parallel", thunks);
+      const id = ++state.groups;
       thunks.forEach((t, i) => {
         if (typeof t !== "function")
           throw new TypeError(
@@ -198,9 +214,9 @@
           );
       });
       const settled = await Promise.all(
-        thunks.map((t) => {
+        thunks.map((t, index) => {
           try {
-            return Promise.resolve(t()).then(
+            return Promise.resolve(inGroup({ kind: "parallel", id, index }, t)).then(
               (value) => ({ ok: true, value }),
               (error) => ({ ok: false, error }),
             );
@@ -218,6 +234,7 @@
 
     async function pipeline(items, ...stages) {
       checkFanout("pipeline", items);
+      const id = ++state.groups;
       stages.forEach((s, i) => {
         if (typeof s !== "function") throw new TypeError(`pipeline() stage ${i + 1} is not a function`);
       });
@@ -226,8 +243,9 @@
         items.map(async (item, index) => {
           let prev = item;
           try {
-            for (const stage of stages) {
-              prev = await stage(prev, item, index);
+            for (const [s, stage] of stages.entries()) {
+              const p = prev;
+              prev = await inGroup({ kind: "pipeline", id, item: index, stage: s }, () => stage(p, item, index));
               if (prev === null) return null;
             }
             return prev;

@@ -52,6 +52,10 @@ pub enum Record {
         label: String,
         #[serde(default)]
         phase: Option<String>,
+        /// The parallel()/pipeline() slot that started it: `{kind, id, index}` or
+        /// `{kind, id, item, stage}` (for traces).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        group: Option<Value>,
     },
     Result {
         key: String,
@@ -72,6 +76,10 @@ pub enum Record {
         key: String,
         occurrence: u32,
         label: String,
+        #[serde(default)]
+        phase: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        group: Option<Value>,
     },
     RunFinished {
         outcome: String,

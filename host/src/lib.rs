@@ -18,6 +18,7 @@ pub mod sandbox;
 pub mod scheduler;
 pub mod schema;
 pub mod script;
+pub mod trace;
 pub mod workflows;
 
 /// Documented exit codes (also in `wfhost --help`).

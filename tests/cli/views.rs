@@ -175,3 +175,262 @@ fn every_command_has_examples_in_its_help() {
         );
     }
 }
+
+const FLOW: &str = "export const meta = { name: 'flow', description: 'trace probe', phases: [{ title: 'Plan' }, { title: 'Fan' }, { title: 'Merge' }] };\n\
+phase('Plan');\nconst plan = await agent('plan the work', { label: 'plan' });\n\
+phase('Fan');\nconst ps = await parallel([0, 1, 2].map(i => () => agent(`part ${i} of ${plan}`, { label: `part ${i}` })));\n\
+const chain = await pipeline(['x', 'y'], (v) => agent(`draft ${v}`, { label: `draft ${v}` }), (d, v) => agent(`polish ${v}`, { label: `polish ${v}` }));\n\
+phase('Merge');\nreturn await agent('merge ' + ps.join(' | '), { label: 'merge' });";
+
+fn traced() -> (Scratch, String) {
+    let s = Scratch::new();
+    s.file("w.js", FLOW);
+    let r = wfhost(["run", "w.js", "--backend", "mock", "--yes", "--json"])
+        .dir(s.path())
+        .env("WFHOST_RUNS_DIR", s.path().join("runs"))
+        .run()
+        .report();
+    let id = r["run_id"].as_str().unwrap().to_string();
+    (s, id)
+}
+
+fn trace(s: &Scratch, id: &str, format: &str) -> String {
+    let out = wfhost(["trace", id, "--format", format])
+        .dir(s.path())
+        .env("WFHOST_RUNS_DIR", s.path().join("runs"))
+        .run();
+    out.code(0);
+    out.stdout
+}
+
+#[test]
+fn trace_is_a_dag_with_fork_join_stage_and_data_edges() {
+    let (s, id) = traced();
+    let t: serde_json::Value = serde_json::from_str(&trace(&s, &id, "json")).unwrap();
+    let labels: Vec<&str> = t["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        labels,
+        [
+            "plan", "part 0", "part 1", "part 2", "draft x", "draft y", "polish x", "polish y",
+            "merge"
+        ]
+    );
+    let edges: Vec<String> = t["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| format!("{}>{}:{}", e["from"], e["to"], e["kind"].as_str().unwrap()))
+        .collect();
+    for want in [
+        "0>1:fork",
+        "0>2:fork",
+        "0>3:fork",
+        "1>4:fork",
+        "3>5:fork",
+        "4>6:stage",
+        "5>7:stage",
+        "6>8:join",
+        "7>8:join",
+        "1>8:data",
+        "2>8:data",
+    ] {
+        assert!(
+            edges.contains(&want.to_string()),
+            "missing {want} in {edges:?}"
+        );
+    }
+    assert!(
+        t["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["from"].as_u64() < e["to"].as_u64()),
+        "a DAG: edges only go forward"
+    );
+
+    let mermaid = trace(&s, &id, "mermaid");
+    assert!(
+        mermaid.starts_with("flowchart TD\n  subgraph phase0[\"Plan\"]"),
+        "{mermaid}"
+    );
+    assert!(
+        mermaid.contains("n0 --> n1")
+            && mermaid.contains("n1 -. data .-> n8")
+            && mermaid.contains(":::done"),
+        "{mermaid}"
+    );
+    let dot = trace(&s, &id, "dot");
+    assert!(
+        dot.starts_with("digraph \"flow\"")
+            && dot.contains("subgraph cluster_1")
+            && dot.contains("n1 -> n8 [style=dashed"),
+        "{dot}"
+    );
+}
+
+#[test]
+fn html_trace_renders_in_headless_chromium() {
+    let (s, id) = traced();
+    let html = s.path().join("trace.html");
+    wfhost(["trace", &id, "--format", "html", "-o"])
+        .arg(&html)
+        .dir(s.path())
+        .env("WFHOST_RUNS_DIR", s.path().join("runs"))
+        .run()
+        .code(0);
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(
+        !page.contains("<script") && !page.contains("src=") && !page.contains("<link"),
+        "self-contained: no scripts, nothing fetched"
+    );
+    let Some(chromium) = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+    else {
+        eprintln!(
+            "SKIPPED html_trace_renders_in_headless_chromium: Debian's chromium is not installed (.ci/run installs it)"
+        );
+        return;
+    };
+    let profile = tempfile::tempdir().unwrap();
+    let flags = |extra: &[&str]| {
+        let mut c = std::process::Command::new(chromium);
+        c.args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(extra)
+        .arg(format!("file://{}", html.display()));
+        c.output().unwrap()
+    };
+    let dom = String::from_utf8_lossy(&flags(&["--dump-dom"]).stdout).into_owned();
+    for label in ["plan", "part 2", "polish y", "merge", "Fan"] {
+        assert!(
+            dom.contains(&format!(">{label}<")),
+            "`{label}` is not in the rendered DOM"
+        );
+    }
+    let shot = s.path().join("trace.png");
+    let out = flags(&[
+        "--window-size=1400,1100",
+        &format!("--screenshot={}", shot.display()),
+    ]);
+    assert!(
+        shot.exists(),
+        "no screenshot: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let png = std::fs::read(&shot).unwrap();
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 20_000,
+        "a real picture, not a blank page ({} bytes)",
+        png.len()
+    );
+    if let Some(keep) = std::env::var_os("WFHOST_KEEP_TRACE_PNG") {
+        std::fs::copy(&shot, keep).unwrap();
+    }
+}
+
+fn tmux(args: &[&str]) -> String {
+    let out = std::process::Command::new("tmux")
+        .args(args)
+        .output()
+        .expect("tmux runs");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The live view in a real terminal (tmux): phases and counts while running, a summary at the
+/// end, and no progress bars left behind.
+#[test]
+fn live_view_in_a_terminal() {
+    if std::process::Command::new("tmux")
+        .arg("-V")
+        .output()
+        .is_err()
+    {
+        eprintln!("SKIPPED live_view_in_a_terminal: tmux is not installed");
+        return;
+    }
+    let s = Scratch::new();
+    s.file(
+        "w.js",
+        "export const meta = { name: 'live', description: 'live view probe', phases: [{ title: 'Warm' }, { title: 'Fan out' }] };\n\
+         phase('Warm');\nlog('warming up');\nawait agent('warm [delay=300]');\nphase('Fan out');\n\
+         await parallel(Array.from({ length: 6 }, (_, i) => () => agent(`fan ${i} [delay=${1500 + i * 100}]`)));\nreturn 'ok';",
+    );
+    let session = format!("wfhost-live-{}", std::process::id());
+    let bin = env!("CARGO_BIN_EXE_wfhost");
+    let cmd = format!(
+        "cd {} && env -u CI TERM=xterm-256color WFHOST_CACHE_DIR={} WFHOST_RUNS_DIR=runs {bin} run w.js --backend mock --yes --concurrency 4; echo WFHOST-EXIT=$?; sleep 60",
+        s.path().display(),
+        super::cache_dir().display()
+    );
+    tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        &session,
+        "-x",
+        "160",
+        "-y",
+        "48",
+        &cmd,
+    ]);
+    let capture = || tmux(&["capture-pane", "-p", "-t", &session]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut during = String::new();
+    while std::time::Instant::now() < deadline {
+        let screen = capture();
+        if screen.contains("4 running · 2 queued") {
+            during = screen;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let mut after = String::new();
+    while std::time::Instant::now() < deadline {
+        after = capture();
+        if after.contains("WFHOST-EXIT=") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    tmux(&["kill-session", "-t", &session]);
+    assert!(
+        during.contains("▶ live — live view probe"),
+        "header:\n{during}"
+    );
+    assert!(
+        during.contains("│ warming up"),
+        "log lines scroll above:\n{during}"
+    );
+    assert!(
+        during.contains("4 running · 2 queued"),
+        "counts while running:\n{during}"
+    );
+    assert!(
+        during.contains("fan 0 [delay=1500]"),
+        "running agents are listed:\n{during}"
+    );
+    assert!(after.contains("WFHOST-EXIT=0"), "{after}");
+    assert!(
+        after.contains("phase") && after.contains("Fan out") && after.contains("completed in"),
+        "summary:\n{after}"
+    );
+    assert!(
+        !after.contains("running ·") && !after.contains("queued"),
+        "no progress bars left behind:\n{after}"
+    );
+}

@@ -7,6 +7,7 @@ mod config;
 mod resume;
 mod run;
 mod runs;
+mod trace;
 mod workflows;
 
 use crate::exit;
@@ -75,6 +76,9 @@ enum Command {
     /// Print the capability surface: what a script or module can reach, and the limits.
     #[command(after_help = audit::AFTER_HELP)]
     Audit(audit::AuditArgs),
+    /// Draw a run's execution trace (Mermaid, DOT, HTML).
+    #[command(after_help = trace::AFTER_HELP)]
+    Trace(trace::TraceArgs),
     /// Show the configuration (wfhost.toml, ~/.config/wfhost/config.toml).
     #[command(after_help = config::AFTER_HELP)]
     Config(config::ConfigArgs),
@@ -194,6 +198,7 @@ pub fn main() -> ExitCode {
             Command::Resume(a) => resume::resume(a).await,
             Command::Runs(a) => runs::runs(a).await,
             Command::Config(a) => config::config(a).await,
+            Command::Trace(a) => trace::trace(a).await,
             Command::List(a) => workflows::list(a).await,
             Command::Show(a) => workflows::show(a).await,
             Command::Save(a) => workflows::save(a).await,

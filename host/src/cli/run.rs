@@ -135,12 +135,19 @@ pub async fn run(a: RunArgs) -> Result<u8> {
         }
     }
     if !a.yes {
-        approve(meta, &target_path)?;
+        approve(meta, &target_path, &cwd)?;
     }
 
     let mut consumers = Vec::new();
     if !a.quiet && !a.json {
-        consumers.push(printer::plain());
+        let terminal = std::io::stderr().is_terminal()
+            && std::env::var_os("CI").is_none()
+            && std::env::var("TERM").map_or(true, |t| t != "dumb");
+        consumers.push(if terminal {
+            printer::live()
+        } else {
+            printer::plain()
+        });
     }
     if let Some(target) = &a.events {
         consumers.push(
@@ -225,8 +232,33 @@ fn resolve_target(target: &str, cwd: &Path) -> Result<PathBuf> {
         .map_err(|e| anyhow!("{e}\nhint: `{target}` is neither a file nor a saved workflow in .wfhost/workflows/ or .claude/workflows/"))
 }
 
-/// Asks on the terminal before running a script; refuses (exit 77) without one.
-fn approve(meta: Option<&Meta>, path: &Path) -> Result<()> {
+/// Where "always for this name in this directory" answers are kept.
+fn approvals_file() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| dirs::home_dir().map(|h| h.join(".config")))?;
+    Some(base.join("wfhost").join("approvals.json"))
+}
+
+fn approvals() -> serde_json::Value {
+    approvals_file()
+        .and_then(|f| std::fs::read(f).ok())
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_else(|| serde_json::json!({ "always": [] }))
+}
+
+/// Asks on the terminal before running a script: run / always for this name in this
+/// directory / view the script / no. Refuses (exit 77) without a terminal.
+fn approve(meta: Option<&Meta>, path: &Path, cwd: &Path) -> Result<()> {
+    let name = meta.map_or_else(|| path.display().to_string(), |m| m.name.clone());
+    let dir = cwd.display().to_string();
+    let always = serde_json::json!({ "dir": dir, "name": name });
+    if approvals()["always"]
+        .as_array()
+        .is_some_and(|a| a.contains(&always))
+    {
+        return Ok(());
+    }
     if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
         bail!(Refused(format!(
             "refused: running `{}` needs approval, and there is no terminal to ask on\nhint: review the script (`wfhost audit {}`), then pass `--yes`",
@@ -239,19 +271,54 @@ fn approve(meta: Option<&Meta>, path: &Path) -> Result<()> {
         Some(m) => {
             writeln!(err, "{} — {}", m.name, m.description)?;
             for p in &m.phases {
-                writeln!(err, "  · {}", p.title)?;
+                writeln!(
+                    err,
+                    "  · {}{}",
+                    p.title,
+                    p.detail
+                        .as_ref()
+                        .map(|d| format!(": {d}"))
+                        .unwrap_or_default()
+                )?;
             }
         }
         None => writeln!(err, "{} (no metadata)", path.display())?,
     }
-    write!(err, "run it? [y/N] ")?;
-    err.flush()?;
-    let mut answer = String::new();
-    std::io::stdin().read_line(&mut answer)?;
-    if matches!(answer.trim(), "y" | "Y" | "yes") {
-        Ok(())
-    } else {
-        bail!(Refused("not approved; nothing was run".into()))
+    loop {
+        write!(
+            err,
+            "run it? [r]un / [a]lways for `{name}` in this directory / [v]iew the script / [n]o: "
+        )?;
+        err.flush()?;
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer)?;
+        match answer.trim().to_lowercase().as_str() {
+            "r" | "run" | "y" | "yes" => return Ok(()),
+            "a" | "always" => {
+                let mut all = approvals();
+                if let Some(list) = all["always"].as_array_mut() {
+                    list.push(always);
+                }
+                if let Some(f) = approvals_file() {
+                    std::fs::create_dir_all(f.parent().unwrap_or(Path::new(".")))?;
+                    std::fs::write(&f, serde_json::to_vec_pretty(&all)?)?;
+                    writeln!(
+                        err,
+                        "approved: `{name}` runs without asking in {dir} (remove it from {})",
+                        f.display()
+                    )?;
+                }
+                return Ok(());
+            }
+            "v" | "view" => {
+                let source =
+                    std::fs::read_to_string(path).unwrap_or_else(|e| format!("(cannot read: {e})"));
+                for (i, line) in source.lines().enumerate() {
+                    writeln!(err, "{:>4} │ {line}", i + 1)?;
+                }
+            }
+            _ => bail!(Refused("not approved; nothing was run".into())),
+        }
     }
 }
 

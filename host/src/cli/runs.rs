@@ -174,6 +174,7 @@ fn agents(loaded: &Loaded) -> Vec<AgentRow> {
                 occurrence,
                 label,
                 phase,
+                ..
             } => {
                 row(key, *occurrence, label, phase.clone(), "running");
             }
@@ -181,8 +182,10 @@ fn agents(loaded: &Loaded) -> Vec<AgentRow> {
                 key,
                 occurrence,
                 label,
+                phase,
+                ..
             } => {
-                row(key, *occurrence, label, None, "cached");
+                row(key, *occurrence, label, phase.clone(), "cached");
             }
             Record::Result {
                 key,

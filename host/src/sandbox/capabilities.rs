@@ -274,6 +274,7 @@ impl Capabilities {
             phase: text("phase"),
             call: None,
         };
+        let group = Some(r["group"].clone()).filter(|g| g.is_object());
         let key = journal::agent_key(&request, &self.backend_identity);
         let occurrence = {
             let n = self.occurrences.entry(key.clone()).or_insert(0);
@@ -307,6 +308,8 @@ impl Capabilities {
                 key,
                 occurrence,
                 label: label.clone(),
+                phase: request.phase.clone(),
+                group: group.clone(),
             });
             self.events.emit(Event::AgentCached { handle, label });
             let _ = self
@@ -320,6 +323,7 @@ impl Capabilities {
             occurrence,
             label: label.clone(),
             phase: phase.clone(),
+            group,
         });
         self.events.emit(Event::AgentQueued {
             handle,

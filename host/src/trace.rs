@@ -1,0 +1,498 @@
+//! The run as a picture: the execution trace of a run, built from its journal, drawn as
+//! Mermaid, Graphviz DOT or one self-contained HTML page.
+//!
+//! The trace is a DAG by construction: every edge goes from an agent to one that started
+//! later. Agents are nodes (label, state, tokens, duration) grouped by phase; edges are
+//! - `seq`: one agent after another;
+//! - `fork` / `join`: into and out of a `parallel()` (or a `pipeline()`'s first and last stages);
+//! - `stage`: from one pipeline stage to the next for the same item;
+//! - `data`: an agent whose prompt contains an earlier agent's answer.
+
+use crate::journal::{Loaded, Record};
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::path::Path;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Node {
+    pub id: usize,
+    pub label: String,
+    pub phase: Option<String>,
+    /// `done`, `failed`, `cached` or `running` (never finished).
+    pub state: String,
+    pub output_tokens: u64,
+    pub duration_ms: Option<u64>,
+    pub cost_usd: f64,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum EdgeKind {
+    Seq,
+    Fork,
+    Join,
+    Stage,
+    Data,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Edge {
+    pub from: usize,
+    pub to: usize,
+    pub kind: EdgeKind,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Trace {
+    pub run_id: String,
+    pub name: String,
+    pub nodes: Vec<Node>,
+    pub edges: Vec<Edge>,
+}
+
+struct Group {
+    id: u64,
+    pipeline: bool,
+    base: Vec<usize>,
+    /// (node, item, stage)
+    members: Vec<(usize, u64, u64)>,
+}
+
+impl Group {
+    fn leaves(&self) -> Vec<usize> {
+        if !self.pipeline {
+            return self.members.iter().map(|m| m.0).collect();
+        }
+        let mut last: BTreeMap<u64, (u64, usize)> = BTreeMap::new();
+        for &(node, item, stage) in &self.members {
+            let e = last.entry(item).or_insert((stage, node));
+            if stage >= e.0 {
+                *e = (stage, node);
+            }
+        }
+        last.values().map(|(_, n)| *n).collect()
+    }
+}
+
+/// Builds the trace of the last attempt of a run (a resume's trace includes what it served
+/// from the journal, marked `cached`).
+pub fn build(run_id: &str, dir: &Path, loaded: &Loaded) -> Trace {
+    let start = loaded
+        .records
+        .iter()
+        .rposition(|r| matches!(r, Record::RunStarted { .. }))
+        .unwrap_or(0);
+    let mut trace = Trace {
+        run_id: run_id.to_string(),
+        ..Trace::default()
+    };
+    /// (state, output tokens, cost, answer) of each call.
+    type Outcome = (String, u64, f64, Option<Value>);
+    let mut outcome: HashMap<(String, u32), Outcome> = HashMap::new();
+    for r in &loaded.records {
+        match r {
+            Record::RunStarted { name, .. } => trace.name = name.clone(),
+            Record::Result {
+                key,
+                occurrence,
+                value,
+                usage,
+                cost_usd,
+                ..
+            } => {
+                outcome.insert(
+                    (key.clone(), *occurrence),
+                    (
+                        "done".into(),
+                        usage.output_tokens,
+                        *cost_usd,
+                        Some(value.clone()),
+                    ),
+                );
+            }
+            Record::Failed {
+                key, occurrence, ..
+            } => {
+                outcome.entry((key.clone(), *occurrence)).or_insert((
+                    "failed".into(),
+                    0,
+                    0.0,
+                    None,
+                ));
+            }
+            _ => {}
+        }
+    }
+    let mut prompts: Vec<String> = Vec::new();
+    let mut answers: Vec<Option<String>> = Vec::new();
+    let mut frontier: Vec<usize> = Vec::new();
+    let mut open: Option<Group> = None;
+    let mut edges: Vec<Edge> = Vec::new();
+
+    for r in &loaded.records[start..] {
+        let (key, occurrence, label, phase, group, cached) = match r {
+            Record::AgentStarted {
+                key,
+                occurrence,
+                label,
+                phase,
+                group,
+            } => (key, occurrence, label, phase, group, false),
+            Record::Cached {
+                key,
+                occurrence,
+                label,
+                phase,
+                group,
+            } => (key, occurrence, label, phase, group, true),
+            _ => continue,
+        };
+        let id = trace.nodes.len();
+        let transcript: Value = std::fs::read(
+            dir.join("transcripts")
+                .join(format!("{key}-{occurrence}.json")),
+        )
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+        let (state, tokens, cost, value) = outcome
+            .get(&(key.clone(), *occurrence))
+            .cloned()
+            .unwrap_or(("running".into(), 0, 0.0, None));
+        trace.nodes.push(Node {
+            id,
+            label: label.clone(),
+            phase: phase.clone(),
+            state: if cached { "cached".into() } else { state },
+            output_tokens: tokens,
+            duration_ms: transcript["duration_ms"].as_u64(),
+            cost_usd: cost,
+        });
+        prompts.push(
+            transcript["request"]["prompt"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        );
+        answers.push(value.map(|v| match v {
+            Value::String(s) => s,
+            other => other.to_string(),
+        }));
+
+        // Structure: sequence, fork/join, pipeline stages.
+        let g = group.as_ref().filter(|g| g.is_object());
+        let same = |open: &Option<Group>| matches!((open, g), (Some(o), Some(g)) if g["id"].as_u64() == Some(o.id));
+        if !same(&open) {
+            if let Some(o) = open.take() {
+                frontier = o.leaves();
+            }
+            if let Some(g) = g {
+                open = Some(Group {
+                    id: g["id"].as_u64().unwrap_or(0),
+                    pipeline: g["kind"] == "pipeline",
+                    base: frontier.clone(),
+                    members: Vec::new(),
+                });
+            }
+        }
+        match (&mut open, g) {
+            (Some(o), Some(g)) => {
+                let (item, stage) = if o.pipeline {
+                    (
+                        g["item"].as_u64().unwrap_or(0),
+                        g["stage"].as_u64().unwrap_or(0),
+                    )
+                } else {
+                    (g["index"].as_u64().unwrap_or(0), 0)
+                };
+                let previous_stage = o
+                    .members
+                    .iter()
+                    .filter(|m| m.1 == item && m.2 < stage)
+                    .max_by_key(|m| m.2)
+                    .map(|m| m.0);
+                match previous_stage {
+                    Some(p) if o.pipeline => edges.push(Edge {
+                        from: p,
+                        to: id,
+                        kind: EdgeKind::Stage,
+                    }),
+                    _ => edges.extend(o.base.iter().map(|&b| Edge {
+                        from: b,
+                        to: id,
+                        kind: EdgeKind::Fork,
+                    })),
+                }
+                o.members.push((id, item, stage));
+            }
+            _ => {
+                let kind = if frontier.len() > 1 {
+                    EdgeKind::Join
+                } else {
+                    EdgeKind::Seq
+                };
+                edges.extend(frontier.iter().map(|&f| Edge {
+                    from: f,
+                    to: id,
+                    kind,
+                }));
+                frontier = vec![id];
+            }
+        }
+    }
+
+    // Data flow: a prompt that contains an earlier agent's answer.
+    for (to, prompt) in prompts.iter().enumerate() {
+        for (from, answer) in answers.iter().enumerate().take(to) {
+            if let Some(a) = answer
+                && a.len() >= 8
+                && prompt.contains(a.as_str())
+                && !edges.iter().any(|e| e.from == from && e.to == to)
+            {
+                edges.push(Edge {
+                    from,
+                    to,
+                    kind: EdgeKind::Data,
+                });
+            }
+        }
+    }
+    trace.edges = edges;
+    trace
+}
+
+fn short(s: &str, n: usize) -> String {
+    let one = s.replace(['\n', '"', '<', '>'], " ");
+    if one.chars().count() > n {
+        format!("{}…", one.chars().take(n - 1).collect::<String>())
+    } else {
+        one
+    }
+}
+
+fn detail(n: &Node) -> String {
+    let mut d = format!("{} · {} tok", n.state, n.output_tokens);
+    if let Some(ms) = n.duration_ms {
+        let _ = write!(d, " · {:.1}s", ms as f64 / 1000.0);
+    }
+    d
+}
+
+/// Phases in order of first appearance, with their nodes.
+fn phases(t: &Trace) -> Vec<(Option<String>, Vec<&Node>)> {
+    let mut out: Vec<(Option<String>, Vec<&Node>)> = Vec::new();
+    for n in &t.nodes {
+        match out.iter_mut().find(|(p, _)| *p == n.phase) {
+            Some((_, v)) => v.push(n),
+            None => out.push((n.phase.clone(), vec![n])),
+        }
+    }
+    out
+}
+
+pub fn mermaid(t: &Trace) -> String {
+    let mut s = String::from("flowchart TD\n");
+    for (i, (phase, nodes)) in phases(t).iter().enumerate() {
+        let indent = if phase.is_some() { "    " } else { "  " };
+        if let Some(p) = phase {
+            let _ = writeln!(s, "  subgraph phase{i}[\"{}\"]", short(p, 60));
+        }
+        for n in nodes {
+            let _ = writeln!(
+                s,
+                "{indent}n{}[\"{}<br/>{}\"]:::{}",
+                n.id,
+                short(&n.label, 48),
+                detail(n),
+                n.state
+            );
+        }
+        if phase.is_some() {
+            s.push_str("  end\n");
+        }
+    }
+    for e in &t.edges {
+        let arrow = if e.kind == EdgeKind::Data {
+            "-. data .->"
+        } else {
+            "-->"
+        };
+        let _ = writeln!(s, "  n{} {arrow} n{}", e.from, e.to);
+    }
+    s.push_str(
+        "  classDef done fill:#e6f4ea,stroke:#1e8e3e\n  classDef cached fill:#e8f0fe,stroke:#1a73e8\n  classDef failed fill:#fce8e6,stroke:#d93025\n  classDef running fill:#fef7e0,stroke:#f9ab00\n",
+    );
+    s
+}
+
+pub fn dot(t: &Trace) -> String {
+    let mut s = format!(
+        "digraph \"{}\" {{\n  rankdir=TB;\n  node [shape=box, style=\"rounded,filled\", fontname=\"Helvetica\"];\n",
+        short(&t.name, 60)
+    );
+    let fill = |state: &str| match state {
+        "done" => "#e6f4ea",
+        "cached" => "#e8f0fe",
+        "failed" => "#fce8e6",
+        _ => "#fef7e0",
+    };
+    for (i, (phase, nodes)) in phases(t).iter().enumerate() {
+        if let Some(p) = phase {
+            let _ = writeln!(
+                s,
+                "  subgraph cluster_{i} {{\n    label=\"{}\";",
+                short(p, 60)
+            );
+        }
+        for n in nodes {
+            let _ = writeln!(
+                s,
+                "    n{} [label=\"{}\\n{}\", fillcolor=\"{}\"];",
+                n.id,
+                short(&n.label, 48),
+                detail(n),
+                fill(&n.state)
+            );
+        }
+        if phase.is_some() {
+            s.push_str("  }\n");
+        }
+    }
+    for e in &t.edges {
+        let style = if e.kind == EdgeKind::Data {
+            " [style=dashed, label=\"data\"]"
+        } else {
+            ""
+        };
+        let _ = writeln!(s, "  n{} -> n{}{style};", e.from, e.to);
+    }
+    s.push_str("}\n");
+    s
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// One self-contained page: an SVG laid out in ranks (longest path from the first agent), the
+/// phases as labelled bands, and a table of every agent. No scripts, no external resources.
+pub fn html(t: &Trace) -> String {
+    const W: f64 = 210.0;
+    const H: f64 = 54.0;
+    const GX: f64 = 30.0;
+    const GY: f64 = 46.0;
+    // Edges go forward in start order, so one pass in that order computes longest paths.
+    let mut rank = vec![0usize; t.nodes.len()];
+    let mut by_target: Vec<Vec<usize>> = vec![Vec::new(); t.nodes.len()];
+    for e in &t.edges {
+        by_target[e.to].push(e.from);
+    }
+    for i in 0..t.nodes.len() {
+        rank[i] = by_target[i].iter().map(|&f| rank[f] + 1).max().unwrap_or(0);
+    }
+    let ranks = rank.iter().copied().max().map_or(0, |r| r + 1);
+    let mut column = vec![0usize; t.nodes.len()];
+    let mut per_rank = vec![0usize; ranks];
+    for i in 0..t.nodes.len() {
+        column[i] = per_rank[rank[i]];
+        per_rank[rank[i]] += 1;
+    }
+    let widest = per_rank.iter().copied().max().unwrap_or(1).max(1);
+    let left = 140.0;
+    let width = left + widest as f64 * (W + GX) + GX;
+    let height = ranks as f64 * (H + GY) + GY;
+    let pos = |i: usize| {
+        let offset = (widest - per_rank[rank[i]]) as f64 * (W + GX) / 2.0;
+        (
+            left + offset + column[i] as f64 * (W + GX),
+            GY / 2.0 + rank[i] as f64 * (H + GY),
+        )
+    };
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" role=\"img\" aria-label=\"execution trace\">\n<defs><marker id=\"arrow\" viewBox=\"0 0 10 10\" refX=\"9\" refY=\"5\" markerWidth=\"7\" markerHeight=\"7\" orient=\"auto\"><path d=\"M0,0 L10,5 L0,10 z\" fill=\"#5f6368\"/></marker></defs>\n"
+    );
+    for (phase, nodes) in phases(t) {
+        let Some(p) = phase else { continue };
+        let ys: Vec<f64> = nodes.iter().map(|n| pos(n.id).1).collect();
+        let (top, bottom) = (
+            ys.iter().cloned().fold(f64::MAX, f64::min),
+            ys.iter().cloned().fold(f64::MIN, f64::max),
+        );
+        let _ = writeln!(
+            svg,
+            "<g class=\"phase\"><rect x=\"6\" y=\"{}\" width=\"{}\" height=\"{}\" rx=\"10\" fill=\"#f8f9fa\" stroke=\"#dadce0\"/><text x=\"16\" y=\"{}\" class=\"phase-title\">{}</text></g>",
+            top - 12.0,
+            width - 12.0,
+            bottom - top + H + 24.0,
+            top + 8.0,
+            esc(&short(&p, 18))
+        );
+    }
+    for e in &t.edges {
+        let ((x1, y1), (x2, y2)) = (pos(e.from), pos(e.to));
+        let (x1, y1, x2, y2) = (x1 + W / 2.0, y1 + H, x2 + W / 2.0, y2);
+        let dash = if e.kind == EdgeKind::Data {
+            " stroke-dasharray=\"5 4\""
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            svg,
+            "<path class=\"edge {:?}\" d=\"M{x1},{y1} C{x1},{} {x2},{} {x2},{y2}\" fill=\"none\" stroke=\"#5f6368\"{dash} marker-end=\"url(#arrow)\"/>",
+            e.kind,
+            (y1 + y2) / 2.0,
+            (y1 + y2) / 2.0
+        );
+    }
+    for n in &t.nodes {
+        let (x, y) = pos(n.id);
+        let _ = writeln!(
+            svg,
+            "<g class=\"node {}\"><rect x=\"{x}\" y=\"{y}\" width=\"{W}\" height=\"{H}\" rx=\"8\"/><text x=\"{}\" y=\"{}\" class=\"label\">{}</text><text x=\"{}\" y=\"{}\" class=\"detail\">{}</text></g>",
+            n.state,
+            x + 10.0,
+            y + 22.0,
+            esc(&short(&n.label, 28)),
+            x + 10.0,
+            y + 41.0,
+            esc(&detail(n))
+        );
+    }
+    svg.push_str("</svg>");
+    let mut rows = String::new();
+    for n in &t.nodes {
+        let _ = writeln!(
+            rows,
+            "<tr class=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>${:.4}</td></tr>",
+            n.state,
+            esc(&n.label),
+            esc(n.phase.as_deref().unwrap_or("")),
+            n.state,
+            n.output_tokens,
+            n.duration_ms
+                .map(|d| format!("{:.1}s", d as f64 / 1000.0))
+                .unwrap_or_default(),
+            n.cost_usd
+        );
+    }
+    format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>wfhost trace — {name}</title>\n<style>\n\
+         body{{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#202124}} h1{{font-size:20px}} .meta{{color:#5f6368}}\n\
+         .node rect{{stroke-width:1.5}} .done rect{{fill:#e6f4ea;stroke:#1e8e3e}} .cached rect{{fill:#e8f0fe;stroke:#1a73e8}}\n\
+         .failed rect{{fill:#fce8e6;stroke:#d93025}} .running rect{{fill:#fef7e0;stroke:#f9ab00}}\n\
+         .label{{font-weight:600;font-size:13px}} .detail{{font-size:11px;fill:#5f6368}} .phase-title{{font-size:12px;fill:#5f6368;font-weight:600}}\n\
+         table{{border-collapse:collapse;margin-top:24px}} td,th{{border-bottom:1px solid #dadce0;padding:4px 10px;text-align:left}}\n\
+         .legend span{{display:inline-block;padding:2px 8px;margin-right:6px;border-radius:4px}}\n\
+         </style></head><body>\n<h1>{name}</h1>\n<p class=\"meta\">run {run} · {agents} agents · edges: solid = order, fork/join, pipeline stages; dashed = data flow</p>\n\
+         <p class=\"legend\"><span class=\"done\" style=\"background:#e6f4ea\">done</span><span style=\"background:#e8f0fe\">cached</span><span style=\"background:#fce8e6\">failed</span><span style=\"background:#fef7e0\">running</span></p>\n\
+         {svg}\n<table><thead><tr><th>agent</th><th>phase</th><th>state</th><th>output tokens</th><th>duration</th><th>cost</th></tr></thead><tbody>\n{rows}</tbody></table>\n</body></html>\n",
+        name = esc(&t.name),
+        run = esc(&t.run_id),
+        agents = t.nodes.len(),
+    )
+}
