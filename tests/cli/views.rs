@@ -434,3 +434,73 @@ fn live_view_in_a_terminal() {
         "no progress bars left behind:\n{after}"
     );
 }
+
+/// The approval prompt in a real terminal: view the script, approve it "always", and the next
+/// run of that name in that directory does not ask.
+#[test]
+fn approval_prompt_in_a_terminal() {
+    if std::process::Command::new("tmux")
+        .arg("-V")
+        .output()
+        .is_err()
+    {
+        eprintln!("SKIPPED approval_prompt_in_a_terminal: tmux is not installed");
+        return;
+    }
+    let s = Scratch::new();
+    s.file("w.js", "export const meta = { name: 'ask-me', description: 'approval probe', phases: [{ title: 'Only', detail: 'one agent' }] };\nreturn await agent('approved work');");
+    let session = format!("wfhost-approve-{}", std::process::id());
+    let bin = env!("CARGO_BIN_EXE_wfhost");
+    let run = format!(
+        "env -u CI XDG_CONFIG_HOME={dir}/config WFHOST_CACHE_DIR={cache} WFHOST_RUNS_DIR=runs {bin} run w.js --backend mock --quiet",
+        dir = s.path().display(),
+        cache = super::cache_dir().display()
+    );
+    let cmd = format!(
+        "cd {} && {run}; echo FIRST-EXIT=$?; {run}; echo SECOND-EXIT=$?; sleep 60",
+        s.path().display()
+    );
+    tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        &session,
+        "-x",
+        "160",
+        "-y",
+        "48",
+        &cmd,
+    ]);
+    let wait_for = |needle: &str| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let screen = tmux(&["capture-pane", "-p", "-S", "-100", "-t", &session]);
+            if screen.contains(needle) || std::time::Instant::now() > deadline {
+                return screen;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
+    let prompt = wait_for("[v]iew the script");
+    tmux(&["send-keys", "-t", &session, "v", "Enter"]);
+    let viewed = wait_for("2 │ return await agent");
+    tmux(&["send-keys", "-t", &session, "a", "Enter"]);
+    let done = wait_for("SECOND-EXIT=");
+    tmux(&["kill-session", "-t", &session]);
+    assert!(
+        prompt.contains("ask-me — approval probe") && prompt.contains("· Only: one agent"),
+        "{prompt}"
+    );
+    assert!(viewed.contains("   1 │ export const meta"), "{viewed}");
+    assert!(
+        done.contains("FIRST-EXIT=0") && done.contains("SECOND-EXIT=0"),
+        "{done}"
+    );
+    assert_eq!(
+        done.matches("[v]iew the script").count(),
+        2,
+        "asked twice on the first run (view, then always), never on the second:\n{done}"
+    );
+    let approvals = std::fs::read_to_string(s.path().join("config/wfhost/approvals.json")).unwrap();
+    assert!(approvals.contains("\"ask-me\""), "{approvals}");
+}
