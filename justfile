@@ -79,6 +79,8 @@ bench-runtime: build
 bench-journal: build
     bench/journal.sh {{wfhost}}
 
-# Every benchmark.
+# wfhost against node side by side: start-up, fan-out, scheduling, resume, memory, scaling.
+# Writes bench/RESULTS.md.
 [group('bench')]
-bench: bench-core bench-runtime bench-journal
+bench: build
+    bench/bench.sh {{wfhost}}
