@@ -351,18 +351,62 @@ fn tmux(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// A detached tmux session running `cmd` in a 160×48 terminal; killed when dropped.
+struct Terminal(String);
+
+impl Terminal {
+    /// `None` (and a visible skip message) when tmux is not installed.
+    fn start(test: &str, cmd: &str) -> Option<Terminal> {
+        if std::process::Command::new("tmux")
+            .arg("-V")
+            .output()
+            .is_err()
+        {
+            eprintln!("SKIPPED {test}: tmux is not installed");
+            return None;
+        }
+        let name = format!("wfhost-{test}-{}", std::process::id());
+        tmux(&[
+            "new-session",
+            "-d",
+            "-s",
+            &name,
+            "-x",
+            "160",
+            "-y",
+            "48",
+            cmd,
+        ]);
+        Some(Terminal(name))
+    }
+
+    /// The screen (with 100 lines of scrollback) once it contains `needle`, or after 20 s.
+    fn wait_for(&self, needle: &str) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let screen = tmux(&["capture-pane", "-p", "-S", "-100", "-t", &self.0]);
+            if screen.contains(needle) || std::time::Instant::now() > deadline {
+                return screen;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    fn keys(&self, keys: &str) {
+        tmux(&["send-keys", "-t", &self.0, keys, "Enter"]);
+    }
+}
+
+impl Drop for Terminal {
+    fn drop(&mut self) {
+        tmux(&["kill-session", "-t", &self.0]);
+    }
+}
+
 /// The live view in a real terminal (tmux): phases and counts while running, a summary at the
 /// end, and no progress bars left behind.
 #[test]
 fn live_view_in_a_terminal() {
-    if std::process::Command::new("tmux")
-        .arg("-V")
-        .output()
-        .is_err()
-    {
-        eprintln!("SKIPPED live_view_in_a_terminal: tmux is not installed");
-        return;
-    }
     let s = Scratch::new();
     s.file(
         "w.js",
@@ -370,44 +414,17 @@ fn live_view_in_a_terminal() {
          phase('Warm');\nlog('warming up');\nawait agent('warm [delay=300]');\nphase('Fan out');\n\
          await parallel(Array.from({ length: 6 }, (_, i) => () => agent(`fan ${i} [delay=${1500 + i * 100}]`)));\nreturn 'ok';",
     );
-    let session = format!("wfhost-live-{}", std::process::id());
-    let bin = env!("CARGO_BIN_EXE_wfhost");
     let cmd = format!(
-        "cd {} && env -u CI TERM=xterm-256color WFHOST_CACHE_DIR={} WFHOST_RUNS_DIR=runs {bin} run w.js --backend mock --yes --concurrency 4; echo WFHOST-EXIT=$?; sleep 60",
+        "cd {} && env -u CI TERM=xterm-256color WFHOST_CACHE_DIR={} WFHOST_RUNS_DIR=runs {} run w.js --backend mock --yes --concurrency 4; echo WFHOST-EXIT=$?; sleep 60",
         s.path().display(),
-        super::cache_dir().display()
+        super::cache_dir().display(),
+        env!("CARGO_BIN_EXE_wfhost")
     );
-    tmux(&[
-        "new-session",
-        "-d",
-        "-s",
-        &session,
-        "-x",
-        "160",
-        "-y",
-        "48",
-        &cmd,
-    ]);
-    let capture = || tmux(&["capture-pane", "-p", "-t", &session]);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let mut during = String::new();
-    while std::time::Instant::now() < deadline {
-        let screen = capture();
-        if screen.contains("4 running · 2 queued") {
-            during = screen;
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    let mut after = String::new();
-    while std::time::Instant::now() < deadline {
-        after = capture();
-        if after.contains("WFHOST-EXIT=") {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    tmux(&["kill-session", "-t", &session]);
+    let Some(term) = Terminal::start("live_view_in_a_terminal", &cmd) else {
+        return;
+    };
+    let during = term.wait_for("4 running · 2 queued");
+    let after = term.wait_for("WFHOST-EXIT=");
     assert!(
         during.contains("▶ live — live view probe"),
         "header:\n{during}"
@@ -439,54 +456,26 @@ fn live_view_in_a_terminal() {
 /// run of that name in that directory does not ask.
 #[test]
 fn approval_prompt_in_a_terminal() {
-    if std::process::Command::new("tmux")
-        .arg("-V")
-        .output()
-        .is_err()
-    {
-        eprintln!("SKIPPED approval_prompt_in_a_terminal: tmux is not installed");
-        return;
-    }
     let s = Scratch::new();
     s.file("w.js", "export const meta = { name: 'ask-me', description: 'approval probe', phases: [{ title: 'Only', detail: 'one agent' }] };\nreturn await agent('approved work');");
-    let session = format!("wfhost-approve-{}", std::process::id());
-    let bin = env!("CARGO_BIN_EXE_wfhost");
     let run = format!(
         "env -u CI XDG_CONFIG_HOME={dir}/config WFHOST_CACHE_DIR={cache} WFHOST_RUNS_DIR=runs {bin} run w.js --backend mock --quiet",
         dir = s.path().display(),
-        cache = super::cache_dir().display()
+        cache = super::cache_dir().display(),
+        bin = env!("CARGO_BIN_EXE_wfhost")
     );
     let cmd = format!(
         "cd {} && {run}; echo FIRST-EXIT=$?; {run}; echo SECOND-EXIT=$?; sleep 60",
         s.path().display()
     );
-    tmux(&[
-        "new-session",
-        "-d",
-        "-s",
-        &session,
-        "-x",
-        "160",
-        "-y",
-        "48",
-        &cmd,
-    ]);
-    let wait_for = |needle: &str| {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        loop {
-            let screen = tmux(&["capture-pane", "-p", "-S", "-100", "-t", &session]);
-            if screen.contains(needle) || std::time::Instant::now() > deadline {
-                return screen;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
+    let Some(term) = Terminal::start("approval_prompt_in_a_terminal", &cmd) else {
+        return;
     };
-    let prompt = wait_for("[v]iew the script");
-    tmux(&["send-keys", "-t", &session, "v", "Enter"]);
-    let viewed = wait_for("2 │ return await agent");
-    tmux(&["send-keys", "-t", &session, "a", "Enter"]);
-    let done = wait_for("SECOND-EXIT=");
-    tmux(&["kill-session", "-t", &session]);
+    let prompt = term.wait_for("[v]iew the script");
+    term.keys("v");
+    let viewed = term.wait_for("2 │ return await agent");
+    term.keys("a");
+    let done = term.wait_for("SECOND-EXIT=");
     assert!(
         prompt.contains("ask-me — approval probe") && prompt.contains("· Only: one agent"),
         "{prompt}"

@@ -268,20 +268,7 @@ fn approve(meta: Option<&Meta>, path: &Path, cwd: &Path) -> Result<()> {
     }
     let mut err = std::io::stderr().lock();
     match meta {
-        Some(m) => {
-            writeln!(err, "{} — {}", m.name, m.description)?;
-            for p in &m.phases {
-                writeln!(
-                    err,
-                    "  · {}{}",
-                    p.title,
-                    p.detail
-                        .as_ref()
-                        .map(|d| format!(": {d}"))
-                        .unwrap_or_default()
-                )?;
-            }
-        }
+        Some(m) => writeln!(err, "{}", m.summary())?,
         None => writeln!(err, "{} (no metadata)", path.display())?,
     }
     loop {

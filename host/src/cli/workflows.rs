@@ -122,19 +122,14 @@ pub async fn show(a: ShowArgs) -> Result<u8> {
         return Ok(crate::exit::OK);
     }
     let m = &script.meta;
-    println!("{} — {}", m.name, m.description);
+    let summary = m.summary();
+    let (head, phases) = summary.split_once('\n').unwrap_or((&summary, ""));
+    println!("{head}");
     if let Some(w) = &m.when_to_use {
         println!("when to use: {w}");
     }
-    for p in &m.phases {
-        println!(
-            "  · {}{}",
-            p.title,
-            p.detail
-                .as_ref()
-                .map(|d| format!(": {d}"))
-                .unwrap_or_default()
-        );
+    if !phases.is_empty() {
+        println!("{phases}");
     }
     let scope = entry
         .map(|e| {

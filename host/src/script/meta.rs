@@ -38,6 +38,21 @@ pub struct Phase {
     pub model: Option<String>,
 }
 
+impl Meta {
+    /// `name — description`, then one line per phase: how a workflow introduces itself
+    /// (approval prompt, `wfhost show`).
+    pub fn summary(&self) -> String {
+        let mut s = format!("{} — {}", self.name, self.description);
+        for p in &self.phases {
+            s.push_str(&format!("\n  · {}", p.title));
+            if let Some(d) = &p.detail {
+                s.push_str(&format!(": {d}"));
+            }
+        }
+        s
+    }
+}
+
 /// A meta problem: the message (the reference's wording), where it is, and how to fix it.
 #[derive(Debug, Clone)]
 pub struct MetaError {
