@@ -34,6 +34,17 @@ fn main() {
             (empty, "missing".to_string())
         }
     };
+    // The wasmtime version goes into the guest cache key (compile.rs), read from the lockfile.
+    let lock = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap()).join("../Cargo.lock");
+    println!("cargo:rerun-if-changed={}", lock.display());
+    let lock = std::fs::read_to_string(&lock).unwrap_or_default();
+    let wasmtime = lock
+        .split("[[package]]")
+        .find(|p| p.contains("\nname = \"wasmtime\"\n"))
+        .and_then(|p| p.lines().find_map(|l| l.strip_prefix("version = \"")))
+        .map(|v| v.trim_end_matches('"').to_string())
+        .unwrap_or_else(|| "unknown".into());
+    println!("cargo:rustc-env=WFHOST_WASMTIME_VERSION={wasmtime}");
     println!("cargo:rustc-env=WFHOST_GUEST_PATH={}", path.display());
     println!("cargo:rustc-env=WFHOST_GUEST_SHA256={sha}");
 }

@@ -89,9 +89,13 @@ impl Cache {
     }
 }
 
+/// The wasmtime this binary links (from Cargo.lock, by build.rs).
+pub const WASMTIME_VERSION: &str = env!("WFHOST_WASMTIME_VERSION");
+
 /// Loads the guest: deserialises the cached precompiled artifact, or compiles it with
-/// Cranelift (~1 s) and caches it. The key covers the guest bytes, wfhost's version and the
-/// engine's compatibility hash (wasmtime version and every setting that changes codegen).
+/// Cranelift (~1 s) and caches it. The key is blake3(guest ‖ wasmtime version ‖ engine
+/// configuration (its compatibility hash: every setting that changes codegen) ‖ wfhost's
+/// version).
 pub fn load_guest(engine: &Engine, cache: &Cache) -> Result<(Module, GuestArtifact)> {
     if GUEST.is_empty() {
         bail!(
@@ -102,6 +106,7 @@ pub fn load_guest(engine: &Engine, cache: &Cache) -> Result<(Module, GuestArtifa
     engine.precompile_compatibility_hash().hash(&mut h);
     let mut key = blake3::Hasher::new();
     key.update(GUEST)
+        .update(WASMTIME_VERSION.as_bytes())
         .update(env!("CARGO_PKG_VERSION").as_bytes())
         .update(&h.finish().to_le_bytes());
     let key = format!("{}.cwasm", key.finalize().to_hex());

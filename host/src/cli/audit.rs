@@ -80,6 +80,7 @@ pub async fn audit(a: AuditArgs) -> Result<u8> {
         let report = json!({
             "target": a.target,
             "meta": meta,
+            "wasmtime": compile::WASMTIME_VERSION,
             "guest": { "sha256": compile::GUEST_SHA256, "size": compile::GUEST.len(), "verify": verify, "imports": guest_imports },
             "module_imports": module_imports,
             "wit": WIT,
@@ -100,7 +101,11 @@ pub async fn audit(a: AuditArgs) -> Result<u8> {
             compile::GUEST_SHA256,
             compile::GUEST.len()
         );
-        println!("        verify: {verify}\n");
+        println!("        verify: {verify}");
+        println!(
+            "engine: wasmtime {} (Cranelift), epoch interruption for CPU time, a memory limiter\n",
+            compile::WASMTIME_VERSION
+        );
         if let Some(imports) = &module_imports {
             println!(
                 "module imports (only `{}::{{{}}}` may be imported):",

@@ -51,9 +51,10 @@ struct Cli {
 fn version() -> &'static str {
     Box::leak(
         format!(
-            "{}\nguest sha256 {}",
+            "{}\nguest sha256 {}\nwasmtime {}",
             env!("CARGO_PKG_VERSION"),
-            crate::compile::GUEST_SHA256
+            crate::compile::GUEST_SHA256,
+            crate::compile::WASMTIME_VERSION
         )
         .into_boxed_str(),
     )
