@@ -173,16 +173,19 @@ pub async fn execute(
     };
     timings.compile_ms = ms(compile_start.elapsed());
 
-    let journal = opts.journal.as_ref().map(|j| j.journal.clone());
-    if let Some(j) = &opts.journal {
-        let dir = j.journal.dir();
+    let (journal, cache, resume) = match opts.journal {
+        Some(j) => (Some(j.journal), j.cache, j.resume),
+        None => (None, HashMap::new(), false),
+    };
+    if let Some(j) = &journal {
+        let dir = j.dir();
         if let Target::Script(s) = &target {
             std::fs::write(dir.join("script.js"), &s.source)?;
         }
         if let Some(args) = &opts.args {
             std::fs::write(dir.join("args.json"), serde_json::to_vec_pretty(args)?)?;
         }
-        j.journal.append(&Record::RunStarted {
+        j.append(&Record::RunStarted {
             run_id: run_id.clone(),
             script: origin.clone(),
             name: meta
@@ -190,7 +193,7 @@ pub async fn execute(
                 .map_or_else(|| "module".to_string(), |m| m.name.clone()),
             backend: opts.backend.name().to_string(),
             started_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
-            resume: j.resume,
+            resume,
         })?;
     }
     if let Some(meta) = meta {
@@ -221,11 +224,7 @@ pub async fn execute(
         workflows: Resolver::discover(&opts.cwd),
         events: opts.events.clone(),
         journal: journal.clone(),
-        cache: opts
-            .journal
-            .as_ref()
-            .map(|j| j.cache.clone())
-            .unwrap_or_default(),
+        cache,
         backend_identity: opts.backend.identity(),
         max_cost: opts.max_cost,
     });

@@ -375,19 +375,20 @@ impl Capabilities {
                 self.timers.remove(&handle);
                 (handle, Value::Null)
             }
+            // Served from the journal: no events of its own beyond agent_cached, no logs.
+            Completion::Agent { handle, outcome } if outcome.cached => {
+                self.agents.remove(&handle);
+                self.report.agents_cached += 1;
+                self.report.cached_usage += outcome.usage;
+                self.report.cached_cost_usd += outcome.cost_usd;
+                (handle, outcome.result.unwrap_or(Value::Null))
+            }
             Completion::Agent { handle, outcome } => {
                 let info = self.agents.remove(&handle).unwrap_or(AgentInfo {
                     label: String::new(),
                     workflow: None,
                     phase: None,
                 });
-                if outcome.cached {
-                    self.report.agents_cached += 1;
-                    self.report.cached_usage += outcome.usage;
-                    self.report.cached_cost_usd += outcome.cost_usd;
-                    let value = outcome.result.unwrap_or(Value::Null);
-                    return Ok(json!({ "handle": handle, "value": value, "spent": self.spent() }));
-                }
                 self.report.usage += outcome.usage;
                 self.report.cost_usd += outcome.cost_usd;
                 let phase = info.phase.clone().unwrap_or_default();
