@@ -144,6 +144,13 @@ pub async fn audit(a: AuditArgs) -> Result<u8> {
             "  log lines   {:>10}  --max-log-lines",
             limits.max_log_lines
         );
+        println!(
+            "  output      {:>10}  --max-output-bytes (captured stdout, stderr)",
+            bytesize::ByteSize(limits.max_output_bytes)
+                .display()
+                .iec()
+                .to_string()
+        );
         println!("  agents      {:>10}  --max-agents", limits.max_agents);
         println!("  concurrency {:>10}  --concurrency", limits.concurrency);
         println!("\nthe contract (wit/wfhost.wit):\n");

@@ -111,6 +111,9 @@ pub struct LimitArgs {
     /// Total bytes of log output one run may write.
     #[arg(long, value_name = "SIZE", default_value = "16MiB", value_parser = parse_size)]
     max_log_bytes: u64,
+    /// Bytes the guest may write to its captured stdout and stderr (each).
+    #[arg(long, value_name = "SIZE", default_value = "1MiB", value_parser = parse_size)]
+    max_output_bytes: u64,
     /// Number of log lines one run may write.
     #[arg(long, value_name = "N", default_value_t = 100_000)]
     max_log_lines: u64,
@@ -133,6 +136,7 @@ impl LimitArgs {
             max_log_bytes: self.max_log_bytes,
             max_log_lines: self.max_log_lines,
             max_agents: self.max_agents,
+            max_output_bytes: self.max_output_bytes,
             concurrency: self
                 .concurrency
                 .map_or_else(crate::limits::default_concurrency, usize::from),
