@@ -140,7 +140,6 @@ impl LimitArgs {
             concurrency: self
                 .concurrency
                 .map_or_else(crate::limits::default_concurrency, usize::from),
-            ..Limits::default()
         }
     }
 }
