@@ -39,6 +39,18 @@ pub mod exit {
     pub const USAGE: u8 = 2;
 }
 
+/// A mistake in how wfhost was called (exit code 2): a missing file, a bad flag value.
+#[derive(Debug)]
+pub struct Usage(pub String);
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Usage {}
+
 /// An error that may go away if retried later (exit code 75), e.g. a run still locked.
 #[derive(Debug)]
 pub struct Temporary(pub String);

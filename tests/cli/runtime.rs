@@ -254,3 +254,39 @@ fn pipeline_has_no_barrier() {
         })
     );
 }
+
+#[test]
+fn unreadable_inputs_are_usage_errors() {
+    let s = Scratch::new();
+    s.file(
+        "w.js",
+        "export const meta = { name: 'a', description: 'b' };\nreturn 1;",
+    );
+    let missing = wfhost(["run", "nope.js", "--backend", "mock", "--yes"])
+        .dir(s.path())
+        .run();
+    missing.code(2);
+    assert!(
+        missing.stderr.starts_with("error: cannot read `nope.js`")
+            && missing.stderr.contains("hint: check the path"),
+        "{}",
+        missing.stderr
+    );
+    let args = wfhost([
+        "run",
+        "w.js",
+        "--backend",
+        "mock",
+        "--yes",
+        "--args-file",
+        "missing.json",
+    ])
+    .dir(s.path())
+    .run();
+    args.code(2);
+    let dir = wfhost(["run", ".", "--backend", "mock", "--yes"])
+        .dir(s.path())
+        .run();
+    dir.code(2);
+    assert!(dir.stderr.contains("not a directory"), "{}", dir.stderr);
+}

@@ -20,6 +20,7 @@ use std::time::Duration;
 const AFTER_HELP: &str = "\
 Exit codes:
   0   the workflow completed
+  2   bad usage: an unknown flag, a file that cannot be read
   65  the script failed, or was rejected before running (meta, syntax, import)
   70  internal error in wfhost
   75  temporary provider failure (rate limit, overload, network): retry later
@@ -165,6 +166,8 @@ pub fn print_error(e: &anyhow::Error) {
 pub fn error_code(e: &anyhow::Error) -> u8 {
     if e.downcast_ref::<crate::Refused>().is_some() {
         exit::REFUSED
+    } else if e.downcast_ref::<crate::Usage>().is_some() {
+        exit::USAGE
     } else if e.downcast_ref::<crate::Temporary>().is_some() {
         exit::TEMPORARY
     } else {
@@ -231,6 +234,19 @@ pub fn main() -> ExitCode {
 }
 
 /// Reads a script file, naming the file in the error.
+/// Reads a file the user named; failing is a usage error (exit 2), not an internal one.
 pub fn read_file(path: &PathBuf) -> anyhow::Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read `{}`: {e}", path.display()))
+    std::fs::read(path).map_err(|e| {
+        let hint = match e.kind() {
+            std::io::ErrorKind::NotFound => {
+                "\nhint: check the path (saved workflows run by name: see `wfhost list`)"
+            }
+            _ if path.is_dir() => "\nhint: name a file, not a directory",
+            _ => "",
+        };
+        anyhow::Error::new(crate::Usage(format!(
+            "cannot read `{}`: {e}{hint}",
+            path.display()
+        )))
+    })
 }

@@ -220,16 +220,17 @@ async fn stop_signal() -> &'static str {
 /// `.wasm` and `.js` paths are files; anything else that is not a file is a saved workflow.
 fn resolve_target(target: &str, cwd: &Path) -> Result<PathBuf> {
     let path = PathBuf::from(target);
-    if path.is_file()
-        || target.ends_with(".js")
-        || target.ends_with(".wasm")
-        || target.contains('/')
+    if path.exists() || target.ends_with(".js") || target.ends_with(".wasm") || target.contains('/')
     {
         return Ok(path);
     }
     Resolver::discover(cwd)
         .find(target)
-        .map_err(|e| anyhow!("{e}\nhint: `{target}` is neither a file nor a saved workflow in .wfhost/workflows/ or .claude/workflows/"))
+        .map_err(|e| {
+            anyhow::Error::new(crate::Usage(format!(
+                "{e}\nhint: `{target}` is neither a file nor a saved workflow in .wfhost/workflows/ or .claude/workflows/"
+            )))
+        })
 }
 
 /// Where "always for this name in this directory" answers are kept.
