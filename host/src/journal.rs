@@ -201,7 +201,7 @@ impl Journal {
             .write(true)
             .open(dir.join("lock"))?;
         if lock.try_lock().is_err() {
-            bail!(crate::Temporary(format!(
+            return Err(crate::ExitError::temporary(format!(
                 "run `{}` is still running (another wfhost process holds its lock)\nhint: wait for it to finish, or stop it (Ctrl-C) and resume it then",
                 dir.file_name().unwrap_or_default().to_string_lossy()
             )));

@@ -39,38 +39,45 @@ pub mod exit {
     pub const USAGE: u8 = 2;
 }
 
-/// A mistake in how wfhost was called (exit code 2): a missing file, a bad flag value.
+/// An error that ends wfhost with a specific exit code (see `exit`): a usage mistake (2), a
+/// failure worth retrying later (75), a refusal by policy (77). Other errors exit 70.
 #[derive(Debug)]
-pub struct Usage(pub String);
+pub struct ExitError {
+    pub code: u8,
+    pub message: String,
+}
 
-impl std::fmt::Display for Usage {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+impl ExitError {
+    /// A mistake in how wfhost was called: a missing file, an unknown workflow name.
+    pub fn usage(message: impl Into<String>) -> anyhow::Error {
+        ExitError {
+            code: exit::USAGE,
+            message: message.into(),
+        }
+        .into()
+    }
+    /// May go away if retried later, e.g. a run still locked by another process.
+    pub fn temporary(message: impl Into<String>) -> anyhow::Error {
+        ExitError {
+            code: exit::TEMPORARY,
+            message: message.into(),
+        }
+        .into()
+    }
+    /// Refused by policy: an import outside the capability surface, no approval.
+    pub fn refused(message: impl Into<String>) -> anyhow::Error {
+        ExitError {
+            code: exit::REFUSED,
+            message: message.into(),
+        }
+        .into()
     }
 }
 
-impl std::error::Error for Usage {}
-
-/// An error that may go away if retried later (exit code 75), e.g. a run still locked.
-#[derive(Debug)]
-pub struct Temporary(pub String);
-
-impl std::fmt::Display for Temporary {
+impl std::fmt::Display for ExitError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.message)
     }
 }
 
-impl std::error::Error for Temporary {}
-
-/// An error that means "refused by policy" (exit code 77).
-#[derive(Debug)]
-pub struct Refused(pub String);
-
-impl std::fmt::Display for Refused {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for Refused {}
+impl std::error::Error for ExitError {}

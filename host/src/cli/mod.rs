@@ -164,15 +164,8 @@ pub fn print_error(e: &anyhow::Error) {
 }
 
 pub fn error_code(e: &anyhow::Error) -> u8 {
-    if e.downcast_ref::<crate::Refused>().is_some() {
-        exit::REFUSED
-    } else if e.downcast_ref::<crate::Usage>().is_some() {
-        exit::USAGE
-    } else if e.downcast_ref::<crate::Temporary>().is_some() {
-        exit::TEMPORARY
-    } else {
-        exit::INTERNAL
-    }
+    e.downcast_ref::<crate::ExitError>()
+        .map_or(exit::INTERNAL, |x| x.code)
 }
 
 pub fn main() -> ExitCode {
@@ -233,7 +226,6 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Reads a script file, naming the file in the error.
 /// Reads a file the user named; failing is a usage error (exit 2), not an internal one.
 pub fn read_file(path: &PathBuf) -> anyhow::Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| {
@@ -244,9 +236,6 @@ pub fn read_file(path: &PathBuf) -> anyhow::Result<Vec<u8>> {
             _ if path.is_dir() => "\nhint: name a file, not a directory",
             _ => "",
         };
-        anyhow::Error::new(crate::Usage(format!(
-            "cannot read `{}`: {e}{hint}",
-            path.display()
-        )))
+        crate::ExitError::usage(format!("cannot read `{}`: {e}{hint}", path.display()))
     })
 }

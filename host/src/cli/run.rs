@@ -8,7 +8,7 @@ use crate::run::{RunOptions, Target, execute, new_run_id, open_journal, parse_ar
 use crate::sandbox::{self, Sandbox};
 use crate::script::{Meta, Script};
 use crate::workflows::Resolver;
-use crate::{Refused, exit, printer};
+use crate::{ExitError, exit, printer};
 use anyhow::{Result, anyhow, bail};
 use clap::Args;
 use std::io::{IsTerminal, Write};
@@ -227,9 +227,9 @@ fn resolve_target(target: &str, cwd: &Path) -> Result<PathBuf> {
     Resolver::discover(cwd)
         .find(target)
         .map_err(|e| {
-            anyhow::Error::new(crate::Usage(format!(
+            crate::ExitError::usage(format!(
                 "{e}\nhint: `{target}` is neither a file nor a saved workflow in .wfhost/workflows/ or .claude/workflows/"
-            )))
+            ))
         })
 }
 
@@ -261,7 +261,7 @@ fn approve(meta: Option<&Meta>, path: &Path, cwd: &Path) -> Result<()> {
         return Ok(());
     }
     if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
-        bail!(Refused(format!(
+        return Err(ExitError::refused(format!(
             "refused: running `{}` needs approval, and there is no terminal to ask on\nhint: review the script (`wfhost audit {}`), then pass `--yes`",
             path.display(),
             path.display()
@@ -305,7 +305,7 @@ fn approve(meta: Option<&Meta>, path: &Path, cwd: &Path) -> Result<()> {
                     writeln!(err, "{:>4} │ {line}", i + 1)?;
                 }
             }
-            _ => bail!(Refused("not approved; nothing was run".into())),
+            _ => return Err(ExitError::refused("not approved; nothing was run")),
         }
     }
 }

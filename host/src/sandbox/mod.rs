@@ -9,7 +9,7 @@ pub mod wasi;
 
 use crate::compile::{self, GuestArtifact};
 use crate::limits::{LimitHit, Limits};
-use anyhow::{Context as _, Result, anyhow, bail};
+use anyhow::{Context as _, Result, anyhow};
 use capabilities::Capabilities;
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -378,7 +378,7 @@ pub fn check_imports(module: &Module, plugin_namespace: Option<&str>) -> Result<
         .into_iter()
         .find(|i| !i.allowed)
     {
-        bail!(crate::Refused(format!(
+        return Err(crate::ExitError::refused(format!(
             "refused: the module imports `{}::{}`, which is outside wfhost's capability surface\n\
              hint: `wfhost audit` lists what a module may import; wfhost never links filesystem, socket, env or clock access",
             bad.module, bad.name
