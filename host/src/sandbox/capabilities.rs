@@ -546,6 +546,26 @@ fn hit(caller: &mut Caller<'_, RunState>, limit: LimitHit) -> wasmtime::Error {
     wasmtime::format_err!("limit reached: {limit:?}")
 }
 
+/// An import that takes a JSON request and returns a JSON reply.
+fn request_reply(
+    linker: &mut Linker<RunState>,
+    name: &str,
+    handle: fn(&mut Capabilities, &str) -> Value,
+) -> wasmtime::Result<()> {
+    linker.func_wrap_async(
+        MODULE,
+        name,
+        move |mut caller: Caller<'_, RunState>, (ptr, len): (u32, u32)| {
+            Box::new(async move {
+                let request = read_string(&mut caller, ptr, len)?;
+                let reply = handle(&mut caller.data_mut().caps, &request).to_string();
+                return_string(&mut caller, &reply).await
+            })
+        },
+    )?;
+    Ok(())
+}
+
 pub fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
     linker.func_wrap_async(
         MODULE,
@@ -557,17 +577,7 @@ pub fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
             })
         },
     )?;
-    linker.func_wrap_async(
-        MODULE,
-        "spawn",
-        |mut caller: Caller<'_, RunState>, (ptr, len): (u32, u32)| {
-            Box::new(async move {
-                let request = read_string(&mut caller, ptr, len)?;
-                let reply = caller.data_mut().caps.spawn(&request).to_string();
-                return_string(&mut caller, &reply).await
-            })
-        },
-    )?;
+    request_reply(linker, "spawn", Capabilities::spawn)?;
     linker.func_wrap_async(
         MODULE,
         "wait-next",
@@ -600,17 +610,7 @@ pub fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
             caller.data_mut().caps.cancel(handle);
         },
     )?;
-    linker.func_wrap_async(
-        MODULE,
-        "load-workflow",
-        |mut caller: Caller<'_, RunState>, (ptr, len): (u32, u32)| {
-            Box::new(async move {
-                let request = read_string(&mut caller, ptr, len)?;
-                let reply = caller.data_mut().caps.load_workflow(&request).to_string();
-                return_string(&mut caller, &reply).await
-            })
-        },
-    )?;
+    request_reply(linker, "load-workflow", Capabilities::load_workflow)?;
     linker.func_wrap(
         MODULE,
         "log",
