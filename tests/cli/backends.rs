@@ -41,7 +41,7 @@ fn gaps(api: &FakeApi, prompt: &str) -> Vec<f64> {
 fn messages_backend_retries_faults_and_accounts_usage_and_cost() {
     let api = FakeApi::start(true);
     let s = project(
-        "const plain = await agent('hello plain');\n\
+        "const plain = await agent('hello plain', { effort: 'high' });\n\
          const obj = await agent('classify this', { schema: { type: 'object', properties: { kind: { enum: ['a', 'b'] }, n: { type: 'integer' } }, required: ['kind', 'n'] } });\n\
          const faults = await parallel(['p429 [429x1]', 'p529 [529x2]', 'p500 [500x1]', 'pstall [stallx1]', 'pmid [midstreamx1]', 'pmal [malformedx1]', 'p400 [400]', 'pspend [spend]'].map(p => () => agent(p)));\n\
          return { plain, obj, faults };",
@@ -109,7 +109,17 @@ fn messages_backend_retries_faults_and_accounts_usage_and_cost() {
         seen.http2 > 0,
         "HTTP/2 is offered by the server (ALPN) and must be used"
     );
-    // The structured agent got a forced StructuredOutput tool with its schema.
+    // effort reaches the API as extended thinking; the structured agent gets a forced tool.
+    let plain_req = seen
+        .bodies
+        .iter()
+        .find(|b| b["messages"][0]["content"][0]["text"] == "hello plain")
+        .unwrap();
+    assert_eq!(
+        plain_req["thinking"],
+        json!({"type": "enabled", "budget_tokens": 16384})
+    );
+    assert!(plain_req["max_tokens"].as_u64().unwrap() > 16384);
     let schema_req = seen.bodies.iter().find(|b| b["tools"].is_array()).unwrap();
     assert_eq!(
         schema_req["tool_choice"],

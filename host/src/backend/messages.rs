@@ -164,6 +164,10 @@ impl Messages {
                 "input_schema": schema,
             }]);
             body["tool_choice"] = json!({ "type": "tool", "name": "StructuredOutput" });
+        } else if let Some(budget) = thinking_budget(req.effort.as_deref()) {
+            // effort → extended thinking (not with a forced tool: the API refuses the pair).
+            body["thinking"] = json!({ "type": "enabled", "budget_tokens": budget });
+            body["max_tokens"] = json!(self.max_tokens.max(budget + 4096));
         }
         body
     }
@@ -321,6 +325,15 @@ async fn read_stream(body: hyper::body::Incoming) -> Result<AgentReply, Failure>
         reply.structured = Some(v);
     }
     Ok(reply)
+}
+
+/// The thinking budget for an agent's `effort` (`low` or none: no extended thinking).
+fn thinking_budget(effort: Option<&str>) -> Option<u32> {
+    match effort? {
+        "medium" => Some(4096),
+        "high" | "max" => Some(16384),
+        _ => None,
+    }
 }
 
 fn add_usage(u: &mut Usage, v: &Value) {
