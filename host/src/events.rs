@@ -29,6 +29,7 @@ pub enum Event {
     AgentCached {
         handle: u32,
         label: String,
+        phase: Option<String>,
     },
     AgentStarted {
         handle: u32,

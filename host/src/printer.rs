@@ -153,11 +153,8 @@ impl Live {
                 self.phases[i].1.queued += 1;
                 self.refresh(i);
             }
-            Event::AgentCached { .. } => {
-                let i = self.current.min(self.phases.len().saturating_sub(1));
-                if self.phases.is_empty() {
-                    self.phase_index("(no phase)");
-                }
+            Event::AgentCached { phase, .. } => {
+                let i = self.phase_index(phase.as_deref().unwrap_or("(no phase)"));
                 self.phases[i].1.cached += 1;
                 self.refresh(i);
             }

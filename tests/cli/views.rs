@@ -493,3 +493,45 @@ fn approval_prompt_in_a_terminal() {
     let approvals = std::fs::read_to_string(s.path().join("config/wfhost/approvals.json")).unwrap();
     assert!(approvals.contains("\"ask-me\""), "{approvals}");
 }
+
+#[test]
+fn cached_agents_are_reported_in_their_phase() {
+    let s = Scratch::new();
+    s.file("w.js", "export const meta = { name: 'c', description: 'cached' };\nphase('First');\nawait agent('one');\nphase('Second');\nreturn await agent('two');");
+    let wf = |args: &[&str]| {
+        wfhost(args)
+            .dir(s.path())
+            .env("WFHOST_RUNS_DIR", s.path().join("runs"))
+    };
+    let id = wf(&["run", "w.js", "--backend", "mock", "--yes", "--json"])
+        .run()
+        .report()["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wf(&["resume", &id, "--yes", "--quiet", "--events", "-"])
+        .run()
+        .code(0);
+    let out = wf(&[
+        "run",
+        "w.js",
+        "--backend",
+        "mock",
+        "--yes",
+        "--quiet",
+        "--resume",
+        &id,
+        "--events",
+        "-",
+    ])
+    .run();
+    let cached: Vec<serde_json::Value> = out
+        .stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["type"] == "agent_cached")
+        .collect();
+    assert_eq!(cached.len(), 2, "{}", out.stdout);
+    assert_eq!(cached[0]["phase"], "First");
+    assert_eq!(cached[1]["phase"], "Second");
+}

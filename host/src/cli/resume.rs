@@ -30,6 +30,9 @@ pub struct ResumeArgs {
     /// No progress on stderr.
     #[arg(long, short = 'q')]
     quiet: bool,
+    /// Write every event as a JSON line to FILE (`-`: stdout). Schema: docs/events.md.
+    #[arg(long, value_name = "FILE")]
+    events: Option<String>,
     /// A hard ceiling on output tokens.
     #[arg(long, value_name = "N")]
     budget_tokens: Option<u64>,
@@ -77,7 +80,7 @@ pub async fn resume(a: ResumeArgs) -> Result<u8> {
         json: a.json,
         yes: a.yes,
         quiet: a.quiet,
-        events: None,
+        events: a.events,
         budget_tokens: a.budget_tokens,
         resume: Some(a.run_id),
         no_journal: false,

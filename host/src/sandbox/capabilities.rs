@@ -311,7 +311,11 @@ impl Capabilities {
                 phase: request.phase.clone(),
                 group: group.clone(),
             });
-            self.events.emit(Event::AgentCached { handle, label });
+            self.events.emit(Event::AgentCached {
+                handle,
+                label,
+                phase: request.phase.clone(),
+            });
             let _ = self
                 .completions_tx
                 .send(Completion::Agent { handle, outcome });
