@@ -47,11 +47,8 @@ impl Cache {
         if no_cache {
             return Cache { dir: None };
         }
-        let base = std::env::var_os("WFHOST_CACHE_DIR")
-            .map(PathBuf::from)
-            .or_else(|| dirs::cache_dir().map(|d| d.join("wfhost")));
         Cache {
-            dir: base.map(|b| b.join("v1")),
+            dir: crate::paths::cache_dir().map(|b| b.join("v1")),
         }
     }
 
@@ -99,7 +96,11 @@ pub const WASMTIME_VERSION: &str = env!("WFHOST_WASMTIME_VERSION");
 pub fn load_guest(engine: &Engine, cache: &Cache) -> Result<(Module, GuestArtifact)> {
     if GUEST.is_empty() {
         bail!(
-            "this wfhost was built without its guest (guest-sdk/dist/wfhost-guest.wasm)\nhint: run `just guest`, then rebuild"
+            crate::ExitError::new(
+                crate::exit::INTERNAL,
+                "this wfhost was built without its guest (guest-sdk/dist/wfhost-guest.wasm)"
+            )
+            .hint("run `just guest`, then rebuild")
         );
     }
     let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -125,7 +126,7 @@ pub fn load_guest(engine: &Engine, cache: &Cache) -> Result<(Module, GuestArtifa
     }
     let module = Module::new(engine, GUEST).map_err(|e| anyhow!("compiling the guest: {e}"))?;
     if cache.dir().is_some() {
-        let bytes = module.serialize().map_err(|e| anyhow!("{e}"))?;
+        let bytes = module.serialize()?;
         cache.write("guest", &key, &bytes);
         return Ok((module, artifact("compiled")));
     }

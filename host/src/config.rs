@@ -3,6 +3,7 @@
 //! Command-line flags override all of them. `wfhost config show` prints the merged result and
 //! where each value came from.
 
+pub use crate::agent::{DEFAULT_PRICES, Price};
 use anyhow::{Context as _, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -66,59 +67,6 @@ pub struct CommandConfig {
     pub timeout: Option<String>,
 }
 
-/// USD per million tokens.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Price {
-    pub input: f64,
-    pub output: f64,
-    #[serde(default)]
-    pub cache_write: f64,
-    #[serde(default)]
-    pub cache_read: f64,
-}
-
-/// Built-in list prices (USD per million tokens) for Anthropic's current model families, so
-/// costs are shown without configuration. Override them under `[prices."MODEL"]`.
-pub const DEFAULT_PRICES: &[(&str, Price)] = &[
-    (
-        "claude-opus-4",
-        Price {
-            input: 15.0,
-            output: 75.0,
-            cache_write: 18.75,
-            cache_read: 1.5,
-        },
-    ),
-    (
-        "claude-sonnet-4",
-        Price {
-            input: 3.0,
-            output: 15.0,
-            cache_write: 3.75,
-            cache_read: 0.3,
-        },
-    ),
-    (
-        "claude-haiku-4",
-        Price {
-            input: 1.0,
-            output: 5.0,
-            cache_write: 1.25,
-            cache_read: 0.1,
-        },
-    ),
-    (
-        "claude-3-5-haiku",
-        Price {
-            input: 0.8,
-            output: 4.0,
-            cache_write: 1.0,
-            cache_read: 0.08,
-        },
-    ),
-];
-
 /// The default model when neither the script nor the configuration names one.
 pub const DEFAULT_MODEL: &str = "claude-sonnet-4-5";
 
@@ -139,16 +87,6 @@ impl Config {
     }
 }
 
-impl Price {
-    pub fn cost(&self, u: &crate::backend::Usage) -> f64 {
-        (u.input_tokens as f64 * self.input
-            + u.output_tokens as f64 * self.output
-            + u.cache_creation_input_tokens as f64 * self.cache_write
-            + u.cache_read_input_tokens as f64 * self.cache_read)
-            / 1e6
-    }
-}
-
 /// The merged configuration and where each value came from.
 pub struct Loaded {
     pub config: Config,
@@ -159,23 +97,14 @@ pub struct Loaded {
 
 /// The project's `wfhost.toml`: the nearest from `cwd` up to the repository root.
 fn project_file(cwd: &Path) -> Option<PathBuf> {
-    for dir in cwd.ancestors() {
-        let f = dir.join("wfhost.toml");
-        if f.is_file() {
-            return Some(f);
-        }
-        if dir.join(".git").exists() {
-            break;
-        }
-    }
-    None
+    crate::paths::project_dirs(cwd)
+        .into_iter()
+        .map(|d| d.join("wfhost.toml"))
+        .find(|f| f.is_file())
 }
 
 fn personal_file() -> Option<PathBuf> {
-    let base = std::env::var_os("XDG_CONFIG_HOME")
-        .map(PathBuf::from)
-        .or_else(|| dirs::home_dir().map(|h| h.join(".config")))?;
-    Some(base.join("wfhost").join("config.toml")).filter(|f| f.is_file())
+    Some(crate::paths::config_dir()?.join("config.toml")).filter(|f| f.is_file())
 }
 
 /// Loads personal then project configuration (project wins), remembering each value's source.
@@ -275,7 +204,7 @@ mod tests {
             },
         );
         assert_eq!(c.price("claude-sonnet-4-5-20250929").unwrap().output, 2.0);
-        let u = crate::backend::Usage {
+        let u = crate::agent::Usage {
             input_tokens: 1_000_000,
             output_tokens: 500_000,
             ..Default::default()

@@ -1,7 +1,7 @@
 //! The run's event stream: everything that happens, typed. Every view (the printer, the JSON
 //! report) consumes this stream and nothing else.
 
-use crate::backend::Usage;
+use crate::agent::Usage;
 use crate::script::Meta;
 use serde::Serialize;
 use std::sync::Arc;

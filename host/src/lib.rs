@@ -4,6 +4,7 @@
 //! `script` (parse, meta) → `compile` (guest, bytecode) → `sandbox` (Wasmtime, capabilities)
 //! → `scheduler` (bounded pool) → `backend` (who answers agents) → `events` / `report`.
 
+pub mod agent;
 pub mod backend;
 pub mod cli;
 pub mod compile;
@@ -11,9 +12,11 @@ pub mod config;
 pub mod events;
 pub mod journal;
 pub mod limits;
+pub mod paths;
 pub mod printer;
 pub mod report;
 pub mod run;
+pub mod run_dir;
 pub mod sandbox;
 pub mod scheduler;
 pub mod schema;
@@ -39,38 +42,46 @@ pub mod exit {
     pub const USAGE: u8 = 2;
 }
 
-/// An error that ends wfhost with a specific exit code (see `exit`): a usage mistake (2), a
-/// failure worth retrying later (75), a refusal by policy (77). Other errors exit 70.
+/// An error that ends wfhost with a specific exit code (see `exit`) — a usage mistake (2), a
+/// script-caused failure (65), a failure worth retrying later (75), a refusal by policy (77) —
+/// and an optional `hint` saying how to fix it. `cli::print_error` renders both; errors of any
+/// other type exit 70 (internal). It converts into `anyhow::Error` with `?` or `.into()` and
+/// stays downcastable, so context added on the way up keeps its code.
 #[derive(Debug)]
 pub struct ExitError {
     pub code: u8,
     pub message: String,
+    pub hint: Option<String>,
 }
 
 impl ExitError {
-    /// A mistake in how wfhost was called: a missing file, an unknown workflow name.
-    pub fn usage(message: impl Into<String>) -> anyhow::Error {
+    pub fn new(code: u8, message: impl Into<String>) -> ExitError {
         ExitError {
-            code: exit::USAGE,
+            code,
             message: message.into(),
+            hint: None,
         }
-        .into()
+    }
+    /// A mistake in how wfhost was called: a missing file, an unknown workflow name.
+    pub fn usage(message: impl Into<String>) -> ExitError {
+        ExitError::new(exit::USAGE, message)
+    }
+    /// Caused by the script: it did something the host refuses to carry on with.
+    pub fn script(message: impl Into<String>) -> ExitError {
+        ExitError::new(exit::SCRIPT, message)
     }
     /// May go away if retried later, e.g. a run still locked by another process.
-    pub fn temporary(message: impl Into<String>) -> anyhow::Error {
-        ExitError {
-            code: exit::TEMPORARY,
-            message: message.into(),
-        }
-        .into()
+    pub fn temporary(message: impl Into<String>) -> ExitError {
+        ExitError::new(exit::TEMPORARY, message)
     }
     /// Refused by policy: an import outside the capability surface, no approval.
-    pub fn refused(message: impl Into<String>) -> anyhow::Error {
-        ExitError {
-            code: exit::REFUSED,
-            message: message.into(),
-        }
-        .into()
+    pub fn refused(message: impl Into<String>) -> ExitError {
+        ExitError::new(exit::REFUSED, message)
+    }
+    /// How to fix it, printed on its own `hint:` line.
+    pub fn hint(mut self, hint: impl Into<String>) -> ExitError {
+        self.hint = Some(hint.into());
+        self
     }
 }
 

@@ -17,15 +17,15 @@ pub struct Limits {
     /// code spends microseconds between awaits, so 30 s only ever catches an infinite loop.
     #[serde(with = "humantime_serde_compat")]
     pub cpu_timeout: Duration,
-    /// Total bytes of narrator output (log/console) one run may write.
-    /// Why 16 MiB: a report is read by people and CI logs; more is a loop printing, not a log.
-    pub max_log_bytes: u64,
-    /// Number of narrator lines one run may write.
+    /// Every byte one run may make the host write or keep — log and console lines, phase
+    /// titles, agent labels, the result, the guest's captured stdout/stderr — all charged to
+    /// one ledger (sandbox/capabilities/ledger.rs).
+    /// Why 16 MiB: a report is read by people and CI logs, and the journal must not be a way to
+    /// fill a disk; more is a loop printing, not a workflow's output.
+    pub max_output_bytes: u64,
+    /// Narrator lines (log, console, phase titles) one run may write.
     /// Why 100 000: ~100 lines per agent at the 1000-agent cap.
     pub max_log_lines: u64,
-    /// Bytes the guest may write to its (captured, never inherited) stdout and stderr.
-    /// Why 1 MiB: the guest itself only writes there on an internal error.
-    pub max_output_bytes: u64,
     /// Agents one run may start (the reference's cap). Why 1000: a loop that never terminates
     /// (typically `while (budget.remaining() > 0)` with no budget set) must not spend without
     /// bound; 1000 is far above any real fan-out.
@@ -40,9 +40,8 @@ impl Default for Limits {
         Limits {
             max_memory: 256 << 20,
             cpu_timeout: Duration::from_secs(30),
-            max_log_bytes: 16 << 20,
+            max_output_bytes: 16 << 20,
             max_log_lines: 100_000,
-            max_output_bytes: 1 << 20,
             max_agents: 1000,
             concurrency: default_concurrency(),
         }
@@ -59,8 +58,10 @@ pub fn default_concurrency() -> usize {
 pub enum LimitHit {
     Memory,
     Cpu,
-    LogBytes,
-    LogLines,
+    /// The output ledger's bytes.
+    OutputBytes,
+    /// The output ledger's lines.
+    OutputLines,
 }
 
 impl LimitHit {
@@ -80,16 +81,16 @@ impl LimitHit {
                 ),
                 "--cpu-timeout",
             ),
-            LimitHit::LogBytes => (
+            LimitHit::OutputBytes => (
                 format!(
-                    "the script wrote more than {} of log output",
-                    bytesize::ByteSize(limits.max_log_bytes).display().iec()
+                    "the script made the host write more than {} of output (logs, phase titles, agent labels, its result)",
+                    bytesize::ByteSize(limits.max_output_bytes).display().iec()
                 ),
-                "--max-log-bytes",
+                "--max-output-bytes",
             ),
-            LimitHit::LogLines => (
+            LimitHit::OutputLines => (
                 format!(
-                    "the script wrote more than {} log lines",
+                    "the script wrote more than {} log lines and phase titles",
                     limits.max_log_lines
                 ),
                 "--max-log-lines",

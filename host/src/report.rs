@@ -1,6 +1,6 @@
 //! The run report: what `--json` prints when a run ends, and what the exit code is made from.
 
-use crate::backend::Usage;
+use crate::agent::Usage;
 use crate::exit;
 use serde::Serialize;
 use serde_json::Value;

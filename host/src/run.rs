@@ -3,9 +3,10 @@
 use crate::backend::Backend;
 use crate::compile::{self, Cache};
 use crate::events::{Event, Events};
-use crate::journal::{self, Cached, Journal, Record};
+use crate::journal::{Cached, History, Journal, Record};
 use crate::limits::Limits;
 use crate::report::{Cost, Outcome, ReportUsage, RunReport, Timings, exit_code, ms, round_usd};
+use crate::run_dir::RunDir;
 use crate::sandbox::capabilities::{Capabilities, RunSetup};
 use crate::sandbox::{Ending, Sandbox};
 use crate::scheduler::{Scheduler, SchedulerSetup};
@@ -54,16 +55,14 @@ pub struct RunJournal {
 /// Opens the directory of `run_id`: a new run, or (`resume`) an existing one whose stored
 /// results will be served again.
 pub fn open_journal(cwd: &Path, run_id: &str, resume: bool) -> Result<RunJournal> {
-    let dir = journal::run_dir(cwd, run_id)?;
-    if resume && !dir.join("journal.jsonl").exists() {
-        anyhow::bail!(
-            "no run `{run_id}` in `{}`\nhint: `wfhost runs` lists the runs of this project",
-            journal::runs_dir(cwd).display()
-        );
-    }
+    let dir = if resume {
+        RunDir::existing(cwd, run_id)?
+    } else {
+        RunDir::new(cwd, run_id)?
+    };
     let journal = Arc::new(Journal::open(&dir)?);
     let cache = if resume {
-        journal::load(&dir)?.cache()
+        History::fold(&dir.load()?).cache()
     } else {
         HashMap::new()
     };
@@ -180,10 +179,10 @@ pub async fn execute(
     if let Some(j) = &journal {
         let dir = j.dir();
         if let Target::Script(s) = &target {
-            std::fs::write(dir.join("script.js"), &s.source)?;
+            std::fs::write(dir.script(), &s.source)?;
         }
         if let Some(args) = &opts.args {
-            std::fs::write(dir.join("args.json"), serde_json::to_vec_pretty(args)?)?;
+            std::fs::write(dir.args(), serde_json::to_vec_pretty(args)?)?;
         }
         j.append(&Record::RunStarted {
             run_id: run_id.clone(),
@@ -236,8 +235,8 @@ pub async fn execute(
     };
 
     timings.run_ms = ms(run_start.elapsed());
-    let r = caps.report;
-    timings.instantiate_ms = ms(r.instantiate);
+    timings.instantiate_ms = ms(caps.instantiate);
+    let r = caps.ledger;
     let (outcome, result, error, stack, internal) = match ending {
         Ending::Finished(o) if o["ok"] == Value::Bool(true) => (
             Outcome::Completed,
@@ -308,7 +307,7 @@ pub async fn execute(
         },
         backend_stats: opts.backend.stats(),
         duration_ms,
-        run_dir: journal.map(|j| j.dir().display().to_string()),
+        run_dir: journal.map(|j| j.dir().path().display().to_string()),
         timings,
         exit_code: exit_code(outcome, r.transient_failures, internal),
     })

@@ -6,8 +6,9 @@
 //! the journal (and the recording, with `--record`) and sends the outcome to the run's
 //! completion channel, which the guest drains through `wait-next`.
 
+use crate::agent::{AgentRequest, Usage};
+use crate::backend::Backend;
 use crate::backend::replay::Recorder;
-use crate::backend::{AgentRequest, Backend, Usage};
 use crate::config::Config;
 use crate::events::{Event, Events};
 use crate::journal::{Journal, Record};

@@ -8,20 +8,20 @@
 //! - `stage`: from one pipeline stage to the next for the same item;
 //! - `data`: an agent whose prompt contains an earlier agent's answer.
 
-use crate::journal::{Loaded, Record};
+use crate::agent::AgentState;
+use crate::journal::History;
+use crate::run_dir::RunDir;
 use serde::Serialize;
 use serde_json::Value;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::Path;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Node {
     pub id: usize,
     pub label: String,
     pub phase: Option<String>,
-    /// `done`, `failed`, `cached` or `running` (never finished).
-    pub state: String,
+    pub state: AgentState,
     pub output_tokens: u64,
     pub duration_ms: Option<u64>,
     pub cost_usd: f64,
@@ -78,97 +78,44 @@ impl Group {
 
 /// Builds the trace of the last attempt of a run (a resume's trace includes what it served
 /// from the journal, marked `cached`).
-pub fn build(run_id: &str, dir: &Path, loaded: &Loaded) -> Trace {
-    let start = loaded
-        .records
-        .iter()
-        .rposition(|r| matches!(r, Record::RunStarted { .. }))
-        .unwrap_or(0);
+pub fn build(run: &RunDir, history: &History) -> Trace {
     let mut trace = Trace {
-        run_id: run_id.to_string(),
+        run_id: run.id().to_string(),
+        name: history.name.clone(),
         ..Trace::default()
     };
-    /// (state, output tokens, cost, answer) of each call.
-    type Outcome = (String, u64, f64, Option<Value>);
-    let mut outcome: HashMap<(String, u32), Outcome> = HashMap::new();
-    for r in &loaded.records {
-        match r {
-            Record::RunStarted { name, .. } => trace.name = name.clone(),
-            Record::Result {
-                key,
-                occurrence,
-                value,
-                usage,
-                cost_usd,
-                ..
-            } => {
-                outcome.insert(
-                    (key.clone(), *occurrence),
-                    (
-                        "done".into(),
-                        usage.output_tokens,
-                        *cost_usd,
-                        Some(value.clone()),
-                    ),
-                );
-            }
-            Record::Failed {
-                key, occurrence, ..
-            } => {
-                outcome.entry((key.clone(), *occurrence)).or_insert((
-                    "failed".into(),
-                    0,
-                    0.0,
-                    None,
-                ));
-            }
-            _ => {}
-        }
-    }
     let mut prompts: Vec<String> = Vec::new();
     let mut answers: Vec<Option<String>> = Vec::new();
     let mut frontier: Vec<usize> = Vec::new();
     let mut open: Option<Group> = None;
     let mut edges: Vec<Edge> = Vec::new();
 
-    for r in &loaded.records[start..] {
-        let (key, occurrence, label, phase, group, cached) = match r {
-            Record::AgentStarted {
-                key,
-                occurrence,
-                label,
-                phase,
-                group,
-            } => (key, occurrence, label, phase, group, false),
-            Record::Cached {
-                key,
-                occurrence,
-                label,
-                phase,
-                group,
-            } => (key, occurrence, label, phase, group, true),
-            _ => continue,
-        };
+    for start in &history.last_attempt {
+        let call = &history.calls[start.call];
         let id = trace.nodes.len();
-        let transcript: Value = std::fs::read(
-            dir.join("transcripts")
-                .join(format!("{key}-{occurrence}.json")),
-        )
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default();
-        let (state, tokens, cost, value) = outcome
-            .get(&(key.clone(), *occurrence))
-            .cloned()
-            .unwrap_or(("running".into(), 0, 0.0, None));
+        let transcript: Value = std::fs::read(run.transcript(&call.key, call.occurrence))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        let state = match (start.cached, call.answered, &call.error) {
+            (true, _, _) => AgentState::Cached,
+            (false, true, _) => AgentState::Done,
+            (false, false, Some(_)) => AgentState::Failed,
+            (false, false, None) => AgentState::Running,
+        };
+        let answered = call.answered;
         trace.nodes.push(Node {
             id,
-            label: label.clone(),
-            phase: phase.clone(),
-            state: if cached { "cached".into() } else { state },
-            output_tokens: tokens,
+            label: call.label.clone(),
+            phase: call.phase.clone(),
+            state,
+            output_tokens: if answered {
+                call.usage.output_tokens
+            } else {
+                0
+            },
             duration_ms: transcript["duration_ms"].as_u64(),
-            cost_usd: cost,
+            cost_usd: if answered { call.cost_usd } else { 0.0 },
         });
         prompts.push(
             transcript["request"]["prompt"]
@@ -176,10 +123,11 @@ pub fn build(run_id: &str, dir: &Path, loaded: &Loaded) -> Trace {
                 .unwrap_or_default()
                 .to_string(),
         );
-        answers.push(value.map(|v| match v {
+        answers.push(call.value.clone().map(|v| match v {
             Value::String(s) => s,
             other => other.to_string(),
         }));
+        let group = &start.group;
 
         // Structure: sequence, fork/join, pipeline stages.
         let g = group.as_ref().filter(|g| g.is_object());
@@ -332,11 +280,11 @@ pub fn dot(t: &Trace) -> String {
         "digraph \"{}\" {{\n  rankdir=TB;\n  node [shape=box, style=\"rounded,filled\", fontname=\"Helvetica\"];\n",
         short(&t.name, 60)
     );
-    let fill = |state: &str| match state {
-        "done" => "#e6f4ea",
-        "cached" => "#e8f0fe",
-        "failed" => "#fce8e6",
-        _ => "#fef7e0",
+    let fill = |state: AgentState| match state {
+        AgentState::Done => "#e6f4ea",
+        AgentState::Cached => "#e8f0fe",
+        AgentState::Failed => "#fce8e6",
+        AgentState::Running => "#fef7e0",
     };
     for (i, (phase, nodes)) in phases(t).iter().enumerate() {
         if let Some(p) = phase {
@@ -353,7 +301,7 @@ pub fn dot(t: &Trace) -> String {
                 n.id,
                 short(&n.label, 48),
                 detail(n),
-                fill(&n.state)
+                fill(n.state)
             );
         }
         if phase.is_some() {

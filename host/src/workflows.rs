@@ -2,7 +2,8 @@
 //!
 //! Project workflows live in `.wfhost/workflows/` and `.claude/workflows/` of every directory
 //! from the current one up to the repository root (the closest wins); personal ones in
-//! `~/.config/wfhost/workflows/` and `~/.claude/workflows/`. Project beats personal. A
+//! `$XDG_CONFIG_HOME/wfhost/workflows/` (default `~/.config/wfhost/workflows/`) and
+//! `~/.claude/workflows/`. Project beats personal. A
 //! workflow is `NAME.js`. Symlinked files or folders are refused: a saved workflow is code that
 //! runs on `wfhost run NAME`, and a link can point anywhere.
 
@@ -39,20 +40,15 @@ pub struct Entry {
 impl Resolver {
     pub fn discover(cwd: &Path) -> Resolver {
         let mut dirs = Vec::new();
-        for dir in cwd.ancestors() {
+        for dir in crate::paths::project_dirs(cwd) {
             for sub in [".wfhost/workflows", ".claude/workflows"] {
                 dirs.push((dir.join(sub), Scope::Project));
             }
-            if dir.join(".git").exists() {
-                break;
-            }
-            // Outside a repository, only the current directory counts as the project.
-            if !cwd.ancestors().any(|d| d.join(".git").exists()) {
-                break;
-            }
         }
-        if let Some(home) = dirs::home_dir() {
-            dirs.push((home.join(".config/wfhost/workflows"), Scope::Personal));
+        if let Some(personal) = crate::paths::personal_workflows() {
+            dirs.push((personal, Scope::Personal));
+        }
+        if let Some(home) = crate::paths::home() {
             dirs.push((home.join(".claude/workflows"), Scope::Personal));
         }
         Resolver {

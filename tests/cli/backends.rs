@@ -184,9 +184,12 @@ fn choosing_a_backend() {
         .env("PATH", "/usr/bin:/bin")
         .env_remove("ANTHROPIC_API_KEY")
         .run();
-    assert_eq!(out.code, 70);
+    // A usage mistake, not an internal error; the options are the hint.
+    assert_eq!(out.code, 2);
     assert!(
-        out.stderr.contains("no agent backend is available") && out.stderr.contains("replay:DIR"),
+        out.stderr.contains("error: no agent backend is available")
+            && out.stderr.contains("\nhint: choose one with `--backend`")
+            && out.stderr.contains("replay:DIR"),
         "{}",
         out.stderr
     );
@@ -205,6 +208,7 @@ fn choosing_a_backend() {
         "{}",
         unknown.stderr
     );
+    assert_eq!(unknown.code, 2, "an unknown backend is a usage mistake");
 }
 
 #[test]
@@ -280,8 +284,9 @@ fn dirs_home() -> Option<std::path::PathBuf> {
 #[test]
 fn claude_backend_with_the_real_claude_code_cli() {
     let Some(claude) = claude_binary() else {
-        eprintln!(
-            "SKIPPED claude_backend_with_the_real_claude_code_cli: Claude Code is not installed (.ci/run installs it with npm into ~/.cache/wfhost-claude)"
+        super::missing_tool(
+            "claude_backend_with_the_real_claude_code_cli",
+            "Claude Code is not installed in ~/.cache/wfhost-claude",
         );
         return;
     };
@@ -480,5 +485,46 @@ fn messages_marks_the_shared_prefix_of_a_fan_out_for_caching() {
     assert_eq!(
         seen.bodies[0]["system"][0]["cache_control"],
         json!({"type": "ephemeral"})
+    );
+}
+
+/// `wfhost resume` takes every flag `wfhost run` does (they share one definition): it used to
+/// drop `--max-cost` and refuse `--record`.
+#[test]
+fn resume_takes_the_same_flags_as_run() {
+    let api = FakeApi::start(false);
+    let s = project(
+        "const out = [];\nfor (let i = 0; i < 5; i++) { try { out.push(await agent(`step ${i} ` + 'x'.repeat(4000))); } catch (e) { out.push(e.name); break; } }\nreturn out.map(x => x.slice(0, 20));",
+        "model = \"claude-sonnet-4-5\"\n",
+    );
+    let first = run_with(
+        &s,
+        Some(&api),
+        &["--backend", "messages", "--max-cost", "0.005"],
+    )
+    .report();
+    assert_eq!(first["agents"], 2, "{first}");
+    let run_id = first["run_id"].as_str().unwrap();
+    let calls = api.requests();
+    let mut resume = wfhost(["resume", run_id, "--yes", "--json"])
+        .args(["--max-cost", "0.005", "--record", "rec"])
+        .dir(s.path())
+        .env("WFHOST_RUNS_DIR", s.path().join("runs"));
+    for (k, v) in api.env() {
+        resume = resume.env(k, v);
+    }
+    let resumed = resume.run();
+    resumed.code(0);
+    let r = resumed.report();
+    assert_eq!(r["result"], first["result"], "{r}");
+    assert_eq!(r["usage"]["agents_cached"], 2);
+    assert_eq!(
+        api.requests(),
+        calls,
+        "the ceiling held: nothing was asked again"
+    );
+    assert!(
+        s.path().join("rec/manifest.json").is_file(),
+        "--record was honoured"
     );
 }

@@ -317,6 +317,17 @@ impl FakeApi {
         env
     }
 
+    /// Every request answered so far.
+    pub fn requests(&self) -> usize {
+        self.seen
+            .lock()
+            .unwrap()
+            .attempts
+            .values()
+            .map(Vec::len)
+            .sum()
+    }
+
     pub fn attempts(&self, prompt: &str) -> Vec<Instant> {
         self.seen
             .lock()

@@ -30,21 +30,47 @@ pub fn repo() -> PathBuf {
         .to_path_buf()
 }
 
-/// `wfhost` with arguments, run in a directory, stdin closed (like CI).
+/// `wfhost` with arguments, stdin closed (like CI), hermetic: its own `HOME`,
+/// `XDG_CONFIG_HOME` and `XDG_CACHE_HOME` (a fresh directory, also the working directory and so
+/// where its runs go, unless the test says otherwise), the shared compile cache, and none of
+/// the caller's `ANTHROPIC_*`, `WFHOST_*`, `CI` or `NO_COLOR`.
 pub struct Wf {
     cmd: Command,
     stdin: Option<Vec<u8>>,
+    home: tempfile::TempDir,
 }
 
 pub fn wfhost<I: IntoIterator<Item = S>, S: AsRef<std::ffi::OsStr>>(args: I) -> Wf {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_wfhost"));
+    for (key, _) in std::env::vars_os() {
+        let k = key.to_string_lossy();
+        if k.starts_with("ANTHROPIC_") || k.starts_with("WFHOST_") || k == "CI" || k == "NO_COLOR" {
+            cmd.env_remove(&key);
+        }
+    }
+    let home = tempfile::tempdir().unwrap();
     cmd.args(args)
         .env("WFHOST_CACHE_DIR", cache_dir())
-        .env_remove("NO_COLOR");
-    Wf { cmd, stdin: None }
+        .current_dir(home.path());
+    let wf = Wf {
+        cmd,
+        stdin: None,
+        home,
+    };
+    let home = wf.home.path().to_path_buf();
+    wf.home(home)
 }
 
 impl Wf {
+    /// `HOME` is `dir`, and the XDG directories are the default ones beneath it.
+    pub fn home(mut self, dir: impl AsRef<Path>) -> Self {
+        let dir = dir.as_ref();
+        self.cmd
+            .env("HOME", dir)
+            .env("XDG_CONFIG_HOME", dir.join(".config"))
+            .env("XDG_CACHE_HOME", dir.join(".cache"));
+        self
+    }
     pub fn arg(mut self, a: impl AsRef<std::ffi::OsStr>) -> Self {
         self.cmd.arg(a);
         self
@@ -61,13 +87,16 @@ impl Wf {
         self.cmd.env(k, v);
         self
     }
-    /// Starts it without waiting (for tests that kill or signal it).
+    /// Starts it without waiting (for tests that kill or signal it). Its home directory is
+    /// left behind (in the system's temporary directory) for the process to use.
     pub fn spawn(mut self) -> std::process::Child {
         self.cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        self.cmd.spawn().expect("wfhost starts")
+        let child = self.cmd.spawn().expect("wfhost starts");
+        let _ = self.home.keep();
+        child
     }
 
     pub fn env_remove(mut self, k: &str) -> Self {
@@ -154,6 +183,15 @@ impl Scratch {
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
+}
+
+/// A test that needs a tool from outside (chromium, tmux, Claude Code) and cannot find it: under
+/// CI, where `.ci/run` installs every one, that is a failure; elsewhere it says so and skips.
+pub fn missing_tool(test: &str, what: &str) {
+    if std::env::var_os("CI").is_some() {
+        panic!("{test}: {what}, and under CI every tool must be there (.ci/run installs it)");
+    }
+    eprintln!("SKIPPED {test}: {what} (.ci/run installs it)");
 }
 
 /// Runs `body` as a workflow (a meta line is added) on the mock backend; returns the report.

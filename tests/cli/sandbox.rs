@@ -112,7 +112,13 @@ fn flooding_the_log_is_stopped() {
     failed_with(
         "for (;;) console.log('x'.repeat(1 << 20));",
         &[],
-        "--max-log-bytes",
+        "--max-output-bytes",
+    );
+    // The old flag is an alias of the ledger's limit.
+    failed_with(
+        "for (;;) console.log('x'.repeat(1 << 10));",
+        &["--max-log-bytes", "64KiB"],
+        "more than 64.0 KiB of output",
     );
     failed_with(
         "for (;;) log('line');",
@@ -188,5 +194,49 @@ fn modules_with_forbidden_imports_are_refused_by_name() {
             "{}",
             audit.stdout
         );
+    }
+}
+
+/// Every byte a script makes the host keep is charged to one ledger: `phase()` titles and agent
+/// labels too. (2,000 titles of 10 KiB under a 1 KiB limit used to complete with exit 0 and
+/// write 20 MiB to the journal.)
+#[test]
+fn phase_titles_and_labels_are_charged_to_the_output_ledger() {
+    for body in [
+        "for (let i = 0; i < 2000; i++) phase('p'.repeat(10240) + i);\nreturn 'done';",
+        "const r = [];\nfor (let i = 0; i < 200; i++) r.push(await agent('hi ' + i, { label: 'l'.repeat(10240) + i }));\nreturn r.length;",
+    ] {
+        let s = Scratch::new();
+        s.file(
+            "w.js",
+            format!("export const meta = {{ name: 't', description: 'flood' }};\n{body}"),
+        );
+        let out = wfhost([
+            "run",
+            "w.js",
+            "--backend",
+            "mock",
+            "--json",
+            "--yes",
+            "--max-log-bytes",
+            "1KiB",
+        ])
+        .dir(s.path())
+        .run();
+        out.code(65);
+        let report = out.report();
+        let error = report["error"].as_str().unwrap_or_default();
+        assert!(
+            error.contains("more than 1.0 KiB of output") && error.contains("--max-output-bytes"),
+            "{error}"
+        );
+        let runs = s.path().join(".wfhost/runs");
+        let run = std::fs::read_dir(&runs)
+            .unwrap()
+            .flatten()
+            .find(|e| e.path().is_dir());
+        let journal = run.unwrap().path().join("journal.jsonl");
+        let size = std::fs::metadata(&journal).unwrap().len();
+        assert!(size < 4096, "the journal grew to {size} bytes");
     }
 }

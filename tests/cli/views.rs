@@ -292,8 +292,9 @@ fn html_trace_renders_in_headless_chromium() {
         .into_iter()
         .find(|p| std::path::Path::new(p).exists())
     else {
-        eprintln!(
-            "SKIPPED html_trace_renders_in_headless_chromium: Debian's chromium is not installed (.ci/run installs it)"
+        super::missing_tool(
+            "html_trace_renders_in_headless_chromium",
+            "Debian's chromium is not installed",
         );
         return;
     };
@@ -362,7 +363,7 @@ impl Terminal {
             .output()
             .is_err()
         {
-            eprintln!("SKIPPED {test}: tmux is not installed");
+            super::missing_tool(test, "tmux is not installed");
             return None;
         }
         let name = format!("wfhost-{test}-{}", std::process::id());

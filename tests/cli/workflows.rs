@@ -133,3 +133,30 @@ fn temporary_provider_failures_exit_75() {
         "[x [transient]] failed: API Error: 529 overloaded for x [transient]"
     );
 }
+
+/// `save --personal`, `list` and `run NAME` agree on where personal workflows live when
+/// `XDG_CONFIG_HOME` is set (they did not: save wrote under it, list and run looked in ~/.config).
+#[test]
+fn personal_workflows_follow_xdg_config_home() {
+    let s = Scratch::new();
+    let (home, xdg) = (s.path().join("home"), s.path().join("xdg"));
+    s.file(
+        "mine.js",
+        "export const meta = { name: 'mine', description: 'my own' };\nreturn 'personal';",
+    );
+    let wf = |args: &[&str]| {
+        wfhost(args)
+            .dir(s.path())
+            .env("HOME", &home)
+            .env("XDG_CONFIG_HOME", &xdg)
+    };
+    wf(&["save", "mine.js", "--personal"]).run().code(0);
+    assert!(xdg.join("wfhost/workflows/mine.js").is_file());
+    let list: serde_json::Value =
+        serde_json::from_str(&wf(&["list", "--json"]).run().code(0).stdout).unwrap();
+    assert_eq!(list[0]["name"], "mine", "{list}");
+    assert_eq!(list[0]["scope"], "personal");
+    let out = wf(&["run", "mine", "--backend", "mock", "--json", "--yes"]).run();
+    out.code(0);
+    assert_eq!(out.report()["result"], "personal");
+}

@@ -39,7 +39,10 @@ impl Claude {
     pub fn new(cfg: &Config) -> Result<Claude> {
         let Some(binary) = find(cfg) else {
             bail!(
-                "the `claude` backend needs Claude Code's `claude` binary, and it is not on PATH\nhint: npm install -g @anthropic-ai/claude-code, or set `[claude] binary = \"/path/to/claude\"` in wfhost.toml"
+                crate::ExitError::usage(
+                    "the `claude` backend needs Claude Code's `claude` binary, and it is not on PATH"
+                )
+                .hint("npm install -g @anthropic-ai/claude-code, or set `[claude] binary = \"/path/to/claude\"` in wfhost.toml")
             );
         };
         Ok(Claude {

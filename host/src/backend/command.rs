@@ -27,7 +27,8 @@ impl Command {
     pub fn new(cfg: &Config) -> Result<Command> {
         let Some(program) = cfg.command.program.clone() else {
             bail!(
-                "the `command` backend needs a program\nhint: set it in wfhost.toml:\n  [command]\n  program = \"./my-agent.sh\""
+                crate::ExitError::usage("the `command` backend needs a program")
+                    .hint("set it in wfhost.toml:\n  [command]\n  program = \"./my-agent.sh\"")
             );
         };
         // A relative path to the program is made absolute now, while it means what the user meant.

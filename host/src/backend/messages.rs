@@ -10,7 +10,7 @@
 
 use super::{AgentError, AgentReply, AgentRequest, Backend, FRAMING, FRAMING_SCHEMA, Usage};
 use crate::config::{self, Config};
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
 use http_body_util::{BodyExt, Full};
@@ -65,7 +65,10 @@ impl Messages {
         let api_key = std::env::var("ANTHROPIC_API_KEY")
             .ok()
             .filter(|k| !k.is_empty())
-            .context("the `messages` backend needs `ANTHROPIC_API_KEY`\nhint: export ANTHROPIC_API_KEY=…, or choose another backend with `--backend`")?;
+            .ok_or_else(|| {
+                crate::ExitError::usage("the `messages` backend needs `ANTHROPIC_API_KEY`")
+                    .hint("export ANTHROPIC_API_KEY=…, or choose another backend with `--backend`")
+            })?;
         let base_url = cfg
             .messages
             .base_url

@@ -9,54 +9,8 @@ pub mod messages;
 pub mod mock;
 pub mod replay;
 
-use serde::{Deserialize, Serialize};
+pub use crate::agent::{AgentRequest, Usage};
 use serde_json::Value;
-
-/// One agent call, as the script made it (after the host's checks).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct AgentRequest {
-    pub prompt: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub schema: Option<Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub model: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub effort: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub agent_type: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub isolation: Option<String>,
-    /// The journal key and occurrence of this call (set by the host; replay looks answers up
-    /// by it). Not part of the request a backend sends anywhere.
-    #[serde(skip)]
-    pub call: Option<(String, u32)>,
-    /// Shown in logs and progress; not part of what determines the answer.
-    #[serde(default)]
-    pub label: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phase: Option<String>,
-}
-
-/// Token usage of one backend call (or the sum of several).
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Usage {
-    pub input_tokens: u64,
-    pub output_tokens: u64,
-    #[serde(default)]
-    pub cache_creation_input_tokens: u64,
-    #[serde(default)]
-    pub cache_read_input_tokens: u64,
-}
-
-impl std::ops::AddAssign for Usage {
-    fn add_assign(&mut self, o: Usage) {
-        self.input_tokens += o.input_tokens;
-        self.output_tokens += o.output_tokens;
-        self.cache_creation_input_tokens += o.cache_creation_input_tokens;
-        self.cache_read_input_tokens += o.cache_read_input_tokens;
-    }
-}
 
 /// A backend's answer: the final text, or a structured object when a schema was asked for.
 #[derive(Debug, Clone, Default)]
@@ -148,13 +102,21 @@ pub fn select(
         Some(r) if r.starts_with("replay:") => Arc::new(replay::Replay::new(
             std::path::Path::new(&r["replay:".len()..]),
         )?),
-        Some(other) => anyhow::bail!("unknown backend `{other}`\nhint: choose one of:\n{CHOICES}"),
+        Some(other) => anyhow::bail!(
+            crate::ExitError::usage(format!("unknown backend `{other}`"))
+                .hint(format!("choose one of:\n{CHOICES}"))
+        ),
         None if claude::find(cfg).is_some() => Arc::new(claude::Claude::new(cfg)?),
         None if std::env::var("ANTHROPIC_API_KEY").is_ok_and(|k| !k.is_empty()) => {
             Arc::new(messages::Messages::new(cfg)?)
         }
         None => anyhow::bail!(
-            "no agent backend is available: `claude` is not on PATH and ANTHROPIC_API_KEY is not set\nhint: choose one with `--backend` (or `backend = \"…\"` in wfhost.toml); `--backend mock` is a dry run:\n{CHOICES}"
+            crate::ExitError::usage(
+                "no agent backend is available: `claude` is not on PATH and ANTHROPIC_API_KEY is not set"
+            )
+            .hint(format!(
+                "choose one with `--backend` (or `backend = \"…\"` in wfhost.toml); `--backend mock` is a dry run:\n{CHOICES}"
+            ))
         ),
     })
 }

@@ -56,8 +56,15 @@ pub struct Replay {
 impl Replay {
     pub fn new(dir: &Path) -> Result<Replay> {
         let manifest = dir.join("manifest.json");
-        let text = std::fs::read_to_string(&manifest).with_context(|| {
-            format!("`{}` is not a recording (no manifest.json)\nhint: make one with `wfhost run SCRIPT --backend … --record {}`", dir.display(), dir.display())
+        let text = std::fs::read_to_string(&manifest).map_err(|_| {
+            crate::ExitError::usage(format!(
+                "`{}` is not a recording (no manifest.json)",
+                dir.display()
+            ))
+            .hint(format!(
+                "make one with `wfhost run SCRIPT --backend … --record {}`",
+                dir.display()
+            ))
         })?;
         let v: Value = serde_json::from_str(&text)
             .with_context(|| format!("`{}` is not valid JSON", manifest.display()))?;

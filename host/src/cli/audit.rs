@@ -33,8 +33,7 @@ pub struct AuditArgs {
 pub async fn audit(a: AuditArgs) -> Result<u8> {
     let limits = a.limits.limits();
     let sandbox = Sandbox::new(limits.clone(), &Cache::new(a.limits.no_cache))?;
-    let guest =
-        wasmtime::Module::new(sandbox.engine(), compile::GUEST).map_err(|e| anyhow!("{e}"))?;
+    let guest = wasmtime::Module::new(sandbox.engine(), compile::GUEST)?;
     let guest_imports = sandbox::audit_imports(&guest, None);
 
     let mut meta = None;
@@ -43,10 +42,10 @@ pub async fn audit(a: AuditArgs) -> Result<u8> {
         let bytes = read_file(path)?;
         if path.extension().is_some_and(|e| e == "wasm") {
             let module = wasmtime::Module::new(sandbox.engine(), &bytes).map_err(|e| {
-                anyhow!(
+                crate::ExitError::usage(format!(
                     "`{}` is not a valid WebAssembly module: {e}",
                     path.display()
-                )
+                ))
             })?;
             module_imports = Some(sandbox::audit_imports(
                 &module,
@@ -134,22 +133,15 @@ pub async fn audit(a: AuditArgs) -> Result<u8> {
             humantime::format_duration(limits.cpu_timeout).to_string()
         );
         println!(
-            "  log bytes   {:>10}  --max-log-bytes",
-            bytesize::ByteSize(limits.max_log_bytes)
-                .display()
-                .iec()
-                .to_string()
-        );
-        println!(
-            "  log lines   {:>10}  --max-log-lines",
-            limits.max_log_lines
-        );
-        println!(
-            "  output      {:>10}  --max-output-bytes (captured stdout, stderr)",
+            "  output      {:>10}  --max-output-bytes (logs, phase titles, labels, result, captured stdio)",
             bytesize::ByteSize(limits.max_output_bytes)
                 .display()
                 .iec()
                 .to_string()
+        );
+        println!(
+            "  log lines   {:>10}  --max-log-lines (log lines and phase titles)",
+            limits.max_log_lines
         );
         println!("  agents      {:>10}  --max-agents", limits.max_agents);
         println!("  concurrency {:>10}  --concurrency", limits.concurrency);

@@ -109,13 +109,11 @@ pub struct LimitArgs {
     /// How long the script may run without waiting on an agent or timer (e.g. 30s, 2m).
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
     cpu_timeout: Duration,
-    /// Total bytes of log output one run may write.
-    #[arg(long, value_name = "SIZE", default_value = "16MiB", value_parser = parse_size)]
-    max_log_bytes: u64,
-    /// Bytes the guest may write to its captured stdout and stderr (each).
-    #[arg(long, value_name = "SIZE", default_value = "1MiB", value_parser = parse_size)]
+    /// Bytes of output one run may make the host write or keep: logs, phase titles, agent
+    /// labels, the result, captured stdout/stderr (one ledger).
+    #[arg(long, visible_alias = "max-log-bytes", value_name = "SIZE", default_value = "16MiB", value_parser = parse_size)]
     max_output_bytes: u64,
-    /// Number of log lines one run may write.
+    /// Number of log lines and phase titles one run may write.
     #[arg(long, value_name = "N", default_value_t = 100_000)]
     max_log_lines: u64,
     /// Agents one run may start (the reference runtime's cap is 1000).
@@ -134,7 +132,6 @@ impl LimitArgs {
         Limits {
             max_memory: self.max_memory,
             cpu_timeout: self.cpu_timeout,
-            max_log_bytes: self.max_log_bytes,
             max_log_lines: self.max_log_lines,
             max_agents: self.max_agents,
             max_output_bytes: self.max_output_bytes,
@@ -151,21 +148,35 @@ fn parse_size(s: &str) -> Result<u64, String> {
         .map_err(|e| format!("not a size like 256MiB: {e}"))
 }
 
-/// Prints an error the way every command does: `error: …`, context lines, `hint: …`.
+/// Prints an error the way every command does: `error: …` with its causes, then the
+/// `hint: …` of the `ExitError` inside it, if it has one.
 pub fn print_error(e: &anyhow::Error) {
+    eprint!("{}", render_error(e));
+}
+
+/// The text `print_error` prints.
+pub fn render_error(e: &anyhow::Error) -> String {
+    let mut out = String::new();
     let text = format!("{e:#}");
     let mut lines = text.lines();
     if let Some(first) = lines.next() {
-        eprintln!("error: {first}");
+        out.push_str(&format!("error: {first}\n"));
     }
     for l in lines {
-        eprintln!("{l}");
+        out.push_str(&format!("{l}\n"));
     }
+    if let Some(hint) = exit_error(e).and_then(|x| x.hint.as_deref()) {
+        out.push_str(&format!("hint: {hint}\n"));
+    }
+    out
+}
+
+fn exit_error(e: &anyhow::Error) -> Option<&crate::ExitError> {
+    e.chain().find_map(|c| c.downcast_ref::<crate::ExitError>())
 }
 
 pub fn error_code(e: &anyhow::Error) -> u8 {
-    e.downcast_ref::<crate::ExitError>()
-        .map_or(exit::INTERNAL, |x| x.code)
+    exit_error(e).map_or(exit::INTERNAL, |x| x.code)
 }
 
 pub fn main() -> ExitCode {
@@ -229,13 +240,13 @@ pub fn main() -> ExitCode {
 /// Reads a file the user named; failing is a usage error (exit 2), not an internal one.
 pub fn read_file(path: &PathBuf) -> anyhow::Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| {
-        let hint = match e.kind() {
-            std::io::ErrorKind::NotFound => {
-                "\nhint: check the path (saved workflows run by name: see `wfhost list`)"
-            }
-            _ if path.is_dir() => "\nhint: name a file, not a directory",
-            _ => "",
-        };
-        crate::ExitError::usage(format!("cannot read `{}`: {e}{hint}", path.display()))
+        let error = crate::ExitError::usage(format!("cannot read `{}`: {e}", path.display()));
+        match e.kind() {
+            std::io::ErrorKind::NotFound => error
+                .hint("check the path (saved workflows run by name: see `wfhost list`)")
+                .into(),
+            _ if path.is_dir() => error.hint("name a file, not a directory").into(),
+            _ => error.into(),
+        }
     })
 }

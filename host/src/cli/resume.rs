@@ -1,9 +1,10 @@
 //! `wfhost resume`: continue a run from its own snapshot of the script and args.
 
-use super::LimitArgs;
-use super::run::{RunArgs, run};
-use crate::journal::{self, Record};
-use anyhow::{Result, bail};
+use super::run::{RunArgs, RunCommon, run};
+use crate::ExitError;
+use crate::journal::History;
+use crate::run_dir::RunDir;
+use anyhow::Result;
 use clap::Args;
 
 pub const AFTER_HELP: &str = "\
@@ -18,75 +19,39 @@ Example:
 pub struct ResumeArgs {
     /// The run to continue (see `wfhost runs`).
     run_id: String,
-    /// Who answers agents [default: the backend the run used].
-    #[arg(long, value_name = "NAME")]
-    backend: Option<String>,
-    /// Print one JSON report on stdout when the run ends.
-    #[arg(long)]
-    json: bool,
-    /// Run without asking for approval (required without a terminal).
-    #[arg(long, short = 'y')]
-    yes: bool,
-    /// No progress on stderr.
-    #[arg(long, short = 'q')]
-    quiet: bool,
-    /// Write every event as a JSON line to FILE (`-`: stdout). Schema: docs/events.md.
-    #[arg(long, value_name = "FILE")]
-    events: Option<String>,
-    /// A hard ceiling on output tokens.
-    #[arg(long, value_name = "N")]
-    budget_tokens: Option<u64>,
     #[command(flatten)]
-    limits: LimitArgs,
+    common: RunCommon,
 }
 
-pub async fn resume(a: ResumeArgs) -> Result<u8> {
+pub async fn resume(mut a: ResumeArgs) -> Result<u8> {
     let cwd = std::env::current_dir()?;
-    let dir = journal::run_dir(&cwd, &a.run_id)?;
-    if !dir.join("journal.jsonl").exists() {
-        bail!(
-            "no run `{}` in `{}`\nhint: `wfhost runs` lists the runs of this project",
-            a.run_id,
-            journal::runs_dir(&cwd).display()
-        );
-    }
-    let started_backend = journal::load(&dir)?
-        .records
-        .into_iter()
-        .find_map(|r| match r {
-            Record::RunStarted { backend, .. } => Some(backend),
-            _ => None,
-        });
-    let Some(started_backend) = started_backend else {
-        bail!(
-            "run `{}` never started: it was stopped before its first record, so there is nothing to resume\nhint: start the script again with `wfhost run`",
+    let dir = RunDir::existing(&cwd, &a.run_id)?;
+    let history = History::fold(&dir.load()?);
+    if history.attempts == 0 {
+        return Err(ExitError::usage(format!(
+            "run `{}` never started: it was stopped before its first record, so there is nothing to resume",
             a.run_id
-        );
-    };
-    let script = dir.join("script.js");
-    if !script.exists() {
-        bail!(
-            "run `{}` has no script snapshot (it ran a compiled module)\nhint: `wfhost run MODULE.wasm --resume {}`",
-            a.run_id,
-            a.run_id
-        );
+        ))
+        .hint("start the script again with `wfhost run`")
+        .into());
     }
-    let args_file = dir.join("args.json");
+    if !dir.script().exists() {
+        return Err(ExitError::usage(format!(
+            "run `{}` has no script snapshot (it ran a compiled module)",
+            a.run_id
+        ))
+        .hint(format!("`wfhost run MODULE.wasm --resume {}`", a.run_id))
+        .into());
+    }
+    let args_file = dir.args();
+    a.common.backend = a.common.backend.or(Some(history.backend));
     run(RunArgs {
-        target: script.display().to_string(),
+        target: dir.script().display().to_string(),
         args: None,
         args_file: args_file.exists().then_some(args_file),
-        backend: a.backend.or(Some(started_backend)),
-        json: a.json,
-        yes: a.yes,
-        quiet: a.quiet,
-        events: a.events,
-        budget_tokens: a.budget_tokens,
         resume: Some(a.run_id),
         no_journal: false,
-        max_cost: None,
-        record: None,
-        limits: a.limits,
+        common: a.common,
     })
     .await
 }

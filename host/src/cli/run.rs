@@ -35,8 +35,23 @@ pub struct RunArgs {
     /// Read `args` from a file (same rules as --args).
     #[arg(long, value_name = "FILE")]
     pub(super) args_file: Option<PathBuf>,
+    /// Continue run RUN_ID: calls whose answer is in its journal are served from it.
+    #[arg(long, value_name = "RUN_ID")]
+    pub(super) resume: Option<String>,
+    /// Do not keep a journal for this run (it cannot be resumed).
+    #[arg(long, conflicts_with = "resume")]
+    pub(super) no_journal: bool,
+    #[command(flatten)]
+    pub(super) common: RunCommon,
+}
+
+/// The flags of everything that runs a script: `wfhost run` and `wfhost resume` (as wasmtime's
+/// `RunCommon`), so neither can drop one the other has.
+#[derive(Args)]
+pub struct RunCommon {
     /// Who answers agents: claude, messages, command, mock, replay:DIR [default: from
-    /// wfhost.toml, else claude when on PATH, else messages when ANTHROPIC_API_KEY is set].
+    /// wfhost.toml, else claude when on PATH, else messages when ANTHROPIC_API_KEY is set;
+    /// on resume, the backend the run used].
     #[arg(long, value_name = "NAME")]
     pub(super) backend: Option<String>,
     /// Print one JSON report on stdout when the run ends (and nothing else there).
@@ -54,18 +69,12 @@ pub struct RunArgs {
     /// A hard ceiling on output tokens: once spent, new agent() calls throw.
     #[arg(long, value_name = "N")]
     pub(super) budget_tokens: Option<u64>,
-    /// Continue run RUN_ID: calls whose answer is in its journal are served from it.
-    #[arg(long, value_name = "RUN_ID")]
-    pub(super) resume: Option<String>,
     /// Stop starting agents once the run has cost this much (USD).
     #[arg(long, value_name = "USD")]
     pub(super) max_cost: Option<f64>,
     /// Store every answer in DIR, for `--backend replay:DIR`.
     #[arg(long, value_name = "DIR")]
     pub(super) record: Option<PathBuf>,
-    /// Do not keep a journal for this run (it cannot be resumed).
-    #[arg(long, conflicts_with = "resume")]
-    pub(super) no_journal: bool,
     #[command(flatten)]
     pub(super) limits: LimitArgs,
 }
@@ -74,17 +83,17 @@ pub async fn run(a: RunArgs) -> Result<u8> {
     let started = Instant::now();
     let cwd = std::env::current_dir()?;
     let config = Arc::new(crate::config::load(&cwd)?.config);
-    let backend = crate::backend::select(a.backend.as_deref(), &config)?;
+    let backend = crate::backend::select(a.common.backend.as_deref(), &config)?;
     let args = match (&a.args, &a.args_file) {
         (Some(text), _) => Some(parse_args(text)),
         (None, Some(path)) => Some(parse_args(&String::from_utf8_lossy(&read_file(path)?))),
         (None, None) => None,
     };
-    let mut limits = a.limits.limits();
-    if let (None, Some(c)) = (a.limits.concurrency, config.concurrency) {
+    let mut limits = a.common.limits.limits();
+    if let (None, Some(c)) = (a.common.limits.concurrency, config.concurrency) {
         limits.concurrency = usize::from(c.clamp(1, 256));
     }
-    let cache = Cache::new(a.limits.no_cache);
+    let cache = Cache::new(a.common.limits.no_cache);
     let run_id = a.resume.clone().unwrap_or_else(new_run_id);
 
     let target_path = resolve_target(&a.target, &cwd)?;
@@ -93,20 +102,25 @@ pub async fn run(a: RunArgs) -> Result<u8> {
         let bytes = read_file(&target_path)?;
         let info = compile::module_info(&bytes)?;
         let module = wasmtime::Module::new(sandbox.engine(), &bytes).map_err(|e| {
-            anyhow!(
+            ExitError::usage(format!(
                 "`{}` is not a valid WebAssembly module: {e}",
                 target_path.display()
-            )
+            ))
         })?;
         sandbox::check_imports(&module, Some(compile::PLUGIN_NAMESPACE))?;
         match &info.guest_sha256 {
             Some(sha) if sha == compile::GUEST_SHA256 => {}
             other => bail!(
-                "`{}` was compiled for guest {}, but this wfhost carries guest {}\nhint: recompile it: `wfhost compile SCRIPT.js -o {}`",
-                target_path.display(),
-                other.as_deref().unwrap_or("(unknown)"),
-                compile::GUEST_SHA256,
-                target_path.display()
+                ExitError::usage(format!(
+                    "`{}` was compiled for guest {}, but this wfhost carries guest {}",
+                    target_path.display(),
+                    other.as_deref().unwrap_or("(unknown)"),
+                    compile::GUEST_SHA256,
+                ))
+                .hint(format!(
+                    "recompile it: `wfhost compile SCRIPT.js -o {}`",
+                    target_path.display()
+                ))
             ),
         }
         Target::Module {
@@ -114,8 +128,9 @@ pub async fn run(a: RunArgs) -> Result<u8> {
             meta: info.meta,
         }
     } else {
-        let source = String::from_utf8(read_file(&target_path)?)
-            .map_err(|_| anyhow!("`{}` is not UTF-8 text", target_path.display()))?;
+        let source = String::from_utf8(read_file(&target_path)?).map_err(|_| {
+            ExitError::usage(format!("`{}` is not UTF-8 text", target_path.display()))
+        })?;
         match Script::parse(&target_path.display().to_string(), &source) {
             Ok(s) => Target::Script(s),
             Err(rejection) => {
@@ -129,17 +144,17 @@ pub async fn run(a: RunArgs) -> Result<u8> {
         Target::Script(s) => Some(&s.meta),
         Target::Module { meta, .. } => meta.as_ref(),
     };
-    if !a.quiet && !a.json {
+    if !a.common.quiet && !a.common.json {
         for w in meta.map(|m| m.warnings.clone()).unwrap_or_default() {
             eprintln!("warning: {w}");
         }
     }
-    if !a.yes {
+    if !a.common.yes {
         approve(meta, &target_path, &cwd)?;
     }
 
     let mut consumers = Vec::new();
-    if !a.quiet && !a.json {
+    if !a.common.quiet && !a.common.json {
         let terminal = std::io::stderr().is_terminal()
             && std::env::var_os("CI").is_none()
             && std::env::var("TERM").map_or(true, |t| t != "dumb");
@@ -149,7 +164,7 @@ pub async fn run(a: RunArgs) -> Result<u8> {
             printer::plain()
         });
     }
-    if let Some(target) = &a.events {
+    if let Some(target) = &a.common.events {
         consumers.push(
             crate::events::json_lines(target)
                 .map_err(|e| anyhow!("cannot write events to `{target}`: {e}"))?,
@@ -165,21 +180,21 @@ pub async fn run(a: RunArgs) -> Result<u8> {
     let backend_for_record = backend.clone();
     let opts = RunOptions {
         args,
-        budget_tokens: a.budget_tokens,
+        budget_tokens: a.common.budget_tokens,
         limits,
         backend,
         cwd,
         events,
         journal,
         config: config.clone(),
-        recorder: match &a.record {
+        recorder: match &a.common.record {
             Some(dir) => Some(Arc::new(crate::backend::replay::Recorder::new(
                 dir,
                 backend_for_record.as_ref(),
             )?)),
             None => None,
         },
-        max_cost: a.max_cost,
+        max_cost: a.common.max_cost,
     };
     tokio::select! {
         report = execute(&sandbox, &cache, target, opts, run_id.clone()) => Ok(finish(&a, report?)),
@@ -227,18 +242,15 @@ fn resolve_target(target: &str, cwd: &Path) -> Result<PathBuf> {
     Resolver::discover(cwd)
         .find(target)
         .map_err(|e| {
-            crate::ExitError::usage(format!(
-                "{e}\nhint: `{target}` is neither a file nor a saved workflow in .wfhost/workflows/ or .claude/workflows/"
-            ))
+            ExitError::usage(e)
+                .hint(format!("`{target}` is neither a file nor a saved workflow in .wfhost/workflows/ or .claude/workflows/"))
+                .into()
         })
 }
 
 /// Where "always for this name in this directory" answers are kept.
 fn approvals_file() -> Option<PathBuf> {
-    let base = std::env::var_os("XDG_CONFIG_HOME")
-        .map(PathBuf::from)
-        .or_else(|| dirs::home_dir().map(|h| h.join(".config")))?;
-    Some(base.join("wfhost").join("approvals.json"))
+    Some(crate::paths::config_dir()?.join("approvals.json"))
 }
 
 fn approvals() -> serde_json::Value {
@@ -262,10 +274,14 @@ fn approve(meta: Option<&Meta>, path: &Path, cwd: &Path) -> Result<()> {
     }
     if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
         return Err(ExitError::refused(format!(
-            "refused: running `{}` needs approval, and there is no terminal to ask on\nhint: review the script (`wfhost audit {}`), then pass `--yes`",
-            path.display(),
+            "refused: running `{}` needs approval, and there is no terminal to ask on",
             path.display()
-        )));
+        ))
+        .hint(format!(
+            "review the script (`wfhost audit {}`), then pass `--yes`",
+            path.display()
+        ))
+        .into());
     }
     let mut err = std::io::stderr().lock();
     match meta {
@@ -305,14 +321,14 @@ fn approve(meta: Option<&Meta>, path: &Path, cwd: &Path) -> Result<()> {
                     writeln!(err, "{:>4} │ {line}", i + 1)?;
                 }
             }
-            _ => return Err(ExitError::refused("not approved; nothing was run")),
+            _ => return Err(ExitError::refused("not approved; nothing was run").into()),
         }
     }
 }
 
 /// Prints the outcome; returns the exit code.
 fn finish(a: &RunArgs, report: RunReport) -> u8 {
-    if a.json {
+    if a.common.json {
         println!(
             "{}",
             serde_json::to_string(&report).expect("report serialises")
@@ -340,7 +356,7 @@ fn finish(a: &RunArgs, report: RunReport) -> u8 {
             }
         }
     }
-    if !a.quiet {
+    if !a.common.quiet {
         let u = &report.usage;
         eprintln!(
             "{} {} in {:.1}s · {} agents ({} done, {} failed) · {} tokens in, {} out · run {}",

@@ -1,8 +1,9 @@
 //! `wfhost trace`: a run's execution trace as Mermaid, DOT or a self-contained HTML page.
 
-use crate::journal;
+use crate::journal::History;
+use crate::run_dir::RunDir;
 use crate::trace;
-use anyhow::{Result, bail};
+use anyhow::Result;
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
 
@@ -36,14 +37,8 @@ pub struct TraceArgs {
 
 pub async fn trace(a: TraceArgs) -> Result<u8> {
     let cwd = std::env::current_dir()?;
-    let dir = journal::run_dir(&cwd, &a.run_id)?;
-    if !dir.join("journal.jsonl").exists() {
-        bail!(
-            "no run `{}`\nhint: `wfhost runs` lists the runs of this project",
-            a.run_id
-        );
-    }
-    let t = trace::build(&a.run_id, &dir, &journal::load(&dir)?);
+    let run = RunDir::existing(&cwd, &a.run_id)?;
+    let t = trace::build(&run, &History::fold(&run.load()?));
     let text = match a.format {
         Format::Mermaid => trace::mermaid(&t),
         Format::Dot => trace::dot(&t),

@@ -1,6 +1,7 @@
 //! Saved workflows: `wfhost list`, `wfhost show NAME`, `wfhost save SCRIPT`.
 
 use super::read_file;
+use crate::ExitError;
 use crate::script::Script;
 use crate::workflows::{Resolver, Scope};
 use anyhow::{Result, anyhow, bail};
@@ -111,7 +112,9 @@ pub async fn list(a: ListArgs) -> Result<u8> {
 
 pub async fn show(a: ShowArgs) -> Result<u8> {
     let resolver = Resolver::discover(&std::env::current_dir()?);
-    let path = resolver.find(&a.name).map_err(|e| anyhow!("{e}"))?;
+    let path = resolver
+        .find(&a.name)
+        .map_err(|e| ExitError::usage(e).hint("`wfhost list` shows the saved workflows"))?;
     let entry = resolver.list().into_iter().find(|e| e.name == a.name);
     let source = std::fs::read_to_string(&path)?;
     let script =
@@ -148,8 +151,11 @@ pub async fn show(a: ShowArgs) -> Result<u8> {
 pub async fn save(a: SaveArgs) -> Result<u8> {
     if std::fs::symlink_metadata(&a.script).is_ok_and(|m| m.file_type().is_symlink()) {
         bail!(
-            "`{}` is a symlink; wfhost saves regular files only\nhint: save the file it points to",
-            a.script.display()
+            ExitError::usage(format!(
+                "`{}` is a symlink; wfhost saves regular files only",
+                a.script.display()
+            ))
+            .hint("save the file it points to")
         );
     }
     let source = String::from_utf8(read_file(&a.script)?)
@@ -168,22 +174,16 @@ pub async fn save(a: SaveArgs) -> Result<u8> {
             .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
     {
         bail!(
-            "meta.name `{name}` cannot be a file name\nhint: use letters, digits, `-`, `_` and `.` (e.g. `review-files`)"
+            ExitError::script(format!("meta.name `{name}` cannot be a file name"))
+                .hint("use letters, digits, `-`, `_` and `.` (e.g. `review-files`)")
         );
     }
     let cwd = std::env::current_dir()?;
     let dir = if a.personal {
-        let base = std::env::var_os("XDG_CONFIG_HOME")
-            .map(PathBuf::from)
-            .or_else(|| dirs::home_dir().map(|h| h.join(".config")));
-        base.ok_or_else(|| anyhow!("no home directory for --personal"))?
-            .join("wfhost/workflows")
+        crate::paths::personal_workflows()
+            .ok_or_else(|| anyhow!("no home directory for --personal"))?
     } else {
-        let root = cwd
-            .ancestors()
-            .find(|d| d.join(".git").exists())
-            .unwrap_or(&cwd);
-        root.join(".wfhost/workflows")
+        crate::paths::project_root(&cwd).join(".wfhost/workflows")
     };
     for d in [&dir, &dir.parent().map(PathBuf::from).unwrap_or_default()] {
         if std::fs::symlink_metadata(d).is_ok_and(|m| m.file_type().is_symlink()) {
@@ -196,8 +196,11 @@ pub async fn save(a: SaveArgs) -> Result<u8> {
     let dest = dir.join(format!("{name}.js"));
     if dest.exists() && !a.force {
         bail!(
-            "a workflow `{name}` is already saved at `{}`\nhint: pass `--force` to replace it",
-            dest.display()
+            ExitError::usage(format!(
+                "a workflow `{name}` is already saved at `{}`",
+                dest.display()
+            ))
+            .hint("pass `--force` to replace it")
         );
     }
     std::fs::create_dir_all(&dir)?;

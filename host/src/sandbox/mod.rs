@@ -2,14 +2,16 @@
 //! limits, and running one script in a fresh instance.
 //!
 //! `RunState` is the T in `Store<T>`: the WASI context (allow-listed, deterministic), the
-//! resource limiter, and the wfhost capabilities. Nothing else is reachable from the guest.
+//! resource limiter, and the wfhost capabilities (none while only compiling). Nothing else is
+//! reachable from the guest.
 
+pub mod abi;
 pub mod capabilities;
 pub mod wasi;
 
 use crate::compile::{self, GuestArtifact};
 use crate::limits::{LimitHit, Limits};
-use anyhow::{Context as _, Result, anyhow};
+use anyhow::{Context as _, Result};
 use capabilities::Capabilities;
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -26,9 +28,18 @@ const EPOCH_TICK: Duration = Duration::from_millis(10);
 pub struct RunState {
     pub wasi: WasiP1Ctx,
     pub limiter: Limiter,
-    pub caps: Capabilities,
-    /// When the guest last waited on the host (or started): synchronous time counts from here.
-    pub last_yield: std::time::Instant,
+    /// The capability surface of a run; `None` in an instance that only compiles, whose
+    /// capability imports trap.
+    pub caps: Option<Capabilities>,
+    /// When the store was made: the CPU limit counts from here until the guest first waits.
+    pub created: std::time::Instant,
+}
+
+impl RunState {
+    /// When the guest last waited on the host (or started).
+    fn last_yield(&self) -> std::time::Instant {
+        self.caps.as_ref().map_or(self.created, |c| c.last_yield)
+    }
 }
 
 /// Caps linear memory and tables, remembering when it said no.
@@ -74,7 +85,10 @@ pub enum Ending {
 pub struct Sandbox {
     engine: Engine,
     linker: Linker<RunState>,
+    /// The guest linked for runs: WASI and the capability surface.
     guest: InstancePre<RunState>,
+    /// The guest linked for compiling (`compile-src`): WASI, and capability imports that trap.
+    compiler: InstancePre<RunState>,
     pub artifact: GuestArtifact,
     pub limits: Limits,
     /// How long loading the guest took (deserialising the cached artifact, or compiling it).
@@ -97,7 +111,7 @@ fn engine() -> Result<Engine> {
     cfg.max_wasm_stack(8 << 20);
     // The fiber an async call runs on must hold the whole wasm stack plus host frames.
     cfg.async_stack_size(9 << 20);
-    let engine = Engine::new(&cfg).map_err(|e| anyhow!("{e}"))?;
+    let engine = Engine::new(&cfg)?;
     let ticker = engine.clone();
     std::thread::Builder::new()
         .name("wfhost-epoch".into())
@@ -118,17 +132,22 @@ impl Sandbox {
         let (module, artifact) = compile::load_guest(&engine, cache)?;
         let load_time = start.elapsed();
         check_imports(&module, None)?;
-        let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s: &mut RunState| &mut s.wasi)
-            .map_err(|e| anyhow!("{e}"))?;
-        capabilities::add_to_linker(&mut linker).map_err(|e| anyhow!("{e}"))?;
-        let guest = linker
-            .instantiate_pre(&module)
-            .map_err(|e| anyhow!("{e}"))?;
+        let mut wasi_only = Linker::new(&engine);
+        wasmtime_wasi::p1::add_to_linker_async(&mut wasi_only, |s: &mut RunState| &mut s.wasi)?;
+        let mut linker = wasi_only.clone();
+        capabilities::add_to_linker(&mut linker, |s: &mut RunState| {
+            s.caps
+                .as_mut()
+                .expect("capability imports are linked only into instances that run scripts")
+        })?;
+        let guest = linker.instantiate_pre(&module)?;
+        wasi_only.define_unknown_imports_as_traps(&module)?;
+        let compiler = wasi_only.instantiate_pre(&module)?;
         Ok(Sandbox {
             engine,
             linker,
             guest,
+            compiler,
             artifact,
             limits,
             load_time,
@@ -139,20 +158,20 @@ impl Sandbox {
         &self.engine
     }
 
-    fn store(&self, caps: Capabilities) -> (Store<RunState>, wasi::Captured) {
-        let (wasi, captured) = wasi::context(self.limits.max_output_bytes as usize);
+    fn store(&self, caps: Option<Capabilities>) -> (Store<RunState>, wasi::Captured) {
+        let (wasi, captured) =
+            wasi::context(usize::try_from(self.limits.max_output_bytes).unwrap_or(usize::MAX));
         let limiter = Limiter {
             max_memory: self.limits.max_memory as usize,
             hit: false,
         };
-        let last_yield = std::time::Instant::now();
         let mut store = Store::new(
             &self.engine,
             RunState {
                 wasi,
                 limiter,
                 caps,
-                last_yield,
+                created: std::time::Instant::now(),
             },
         );
         store.limiter(|s| &mut s.limiter);
@@ -160,7 +179,7 @@ impl Sandbox {
         let cpu_timeout = self.limits.cpu_timeout;
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |ctx| {
-            if ctx.data().last_yield.elapsed() > cpu_timeout {
+            if ctx.data().last_yield().elapsed() > cpu_timeout {
                 return Err(Trap::Interrupt.into());
             }
             Ok(UpdateDeadline::Continue(1))
@@ -174,20 +193,12 @@ impl Sandbox {
         &self,
         module_source: &str,
     ) -> Result<std::result::Result<Vec<u8>, String>> {
-        let (mut store, _) = self.store(Capabilities::none(self.limits.clone()));
-        let instance = self
-            .guest
-            .instantiate_async(&mut store)
-            .await
-            .map_err(|e| anyhow!("{e}"))?;
+        let (mut store, _) = self.store(None);
+        let instance = self.compiler.instantiate_async(&mut store).await?;
         let ptr = copy_in(&mut store, &instance, module_source.as_bytes()).await?;
-        let f = instance
-            .get_typed_func::<(i32, i32), i32>(&mut store, "compile-src")
-            .map_err(|e| anyhow!("{e}"))?;
-        let ret = f
-            .call_async(&mut store, (ptr, module_source.len() as i32))
-            .await
-            .map_err(|e| anyhow!("{e}"))?;
+        let f = instance.get_typed_func::<(i32, i32), i32>(&mut store, "compile-src")?;
+        let len = i32::try_from(module_source.len()).context("the script is larger than 2 GiB")?;
+        let ret = f.call_async(&mut store, (ptr, len)).await?;
         let memory = instance
             .get_memory(&mut store, "memory")
             .context("guest exports no memory")?;
@@ -210,14 +221,12 @@ impl Sandbox {
         bytecode: &[u8],
         caps: Capabilities,
     ) -> (Ending, Capabilities) {
-        let (mut store, captured) = self.store(caps);
+        let (mut store, captured) = self.store(Some(caps));
         let result = async {
             let start = std::time::Instant::now();
             let instance = self.guest.instantiate_async(&mut store).await?;
-            store.data_mut().caps.report.instantiate = start.elapsed();
-            let ptr = copy_in(&mut store, &instance, bytecode)
-                .await
-                .map_err(|e| wasmtime::format_err!("{e}"))?;
+            set_instantiate(&mut store, start.elapsed());
+            let ptr = copy_in(&mut store, &instance, bytecode).await?;
             let invoke =
                 instance.get_typed_func::<(i32, i32, i32, i32, i32), ()>(&mut store, "invoke")?;
             invoke
@@ -231,11 +240,11 @@ impl Sandbox {
     /// Runs a standalone module made by `wfhost compile` (a Javy dynamic module): the guest is
     /// instantiated first and linked under the module's import namespace.
     pub async fn run_module(&self, module: &Module, caps: Capabilities) -> (Ending, Capabilities) {
-        let (mut store, captured) = self.store(caps);
+        let (mut store, captured) = self.store(Some(caps));
         let result = async {
             let start = std::time::Instant::now();
             let plugin = self.guest.instantiate_async(&mut store).await?;
-            store.data_mut().caps.report.instantiate = start.elapsed();
+            set_instantiate(&mut store, start.elapsed());
             let mut linker = self.linker.clone();
             linker.instance(&mut store, compile::PLUGIN_NAMESPACE, plugin)?;
             let instance = linker.instantiate_async(&mut store, module).await?;
@@ -247,6 +256,12 @@ impl Sandbox {
     }
 }
 
+fn set_instantiate(store: &mut Store<RunState>, took: Duration) {
+    if let Some(caps) = store.data_mut().caps.as_mut() {
+        caps.instantiate = took;
+    }
+}
+
 /// Turns the end of a guest call into an `Ending`, naming the limit when one was hit.
 fn finish(
     store: Store<RunState>,
@@ -254,12 +269,23 @@ fn finish(
     result: wasmtime::Result<()>,
 ) -> (Ending, Capabilities) {
     let state = store.into_data();
-    let mut caps = state.caps;
+    let mut caps = state
+        .caps
+        .expect("a run's store always holds its capabilities");
     caps.shutdown();
-    let ending = match (result, caps.report.outcome.take()) {
+    // What the guest wrote to its captured stdout/stderr is output it made the host keep.
+    if caps.limit_hit.is_none()
+        && let Err(limit) = caps.ledger.charge(captured.len())
+    {
+        caps.limit_hit = Some(limit);
+    }
+    let ending = match (result, caps.outcome.take()) {
         // QuickJS turns a refused memory.grow into a catchable "out of memory" error.
         (Ok(()), Some(outcome)) if state.limiter.hit && outcome["ok"] != true => {
             Ending::Limit(LimitHit::Memory)
+        }
+        (Ok(()), _) if caps.limit_hit.is_some() => {
+            Ending::Limit(caps.limit_hit.unwrap_or(LimitHit::OutputBytes))
         }
         (Ok(()), Some(outcome)) => Ending::Finished(outcome),
         (Ok(()), None) => Ending::Trapped {
@@ -267,7 +293,7 @@ fn finish(
             internal: true,
         },
         (Err(e), _) => {
-            if let Some(limit) = caps.report.limit_hit {
+            if let Some(limit) = caps.limit_hit {
                 Ending::Limit(limit)
             } else if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
                 Ending::Limit(LimitHit::Cpu)
@@ -322,20 +348,16 @@ async fn copy_in(
     store: &mut Store<RunState>,
     instance: &wasmtime::Instance,
     bytes: &[u8],
-) -> Result<i32> {
-    let realloc = instance
-        .get_typed_func::<(i32, i32, i32, i32), i32>(&mut *store, "cabi_realloc")
-        .map_err(|e| anyhow!("{e}"))?;
-    let ptr = realloc
-        .call_async(&mut *store, (0, 0, 1, bytes.len() as i32))
-        .await
-        .map_err(|e| anyhow!("{e}"))?;
+) -> wasmtime::Result<i32> {
+    let realloc =
+        instance.get_typed_func::<(i32, i32, i32, i32), i32>(&mut *store, "cabi_realloc")?;
+    let len = i32::try_from(bytes.len())
+        .map_err(|_| wasmtime::format_err!("more than 2 GiB for the guest"))?;
+    let ptr = realloc.call_async(&mut *store, (0, 0, 1, len)).await?;
     let memory = instance
         .get_memory(&mut *store, "memory")
-        .context("guest exports no memory")?;
-    memory
-        .write(&mut *store, ptr as u32 as usize, bytes)
-        .map_err(|e| anyhow!("{e}"))?;
+        .ok_or_else(|| wasmtime::format_err!("the guest exports no memory"))?;
+    memory.write(&mut *store, ptr.cast_unsigned() as usize, bytes)?;
     Ok(ptr)
 }
 
@@ -379,10 +401,11 @@ pub fn check_imports(module: &Module, plugin_namespace: Option<&str>) -> Result<
         .find(|i| !i.allowed)
     {
         return Err(crate::ExitError::refused(format!(
-            "refused: the module imports `{}::{}`, which is outside wfhost's capability surface\n\
-             hint: `wfhost audit` lists what a module may import; wfhost never links filesystem, socket, env or clock access",
+            "refused: the module imports `{}::{}`, which is outside wfhost's capability surface",
             bad.module, bad.name
-        )));
+        ))
+        .hint("`wfhost audit` lists what a module may import; wfhost never links filesystem, socket, env or clock access")
+        .into());
     }
     Ok(())
 }

@@ -35,6 +35,15 @@ pub struct Captured {
 }
 
 impl Captured {
+    /// Bytes captured so far, both streams.
+    pub fn len(&self) -> usize {
+        self.stdout.contents().len() + self.stderr.contents().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     pub fn text(&self) -> String {
         let mut s = String::from_utf8_lossy(&self.stdout.contents()).into_owned();
         s.push_str(&String::from_utf8_lossy(&self.stderr.contents()));

@@ -1,13 +1,9 @@
 //! The run journal: every agent result, content-keyed, so a re-run or a resume replays
 //! unchanged calls for free.
 //!
-//! One directory per run, `.wfhost/runs/<run_id>/` under the project (the nearest directory
-//! with `.git`, else the current one; `$WFHOST_RUNS_DIR` overrides), holding:
-//!
-//! - `script.js` — the script as it ran (for `wfhost resume`), `args.json`;
-//! - `journal.jsonl` — append-only records (see [`Record`]);
-//! - `transcripts/<key>-<occurrence>.json` — each agent's request and response;
-//! - `lock` — held (flock) by the process running the run.
+//! The journal is `journal.jsonl` in the run's directory ([`RunDir`] owns that layout):
+//! append-only records (see [`Record`]), read back by [`load`] and summarised by one fold,
+//! [`History`].
 //!
 //! Durability: a result is appended to the journal *before* the script sees it, so a crash of
 //! wfhost (even SIGKILL) never loses a completed agent: the bytes are in the kernel. They reach
@@ -15,14 +11,18 @@
 //! are arriving, and once more when the run ends. A power loss can lose at most the last 50 ms
 //! of results, which then simply run again. The reader tolerates a torn last line.
 
-use crate::backend::{AgentRequest, Usage};
+mod history;
+
+pub use history::{Call, History, RunStatus, Start};
+
+use crate::agent::{AgentRequest, Usage};
+use crate::run_dir::RunDir;
 use anyhow::{Context as _, Result, bail};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -146,36 +146,9 @@ pub struct Cached {
     pub cost_usd: f64,
 }
 
-/// Where runs live.
-pub fn runs_dir(cwd: &Path) -> PathBuf {
-    if let Some(d) = std::env::var_os("WFHOST_RUNS_DIR") {
-        return PathBuf::from(d);
-    }
-    let root = cwd
-        .ancestors()
-        .find(|d| d.join(".git").exists())
-        .unwrap_or(cwd);
-    root.join(".wfhost").join("runs")
-}
-
-/// True when a live process holds the run's lock.
-pub fn is_running(dir: &Path) -> bool {
-    match File::open(dir.join("lock")) {
-        Ok(f) => f.try_lock_shared().is_err(),
-        Err(_) => false,
-    }
-}
-
-pub fn run_dir(cwd: &Path, run_id: &str) -> Result<PathBuf> {
-    if run_id.is_empty() || run_id.contains(['/', '\\']) || run_id.starts_with('.') {
-        bail!("`{run_id}` is not a run id\nhint: `wfhost runs` lists them");
-    }
-    Ok(runs_dir(cwd).join(run_id))
-}
-
 /// The open journal of a run: the lock, the append handle, the flusher.
 pub struct Journal {
-    dir: PathBuf,
+    dir: RunDir,
     file: Arc<Mutex<File>>,
     dirty: Arc<std::sync::atomic::AtomicBool>,
     _lock: File,
@@ -184,33 +157,26 @@ pub struct Journal {
 impl Journal {
     /// Opens (creating if needed) the run directory and takes its lock. Fails with a clear
     /// error when another live process holds it.
-    pub fn open(dir: &Path) -> Result<Journal> {
-        let runs = dir.parent().context("run directory has no parent")?;
-        std::fs::create_dir_all(dir.join("transcripts"))
-            .with_context(|| format!("cannot create the run directory `{}`", dir.display()))?;
-        let ignore = runs.join(".gitignore");
-        if !ignore.exists() {
-            std::fs::write(
-                &ignore,
-                "# wfhost run journals: local state, never committed\n*\n",
-            )?;
-        }
+    pub fn open(dir: &RunDir) -> Result<Journal> {
+        dir.create()?;
         let lock = OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
-            .open(dir.join("lock"))?;
+            .open(dir.lock())?;
         if lock.try_lock().is_err() {
             return Err(crate::ExitError::temporary(format!(
-                "run `{}` is still running (another wfhost process holds its lock)\nhint: wait for it to finish, or stop it (Ctrl-C) and resume it then",
-                dir.file_name().unwrap_or_default().to_string_lossy()
-            )));
+                "run `{}` is still running (another wfhost process holds its lock)",
+                dir.id()
+            ))
+            .hint("wait for it to finish, or stop it (Ctrl-C) and resume it then")
+            .into());
         }
-        let path = dir.join("journal.jsonl");
+        let path = dir.journal();
         repair_torn_tail(&path)?;
         let file = OpenOptions::new().create(true).append(true).open(&path)?;
         let journal = Journal {
-            dir: dir.to_path_buf(),
+            dir: dir.clone(),
             file: Arc::new(Mutex::new(file)),
             dirty: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             _lock: lock,
@@ -219,7 +185,7 @@ impl Journal {
         Ok(journal)
     }
 
-    pub fn dir(&self) -> &Path {
+    pub fn dir(&self) -> &RunDir {
         &self.dir
     }
 
@@ -265,10 +231,7 @@ impl Journal {
     }
 
     pub fn write_transcript(&self, key: &str, occurrence: u32, transcript: &Value) {
-        let path = self
-            .dir
-            .join("transcripts")
-            .join(format!("{key}-{occurrence}.json"));
+        let path = self.dir.transcript(key, occurrence);
         // Best effort: the journal record is what resume relies on.
         let _ = std::fs::write(
             path,
@@ -301,41 +264,10 @@ pub struct Loaded {
     pub torn_tail: bool,
 }
 
-impl Loaded {
-    /// Every stored result by (key, occurrence). A later failure of the same call (in a later
-    /// resume) does not remove an earlier success.
-    pub fn cache(&self) -> HashMap<(String, u32), Cached> {
-        let mut cache = HashMap::new();
-        for r in &self.records {
-            if let Record::Result {
-                key,
-                occurrence,
-                value,
-                usage,
-                cost_usd,
-                ..
-            } = r
-                && !value.is_null()
-            {
-                cache.insert(
-                    (key.clone(), *occurrence),
-                    Cached {
-                        value: value.clone(),
-                        usage: *usage,
-                        cost_usd: *cost_usd,
-                    },
-                );
-            }
-        }
-        cache
-    }
-}
-
 /// Reads `journal.jsonl`. Only the last line may be malformed (a torn write); anything else is
 /// reported as corruption with its line number.
-pub fn load(dir: &Path) -> Result<Loaded> {
-    let path = dir.join("journal.jsonl");
-    let text = std::fs::read(&path).with_context(|| format!("cannot read `{}`", path.display()))?;
+pub fn load(path: &Path) -> Result<Loaded> {
+    let text = std::fs::read(path).with_context(|| format!("cannot read `{}`", path.display()))?;
     let mut loaded = Loaded::default();
     let lines: Vec<&[u8]> = text
         .split(|b| *b == b'\n')
@@ -384,12 +316,12 @@ mod tests {
             format!("{ok}\n{{\"type\":\"res"),
         )
         .unwrap();
-        let l = load(dir.path()).unwrap();
+        let l = load(&dir.path().join("journal.jsonl")).unwrap();
         assert!(l.torn_tail);
         assert_eq!(l.records.len(), 1);
         std::fs::write(dir.path().join("journal.jsonl"), format!("{{bad\n{ok}\n")).unwrap();
         assert!(
-            load(dir.path())
+            load(&dir.path().join("journal.jsonl"))
                 .unwrap_err()
                 .to_string()
                 .contains("line 1 is corrupt")
@@ -399,13 +331,13 @@ mod tests {
     #[test]
     fn appending_after_a_torn_tail_keeps_the_journal_valid() {
         let dir = tempfile::tempdir().unwrap();
-        let run = dir.path().join("r");
-        std::fs::create_dir_all(&run).unwrap();
+        let run = RunDir::at(dir.path().join("r"));
+        run.create().unwrap();
         let ok = serde_json::to_string(&Record::Phase { title: "a".into() }).unwrap();
-        std::fs::write(run.join("journal.jsonl"), format!("{ok}\n{{\"type\":\"res")).unwrap();
+        std::fs::write(run.journal(), format!("{ok}\n{{\"type\":\"res")).unwrap();
         let j = Journal::open(&run).unwrap();
         j.append(&Record::Phase { title: "b".into() }).unwrap();
-        let l = load(&run).unwrap();
+        let l = run.load().unwrap();
         assert!(!l.torn_tail);
         assert_eq!(
             l.records,

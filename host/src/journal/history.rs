@@ -1,0 +1,287 @@
+//! One fold over a run's journal records. `runs`, `runs show`, `trace` and the resume cache all
+//! read a run through this, so they can never disagree about what happened.
+
+use super::{Cached, Loaded, Record};
+use crate::agent::{AgentState, Usage};
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::HashMap;
+
+/// How a run ended, as its journal tells it (`Running` comes from the lock, not the journal).
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    /// A live process holds the run's lock.
+    Running,
+    Completed,
+    Failed,
+    Rejected,
+    /// Stopped by Ctrl-C or SIGTERM (resumable).
+    Interrupted,
+    /// Started and never finished, and nobody holds its lock: the process died.
+    Crashed,
+}
+
+impl RunStatus {
+    fn from_outcome(outcome: &str) -> RunStatus {
+        match outcome {
+            "completed" => RunStatus::Completed,
+            "rejected" => RunStatus::Rejected,
+            _ => RunStatus::Failed,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Completed => "completed",
+            RunStatus::Failed => "failed",
+            RunStatus::Rejected => "rejected",
+            RunStatus::Interrupted => "interrupted",
+            RunStatus::Crashed => "crashed",
+        }
+    }
+}
+
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One agent call of the run (a journal key and its occurrence), across every attempt.
+#[derive(Debug, Clone, Serialize)]
+pub struct Call {
+    pub label: String,
+    pub phase: Option<String>,
+    pub key: String,
+    pub occurrence: u32,
+    /// Where it stands after the last record that names it.
+    #[serde(rename = "status")]
+    pub state: AgentState,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub usage: Usage,
+    #[serde(skip)]
+    pub cost_usd: f64,
+    /// A result is stored for it (in any attempt).
+    #[serde(skip)]
+    pub answered: bool,
+}
+
+/// An agent the last attempt started (or served from the journal), in order.
+#[derive(Debug, Clone)]
+pub struct Start {
+    /// Index into `History::calls`.
+    pub call: usize,
+    /// The parallel()/pipeline() slot that started it.
+    pub group: Option<Value>,
+    pub cached: bool,
+}
+
+/// Everything the journal says about a run.
+#[derive(Debug, Clone)]
+pub struct History {
+    pub name: String,
+    pub script: String,
+    /// The backend of the latest attempt.
+    pub backend: String,
+    pub started_at: String,
+    /// 1 + the number of resumes.
+    pub attempts: u32,
+    pub status: RunStatus,
+    /// The sum of the attempts' durations.
+    pub duration_ms: u64,
+    /// Tokens spent by every stored result.
+    pub usage: Usage,
+    /// `phase()` titles, in order.
+    pub phases: Vec<String>,
+    /// Every call, in the order it was first seen.
+    pub calls: Vec<Call>,
+    /// Results served from the journal, over all attempts.
+    pub served: u32,
+    /// The agents of the last attempt, in the order they started.
+    pub last_attempt: Vec<Start>,
+    /// The last finished attempt's result or error.
+    pub result: Option<Value>,
+    pub error: Option<String>,
+    pub torn_tail: bool,
+    index: HashMap<(String, u32), usize>,
+}
+
+impl History {
+    /// Folds the records in one pass.
+    pub fn fold(loaded: &Loaded) -> History {
+        let mut h = History {
+            name: String::new(),
+            script: String::new(),
+            backend: String::new(),
+            started_at: String::new(),
+            attempts: 0,
+            status: RunStatus::Crashed,
+            duration_ms: 0,
+            usage: Usage::default(),
+            phases: Vec::new(),
+            calls: Vec::new(),
+            served: 0,
+            last_attempt: Vec::new(),
+            result: None,
+            error: None,
+            torn_tail: loaded.torn_tail,
+            index: HashMap::new(),
+        };
+        for r in &loaded.records {
+            h.apply(r);
+        }
+        h
+    }
+
+    fn call(&mut self, key: &str, occurrence: u32, label: &str, phase: &Option<String>) -> usize {
+        if let Some(&i) = self.index.get(&(key.to_string(), occurrence)) {
+            return i;
+        }
+        self.calls.push(Call {
+            label: label.to_string(),
+            phase: phase.clone(),
+            key: key.to_string(),
+            occurrence,
+            state: AgentState::Running,
+            value: None,
+            error: None,
+            usage: Usage::default(),
+            cost_usd: 0.0,
+            answered: false,
+        });
+        let i = self.calls.len() - 1;
+        self.index.insert((key.to_string(), occurrence), i);
+        i
+    }
+
+    fn apply(&mut self, r: &Record) {
+        match r {
+            Record::RunStarted {
+                name,
+                script,
+                backend,
+                started_at,
+                ..
+            } => {
+                if self.attempts == 0 {
+                    self.name.clone_from(name);
+                    self.script.clone_from(script);
+                    self.started_at.clone_from(started_at);
+                }
+                self.backend.clone_from(backend);
+                self.attempts += 1;
+                self.status = RunStatus::Crashed;
+                self.last_attempt.clear();
+            }
+            Record::Phase { title } => self.phases.push(title.clone()),
+            Record::AgentStarted {
+                key,
+                occurrence,
+                label,
+                phase,
+                group,
+            } => {
+                let i = self.call(key, *occurrence, label, phase);
+                self.calls[i].state = AgentState::Running;
+                self.last_attempt.push(Start {
+                    call: i,
+                    group: group.clone(),
+                    cached: false,
+                });
+            }
+            Record::Cached {
+                key,
+                occurrence,
+                label,
+                phase,
+                group,
+            } => {
+                let i = self.call(key, *occurrence, label, phase);
+                self.calls[i].state = AgentState::Cached;
+                self.served += 1;
+                self.last_attempt.push(Start {
+                    call: i,
+                    group: group.clone(),
+                    cached: true,
+                });
+            }
+            Record::Result {
+                key,
+                occurrence,
+                value,
+                usage,
+                cost_usd,
+                ..
+            } => {
+                let i = self.call(key, *occurrence, "", &None);
+                let c = &mut self.calls[i];
+                c.state = AgentState::Done;
+                c.value = Some(value.clone());
+                c.usage = *usage;
+                c.cost_usd = *cost_usd;
+                c.error = None;
+                c.answered = true;
+                self.usage += *usage;
+            }
+            Record::Failed {
+                key,
+                occurrence,
+                error,
+            } => {
+                let i = self.call(key, *occurrence, "", &None);
+                let c = &mut self.calls[i];
+                c.state = AgentState::Failed;
+                c.error = Some(error.clone());
+            }
+            Record::RunFinished {
+                outcome,
+                result,
+                error,
+                duration_ms,
+                ..
+            } => {
+                self.status = RunStatus::from_outcome(outcome);
+                self.duration_ms += duration_ms;
+                self.result.clone_from(result);
+                self.error.clone_from(error);
+            }
+            Record::Interrupted { .. } => self.status = RunStatus::Interrupted,
+        }
+    }
+
+    /// Calls that have a stored result.
+    pub fn done(&self) -> u32 {
+        self.calls.iter().filter(|c| c.answered).count() as u32
+    }
+
+    /// Calls that failed and were never answered since.
+    pub fn failed(&self) -> u32 {
+        self.calls
+            .iter()
+            .filter(|c| !c.answered && c.error.is_some())
+            .count() as u32
+    }
+
+    /// What a resume may serve instead of asking again: every stored, non-null result. A later
+    /// failure of the same call does not remove an earlier success.
+    pub fn cache(&self) -> HashMap<(String, u32), Cached> {
+        self.calls
+            .iter()
+            .filter(|c| c.answered && c.value.as_ref().is_some_and(|v| !v.is_null()))
+            .map(|c| {
+                (
+                    (c.key.clone(), c.occurrence),
+                    Cached {
+                        value: c.value.clone().unwrap_or_default(),
+                        usage: c.usage,
+                        cost_usd: c.cost_usd,
+                    },
+                )
+            })
+            .collect()
+    }
+}

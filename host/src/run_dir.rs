@@ -1,0 +1,147 @@
+//! A run's directory, `.wfhost/runs/<run_id>/` under the project root (`$WFHOST_RUNS_DIR`
+//! overrides where runs live). This type owns the layout; nothing else joins file names onto a
+//! run's path.
+//!
+//! ```text
+//! .wfhost/runs/
+//!   .gitignore              `*`: run state is local, never committed
+//!   <run_id>/
+//!     journal.jsonl         append-only records (journal.rs)
+//!     script.js             the script as it ran (for `wfhost resume`)
+//!     args.json             its `args`
+//!     transcripts/          each agent's request and response
+//!     lock                  held (flock) by the process running the run
+//! ```
+
+use crate::ExitError;
+use anyhow::Result;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+/// One run's directory (it may not exist yet: a new run creates it when its journal opens).
+#[derive(Debug, Clone)]
+pub struct RunDir {
+    id: String,
+    path: PathBuf,
+}
+
+/// Where the runs of the project containing `cwd` live.
+pub fn runs_root(cwd: &Path) -> PathBuf {
+    if let Some(d) = std::env::var_os("WFHOST_RUNS_DIR") {
+        return PathBuf::from(d);
+    }
+    crate::paths::project_root(cwd).join(".wfhost").join("runs")
+}
+
+impl RunDir {
+    /// The directory run `id` has (or will have). Refuses ids that could name another path.
+    pub fn new(cwd: &Path, id: &str) -> Result<RunDir> {
+        if id.is_empty() || id.contains(['/', '\\']) || id.starts_with('.') {
+            return Err(ExitError::usage(format!("`{id}` is not a run id"))
+                .hint("`wfhost runs` lists the runs of this project")
+                .into());
+        }
+        Ok(RunDir {
+            id: id.to_string(),
+            path: runs_root(cwd).join(id),
+        })
+    }
+
+    /// The run directory at `path` (its name is the run id).
+    pub fn at(path: PathBuf) -> RunDir {
+        RunDir {
+            id: path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            path,
+        }
+    }
+
+    /// An existing run: the one "no run" error every command gives (exit 2).
+    pub fn existing(cwd: &Path, id: &str) -> Result<RunDir> {
+        let dir = RunDir::new(cwd, id)?;
+        if !dir.journal().is_file() {
+            return Err(ExitError::usage(format!(
+                "no run `{id}` in `{}`",
+                runs_root(cwd).display()
+            ))
+            .hint("`wfhost runs` lists the runs of this project")
+            .into());
+        }
+        Ok(dir)
+    }
+
+    /// Every run of the project, newest first (run ids start with their start time).
+    pub fn list(cwd: &Path) -> Vec<RunDir> {
+        let mut runs: Vec<RunDir> = std::fs::read_dir(runs_root(cwd))
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .map(|e| RunDir {
+                        id: e.file_name().to_string_lossy().into_owned(),
+                        path: e.path(),
+                    })
+                    .filter(|r| r.journal().is_file())
+                    .collect()
+            })
+            .unwrap_or_default();
+        runs.sort_by(|a, b| b.id.cmp(&a.id));
+        runs
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+    pub fn journal(&self) -> PathBuf {
+        self.path.join("journal.jsonl")
+    }
+    pub fn script(&self) -> PathBuf {
+        self.path.join("script.js")
+    }
+    pub fn args(&self) -> PathBuf {
+        self.path.join("args.json")
+    }
+    pub fn transcripts(&self) -> PathBuf {
+        self.path.join("transcripts")
+    }
+    pub fn transcript(&self, key: &str, occurrence: u32) -> PathBuf {
+        self.transcripts().join(format!("{key}-{occurrence}.json"))
+    }
+    pub fn lock(&self) -> PathBuf {
+        self.path.join("lock")
+    }
+
+    /// Creates the directory (and the runs root's `.gitignore`).
+    pub fn create(&self) -> Result<()> {
+        use anyhow::Context as _;
+        std::fs::create_dir_all(self.transcripts()).with_context(|| {
+            format!("cannot create the run directory `{}`", self.path.display())
+        })?;
+        if let Some(root) = self.path.parent() {
+            let ignore = root.join(".gitignore");
+            if !ignore.exists() {
+                std::fs::write(
+                    &ignore,
+                    "# wfhost run journals: local state, never committed\n*\n",
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// True when a live process holds the run's lock.
+    pub fn is_running(&self) -> bool {
+        match File::open(self.lock()) {
+            Ok(f) => f.try_lock_shared().is_err(),
+            Err(_) => false,
+        }
+    }
+
+    /// Reads the run's journal.
+    pub fn load(&self) -> Result<crate::journal::Loaded> {
+        crate::journal::load(&self.journal())
+    }
+}

@@ -1,0 +1,271 @@
+//! `agent()` on the host: the checks at the boundary (cap, ceilings, schema), the journal key,
+//! serving a resume from the journal, queueing on the scheduler, and accounting for what
+//! comes back.
+
+use super::{Capabilities, error};
+use crate::agent::AgentRequest;
+use crate::events::{Event, LogLevel};
+use crate::journal::{self, Cached, Record};
+use crate::limits::LimitHit;
+use crate::scheduler::{AgentJob, AgentOutcome, Scheduler};
+use crate::schema::Schema;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+
+/// The agents of a run: the pool they run on, those in flight, and what a resume may serve.
+pub struct Agents {
+    scheduler: Option<Scheduler>,
+    in_flight: HashMap<u32, AgentInfo>,
+    /// Results a resume may serve instead of running the agent again.
+    cache: HashMap<(String, u32), Cached>,
+    /// How many times each key was asked for in this run (the occurrence of the next call).
+    occurrences: HashMap<String, u32>,
+}
+
+struct AgentInfo {
+    label: String,
+    workflow: Option<String>,
+    phase: Option<String>,
+}
+
+impl Agents {
+    pub fn new(scheduler: Scheduler, cache: HashMap<(String, u32), Cached>) -> Agents {
+        Agents {
+            scheduler: Some(scheduler),
+            in_flight: HashMap::new(),
+            cache,
+            occurrences: HashMap::new(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.in_flight.is_empty()
+    }
+
+    /// Forgets queued agents: the scheduler's workers end with the run.
+    pub fn shutdown(&mut self) {
+        self.scheduler = None;
+    }
+}
+
+impl Capabilities {
+    pub(super) fn spawn_agent(&mut self, r: &Value) -> Result<Value, LimitHit> {
+        let Some(scheduler) = self.agents.scheduler.clone() else {
+            return Ok(error("Error", "agents cannot be started now"));
+        };
+        let text = |k: &str| r[k].as_str().map(str::to_owned);
+        let Some(prompt) = text("prompt") else {
+            return Ok(error("TypeError", "agent() expects a prompt string"));
+        };
+        let schema = match &r["schema"] {
+            Value::Null => None,
+            s => match Schema::new(s.clone()) {
+                Ok(s) => Some(s),
+                Err(e) => return Ok(error("TypeError", &e)),
+            },
+        };
+        let policy = self.policy.clone();
+        let cap = policy.limits.max_agents;
+        if self.ledger.agents_started >= cap {
+            return Ok(error("WorkflowAgentCapError", &super::cap_message(cap)));
+        }
+        if let Some(max) = policy.max_cost
+            && self.ledger.cost() >= max
+        {
+            return Ok(error(
+                "WorkflowBudgetError",
+                &format!(
+                    "the cost ceiling is reached (${:.4} of ${max:.4}); no new agents can start. Raise --max-cost if this is expected",
+                    self.ledger.cost()
+                ),
+            ));
+        }
+        if let Some(total) = policy.budget_total
+            && self.ledger.spent() >= total
+        {
+            return Ok(error(
+                "WorkflowBudgetError",
+                &format!(
+                    "the token budget is spent ({} of {total} output tokens); no new agents can start. Check budget.remaining() before starting agents, or raise --budget-tokens",
+                    self.ledger.spent()
+                ),
+            ));
+        }
+        let label = text("label")
+            .filter(|l| !l.is_empty())
+            .unwrap_or_else(|| default_label(&prompt));
+        // The label is journaled and shown: it is output the script made the host keep.
+        self.ledger.charge(label.len())?;
+        let request = AgentRequest {
+            prompt,
+            schema: schema.as_ref().map(|s| s.value.clone()),
+            model: text("model"),
+            effort: text("effort"),
+            agent_type: text("agentType"),
+            isolation: text("isolation"),
+            label: label.clone(),
+            phase: text("phase"),
+            call: None,
+        };
+        let group = Some(r["group"].clone()).filter(Value::is_object);
+        let key = journal::agent_key(&request, &policy.backend_identity);
+        let occurrence = {
+            let n = self.agents.occurrences.entry(key.clone()).or_insert(0);
+            *n += 1;
+            *n - 1
+        };
+        let handle = self.next_handle();
+        self.ledger.agents_started += 1;
+        let phase = request.phase.clone();
+        self.agents.in_flight.insert(
+            handle,
+            AgentInfo {
+                label: label.clone(),
+                workflow: text("workflow"),
+                phase: phase.clone(),
+            },
+        );
+        let reply = json!({ "handle": handle, "agentsLeft": cap - self.ledger.agents_started });
+        if let Some(hit) = self.agents.cache.get(&(key.clone(), occurrence)) {
+            let outcome = AgentOutcome {
+                result: Ok(hit.value.clone()),
+                usage: hit.usage,
+                cost_usd: hit.cost_usd,
+                transient: false,
+                duration: std::time::Duration::ZERO,
+                cached: true,
+                note: None,
+            };
+            self.journal(&Record::Cached {
+                key,
+                occurrence,
+                label: label.clone(),
+                phase: phase.clone(),
+                group,
+            });
+            self.events.emit(Event::AgentCached {
+                handle,
+                label,
+                phase,
+            });
+            let _ = self
+                .completions_tx
+                .send(crate::scheduler::Completion::Agent { handle, outcome });
+            return Ok(reply);
+        }
+        self.journal(&Record::AgentStarted {
+            key: key.clone(),
+            occurrence,
+            label: label.clone(),
+            phase: phase.clone(),
+            group,
+        });
+        self.events.emit(Event::AgentQueued {
+            handle,
+            label,
+            phase,
+        });
+        let mut request = request;
+        request.call = Some((key.clone(), occurrence));
+        scheduler.submit(AgentJob {
+            handle,
+            request,
+            schema,
+            key,
+            occurrence,
+        });
+        Ok(reply)
+    }
+
+    /// Accounts for a finished agent; returns the value the script receives.
+    pub(super) fn complete_agent(
+        &mut self,
+        handle: u32,
+        outcome: AgentOutcome,
+    ) -> Result<Value, LimitHit> {
+        let info = self.agents.in_flight.remove(&handle);
+        // Served from the journal: no events of its own beyond agent_cached, no logs.
+        if outcome.cached {
+            self.ledger.agents_cached += 1;
+            self.ledger.cached_usage += outcome.usage;
+            self.ledger.cached_cost_usd += outcome.cost_usd;
+            return Ok(outcome.result.unwrap_or(Value::Null));
+        }
+        let info = info.unwrap_or(AgentInfo {
+            label: String::new(),
+            workflow: None,
+            phase: None,
+        });
+        self.ledger.usage += outcome.usage;
+        self.ledger.cost_usd += outcome.cost_usd;
+        let phase = info.phase.clone().unwrap_or_default();
+        *self.ledger.cost_by_phase.entry(phase).or_default() += outcome.cost_usd;
+        let prefix = info
+            .workflow
+            .as_ref()
+            .map(|w| format!("[{w}] "))
+            .unwrap_or_default();
+        if let Some(note) = &outcome.note {
+            self.log(LogLevel::Info, format!("{prefix}[{}] {note}", info.label))?;
+        }
+        let duration_ms = u64::try_from(outcome.duration.as_millis()).unwrap_or(u64::MAX);
+        let cost_usd = outcome.cost_usd;
+        let value = match outcome.result {
+            Ok(v) => {
+                self.ledger.agents_done += 1;
+                self.events.emit(Event::AgentFinished {
+                    handle,
+                    label: info.label,
+                    usage: outcome.usage,
+                    cost_usd,
+                    duration_ms,
+                });
+                v
+            }
+            Err(e) => {
+                self.ledger.agents_failed += 1;
+                if outcome.transient {
+                    self.ledger.transient_failures += 1;
+                }
+                self.log(
+                    LogLevel::Warn,
+                    format!("{prefix}[{}] failed: {e}", info.label),
+                )?;
+                self.events.emit(Event::AgentFailed {
+                    handle,
+                    label: info.label,
+                    error: e,
+                    duration_ms,
+                });
+                Value::Null
+            }
+        };
+        if self.policy.budget_total.is_some() || self.policy.max_cost.is_some() {
+            self.events.emit(Event::Budget {
+                spent_tokens: self.ledger.spent(),
+                total_tokens: self.policy.budget_total,
+                cost_usd: self.ledger.cost(),
+                max_cost_usd: self.policy.max_cost,
+            });
+        }
+        Ok(value)
+    }
+}
+
+/// An agent without a label is named by the start of its prompt.
+fn default_label(prompt: &str) -> String {
+    let first = prompt
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim();
+    if first.chars().count() > 60 {
+        format!("{}…", first.chars().take(59).collect::<String>())
+    } else {
+        first.to_string()
+    }
+}

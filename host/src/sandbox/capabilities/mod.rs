@@ -1,0 +1,339 @@
+//! The wfhost capability surface (wit/wfhost.wit), host side: the only functions a guest can
+//! call besides the WASI allow-list.
+//!
+//! As wasmtime shapes its own capabilities: the state is [`Capabilities`], split into parts —
+//! the [`Policy`] (immutable, shared), the [`Ledger`] (what the run spent and wrote), the
+//! [`Agents`] and the [`Timers`] — and [`add_to_linker`] is the link table, taking a projection
+//! from any store's `T` to the capabilities (so a test can use a `Store<Capabilities>`). The
+//! core-ABI glue is in `sandbox/abi.rs`.
+
+mod agents;
+mod ledger;
+mod policy;
+mod timers;
+
+pub use agents::Agents;
+pub use ledger::Ledger;
+pub use policy::{Policy, cap_message};
+pub use timers::{MAX_TIMER_MS, Timers};
+
+use super::abi::{read_string, return_string};
+use crate::events::{Event, Events, LogLevel};
+use crate::journal::{Cached, Journal, Record};
+use crate::limits::{LimitHit, Limits};
+use crate::scheduler::{Completion, Scheduler};
+use crate::workflows::Resolver;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use wasmtime::{Caller, Linker};
+
+/// The import module name of the capability surface.
+pub const MODULE: &str = "wfhost";
+
+/// Every function of the surface: (name, core signature). The audit prints this list and a
+/// test checks it against wit/wfhost.wit.
+pub const FUNCTIONS: &[(&str, &str)] = &[
+    ("context", "() -> i64"),
+    ("spawn", "(i32, i32) -> i64"),
+    ("wait-next", "() -> i64"),
+    ("cancel", "(i32) -> ()"),
+    ("load-workflow", "(i32, i32) -> i64"),
+    ("log", "(i32, i32, i32) -> ()"),
+    ("phase", "(i32, i32) -> ()"),
+    ("finish", "(i32, i32) -> ()"),
+];
+
+/// What a run of a script may do, and what it did.
+pub struct Capabilities {
+    pub policy: Arc<Policy>,
+    pub ledger: Ledger,
+    agents: Agents,
+    timers: Timers,
+    completions: mpsc::UnboundedReceiver<Completion>,
+    completions_tx: mpsc::UnboundedSender<Completion>,
+    next_handle: u32,
+    events: Events,
+    journal: Option<Arc<Journal>>,
+    /// When the guest last waited on the host (or started): synchronous time counts from here.
+    pub last_yield: Instant,
+    /// Set by `finish`: `{ok, value}` or `{ok: false, error, stack?}`.
+    pub outcome: Option<Value>,
+    /// The limit that stopped the guest, if one did.
+    pub limit_hit: Option<LimitHit>,
+    /// Time to instantiate the guest for this run.
+    pub instantiate: Duration,
+}
+
+/// The per-run inputs of the capability surface.
+pub struct RunSetup {
+    pub args: Option<Value>,
+    pub budget_total: Option<u64>,
+    pub limits: Limits,
+    pub scheduler: Scheduler,
+    pub completions: (
+        mpsc::UnboundedSender<Completion>,
+        mpsc::UnboundedReceiver<Completion>,
+    ),
+    pub workflows: Resolver,
+    pub events: Events,
+    pub journal: Option<Arc<Journal>>,
+    pub cache: HashMap<(String, u32), Cached>,
+    pub backend_identity: String,
+    /// `--max-cost`: no new agents once the run's cost reaches it (USD).
+    pub max_cost: Option<f64>,
+}
+
+impl Capabilities {
+    pub fn new(setup: RunSetup) -> Capabilities {
+        let ledger = Ledger::new(&setup.limits);
+        Capabilities {
+            policy: Arc::new(Policy::new(
+                setup.args,
+                setup.budget_total,
+                setup.max_cost,
+                setup.limits,
+                setup.backend_identity,
+                setup.workflows,
+            )),
+            ledger,
+            agents: Agents::new(setup.scheduler, setup.cache),
+            timers: Timers::default(),
+            completions_tx: setup.completions.0,
+            completions: setup.completions.1,
+            next_handle: 0,
+            events: setup.events,
+            journal: setup.journal,
+            last_yield: Instant::now(),
+            outcome: None,
+            limit_hit: None,
+            instantiate: Duration::ZERO,
+        }
+    }
+
+    fn next_handle(&mut self) -> u32 {
+        self.next_handle += 1;
+        self.next_handle
+    }
+
+    fn outstanding(&self) -> usize {
+        self.timers.len() + self.agents.len()
+    }
+
+    fn journal(&self, record: &Record) {
+        if let Some(j) = &self.journal
+            && let Err(e) = j.append(record)
+        {
+            eprintln!("warning: {e:#}");
+        }
+    }
+
+    fn spawn(&mut self, request: &str) -> Result<Value, LimitHit> {
+        let request: Value = match serde_json::from_str(request) {
+            Ok(v) => v,
+            Err(e) => return Ok(error("TypeError", &format!("malformed spawn request: {e}"))),
+        };
+        match request["kind"].as_str() {
+            Some("agent") => self.spawn_agent(&request),
+            Some("timer") => Ok(self.spawn_timer(request["ms"].as_f64().unwrap_or(0.0))),
+            _ => Ok(error("TypeError", "spawn: unknown job kind")),
+        }
+    }
+
+    fn spawn_timer(&mut self, ms: f64) -> Value {
+        // Negative and NaN delays are 0 and fractions round down, as setTimeout's do; an
+        // infinite one saturates and is refused as longer than MAX_TIMER_MS.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let ms = ms.max(0.0) as u64;
+        let handle = self.next_handle();
+        match self.timers.start(handle, ms, self.completions_tx.clone()) {
+            Ok(()) => json!({ "handle": handle }),
+            Err(message) => error("RangeError", &message),
+        }
+    }
+
+    /// Records a finished job; returns the message for the guest.
+    fn complete(&mut self, completion: Completion) -> Result<Value, LimitHit> {
+        let (handle, value) = match completion {
+            Completion::Timer { handle } => {
+                self.timers.fired(handle);
+                (handle, Value::Null)
+            }
+            Completion::Agent { handle, outcome } => {
+                (handle, self.complete_agent(handle, outcome)?)
+            }
+        };
+        Ok(json!({ "handle": handle, "value": value, "spent": self.ledger.spent() }))
+    }
+
+    /// A narrator line (`log`, `console.*`, the runtime's own notes): charged, then shown.
+    fn log(&mut self, level: LogLevel, text: String) -> Result<(), LimitHit> {
+        self.ledger.charge_line(&text)?;
+        self.events.emit(Event::Log {
+            level,
+            text: text.clone(),
+        });
+        self.ledger.logs.push(text);
+        Ok(())
+    }
+
+    /// `phase(title)`: charged as a line, then journaled and shown.
+    fn phase(&mut self, title: String) -> Result<(), LimitHit> {
+        self.ledger.charge_line(&title)?;
+        self.journal(&Record::Phase {
+            title: title.clone(),
+        });
+        self.events.emit(Event::Phase { title });
+        Ok(())
+    }
+
+    /// `finish(outcome)`: the script's result (or error), charged like any other output.
+    fn finish(&mut self, outcome: &str) -> Result<(), LimitHit> {
+        self.ledger.charge(outcome.len())?;
+        self.outcome = Some(serde_json::from_str(outcome).unwrap_or_else(
+            |e| json!({ "ok": false, "error": format!("the guest sent a malformed outcome: {e}") }),
+        ));
+        Ok(())
+    }
+
+    fn load_workflow(&mut self, request: &str) -> Result<Value, LimitHit> {
+        let request: Value = serde_json::from_str(request).unwrap_or_default();
+        Ok(match self.policy.workflows.load_child(&request) {
+            Ok(script) => json!({ "name": script.meta.name, "source": script.module }),
+            Err(message) => error("Error", &message),
+        })
+    }
+
+    /// Stops timers and forgets queued agents (the scheduler's workers end with the run).
+    pub fn shutdown(&mut self) {
+        self.timers.shutdown();
+        self.agents.shutdown();
+    }
+
+    /// Records which limit stopped the guest and turns it into the trap that stops it.
+    fn hit(&mut self, limit: LimitHit) -> wasmtime::Error {
+        self.limit_hit = Some(limit);
+        wasmtime::format_err!("limit reached: {limit:?}")
+    }
+}
+
+fn error(name: &str, message: &str) -> Value {
+    json!({ "error": { "name": name, "message": message } })
+}
+
+// ------------------------------------------------------------------ the link table
+
+/// An import that takes a JSON request and returns a JSON reply.
+fn request_reply<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    name: &str,
+    project: impl Fn(&mut T) -> &mut Capabilities + Send + Sync + Copy + 'static,
+    handle: fn(&mut Capabilities, &str) -> Result<Value, LimitHit>,
+) -> wasmtime::Result<()> {
+    linker.func_wrap_async(
+        MODULE,
+        name,
+        move |mut caller: Caller<'_, T>, (ptr, len): (u32, u32)| {
+            Box::new(async move {
+                let request = read_string(&mut caller, ptr, len)?;
+                let caps = project(caller.data_mut());
+                let reply = match handle(caps, &request) {
+                    Ok(reply) => reply.to_string(),
+                    Err(limit) => return Err(caps.hit(limit)),
+                };
+                return_string(&mut caller, &reply).await
+            })
+        },
+    )?;
+    Ok(())
+}
+
+/// Links the capability surface into `linker`. `project` finds the capabilities in the store's
+/// data, as `wasmtime_wasi::p1::add_to_linker_async` finds its WASI context.
+pub fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    project: impl Fn(&mut T) -> &mut Capabilities + Send + Sync + Copy + 'static,
+) -> wasmtime::Result<()> {
+    linker.func_wrap_async(
+        MODULE,
+        "context",
+        move |mut caller: Caller<'_, T>, (): ()| {
+            Box::new(async move {
+                let context = project(caller.data_mut()).policy.clone();
+                return_string(&mut caller, &context.context).await
+            })
+        },
+    )?;
+    request_reply(linker, "spawn", project, Capabilities::spawn)?;
+    linker.func_wrap_async(
+        MODULE,
+        "wait-next",
+        move |mut caller: Caller<'_, T>, (): ()| {
+            Box::new(async move {
+                let caps = project(caller.data_mut());
+                if caps.outstanding() == 0 {
+                    wasmtime::bail!("wait-next called with no agent or timer outstanding");
+                }
+                let completion = caps
+                    .completions
+                    .recv()
+                    .await
+                    .ok_or_else(|| wasmtime::format_err!("the scheduler stopped"))?;
+                let message = match caps.complete(completion) {
+                    Ok(m) => m.to_string(),
+                    Err(limit) => return Err(caps.hit(limit)),
+                };
+                // The guest waited on the host: its synchronous-execution allowance starts afresh.
+                caps.last_yield = Instant::now();
+                return_string(&mut caller, &message).await
+            })
+        },
+    )?;
+    linker.func_wrap(
+        MODULE,
+        "cancel",
+        move |mut caller: Caller<'_, T>, handle: u32| {
+            project(caller.data_mut()).timers.cancel(handle);
+        },
+    )?;
+    request_reply(
+        linker,
+        "load-workflow",
+        project,
+        Capabilities::load_workflow,
+    )?;
+    linker.func_wrap(
+        MODULE,
+        "log",
+        move |mut caller: Caller<'_, T>, level: u32, ptr: u32, len: u32| {
+            let text = read_string(&mut caller, ptr, len)?;
+            let caps = project(caller.data_mut());
+            caps.log(LogLevel::from_guest(level), text)
+                .map_err(|limit| caps.hit(limit))
+        },
+    )?;
+    linker.func_wrap(
+        MODULE,
+        "phase",
+        move |mut caller: Caller<'_, T>, ptr: u32, len: u32| {
+            let title = read_string(&mut caller, ptr, len)?;
+            let caps = project(caller.data_mut());
+            caps.phase(title).map_err(|limit| caps.hit(limit))
+        },
+    )?;
+    linker.func_wrap(
+        MODULE,
+        "finish",
+        move |mut caller: Caller<'_, T>, ptr: u32, len: u32| {
+            let outcome = read_string(&mut caller, ptr, len)?;
+            let caps = project(caller.data_mut());
+            caps.finish(&outcome).map_err(|limit| caps.hit(limit))
+        },
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
