@@ -206,11 +206,12 @@ fn failure(message: &str) -> String {
 
 fn run(g: &Guest, bytecode: &[u8]) -> anyhow::Result<String> {
     let js = |f: &dyn for<'js> Fn(Ctx<'js>, Object<'js>) -> javy::quickjs::Result<Option<String>>| {
-        g.rt.context().with(|ctx| {
-            let internals = g.internals.clone().restore(&ctx)?;
-            f(ctx.clone(), internals)
-        })
-        .map_err(|e| g.rt.context().with(|cx| from_js_error(cx.clone(), e)))
+        g.rt.context()
+            .with(|ctx| {
+                let internals = g.internals.clone().restore(&ctx)?;
+                f(ctx.clone(), internals)
+            })
+            .map_err(|e| g.rt.context().with(|cx| from_js_error(cx.clone(), e)))
     };
 
     let context = host::context();
