@@ -46,21 +46,59 @@ test:
     cargo nextest run --release --locked --workspace --no-fail-fast
 
 # The reference runtime's conformance cases, through the real binary and the mock backend.
+# (`just test` runs them too, as the test `all_conformance_cases_match`.)
 [group('test')]
 conformance: build
     WFHOST_RUNS_DIR=$(mktemp -d) python3 tests/conformance/check.py --wfhost {{wfhost}} --cases tests/conformance/cases
 
 # ---------------------------------------------------------------- check
 
-# Formatting and lints.
+# Formatting and lints: the host (with the workspace's curated lints) and the guest plugin.
 [group('check')]
 lint:
     cargo fmt --all -- --check
+    cargo fmt --manifest-path guest-sdk/plugin/Cargo.toml -- --check
     cargo clippy --release --locked --workspace --all-targets -- -D warnings
 
-# What CI runs: guest reproducibility, lints, every test.
+# The offline RustSec snapshot (../shared/supply-chain), unpacked where deny.toml looks.
+[private]
+advisory-db:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    db="$CARGO_TARGET_DIR/advisory-dbs/advisory-db-3157b0e258782691"
+    bundle=../shared/supply-chain/advisory-db.bundle
+    if [ ! -d "$db/.git" ] || [ "$bundle" -nt "$db/.git" ]; then
+        rm -rf "$db"
+        git -c init.defaultBranch=main clone -q "$bundle" "$db"
+    fi
+
+# Supply chain: advisories, licenses, banned and duplicate crates, sources (deny.toml), against
+# the offline advisory snapshot; then prove the advisory check can fail.
 [group('check')]
-ci: guest-verify lint test conformance
+deny: advisory-db deny-selftest
+    cargo fetch --locked -q
+    WFHOST_ADVISORY_DBS="$CARGO_TARGET_DIR/advisory-dbs" cargo deny --offline --locked check
+
+# The advisory check must fail on a lockfile that pins a crate with known advisories.
+[group('check')]
+deny-selftest: advisory-db
+    #!/usr/bin/env bash
+    set -euo pipefail
+    fixture=tests/supply-chain/known-vulnerable/Cargo.toml
+    cargo fetch --locked -q --manifest-path "$fixture"
+    if WFHOST_ADVISORY_DBS="$CARGO_TARGET_DIR/advisory-dbs" cargo deny --offline --locked \
+        --manifest-path "$fixture" --config tests/supply-chain/deny-selftest.toml \
+        check advisories 2>/tmp/wfhost-deny-selftest.log; then
+        echo "deny-selftest: FAILED: the advisory check passed a lockfile with known advisories" >&2
+        exit 1
+    fi
+    grep -q "RUSTSEC-2026-0149" /tmp/wfhost-deny-selftest.log
+    echo "deny-selftest: ok, the advisory check refuses wasmtime-wasi 42.0.2 (RUSTSEC-2026-0149)"
+
+# What CI runs: guest reproducibility, lints, the supply-chain check, every test (the
+# conformance cases among them).
+[group('check')]
+ci: guest-verify lint deny test
 
 # ---------------------------------------------------------------- bench
 

@@ -3,7 +3,7 @@
 //! (`wfhost compile`: a Javy dynamic-linking module written with `wasm-encoder`).
 
 use crate::script::Meta;
-use anyhow::{Context as _, Result, anyhow, bail};
+use anyhow::{Context as _, Result, bail};
 use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
 use wasm_encoder::{
@@ -64,6 +64,10 @@ impl Cache {
         std::fs::read(self.path(kind, key)?).ok()
     }
 
+    fn existing(&self, kind: &str, key: &str) -> Option<PathBuf> {
+        self.path(kind, key).filter(|p| p.is_file())
+    }
+
     /// Best effort: a cache that cannot be written only costs time.
     fn write(&self, kind: &str, key: &str, bytes: &[u8]) {
         let Some(path) = self.path(kind, key) else {
@@ -117,14 +121,18 @@ pub fn load_guest(engine: &Engine, cache: &Cache) -> Result<(Module, GuestArtifa
         source,
     };
 
-    if let Some(bytes) = cache.read("guest", &key) {
+    if let Some(path) = cache.existing("guest", &key) {
+        // Memory-mapped, not read and copied into a new mapping: the warm start pays for the
+        // pages it touches, not for 5.8 MB.
         // SAFETY: the artifact was written by this same code into the user's private cache
-        // directory, and wasmtime checks its header against this engine's configuration.
-        if let Ok(m) = unsafe { Module::deserialize(engine, &bytes) } {
+        // directory (0700), and wasmtime checks its header against this engine's configuration.
+        if let Ok(m) = unsafe { Module::deserialize_file(engine, &path) } {
             return Ok((m, artifact("cache")));
         }
     }
-    let module = Module::new(engine, GUEST).map_err(|e| anyhow!("compiling the guest: {e}"))?;
+    let module = Module::new(engine, GUEST)
+        .map_err(anyhow::Error::from)
+        .context("compiling the guest")?;
     if cache.dir().is_some() {
         let bytes = module.serialize()?;
         cache.write("guest", &key, &bytes);
@@ -146,14 +154,15 @@ pub fn cached_bytecode(cache: &Cache, module_source: &str) -> Option<Vec<u8>> {
 }
 
 pub fn store_bytecode(cache: &Cache, module_source: &str, bytecode: &[u8]) {
-    cache.write("bytecode", &bytecode_key(module_source), bytecode)
+    cache.write("bytecode", &bytecode_key(module_source), bytecode);
 }
 
 /// A Javy dynamic-linking module: imports `wfhost_plugin_v1::{cabi_realloc, invoke, memory}`,
 /// carries the bytecode in a passive data segment, and `_start` copies it into the guest and
 /// calls `invoke`. Deterministic: the same bytecode and meta always give the same bytes.
 pub fn encode_module(bytecode: &[u8], meta: &Meta) -> Vec<u8> {
-    let len = bytecode.len() as i32;
+    let len = i32::try_from(bytecode.len())
+        .expect("a script's bytecode is far below 2 GiB: the guest that made it has 256 MiB");
     let mut types = TypeSection::new();
     types.ty().function([ValType::I32; 4], [ValType::I32]); // 0: cabi_realloc
     types.ty().function([ValType::I32; 5], []); // 1: invoke
@@ -243,7 +252,7 @@ pub fn module_info(bytes: &[u8]) -> Result<ModuleInfo> {
             match s.name() {
                 META_SECTION => info.meta = meta_from_json(s.data()),
                 GUEST_SECTION => {
-                    info.guest_sha256 = Some(String::from_utf8_lossy(s.data()).into_owned())
+                    info.guest_sha256 = Some(String::from_utf8_lossy(s.data()).into_owned());
                 }
                 _ => {}
             }

@@ -158,7 +158,7 @@ fn merge(
         };
         match (into.get_mut(&k), v) {
             (Some(toml::Value::Table(existing)), toml::Value::Table(t)) => {
-                merge(existing, t, &path, source, sources)
+                merge(existing, t, &path, source, sources);
             }
             (_, toml::Value::Table(t)) => {
                 let mut fresh = toml::Table::new();

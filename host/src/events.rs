@@ -66,6 +66,45 @@ pub enum Event {
     },
 }
 
+impl Event {
+    /// The event with every string the script controls made safe for a terminal
+    /// (`sanitize::line`): what the views draw. JSON consumers take the raw event.
+    #[must_use]
+    pub fn for_terminal(&self) -> Event {
+        use crate::sanitize::line;
+        let l = |s: &String| line(s).into_owned();
+        let mut e = self.clone();
+        match &mut e {
+            Event::RunStarted { script, meta, .. } => {
+                *script = l(script);
+                meta.name = l(&meta.name);
+                meta.description = l(&meta.description);
+                meta.title = meta.title.as_ref().map(l);
+                meta.when_to_use = meta.when_to_use.as_ref().map(l);
+                for p in &mut meta.phases {
+                    p.title = l(&p.title);
+                    p.detail = p.detail.as_ref().map(l);
+                }
+            }
+            Event::Phase { title } => *title = l(title),
+            Event::AgentQueued { label, phase, .. } | Event::AgentCached { label, phase, .. } => {
+                *label = l(label);
+                *phase = phase.as_ref().map(l);
+            }
+            Event::AgentStarted { label, .. } | Event::AgentFinished { label, .. } => {
+                *label = l(label);
+            }
+            Event::AgentFailed { label, error, .. } => {
+                *label = l(label);
+                *error = l(error);
+            }
+            Event::Log { text, .. } => *text = l(text),
+            Event::Budget { .. } | Event::RunFinished { .. } => {}
+        }
+        e
+    }
+}
+
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum LogLevel {
@@ -95,8 +134,12 @@ impl Events {
     pub fn none() -> Events {
         Events::new(|_| {})
     }
+    #[allow(
+        clippy::needless_pass_by_value,
+        reason = "events are built at the call site and handed over"
+    )]
     pub fn emit(&self, event: Event) {
-        (self.0)(&event)
+        (self.0)(&event);
     }
 
     /// Every consumer in `all` sees every event, in order.
@@ -123,7 +166,7 @@ pub fn json_lines(target: &str) -> std::io::Result<Events> {
         if let serde_json::Value::Object(map) = &mut v {
             let mut line = serde_json::Map::new();
             line.insert("v".into(), SCHEMA_VERSION.into());
-            line.insert("t_ms".into(), (start.elapsed().as_millis() as u64).into());
+            line.insert("t_ms".into(), crate::report::millis(start.elapsed()).into());
             line.extend(std::mem::take(map));
             if let Ok(mut out) = out.lock() {
                 let _ = writeln!(out, "{}", serde_json::Value::Object(line));

@@ -18,6 +18,7 @@ pub mod report;
 pub mod run;
 pub mod run_dir;
 pub mod sandbox;
+pub mod sanitize;
 pub mod scheduler;
 pub mod schema;
 pub mod script;

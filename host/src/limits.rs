@@ -49,7 +49,7 @@ impl Default for Limits {
 }
 
 pub fn default_concurrency() -> usize {
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
     16.min(2.max(cores.saturating_sub(2)))
 }
 
@@ -103,7 +103,7 @@ impl LimitHit {
 mod humantime_serde_compat {
     use serde::Serializer;
     use std::time::Duration;
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&humantime::format_duration(*d).to_string())
     }
 }

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 /// Prints events as lines on stderr (no ANSI codes; safe for CI logs).
 pub fn plain() -> Events {
     Events::new(|e| {
+        let e = &e.for_terminal();
         let line = match e {
             Event::RunStarted {
                 meta,
@@ -268,7 +269,7 @@ pub fn live() -> Events {
     });
     Events::new(move |e| {
         if let Ok(mut live) = state.lock() {
-            live.on(e);
+            live.on(&e.for_terminal());
         }
     })
 }

@@ -77,6 +77,11 @@ pub fn round_usd(v: f64) -> f64 {
     (v * 1e6).round() / 1e6
 }
 
+/// Whole milliseconds (a duration of more than 584 million years reads as `u64::MAX`).
+pub fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
 pub fn ms(d: std::time::Duration) -> f64 {
     (d.as_secs_f64() * 1e6).round() / 1e3
 }

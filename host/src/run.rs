@@ -5,7 +5,9 @@ use crate::compile::{self, Cache};
 use crate::events::{Event, Events};
 use crate::journal::{Cached, History, Journal, Record};
 use crate::limits::Limits;
-use crate::report::{Cost, Outcome, ReportUsage, RunReport, Timings, exit_code, ms, round_usd};
+use crate::report::{
+    Cost, Outcome, ReportUsage, RunReport, Timings, exit_code, millis, ms, round_usd,
+};
 use crate::run_dir::RunDir;
 use crate::sandbox::capabilities::{Capabilities, RunSetup};
 use crate::sandbox::{Ending, Sandbox};
@@ -117,7 +119,7 @@ pub fn rejected(
         model: None,
         cost: Cost::default(),
         backend_stats: None,
-        duration_ms: started.elapsed().as_millis() as u64,
+        duration_ms: millis(started.elapsed()),
         run_dir: None,
         timings: Timings::default(),
         exit_code: crate::exit::SCRIPT,
@@ -266,7 +268,7 @@ pub async fn execute(
             (Outcome::Failed, None, Some(message), None, internal)
         }
     };
-    let duration_ms = started.elapsed().as_millis() as u64;
+    let duration_ms = millis(started.elapsed());
     let outcome_name = format!("{outcome:?}").to_lowercase();
     if let Some(j) = &journal {
         j.append(&Record::RunFinished {

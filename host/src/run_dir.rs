@@ -76,7 +76,7 @@ impl RunDir {
     pub fn list(cwd: &Path) -> Vec<RunDir> {
         let mut runs: Vec<RunDir> = std::fs::read_dir(runs_root(cwd))
             .map(|rd| {
-                rd.filter_map(|e| e.ok())
+                rd.filter_map(std::result::Result::ok)
                     .map(|e| RunDir {
                         id: e.file_name().to_string_lossy().into_owned(),
                         path: e.path(),

@@ -164,7 +164,7 @@ fn record(setup: &SchedulerSetup, job: &AgentJob, outcome: &AgentOutcome) {
             "response": response,
             "usage": outcome.usage,
             "cost_usd": outcome.cost_usd,
-            "duration_ms": outcome.duration.as_millis() as u64,
+            "duration_ms": crate::report::millis(outcome.duration),
             "backend": identity,
         }),
     );

@@ -142,7 +142,10 @@ impl Resolver {
     /// A `scriptPath` must name a regular `.js` file inside the current directory.
     fn script_path(&self, p: &str) -> Result<PathBuf, String> {
         let refuse = |why: &str| Err(format!("workflow({{scriptPath: '{p}'}}): {why}"));
-        if !p.ends_with(".js") {
+        if !Path::new(p)
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("js"))
+        {
             return refuse("scriptPath must name a `.js` file");
         }
         let joined = self.cwd.join(p);

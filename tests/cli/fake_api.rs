@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 #[derive(Default)]
-pub struct Seen {
+pub(crate) struct Seen {
     /// Attempt times by prompt.
     pub attempts: HashMap<String, Vec<Instant>>,
     /// Successful answers by prompt (must end up exactly one each).
@@ -30,7 +30,7 @@ pub struct Seen {
     pub bodies: Vec<Value>,
 }
 
-pub struct FakeApi {
+pub(crate) struct FakeApi {
     pub url: String,
     pub ca_file: Option<PathBuf>,
     pub seen: Arc<Mutex<Seen>>,
@@ -104,7 +104,7 @@ async fn handle(
         s.bodies.push(body.clone());
         let a = s.attempts.entry(prompt.clone()).or_default();
         a.push(Instant::now());
-        a.len() as u32
+        u32::try_from(a.len()).unwrap()
     };
     let failing = |tag: &str| tag_count(&prompt, tag).is_some_and(|n| attempt <= n);
     if failing("429") {
@@ -229,7 +229,7 @@ async fn handle(
 }
 
 impl FakeApi {
-    pub fn start(tls: bool) -> FakeApi {
+    pub(crate) fn start(tls: bool) -> FakeApi {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -306,7 +306,7 @@ impl FakeApi {
     }
 
     /// Environment for a wfhost that uses this server.
-    pub fn env(&self) -> Vec<(&'static str, String)> {
+    pub(crate) fn env(&self) -> Vec<(&'static str, String)> {
         let mut env = vec![
             ("ANTHROPIC_BASE_URL", self.url.clone()),
             ("ANTHROPIC_API_KEY", "test-key".to_string()),
@@ -318,7 +318,7 @@ impl FakeApi {
     }
 
     /// Every request answered so far.
-    pub fn requests(&self) -> usize {
+    pub(crate) fn requests(&self) -> usize {
         self.seen
             .lock()
             .unwrap()
@@ -328,7 +328,7 @@ impl FakeApi {
             .sum()
     }
 
-    pub fn attempts(&self, prompt: &str) -> Vec<Instant> {
+    pub(crate) fn attempts(&self, prompt: &str) -> Vec<Instant> {
         self.seen
             .lock()
             .unwrap()

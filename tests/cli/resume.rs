@@ -44,7 +44,7 @@ impl Project {
     fn run_id(&self) -> Option<String> {
         std::fs::read_dir(self.runs())
             .ok()?
-            .filter_map(|e| e.ok())
+            .filter_map(std::result::Result::ok)
             .find(|e| e.path().is_dir())
             .map(|e| e.file_name().to_string_lossy().into_owned())
     }
@@ -304,7 +304,7 @@ fn crash_property() {
             );
         }
         assert_eq!(
-            r["usage"]["agents_cached"].as_u64().unwrap() as usize,
+            usize::try_from(r["usage"]["agents_cached"].as_u64().unwrap()).unwrap(),
             before.len(),
             "iteration {i}"
         );

@@ -90,12 +90,19 @@ impl Messages {
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots)
         .with_no_client_auth();
+        // TCP_NODELAY: a request over TLS + HTTP/2 goes out as two writes (HEADERS, DATA);
+        // with Nagle's algorithm and the server's delayed ACK the second waits ~40 ms, on every
+        // call (1000 instant agents: 2.8 s with it on, 93 ms with it off). `enforce_http(false)`
+        // lets the TLS layer above hand it `https://` URIs.
+        let mut tcp = HttpConnector::new();
+        tcp.set_nodelay(true);
+        tcp.enforce_http(false);
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_or_http()
             .enable_http1()
             .enable_http2()
-            .build();
+            .wrap_connector(tcp);
         Ok(Messages {
             client: Client::builder(TokioExecutor::new()).build(https),
             base_url: base_url.trim_end_matches('/').to_string(),
@@ -119,7 +126,10 @@ impl Messages {
     fn content(&self, prompt: &str, feedback: Option<&str>) -> Value {
         let mut prompt = prompt.to_string();
         let shared = {
-            let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+            let mut recent = self
+                .recent
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             let shared = recent
                 .iter()
                 .map(|r| common_prefix(r, &prompt))
@@ -210,7 +220,7 @@ impl Messages {
                     .into_body()
                     .collect()
                     .await
-                    .map(|b| b.to_bytes())
+                    .map(http_body_util::Collected::to_bytes)
                     .unwrap_or_default();
                 let detail: Value = serde_json::from_slice(&bytes).unwrap_or_default();
                 let message = detail["error"]["message"].as_str().map_or_else(
@@ -290,7 +300,7 @@ async fn read_stream(body: hyper::body::Incoming) -> Result<AgentReply, Failure>
                     .text
                     .push_str(data["delta"]["text"].as_str().unwrap_or("")),
                 Some("input_json_delta") => {
-                    tool_json.push_str(data["delta"]["partial_json"].as_str().unwrap_or(""))
+                    tool_json.push_str(data["delta"]["partial_json"].as_str().unwrap_or(""));
                 }
                 _ => {}
             },
@@ -356,7 +366,7 @@ fn common_prefix(a: &str, b: &str) -> usize {
 /// Exponential backoff with jitter: 0.5 s, 1 s, 2 s, 4 s, 8 s, 8 s … each scaled by a random
 /// factor in [0.5, 1] so that a fan-out hit by one 529 does not retry in lockstep.
 pub fn backoff(attempt: u32) -> Duration {
-    let base = 0.5 * 2f64.powi(attempt.saturating_sub(1).min(4) as i32);
+    let base = 0.5 * 2f64.powi(attempt.saturating_sub(1).min(4).cast_signed());
     Duration::from_secs_f64(base.min(8.0) * (0.5 + fastrand::f64() / 2.0))
 }
 

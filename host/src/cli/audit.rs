@@ -9,7 +9,7 @@ use clap::Args;
 use serde_json::json;
 use std::path::PathBuf;
 
-pub const AFTER_HELP: &str = "\
+pub(super) const AFTER_HELP: &str = "\
 Examples:
   wfhost audit                    the guest every script runs in
   wfhost audit review.js          the same, plus the script's metadata
@@ -17,10 +17,10 @@ Examples:
   wfhost audit --json             for machines";
 
 /// The contract, embedded so the audit shows exactly what this binary was built against.
-pub const WIT: &str = include_str!("../../../wit/wfhost.wit");
+pub(super) const WIT: &str = include_str!("../../../wit/wfhost.wit");
 
 #[derive(Args)]
-pub struct AuditArgs {
+pub(super) struct AuditArgs {
     /// A script (`.js`) or a module from `wfhost compile` (`.wasm`).
     target: Option<PathBuf>,
     /// Print JSON.
@@ -30,7 +30,7 @@ pub struct AuditArgs {
     limits: LimitArgs,
 }
 
-pub async fn audit(a: AuditArgs) -> Result<u8> {
+pub(super) fn audit(a: AuditArgs) -> Result<u8> {
     let limits = a.limits.limits();
     let sandbox = Sandbox::new(limits.clone(), &Cache::new(a.limits.no_cache))?;
     let guest = wasmtime::Module::new(sandbox.engine(), compile::GUEST)?;

@@ -8,7 +8,7 @@ use anyhow::{Result, anyhow};
 use clap::Args;
 use std::path::PathBuf;
 
-pub const AFTER_HELP: &str = "\
+pub(super) const AFTER_HELP: &str = "\
 The output is a Javy dynamic-linking module: a few hundred bytes plus the script's QuickJS
 bytecode. It imports only `wfhost_plugin_v1::{cabi_realloc, invoke, memory}` (the guest) and
 runs with `wfhost run OUT.wasm` on a wfhost carrying the same guest.
@@ -17,7 +17,7 @@ Example:
   wfhost compile review.js -o review.wasm && wfhost audit review.wasm";
 
 #[derive(Args)]
-pub struct CompileArgs {
+pub(super) struct CompileArgs {
     /// The workflow script.
     script: PathBuf,
     /// Where to write the module.
@@ -27,7 +27,7 @@ pub struct CompileArgs {
     limits: LimitArgs,
 }
 
-pub async fn compile(a: CompileArgs) -> Result<u8> {
+pub(super) async fn compile(a: CompileArgs) -> Result<u8> {
     let source = String::from_utf8(read_file(&a.script)?)
         .map_err(|_| anyhow!("`{}` is not UTF-8 text", a.script.display()))?;
     let script = match Script::parse(&a.script.display().to_string(), &source) {

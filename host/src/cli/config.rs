@@ -5,7 +5,7 @@ use anyhow::Result;
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-pub const AFTER_HELP: &str = "\
+pub(super) const AFTER_HELP: &str = "\
 Files, lowest priority first: ~/.config/wfhost/config.toml, then the project's wfhost.toml
 (the nearest from the current directory up to the repository root). Flags override both.
 
@@ -29,7 +29,7 @@ Example wfhost.toml:
   cache_read = 0.3";
 
 #[derive(Args)]
-pub struct ConfigArgs {
+pub(super) struct ConfigArgs {
     #[command(subcommand)]
     command: ConfigCommand,
 }
@@ -44,7 +44,7 @@ enum ConfigCommand {
     },
 }
 
-pub async fn config(a: ConfigArgs) -> Result<u8> {
+pub(super) fn config(a: ConfigArgs) -> Result<u8> {
     let ConfigCommand::Show { json } = a.command;
     let loaded = config::load(&std::env::current_dir()?)?;
     let value = serde_json::to_value(&loaded.config)?;

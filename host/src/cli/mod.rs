@@ -205,14 +205,14 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Run(a) => run::run(a).await,
             Command::Compile(a) => compile::compile(a).await,
-            Command::Audit(a) => audit::audit(a).await,
+            Command::Audit(a) => audit::audit(a),
             Command::Resume(a) => resume::resume(a).await,
-            Command::Runs(a) => runs::runs(a).await,
-            Command::Config(a) => config::config(a).await,
-            Command::Trace(a) => trace::trace(a).await,
-            Command::List(a) => workflows::list(a).await,
-            Command::Show(a) => workflows::show(a).await,
-            Command::Save(a) => workflows::save(a).await,
+            Command::Runs(a) => runs::runs(a),
+            Command::Config(a) => config::config(a),
+            Command::Trace(a) => trace::trace(a),
+            Command::List(a) => workflows::list(a),
+            Command::Show(a) => workflows::show(a),
+            Command::Save(a) => workflows::save(a),
             Command::Completions { shell } => {
                 use clap::CommandFactory;
                 clap_complete::generate(

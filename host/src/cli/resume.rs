@@ -7,7 +7,7 @@ use crate::run_dir::RunDir;
 use anyhow::Result;
 use clap::Args;
 
-pub const AFTER_HELP: &str = "\
+pub(super) const AFTER_HELP: &str = "\
 Every agent call whose answer is in the run's journal is served from it (by content, in any
 order); failed calls, and calls that are new or changed, run live. To resume with an edited
 script instead of the run's snapshot: `wfhost run SCRIPT.js --resume RUN_ID`.
@@ -16,14 +16,14 @@ Example:
   wfhost resume 20261121T063000-1a2b3c --yes";
 
 #[derive(Args)]
-pub struct ResumeArgs {
+pub(super) struct ResumeArgs {
     /// The run to continue (see `wfhost runs`).
     run_id: String,
     #[command(flatten)]
     common: RunCommon,
 }
 
-pub async fn resume(mut a: ResumeArgs) -> Result<u8> {
+pub(super) async fn resume(mut a: ResumeArgs) -> Result<u8> {
     let cwd = std::env::current_dir()?;
     let dir = RunDir::existing(&cwd, &a.run_id)?;
     let history = History::fold(&dir.load()?);

@@ -8,7 +8,7 @@ use crate::run::{RunOptions, Target, execute, new_run_id, open_journal, parse_ar
 use crate::sandbox::{self, Sandbox};
 use crate::script::{Meta, Script};
 use crate::workflows::Resolver;
-use crate::{ExitError, exit, printer};
+use crate::{ExitError, exit, printer, sanitize};
 use anyhow::{Result, anyhow, bail};
 use clap::Args;
 use std::io::{IsTerminal, Write};
@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-pub const AFTER_HELP: &str = "\
+pub(super) const AFTER_HELP: &str = "\
 Examples:
   wfhost run review.js --backend mock --yes
   wfhost run review.js --args '{\"files\": [\"src/a.rs\"]}' --budget-tokens 200000
@@ -26,7 +26,7 @@ Examples:
 Without a terminal (CI), `--yes` is required: running a script is an explicit decision.";
 
 #[derive(Args)]
-pub struct RunArgs {
+pub(super) struct RunArgs {
     /// A script (`.js`), a module from `wfhost compile` (`.wasm`), or a saved workflow's name.
     pub(super) target: String,
     /// The script's `args`: JSON, or any other text (it arrives as a string).
@@ -48,7 +48,7 @@ pub struct RunArgs {
 /// The flags of everything that runs a script: `wfhost run` and `wfhost resume` (as wasmtime's
 /// `RunCommon`), so neither can drop one the other has.
 #[derive(Args)]
-pub struct RunCommon {
+pub(super) struct RunCommon {
     /// Who answers agents: claude, messages, command, mock, replay:DIR [default: from
     /// wfhost.toml, else claude when on PATH, else messages when ANTHROPIC_API_KEY is set;
     /// on resume, the backend the run used].
@@ -79,7 +79,7 @@ pub struct RunCommon {
     pub(super) limits: LimitArgs,
 }
 
-pub async fn run(a: RunArgs) -> Result<u8> {
+pub(super) async fn run(a: RunArgs) -> Result<u8> {
     let started = Instant::now();
     let cwd = std::env::current_dir()?;
     let config = Arc::new(crate::config::load(&cwd)?.config);
@@ -135,7 +135,7 @@ pub async fn run(a: RunArgs) -> Result<u8> {
             Ok(s) => Target::Script(s),
             Err(rejection) => {
                 let report = rejected(run_id, &rejection, backend.name(), started);
-                return Ok(finish(&a, report));
+                return Ok(finish(&a, &report));
             }
         }
     };
@@ -197,7 +197,7 @@ pub async fn run(a: RunArgs) -> Result<u8> {
         max_cost: a.common.max_cost,
     };
     tokio::select! {
-        report = execute(&sandbox, &cache, target, opts, run_id.clone()) => Ok(finish(&a, report?)),
+        report = execute(&sandbox, &cache, target, opts, run_id.clone()) => Ok(finish(&a, &report?)),
         signal = stop_signal() => {
             // Finished agents are already in the journal; record why the run stopped.
             if let Some(j) = &journal_handle {
@@ -215,11 +215,11 @@ pub async fn run(a: RunArgs) -> Result<u8> {
 async fn stop_signal() -> &'static str {
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => return std::future::pending().await,
-            };
+        let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        else {
+            return std::future::pending().await;
+        };
         tokio::select! {
             _ = tokio::signal::ctrl_c() => "Ctrl-C",
             _ = term.recv() => "SIGTERM",
@@ -235,8 +235,10 @@ async fn stop_signal() -> &'static str {
 /// `.wasm` and `.js` paths are files; anything else that is not a file is a saved workflow.
 fn resolve_target(target: &str, cwd: &Path) -> Result<PathBuf> {
     let path = PathBuf::from(target);
-    if path.exists() || target.ends_with(".js") || target.ends_with(".wasm") || target.contains('/')
-    {
+    let file_like = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("js") || e.eq_ignore_ascii_case("wasm"));
+    if path.exists() || file_like || target.contains('/') {
         return Ok(path);
     }
     Resolver::discover(cwd)
@@ -261,17 +263,24 @@ fn approvals() -> serde_json::Value {
 }
 
 /// Asks on the terminal before running a script: run / always for this name in this
-/// directory / view the script / no. Refuses (exit 77) without a terminal.
+/// directory / view the script / no. Refuses (exit 77) without a terminal. "Always" is pinned
+/// to the script's blake3: a changed script asks again, and says that it changed.
 fn approve(meta: Option<&Meta>, path: &Path, cwd: &Path) -> Result<()> {
     let name = meta.map_or_else(|| path.display().to_string(), |m| m.name.clone());
     let dir = cwd.display().to_string();
-    let always = serde_json::json!({ "dir": dir, "name": name });
-    if approvals()["always"]
+    let source = std::fs::read(path).unwrap_or_default();
+    let hash = blake3::hash(&source).to_hex().to_string();
+    let always = serde_json::json!({ "dir": dir, "name": name, "blake3": hash });
+    let approved = approvals()["always"]
         .as_array()
-        .is_some_and(|a| a.contains(&always))
-    {
+        .cloned()
+        .unwrap_or_default();
+    if approved.contains(&always) {
         return Ok(());
     }
+    let changed = approved
+        .iter()
+        .any(|a| a["dir"] == always["dir"] && a["name"] == always["name"]);
     if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
         return Err(ExitError::refused(format!(
             "refused: running `{}` needs approval, and there is no terminal to ask on",
@@ -284,14 +293,22 @@ fn approve(meta: Option<&Meta>, path: &Path, cwd: &Path) -> Result<()> {
         .into());
     }
     let mut err = std::io::stderr().lock();
+    if changed {
+        writeln!(
+            err,
+            "`{}` was approved to run always here, but the script has changed since: review it again",
+            sanitize::line(&name)
+        )?;
+    }
     match meta {
-        Some(m) => writeln!(err, "{}", m.summary())?,
+        Some(m) => writeln!(err, "{}", sanitize::text(&m.summary()))?,
         None => writeln!(err, "{} (no metadata)", path.display())?,
     }
     loop {
         write!(
             err,
-            "run it? [r]un / [a]lways for `{name}` in this directory / [v]iew the script / [n]o: "
+            "run it? [r]un / [a]lways for `{}` in this directory / [v]iew the script / [n]o: ",
+            sanitize::line(&name)
         )?;
         err.flush()?;
         let mut answer = String::new();
@@ -301,6 +318,8 @@ fn approve(meta: Option<&Meta>, path: &Path, cwd: &Path) -> Result<()> {
             "a" | "always" => {
                 let mut all = approvals();
                 if let Some(list) = all["always"].as_array_mut() {
+                    // One entry per name and directory: the newest approval replaces the old.
+                    list.retain(|a| !(a["dir"] == always["dir"] && a["name"] == always["name"]));
                     list.push(always);
                 }
                 if let Some(f) = approvals_file() {
@@ -308,7 +327,8 @@ fn approve(meta: Option<&Meta>, path: &Path, cwd: &Path) -> Result<()> {
                     std::fs::write(&f, serde_json::to_vec_pretty(&all)?)?;
                     writeln!(
                         err,
-                        "approved: `{name}` runs without asking in {dir} (remove it from {})",
+                        "approved: `{}` runs without asking in {dir} while it stays unchanged (remove it from {})",
+                        sanitize::line(&name),
                         f.display()
                     )?;
                 }
@@ -317,17 +337,40 @@ fn approve(meta: Option<&Meta>, path: &Path, cwd: &Path) -> Result<()> {
             "v" | "view" => {
                 let source =
                     std::fs::read_to_string(path).unwrap_or_else(|e| format!("(cannot read: {e})"));
-                for (i, line) in source.lines().enumerate() {
-                    writeln!(err, "{:>4} │ {line}", i + 1)?;
-                }
+                write!(err, "{}", view_listing(&source))?;
             }
             _ => return Err(ExitError::refused("not approved; nothing was run").into()),
         }
     }
 }
 
+/// The script as the approval prompt shows it: numbered lines, every control character made
+/// visible (a carriage return or an escape sequence inside a comment must not hide a line from
+/// the person approving), and lines that held any marked with `!`. Lines are split on `\n`
+/// only, so a lone `\r` shows as `␍` where it is.
+fn view_listing(source: &str) -> String {
+    let mut out = String::new();
+    let mut marked = 0;
+    for (i, line) in source.split('\n').enumerate() {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        let flag = if sanitize::has_controls(line) {
+            marked += 1;
+            '!'
+        } else {
+            ' '
+        };
+        out.push_str(&format!("{flag}{:>4} │ {}\n", i + 1, sanitize::line(line)));
+    }
+    if marked > 0 {
+        out.push_str(&format!(
+            "! {marked} line(s) contain control or bidirectional characters, shown as ␛, ␍, <U+…>: read them closely\n"
+        ));
+    }
+    out
+}
+
 /// Prints the outcome; returns the exit code.
-fn finish(a: &RunArgs, report: RunReport) -> u8 {
+fn finish(a: &RunArgs, report: &RunReport) -> u8 {
     if a.common.json {
         println!(
             "{}",
@@ -350,9 +393,9 @@ fn finish(a: &RunArgs, report: RunReport) -> u8 {
                 "the workflow failed"
             };
             let error = report.error.clone().unwrap_or_default();
-            eprintln!("error: {what}: {error}");
+            eprintln!("error: {what}: {}", sanitize::text(&error));
             if let Some(stack) = &report.stack {
-                eprintln!("{}", stack.trim_end());
+                eprintln!("{}", sanitize::text(stack.trim_end()));
             }
         }
     }

@@ -3,12 +3,13 @@
 use crate::agent::Usage;
 use crate::journal::{History, RunStatus};
 use crate::run_dir::{RunDir, runs_root};
+use crate::sanitize;
 use anyhow::Result;
 use clap::{Args, Subcommand};
 use serde::Serialize;
 use std::time::Duration;
 
-pub const AFTER_HELP: &str = "\
+pub(super) const AFTER_HELP: &str = "\
 Runs live in .wfhost/runs/<run_id>/ of the project (the nearest directory with .git, else the
 current one; $WFHOST_RUNS_DIR overrides).
 
@@ -18,7 +19,7 @@ Examples:
   wfhost runs gc --older-than 30d     delete finished runs started more than 30 days ago";
 
 #[derive(Args)]
-pub struct RunsArgs {
+pub(super) struct RunsArgs {
     #[command(subcommand)]
     command: Option<RunsCommand>,
     /// Print JSON.
@@ -43,7 +44,7 @@ enum RunsCommand {
 
 /// One run, summarised from its journal.
 #[derive(Debug, Serialize)]
-pub struct Summary {
+pub(super) struct Summary {
     pub run_id: String,
     pub name: String,
     pub script: String,
@@ -59,7 +60,7 @@ pub struct Summary {
     pub attempts: u32,
 }
 
-pub fn summarise(run: &RunDir, h: &History) -> Summary {
+pub(super) fn summarise(run: &RunDir, h: &History) -> Summary {
     Summary {
         run_id: run.id().to_string(),
         name: h.name.clone(),
@@ -80,7 +81,7 @@ pub fn summarise(run: &RunDir, h: &History) -> Summary {
     }
 }
 
-pub async fn runs(a: RunsArgs) -> Result<u8> {
+pub(super) fn runs(a: RunsArgs) -> Result<u8> {
     let cwd = std::env::current_dir()?;
     match a.command {
         None => {
@@ -135,11 +136,16 @@ pub async fn runs(a: RunsArgs) -> Result<u8> {
             }
             println!(
                 "run {} — {} ({})",
-                summary.run_id, summary.name, summary.status
+                summary.run_id,
+                sanitize::line(&summary.name),
+                summary.status
             );
             println!(
                 "  script {} · backend {} · started {} · {} attempt(s)",
-                summary.script, summary.backend, summary.started_at, summary.attempts
+                sanitize::line(&summary.script),
+                summary.backend,
+                summary.started_at,
+                summary.attempts
             );
             let mut current: Option<&Option<String>> = None;
             for row in &history.calls {
@@ -148,7 +154,10 @@ pub async fn runs(a: RunsArgs) -> Result<u8> {
                         "{}",
                         row.phase
                             .as_deref()
-                            .map_or("(no phase)".to_string(), |p| format!("phase {p}"))
+                            .map_or("(no phase)".to_string(), |p| format!(
+                                "phase {}",
+                                sanitize::line(p)
+                            ))
                     );
                     current = Some(&row.phase);
                 }
@@ -165,8 +174,11 @@ pub async fn runs(a: RunsArgs) -> Result<u8> {
                 );
             }
             match (&history.result, &history.error) {
-                (_, Some(e)) => println!("error: {e}"),
-                (Some(r), _) => println!("result: {}", serde_json::to_string_pretty(r)?),
+                (_, Some(e)) => println!("error: {}", sanitize::text(e)),
+                (Some(r), _) => println!(
+                    "result: {}",
+                    sanitize::text(&serde_json::to_string_pretty(r)?)
+                ),
                 _ => {}
             }
         }
@@ -208,8 +220,9 @@ pub async fn runs(a: RunsArgs) -> Result<u8> {
     Ok(crate::exit::OK)
 }
 
+/// One line of at most `n` characters, safe for a terminal.
 fn truncate(s: &str, n: usize) -> String {
-    let one_line = s.replace('\n', " ");
+    let one_line = sanitize::line(&s.replace('\n', " ")).into_owned();
     if one_line.chars().count() > n {
         format!("{}…", one_line.chars().take(n - 1).collect::<String>())
     } else {

@@ -7,7 +7,7 @@ use anyhow::Result;
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
 
-pub const AFTER_HELP: &str = "\
+pub(super) const AFTER_HELP: &str = "\
 Agents are nodes (label, state, tokens, duration), grouped by phase; edges show order,
 parallel() fork/join, pipeline() stages, and data flow (a prompt containing an earlier answer).
 
@@ -25,7 +25,7 @@ enum Format {
 }
 
 #[derive(Args)]
-pub struct TraceArgs {
+pub(super) struct TraceArgs {
     /// The run (see `wfhost runs`).
     run_id: String,
     #[arg(long, value_enum, default_value = "mermaid")]
@@ -35,7 +35,7 @@ pub struct TraceArgs {
     output: Option<PathBuf>,
 }
 
-pub async fn trace(a: TraceArgs) -> Result<u8> {
+pub(super) fn trace(a: TraceArgs) -> Result<u8> {
     let cwd = std::env::current_dir()?;
     let run = RunDir::existing(&cwd, &a.run_id)?;
     let t = trace::build(&run, &History::fold(&run.load()?));

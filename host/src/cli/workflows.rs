@@ -9,7 +9,7 @@ use clap::Args;
 use serde_json::json;
 use std::path::PathBuf;
 
-pub const LIST_HELP: &str = "\
+pub(super) const LIST_HELP: &str = "\
 Project workflows: .wfhost/workflows/ and .claude/workflows/ in every directory from here up to
 the repository root (the closest wins); personal ones: ~/.config/wfhost/workflows/ and
 ~/.claude/workflows/. Project beats personal; a workflow hidden by another is marked.
@@ -18,7 +18,7 @@ Examples:
   wfhost list
   wfhost run NAME --args '{\"files\": [\"a.rs\"]}'";
 
-pub const SAVE_HELP: &str = "\
+pub(super) const SAVE_HELP: &str = "\
 Checks the script, then copies it to .wfhost/workflows/NAME.js of the project (the repository
 root, else the current directory), or with --personal to ~/.config/wfhost/workflows/, where NAME
 is its meta.name. Symlinks are refused.
@@ -27,14 +27,14 @@ Example:
   wfhost save scripts/review.js && wfhost run review";
 
 #[derive(Args)]
-pub struct ListArgs {
+pub(super) struct ListArgs {
     /// Print JSON.
     #[arg(long)]
     json: bool,
 }
 
 #[derive(Args)]
-pub struct ShowArgs {
+pub(super) struct ShowArgs {
     /// The workflow's name.
     name: String,
     /// Print JSON.
@@ -43,7 +43,7 @@ pub struct ShowArgs {
 }
 
 #[derive(Args)]
-pub struct SaveArgs {
+pub(super) struct SaveArgs {
     /// The script to save.
     script: PathBuf,
     /// Save to ~/.config/wfhost/workflows/ instead of the project.
@@ -60,7 +60,7 @@ fn describe(path: &std::path::Path) -> Result<Script, String> {
         .map_err(|r| r.message.lines().next().unwrap_or_default().to_string())
 }
 
-pub async fn list(a: ListArgs) -> Result<u8> {
+pub(super) fn list(a: ListArgs) -> Result<u8> {
     let entries = Resolver::discover(&std::env::current_dir()?).list();
     let rows: Vec<_> = entries
         .iter()
@@ -110,7 +110,7 @@ pub async fn list(a: ListArgs) -> Result<u8> {
     Ok(crate::exit::OK)
 }
 
-pub async fn show(a: ShowArgs) -> Result<u8> {
+pub(super) fn show(a: ShowArgs) -> Result<u8> {
     let resolver = Resolver::discover(&std::env::current_dir()?);
     let path = resolver
         .find(&a.name)
@@ -148,7 +148,7 @@ pub async fn show(a: ShowArgs) -> Result<u8> {
     Ok(crate::exit::OK)
 }
 
-pub async fn save(a: SaveArgs) -> Result<u8> {
+pub(super) fn save(a: SaveArgs) -> Result<u8> {
     if std::fs::symlink_metadata(&a.script).is_ok_and(|m| m.file_type().is_symlink()) {
         bail!(
             ExitError::usage(format!(

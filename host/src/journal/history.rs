@@ -110,6 +110,11 @@ pub struct History {
     index: HashMap<(String, u32), usize>,
 }
 
+/// A count of agents (at most the 100,000 `--max-agents` allows, far below `u32::MAX`).
+fn count<I: Iterator>(it: I) -> u32 {
+    u32::try_from(it.count()).unwrap_or(u32::MAX)
+}
+
 impl History {
     /// Folds the records in one pass.
     pub fn fold(loaded: &Loaded) -> History {
@@ -255,15 +260,16 @@ impl History {
 
     /// Calls that have a stored result.
     pub fn done(&self) -> u32 {
-        self.calls.iter().filter(|c| c.answered).count() as u32
+        count(self.calls.iter().filter(|c| c.answered))
     }
 
     /// Calls that failed and were never answered since.
     pub fn failed(&self) -> u32 {
-        self.calls
-            .iter()
-            .filter(|c| !c.answered && c.error.is_some())
-            .count() as u32
+        count(
+            self.calls
+                .iter()
+                .filter(|c| !c.answered && c.error.is_some()),
+        )
     }
 
     /// What a resume may serve instead of asking again: every stored, non-null result. A later

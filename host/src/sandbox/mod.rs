@@ -162,7 +162,7 @@ impl Sandbox {
         let (wasi, captured) =
             wasi::context(usize::try_from(self.limits.max_output_bytes).unwrap_or(usize::MAX));
         let limiter = Limiter {
-            max_memory: self.limits.max_memory as usize,
+            max_memory: usize::try_from(self.limits.max_memory).unwrap_or(usize::MAX),
             hit: false,
         };
         let mut store = Store::new(
@@ -203,7 +203,7 @@ impl Sandbox {
             .get_memory(&mut store, "memory")
             .context("guest exports no memory")?;
         let mut words = [0u8; 12];
-        memory.read(&store, ret as u32 as usize, &mut words)?;
+        memory.read(&store, ret.cast_unsigned() as usize, &mut words)?;
         let word =
             |i: usize| u32::from_le_bytes([words[i], words[i + 1], words[i + 2], words[i + 3]]);
         let mut out = vec![0u8; word(8) as usize];
@@ -229,12 +229,12 @@ impl Sandbox {
             let ptr = copy_in(&mut store, &instance, bytecode).await?;
             let invoke =
                 instance.get_typed_func::<(i32, i32, i32, i32, i32), ()>(&mut store, "invoke")?;
-            invoke
-                .call_async(&mut store, (ptr, bytecode.len() as i32, 0, 0, 0))
-                .await
+            let len = i32::try_from(bytecode.len())
+                .map_err(|_| wasmtime::format_err!("bytecode larger than 2 GiB"))?;
+            invoke.call_async(&mut store, (ptr, len, 0, 0, 0)).await
         }
         .await;
-        finish(store, captured, result)
+        finish(store, &captured, result)
     }
 
     /// Runs a standalone module made by `wfhost compile` (a Javy dynamic module): the guest is
@@ -252,7 +252,7 @@ impl Sandbox {
             start.call_async(&mut store, ()).await
         }
         .await;
-        finish(store, captured, result)
+        finish(store, &captured, result)
     }
 }
 
@@ -265,7 +265,7 @@ fn set_instantiate(store: &mut Store<RunState>, took: Duration) {
 /// Turns the end of a guest call into an `Ending`, naming the limit when one was hit.
 fn finish(
     store: Store<RunState>,
-    captured: wasi::Captured,
+    captured: &wasi::Captured,
     result: wasmtime::Result<()>,
 ) -> (Ending, Capabilities) {
     let state = store.into_data();
@@ -289,7 +289,7 @@ fn finish(
         }
         (Ok(()), Some(outcome)) => Ending::Finished(outcome),
         (Ok(()), None) => Ending::Trapped {
-            message: format!("the guest returned without an outcome{}", output(&captured)),
+            message: format!("the guest returned without an outcome{}", output(captured)),
             internal: true,
         },
         (Err(e), _) => {
@@ -308,7 +308,7 @@ fn finish(
                 }
             } else {
                 Ending::Trapped {
-                    message: format!("the guest trapped: {}{}", e.root_cause(), output(&captured)),
+                    message: format!("the guest trapped: {}{}", e.root_cause(), output(captured)),
                     internal: true,
                 }
             }

@@ -292,7 +292,7 @@ fn check(value: Value, span: Span) -> Result<Meta, MetaError> {
                         model: field("model"),
                     }),
                     None => {
-                        warnings.push(format!("meta.phases[{i}] has no `title`; it is ignored"))
+                        warnings.push(format!("meta.phases[{i}] has no `title`; it is ignored"));
                     }
                 }
             }

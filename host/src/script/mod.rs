@@ -69,7 +69,11 @@ impl Script {
         let at = |span: Span| Some(format!("{origin}:{}", line_col(source, span.start)));
 
         if let Some(d) = parsed.diagnostics.errors().next() {
-            let span = d.labels.first().map(|l| l.span()).unwrap_or_default();
+            let span = d
+                .labels
+                .first()
+                .map(oxc_span::LabeledSpan::span)
+                .unwrap_or_default();
             let hint = is_typescript(source)
                 .then(|| "this is TypeScript; workflow scripts are plain JavaScript: remove the type annotations".to_string());
             return Err(Rejection {

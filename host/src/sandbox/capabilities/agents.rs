@@ -212,7 +212,7 @@ impl Capabilities {
         if let Some(note) = &outcome.note {
             self.log(LogLevel::Info, format!("{prefix}[{}] {note}", info.label))?;
         }
-        let duration_ms = u64::try_from(outcome.duration.as_millis()).unwrap_or(u64::MAX);
+        let duration_ms = crate::report::millis(outcome.duration);
         let cost_usd = outcome.cost_usd;
         let value = match outcome.result {
             Ok(v) => {
