@@ -149,13 +149,14 @@ fn messages_backend_retries_faults_and_accounts_usage_and_cost() {
     );
 }
 
+/// Five agents of ~1000 input tokens each (~$0.003 apiece on claude-sonnet-4-5), stopping at the
+/// first refusal.
+const COSTLY_STEPS: &str = "const out = [];\nfor (let i = 0; i < 5; i++) { try { out.push(await agent(`step ${i} ` + 'x'.repeat(4000))); } catch (e) { out.push(e.name); break; } }\nreturn out.map(x => x.slice(0, 20));";
+
 #[test]
 fn cost_ceiling_stops_new_agents() {
     let api = FakeApi::start(false);
-    let s = project(
-        "const out = [];\nfor (let i = 0; i < 5; i++) { try { out.push(await agent(`step ${i} ` + 'x'.repeat(4000))); } catch (e) { out.push(e.name); break; } }\nreturn out.map(x => x.slice(0, 20));",
-        "model = \"claude-sonnet-4-5\"\n",
-    );
+    let s = project(COSTLY_STEPS, "model = \"claude-sonnet-4-5\"\n");
     // Each call costs ~1000 input tokens × $3/MTok ≈ $0.003: the ceiling allows two.
     let r = run_with(
         &s,
@@ -493,10 +494,7 @@ fn messages_marks_the_shared_prefix_of_a_fan_out_for_caching() {
 #[test]
 fn resume_takes_the_same_flags_as_run() {
     let api = FakeApi::start(false);
-    let s = project(
-        "const out = [];\nfor (let i = 0; i < 5; i++) { try { out.push(await agent(`step ${i} ` + 'x'.repeat(4000))); } catch (e) { out.push(e.name); break; } }\nreturn out.map(x => x.slice(0, 20));",
-        "model = \"claude-sonnet-4-5\"\n",
-    );
+    let s = project(COSTLY_STEPS, "model = \"claude-sonnet-4-5\"\n");
     let first = run_with(
         &s,
         Some(&api),

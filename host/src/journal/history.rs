@@ -163,6 +163,30 @@ impl History {
         i
     }
 
+    /// An agent of the current attempt started (or was served from the journal).
+    fn start(
+        &mut self,
+        key: &str,
+        occurrence: u32,
+        label: &str,
+        phase: &Option<String>,
+        group: &Option<Value>,
+        cached: bool,
+    ) {
+        let i = self.call(key, occurrence, label, phase);
+        if cached {
+            self.calls[i].state = AgentState::Cached;
+            self.served += 1;
+        } else {
+            self.calls[i].state = AgentState::Running;
+        }
+        self.last_attempt.push(Start {
+            call: i,
+            group: group.clone(),
+            cached,
+        });
+    }
+
     fn apply(&mut self, r: &Record) {
         match r {
             Record::RunStarted {
@@ -189,31 +213,14 @@ impl History {
                 label,
                 phase,
                 group,
-            } => {
-                let i = self.call(key, *occurrence, label, phase);
-                self.calls[i].state = AgentState::Running;
-                self.last_attempt.push(Start {
-                    call: i,
-                    group: group.clone(),
-                    cached: false,
-                });
-            }
+            } => self.start(key, *occurrence, label, phase, group, false),
             Record::Cached {
                 key,
                 occurrence,
                 label,
                 phase,
                 group,
-            } => {
-                let i = self.call(key, *occurrence, label, phase);
-                self.calls[i].state = AgentState::Cached;
-                self.served += 1;
-                self.last_attempt.push(Start {
-                    call: i,
-                    group: group.clone(),
-                    cached: true,
-                });
-            }
+            } => self.start(key, *occurrence, label, phase, group, true),
             Record::Result {
                 key,
                 occurrence,
