@@ -136,11 +136,93 @@ pub fn load(cwd: &Path) -> Result<Loaded> {
                 .join(" or ")
         )
     })?;
-    Ok(Loaded {
+    let loaded = Loaded {
         config,
         sources,
         files,
-    })
+    };
+    loaded.validate()?;
+    Ok(loaded)
+}
+
+impl Loaded {
+    /// Refuses settings that parse but make no sense, naming the key and the file it came from,
+    /// before anything runs (a 0 concurrency would hang a run; a `0s` timeout would fail every
+    /// agent; a `base_url` that is not http(s) would send prompts who knows where).
+    fn validate(&self) -> Result<()> {
+        let c = &self.config;
+        let bad = |key: &str, why: String| -> anyhow::Error {
+            let file = self
+                .sources
+                .get(key)
+                .map_or("the configuration", String::as_str);
+            crate::ExitError::usage(format!("`{key}` in `{file}` {why}"))
+                .hint(format!(
+                    "fix or remove `{key}`; `wfhost config show` lists every value and its file"
+                ))
+                .into()
+        };
+        if let Some(n) = c.concurrency
+            && !(1..=256).contains(&n)
+        {
+            return Err(bad("concurrency", format!("is {n}; it must be 1 to 256")));
+        }
+        for (key, value) in [
+            ("messages.timeout", &c.messages.timeout),
+            ("claude.timeout", &c.claude.timeout),
+            ("command.timeout", &c.command.timeout),
+        ] {
+            if let Some(text) = value {
+                match humantime::parse_duration(text) {
+                    Ok(d) if d.is_zero() => {
+                        return Err(bad(
+                            key,
+                            format!("is \"{text}\"; a timeout must be more than 0"),
+                        ));
+                    }
+                    Ok(_) => {}
+                    Err(_) => {
+                        return Err(bad(
+                            key,
+                            format!("is \"{text}\", not a duration like \"10m\""),
+                        ));
+                    }
+                }
+            }
+        }
+        if let Some(url) = &c.messages.base_url
+            && !(url.starts_with("https://") || url.starts_with("http://"))
+        {
+            return Err(bad(
+                "messages.base_url",
+                format!("is \"{url}\"; it must be an http:// or https:// URL"),
+            ));
+        }
+        if c.messages.max_attempts == Some(0) {
+            return Err(bad(
+                "messages.max_attempts",
+                "is 0; it must be at least 1".into(),
+            ));
+        }
+        if c.messages.max_tokens == Some(0) {
+            return Err(bad(
+                "messages.max_tokens",
+                "is 0; it must be at least 1".into(),
+            ));
+        }
+        for (model, p) in &c.prices {
+            if [p.input, p.output, p.cache_write, p.cache_read]
+                .iter()
+                .any(|v| !v.is_finite() || *v < 0.0)
+            {
+                return Err(bad(
+                    &format!("prices.{model}"),
+                    "has a price that is negative or not a number".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 fn merge(

@@ -2,10 +2,10 @@
 //! on the command line; a script that hits one fails with an error naming the limit and the
 //! flag that raises it, and the host stays healthy.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Limits {
     /// Linear memory of the guest, in bytes.
     /// Why 256 MiB: QuickJS plus the prelude needs ~2 MiB; a workflow holds prompts and agent
@@ -101,9 +101,182 @@ impl LimitHit {
 }
 
 mod humantime_serde_compat {
-    use serde::Serializer;
+    use serde::{Deserialize, Deserializer, Serializer};
     use std::time::Duration;
     pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// What the command line asked for: each ceiling, or `None` where no flag was given.
+#[derive(Debug, Clone, Default)]
+pub struct Requested {
+    pub budget_tokens: Option<u64>,
+    pub max_cost: Option<f64>,
+    pub max_memory: Option<u64>,
+    pub cpu_timeout: Option<Duration>,
+    pub max_output_bytes: Option<u64>,
+    pub max_log_lines: Option<u64>,
+    pub max_agents: Option<u32>,
+    pub concurrency: Option<usize>,
+}
+
+/// The ceilings a run holds to: its spending ceilings and its limits. Stored with the run (in
+/// its journal's `run_started` record) so `resume` keeps them: a run interrupted under
+/// `--budget-tokens 20` must not resume without a budget.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Ceilings {
+    pub budget_tokens: Option<u64>,
+    pub max_cost: Option<f64>,
+    pub limits: Limits,
+}
+
+/// Keeps the stored value unless a flag asks for less; refuses a flag that asks for more.
+fn pick<T: PartialOrd + Copy + std::fmt::Display>(
+    name: &'static str,
+    stored: Option<T>,
+    flag: Option<T>,
+    tightened: &mut Vec<&'static str>,
+) -> Result<Option<T>, String> {
+    match (stored, flag) {
+        (s, None) => Ok(s),
+        (Some(s), Some(f)) if f > s => Err(format!(
+            "`--{}` {f} is more than the {s} the run was started with",
+            name.replace('_', "-")
+        )),
+        (s, Some(f)) => {
+            if s != Some(f) {
+                tightened.push(name);
+            }
+            Ok(Some(f))
+        }
+    }
+}
+
+/// The same for a limit that always has a value.
+fn pick_set<T: PartialOrd + Copy + std::fmt::Display>(
+    name: &'static str,
+    stored: T,
+    flag: Option<T>,
+    tightened: &mut Vec<&'static str>,
+) -> Result<T, String> {
+    Ok(pick(name, Some(stored), flag, tightened)?.unwrap_or(stored))
+}
+
+/// `Duration` has no `Display`; ceilings compare and print it in milliseconds.
+#[derive(Clone, Copy, PartialEq, PartialOrd)]
+struct Millis(u128);
+
+impl std::fmt::Display for Millis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}ms", self.0)
+    }
+}
+
+impl Ceilings {
+    /// A new run's ceilings: the flags given, else `base` (defaults and configuration).
+    pub fn new(requested: &Requested, base: &Limits) -> Ceilings {
+        Ceilings {
+            budget_tokens: requested.budget_tokens,
+            max_cost: requested.max_cost,
+            limits: Limits {
+                max_memory: requested.max_memory.unwrap_or(base.max_memory),
+                cpu_timeout: requested.cpu_timeout.unwrap_or(base.cpu_timeout),
+                max_output_bytes: requested.max_output_bytes.unwrap_or(base.max_output_bytes),
+                max_log_lines: requested.max_log_lines.unwrap_or(base.max_log_lines),
+                max_agents: requested.max_agents.unwrap_or(base.max_agents),
+                concurrency: requested.concurrency.unwrap_or(base.concurrency),
+            },
+        }
+    }
+
+    /// A resume's ceilings: the stored ones, each tightened by a flag that asks for less. A
+    /// flag that asks for more is refused (`Err` names it): a resume cannot raise a ceiling the
+    /// run was started under. Also returns the names of the ceilings a flag tightened.
+    /// `--concurrency` is a pace, not a ceiling: it may go either way.
+    pub fn tighten(&self, r: &Requested) -> Result<(Ceilings, Vec<&'static str>), String> {
+        let mut t = Vec::new();
+        let l = &self.limits;
+        let cpu = pick_set(
+            "cpu_timeout",
+            Millis(l.cpu_timeout.as_millis()),
+            r.cpu_timeout.map(|d| Millis(d.as_millis())),
+            &mut t,
+        )?;
+        let c = Ceilings {
+            budget_tokens: pick("budget_tokens", self.budget_tokens, r.budget_tokens, &mut t)?,
+            max_cost: pick("max_cost", self.max_cost, r.max_cost, &mut t)?,
+            limits: Limits {
+                max_memory: pick_set("max_memory", l.max_memory, r.max_memory, &mut t)?,
+                cpu_timeout: if cpu.0 == l.cpu_timeout.as_millis() {
+                    l.cpu_timeout
+                } else {
+                    r.cpu_timeout.unwrap_or(l.cpu_timeout)
+                },
+                max_output_bytes: pick_set(
+                    "max_output_bytes",
+                    l.max_output_bytes,
+                    r.max_output_bytes,
+                    &mut t,
+                )?,
+                max_log_lines: pick_set("max_log_lines", l.max_log_lines, r.max_log_lines, &mut t)?,
+                max_agents: pick_set("max_agents", l.max_agents, r.max_agents, &mut t)?,
+                concurrency: r.concurrency.unwrap_or(l.concurrency),
+            },
+        };
+        Ok((c, t))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_resume_keeps_tightens_and_never_loosens() {
+        let stored = Ceilings::new(
+            &Requested {
+                budget_tokens: Some(20),
+                ..Requested::default()
+            },
+            &Limits::default(),
+        );
+        let (kept, tightened) = stored.tighten(&Requested::default()).unwrap();
+        assert_eq!((kept, tightened.len()), (stored.clone(), 0));
+        let (c, tightened) = stored
+            .tighten(&Requested {
+                budget_tokens: Some(10),
+                max_cost: Some(1.0),
+                cpu_timeout: Some(Duration::from_secs(5)),
+                concurrency: Some(1),
+                ..Requested::default()
+            })
+            .unwrap();
+        assert_eq!(
+            (
+                c.budget_tokens,
+                c.max_cost,
+                c.limits.concurrency,
+                c.limits.cpu_timeout
+            ),
+            (Some(10), Some(1.0), 1, Duration::from_secs(5))
+        );
+        assert_eq!(tightened, vec!["cpu_timeout", "budget_tokens", "max_cost"]);
+        let e = stored
+            .tighten(&Requested {
+                budget_tokens: Some(30),
+                ..Requested::default()
+            })
+            .unwrap_err();
+        assert!(
+            e.contains("`--budget-tokens` 30 is more than the 20"),
+            "{e}"
+        );
+        let json = serde_json::to_string(&stored).unwrap();
+        assert_eq!(serde_json::from_str::<Ceilings>(&json).unwrap(), stored);
     }
 }

@@ -45,6 +45,12 @@ pub struct RunReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub run_dir: Option<String>,
     pub timings: Timings,
+    /// The ceilings the run held to (`None` for a script rejected before it ran).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ceilings: Option<crate::limits::Ceilings>,
+    /// On a resume: that the run's stored ceilings were kept, and which a flag tightened.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ceilings_note: Option<String>,
     pub exit_code: u8,
 }
 

@@ -4,7 +4,7 @@ use crate::backend::Backend;
 use crate::compile::{self, Cache};
 use crate::events::{Event, Events};
 use crate::journal::{Cached, History, Journal, Record};
-use crate::limits::Limits;
+use crate::limits::{Ceilings, Limits};
 use crate::report::{
     Cost, Outcome, ReportUsage, RunReport, Timings, exit_code, millis, ms, round_usd,
 };
@@ -45,6 +45,8 @@ pub struct RunOptions {
     pub recorder: Option<Arc<crate::backend::replay::Recorder>>,
     /// `--max-cost USD`.
     pub max_cost: Option<f64>,
+    /// On a resume: the run's ceilings were kept (and which a flag tightened).
+    pub ceilings_note: Option<String>,
 }
 
 /// An open run directory, and what a resume may serve from it.
@@ -122,6 +124,8 @@ pub fn rejected(
         duration_ms: millis(started.elapsed()),
         run_dir: None,
         timings: Timings::default(),
+        ceilings: None,
+        ceilings_note: None,
         exit_code: crate::exit::SCRIPT,
     }
 }
@@ -192,9 +196,14 @@ pub async fn execute(
             name: meta
                 .as_ref()
                 .map_or_else(|| "module".to_string(), |m| m.name.clone()),
-            backend: opts.backend.name().to_string(),
+            backend: opts.backend.spec(),
             started_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
             resume,
+            ceilings: Some(Ceilings {
+                budget_tokens: opts.budget_tokens,
+                max_cost: opts.max_cost,
+                limits: opts.limits.clone(),
+            }),
         })?;
     }
     if let Some(meta) = meta {
@@ -311,6 +320,12 @@ pub async fn execute(
         duration_ms,
         run_dir: journal.map(|j| j.dir().path().display().to_string()),
         timings,
+        ceilings: Some(Ceilings {
+            budget_tokens: opts.budget_tokens,
+            max_cost: opts.max_cost,
+            limits: opts.limits.clone(),
+        }),
+        ceilings_note: opts.ceilings_note,
         exit_code: exit_code(outcome, r.transient_failures, internal),
     })
 }

@@ -553,3 +553,43 @@ fn messages_backend_requests_are_not_held_by_nagle() {
         "1000 agents took {run_ms} ms: requests are being held (TCP_NODELAY off?)"
     );
 }
+
+/// Settings that parse but make no sense are refused before anything runs, naming the key and
+/// the file (configuration) or the flag, with exit 2.
+#[test]
+fn nonsense_settings_are_refused_at_load() {
+    for (toml, needle) in [
+        ("concurrency = 0\n", "`concurrency` in `"),
+        ("[messages]\ntimeout = \"0s\"\n", "`messages.timeout` in `"),
+        ("[claude]\ntimeout = \"soon\"\n", "not a duration like"),
+        (
+            "[messages]\nbase_url = \"ftp://example\"\n",
+            "must be an http:// or https:// URL",
+        ),
+    ] {
+        let s = project("return 1;", toml);
+        let out = wfhost(["run", "w.js", "--yes", "--backend", "mock"])
+            .dir(s.path())
+            .run();
+        out.code(2);
+        assert!(
+            out.stderr.contains(needle) && out.stderr.contains("wfhost.toml"),
+            "{toml}: {}",
+            out.stderr
+        );
+    }
+    let s = project("return 1;", "");
+    for flag in [
+        "--max-cost=NaN",
+        "--max-cost=-1",
+        "--cpu-timeout=0s",
+        "--max-memory=0",
+    ] {
+        let out = wfhost(["run", "w.js", "--yes", "--backend", "mock", flag])
+            .dir(s.path())
+            .run();
+        out.code(2);
+        let name = flag.split('=').next().unwrap();
+        assert!(out.stderr.contains(name), "{flag}: {}", out.stderr);
+    }
+}

@@ -201,7 +201,7 @@ fn a_running_run_cannot_be_resumed_and_sigterm_stops_it_cleanly() {
     assert_eq!(out.status.code(), Some(130));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains(&format!("wfhost resume {id} --backend mock --yes")),
+        stderr.contains(&format!("wfhost resume {id} --yes")),
         "{stderr}"
     );
     assert!(p.journal(&id).contains("\"type\":\"interrupted\""));
@@ -314,4 +314,96 @@ fn crash_property() {
         resumed >= iterations / 2,
         "only {resumed} of {iterations} iterations got far enough to resume"
     );
+}
+
+/// A run keeps its ceilings across a resume: interrupted under `--budget-tokens 20`, it comes
+/// back under the same budget (it used to come back with none and run every agent), a flag may
+/// tighten a ceiling, and a flag that raises one is refused.
+#[test]
+fn resume_keeps_the_runs_ceilings() {
+    let script = "const out = [];\nfor (let i = 0; i < 12; i++) { try { out.push(await agent(`step ${i}` + (i < 2 ? '' : ' [delay=400]'))); } catch (e) { out.push(e.name); break; } }\nreturn out;";
+    let whole = Project::new(script);
+    let expected = whole.run(&["--budget-tokens", "20"]);
+    expected.code(0);
+    let expected = expected.report()["result"].clone();
+    assert!(
+        expected.as_array().unwrap().len() < 12
+            && expected.to_string().contains("WorkflowBudgetError"),
+        "the budget stops the loop: {expected}"
+    );
+
+    let p = Project::new(script);
+    let mut child = p
+        .wf([
+            "run",
+            "w.js",
+            "--backend",
+            "mock",
+            "--yes",
+            "--json",
+            "--budget-tokens",
+            "20",
+        ])
+        .spawn();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let id = loop {
+        if let Some(id) = p.run_id()
+            && p.results(&id).len() >= 2
+        {
+            break id;
+        }
+        assert!(Instant::now() < deadline, "the run never got 2 results");
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let raised = p
+        .wf(["resume", &id, "--yes", "--json", "--budget-tokens", "30"])
+        .run();
+    raised.code(2);
+    assert!(
+        raised
+            .stderr
+            .contains("`--budget-tokens` 30 is more than the 20 the run was started with")
+            && raised.stderr.contains("hint: a resume keeps the ceilings"),
+        "{}",
+        raised.stderr
+    );
+
+    let resumed = p.resume(&id);
+    resumed.code(0);
+    let r = resumed.report();
+    assert_eq!(r["result"], expected, "{r}");
+    assert_eq!(r["ceilings"]["budget_tokens"], 20);
+    assert_eq!(r["ceilings_note"], "resumed under the run's own ceilings");
+
+    let tightened = p
+        .wf(["resume", &id, "--yes", "--json", "--max-cost", "1"])
+        .run();
+    tightened.code(0);
+    assert_eq!(
+        tightened.report()["ceilings_note"],
+        "resumed under the run's own ceilings, tightened by flags: max_cost"
+    );
+}
+
+/// A run on recorded answers resumes on the same recording (it used to fail with "unknown
+/// backend `replay`").
+#[test]
+fn a_replay_run_resumes_on_its_recording() {
+    let p = Project::new(
+        "const a = await agent('one');\nconst b = await agent('two');\nreturn [a, b];",
+    );
+    p.run(&["--record", "rec"]).code(0);
+    let out = p
+        .wf(["run", "w.js", "--backend", "replay:rec", "--yes", "--json"])
+        .run();
+    out.code(0);
+    let id = out.report()["run_id"].as_str().unwrap().to_string();
+    let resumed = p.resume(&id);
+    resumed.code(0);
+    let r = resumed.report();
+    assert_eq!(r["result"], json!(["R(one)", "R(two)"]), "{r}");
+    assert_eq!(r["backend"], "replay");
 }

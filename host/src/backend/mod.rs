@@ -57,6 +57,11 @@ impl AgentError {
 pub trait Backend: Send + Sync {
     /// The backend's name as the user chose it (`mock`, `claude`, …).
     fn name(&self) -> &str;
+    /// How to choose this backend again (`--backend SPEC`): stored with a run, so `resume`
+    /// uses the same one.
+    fn spec(&self) -> String {
+        self.name().to_string()
+    }
     /// What, besides the request, determines the answer (backend and its configuration).
     /// Part of the journal key: a different identity never replays another's answers.
     fn identity(&self) -> String {

@@ -49,6 +49,8 @@ impl Recorder {
 
 pub struct Replay {
     dir: PathBuf,
+    /// The directory as the user named it, for messages.
+    shown: PathBuf,
     identity: String,
     served: AtomicU64,
 }
@@ -69,7 +71,9 @@ impl Replay {
         let v: Value = serde_json::from_str(&text)
             .with_context(|| format!("`{}` is not valid JSON", manifest.display()))?;
         Ok(Replay {
-            dir: dir.to_path_buf(),
+            // Absolute, so the spec a run stores (`replay:DIR`) means the same on resume.
+            dir: std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf()),
+            shown: dir.to_path_buf(),
             identity: v["identity"].as_str().unwrap_or("replay").to_string(),
             served: AtomicU64::new(0),
         })
@@ -80,6 +84,10 @@ impl Replay {
 impl Backend for Replay {
     fn name(&self) -> &str {
         "replay"
+    }
+
+    fn spec(&self) -> String {
+        format!("replay:{}", self.dir.display())
     }
 
     fn identity(&self) -> String {
@@ -95,7 +103,7 @@ impl Backend for Replay {
             let prompt: String = req.prompt.chars().take(80).collect();
             AgentError::permanent(format!(
                 "no recorded answer in `{}` for the prompt \"{prompt}{}\"",
-                self.dir.display(),
+                self.shown.display(),
                 if req.prompt.chars().count() > 80 {
                     "…"
                 } else {

@@ -100,25 +100,28 @@ enum Command {
     Completions { shell: clap_complete::Shell },
 }
 
-/// The sandbox limits, shared by every command that runs or describes a run.
+/// The sandbox limits, shared by every command that runs or describes a run. Each is `None`
+/// unless given, so a resume can tell a flag that tightens the run's stored ceilings from a
+/// default (see `limits::Ceilings`).
 #[derive(Args, Clone, Debug)]
 pub struct LimitArgs {
-    /// Guest linear-memory cap (e.g. 256MiB, 1GiB).
-    #[arg(long, value_name = "SIZE", default_value = "256MiB", value_parser = parse_size)]
-    max_memory: u64,
-    /// How long the script may run without waiting on an agent or timer (e.g. 30s, 2m).
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
-    cpu_timeout: Duration,
+    /// Guest linear-memory cap (e.g. 256MiB, 1GiB) [default: 256MiB].
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    max_memory: Option<u64>,
+    /// How long the script may run without waiting on an agent or timer (e.g. 30s, 2m)
+    /// [default: 30s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
+    cpu_timeout: Option<Duration>,
     /// Bytes of output one run may make the host write or keep: logs, phase titles, agent
-    /// labels, the result, captured stdout/stderr (one ledger).
-    #[arg(long, visible_alias = "max-log-bytes", value_name = "SIZE", default_value = "16MiB", value_parser = parse_size)]
-    max_output_bytes: u64,
-    /// Number of log lines and phase titles one run may write.
-    #[arg(long, value_name = "N", default_value_t = 100_000)]
-    max_log_lines: u64,
-    /// Agents one run may start (the reference runtime's cap is 1000).
-    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
-    max_agents: u32,
+    /// labels, the result, captured stdout/stderr (one ledger) [default: 16MiB].
+    #[arg(long, visible_alias = "max-log-bytes", value_name = "SIZE", value_parser = parse_size)]
+    max_output_bytes: Option<u64>,
+    /// Number of log lines and phase titles one run may write [default: 100000].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    max_log_lines: Option<u64>,
+    /// Agents one run may start (the reference runtime's cap) [default: 1000].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    max_agents: Option<u32>,
     /// Agents running at once [default: min(16, max(2, cores − 2))].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     concurrency: Option<u16>,
@@ -128,24 +131,61 @@ pub struct LimitArgs {
 }
 
 impl LimitArgs {
+    /// The limits: each flag given, else its default.
     pub fn limits(&self) -> Limits {
+        self.over(&Limits::default())
+    }
+
+    /// `base` with every flag that was given applied over it.
+    pub fn over(&self, base: &Limits) -> Limits {
         Limits {
+            max_memory: self.max_memory.unwrap_or(base.max_memory),
+            cpu_timeout: self.cpu_timeout.unwrap_or(base.cpu_timeout),
+            max_log_lines: self.max_log_lines.unwrap_or(base.max_log_lines),
+            max_agents: self.max_agents.unwrap_or(base.max_agents),
+            max_output_bytes: self.max_output_bytes.unwrap_or(base.max_output_bytes),
+            concurrency: self.concurrency.map_or(base.concurrency, usize::from),
+        }
+    }
+
+    /// The limits the flags ask for (`None` where no flag was given).
+    pub fn requested(&self) -> crate::limits::Requested {
+        crate::limits::Requested {
             max_memory: self.max_memory,
             cpu_timeout: self.cpu_timeout,
+            max_output_bytes: self.max_output_bytes,
             max_log_lines: self.max_log_lines,
             max_agents: self.max_agents,
-            max_output_bytes: self.max_output_bytes,
-            concurrency: self
-                .concurrency
-                .map_or_else(crate::limits::default_concurrency, usize::from),
+            concurrency: self.concurrency.map(usize::from),
+            ..crate::limits::Requested::default()
         }
     }
 }
 
+/// A duration that is more than zero (a limit of 0 would stop every run at once).
+fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(s) {
+        Ok(d) if d.is_zero() => Err("must be more than 0 (e.g. 30s)".into()),
+        Ok(d) => Ok(d),
+        Err(e) => Err(format!("not a duration like 30s or 2m: {e}")),
+    }
+}
+
+/// A dollar amount: a finite number, 0 or more.
+pub(crate) fn parse_usd(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        Ok(_) => Err("must be a finite amount of 0 or more (e.g. 5 or 0.25)".into()),
+        Err(e) => Err(format!("not a number: {e}")),
+    }
+}
+
 fn parse_size(s: &str) -> Result<u64, String> {
-    s.parse::<bytesize::ByteSize>()
-        .map(|b| b.as_u64())
-        .map_err(|e| format!("not a size like 256MiB: {e}"))
+    match s.parse::<bytesize::ByteSize>() {
+        Ok(b) if b.as_u64() == 0 => Err("must be more than 0 (e.g. 256MiB)".into()),
+        Ok(b) => Ok(b.as_u64()),
+        Err(e) => Err(format!("not a size like 256MiB: {e}")),
+    }
 }
 
 /// Prints an error the way every command does: `error: …` with its causes, then the

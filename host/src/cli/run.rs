@@ -2,9 +2,11 @@
 
 use super::{LimitArgs, read_file};
 use crate::compile::{self, Cache};
-use crate::journal::Record;
+use crate::journal::{History, Record};
+use crate::limits::Ceilings;
 use crate::report::{Outcome, RunReport};
 use crate::run::{RunOptions, Target, execute, new_run_id, open_journal, parse_args, rejected};
+use crate::run_dir::RunDir;
 use crate::sandbox::{self, Sandbox};
 use crate::script::{Meta, Script};
 use crate::workflows::Resolver;
@@ -70,7 +72,7 @@ pub(super) struct RunCommon {
     #[arg(long, value_name = "N")]
     pub(super) budget_tokens: Option<u64>,
     /// Stop starting agents once the run has cost this much (USD).
-    #[arg(long, value_name = "USD")]
+    #[arg(long, value_name = "USD", value_parser = super::parse_usd)]
     pub(super) max_cost: Option<f64>,
     /// Store every answer in DIR, for `--backend replay:DIR`.
     #[arg(long, value_name = "DIR")]
@@ -89,10 +91,8 @@ pub(super) async fn run(a: RunArgs) -> Result<u8> {
         (None, Some(path)) => Some(parse_args(&String::from_utf8_lossy(&read_file(path)?))),
         (None, None) => None,
     };
-    let mut limits = a.common.limits.limits();
-    if let (None, Some(c)) = (a.common.limits.concurrency, config.concurrency) {
-        limits.concurrency = usize::from(c.clamp(1, 256));
-    }
+    let (ceilings, ceilings_note) = ceilings(&a, &cwd, &config)?;
+    let limits = ceilings.limits.clone();
     let cache = Cache::new(a.common.limits.no_cache);
     let run_id = a.resume.clone().unwrap_or_else(new_run_id);
 
@@ -176,11 +176,10 @@ pub(super) async fn run(a: RunArgs) -> Result<u8> {
         false => Some(open_journal(&cwd, &run_id, a.resume.is_some())?),
     };
     let journal_handle = journal.as_ref().map(|j| j.journal.clone());
-    let backend_name = backend.name().to_string();
     let backend_for_record = backend.clone();
     let opts = RunOptions {
         args,
-        budget_tokens: a.common.budget_tokens,
+        budget_tokens: ceilings.budget_tokens,
         limits,
         backend,
         cwd,
@@ -194,7 +193,8 @@ pub(super) async fn run(a: RunArgs) -> Result<u8> {
             )?)),
             None => None,
         },
-        max_cost: a.common.max_cost,
+        max_cost: ceilings.max_cost,
+        ceilings_note,
     };
     tokio::select! {
         report = execute(&sandbox, &cache, target, opts, run_id.clone()) => Ok(finish(&a, &report?)),
@@ -204,11 +204,50 @@ pub(super) async fn run(a: RunArgs) -> Result<u8> {
                 let _ = j.append(&Record::Interrupted { reason: signal.to_string() });
                 let _ = j.sync();
             }
+            // Exact: the run's backend and ceilings are stored with it, and resume reuses them.
             eprintln!("\ninterrupted ({signal}): finished agents are kept in the journal; resume with:");
-            eprintln!("  wfhost resume {run_id} --backend {backend_name} --yes");
+            eprintln!("  wfhost resume {run_id} --yes");
             Ok(exit::INTERRUPTED)
         }
     }
+}
+
+/// The ceilings this run holds to. A new run: the flags, else the configuration, else the
+/// defaults. A resume: the ceilings its run was started with, which a flag may tighten but
+/// not raise.
+fn ceilings(
+    a: &RunArgs,
+    cwd: &Path,
+    config: &crate::config::Config,
+) -> Result<(Ceilings, Option<String>)> {
+    let mut requested = a.common.limits.requested();
+    requested.budget_tokens = a.common.budget_tokens;
+    requested.max_cost = a.common.max_cost;
+    let mut base = crate::limits::Limits::default();
+    if let Some(c) = config.concurrency {
+        base.concurrency = usize::from(c);
+    }
+    let stored = match &a.resume {
+        Some(id) => History::fold(&RunDir::existing(cwd, id)?.load()?).ceilings,
+        None => None,
+    };
+    let Some(stored) = stored else {
+        return Ok((Ceilings::new(&requested, &base), None));
+    };
+    let (ceilings, tightened) = stored.tighten(&requested).map_err(|e| {
+        ExitError::usage(format!("cannot resume with these flags: {e}")).hint(
+            "a resume keeps the ceilings its run started with; to raise one, start a new run (`wfhost run SCRIPT`)",
+        )
+    })?;
+    let note = if tightened.is_empty() {
+        "resumed under the run's own ceilings".to_string()
+    } else {
+        format!(
+            "resumed under the run's own ceilings, tightened by flags: {}",
+            tightened.join(", ")
+        )
+    };
+    Ok((ceilings, Some(note)))
 }
 
 /// Waits for Ctrl-C or SIGTERM (how CI cancels a job).
@@ -400,6 +439,9 @@ fn finish(a: &RunArgs, report: &RunReport) -> u8 {
         }
     }
     if !a.common.quiet {
+        if let Some(note) = &report.ceilings_note {
+            eprintln!("{note}");
+        }
         let u = &report.usage;
         eprintln!(
             "{} {} in {:.1}s · {} agents ({} done, {} failed) · {} tokens in, {} out · run {}",

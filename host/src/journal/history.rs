@@ -85,8 +85,10 @@ pub struct Start {
 pub struct History {
     pub name: String,
     pub script: String,
-    /// The backend of the latest attempt.
+    /// The backend of the latest attempt (its spec).
     pub backend: String,
+    /// The ceilings of the latest attempt that recorded them.
+    pub ceilings: Option<crate::limits::Ceilings>,
     pub started_at: String,
     /// 1 + the number of resumes.
     pub attempts: u32,
@@ -122,6 +124,7 @@ impl History {
             name: String::new(),
             script: String::new(),
             backend: String::new(),
+            ceilings: None,
             started_at: String::new(),
             attempts: 0,
             status: RunStatus::Crashed,
@@ -194,8 +197,12 @@ impl History {
                 script,
                 backend,
                 started_at,
+                ceilings,
                 ..
             } => {
+                if ceilings.is_some() {
+                    self.ceilings.clone_from(ceilings);
+                }
                 if self.attempts == 0 {
                     self.name.clone_from(name);
                     self.script.clone_from(script);

@@ -38,10 +38,14 @@ pub enum Record {
         run_id: String,
         script: String,
         name: String,
+        /// The backend's spec (`mock`, `replay:/abs/dir`, …): what `resume` chooses again.
         backend: String,
         started_at: String,
         #[serde(default)]
         resume: bool,
+        /// The ceilings this attempt ran under (`resume` keeps them).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ceilings: Option<crate::limits::Ceilings>,
     },
     Phase {
         title: String,
