@@ -62,6 +62,9 @@ pub enum LimitHit {
     OutputBytes,
     /// The output ledger's lines.
     OutputLines,
+    /// Not a limit of the script's: the run journal could not be written (a full disk), so the
+    /// run stops before it finishes work it could not keep (`Journal::failure` says why).
+    Journal,
 }
 
 impl LimitHit {
@@ -88,6 +91,10 @@ impl LimitHit {
                 ),
                 "--max-output-bytes",
             ),
+            LimitHit::Journal => (
+                "the run journal could not be written (is the disk full?), so the run stopped: nothing it finished is lost".to_string(),
+                "",
+            ),
             LimitHit::OutputLines => (
                 format!(
                     "the script wrote more than {} log lines and phase titles",
@@ -96,6 +103,9 @@ impl LimitHit {
                 "--max-log-lines",
             ),
         };
+        if flag.is_empty() {
+            return what;
+        }
         format!("{what}\nhint: raise the limit with `{flag}` if this is expected")
     }
 }

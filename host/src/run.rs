@@ -4,7 +4,7 @@ use crate::backend::Backend;
 use crate::compile::{self, Cache};
 use crate::events::{Event, Events};
 use crate::journal::{Cached, History, Journal, Record};
-use crate::limits::{Ceilings, Limits};
+use crate::limits::{Ceilings, LimitHit, Limits};
 use crate::report::{
     Cost, Outcome, ReportUsage, RunReport, Timings, exit_code, millis, ms, round_usd,
 };
@@ -184,11 +184,24 @@ pub async fn execute(
     };
     if let Some(j) = &journal {
         let dir = j.dir();
+        let unwritable = |e: anyhow::Error| -> anyhow::Error {
+            crate::ExitError::temporary(format!("the run cannot start: {e:#}"))
+                .hint("free space on that disk (or point $WFHOST_RUNS_DIR elsewhere), then run it again")
+                .into()
+        };
         if let Target::Script(s) = &target {
-            std::fs::write(dir.script(), &s.source)?;
+            std::fs::write(dir.script(), &s.source).map_err(|e| {
+                unwritable(
+                    anyhow::Error::new(e).context(format!("writing `{}`", dir.script().display())),
+                )
+            })?;
         }
         if let Some(args) = &opts.args {
-            std::fs::write(dir.args(), serde_json::to_vec_pretty(args)?)?;
+            std::fs::write(dir.args(), serde_json::to_vec_pretty(args)?).map_err(|e| {
+                unwritable(
+                    anyhow::Error::new(e).context(format!("writing `{}`", dir.args().display())),
+                )
+            })?;
         }
         j.append(&Record::RunStarted {
             run_id: run_id.clone(),
@@ -204,7 +217,8 @@ pub async fn execute(
                 max_cost: opts.max_cost,
                 limits: opts.limits.clone(),
             }),
-        })?;
+        })
+        .map_err(unwritable)?;
     }
     if let Some(meta) = meta {
         opts.events.emit(Event::RunStarted {
@@ -266,6 +280,22 @@ pub async fn execute(
                 false,
             )
         }
+        Ending::Limit(LimitHit::Journal) => {
+            let why = journal
+                .as_ref()
+                .and_then(|j| j.failure().map(str::to_owned))
+                .unwrap_or_default();
+            (
+                Outcome::Failed,
+                None,
+                Some(format!(
+                    "{}\n{why}\nhint: free space, then `wfhost resume {run_id} --yes`: every result saved before is served again",
+                    LimitHit::Journal.describe(&opts.limits)
+                )),
+                None,
+                false,
+            )
+        }
         Ending::Limit(limit) => (
             Outcome::Failed,
             None,
@@ -280,7 +310,7 @@ pub async fn execute(
     let duration_ms = millis(started.elapsed());
     let outcome_name = format!("{outcome:?}").to_lowercase();
     if let Some(j) = &journal {
-        j.append(&Record::RunFinished {
+        let _ = j.append(&Record::RunFinished {
             outcome: outcome_name.clone(),
             result: result.clone(),
             error: error.clone(),
@@ -289,9 +319,12 @@ pub async fn execute(
             agents_done: r.agents_done,
             agents_failed: r.agents_failed,
             agents_cached: r.agents_cached,
-        })?;
-        j.sync()?;
+        });
+        // Best effort now: the run is over, and its report must reach the user whatever the
+        // disk says (the journal holds every result; a missing final record reads as crashed).
+        let _ = j.sync();
     }
+    let journal_failed = journal.as_ref().is_some_and(|j| j.failure().is_some());
     opts.events.emit(Event::RunFinished {
         outcome: outcome_name,
         duration_ms,
@@ -326,6 +359,11 @@ pub async fn execute(
             limits: opts.limits.clone(),
         }),
         ceilings_note: opts.ceilings_note,
-        exit_code: exit_code(outcome, r.transient_failures, internal),
+        // A journal that failed is a temporary condition (free space, resume): exit 75.
+        exit_code: if journal_failed {
+            crate::exit::TEMPORARY
+        } else {
+            exit_code(outcome, r.transient_failures, internal)
+        },
     })
 }

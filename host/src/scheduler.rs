@@ -87,6 +87,14 @@ impl Scheduler {
                     let Some(job) = rx.lock().await.recv().await else {
                         break;
                     };
+                    // The journal failed: the run is stopping, and an answer could not be kept.
+                    if setup
+                        .journal
+                        .as_ref()
+                        .is_some_and(|j| j.failure().is_some())
+                    {
+                        continue;
+                    }
                     let handle = job.handle;
                     setup.events.emit(Event::AgentStarted {
                         handle,
@@ -149,8 +157,9 @@ fn record(setup: &SchedulerSetup, job: &AgentJob, outcome: &AgentOutcome) {
             error: error.clone(),
         },
     };
-    if let Err(e) = journal.append(&record) {
-        eprintln!("warning: {e:#}: this result will run again on resume");
+    if journal.append(&record).is_err() {
+        // The journal remembers the failure; the run stops at the next completion.
+        return;
     }
     let response = match &outcome.result {
         Ok(v) => serde_json::json!({ "value": v }),

@@ -407,3 +407,95 @@ fn a_replay_run_resumes_on_its_recording() {
     assert_eq!(r["result"], json!(["R(one)", "R(two)"]), "{r}");
     assert_eq!(r["backend"], "replay");
 }
+
+/// A tmpfs mounted for one test and unmounted when dropped: a disk the test can fill.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(dir).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| Tmpfs(dir.to_path_buf()))
+    }
+
+    /// Writes a file until the disk is full; returns its path.
+    fn fill(&self) -> PathBuf {
+        use std::io::Write;
+        let path = self.0.join("filler");
+        let mut f = std::fs::File::create(&path).unwrap();
+        let chunk = vec![0u8; 16 << 10];
+        while f.write_all(&chunk).is_ok() {}
+        path
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// A full disk must not poison the journal: the run stops at the first record it cannot write
+/// (exit 75, its report and the resume command), the journal stays valid, and once space is
+/// back a resume serves every result saved before (none is asked again).
+#[test]
+fn a_full_disk_stops_the_run_and_resume_loses_nothing() {
+    let p = Project::new(
+        "const out = [];\nfor (let i = 0; i < 30; i++) out.push(await agent(`p${i} ` + 'x'.repeat(3000) + (i < 3 ? '' : ' [delay=150]')));\nreturn out.length;",
+    );
+    let Some(disk) = Tmpfs::mount(&p.runs(), "4m") else {
+        super::missing_tool(
+            "a_full_disk_stops_the_run_and_resume_loses_nothing",
+            "cannot mount a tmpfs (needs root)",
+        );
+        return;
+    };
+    let child = p
+        .wf(["run", "w.js", "--backend", "mock", "--yes", "--json"])
+        .spawn();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let id = loop {
+        if let Some(id) = p.run_id()
+            && p.results(&id).len() >= 3
+        {
+            break id;
+        }
+        assert!(Instant::now() < deadline, "the run never got 3 results");
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let filler = disk.fill();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(75), "{stdout}");
+    let report: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let error = report["error"].as_str().unwrap();
+    assert!(
+        error.contains("the run journal could not be written")
+            && error.contains("No space left on device")
+            && error.contains(&format!("wfhost resume {id} --yes")),
+        "{error}"
+    );
+    // Every line of the journal is a whole record.
+    let journal = p.journal(&id);
+    for line in journal.lines() {
+        serde_json::from_str::<Value>(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    }
+    let saved = p.results(&id).len();
+    assert!((3..30).contains(&saved), "{saved} results saved");
+
+    std::fs::remove_file(filler).unwrap();
+    let resumed = p.resume(&id);
+    resumed.code(0);
+    let r = resumed.report();
+    assert_eq!(r["result"], 30);
+    assert_eq!(
+        calls(&r),
+        30 - saved as u64,
+        "every saved result is served; only the rest is asked"
+    );
+}

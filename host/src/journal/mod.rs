@@ -153,9 +153,18 @@ pub struct Cached {
 /// The open journal of a run: the lock, the append handle, the flusher.
 pub struct Journal {
     dir: RunDir,
-    file: Arc<Mutex<File>>,
+    file: Arc<Mutex<Tail>>,
     dirty: Arc<std::sync::atomic::AtomicBool>,
+    /// The first append that failed (a full disk, an I/O error): once set, the run must stop,
+    /// because what it finishes next could not be kept.
+    failure: std::sync::OnceLock<String>,
     _lock: File,
+}
+
+/// The append handle and the length of the journal's last complete record.
+struct Tail {
+    file: File,
+    len: u64,
 }
 
 impl Journal {
@@ -179,10 +188,12 @@ impl Journal {
         let path = dir.journal();
         repair_torn_tail(&path)?;
         let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        let len = file.metadata()?.len();
         let journal = Journal {
             dir: dir.clone(),
-            file: Arc::new(Mutex::new(file)),
+            file: Arc::new(Mutex::new(Tail { file, len })),
             dirty: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            failure: std::sync::OnceLock::new(),
             _lock: lock,
         };
         journal.start_flusher();
@@ -203,34 +214,51 @@ impl Journal {
                 std::thread::sleep(SYNC_INTERVAL);
                 let Some(file) = file.upgrade() else { break };
                 if dirty.swap(false, std::sync::atomic::Ordering::AcqRel)
-                    && let Ok(f) = file.lock()
+                    && let Ok(t) = file.lock()
                 {
-                    let _ = f.sync_data();
+                    let _ = t.file.sync_data();
                 }
             }
         });
     }
 
-    /// Appends one record (a whole line in one write).
+    /// Appends one record (a whole line in one write). A write that fails (a full disk) is
+    /// cut back to the last complete record, so the journal stays valid whatever happens next,
+    /// and the failure is remembered ([`Journal::failure`]): the run must stop.
     pub fn append(&self, record: &Record) -> Result<()> {
         let mut line = serde_json::to_vec(record)?;
         line.push(b'\n');
-        let mut f = self
+        let mut t = self
             .file
             .lock()
             .map_err(|_| anyhow::anyhow!("journal lock poisoned"))?;
-        f.write_all(&line).context("writing the run journal")?;
+        if let Err(e) = t.file.write_all(&line) {
+            // Shrinking needs no space: this works on a full disk too.
+            let _ = t.file.set_len(t.len);
+            let message = format!(
+                "cannot write the run journal `{}`: {e}",
+                self.dir.journal().display()
+            );
+            let _ = self.failure.set(message.clone());
+            anyhow::bail!(message);
+        }
+        t.len += line.len() as u64;
         self.dirty.store(true, std::sync::atomic::Ordering::Release);
         Ok(())
     }
 
+    /// Why the journal stopped taking records, if it did.
+    pub fn failure(&self) -> Option<&str> {
+        self.failure.get().map(String::as_str)
+    }
+
     /// Writes everything to stable storage now (at the end of a run).
     pub fn sync(&self) -> Result<()> {
-        let f = self
+        let t = self
             .file
             .lock()
             .map_err(|_| anyhow::anyhow!("journal lock poisoned"))?;
-        f.sync_data()?;
+        t.file.sync_data()?;
         Ok(())
     }
 

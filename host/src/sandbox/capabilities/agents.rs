@@ -146,7 +146,7 @@ impl Capabilities {
                 label: label.clone(),
                 phase: phase.clone(),
                 group,
-            });
+            })?;
             self.events.emit(Event::AgentCached {
                 handle,
                 label,
@@ -163,7 +163,7 @@ impl Capabilities {
             label: label.clone(),
             phase: phase.clone(),
             group,
-        });
+        })?;
         self.events.emit(Event::AgentQueued {
             handle,
             label,

@@ -122,15 +122,25 @@ impl Capabilities {
         self.timers.len() + self.agents.len()
     }
 
-    fn journal(&self, record: &Record) {
-        if let Some(j) = &self.journal
-            && let Err(e) = j.append(record)
-        {
-            eprintln!("warning: {e:#}");
+    /// Journals a record. A journal that cannot be written stops the run: work it finished
+    /// after that could not be kept.
+    fn journal(&self, record: &Record) -> Result<(), LimitHit> {
+        match &self.journal {
+            Some(j) if j.append(record).is_err() => Err(LimitHit::Journal),
+            _ => Ok(()),
+        }
+    }
+
+    /// Fails once any append to the journal has failed (here or in the scheduler).
+    fn journal_ok(&self) -> Result<(), LimitHit> {
+        match &self.journal {
+            Some(j) if j.failure().is_some() => Err(LimitHit::Journal),
+            _ => Ok(()),
         }
     }
 
     fn spawn(&mut self, request: &str) -> Result<Value, LimitHit> {
+        self.journal_ok()?;
         let request: Value = match serde_json::from_str(request) {
             Ok(v) => v,
             Err(e) => return Ok(error("TypeError", &format!("malformed spawn request: {e}"))),
@@ -156,6 +166,9 @@ impl Capabilities {
 
     /// Records a finished job; returns the message for the guest.
     fn complete(&mut self, completion: Completion) -> Result<Value, LimitHit> {
+        // A result the scheduler could not journal must not reach the script: a resume could
+        // not serve it again, so the script's control flow would differ.
+        self.journal_ok()?;
         let (handle, value) = match completion {
             Completion::Timer { handle } => {
                 self.timers.fired(handle);
@@ -184,7 +197,7 @@ impl Capabilities {
         self.ledger.charge_line(&title)?;
         self.journal(&Record::Phase {
             title: title.clone(),
-        });
+        })?;
         self.events.emit(Event::Phase { title });
         Ok(())
     }
