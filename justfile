@@ -91,7 +91,7 @@ deny-selftest: advisory-db
     cargo fetch --locked -q --manifest-path "$fixture"
     if WFHOST_ADVISORY_DBS="$CARGO_TARGET_DIR/advisory-dbs" cargo deny --offline --locked \
         --manifest-path "$fixture" --config tests/supply-chain/deny-selftest.toml \
-        check advisories 2>/tmp/wfhost-deny-selftest.log; then
+        check advisories >/tmp/wfhost-deny-selftest.log 2>&1; then
         echo "deny-selftest: FAILED: the advisory check passed a lockfile with known advisories" >&2
         exit 1
     fi
