@@ -50,8 +50,11 @@ pub struct MessagesConfig {
     pub base_url: Option<String>,
     /// [default: 8192]
     pub max_tokens: Option<u32>,
-    /// Per-agent timeout, e.g. `10m` [default: 10m].
+    /// Per-agent timeout, retries and waits included, e.g. `10m` [default: 10m].
     pub timeout: Option<String>,
+    /// Per-attempt timeout: one request that has not finished in this long is abandoned and
+    /// retried, e.g. `2m` [default: the per-agent timeout].
+    pub attempt_timeout: Option<String>,
     /// Attempts per agent for retryable failures [default: 6].
     pub max_attempts: Option<u32>,
 }
@@ -169,6 +172,7 @@ impl Loaded {
         }
         for (key, value) in [
             ("messages.timeout", &c.messages.timeout),
+            ("messages.attempt_timeout", &c.messages.attempt_timeout),
             ("claude.timeout", &c.claude.timeout),
             ("command.timeout", &c.command.timeout),
         ] {

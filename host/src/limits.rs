@@ -5,6 +5,12 @@
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
+/// The largest script (or child workflow) wfhost will compile.
+/// Why 4 MiB: published workflow scripts are tens of KiB; QuickJS compiles inside the guest's
+/// 256 MiB, and a 100 MB script used to end in "wasm trap: unreachable". Large inputs belong in
+/// `args` or in files agents read.
+pub const MAX_SCRIPT_BYTES: usize = 4 << 20;
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Limits {
     /// Linear memory of the guest, in bytes.
@@ -30,6 +36,23 @@ pub struct Limits {
     /// (typically `while (budget.remaining() > 0)` with no budget set) must not spend without
     /// bound; 1000 is far above any real fan-out.
     pub max_agents: u32,
+    /// The largest prompt one agent may be sent.
+    /// Why 8 MiB: the largest context windows (1M tokens) hold about 4 MB of text; a prompt
+    /// twice that size cannot be a real request, and the host copies every prompt it queues.
+    #[serde(default = "default_max_prompt_bytes")]
+    pub max_prompt_bytes: u64,
+    /// Bytes of prompts the host may hold for agents queued or running at once.
+    /// Why 256 MiB: the host copies each prompt out of the guest; 40 agents of 10 MB used to
+    /// hold 550 MB of host memory while the guest stayed under its own 256 MiB. This keeps the
+    /// host's share no larger than the guest's.
+    #[serde(default = "default_max_queued_bytes")]
+    pub max_queued_bytes: u64,
+    /// Wall-clock time one run may take, agents and timers included.
+    /// Why 12 h: a script can keep itself alive forever with self-re-arming timers or agents,
+    /// and CI must never hang; 12 h is longer than any workflow seen, even hundreds of coding
+    /// agents. A run stopped by it keeps its journal and can be resumed.
+    #[serde(with = "humantime_serde_compat", default = "default_timeout")]
+    pub timeout: Duration,
     /// Agents running at once. Why `min(16, max(2, cores − 2))`: the reference's formula —
     /// enough parallelism for I/O-bound model calls while leaving cores for the host and tools.
     pub concurrency: usize,
@@ -43,9 +66,24 @@ impl Default for Limits {
             max_output_bytes: 16 << 20,
             max_log_lines: 100_000,
             max_agents: 1000,
+            timeout: default_timeout(),
+            max_prompt_bytes: default_max_prompt_bytes(),
+            max_queued_bytes: default_max_queued_bytes(),
             concurrency: default_concurrency(),
         }
     }
+}
+
+fn default_max_prompt_bytes() -> u64 {
+    8 << 20
+}
+
+fn default_max_queued_bytes() -> u64 {
+    256 << 20
+}
+
+fn default_timeout() -> Duration {
+    Duration::from_secs(12 * 60 * 60)
 }
 
 pub fn default_concurrency() -> usize {
@@ -62,6 +100,8 @@ pub enum LimitHit {
     OutputBytes,
     /// The output ledger's lines.
     OutputLines,
+    /// The run's wall-clock time (`--timeout`).
+    WallClock,
     /// Not a limit of the script's: the run journal could not be written (a full disk), so the
     /// run stops before it finishes work it could not keep (`Journal::failure` says why).
     Journal,
@@ -90,6 +130,13 @@ impl LimitHit {
                     bytesize::ByteSize(limits.max_output_bytes).display().iec()
                 ),
                 "--max-output-bytes",
+            ),
+            LimitHit::WallClock => (
+                format!(
+                    "the run took longer than {} (a script that keeps itself alive with timers or agents?) and was stopped; its journal is kept",
+                    humantime::format_duration(limits.timeout)
+                ),
+                "--timeout",
             ),
             LimitHit::Journal => (
                 "the run journal could not be written (is the disk full?), so the run stopped: nothing it finished is lost".to_string(),
@@ -132,6 +179,9 @@ pub struct Requested {
     pub max_output_bytes: Option<u64>,
     pub max_log_lines: Option<u64>,
     pub max_agents: Option<u32>,
+    pub timeout: Option<Duration>,
+    pub max_prompt_bytes: Option<u64>,
+    pub max_queued_bytes: Option<u64>,
     pub concurrency: Option<usize>,
 }
 
@@ -199,6 +249,9 @@ impl Ceilings {
                 max_output_bytes: requested.max_output_bytes.unwrap_or(base.max_output_bytes),
                 max_log_lines: requested.max_log_lines.unwrap_or(base.max_log_lines),
                 max_agents: requested.max_agents.unwrap_or(base.max_agents),
+                timeout: requested.timeout.unwrap_or(base.timeout),
+                max_prompt_bytes: requested.max_prompt_bytes.unwrap_or(base.max_prompt_bytes),
+                max_queued_bytes: requested.max_queued_bytes.unwrap_or(base.max_queued_bytes),
                 concurrency: requested.concurrency.unwrap_or(base.concurrency),
             },
         }
@@ -215,6 +268,12 @@ impl Ceilings {
             "cpu_timeout",
             Millis(l.cpu_timeout.as_millis()),
             r.cpu_timeout.map(|d| Millis(d.as_millis())),
+            &mut t,
+        )?;
+        let timeout = pick_set(
+            "timeout",
+            Millis(l.timeout.as_millis()),
+            r.timeout.map(|d| Millis(d.as_millis())),
             &mut t,
         )?;
         let c = Ceilings {
@@ -235,6 +294,23 @@ impl Ceilings {
                 )?,
                 max_log_lines: pick_set("max_log_lines", l.max_log_lines, r.max_log_lines, &mut t)?,
                 max_agents: pick_set("max_agents", l.max_agents, r.max_agents, &mut t)?,
+                timeout: if timeout.0 == l.timeout.as_millis() {
+                    l.timeout
+                } else {
+                    r.timeout.unwrap_or(l.timeout)
+                },
+                max_prompt_bytes: pick_set(
+                    "max_prompt_bytes",
+                    l.max_prompt_bytes,
+                    r.max_prompt_bytes,
+                    &mut t,
+                )?,
+                max_queued_bytes: pick_set(
+                    "max_queued_bytes",
+                    l.max_queued_bytes,
+                    r.max_queued_bytes,
+                    &mut t,
+                )?,
                 concurrency: r.concurrency.unwrap_or(l.concurrency),
             },
         };

@@ -117,9 +117,29 @@ impl ReportUsage {
     }
 }
 
+/// How a run's agents fared, for its exit code.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AgentTally {
+    pub done: u32,
+    pub failed: u32,
+    pub cached: u32,
+    /// Failures that may go away on their own (rate limits, overload, network).
+    pub transient: u32,
+}
+
 /// The exit code of a run that got as far as a report.
-pub fn exit_code(outcome: Outcome, transient_failures: u32, internal: bool) -> u8 {
+pub fn exit_code(outcome: Outcome, agents: AgentTally, internal: bool) -> u8 {
+    let transient_failures = agents.transient;
     match outcome {
+        // A script that returned although every agent it started failed (a 429 storm, a wrong
+        // base_url) did no work: never a green success. 75 when the failures may pass.
+        Outcome::Completed if agents.failed > 0 && agents.done == 0 && agents.cached == 0 => {
+            if transient_failures > 0 {
+                exit::TEMPORARY
+            } else {
+                exit::SCRIPT
+            }
+        }
         Outcome::Completed => exit::OK,
         _ if internal => exit::INTERNAL,
         // A script that failed after agents failed for temporary reasons will likely pass on

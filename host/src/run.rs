@@ -3,10 +3,10 @@
 use crate::backend::Backend;
 use crate::compile::{self, Cache};
 use crate::events::{Event, Events};
-use crate::journal::{Cached, History, Journal, Record};
+use crate::journal::{Cached, Journal, Record};
 use crate::limits::{Ceilings, LimitHit, Limits};
 use crate::report::{
-    Cost, Outcome, ReportUsage, RunReport, Timings, exit_code, millis, ms, round_usd,
+    AgentTally, Cost, Outcome, ReportUsage, RunReport, Timings, exit_code, millis, ms, round_usd,
 };
 use crate::run_dir::RunDir;
 use crate::sandbox::capabilities::{Capabilities, RunSetup};
@@ -66,7 +66,7 @@ pub fn open_journal(cwd: &Path, run_id: &str, resume: bool) -> Result<RunJournal
     };
     let journal = Arc::new(Journal::open(&dir)?);
     let cache = if resume {
-        History::fold(&dir.load()?).cache()
+        crate::journal::resume_point(&dir.journal())?.cache
     } else {
         HashMap::new()
     };
@@ -93,12 +93,33 @@ pub fn new_run_id() -> String {
 
 /// `--args` / `--args-file` text: a value that parses as JSON arrives as JSON, otherwise as a
 /// string; a JSON string that itself holds JSON arrives parsed (as on the reference runtime).
-pub fn parse_args(text: &str) -> Value {
-    let v = serde_json::from_str(text.trim()).unwrap_or_else(|_| Value::String(text.to_string()));
-    match &v {
-        Value::String(s) => serde_json::from_str(s).unwrap_or(v),
+/// JSON nested deeper than this (serde_json's limit) is refused by name rather than arriving
+/// as a string.
+pub const MAX_JSON_DEPTH: usize = 128;
+
+pub fn parse_args(text: &str) -> Result<Value> {
+    let too_deep = |e: &serde_json::Error| e.to_string().contains("recursion limit exceeded");
+    let v = match serde_json::from_str(text.trim()) {
+        Ok(v) => v,
+        Err(e) if too_deep(&e) => return Err(args_too_deep()),
+        Err(_) => Value::String(text.to_string()),
+    };
+    Ok(match &v {
+        Value::String(s) => match serde_json::from_str(s) {
+            Ok(inner) => inner,
+            Err(e) if too_deep(&e) => return Err(args_too_deep()),
+            Err(_) => v,
+        },
         _ => v,
-    }
+    })
+}
+
+fn args_too_deep() -> anyhow::Error {
+    crate::ExitError::usage(format!(
+        "the args are JSON nested deeper than {MAX_JSON_DEPTH} levels"
+    ))
+    .hint("flatten them, or pass the deep part as a string the script parses")
+    .into()
 }
 
 /// A report for a script refused before it ran.
@@ -363,7 +384,16 @@ pub async fn execute(
         exit_code: if journal_failed {
             crate::exit::TEMPORARY
         } else {
-            exit_code(outcome, r.transient_failures, internal)
+            exit_code(
+                outcome,
+                AgentTally {
+                    done: r.agents_done,
+                    failed: r.agents_failed,
+                    cached: r.agents_cached,
+                    transient: r.transient_failures,
+                },
+                internal,
+            )
         },
     })
 }

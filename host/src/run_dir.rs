@@ -9,8 +9,11 @@
 //!     journal.jsonl         append-only records (journal.rs)
 //!     script.js             the script as it ran (for `wfhost resume`)
 //!     args.json             its `args`
-//!     transcripts/          each agent's request and response
+//!     transcripts.jsonl     each agent call's request, usage, cost and duration
+//!     prompts/<blake3>      long prompts, stored once however many agents sent them
+//!     transcripts/          (runs written before transcripts.jsonl: a file per call)
 //!     lock                  held (flock) by the process running the run
+//!     journal.key           the run's key for the records' MACs (0600)
 //! ```
 
 use crate::ExitError;
@@ -107,17 +110,27 @@ impl RunDir {
     pub fn transcripts(&self) -> PathBuf {
         self.path.join("transcripts")
     }
-    pub fn transcript(&self, key: &str, occurrence: u32) -> PathBuf {
-        self.transcripts().join(format!("{key}-{occurrence}.json"))
+    pub fn transcripts_log(&self) -> PathBuf {
+        self.path.join("transcripts.jsonl")
+    }
+    pub fn prompts(&self) -> PathBuf {
+        self.path.join("prompts")
+    }
+    pub fn prompt(&self, blake3_hex: &str) -> PathBuf {
+        self.prompts().join(blake3_hex)
     }
     pub fn lock(&self) -> PathBuf {
         self.path.join("lock")
+    }
+    /// The run's journal key: every record carries a MAC under it (journal/seal.rs).
+    pub fn journal_key(&self) -> PathBuf {
+        self.path.join("journal.key")
     }
 
     /// Creates the directory (and the runs root's `.gitignore`).
     pub fn create(&self) -> Result<()> {
         use anyhow::Context as _;
-        std::fs::create_dir_all(self.transcripts()).with_context(|| {
+        std::fs::create_dir_all(&self.path).with_context(|| {
             format!("cannot create the run directory `{}`", self.path.display())
         })?;
         if let Some(root) = self.path.parent() {

@@ -107,12 +107,17 @@ impl Scheduler {
                     });
                     let outcome = run(&setup, &job).await;
                     record(&setup, &job, &outcome);
+                    let transcript = transcript(&setup, &job, &outcome);
                     if setup
                         .done
                         .send(Completion::Agent { handle, outcome })
                         .is_err()
                     {
                         break; // the run is over; nobody is waiting for results any more
+                    }
+                    // After the script has its answer: nothing waits on the transcript.
+                    if let (Some(journal), Some(t)) = (&setup.journal, transcript) {
+                        journal.write_transcript(&job.key, job.occurrence, t);
                     }
                 }
             });
@@ -126,7 +131,26 @@ impl Scheduler {
     }
 }
 
-/// Journals an outcome (result or failure record, then the transcript) and records it.
+/// The transcript of a journaled outcome (the answer itself is in the journal's record).
+fn transcript(setup: &SchedulerSetup, job: &AgentJob, outcome: &AgentOutcome) -> Option<Value> {
+    let journal = setup.journal.as_ref()?;
+    if journal.failure().is_some() {
+        return None;
+    }
+    let mut t = serde_json::json!({
+        "request": job.request,
+        "usage": outcome.usage,
+        "cost_usd": outcome.cost_usd,
+        "duration_ms": crate::report::millis(outcome.duration),
+        "backend": setup.backend.identity(),
+    });
+    if let Err(e) = &outcome.result {
+        t["error"] = e.clone().into();
+    }
+    Some(t)
+}
+
+/// Journals an outcome (a result or failure record) and records it.
 fn record(setup: &SchedulerSetup, job: &AgentJob, outcome: &AgentOutcome) {
     let identity = setup.backend.identity();
     if let (Some(recorder), Ok(value)) = (&setup.recorder, &outcome.result) {
@@ -157,26 +181,8 @@ fn record(setup: &SchedulerSetup, job: &AgentJob, outcome: &AgentOutcome) {
             error: error.clone(),
         },
     };
-    if journal.append(&record).is_err() {
-        // The journal remembers the failure; the run stops at the next completion.
-        return;
-    }
-    let response = match &outcome.result {
-        Ok(v) => serde_json::json!({ "value": v }),
-        Err(e) => serde_json::json!({ "error": e }),
-    };
-    journal.write_transcript(
-        &job.key,
-        job.occurrence,
-        &serde_json::json!({
-            "request": job.request,
-            "response": response,
-            "usage": outcome.usage,
-            "cost_usd": outcome.cost_usd,
-            "duration_ms": crate::report::millis(outcome.duration),
-            "backend": identity,
-        }),
-    );
+    // A failure is remembered by the journal; the run stops at the next completion.
+    let _ = journal.append(&record);
 }
 
 /// Asks the backend, enforcing the schema; prices what it spent.

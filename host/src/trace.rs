@@ -9,7 +9,7 @@
 //! - `data`: an agent whose prompt contains an earlier agent's answer.
 
 use crate::agent::AgentState;
-use crate::journal::History;
+use crate::journal::{History, Transcripts};
 use crate::run_dir::RunDir;
 use serde::Serialize;
 use serde_json::Value;
@@ -84,6 +84,7 @@ pub fn build(run: &RunDir, history: &History) -> Trace {
         name: history.name.clone(),
         ..Trace::default()
     };
+    let transcripts = Transcripts::load(run);
     let mut prompts: Vec<String> = Vec::new();
     let mut answers: Vec<Option<String>> = Vec::new();
     let mut frontier: Vec<usize> = Vec::new();
@@ -93,10 +94,7 @@ pub fn build(run: &RunDir, history: &History) -> Trace {
     for start in &history.last_attempt {
         let call = &history.calls[start.call];
         let id = trace.nodes.len();
-        let transcript: Value = std::fs::read(run.transcript(&call.key, call.occurrence))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default();
+
         let state = match (start.cached, call.answered, &call.error) {
             (true, _, _) => AgentState::Cached,
             (false, true, _) => AgentState::Done,
@@ -114,14 +112,13 @@ pub fn build(run: &RunDir, history: &History) -> Trace {
             } else {
                 0
             },
-            duration_ms: transcript["duration_ms"].as_u64(),
+            duration_ms: transcripts.duration_ms(&call.key, call.occurrence),
             cost_usd: if answered { call.cost_usd } else { 0.0 },
         });
         prompts.push(
-            transcript["request"]["prompt"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string(),
+            transcripts
+                .prompt(&call.key, call.occurrence)
+                .unwrap_or_default(),
         );
         answers.push(call.value.clone().map(|v| match v {
             Value::String(s) => s,

@@ -101,8 +101,7 @@ impl Resolver {
         let entry = self.list().into_iter().find(|e| e.name == name);
         match entry {
             Some(e) if symlinked(&e.path, 3) => Err(format!(
-                "workflow `{name}` at {} is a symlink; saved workflows must be regular files",
-                e.path.display()
+                "workflow `{name}` is a symlink; saved workflows must be regular files (see `wfhost list`)"
             )),
             Some(e) => Ok(e.path),
             None => {
@@ -120,46 +119,79 @@ impl Resolver {
     }
 
     /// `workflow(name | {scriptPath})` from inside a script: resolve, read and check the child.
+    /// The script is untrusted: nothing here may hang (a FIFO), and no message may tell it
+    /// about the host's filesystem (absolute paths, whether a path outside the project exists).
     pub fn load_child(&self, request: &Value) -> Result<Script, String> {
-        let (label, path) = if let Some(name) = request["name"].as_str() {
-            (format!("workflow('{name}')"), self.find(name)?)
+        let (label, origin, source) = if let Some(name) = request["name"].as_str() {
+            let label = format!("workflow('{name}')");
+            let path = self.find(name)?;
+            let source = read_script(&path)
+                .map_err(|why| format!("{label}: the saved workflow cannot be read: {why}"))?;
+            (label, format!("workflow '{name}'"), source)
         } else if let Some(p) = request["scriptPath"].as_str() {
-            (
-                format!("workflow({{scriptPath: '{p}'}})"),
-                self.script_path(p)?,
-            )
+            let label = format!("workflow({{scriptPath: '{p}'}})");
+            let refuse = || {
+                format!(
+                    "{label}: no workflow script at that path; scriptPath must be a relative path (without `..`) to a regular `.js` file in the current directory or below, not a symlink"
+                )
+            };
+            let path = self.script_path(p).ok_or_else(refuse)?;
+            let source = read_script(&path).map_err(|_| refuse())?;
+            (label, p.to_string(), source)
         } else {
             return Err(
                 "workflow() expects a workflow name (string) or {scriptPath: string}".into(),
             );
         };
-        let source = std::fs::read_to_string(&path)
-            .map_err(|e| format!("{label}: cannot read {}: {e}", path.display()))?;
-        Script::parse(&path.display().to_string(), &source)
-            .map_err(|r| format!("{label}: {}", r.render()))
+        Script::parse(&origin, &source).map_err(|r| format!("{label}: {}", r.render()))
     }
 
-    /// A `scriptPath` must name a regular `.js` file inside the current directory.
-    fn script_path(&self, p: &str) -> Result<PathBuf, String> {
-        let refuse = |why: &str| Err(format!("workflow({{scriptPath: '{p}'}}): {why}"));
-        if !Path::new(p)
+    /// Where a `scriptPath` points, decided from the string alone (so the answer says nothing
+    /// about what exists on disk): relative, no `..`, a `.js` file, no symlink on the way.
+    fn script_path(&self, p: &str) -> Option<PathBuf> {
+        use std::path::Component;
+        let rel = Path::new(p);
+        let plain = rel
+            .components()
+            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
+        let js = rel
             .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("js"))
-        {
-            return refuse("scriptPath must name a `.js` file");
+            .is_some_and(|e| e.eq_ignore_ascii_case("js"));
+        if !plain || !js {
+            return None;
         }
-        let joined = self.cwd.join(p);
-        if symlinked(&joined, Path::new(p).components().count()) {
-            return refuse("scriptPath is a symlink; workflows must be regular files");
+        let joined = self.cwd.join(rel);
+        if symlinked(&joined, rel.components().count()) {
+            return None;
         }
-        let (Ok(full), Ok(root)) = (joined.canonicalize(), self.cwd.canonicalize()) else {
-            return refuse("no such file");
-        };
-        if !full.starts_with(&root) {
-            return refuse("scriptPath must stay inside the current directory");
-        }
-        Ok(full)
+        Some(joined)
     }
+}
+
+/// Reads a workflow script without ever blocking: opened non-blocking and without following a
+/// final symlink, refused unless it is a regular file (a FIFO would block forever, a device
+/// would never end), and no larger than `MAX_SCRIPT_BYTES`.
+fn read_script(path: &Path) -> Result<String, String> {
+    use std::io::Read as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|e| e.kind().to_string())?;
+    let meta = file.metadata().map_err(|e| e.kind().to_string())?;
+    if !meta.is_file() {
+        return Err("not a regular file".into());
+    }
+    let max = crate::limits::MAX_SCRIPT_BYTES;
+    let mut source = String::new();
+    file.take(max as u64 + 1)
+        .read_to_string(&mut source)
+        .map_err(|e| e.kind().to_string())?;
+    if source.len() > max {
+        return Err(format!("larger than the {max} bytes a script may have"));
+    }
+    Ok(source)
 }
 
 /// True when `path` or one of its `levels - 1` parent directories is a symlink.

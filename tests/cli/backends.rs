@@ -45,7 +45,7 @@ fn messages_backend_retries_faults_and_accounts_usage_and_cost() {
          const obj = await agent('classify this', { schema: { type: 'object', properties: { kind: { enum: ['a', 'b'] }, n: { type: 'integer' } }, required: ['kind', 'n'] } });\n\
          const faults = await parallel(['p429 [429x1]', 'p529 [529x2]', 'p500 [500x1]', 'pstall [stallx1]', 'pmid [midstreamx1]', 'pmal [malformedx1]', 'p400 [400]', 'pspend [spend]'].map(p => () => agent(p)));\n\
          return { plain, obj, faults };",
-        "model = \"claude-sonnet-4-5\"\n[messages]\ntimeout = \"2s\"\nmax_attempts = 4\n",
+        "model = \"claude-sonnet-4-5\"\n[messages]\ntimeout = \"30s\"\nattempt_timeout = \"2s\"\nmax_attempts = 4\n",
     );
     let out = run_with(&s, Some(&api), &["--backend", "messages"]);
     out.code(0);
@@ -592,4 +592,24 @@ fn nonsense_settings_are_refused_at_load() {
         let name = flag.split('=').next().unwrap();
         assert!(out.stderr.contains(name), "{flag}: {}", out.stderr);
     }
+}
+
+/// `messages.timeout` bounds the whole agent, retries included, as documented (it bounded each
+/// attempt: six attempts with backoff ran ~15 s past a 2 s timeout).
+#[test]
+fn messages_timeout_bounds_the_whole_agent() {
+    let api = FakeApi::start(false);
+    let s = project(
+        "return await agent('always failing [500x99]');",
+        "model = \"claude-sonnet-4-5\"\n[messages]\ntimeout = \"2s\"\n",
+    );
+    let started = std::time::Instant::now();
+    let r = run_with(&s, Some(&api), &["--backend", "messages"]).report();
+    let took = started.elapsed();
+    let logs = r["logs"].to_string();
+    assert!(
+        logs.contains("no complete answer within 2s, retries included"),
+        "{logs}"
+    );
+    assert!(took < std::time::Duration::from_secs(10), "took {took:?}");
 }

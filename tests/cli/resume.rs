@@ -499,3 +499,110 @@ fn a_full_disk_stops_the_run_and_resume_loses_nothing() {
         "every saved result is served; only the rest is asked"
     );
 }
+
+/// Every journal record is sealed with a MAC under the run's key: an edited value, swapped keys
+/// or a schema answer turned into a string is refused on resume, naming the line (exit 77),
+/// never served to the script.
+#[test]
+fn a_tampered_journal_is_refused_not_served() {
+    let p = Project::new(
+        "const a = await agent('one', { schema: { type: 'object', properties: { n: { type: 'integer' } }, required: ['n'] } });\nconst b = await agent('two');\nreturn [a, b];",
+    );
+    let first = p.run(&[]);
+    first.code(0);
+    let id = first.report()["run_id"].as_str().unwrap().to_string();
+    let path = p.runs().join(&id).join("journal.jsonl");
+    let original = std::fs::read_to_string(&path).unwrap();
+    let lines: Vec<&str> = original.lines().collect();
+    let results: Vec<(usize, Value)> = lines
+        .iter()
+        .enumerate()
+        .filter_map(|(i, l)| Some((i, serde_json::from_str::<Value>(l).ok()?)))
+        .filter(|(_, r)| r["type"] == "result")
+        .collect();
+    assert_eq!(results.len(), 2);
+    let (schema_line, schema_rec) = &results[0];
+    let (text_line, text_rec) = &results[1];
+    let (k1, k2) = (
+        schema_rec["key"].as_str().unwrap(),
+        text_rec["key"].as_str().unwrap(),
+    );
+    let schema_value = serde_json::to_string(&schema_rec["value"]).unwrap();
+    let with = |edits: &[(usize, String)]| {
+        let mut out: Vec<String> = lines.iter().map(|l| (*l).to_string()).collect();
+        for (i, l) in edits {
+            out[*i] = l.clone();
+        }
+        out.join("\n") + "\n"
+    };
+    let tampered = [
+        // An edited answer.
+        with(&[(*text_line, lines[*text_line].replace("R(two)", "R(pwned)"))]),
+        // Two results' keys swapped.
+        with(&[
+            (*schema_line, lines[*schema_line].replace(k1, k2)),
+            (*text_line, lines[*text_line].replace(k2, k1)),
+        ]),
+        // A schema answer turned into a string.
+        with(&[(
+            *schema_line,
+            lines[*schema_line].replace(
+                &format!("\"value\":{schema_value}"),
+                &format!(
+                    "\"value\":{}",
+                    serde_json::to_string(&schema_value).unwrap()
+                ),
+            ),
+        )]),
+    ];
+    for journal in tampered {
+        assert_ne!(journal, original, "the edit applied");
+        std::fs::write(&path, &journal).unwrap();
+        let out = p.resume(&id);
+        out.code(77);
+        assert!(
+            out.stderr.contains(&format!(
+                "line {} fails its checksum",
+                schema_line.min(text_line) + 1
+            )) || out.stderr.contains("fails its checksum"),
+            "{}",
+            out.stderr
+        );
+        assert!(
+            out.stderr.contains("none of it is served"),
+            "{}",
+            out.stderr
+        );
+    }
+    // The key gone: a sealed journal is not read as an old unsealed one.
+    std::fs::write(&path, &original).unwrap();
+    let key = p.runs().join(&id).join("journal.key");
+    let saved_key = std::fs::read(&key).unwrap();
+    std::fs::remove_file(&key).unwrap();
+    let out = p.resume(&id);
+    out.code(77);
+    assert!(
+        out.stderr.contains("`journal.key` is missing"),
+        "{}",
+        out.stderr
+    );
+    // Restored, it resumes and serves both answers.
+    std::fs::write(&key, saved_key).unwrap();
+    let resumed = p.resume(&id);
+    resumed.code(0);
+    assert_eq!(resumed.report()["usage"]["agents_cached"], 2);
+}
+
+/// A resume gets the run's args exactly as they were: the string "123" stays a string (it came
+/// back as the number 123).
+#[test]
+fn args_keep_their_type_on_resume() {
+    let p = Project::new("await agent('one');\nreturn typeof args + ':' + JSON.stringify(args);");
+    let first = p.run(&["--args", "\"\\\"123\\\"\""]);
+    first.code(0);
+    let r = first.report();
+    assert_eq!(r["result"], "string:\"123\"", "{r}");
+    let again = p.resume(r["run_id"].as_str().unwrap());
+    again.code(0);
+    assert_eq!(again.report()["result"], "string:\"123\"");
+}

@@ -240,3 +240,98 @@ fn phase_titles_and_labels_are_charged_to_the_output_ledger() {
         assert!(size < 4096, "the journal grew to {size} bytes");
     }
 }
+
+/// A run-level wall-clock limit: a script that keeps itself alive with a self-re-arming timer
+/// (never spending 30 s of CPU at once) is stopped by `--timeout`, naming it.
+#[test]
+fn a_script_that_keeps_itself_alive_is_stopped_by_the_timeout() {
+    let started = std::time::Instant::now();
+    let report = failed_with(
+        "function tick() { setTimeout(tick, 5); }\ntick();\nawait new Promise(() => {});",
+        &["--timeout", "1s"],
+        "--timeout",
+    );
+    assert!(
+        report["error"]
+            .as_str()
+            .unwrap()
+            .contains("took longer than 1s"),
+        "{report}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+}
+
+/// A script past the size limit is refused before compiling, with a hint (a 100 MB script used
+/// to end in "wasm trap: unreachable").
+#[test]
+fn an_oversized_script_is_refused_before_compiling() {
+    let (report, out) = run_script(
+        &format!("const s = '{}';\nreturn 1;", "x".repeat(5 << 20)),
+        &[],
+    );
+    out.code(65);
+    assert_eq!(report["outcome"], "rejected");
+    let error = report["error"].as_str().unwrap();
+    assert!(
+        error.contains("too large") && error.contains("hint: a workflow script is code"),
+        "{error}"
+    );
+}
+
+/// Host memory is bounded too: the host copies every prompt it queues, so one prompt has a size
+/// limit and the prompts held at once have another; both reach the script as errors naming the
+/// flag (40 agents of 10 MB used to hold 550 MB of host memory).
+#[test]
+fn prompts_held_by_the_host_are_bounded() {
+    let (report, out) = run_script(
+        "try { await agent('x'.repeat(2 << 20)); } catch (e) { return String(e); }",
+        &["--max-prompt-bytes", "1MiB"],
+    );
+    out.code(0);
+    assert!(
+        report["result"]
+            .as_str()
+            .unwrap()
+            .contains("--max-prompt-bytes"),
+        "{report}"
+    );
+    let (report, out) = run_script(
+        "const big = 'x'.repeat(2 << 20);\nconst rs = await parallel(Array.from({ length: 40 }, (_, i) => () => agent(big + i + ' [delay=300]')));\nreturn rs.filter(r => r !== null).length;",
+        &["--max-queued-bytes", "16MiB", "--concurrency", "16"],
+    );
+    out.code(0);
+    let answered = report["result"].as_u64().unwrap();
+    assert!((1..40).contains(&answered), "{report}");
+    let logs = report["logs"].to_string();
+    assert!(logs.contains("--max-queued-bytes"), "{logs}");
+}
+
+/// JSON nested deeper than 128 levels is named as such: in `--args` (it arrived as a string)
+/// and in a result (it was "a malformed outcome").
+#[test]
+fn deep_json_is_named_not_mangled() {
+    let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+    let s = Scratch::new();
+    s.file(
+        "w.js",
+        "export const meta = { name: 't', description: 'deep' };\nreturn typeof args;",
+    );
+    let out = wfhost(["run", "w.js", "--backend", "mock", "--yes", "--args", &deep])
+        .dir(s.path())
+        .run();
+    out.code(2);
+    assert!(
+        out.stderr.contains("nested deeper than 128 levels"),
+        "{}",
+        out.stderr
+    );
+    let report = failed_with(
+        "let v = [];\nfor (let i = 0; i < 200; i++) v = [v];\nreturn v;",
+        &[],
+        "nested deeper than 128 levels",
+    );
+    assert!(
+        !report["error"].as_str().unwrap().contains("malformed"),
+        "{report}"
+    );
+}

@@ -626,3 +626,84 @@ fn script_text_never_reaches_the_terminal_raw() {
         "JSON keeps the raw text"
     );
 }
+
+/// Transcripts are one `transcripts.jsonl` per run (no file per agent), a long prompt is stored
+/// once however many agents send it, and `runs show` and `trace` read them — and still read the
+/// file-per-agent layout of older runs.
+#[test]
+fn transcripts_are_one_file_and_old_runs_still_read() {
+    let s = Scratch::new();
+    s.file(
+        "w.js",
+        "export const meta = { name: 'heads', description: 'a shared head' };\n\
+         const head = 'h'.repeat(65536);\n\
+         const first = await agent('first look');\n\
+         const rs = await parallel(Array.from({ length: 20 }, (_, i) => () => agent(head + ' item ' + i, { label: 'item ' + i })));\n\
+         return await agent('combine ' + first, { label: 'combine' });",
+    );
+    let runs = s.path().join("runs");
+    let r = wfhost(["run", "w.js", "--backend", "mock", "--yes", "--json"])
+        .dir(s.path())
+        .env("WFHOST_RUNS_DIR", &runs)
+        .run()
+        .report();
+    let id = r["run_id"].as_str().unwrap().to_string();
+    let dir = runs.join(&id);
+    assert!(!dir.join("transcripts").exists(), "no file per agent");
+    let log = std::fs::read_to_string(dir.join("transcripts.jsonl")).unwrap();
+    assert_eq!(log.lines().count(), 22);
+    let prompts: Vec<_> = std::fs::read_dir(dir.join("prompts"))
+        .unwrap()
+        .flatten()
+        .collect();
+    // The 20 fan-out prompts differ in their tails, so each long one is stored once: 20 files,
+    // not 20 × 2 (journal-free) copies, and nothing is stored for the short ones.
+    assert_eq!(prompts.len(), 20);
+    assert!(
+        log.len() < 64 * 1024,
+        "no long prompt inline: {} bytes",
+        log.len()
+    );
+
+    let check = |why: &str| {
+        let show = wfhost(["runs", "show", &id, "--json"])
+            .dir(s.path())
+            .env("WFHOST_RUNS_DIR", &runs)
+            .run();
+        show.code(0);
+        let v: serde_json::Value = serde_json::from_str(&show.stdout).unwrap();
+        let agents = v["agents"].as_array().unwrap();
+        assert_eq!(agents.len(), 22, "{why}");
+        assert!(
+            agents.iter().all(|a| a["duration_ms"].is_u64()),
+            "{why}: {v}"
+        );
+        let t: serde_json::Value = serde_json::from_str(&trace(&s, &id, "json")).unwrap();
+        let data_edge = t["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "data" && e["from"] == 0 && e["to"] == 21);
+        assert!(
+            data_edge,
+            "{why}: the combine prompt holds the first answer: {t}"
+        );
+    };
+    check("new layout");
+
+    // Rewrite the run as an older wfhost left it: a pretty file per call, prompts inline.
+    let old = dir.join("transcripts");
+    std::fs::create_dir(&old).unwrap();
+    for line in log.lines() {
+        let mut v: serde_json::Value = serde_json::from_str(line).unwrap();
+        if let Some(hash) = v["request"]["prompt_ref"].as_str() {
+            let prompt = std::fs::read_to_string(dir.join("prompts").join(hash)).unwrap();
+            v["request"]["prompt"] = prompt.into();
+        }
+        let name = format!("{}-{}.json", v["key"].as_str().unwrap(), v["occurrence"]);
+        std::fs::write(old.join(name), serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+    }
+    std::fs::remove_file(dir.join("transcripts.jsonl")).unwrap();
+    std::fs::remove_dir_all(dir.join("prompts")).unwrap();
+    check("old layout");
+}

@@ -36,6 +36,7 @@ pub struct Messages {
     model: String,
     max_tokens: u32,
     timeout: Duration,
+    attempt_timeout: Duration,
     max_attempts: u32,
     /// Recent prompts, to find the shared prefix of a fan-out.
     recent: std::sync::Mutex<Vec<String>>,
@@ -103,17 +104,25 @@ impl Messages {
             .enable_http1()
             .enable_http2()
             .wrap_connector(tcp);
+        let timeout = config::duration(
+            &cfg.messages.timeout,
+            "messages.timeout",
+            Duration::from_secs(600),
+        )?;
+        let attempt_timeout = config::duration(
+            &cfg.messages.attempt_timeout,
+            "messages.attempt_timeout",
+            timeout,
+        )?
+        .min(timeout);
         Ok(Messages {
             client: Client::builder(TokioExecutor::new()).build(https),
             base_url: base_url.trim_end_matches('/').to_string(),
             api_key,
             model: cfg.model().to_string(),
             max_tokens: cfg.messages.max_tokens.unwrap_or(8192),
-            timeout: config::duration(
-                &cfg.messages.timeout,
-                "messages.timeout",
-                Duration::from_secs(600),
-            )?,
+            timeout,
+            attempt_timeout,
             max_attempts: cfg.messages.max_attempts.unwrap_or(6).max(1),
             recent: std::sync::Mutex::new(Vec::new()),
             requests: AtomicU64::new(0),
@@ -231,13 +240,13 @@ impl Messages {
             }
             read_stream(response.into_body()).await
         };
-        match tokio::time::timeout(self.timeout, work).await {
+        match tokio::time::timeout(self.attempt_timeout, work).await {
             Ok(r) => r,
             Err(_) => Err(Failure::Retry {
                 error: AgentError {
                     message: format!(
-                        "no complete answer within {} (messages.timeout)",
-                        humantime::format_duration(self.timeout)
+                        "no complete answer within {} (messages.attempt_timeout)",
+                        humantime::format_duration(self.attempt_timeout)
                     ),
                     transient: true,
                 },
@@ -390,24 +399,42 @@ impl Backend for Messages {
         feedback: Option<&str>,
     ) -> Result<AgentReply, AgentError> {
         let body = self.body(req, feedback);
-        let mut attempt = 1;
-        loop {
-            match self.attempt(&body).await {
-                Ok(reply) => return Ok(reply),
-                Err(Failure::Fatal(e)) => return Err(e),
-                Err(Failure::Retry { error, .. }) if attempt >= self.max_attempts => {
-                    return Err(AgentError {
-                        message: format!("{} (gave up after {attempt} attempts)", error.message),
-                        transient: true,
-                    });
-                }
-                Err(Failure::Retry { after, .. }) => {
-                    self.retries.fetch_add(1, Ordering::Relaxed);
-                    tokio::time::sleep(after.unwrap_or_else(|| backoff(attempt))).await;
-                    attempt += 1;
+        let attempts = async {
+            let mut attempt = 1;
+            loop {
+                match self.attempt(&body).await {
+                    Ok(reply) => return Ok(reply),
+                    Err(Failure::Fatal(e)) => return Err(e),
+                    Err(Failure::Retry { error, .. }) if attempt >= self.max_attempts => {
+                        return Err(AgentError {
+                            message: format!(
+                                "{} (gave up after {attempt} attempts)",
+                                error.message
+                            ),
+                            transient: true,
+                        });
+                    }
+                    Err(Failure::Retry { after, .. }) => {
+                        self.retries.fetch_add(1, Ordering::Relaxed);
+                        tokio::time::sleep(after.unwrap_or_else(|| backoff(attempt))).await;
+                        attempt += 1;
+                    }
                 }
             }
-        }
+        };
+        // `messages.timeout` bounds the whole agent, retries and waits included, as documented
+        // (each attempt is bounded by it too, in `attempt`).
+        tokio::time::timeout(self.timeout, attempts)
+            .await
+            .unwrap_or_else(|_| {
+                Err(AgentError {
+                    message: format!(
+                        "no complete answer within {}, retries included (messages.timeout)",
+                        humantime::format_duration(self.timeout)
+                    ),
+                    transient: true,
+                })
+            })
     }
 
     fn stats(&self) -> Option<Value> {

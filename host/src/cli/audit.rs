@@ -144,6 +144,19 @@ pub(super) fn audit(a: AuditArgs) -> Result<u8> {
             limits.max_log_lines
         );
         println!("  agents      {:>10}  --max-agents", limits.max_agents);
+        println!(
+            "  timeout     {:>10}  --timeout (wall clock, agents included)",
+            humantime::format_duration(limits.timeout).to_string()
+        );
+        let size = |b: u64| bytesize::ByteSize(b).display().iec().to_string();
+        println!(
+            "  prompt      {:>10}  --max-prompt-bytes (one agent's prompt)",
+            size(limits.max_prompt_bytes)
+        );
+        println!(
+            "  queued      {:>10}  --max-queued-bytes (prompts the host holds at once)",
+            size(limits.max_queued_bytes)
+        );
         println!("  concurrency {:>10}  --concurrency", limits.concurrency);
         println!("\nthe contract (wit/wfhost.wit):\n");
         for line in WIT.lines() {

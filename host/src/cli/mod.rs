@@ -122,6 +122,15 @@ pub struct LimitArgs {
     /// Agents one run may start (the reference runtime's cap) [default: 1000].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
     max_agents: Option<u32>,
+    /// Wall-clock time one run may take, agents included (e.g. 30m, 2h) [default: 12h].
+    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
+    timeout: Option<Duration>,
+    /// The largest prompt one agent may be sent [default: 8MiB].
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    max_prompt_bytes: Option<u64>,
+    /// Bytes of prompts the host may hold for agents queued or running [default: 256MiB].
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    max_queued_bytes: Option<u64>,
     /// Agents running at once [default: min(16, max(2, cores − 2))].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     concurrency: Option<u16>,
@@ -143,6 +152,9 @@ impl LimitArgs {
             cpu_timeout: self.cpu_timeout.unwrap_or(base.cpu_timeout),
             max_log_lines: self.max_log_lines.unwrap_or(base.max_log_lines),
             max_agents: self.max_agents.unwrap_or(base.max_agents),
+            timeout: self.timeout.unwrap_or(base.timeout),
+            max_prompt_bytes: self.max_prompt_bytes.unwrap_or(base.max_prompt_bytes),
+            max_queued_bytes: self.max_queued_bytes.unwrap_or(base.max_queued_bytes),
             max_output_bytes: self.max_output_bytes.unwrap_or(base.max_output_bytes),
             concurrency: self.concurrency.map_or(base.concurrency, usize::from),
         }
@@ -156,6 +168,9 @@ impl LimitArgs {
             max_output_bytes: self.max_output_bytes,
             max_log_lines: self.max_log_lines,
             max_agents: self.max_agents,
+            timeout: self.timeout,
+            max_prompt_bytes: self.max_prompt_bytes,
+            max_queued_bytes: self.max_queued_bytes,
             concurrency: self.concurrency.map(usize::from),
             ..crate::limits::Requested::default()
         }

@@ -2,7 +2,6 @@
 
 use super::run::{RunArgs, RunCommon, run};
 use crate::ExitError;
-use crate::journal::History;
 use crate::run_dir::RunDir;
 use anyhow::Result;
 use clap::Args;
@@ -26,8 +25,8 @@ pub(super) struct ResumeArgs {
 pub(super) async fn resume(mut a: ResumeArgs) -> Result<u8> {
     let cwd = std::env::current_dir()?;
     let dir = RunDir::existing(&cwd, &a.run_id)?;
-    let history = History::fold(&dir.load()?);
-    if history.attempts == 0 {
+    let point = crate::journal::resume_point(&dir.journal())?;
+    if point.attempts == 0 {
         return Err(ExitError::usage(format!(
             "run `{}` never started: it was stopped before its first record, so there is nothing to resume",
             a.run_id
@@ -44,11 +43,12 @@ pub(super) async fn resume(mut a: ResumeArgs) -> Result<u8> {
         .into());
     }
     let args_file = dir.args();
-    a.common.backend = a.common.backend.or(Some(history.backend));
+    a.common.backend = a.common.backend.or(point.backend);
     run(RunArgs {
         target: dir.script().display().to_string(),
         args: None,
-        args_file: args_file.exists().then_some(args_file),
+        args_file: None,
+        args_exact: args_file.exists().then_some(args_file),
         resume: Some(a.run_id),
         no_journal: false,
         common: a.common,

@@ -2,7 +2,7 @@
 
 use super::{LimitArgs, read_file};
 use crate::compile::{self, Cache};
-use crate::journal::{History, Record};
+use crate::journal::Record;
 use crate::limits::Ceilings;
 use crate::report::{Outcome, RunReport};
 use crate::run::{RunOptions, Target, execute, new_run_id, open_journal, parse_args, rejected};
@@ -11,7 +11,7 @@ use crate::sandbox::{self, Sandbox};
 use crate::script::{Meta, Script};
 use crate::workflows::Resolver;
 use crate::{ExitError, exit, printer, sanitize};
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Context as _, Result, anyhow, bail};
 use clap::Args;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -43,6 +43,9 @@ pub(super) struct RunArgs {
     /// Do not keep a journal for this run (it cannot be resumed).
     #[arg(long, conflicts_with = "resume")]
     pub(super) no_journal: bool,
+    /// A resume's stored args (`args.json`), read as exact JSON.
+    #[arg(skip)]
+    pub(super) args_exact: Option<PathBuf>,
     #[command(flatten)]
     pub(super) common: RunCommon,
 }
@@ -87,8 +90,16 @@ pub(super) async fn run(a: RunArgs) -> Result<u8> {
     let config = Arc::new(crate::config::load(&cwd)?.config);
     let backend = crate::backend::select(a.common.backend.as_deref(), &config)?;
     let args = match (&a.args, &a.args_file) {
-        (Some(text), _) => Some(parse_args(text)),
-        (None, Some(path)) => Some(parse_args(&String::from_utf8_lossy(&read_file(path)?))),
+        (Some(text), _) => Some(parse_args(text)?),
+        (None, Some(path)) => Some(parse_args(&String::from_utf8_lossy(&read_file(path)?))?),
+        // A resume: the run's own args, exactly as stored (no string-to-JSON rule again, so
+        // the string "123" stays a string).
+        (None, None) if a.args_exact.is_some() => {
+            let path = a.args_exact.as_ref().expect("checked");
+            Some(serde_json::from_slice(&read_file(path)?).with_context(|| {
+                format!("`{}` (the run's stored args) is not JSON", path.display())
+            })?)
+        }
         (None, None) => None,
     };
     let (ceilings, ceilings_note) = ceilings(&a, &cwd, &config)?;
@@ -228,7 +239,7 @@ fn ceilings(
         base.concurrency = usize::from(c);
     }
     let stored = match &a.resume {
-        Some(id) => History::fold(&RunDir::existing(cwd, id)?.load()?).ceilings,
+        Some(id) => crate::journal::resume_point(&RunDir::existing(cwd, id)?.journal())?.ceilings,
         None => None,
     };
     let Some(stored) = stored else {

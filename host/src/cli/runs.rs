@@ -1,7 +1,7 @@
 //! `wfhost runs`: the runs of this project, from their journals.
 
 use crate::agent::Usage;
-use crate::journal::{History, RunStatus};
+use crate::journal::{History, RunStatus, Transcripts};
 use crate::run_dir::{RunDir, runs_root};
 use crate::sanitize;
 use anyhow::Result;
@@ -125,9 +125,20 @@ pub(super) fn runs(a: RunsArgs) -> Result<u8> {
             let run = RunDir::existing(&cwd, &run_id)?;
             let history = History::fold(&run.load()?);
             let summary = summarise(&run, &history);
+            let transcripts = Transcripts::load(&run);
+            let duration = |c: &crate::journal::Call| transcripts.duration_ms(&c.key, c.occurrence);
             if a.json {
+                let agents: Vec<serde_json::Value> = history
+                    .calls
+                    .iter()
+                    .map(|c| {
+                        let mut v = serde_json::to_value(c).unwrap_or_default();
+                        v["duration_ms"] = duration(c).into();
+                        v
+                    })
+                    .collect();
                 let v = serde_json::json!({
-                    "summary": summary, "phases": history.phases, "agents": history.calls,
+                    "summary": summary, "phases": history.phases, "agents": agents,
                     "result": history.result, "error": history.error,
                     "torn_tail": history.torn_tail,
                 });
@@ -166,8 +177,11 @@ pub(super) fn runs(a: RunsArgs) -> Result<u8> {
                     (Some(v), _) => truncate(&v.to_string(), 60),
                     _ => String::new(),
                 };
+                let took = duration(row).map_or_else(String::new, |ms| {
+                    format!("{:.1}s", std::time::Duration::from_millis(ms).as_secs_f64())
+                });
                 println!(
-                    "  {} {:<32} {:>6} out  {detail}",
+                    "  {} {:<32} {:>6} out {took:>7}  {detail}",
                     row.state.mark(),
                     truncate(&row.label, 32),
                     row.usage.output_tokens

@@ -12,6 +12,10 @@
 //! of results, which then simply run again. The reader tolerates a torn last line.
 
 mod history;
+mod seal;
+mod transcripts;
+
+pub use transcripts::Transcripts;
 
 pub use history::{Call, History, RunStatus, Start};
 
@@ -20,6 +24,7 @@ use crate::run_dir::RunDir;
 use anyhow::{Context as _, Result, bail};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::Path;
@@ -153,6 +158,9 @@ pub struct Cached {
 /// The open journal of a run: the lock, the append handle, the flusher.
 pub struct Journal {
     dir: RunDir,
+    /// Seals every record (`None`: a journal started before records were sealed).
+    seal: Option<seal::Key>,
+    transcripts: transcripts::Writer,
     file: Arc<Mutex<Tail>>,
     dirty: Arc<std::sync::atomic::AtomicBool>,
     /// The first append that failed (a full disk, an I/O error): once set, the run must stop,
@@ -187,10 +195,14 @@ impl Journal {
         }
         let path = dir.journal();
         repair_torn_tail(&path)?;
+        let fresh = std::fs::metadata(&path).map_or(true, |m| m.len() == 0);
+        let seal = seal::Key::open(&dir.journal_key(), fresh)?;
         let file = OpenOptions::new().create(true).append(true).open(&path)?;
         let len = file.metadata()?.len();
         let journal = Journal {
             dir: dir.clone(),
+            seal,
+            transcripts: transcripts::Writer::new(dir),
             file: Arc::new(Mutex::new(Tail { file, len })),
             dirty: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             failure: std::sync::OnceLock::new(),
@@ -227,6 +239,9 @@ impl Journal {
     /// and the failure is remembered ([`Journal::failure`]): the run must stop.
     pub fn append(&self, record: &Record) -> Result<()> {
         let mut line = serde_json::to_vec(record)?;
+        if let Some(key) = &self.seal {
+            key.seal(&mut line);
+        }
         line.push(b'\n');
         let mut t = self
             .file
@@ -262,13 +277,10 @@ impl Journal {
         Ok(())
     }
 
-    pub fn write_transcript(&self, key: &str, occurrence: u32, transcript: &Value) {
-        let path = self.dir.transcript(key, occurrence);
-        // Best effort: the journal record is what resume relies on.
-        let _ = std::fs::write(
-            path,
-            serde_json::to_vec_pretty(transcript).unwrap_or_default(),
-        );
+    /// Appends an agent call's transcript (best effort: the journal record is what resume
+    /// relies on). See journal/transcripts.rs.
+    pub fn write_transcript(&self, key: &str, occurrence: u32, transcript: Value) {
+        self.transcripts.write(key, occurrence, transcript);
     }
 }
 
@@ -297,23 +309,114 @@ pub struct Loaded {
 }
 
 /// Reads `journal.jsonl`. Only the last line may be malformed (a torn write); anything else is
-/// reported as corruption with its line number.
+/// reported as corruption with its line number. When the run has a journal key beside it, every
+/// record must carry a valid MAC: an edited record is refused with its line number, never
+/// served.
 pub fn load(path: &Path) -> Result<Loaded> {
-    let text = std::fs::read(path).with_context(|| format!("cannot read `{}`", path.display()))?;
     let mut loaded = Loaded::default();
+    loaded.torn_tail = scan(path, |_, _| true, |r| loaded.records.push(r))?;
+    Ok(loaded)
+}
+
+/// What a resume needs from a journal: the stored results, and the latest attempt's backend
+/// and ceilings. Read without deserialising the lines it does not need (`cached`,
+/// `agent_started`, …), so a resume does not slow down as resumes pile up their records.
+#[derive(Debug, Default)]
+pub struct ResumePoint {
+    pub cache: HashMap<(String, u32), Cached>,
+    pub attempts: u32,
+    pub backend: Option<String>,
+    pub ceilings: Option<crate::limits::Ceilings>,
+}
+
+pub fn resume_point(path: &Path) -> Result<ResumePoint> {
+    let mut point = ResumePoint::default();
+    let wanted = |_: usize, line: &[u8]| {
+        line.starts_with(br#"{"type":"result""#) || line.starts_with(br#"{"type":"run_started""#)
+    };
+    scan(path, wanted, |r| match r {
+        Record::Result {
+            key,
+            occurrence,
+            value,
+            usage,
+            cost_usd,
+            ..
+        } if !value.is_null() => {
+            point.cache.insert(
+                (key, occurrence),
+                Cached {
+                    value,
+                    usage,
+                    cost_usd,
+                },
+            );
+        }
+        Record::RunStarted {
+            backend, ceilings, ..
+        } => {
+            point.attempts += 1;
+            point.backend = Some(backend);
+            if ceilings.is_some() {
+                point.ceilings = ceilings;
+            }
+        }
+        _ => {}
+    })?;
+    Ok(point)
+}
+
+/// Reads the journal's lines, checks each one's MAC (when the run has a key), and hands the
+/// records `wanted` accepts to `each`. Returns whether the last line was torn (ignored).
+fn scan(
+    path: &Path,
+    wanted: impl Fn(usize, &[u8]) -> bool,
+    mut each: impl FnMut(Record),
+) -> Result<bool> {
+    let text = std::fs::read(path).with_context(|| format!("cannot read `{}`", path.display()))?;
+    let key = seal::Key::read(&path.with_file_name("journal.key"))?;
     let lines: Vec<&[u8]> = text
         .split(|b| *b == b'\n')
         .filter(|l| !l.is_empty())
         .collect();
     let complete = text.ends_with(b"\n");
     for (i, line) in lines.iter().enumerate() {
+        let torn = i + 1 == lines.len() && !complete;
+        let line: &[u8] = match &key {
+            Some(key) => match key.open_line(line) {
+                Ok(body) => body,
+                Err(_) if torn => return Ok(true),
+                Err(why) => {
+                    return Err(crate::ExitError::refused(format!(
+                        "`{}` line {} {why}: the journal was changed after wfhost wrote it, so none of it is served",
+                        path.display(),
+                        i + 1
+                    ))
+                    .hint("start the run again with `wfhost run`, or restore the journal as it was")
+                    .into());
+                }
+            },
+            None if seal::is_sealed(line) => {
+                return Err(crate::ExitError::refused(format!(
+                    "`{}` line {} is sealed, but the run's `journal.key` is missing, so the journal cannot be checked and none of it is served",
+                    path.display(),
+                    i + 1
+                ))
+                .hint("restore `journal.key` beside the journal, or start the run again with `wfhost run`")
+                .into());
+            }
+            None => line,
+        };
+        if !wanted(i, line) {
+            continue;
+        }
         match serde_json::from_slice::<Record>(line) {
-            Ok(r) => loaded.records.push(r),
-            Err(_) if i + 1 == lines.len() && !complete => loaded.torn_tail = true,
+            Ok(r) => each(r),
+            Err(_) if torn => return Ok(true),
             Err(e) => bail!("`{}` line {} is corrupt: {e}", path.display(), i + 1),
         }
     }
-    Ok(loaded)
+    Ok(false)
 }
 
 #[cfg(test)]

@@ -10,6 +10,20 @@ use wasmtime::{Caller, Extern, Memory};
 /// result larger than that is a bug, and reading it must not take the host's memory with it.
 pub const MAX_GUEST_STRING: u32 = 64 << 20;
 
+/// A guest broke the capability protocol in a way only the script can cause (an oversized
+/// string, waiting with nothing outstanding after it replaced a built-in): the run fails as the
+/// script's fault (exit 65), not as an internal error.
+#[derive(Debug)]
+pub struct ScriptFault(pub String);
+
+impl std::fmt::Display for ScriptFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ScriptFault {}
+
 fn memory<T>(caller: &mut Caller<'_, T>) -> wasmtime::Result<Memory> {
     match caller.get_export("memory") {
         Some(Extern::Memory(m)) => Ok(m),
@@ -20,9 +34,9 @@ fn memory<T>(caller: &mut Caller<'_, T>) -> wasmtime::Result<Memory> {
 /// Reads `len` bytes at `ptr` of the caller's memory as text (invalid UTF-8 is replaced).
 pub fn read_string<T>(caller: &mut Caller<'_, T>, ptr: u32, len: u32) -> wasmtime::Result<String> {
     if len > MAX_GUEST_STRING {
-        wasmtime::bail!(
+        return Err(wasmtime::Error::new(ScriptFault(format!(
             "a string of {len} bytes passed to the host is larger than the 64 MiB allowed"
-        );
+        ))));
     }
     let mem = memory(caller)?;
     let mut buf = vec![0u8; len as usize];

@@ -105,7 +105,7 @@ fn engine() -> Result<Engine> {
     cfg.epoch_interruption(true);
     // A trap in a runaway recursion would otherwise capture thousands of frames; the script's
     // own JavaScript stack is what a user needs, and the guest reports it.
-    cfg.wasm_backtrace(false);
+    cfg.wasm_backtrace_max_frames(None);
     // Why 8 MiB: room for the ~11 000 nested JavaScript calls the guest's 4 MiB shadow stack
     // allows; whichever stack runs out first, the run ends with the same clear error.
     cfg.max_wasm_stack(8 << 20);
@@ -299,6 +299,13 @@ fn finish(
                 Ending::Limit(LimitHit::Cpu)
             } else if state.limiter.hit {
                 Ending::Limit(LimitHit::Memory)
+            } else if let Some(fault) = e.downcast_ref::<abi::ScriptFault>() {
+                Ending::Trapped {
+                    message: format!(
+                        "the script broke the workflow runtime: {fault}\nhint: does it replace or call a built-in of the workflow API in an unusual way?"
+                    ),
+                    internal: false,
+                }
             } else if e.downcast_ref::<Trap>() == Some(&Trap::StackOverflow)
                 || shadow_stack_overflow(&e)
             {

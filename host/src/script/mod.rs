@@ -58,6 +58,20 @@ const API: &str = "agent, parallel, pipeline, workflow, phase, log, console, arg
 
 impl Script {
     pub fn parse(origin: &str, source: &str) -> Result<Script, Rejection> {
+        let max = crate::limits::MAX_SCRIPT_BYTES;
+        if source.len() > max {
+            return Err(Rejection {
+                message: format!(
+                    "Workflow script is too large and was not launched: {} bytes, the limit is {} bytes",
+                    source.len(),
+                    max
+                ),
+                location: Some(origin.to_string()),
+                hint: Some(
+                    "a workflow script is code, not data: pass large inputs through `args`, or let agents read the files".into(),
+                ),
+            });
+        }
         let allocator = Allocator::default();
         let options = ParseOptions {
             allow_return_outside_function: true,

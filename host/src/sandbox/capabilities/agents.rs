@@ -20,9 +20,13 @@ pub struct Agents {
     cache: HashMap<(String, u32), Cached>,
     /// How many times each key was asked for in this run (the occurrence of the next call).
     occurrences: HashMap<String, u32>,
+    /// Bytes of prompts the host holds for agents queued or running (`--max-queued-bytes`).
+    queued_bytes: u64,
 }
 
 struct AgentInfo {
+    /// The bytes of its prompt the host holds until it finishes.
+    prompt_bytes: u64,
     label: String,
     workflow: Option<String>,
     phase: Option<String>,
@@ -35,6 +39,7 @@ impl Agents {
             in_flight: HashMap::new(),
             cache,
             occurrences: HashMap::new(),
+            queued_bytes: 0,
         }
     }
 
@@ -69,6 +74,25 @@ impl Capabilities {
             },
         };
         let policy = self.policy.clone();
+        let prompt_bytes = prompt.len() as u64;
+        if prompt_bytes > policy.limits.max_prompt_bytes {
+            return Ok(error(
+                "RangeError",
+                &format!(
+                    "agent() prompt is {prompt_bytes} bytes, more than the {} --max-prompt-bytes allows",
+                    policy.limits.max_prompt_bytes
+                ),
+            ));
+        }
+        if self.agents.queued_bytes + prompt_bytes > policy.limits.max_queued_bytes {
+            return Ok(error(
+                "RangeError",
+                &format!(
+                    "the host already holds {} bytes of prompts for agents queued or running; this one ({prompt_bytes} bytes) would pass the {} --max-queued-bytes allows. Start fewer large agents at once",
+                    self.agents.queued_bytes, policy.limits.max_queued_bytes
+                ),
+            ));
+        }
         let cap = policy.limits.max_agents;
         if self.ledger.agents_started >= cap {
             return Ok(error("WorkflowAgentCapError", &super::cap_message(cap)));
@@ -121,9 +145,11 @@ impl Capabilities {
         let handle = self.next_handle();
         self.ledger.agents_started += 1;
         let phase = request.phase.clone();
+        self.agents.queued_bytes += prompt_bytes;
         self.agents.in_flight.insert(
             handle,
             AgentInfo {
+                prompt_bytes,
                 label: label.clone(),
                 workflow: text("workflow"),
                 phase: phase.clone(),
@@ -188,6 +214,9 @@ impl Capabilities {
         outcome: AgentOutcome,
     ) -> Result<Value, LimitHit> {
         let info = self.agents.in_flight.remove(&handle);
+        if let Some(i) = &info {
+            self.agents.queued_bytes = self.agents.queued_bytes.saturating_sub(i.prompt_bytes);
+        }
         // Served from the journal: no events of its own beyond agent_cached, no logs.
         if outcome.cached {
             self.ledger.agents_cached += 1;
@@ -196,6 +225,7 @@ impl Capabilities {
             return Ok(outcome.result.unwrap_or(Value::Null));
         }
         let info = info.unwrap_or(AgentInfo {
+            prompt_bytes: 0,
             label: String::new(),
             workflow: None,
             phase: None,

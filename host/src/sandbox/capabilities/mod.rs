@@ -59,6 +59,8 @@ pub struct Capabilities {
     journal: Option<Arc<Journal>>,
     /// When the guest last waited on the host (or started): synchronous time counts from here.
     pub last_yield: Instant,
+    /// When the run must end (`--timeout`).
+    deadline: tokio::time::Instant,
     /// Set by `finish`: `{ok, value}` or `{ok: false, error, stack?}`.
     pub outcome: Option<Value>,
     /// The limit that stopped the guest, if one did.
@@ -89,6 +91,12 @@ pub struct RunSetup {
 impl Capabilities {
     pub fn new(setup: RunSetup) -> Capabilities {
         let ledger = Ledger::new(&setup.limits);
+        // A timeout too large to add (a typo like 1000000000h) means no deadline in practice.
+        let deadline = tokio::time::Instant::now()
+            .checked_add(setup.limits.timeout)
+            .unwrap_or_else(|| {
+                tokio::time::Instant::now() + Duration::from_secs(100 * 365 * 86_400)
+            });
         Capabilities {
             policy: Arc::new(Policy::new(
                 setup.args,
@@ -107,6 +115,7 @@ impl Capabilities {
             events: setup.events,
             journal: setup.journal,
             last_yield: Instant::now(),
+            deadline,
             outcome: None,
             limit_hit: None,
             instantiate: Duration::ZERO,
@@ -205,9 +214,17 @@ impl Capabilities {
     /// `finish(outcome)`: the script's result (or error), charged like any other output.
     fn finish(&mut self, outcome: &str) -> Result<(), LimitHit> {
         self.ledger.charge(outcome.len())?;
-        self.outcome = Some(serde_json::from_str(outcome).unwrap_or_else(
-            |e| json!({ "ok": false, "error": format!("the guest sent a malformed outcome: {e}") }),
-        ));
+        self.outcome = Some(serde_json::from_str(outcome).unwrap_or_else(|e| {
+            let error = if e.to_string().contains("recursion limit exceeded") {
+                format!(
+                    "the script's result is nested deeper than {} levels; return a flatter value (or a JSON string)",
+                    crate::run::MAX_JSON_DEPTH
+                )
+            } else {
+                format!("the guest sent a malformed outcome: {e}")
+            };
+            json!({ "ok": false, "error": error })
+        }));
         Ok(())
     }
 
@@ -287,13 +304,19 @@ pub fn add_to_linker<T: Send + 'static>(
             Box::new(async move {
                 let caps = project(caller.data_mut());
                 if caps.outstanding() == 0 {
-                    wasmtime::bail!("wait-next called with no agent or timer outstanding");
+                    return Err(wasmtime::Error::new(super::abi::ScriptFault(
+                        "the runtime waited with no agent or timer outstanding".into(),
+                    )));
                 }
-                let completion = caps
-                    .completions
-                    .recv()
-                    .await
-                    .ok_or_else(|| wasmtime::format_err!("the scheduler stopped"))?;
+                let deadline = caps.deadline;
+                let completion = tokio::select! {
+                    c = caps.completions.recv() => {
+                        c.ok_or_else(|| wasmtime::format_err!("the scheduler stopped"))?
+                    }
+                    () = tokio::time::sleep_until(deadline) => {
+                        return Err(caps.hit(LimitHit::WallClock));
+                    }
+                };
                 let message = match caps.complete(completion) {
                     Ok(m) => m.to_string(),
                     Err(limit) => return Err(caps.hit(limit)),
