@@ -23,6 +23,12 @@ pub const GUEST_SHA256: &str = env!("WFHOST_GUEST_SHA256");
 pub const PLUGIN_NAMESPACE: &str = "wfhost_plugin_v1";
 /// What a standalone module may import from the guest.
 pub const PLUGIN_IMPORTS: &[&str] = &["cabi_realloc", "invoke", "memory"];
+/// Their types (`memory` for the memory).
+pub const PLUGIN_SIGNATURES: &[(&str, &str)] = &[
+    ("cabi_realloc", "(i32, i32, i32, i32) -> i32"),
+    ("invoke", "(i32, i32, i32, i32, i32) -> ()"),
+    ("memory", "memory"),
+];
 
 const META_SECTION: &str = "wfhost:meta";
 const GUEST_SECTION: &str = "wfhost:guest-sha256";

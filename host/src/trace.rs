@@ -208,8 +208,9 @@ pub fn build(run: &RunDir, history: &History) -> Trace {
     trace
 }
 
+/// A label for the text formats: one line, no quotes or brackets, controls made visible.
 fn short(s: &str, n: usize) -> String {
-    let one = s.replace(['\n', '"', '<', '>'], " ");
+    let one = crate::sanitize::line(&s.replace(['\n', '"', '<', '>'], " ")).into_owned();
     if one.chars().count() > n {
         format!("{}…", one.chars().take(n - 1).collect::<String>())
     } else {

@@ -606,3 +606,33 @@ fn args_keep_their_type_on_resume() {
     again.code(0);
     assert_eq!(again.report()["result"], "string:\"123\"");
 }
+
+/// Thirty resumes in a row each serve every answer (a resume reads only the journal's result
+/// and run_started lines, so the records earlier resumes added do not pile up its work).
+#[test]
+fn the_thirty_first_resume_still_serves_everything() {
+    let p = Project::new(
+        "return await parallel(Array.from({ length: 20 }, (_, i) => () => agent('a' + i)));",
+    );
+    let first = p.run(&[]);
+    first.code(0);
+    let r = first.report();
+    let id = r["run_id"].as_str().unwrap().to_string();
+    let mut last = Value::Null;
+    for _ in 0..30 {
+        let out = p.resume(&id);
+        out.code(0);
+        last = out.report();
+        assert_eq!(calls(&last), 0, "{last}");
+    }
+    assert_eq!(last["result"], r["result"]);
+    assert_eq!(last["usage"]["agents_cached"], 20);
+    let journal = p.journal(&id);
+    assert!(
+        journal
+            .lines()
+            .filter(|l| l.contains("\"type\":\"cached\""))
+            .count()
+            >= 600
+    );
+}

@@ -335,3 +335,43 @@ fn deep_json_is_named_not_mangled() {
         "{report}"
     );
 }
+
+/// A module importing an allowed name with the wrong type could never link: `audit` says so
+/// (it used to report it as allowed) and `run` refuses it before instantiation, saying why.
+#[test]
+fn an_allowed_name_with_the_wrong_type_is_refused_with_the_reason() {
+    use wasm_encoder::*;
+    let mut types = TypeSection::new();
+    types.ty().function([ValType::I32], []);
+    types.ty().function([], []);
+    let mut imports = ImportSection::new();
+    imports.import("wfhost_plugin_v1", "invoke", EntityType::Function(0));
+    let mut funcs = FunctionSection::new();
+    funcs.function(1);
+    let mut exports = ExportSection::new();
+    exports.export("_start", ExportKind::Func, 1);
+    let mut code = CodeSection::new();
+    let mut f = Function::new([]);
+    f.instruction(&Instruction::End);
+    code.function(&f);
+    let mut m = Module::new();
+    m.section(&types)
+        .section(&imports)
+        .section(&funcs)
+        .section(&exports)
+        .section(&code);
+    let s = Scratch::new();
+    s.file("odd.wasm", m.finish());
+    let audit = wfhost(["audit", "odd.wasm"]).dir(s.path()).run();
+    audit.code(77);
+    assert!(
+        audit.stdout.contains("REFUSED  wfhost_plugin_v1::invoke — its type is `(i32) -> ()`, but wfhost provides `(i32, i32, i32, i32, i32) -> ()`"),
+        "{}",
+        audit.stdout
+    );
+    let run = wfhost(["run", "odd.wasm", "--backend", "mock", "--yes"])
+        .dir(s.path())
+        .run();
+    run.code(77);
+    assert!(run.stderr.contains("it could not link"), "{}", run.stderr);
+}

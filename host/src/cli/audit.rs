@@ -93,7 +93,12 @@ pub(super) fn audit(a: AuditArgs) -> Result<u8> {
     } else {
         println!("wfhost capability audit\n");
         if let (Some(path), Some(m)) = (&a.target, &meta) {
-            println!("target: {} — {}: {}", path.display(), m.name, m.description);
+            println!(
+                "target: {} — {}: {}",
+                path.display(),
+                crate::sanitize::line(&m.name),
+                crate::sanitize::line(&m.description)
+            );
         }
         println!(
             "guest:  sha256 {} ({} bytes)",
@@ -181,10 +186,14 @@ pub(super) fn audit(a: AuditArgs) -> Result<u8> {
 fn print_imports(imports: &[ImportCheck]) {
     for i in imports {
         println!(
-            "  {}  {}::{}",
+            "  {}  {}::{}{}",
             if i.allowed { "allowed" } else { "REFUSED" },
             i.module,
-            i.name
+            i.name,
+            i.reason
+                .as_deref()
+                .map(|r| format!(" — {r}"))
+                .unwrap_or_default()
         );
     }
 }

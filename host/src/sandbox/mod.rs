@@ -374,6 +374,30 @@ pub struct ImportCheck {
     pub module: String,
     pub name: String,
     pub allowed: bool,
+    /// Why an allowed name is still refused (its type could not link).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// An import's type the way `audit` prints signatures: `(i32, i64) -> i32`, `memory`.
+fn signature(ty: &wasmtime::ExternType) -> String {
+    match ty {
+        wasmtime::ExternType::Func(f) => {
+            let list = |tys: Vec<String>| tys.join(", ");
+            let params = list(f.params().map(|p| p.to_string()).collect());
+            let results: Vec<String> = f.results().map(|r| r.to_string()).collect();
+            let results = match results.len() {
+                0 => "()".to_string(),
+                1 => results[0].clone(),
+                _ => format!("({})", list(results)),
+            };
+            format!("({params}) -> {results}")
+        }
+        wasmtime::ExternType::Memory(_) => "memory".into(),
+        wasmtime::ExternType::Table(_) => "table".into(),
+        wasmtime::ExternType::Global(_) => "global".into(),
+        wasmtime::ExternType::Tag(_) => "tag".into(),
+    }
 }
 
 /// Lists a module's imports against the allow-list. `plugin_namespace`: a standalone module
@@ -382,20 +406,29 @@ pub fn audit_imports(module: &Module, plugin_namespace: Option<&str>) -> Vec<Imp
     module
         .imports()
         .map(|i| {
-            let allowed = match plugin_namespace {
-                Some(ns) => i.module() == ns && compile::PLUGIN_IMPORTS.contains(&i.name()),
-                None => match i.module() {
-                    wasi::WASI_MODULE => wasi::WASI_ALLOW.contains(&i.name()),
-                    capabilities::MODULE => {
-                        capabilities::FUNCTIONS.iter().any(|(n, _)| *n == i.name())
-                    }
-                    _ => false,
-                },
+            let table: &[(&str, &str)] = match (plugin_namespace, i.module()) {
+                (Some(ns), m) if m == ns => compile::PLUGIN_SIGNATURES,
+                (Some(_), _) => &[],
+                (None, wasi::WASI_MODULE) => wasi::WASI_SIGNATURES,
+                (None, capabilities::MODULE) => capabilities::FUNCTIONS,
+                (None, _) => &[],
+            };
+            let expected = table
+                .iter()
+                .find(|(n, _)| *n == i.name())
+                .map(|(_, sig)| *sig);
+            let declared = signature(&i.ty());
+            let reason = match expected {
+                Some(want) if want != declared => Some(format!(
+                    "its type is `{declared}`, but wfhost provides `{want}`: it could not link"
+                )),
+                _ => None,
             };
             ImportCheck {
                 module: i.module().to_string(),
                 name: i.name().to_string(),
-                allowed,
+                allowed: expected.is_some() && reason.is_none(),
+                reason,
             }
         })
         .collect()
@@ -407,8 +440,12 @@ pub fn check_imports(module: &Module, plugin_namespace: Option<&str>) -> Result<
         .into_iter()
         .find(|i| !i.allowed)
     {
+        let why = bad
+            .reason
+            .as_deref()
+            .unwrap_or("which is outside wfhost's capability surface");
         return Err(crate::ExitError::refused(format!(
-            "refused: the module imports `{}::{}`, which is outside wfhost's capability surface",
+            "refused: the module imports `{}::{}`, {why}",
             bad.module, bad.name
         ))
         .hint("`wfhost audit` lists what a module may import; wfhost never links filesystem, socket, env or clock access")

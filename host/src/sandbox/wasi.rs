@@ -27,6 +27,20 @@ pub const WASI_ALLOW: &[&str] = &[
 
 pub const WASI_MODULE: &str = "wasi_snapshot_preview1";
 
+/// The core signature of each allowed WASI function (as `audit` prints signatures): an import
+/// of the right name with another type could not link, and is refused as such.
+pub const WASI_SIGNATURES: &[(&str, &str)] = &[
+    ("fd_write", "(i32, i32, i32, i32) -> i32"),
+    ("fd_close", "(i32) -> i32"),
+    ("fd_seek", "(i32, i64, i32, i32) -> i32"),
+    ("fd_fdstat_get", "(i32, i32) -> i32"),
+    ("clock_time_get", "(i32, i64, i32) -> i32"),
+    ("random_get", "(i32, i32) -> i32"),
+    ("environ_get", "(i32, i32) -> i32"),
+    ("environ_sizes_get", "(i32, i32) -> i32"),
+    ("proc_exit", "(i32) -> ()"),
+];
+
 /// The captured output of a guest.
 #[derive(Clone)]
 pub struct Captured {
