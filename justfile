@@ -6,10 +6,11 @@ wfhost := CARGO_TARGET_DIR + "/release/wfhost"
 
 # ---------------------------------------------------------------- build
 
-# Build the wfhost binary (release).
+# Build the wfhost binary (release) and warm its compile cache, so the first run starts warm.
 [group('build')]
 build:
     cargo build --release --locked --bin wfhost
+    {{wfhost}} compile --warm
 
 # Rebuild the guest (QuickJS plugin) from source with the Debian toolchain, pre-initialise it
 # (Wizer), optimise it (wasm-opt) and write guest-sdk/dist/ with its sha256.

@@ -91,3 +91,27 @@ fn compile_rejects_bad_scripts_with_the_reference_message() {
     );
     assert!(!s.path().join("x.wasm").exists());
 }
+
+/// `wfhost compile --warm` fills the compile cache with the guest, so the first run after an
+/// install starts warm (its report says the guest came from the cache).
+#[test]
+fn compile_warm_makes_the_first_run_warm() {
+    let s = Scratch::new();
+    let cache = s.path().join("cache");
+    s.file(
+        "w.js",
+        "export const meta = { name: 't', description: 'warm' };\nreturn 1;",
+    );
+    let warm = wfhost(["compile", "--warm"])
+        .env("WFHOST_CACHE_DIR", &cache)
+        .dir(s.path())
+        .run();
+    warm.code(0);
+    assert!(warm.stderr.contains("guest ready in"), "{}", warm.stderr);
+    let out = wfhost(["run", "w.js", "--backend", "mock", "--yes", "--json"])
+        .env("WFHOST_CACHE_DIR", &cache)
+        .dir(s.path())
+        .run();
+    out.code(0);
+    assert_eq!(out.report()["timings"]["guest_source"], "cache");
+}

@@ -334,6 +334,12 @@ fn deep_json_is_named_not_mangled() {
         !report["error"].as_str().unwrap().contains("malformed"),
         "{report}"
     );
+    // A cyclic result names the cycle (it overflowed the stack: "recursed too deeply").
+    failed_with(
+        "const a = { list: [] };\na.list.push({ back: a });\nreturn a;",
+        &[],
+        "result.list[0].back refers back to an object that contains it (a cycle)",
+    );
 }
 
 /// A module importing an allowed name with the wrong type could never link: `audit` says so

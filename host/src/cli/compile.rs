@@ -13,24 +13,50 @@ The output is a Javy dynamic-linking module: a few hundred bytes plus the script
 bytecode. It imports only `wfhost_plugin_v1::{cabi_realloc, invoke, memory}` (the guest) and
 runs with `wfhost run OUT.wasm` on a wfhost carrying the same guest.
 
-Example:
-  wfhost compile review.js -o review.wasm && wfhost audit review.wasm";
+`wfhost compile --warm` compiles only the guest into the compile cache, so that the first run
+after an install starts warm (`just build` runs it).
+
+Examples:
+  wfhost compile review.js -o review.wasm && wfhost audit review.wasm
+  wfhost compile --warm";
 
 #[derive(Args)]
 pub(super) struct CompileArgs {
     /// The workflow script.
-    script: PathBuf,
+    #[arg(required_unless_present = "warm")]
+    script: Option<PathBuf>,
     /// Where to write the module.
-    #[arg(short, long, value_name = "OUT.wasm")]
-    output: PathBuf,
+    #[arg(short, long, value_name = "OUT.wasm", required_unless_present = "warm")]
+    output: Option<PathBuf>,
+    /// Only compile the guest into the compile cache (Cranelift, ~1 s), so the next run
+    /// starts warm.
+    #[arg(long, conflicts_with_all = ["script", "output"])]
+    warm: bool,
     #[command(flatten)]
     limits: LimitArgs,
 }
 
 pub(super) async fn compile(a: CompileArgs) -> Result<u8> {
-    let source = String::from_utf8(read_file(&a.script)?)
-        .map_err(|_| anyhow!("`{}` is not UTF-8 text", a.script.display()))?;
-    let script = match Script::parse(&a.script.display().to_string(), &source) {
+    let (Some(script_path), Some(output)) = (&a.script, &a.output) else {
+        let cache = Cache::new(false);
+        let started = std::time::Instant::now();
+        let sandbox = Sandbox::new(a.limits.limits(), &cache)?;
+        match cache.dir() {
+            Some(dir) => eprintln!(
+                "guest ready in {} ({}, {:.0} ms): runs start warm",
+                dir.display(),
+                sandbox.artifact.source,
+                started.elapsed().as_secs_f64() * 1000.0
+            ),
+            None => {
+                eprintln!("warning: no cache directory (no HOME?); every run compiles the guest")
+            }
+        }
+        return Ok(crate::exit::OK);
+    };
+    let source = String::from_utf8(read_file(script_path)?)
+        .map_err(|_| anyhow!("`{}` is not UTF-8 text", script_path.display()))?;
+    let script = match Script::parse(&script_path.display().to_string(), &source) {
         Ok(s) => s,
         Err(r) => {
             eprintln!("error: {}", r.render());
@@ -49,11 +75,11 @@ pub(super) async fn compile(a: CompileArgs) -> Result<u8> {
         }
     };
     let module = compile::encode_module(&bytecode, &script.meta);
-    std::fs::write(&a.output, &module)
-        .map_err(|e| anyhow!("cannot write `{}`: {e}", a.output.display()))?;
+    std::fs::write(output, &module)
+        .map_err(|e| anyhow!("cannot write `{}`: {e}", output.display()))?;
     eprintln!(
         "wrote {} ({} bytes, {} of bytecode)",
-        a.output.display(),
+        output.display(),
         module.len(),
         bytecode.len()
     );
