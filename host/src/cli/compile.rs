@@ -49,7 +49,7 @@ pub(super) async fn compile(a: CompileArgs) -> Result<u8> {
                 started.elapsed().as_secs_f64() * 1000.0
             ),
             None => {
-                eprintln!("warning: no cache directory (no HOME?); every run compiles the guest")
+                eprintln!("warning: no cache directory (no HOME?); every run compiles the guest");
             }
         }
         return Ok(crate::exit::OK);
