@@ -121,6 +121,11 @@ bench-runtime: build
 bench-journal: build
     bench/journal.sh {{wfhost}}
 
+# The targets of issue 17, as ratios in one run (interleaved pairs). Writes bench/RESULTS-perf.md.
+[group('bench')]
+bench-perf: build
+    python3 bench/perf.py {{wfhost}}
+
 # wfhost against node side by side: start-up, fan-out, scheduling, resume, memory, scaling.
 # Writes bench/RESULTS.md.
 [group('bench')]

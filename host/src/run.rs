@@ -56,23 +56,23 @@ pub struct RunJournal {
     pub resume: bool,
 }
 
-/// Opens the directory of `run_id`: a new run, or (`resume`) an existing one whose stored
-/// results will be served again.
-pub fn open_journal(cwd: &Path, run_id: &str, resume: bool) -> Result<RunJournal> {
+/// Opens the directory of `run_id`: a new run, or a resume (`served`: the stored results it
+/// serves again, read once by `journal::resume_point`).
+pub fn open_journal(
+    cwd: &Path,
+    run_id: &str,
+    served: Option<HashMap<(String, u32), Cached>>,
+) -> Result<RunJournal> {
+    let resume = served.is_some();
     let dir = if resume {
         RunDir::existing(cwd, run_id)?
     } else {
         RunDir::new(cwd, run_id)?
     };
     let journal = Arc::new(Journal::open(&dir)?);
-    let cache = if resume {
-        crate::journal::resume_point(&dir.journal())?.cache
-    } else {
-        HashMap::new()
-    };
     Ok(RunJournal {
         journal,
-        cache,
+        cache: served.unwrap_or_default(),
         resume,
     })
 }

@@ -43,12 +43,13 @@ pub(super) async fn resume(mut a: ResumeArgs) -> Result<u8> {
         .into());
     }
     let args_file = dir.args();
-    a.common.backend = a.common.backend.or(point.backend);
+    a.common.backend = a.common.backend.or_else(|| point.backend.clone());
     run(RunArgs {
         target: dir.script().display().to_string(),
         args: None,
         args_file: None,
         args_exact: args_file.exists().then_some(args_file),
+        resume_point: Some(point),
         resume: Some(a.run_id),
         no_journal: false,
         common: a.common,

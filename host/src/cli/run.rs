@@ -46,6 +46,9 @@ pub(super) struct RunArgs {
     /// A resume's stored args (`args.json`), read as exact JSON.
     #[arg(skip)]
     pub(super) args_exact: Option<PathBuf>,
+    /// A resume's journal, already read (`wfhost resume` reads it to find the backend).
+    #[arg(skip)]
+    pub(super) resume_point: Option<crate::journal::ResumePoint>,
     #[command(flatten)]
     pub(super) common: RunCommon,
 }
@@ -84,7 +87,7 @@ pub(super) struct RunCommon {
     pub(super) limits: LimitArgs,
 }
 
-pub(super) async fn run(a: RunArgs) -> Result<u8> {
+pub(super) async fn run(mut a: RunArgs) -> Result<u8> {
     let started = Instant::now();
     let cwd = std::env::current_dir()?;
     let config = Arc::new(crate::config::load(&cwd)?.config);
@@ -102,7 +105,16 @@ pub(super) async fn run(a: RunArgs) -> Result<u8> {
         }
         (None, None) => None,
     };
-    let (ceilings, ceilings_note) = ceilings(&a, &cwd, &config)?;
+    // A resume reads its journal once: the results to serve, the backend, the ceilings.
+    let mut point = match &a.resume {
+        Some(id) => Some(match a.resume_point.take() {
+            Some(p) => p,
+            None => crate::journal::resume_point(&RunDir::existing(&cwd, id)?.journal())?,
+        }),
+        None => None,
+    };
+    let stored = point.as_mut().and_then(|p| p.ceilings.take());
+    let (ceilings, ceilings_note) = ceilings(&a, stored, &config)?;
     let limits = ceilings.limits.clone();
     let cache = Cache::new(a.common.limits.no_cache);
     let run_id = a.resume.clone().unwrap_or_else(new_run_id);
@@ -184,7 +196,7 @@ pub(super) async fn run(a: RunArgs) -> Result<u8> {
     let events = crate::events::Events::tee(consumers);
     let journal = match a.no_journal {
         true => None,
-        false => Some(open_journal(&cwd, &run_id, a.resume.is_some())?),
+        false => Some(open_journal(&cwd, &run_id, point.map(|p| p.cache))?),
     };
     let journal_handle = journal.as_ref().map(|j| j.journal.clone());
     let backend_for_record = backend.clone();
@@ -228,7 +240,7 @@ pub(super) async fn run(a: RunArgs) -> Result<u8> {
 /// not raise.
 fn ceilings(
     a: &RunArgs,
-    cwd: &Path,
+    stored: Option<Ceilings>,
     config: &crate::config::Config,
 ) -> Result<(Ceilings, Option<String>)> {
     let mut requested = a.common.limits.requested();
@@ -238,10 +250,6 @@ fn ceilings(
     if let Some(c) = config.concurrency {
         base.concurrency = usize::from(c);
     }
-    let stored = match &a.resume {
-        Some(id) => crate::journal::resume_point(&RunDir::existing(cwd, id)?.journal())?.ceilings,
-        None => None,
-    };
     let Some(stored) = stored else {
         return Ok((Ceilings::new(&requested, &base), None));
     };

@@ -73,6 +73,9 @@ pub struct Call {
 /// An agent the last attempt started (or served from the journal), in order.
 #[derive(Debug, Clone)]
 pub struct Start {
+    /// The order the script started it in: its handle, or (journals written before handles
+    /// were recorded) its position.
+    order: u64,
     /// Index into `History::calls`.
     pub call: usize,
     /// The parallel()/pipeline() slot that started it.
@@ -142,6 +145,8 @@ impl History {
         for r in &loaded.records {
             h.apply(r);
         }
+        // Served calls are written in batches: put the attempt back in the order it started.
+        h.last_attempt.sort_by_key(|s| s.order);
         h
     }
 
@@ -175,6 +180,7 @@ impl History {
         phase: &Option<String>,
         group: &Option<Value>,
         cached: bool,
+        handle: Option<u32>,
     ) {
         let i = self.call(key, occurrence, label, phase);
         if cached {
@@ -183,7 +189,9 @@ impl History {
         } else {
             self.calls[i].state = AgentState::Running;
         }
+        let order = handle.map_or(self.last_attempt.len() as u64, u64::from);
         self.last_attempt.push(Start {
+            order,
             call: i,
             group: group.clone(),
             cached,
@@ -220,14 +228,28 @@ impl History {
                 label,
                 phase,
                 group,
-            } => self.start(key, *occurrence, label, phase, group, false),
+                handle,
+            } => self.start(key, *occurrence, label, phase, group, false, *handle),
             Record::Cached {
                 key,
                 occurrence,
                 label,
                 phase,
                 group,
-            } => self.start(key, *occurrence, label, phase, group, true),
+            } => self.start(key, *occurrence, label, phase, group, true, None),
+            Record::Served { calls } => {
+                for c in calls {
+                    self.start(
+                        &c.key,
+                        c.occurrence,
+                        &c.label,
+                        &c.phase,
+                        &c.group,
+                        true,
+                        Some(c.handle),
+                    );
+                }
+            }
             Record::Result {
                 key,
                 occurrence,

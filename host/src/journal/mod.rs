@@ -65,6 +65,9 @@ pub enum Record {
         /// `{kind, id, item, stage}` (for traces).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         group: Option<Value>,
+        /// The order the script started it in (with `served` calls).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        handle: Option<u32>,
     },
     Result {
         key: String,
@@ -80,7 +83,13 @@ pub enum Record {
         occurrence: u32,
         error: String,
     },
-    /// Served from this journal instead of the backend.
+    /// The calls an attempt served from this journal instead of the backend, in one record
+    /// (written when the attempt ends, or every `SERVED_BATCH` calls): a resume's record of
+    /// what it served does not grow the journal by a line per agent, so resumes stay as fast
+    /// as the first.
+    Served { calls: Vec<ServedCall> },
+    /// Served from this journal instead of the backend (one record per call: journals written
+    /// before `served`).
     Cached {
         key: String,
         occurrence: u32,
@@ -146,6 +155,24 @@ pub fn canonical_json(v: &Value) -> String {
         other => other.to_string(),
     }
 }
+
+/// One call an attempt served from the journal.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ServedCall {
+    pub key: String,
+    pub occurrence: u32,
+    pub label: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<Value>,
+    pub handle: u32,
+}
+
+/// How many served calls are buffered before they are written as one `served` record.
+/// Why 4096: a fan-out's worth, so a resume writes a line or two, not one per agent, and a
+/// crash loses at most that many lines of trace detail (never a result).
+pub const SERVED_BATCH: usize = 4096;
 
 /// A stored result, ready to be served again.
 #[derive(Debug, Clone)]

@@ -5,7 +5,7 @@
 use super::{Capabilities, error};
 use crate::agent::AgentRequest;
 use crate::events::{Event, LogLevel};
-use crate::journal::{self, Cached, Record};
+use crate::journal::{self, Cached, Record, SERVED_BATCH, ServedCall};
 use crate::limits::LimitHit;
 use crate::scheduler::{AgentJob, AgentOutcome, Scheduler};
 use crate::schema::Schema;
@@ -166,13 +166,17 @@ impl Capabilities {
                 cached: true,
                 note: None,
             };
-            self.journal(&Record::Cached {
+            self.served.push(ServedCall {
                 key,
                 occurrence,
                 label: label.clone(),
                 phase: phase.clone(),
                 group,
-            })?;
+                handle,
+            });
+            if self.served.len() >= SERVED_BATCH {
+                self.flush_served()?;
+            }
             self.events.emit(Event::AgentCached {
                 handle,
                 label,
@@ -189,6 +193,7 @@ impl Capabilities {
             label: label.clone(),
             phase: phase.clone(),
             group,
+            handle: Some(handle),
         })?;
         self.events.emit(Event::AgentQueued {
             handle,

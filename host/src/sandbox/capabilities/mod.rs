@@ -61,6 +61,8 @@ pub struct Capabilities {
     pub last_yield: Instant,
     /// When the run must end (`--timeout`).
     deadline: tokio::time::Instant,
+    /// Calls served from the journal, not yet written (see `Record::Served`).
+    served: Vec<crate::journal::ServedCall>,
     /// Set by `finish`: `{ok, value}` or `{ok: false, error, stack?}`.
     pub outcome: Option<Value>,
     /// The limit that stopped the guest, if one did.
@@ -116,6 +118,7 @@ impl Capabilities {
             journal: setup.journal,
             last_yield: Instant::now(),
             deadline,
+            served: Vec::new(),
             outcome: None,
             limit_hit: None,
             instantiate: Duration::ZERO,
@@ -236,10 +239,23 @@ impl Capabilities {
         })
     }
 
-    /// Stops timers and forgets queued agents (the scheduler's workers end with the run).
+    /// Writes the calls served from the journal since the last batch, as one record.
+    fn flush_served(&mut self) -> Result<(), LimitHit> {
+        if self.served.is_empty() {
+            return Ok(());
+        }
+        let calls = std::mem::take(&mut self.served);
+        self.journal(&Record::Served { calls })
+    }
+
+    /// Stops timers and forgets queued agents (the scheduler's workers end with the run), and
+    /// writes what was served from the journal.
     pub fn shutdown(&mut self) {
         self.timers.shutdown();
         self.agents.shutdown();
+        // A failure is the journal's, reported with the run's ending; served calls are trace
+        // detail, never results.
+        let _ = self.flush_served();
     }
 
     /// Records which limit stopped the guest and turns it into the trap that stops it.
