@@ -634,7 +634,11 @@ fn the_thirty_first_resume_still_serves_everything() {
         .filter(|l| l.starts_with("{\"type\":\"served\""))
         .count();
     assert_eq!(served, 30);
-    assert!(journal.lines().count() < 150, "{} lines", journal.lines().count());
+    assert!(
+        journal.lines().count() < 150,
+        "{} lines",
+        journal.lines().count()
+    );
     // runs show still counts what was served, over all attempts.
     let show = p.wf(["runs", "show", &id, "--json"]).run();
     let v: Value = serde_json::from_str(&show.stdout).unwrap();

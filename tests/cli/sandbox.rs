@@ -381,3 +381,14 @@ fn an_allowed_name_with_the_wrong_type_is_refused_with_the_reason() {
     run.code(77);
     assert!(run.stderr.contains("it could not link"), "{}", run.stderr);
 }
+
+/// A script that breaks the capability protocol — here, a string past the 64 MiB the host
+/// reads in one call — fails as the script's fault (65), not as an internal error (70).
+#[test]
+fn a_string_past_its_cap_is_the_scripts_fault() {
+    failed_with(
+        "log('x'.repeat(65 << 20));\nreturn 1;",
+        &[],
+        "larger than the 64 MiB allowed",
+    );
+}

@@ -20,11 +20,14 @@ use std::time::Duration;
 const AFTER_HELP: &str = "\
 Exit codes:
   0   the workflow completed
-  2   bad usage: an unknown flag, a file that cannot be read
-  65  the script failed, or was rejected before running (meta, syntax, import)
+  2   bad usage: an unknown flag, a bad config value or run id, a file that cannot be read
+  65  the script failed, or was rejected before running (meta, syntax, import); or it
+      returned although every agent failed
   70  internal error in wfhost
-  75  temporary provider failure (rate limit, overload, network): retry later
-  77  refused by policy (import outside the capability surface, no approval)
+  75  temporary failure: provider trouble (rate limit, overload, network), a full disk
+      (free space, then resume), a run locked by another process: retry later
+  77  refused by policy (import outside the capability surface, no approval, an edited
+      journal)
   130 interrupted (Ctrl-C, SIGTERM): `wfhost resume RUN_ID` continues it
 
 Examples:

@@ -49,7 +49,7 @@ pub(super) async fn resume(mut a: ResumeArgs) -> Result<u8> {
         args: None,
         args_file: None,
         args_exact: args_file.exists().then_some(args_file),
-        resume_point: Some(point),
+        resume_point: Some(Box::new(point)),
         resume: Some(a.run_id),
         no_journal: false,
         common: a.common,

@@ -48,7 +48,7 @@ pub(super) struct RunArgs {
     pub(super) args_exact: Option<PathBuf>,
     /// A resume's journal, already read (`wfhost resume` reads it to find the backend).
     #[arg(skip)]
-    pub(super) resume_point: Option<crate::journal::ResumePoint>,
+    pub(super) resume_point: Option<Box<crate::journal::ResumePoint>>,
     #[command(flatten)]
     pub(super) common: RunCommon,
 }
@@ -108,7 +108,7 @@ pub(super) async fn run(mut a: RunArgs) -> Result<u8> {
     // A resume reads its journal once: the results to serve, the backend, the ceilings.
     let mut point = match &a.resume {
         Some(id) => Some(match a.resume_point.take() {
-            Some(p) => p,
+            Some(p) => *p,
             None => crate::journal::resume_point(&RunDir::existing(&cwd, id)?.journal())?,
         }),
         None => None,

@@ -83,6 +83,17 @@ pub struct Start {
     pub cached: bool,
 }
 
+/// An agent an attempt started or served, as a record tells it.
+#[derive(Clone, Copy)]
+struct Started<'a> {
+    key: &'a str,
+    occurrence: u32,
+    label: &'a str,
+    phase: &'a Option<String>,
+    group: &'a Option<Value>,
+    handle: Option<u32>,
+}
+
 /// Everything the journal says about a run.
 #[derive(Debug, Clone)]
 pub struct History {
@@ -172,16 +183,15 @@ impl History {
     }
 
     /// An agent of the current attempt started (or was served from the journal).
-    fn start(
-        &mut self,
-        key: &str,
-        occurrence: u32,
-        label: &str,
-        phase: &Option<String>,
-        group: &Option<Value>,
-        cached: bool,
-        handle: Option<u32>,
-    ) {
+    fn start(&mut self, s: &Started<'_>, cached: bool) {
+        let Started {
+            key,
+            occurrence,
+            label,
+            phase,
+            group,
+            handle,
+        } = *s;
         let i = self.call(key, occurrence, label, phase);
         if cached {
             self.calls[i].state = AgentState::Cached;
@@ -229,25 +239,45 @@ impl History {
                 phase,
                 group,
                 handle,
-            } => self.start(key, *occurrence, label, phase, group, false, *handle),
+            } => self.start(
+                &Started {
+                    key,
+                    occurrence: *occurrence,
+                    label,
+                    phase,
+                    group,
+                    handle: *handle,
+                },
+                false,
+            ),
             Record::Cached {
                 key,
                 occurrence,
                 label,
                 phase,
                 group,
-            } => self.start(key, *occurrence, label, phase, group, true, None),
+            } => self.start(
+                &Started {
+                    key,
+                    occurrence: *occurrence,
+                    label,
+                    phase,
+                    group,
+                    handle: None,
+                },
+                true,
+            ),
             Record::Served { calls } => {
                 for c in calls {
-                    self.start(
-                        &c.key,
-                        c.occurrence,
-                        &c.label,
-                        &c.phase,
-                        &c.group,
-                        true,
-                        Some(c.handle),
-                    );
+                    let s = Started {
+                        key: &c.key,
+                        occurrence: c.occurrence,
+                        label: &c.label,
+                        phase: &c.phase,
+                        group: &c.group,
+                        handle: Some(c.handle),
+                    };
+                    self.start(&s, true);
                 }
             }
             Record::Result {

@@ -87,7 +87,9 @@ pub enum Record {
     /// (written when the attempt ends, or every `SERVED_BATCH` calls): a resume's record of
     /// what it served does not grow the journal by a line per agent, so resumes stay as fast
     /// as the first.
-    Served { calls: Vec<ServedCall> },
+    Served {
+        calls: Vec<ServedCall>,
+    },
     /// Served from this journal instead of the backend (one record per call: journals written
     /// before `served`).
     Cached {
