@@ -110,12 +110,29 @@ row("per-agent cost, 4,000 in flight ÷ 1,000 in flight", "≈ 1 (a hash trap gr
 _, out = timed([WFHOST, "run", fan1000, "--backend", "mock", "--yes", "--json"])
 run_id = json.loads(out.strip().splitlines()[-1])["run_id"]
 resume = [WFHOST, "resume", run_id, "--yes", "--quiet"]
-first = [timed(resume)[0]]
-for _ in range(28):
+# Resumes 1–5 against 27–31, the minimum of each five (one resume cannot be repeated: each
+# adds to the journal, which is the point).
+first = min(timed(resume)[0] for _ in range(5))
+for _ in range(21):
     timed(resume)
-last = [timed(resume)[0]]
-ratio = last[0] / first[0]
-row("31st fully cached resume ÷ the first (1,000 agents)", "≤ 1.2", f"{ratio:.2f} ({first[0]*1000:.0f} → {last[0]*1000:.0f} ms)", "ok" if ratio <= 1.2 else "MISSED")
+last = min(timed(resume)[0] for _ in range(5))
+ratio = last / first
+row("resumes 27–31 ÷ resumes 1–5, fully cached (1,000 agents; min of each five)", "≤ 1.2", f"{ratio:.2f} ({first*1000:.1f} → {last*1000:.1f} ms)", "ok" if ratio <= 1.2 else "MISSED")
+
+# 6. 5,000 agents over the messages backend (TLS + HTTP/2 against the test suite's fake API)
+# against the mock backend: an ignored test in tests/cli/backends.rs does the runs.
+bench = subprocess.run(
+    ["cargo", "nextest", "run", "--release", "--run-ignored", "only", "--no-capture", "--ignore-default-filter",
+     "-E", "test(bench_messages_backend_against_mock)"],
+    capture_output=True, text=True, cwd=os.path.dirname(HERE),
+)
+line = next((l for l in (bench.stdout + bench.stderr).splitlines() if l.startswith("BENCH messages-vs-mock")), None)
+if line:
+    messages, mock = map(float, line.split()[2:4])
+    ratio = messages / mock
+    row("5,000 agents, messages backend (TLS + h2, fake API) ÷ mock backend", "≤ 1.5", f"{ratio:.2f} ({mock:.0f} → {messages:.0f} ms of run time, best of 3)", "ok" if ratio <= 1.5 else "MISSED")
+else:
+    row("5,000 agents, messages backend ÷ mock backend", "≤ 1.5", "not measured: " + (bench.stderr.strip().splitlines() or ["no output"])[-1], "MISSED")
 
 machine = subprocess.run(["uname", "-srm"], capture_output=True, text=True).stdout.strip()
 cores = os.cpu_count()
@@ -123,9 +140,6 @@ with open(f"{HERE}/RESULTS-perf.md", "w") as f:
     f.write(f"# Performance targets (issue 17)\n\n{cores} cores, {machine}; `just bench-perf` "
             f"({PAIRS} interleaved pairs per ratio; min/median/max where pairs were run).\n\n")
     f.write("| what | target | measured | |\n|---|---|---|---|\n")
-    f.write("\n".join(rows) + "\n\n")
-    f.write("Not measured here: 5,000 agents over the messages backend against the fake API "
-            "(the fake lives in the test suite; the TCP_NODELAY test there shows the fix: ~1000 ms "
-            "of run time for 1,000 agents without it, ~100 ms with it).\n")
+    f.write("\n".join(rows) + "\n")
 print(open(f"{HERE}/RESULTS-perf.md").read())
 shutil.rmtree(TMP, ignore_errors=True)

@@ -178,23 +178,27 @@
         if (opts !== undefined && (opts === null || typeof opts !== "object"))
           throw new TypeError("agent() options must be an object: { schema, model, effort, label, phase, agentType, isolation }");
         const o = opts || {};
-        const request = {
-          kind: "agent",
+        // The typed hot path: the prompt, label, phase and slot cross as they are; only the
+        // rarer options travel as JSON, and only when one is set.
+        let rare = "";
+        if (o.schema !== undefined || o.model !== undefined || o.effort !== undefined || o.agentType !== undefined || o.isolation !== undefined) {
+          rare = JSON.stringify({ schema: o.schema, model: o.model, effort: o.effort, agentType: o.agentType, isolation: o.isolation });
+        }
+        const phase = o.phase !== undefined ? o.phase : currentPhase;
+        const g = state.group;
+        const slot = !g ? [0, 0, 0, 0] : g.kind === "parallel" ? [1, g.id, g.index, 0] : [2, g.id, g.item, g.stage];
+        const handle = host.spawnAgent(
           prompt,
-          schema: o.schema,
-          model: o.model,
-          effort: o.effort,
-          label: o.label,
-          phase: o.phase !== undefined ? o.phase : currentPhase,
-          agentType: o.agentType,
-          isolation: o.isolation,
-          workflow: scope.name || undefined,
-          group: state.group || undefined,
-        };
-        const reply = call("spawn", request);
-        state.agentsLeft = reply.agentsLeft;
+          typeof o.label === "string" ? o.label : "",
+          typeof phase === "string" ? phase : "",
+          scope.name || "",
+          slot,
+          rare,
+        );
+        if (handle < 0) throw hostError(JSON.parse(host.takeError()));
+        state.agentsLeft--;
         return new Promise((resolve) => {
-          state.pending[reply.handle] = { kind: "agent", resolve };
+          state.pending[handle] = { kind: "agent", resolve };
           state.pendingSize++;
         });
       } catch (e) {
@@ -385,16 +389,16 @@
         },
       );
     },
-    // One finished job from the host: {handle, ok, value, spent}.
-    deliver(msgJson) {
-      const msg = JSON.parse(msgJson);
-      if (typeof msg.spent === "number") state.spent = msg.spent;
-      const p = state.pending[msg.handle];
+    // One finished job from the host: its handle, the run's output tokens so far, and its
+    // value — kind 0: none (a timer, a failed agent), 1: text, 2: JSON.
+    deliver(handle, kind, spent, payload) {
+      state.spent = spent;
+      const p = state.pending[handle];
       if (!p) return;
-      delete state.pending[msg.handle];
+      delete state.pending[handle];
       state.pendingSize--;
       if (p.kind === "timer") p.fn(...p.args);
-      else p.resolve(msg.value === undefined ? null : msg.value);
+      else p.resolve(kind === 1 ? payload : kind === 2 ? JSON.parse(payload) : null);
     },
     pendingCount() {
       return state.pendingSize;

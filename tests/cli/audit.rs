@@ -40,6 +40,8 @@ fn committed_guest_imports_equal_the_allow_list() {
         "wfhost::log",
         "wfhost::phase",
         "wfhost::spawn",
+        "wfhost::spawn-agent",
+        "wfhost::take-error",
         "wfhost::wait-next",
     ]
     .map(String::from)

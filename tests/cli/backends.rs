@@ -613,3 +613,42 @@ fn messages_timeout_bounds_the_whole_agent() {
     );
     assert!(took < std::time::Duration::from_secs(10), "took {took:?}");
 }
+
+/// Not a test: a benchmark that needs the suite's fake API, so it lives here, ignored;
+/// `just bench-perf` runs it. 5,000 instant agents over the messages backend (TLS + HTTP/2)
+/// against the same on the mock backend: the run time of each (best of three), printed as a
+/// `BENCH` line that bench/perf.py reads.
+#[test]
+#[ignore = "a benchmark: `just bench-perf` runs it"]
+fn bench_messages_backend_against_mock() {
+    let api = FakeApi::start(true);
+    let s = project(
+        "const n = 5000, out = [];\nfor (let b = 0; b < n; b += 4000) out.push(...await parallel(Array.from({ length: Math.min(4000, n - b) }, (_, i) => () => agent('m' + (b + i)))));\nreturn out.length;",
+        "model = \"claude-sonnet-4-5\"\n",
+    );
+    let best = |backend: &str| {
+        (0..3)
+            .map(|_| {
+                let r = run_with(
+                    &s,
+                    Some(&api),
+                    &[
+                        "--backend",
+                        backend,
+                        "--concurrency",
+                        "16",
+                        "--no-journal",
+                        "--max-agents",
+                        "5000",
+                    ],
+                )
+                .report();
+                assert_eq!(r["result"], 5000, "{r}");
+                r["timings"]["run_ms"].as_f64().unwrap()
+            })
+            .fold(f64::INFINITY, f64::min)
+    };
+    let mock = best("mock");
+    let messages = best("messages");
+    println!("BENCH messages-vs-mock {messages:.1} {mock:.1}");
+}

@@ -80,6 +80,22 @@ fn init() -> anyhow::Result<Guest> {
             }
             let host = Object::new(ctx.clone())?;
             host.set("spawn", Func::from(|req: String| host::spawn(&req)))?;
+            host.set(
+                "spawnAgent",
+                Func::from(
+                    |prompt: String,
+                     label: String,
+                     phase: String,
+                     workflow: String,
+                     group: Vec<u32>,
+                     options: String| {
+                        let g = [0, 1, 2, 3].map(|i| group.get(i).copied().unwrap_or(0));
+                        // A handle fits in a JS number exactly; -1 is a refusal.
+                        host::spawn_agent(&prompt, &label, &phase, &workflow, g, &options) as f64
+                    },
+                ),
+            )?;
+            host.set("takeError", Func::from(host::take_error))?;
             host.set("cancel", Func::from(host::cancel))?;
             host.set("log", Func::from(|level: u32, msg: String| host::log(level, &msg)))?;
             host.set("phase", Func::from(|title: String| host::phase(&title)))?;
@@ -246,10 +262,11 @@ fn run(g: &Guest, bytecode: &[u8]) -> anyhow::Result<String> {
             Some(o) => break o,
             None => {}
         }
-        let message = host::wait_next();
+        let done = host::wait_next();
         js(&|_, internals| {
             let deliver: Function = internals.get("deliver")?;
-            deliver.call::<_, ()>((message.clone(),))?;
+            // `spent` is an output-token count: exact as a JS number far beyond any budget.
+            deliver.call::<_, ()>((done.handle, done.kind, done.spent as f64, done.payload.clone()))?;
             Ok(None)
         })?;
     };

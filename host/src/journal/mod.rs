@@ -395,8 +395,9 @@ pub fn resume_point(path: &Path) -> Result<ResumePoint> {
     Ok(point)
 }
 
-/// Reads the journal's lines, checks each one's MAC (when the run has a key), and hands the
-/// records `wanted` accepts to `each`. Returns whether the last line was torn (ignored).
+/// Reads the journal's lines and hands the records `wanted` accepts to `each`, after checking
+/// their MACs (when the run has a key). Lines `wanted` passes over are neither parsed nor
+/// checked: nothing in them reaches the caller. Returns whether the last line was torn.
 fn scan(
     path: &Path,
     wanted: impl Fn(usize, &[u8]) -> bool,
@@ -411,6 +412,9 @@ fn scan(
     let complete = text.ends_with(b"\n");
     for (i, line) in lines.iter().enumerate() {
         let torn = i + 1 == lines.len() && !complete;
+        if !wanted(i, line) {
+            continue;
+        }
         let line: &[u8] = match &key {
             Some(key) => match key.open_line(line) {
                 Ok(body) => body,
@@ -436,9 +440,6 @@ fn scan(
             }
             None => line,
         };
-        if !wanted(i, line) {
-            continue;
-        }
         match serde_json::from_slice::<Record>(line) {
             Ok(r) => each(r),
             Err(_) if torn => return Ok(true),

@@ -47,6 +47,11 @@ pub fn read_string<T>(caller: &mut Caller<'_, T>, ptr: u32, len: u32) -> wasmtim
 
 /// Allocates `s` in the guest (through `cabi_realloc`) and returns `(ptr << 32) | len`.
 pub async fn return_string<T: Send>(caller: &mut Caller<'_, T>, s: &str) -> wasmtime::Result<i64> {
+    return_bytes(caller, s.as_bytes()).await
+}
+
+/// Allocates `bytes` in the guest (through `cabi_realloc`) and returns `(ptr << 32) | len`.
+pub async fn return_bytes<T: Send>(caller: &mut Caller<'_, T>, s: &[u8]) -> wasmtime::Result<i64> {
     let realloc = match caller.get_export("cabi_realloc") {
         Some(Extern::Func(f)) => f.typed::<(i32, i32, i32, i32), i32>(&*caller)?,
         _ => wasmtime::bail!("the calling module exports no `cabi_realloc`"),
@@ -57,6 +62,6 @@ pub async fn return_string<T: Send>(caller: &mut Caller<'_, T>, s: &str) -> wasm
         return Ok(0);
     }
     let ptr = realloc.call_async(&mut *caller, (0, 0, 1, len)).await?;
-    memory(caller)?.write(&mut *caller, ptr.cast_unsigned() as usize, s.as_bytes())?;
+    memory(caller)?.write(&mut *caller, ptr.cast_unsigned() as usize, s)?;
     Ok(((u64::from(ptr.cast_unsigned()) << 32) | u64::from(len.cast_unsigned())).cast_signed())
 }

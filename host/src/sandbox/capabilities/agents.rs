@@ -57,16 +57,71 @@ impl Agents {
     }
 }
 
+/// One `agent()` call as the guest makes it: through `spawn-agent` (typed: the prompt and the
+/// common fields as they are, the rarer options as JSON) or through `spawn` (all JSON).
+#[derive(Debug, Default)]
+pub(super) struct AgentCall {
+    pub(super) prompt: String,
+    pub(super) label: Option<String>,
+    pub(super) phase: Option<String>,
+    pub(super) workflow: Option<String>,
+    /// The parallel()/pipeline() slot: `{kind, id, index}` or `{kind, id, item, stage}`.
+    pub(super) group: Option<Value>,
+    pub(super) schema: Value,
+    pub(super) model: Option<String>,
+    pub(super) effort: Option<String>,
+    pub(super) agent_type: Option<String>,
+    pub(super) isolation: Option<String>,
+}
+
+impl AgentCall {
+    /// From a `spawn` request: `{kind: "agent", prompt, label?, phase?, …}`.
+    pub(super) fn from_json(r: &Value) -> Result<AgentCall, Value> {
+        let text = |k: &str| r[k].as_str().map(str::to_owned);
+        let Some(prompt) = text("prompt") else {
+            return Err(error("TypeError", "agent() expects a prompt string"));
+        };
+        let mut call = AgentCall {
+            prompt,
+            label: text("label"),
+            phase: text("phase"),
+            workflow: text("workflow"),
+            group: Some(r["group"].clone()).filter(Value::is_object),
+            ..AgentCall::default()
+        };
+        call.options(r);
+        Ok(call)
+    }
+
+    /// The rarer options, from an object: `{schema?, model?, effort?, agentType?, isolation?}`.
+    pub(super) fn options(&mut self, o: &Value) {
+        let text = |k: &str| o[k].as_str().map(str::to_owned);
+        self.schema = o["schema"].clone();
+        self.model = text("model");
+        self.effort = text("effort");
+        self.agent_type = text("agentType");
+        self.isolation = text("isolation");
+    }
+}
+
 impl Capabilities {
-    pub(super) fn spawn_agent(&mut self, r: &Value) -> Result<Value, LimitHit> {
+    pub(super) fn spawn_agent(&mut self, call: AgentCall) -> Result<Value, LimitHit> {
         let Some(scheduler) = self.agents.scheduler.clone() else {
             return Ok(error("Error", "agents cannot be started now"));
         };
-        let text = |k: &str| r[k].as_str().map(str::to_owned);
-        let Some(prompt) = text("prompt") else {
-            return Ok(error("TypeError", "agent() expects a prompt string"));
-        };
-        let schema = match &r["schema"] {
+        let AgentCall {
+            prompt,
+            label,
+            phase,
+            workflow,
+            group,
+            schema,
+            model,
+            effort,
+            agent_type,
+            isolation,
+        } = call;
+        let schema = match &schema {
             Value::Null => None,
             s => match Schema::new(s.clone()) {
                 Ok(s) => Some(s),
@@ -119,7 +174,7 @@ impl Capabilities {
                 ),
             ));
         }
-        let label = text("label")
+        let label = label
             .filter(|l| !l.is_empty())
             .unwrap_or_else(|| default_label(&prompt));
         // The label is journaled and shown: it is output the script made the host keep.
@@ -127,15 +182,14 @@ impl Capabilities {
         let request = AgentRequest {
             prompt,
             schema: schema.as_ref().map(|s| s.value.clone()),
-            model: text("model"),
-            effort: text("effort"),
-            agent_type: text("agentType"),
-            isolation: text("isolation"),
+            model,
+            effort,
+            agent_type,
+            isolation,
             label: label.clone(),
-            phase: text("phase"),
+            phase,
             call: None,
         };
-        let group = Some(r["group"].clone()).filter(Value::is_object);
         let key = journal::agent_key(&request, &policy.backend_identity);
         let occurrence = {
             let n = self.agents.occurrences.entry(key.clone()).or_insert(0);
@@ -151,7 +205,7 @@ impl Capabilities {
             AgentInfo {
                 prompt_bytes,
                 label: label.clone(),
-                workflow: text("workflow"),
+                workflow,
                 phase: phase.clone(),
             },
         );

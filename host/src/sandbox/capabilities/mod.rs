@@ -12,12 +12,13 @@ mod ledger;
 mod policy;
 mod timers;
 
+use agents::AgentCall;
 pub use agents::Agents;
 pub use ledger::Ledger;
 pub use policy::{Policy, cap_message};
 pub use timers::{MAX_TIMER_MS, Timers};
 
-use super::abi::{read_string, return_string};
+use super::abi::{read_string, return_bytes, return_string};
 use crate::events::{Event, Events, LogLevel};
 use crate::journal::{Cached, Journal, Record};
 use crate::limits::{LimitHit, Limits};
@@ -38,6 +39,11 @@ pub const MODULE: &str = "wfhost";
 pub const FUNCTIONS: &[(&str, &str)] = &[
     ("context", "() -> i64"),
     ("spawn", "(i32, i32) -> i64"),
+    (
+        "spawn-agent",
+        "(i32, i32, i32, i32, i32, i32, i32, i32, i32, i32, i32, i32, i32, i32) -> i64",
+    ),
+    ("take-error", "() -> i64"),
     ("wait-next", "() -> i64"),
     ("cancel", "(i32) -> ()"),
     ("load-workflow", "(i32, i32) -> i64"),
@@ -61,6 +67,8 @@ pub struct Capabilities {
     pub last_yield: Instant,
     /// When the run must end (`--timeout`).
     deadline: tokio::time::Instant,
+    /// Why the last `spawn-agent` was refused (`{"name", "message"}`), for `take-error`.
+    last_error: String,
     /// Calls served from the journal, not yet written (see `Record::Served`).
     served: Vec<crate::journal::ServedCall>,
     /// Set by `finish`: `{ok, value}` or `{ok: false, error, stack?}`.
@@ -119,6 +127,7 @@ impl Capabilities {
             last_yield: Instant::now(),
             deadline,
             served: Vec::new(),
+            last_error: String::new(),
             outcome: None,
             limit_hit: None,
             instantiate: Duration::ZERO,
@@ -158,7 +167,10 @@ impl Capabilities {
             Err(e) => return Ok(error("TypeError", &format!("malformed spawn request: {e}"))),
         };
         match request["kind"].as_str() {
-            Some("agent") => self.spawn_agent(&request),
+            Some("agent") => match AgentCall::from_json(&request) {
+                Ok(call) => self.spawn_agent(call),
+                Err(refusal) => Ok(refusal),
+            },
             Some("timer") => Ok(self.spawn_timer(request["ms"].as_f64().unwrap_or(0.0))),
             _ => Ok(error("TypeError", "spawn: unknown job kind")),
         }
@@ -176,8 +188,24 @@ impl Capabilities {
         }
     }
 
-    /// Records a finished job; returns the message for the guest.
-    fn complete(&mut self, completion: Completion) -> Result<Value, LimitHit> {
+    /// `spawn-agent`: starts an agent; its handle, or -1 with the refusal kept for
+    /// `take-error`.
+    fn spawn_typed(&mut self, call: AgentCall) -> Result<i64, LimitHit> {
+        self.journal_ok()?;
+        let reply = self.spawn_agent(call)?;
+        match reply["handle"].as_u64() {
+            Some(handle) => Ok(i64::try_from(handle).unwrap_or(-1)),
+            None => {
+                self.last_error = reply["error"].to_string();
+                Ok(-1)
+            }
+        }
+    }
+
+    /// Records a finished job; returns what `wait-next` hands the guest: `[handle u32]
+    /// [kind u8][spent u64]` (little endian), then the value — kind 0: none (a timer, a failed
+    /// agent), 1: text (the bytes themselves, no JSON), 2: JSON.
+    fn complete(&mut self, completion: Completion) -> Result<Vec<u8>, LimitHit> {
         // A result the scheduler could not journal must not reach the script: a resume could
         // not serve it again, so the script's control flow would differ.
         self.journal_ok()?;
@@ -190,7 +218,17 @@ impl Capabilities {
                 (handle, self.complete_agent(handle, outcome)?)
             }
         };
-        Ok(json!({ "handle": handle, "value": value, "spent": self.ledger.spent() }))
+        let (kind, payload) = match value {
+            Value::Null => (0u8, Vec::new()),
+            Value::String(text) => (1, text.into_bytes()),
+            other => (2, other.to_string().into_bytes()),
+        };
+        let mut out = Vec::with_capacity(13 + payload.len());
+        out.extend_from_slice(&handle.to_le_bytes());
+        out.push(kind);
+        out.extend_from_slice(&self.ledger.spent().to_le_bytes());
+        out.extend_from_slice(&payload);
+        Ok(out)
     }
 
     /// A narrator line (`log`, `console.*`, the runtime's own notes): charged, then shown.
@@ -265,6 +303,16 @@ impl Capabilities {
     }
 }
 
+/// A `spawn-agent` slot: kind 0 none, 1 `parallel` (id, index), 2 `pipeline` (id, item,
+/// stage), as the journal records it.
+fn slot((kind, id, a, b): (u32, u32, u32, u32)) -> Option<Value> {
+    match kind {
+        1 => Some(json!({ "kind": "parallel", "id": id, "index": a })),
+        2 => Some(json!({ "kind": "pipeline", "id": id, "item": a, "stage": b })),
+        _ => None,
+    }
+}
+
 fn error(name: &str, message: &str) -> Value {
     json!({ "error": { "name": name, "message": message } })
 }
@@ -313,6 +361,70 @@ pub fn add_to_linker<T: Send + 'static>(
         },
     )?;
     request_reply(linker, "spawn", project, Capabilities::spawn)?;
+    linker.func_wrap(
+        MODULE,
+        "spawn-agent",
+        #[allow(
+            clippy::too_many_arguments,
+            reason = "the import's core signature, flat"
+        )]
+        move |mut caller: Caller<'_, T>,
+              prompt_ptr: u32,
+              prompt_len: u32,
+              label_ptr: u32,
+              label_len: u32,
+              phase_ptr: u32,
+              phase_len: u32,
+              workflow_ptr: u32,
+              workflow_len: u32,
+              group_kind: u32,
+              group_id: u32,
+              group_a: u32,
+              group_b: u32,
+              options_ptr: u32,
+              options_len: u32|
+              -> wasmtime::Result<i64> {
+            let (prompt, label, phase, workflow, options) = (
+                (prompt_ptr, prompt_len),
+                (label_ptr, label_len),
+                (phase_ptr, phase_len),
+                (workflow_ptr, workflow_len),
+                (options_ptr, options_len),
+            );
+            let group = (group_kind, group_id, group_a, group_b);
+            let mut text = |(ptr, len): (u32, u32)| read_string(&mut caller, ptr, len);
+            let some = |s: String| Some(s).filter(|s| !s.is_empty());
+            let mut call = AgentCall {
+                prompt: text(prompt)?,
+                label: some(text(label)?),
+                phase: some(text(phase)?),
+                workflow: some(text(workflow)?),
+                group: slot(group),
+                ..AgentCall::default()
+            };
+            let options = text(options)?;
+            if !options.is_empty() {
+                let parsed: Value = serde_json::from_str(&options).map_err(|e| {
+                    wasmtime::Error::new(super::abi::ScriptFault(format!(
+                        "malformed agent options: {e}"
+                    )))
+                })?;
+                call.options(&parsed);
+            }
+            let caps = project(caller.data_mut());
+            caps.spawn_typed(call).map_err(|limit| caps.hit(limit))
+        },
+    )?;
+    linker.func_wrap_async(
+        MODULE,
+        "take-error",
+        move |mut caller: Caller<'_, T>, (): ()| {
+            Box::new(async move {
+                let error = std::mem::take(&mut project(caller.data_mut()).last_error);
+                return_string(&mut caller, &error).await
+            })
+        },
+    )?;
     linker.func_wrap_async(
         MODULE,
         "wait-next",
@@ -334,12 +446,12 @@ pub fn add_to_linker<T: Send + 'static>(
                     }
                 };
                 let message = match caps.complete(completion) {
-                    Ok(m) => m.to_string(),
+                    Ok(m) => m,
                     Err(limit) => return Err(caps.hit(limit)),
                 };
                 // The guest waited on the host: its synchronous-execution allowance starts afresh.
                 caps.last_yield = Instant::now();
-                return_string(&mut caller, &message).await
+                return_bytes(&mut caller, &message).await
             })
         },
     )?;

@@ -14,6 +14,9 @@ const MODULE_WAT: &str = r#"
   (import "wfhost" "wait-next" (func $wait (result i64)))
   (import "wfhost" "context" (func $context (result i64)))
   (import "wfhost" "finish" (func $finish (param i32 i32)))
+  (import "wfhost" "spawn-agent" (func $spawn_agent
+    (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i64)))
+  (import "wfhost" "take-error" (func $take_error (result i64)))
   (memory (export "memory") 4)
   (global $bump (mut i32) (i32.const 65536))
   (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32)
@@ -26,7 +29,13 @@ const MODULE_WAT: &str = r#"
   (func (export "spawn") (param i32 i32) (result i64) (call $spawn (local.get 0) (local.get 1)))
   (func (export "wait") (result i64) (call $wait))
   (func (export "context") (result i64) (call $context))
-  (func (export "finish") (param i32 i32) (call $finish (local.get 0) (local.get 1))))
+  (func (export "finish") (param i32 i32) (call $finish (local.get 0) (local.get 1)))
+  ;; spawn-agent with only a prompt, in a parallel() slot (id 7, index 3)
+  (func (export "spawn_agent") (param i32 i32) (result i64)
+    (call $spawn_agent (local.get 0) (local.get 1) (i32.const 0) (i32.const 0) (i32.const 0)
+      (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 1) (i32.const 7) (i32.const 3)
+      (i32.const 0) (i32.const 0) (i32.const 0)))
+  (func (export "take_error") (result i64) (call $take_error)))
 "#;
 
 struct Harness {
@@ -92,6 +101,29 @@ impl Harness {
             .get_typed_func::<(u32, u32), ()>(&mut self.store, name)
             .unwrap();
         f.call_async(&mut self.store, (ptr, len)).await
+    }
+
+    /// `wait-next`'s binary reply: (handle, kind, spent, payload).
+    async fn wait(&mut self) -> (u32, u8, u64, String) {
+        let f = self
+            .instance
+            .get_typed_func::<(), i64>(&mut self.store, "wait")
+            .unwrap();
+        let packed = f
+            .call_async(&mut self.store, ())
+            .await
+            .unwrap()
+            .cast_unsigned();
+        let (ptr, len) = ((packed >> 32) as usize, (packed & 0xffff_ffff) as usize);
+        let memory = self.instance.get_memory(&mut self.store, "memory").unwrap();
+        let mut b = vec![0; len];
+        memory.read(&self.store, ptr, &mut b).unwrap();
+        (
+            u32::from_le_bytes(b[0..4].try_into().unwrap()),
+            b[4],
+            u64::from_le_bytes(b[5..13].try_into().unwrap()),
+            String::from_utf8(b[13..].to_vec()).unwrap(),
+        )
     }
 
     async fn call_reply(&mut self, name: &str, text: Option<&str>) -> Value {
@@ -191,14 +223,13 @@ async fn agents_and_timers_round_trip_through_wait_next() {
         )
         .await;
     assert_eq!(agent["agentsLeft"], 999);
-    let mut seen = [
-        h.call_reply("wait", None).await,
-        h.call_reply("wait", None).await,
-    ];
-    seen.sort_by_key(|v| v["handle"].as_u64());
-    assert_eq!(seen[0]["handle"], timer["handle"]);
-    assert_eq!(seen[1]["handle"], agent["handle"]);
-    assert!(seen[1]["value"].is_string(), "{:?}", seen[1]);
+    let mut seen = [h.wait().await, h.wait().await];
+    seen.sort_by_key(|s| s.0);
+    assert_eq!(u64::from(seen[0].0), timer["handle"].as_u64().unwrap());
+    assert_eq!(seen[0].1, 0, "a timer has no value");
+    assert_eq!(u64::from(seen[1].0), agent["handle"].as_u64().unwrap());
+    assert_eq!(seen[1].1, 1, "a text answer crosses as text");
+    assert_eq!(seen[1].3, "R(say hi)");
     let ledger = &h.store.data().ledger;
     assert_eq!((ledger.agents_started, ledger.agents_done), (1, 1));
     assert_eq!(
@@ -217,4 +248,34 @@ async fn a_refused_spawn_is_an_error_value_not_a_trap() {
         .call_reply("spawn", Some(r#"{"kind":"timer","ms":1e12}"#))
         .await;
     assert_eq!(reply["error"]["name"], "RangeError");
+}
+
+#[tokio::test]
+async fn the_typed_spawn_path_starts_agents_and_explains_refusals() {
+    let mut h = Harness::new(Limits {
+        max_agents: 1,
+        ..Limits::default()
+    })
+    .await;
+    let spawn = |h: &mut Harness, prompt: &str| {
+        let (ptr, len) = h.put(prompt);
+        let f = h
+            .instance
+            .get_typed_func::<(u32, u32), i64>(&mut h.store, "spawn_agent")
+            .unwrap();
+        (f, ptr, len)
+    };
+    let (f, ptr, len) = spawn(&mut h, "typed hello");
+    let handle = f.call_async(&mut h.store, (ptr, len)).await.unwrap();
+    assert!(handle > 0);
+    let (done, kind, _, value) = h.wait().await;
+    assert_eq!(
+        (i64::from(done), kind, value.as_str()),
+        (handle, 1, "R(typed hello)")
+    );
+    // The cap is 1: the second is refused, and take-error says why.
+    let (f, ptr, len) = spawn(&mut h, "one too many");
+    assert_eq!(f.call_async(&mut h.store, (ptr, len)).await.unwrap(), -1);
+    let why = h.call_reply("take_error", None).await;
+    assert_eq!(why["name"], "WorkflowAgentCapError");
 }
