@@ -652,3 +652,24 @@ fn bench_messages_backend_against_mock() {
     let messages = best("messages");
     println!("BENCH messages-vs-mock {messages:.1} {mock:.1}");
 }
+
+/// A fan-out over TLS + HTTP/2 opens one connection and multiplexes over it (the pool used to
+/// open 17 before it learned the server speaks h2).
+#[test]
+fn a_fan_out_opens_one_connection_then_multiplexes() {
+    let api = FakeApi::start(true);
+    let s = project(
+        "return (await parallel(Array.from({ length: 32 }, (_, i) => () => agent('c' + i)))).length;",
+        "model = \"claude-sonnet-4-5\"\n",
+    );
+    let r = run_with(
+        &s,
+        Some(&api),
+        &["--backend", "messages", "--concurrency", "16"],
+    )
+    .report();
+    assert_eq!(r["result"], 32, "{r}");
+    let seen = api.seen.lock().unwrap();
+    assert_eq!(seen.http2, 32, "every request over HTTP/2");
+    assert_eq!(seen.connections, 1, "one connection for the whole fan-out");
+}

@@ -28,6 +28,8 @@ pub(crate) struct Seen {
     pub input_tokens: u64,
     pub http2: u32,
     pub bodies: Vec<Value>,
+    /// TCP connections accepted.
+    pub connections: u32,
 }
 
 pub(crate) struct FakeApi {
@@ -272,6 +274,7 @@ impl FakeApi {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
+                state.lock().unwrap().connections += 1;
                 let (acceptor, state) = (acceptor.clone(), state.clone());
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |req| handle(req, state.clone()));

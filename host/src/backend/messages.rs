@@ -40,6 +40,14 @@ pub struct Messages {
     max_attempts: u32,
     /// Recent prompts, to find the shared prefix of a fan-out.
     recent: std::sync::Mutex<Vec<String>>,
+    /// Set once a response has come back: the pool holds a connection and knows whether the
+    /// server speaks HTTP/2.
+    connected: std::sync::atomic::AtomicBool,
+    /// Held by the first request until its response begins. Until the pool has seen the
+    /// server's ALPN answer it cannot know a connection can be shared, so a fan-out that starts
+    /// 16 requests at once would open 16 TLS connections (17 were seen); this opens one, then
+    /// the rest multiplex over it (or, on HTTP/1.1, open their own as before).
+    first: tokio::sync::Mutex<()>,
     requests: AtomicU64,
     retries: AtomicU64,
 }
@@ -125,6 +133,8 @@ impl Messages {
             attempt_timeout,
             max_attempts: cfg.messages.max_attempts.unwrap_or(6).max(1),
             recent: std::sync::Mutex::new(Vec::new()),
+            connected: std::sync::atomic::AtomicBool::new(false),
+            first: tokio::sync::Mutex::new(()),
             requests: AtomicU64::new(0),
             retries: AtomicU64::new(0),
         })
@@ -206,17 +216,24 @@ impl Messages {
                 Failure::Fatal(AgentError::permanent(format!("building the request: {e}")))
             })?;
         let work = async {
-            let response = self
-                .client
-                .request(request)
-                .await
-                .map_err(|e| Failure::Retry {
-                    error: AgentError {
-                        message: format!("connection error: {e}"),
-                        transient: true,
-                    },
-                    after: None,
-                })?;
+            // Until one response has come back, requests go one at a time (see `first`).
+            let first = if self.connected.load(Ordering::Acquire) {
+                None
+            } else {
+                Some(self.first.lock().await)
+            };
+            let response = self.client.request(request).await;
+            if response.is_ok() {
+                self.connected.store(true, Ordering::Release);
+            }
+            drop(first);
+            let response = response.map_err(|e| Failure::Retry {
+                error: AgentError {
+                    message: format!("connection error: {e}"),
+                    transient: true,
+                },
+                after: None,
+            })?;
             let status = response.status();
             if !status.is_success() {
                 let retry_after = response

@@ -316,16 +316,36 @@ impl Journal {
 /// A process killed mid-write leaves a partial last line. Before appending, cut the file back
 /// to its last complete line, or the next record would be glued to the fragment.
 fn repair_torn_tail(path: &Path) -> Result<()> {
-    let Ok(bytes) = std::fs::read(path) else {
+    use std::io::{Read as _, Seek as _, SeekFrom};
+    let Ok(mut f) = OpenOptions::new().read(true).write(true).open(path) else {
         return Ok(());
     };
-    if bytes.is_empty() || bytes.ends_with(b"\n") {
-        return Ok(());
+    let len = f.metadata()?.len();
+    // Read backwards in blocks until a newline: only the torn record's bytes, never the whole
+    // journal (a resume opens it, and journals grow with every attempt).
+    let mut end = len;
+    let mut block = vec![0u8; 64 << 10];
+    let mut first = true;
+    while end > 0 {
+        let start = end.saturating_sub(block.len() as u64);
+        let n = usize::try_from(end - start).unwrap_or(block.len());
+        f.seek(SeekFrom::Start(start))?;
+        f.read_exact(&mut block[..n])?;
+        if first && block[n - 1] == b'\n' {
+            return Ok(()); // ends with a whole record
+        }
+        first = false;
+        if let Some(i) = block[..n].iter().rposition(|b| *b == b'\n') {
+            f.set_len(start + i as u64 + 1)?;
+            f.sync_data()?;
+            return Ok(());
+        }
+        end = start;
     }
-    let keep = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-    let f = OpenOptions::new().write(true).open(path)?;
-    f.set_len(keep as u64)?;
-    f.sync_data()?;
+    if len > 0 {
+        f.set_len(0)?; // one torn record and nothing else
+        f.sync_data()?;
+    }
     Ok(())
 }
 
