@@ -531,20 +531,28 @@ fn resume_takes_the_same_flags_as_run() {
 /// with Nagle's algorithm the second waits for the server's delayed ACK (~40 ms) on every call:
 /// 1000 instant agents took 0.85–2.8 s that way and take ~0.1 s without it. The bound sits
 /// between the two, with room on both sides (and nextest retries it, as a timing test).
-#[test]
-fn messages_backend_requests_are_not_held_by_nagle() {
-    let api = FakeApi::start(true);
+/// `n` instant agents in one parallel() over the messages backend at concurrency 16; the report.
+fn messages_fan_out(api: &FakeApi, n: usize) -> serde_json::Value {
     let s = project(
-        "const r = await parallel(Array.from({ length: 1000 }, (_, i) => () => agent('n' + i)));\nreturn r.filter(Boolean).length;",
+        &format!(
+            "return (await parallel(Array.from({{ length: {n} }}, (_, i) => () => agent('n' + i)))).filter(Boolean).length;"
+        ),
         "model = \"claude-sonnet-4-5\"\n",
     );
     let r = run_with(
         &s,
-        Some(&api),
+        Some(api),
         &["--backend", "messages", "--concurrency", "16"],
     )
     .report();
-    assert_eq!(r["result"], 1000, "{r}");
+    assert_eq!(r["result"], n, "{r}");
+    r
+}
+
+#[test]
+fn messages_backend_requests_are_not_held_by_nagle() {
+    let api = FakeApi::start(true);
+    let r = messages_fan_out(&api, 1000);
     assert_eq!(api.requests(), 1000);
     // Measured here: ~90 ms of run time with TCP_NODELAY, ~850 ms without.
     let run_ms = r["timings"]["run_ms"].as_f64().unwrap();
@@ -658,17 +666,7 @@ fn bench_messages_backend_against_mock() {
 #[test]
 fn a_fan_out_opens_one_connection_then_multiplexes() {
     let api = FakeApi::start(true);
-    let s = project(
-        "return (await parallel(Array.from({ length: 32 }, (_, i) => () => agent('c' + i)))).length;",
-        "model = \"claude-sonnet-4-5\"\n",
-    );
-    let r = run_with(
-        &s,
-        Some(&api),
-        &["--backend", "messages", "--concurrency", "16"],
-    )
-    .report();
-    assert_eq!(r["result"], 32, "{r}");
+    messages_fan_out(&api, 32);
     let seen = api.seen.lock().unwrap();
     assert_eq!(seen.http2, 32, "every request over HTTP/2");
     assert_eq!(seen.connections, 1, "one connection for the whole fan-out");

@@ -146,12 +146,30 @@ fn no_clock_and_no_randomness() {
 
 /// A module that imports `wasi_snapshot_preview1::NAME` and exports `_start`.
 fn module_importing(name: &str) -> Vec<u8> {
+    use wasm_encoder::ValType;
+    module_with_import(
+        "wasi_snapshot_preview1",
+        name,
+        &[ValType::I32; 9],
+        &[ValType::I32],
+    )
+}
+
+/// A module that imports one function of the given type and exports an empty `_start`.
+fn module_with_import(
+    module: &str,
+    name: &str,
+    params: &[wasm_encoder::ValType],
+    results: &[wasm_encoder::ValType],
+) -> Vec<u8> {
     use wasm_encoder::*;
     let mut types = TypeSection::new();
-    types.ty().function([ValType::I32; 9], [ValType::I32]);
+    types
+        .ty()
+        .function(params.iter().copied(), results.iter().copied());
     types.ty().function([], []);
     let mut imports = ImportSection::new();
-    imports.import("wasi_snapshot_preview1", name, EntityType::Function(0));
+    imports.import(module, name, EntityType::Function(0));
     let mut funcs = FunctionSection::new();
     funcs.function(1);
     let mut exports = ExportSection::new();
@@ -346,28 +364,14 @@ fn deep_json_is_named_not_mangled() {
 /// (it used to report it as allowed) and `run` refuses it before instantiation, saying why.
 #[test]
 fn an_allowed_name_with_the_wrong_type_is_refused_with_the_reason() {
-    use wasm_encoder::*;
-    let mut types = TypeSection::new();
-    types.ty().function([ValType::I32], []);
-    types.ty().function([], []);
-    let mut imports = ImportSection::new();
-    imports.import("wfhost_plugin_v1", "invoke", EntityType::Function(0));
-    let mut funcs = FunctionSection::new();
-    funcs.function(1);
-    let mut exports = ExportSection::new();
-    exports.export("_start", ExportKind::Func, 1);
-    let mut code = CodeSection::new();
-    let mut f = Function::new([]);
-    f.instruction(&Instruction::End);
-    code.function(&f);
-    let mut m = Module::new();
-    m.section(&types)
-        .section(&imports)
-        .section(&funcs)
-        .section(&exports)
-        .section(&code);
+    let module = module_with_import(
+        "wfhost_plugin_v1",
+        "invoke",
+        &[wasm_encoder::ValType::I32],
+        &[],
+    );
     let s = Scratch::new();
-    s.file("odd.wasm", m.finish());
+    s.file("odd.wasm", module);
     let audit = wfhost(["audit", "odd.wasm"]).dir(s.path()).run();
     audit.code(77);
     assert!(
