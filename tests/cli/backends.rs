@@ -634,6 +634,33 @@ fn bench_messages_backend_against_mock() {
         "const n = 5000, out = [];\nfor (let b = 0; b < n; b += 4000) out.push(...await parallel(Array.from({ length: Math.min(4000, n - b) }, (_, i) => () => agent('m' + (b + i)))));\nreturn out.length;",
         "model = \"claude-sonnet-4-5\"\n",
     );
+    // wfhost's own CPU time (user + system of the child), as well as the run's wall time:
+    // the fake server shares this machine's cores, so the wall time includes its work.
+    let children_cpu = || {
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &raw mut usage) };
+        let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+        secs(usage.ru_utime) + secs(usage.ru_stime)
+    };
+    let cpu = |backend: &str| {
+        let before = children_cpu();
+        for _ in 0..3 {
+            run_with(
+                &s,
+                Some(&api),
+                &[
+                    "--backend",
+                    backend,
+                    "--concurrency",
+                    "16",
+                    "--no-journal",
+                    "--max-agents",
+                    "5000",
+                ],
+            );
+        }
+        (children_cpu() - before) / 3.0 * 1000.0
+    };
     let best = |backend: &str| {
         (0..3)
             .map(|_| {
@@ -659,6 +686,8 @@ fn bench_messages_backend_against_mock() {
     let mock = best("mock");
     let messages = best("messages");
     println!("BENCH messages-vs-mock {messages:.1} {mock:.1}");
+    let (mock_cpu, messages_cpu) = (cpu("mock"), cpu("messages"));
+    println!("BENCH messages-vs-mock-cpu {messages_cpu:.1} {mock_cpu:.1}");
 }
 
 /// A fan-out over TLS + HTTP/2 opens one connection and multiplexes over it (the pool used to

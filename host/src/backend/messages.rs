@@ -317,29 +317,41 @@ async fn read_stream(body: hyper::body::Incoming) -> Result<AgentReply, Failure>
         if event.event == "ping" {
             continue;
         }
-        let data: Value = serde_json::from_str(&event.data)
+        // Typed, borrowing from the event's text: an answer is a handful of events per agent,
+        // and building a `Value` map for each was a visible share of a fan-out's CPU.
+        let data: StreamEvent<'_> = serde_json::from_str(&event.data)
             .map_err(|e| retry(format!("malformed event in the answer stream ({e})")))?;
-        match data["type"].as_str().unwrap_or(event.event.as_str()) {
-            "message_start" => add_usage(&mut reply.usage, &data["message"]["usage"]),
-            "content_block_delta" => match data["delta"]["type"].as_str() {
-                Some("text_delta") => reply
-                    .text
-                    .push_str(data["delta"]["text"].as_str().unwrap_or("")),
+        let delta = data.delta.unwrap_or_default();
+        match data.kind.as_deref().unwrap_or(event.event.as_str()) {
+            "message_start" => {
+                if let Some(u) = data.message.and_then(|m| m.usage) {
+                    let n = |v: Option<u64>| v.unwrap_or(0);
+                    reply.usage += Usage {
+                        input_tokens: n(u.input_tokens),
+                        output_tokens: n(u.output_tokens),
+                        cache_creation_input_tokens: n(u.cache_creation_input_tokens),
+                        cache_read_input_tokens: n(u.cache_read_input_tokens),
+                    };
+                }
+            }
+            "content_block_delta" => match delta.kind.as_deref() {
+                Some("text_delta") => reply.text.push_str(delta.text.as_deref().unwrap_or("")),
                 Some("input_json_delta") => {
-                    tool_json.push_str(data["delta"]["partial_json"].as_str().unwrap_or(""));
+                    tool_json.push_str(delta.partial_json.as_deref().unwrap_or(""));
                 }
                 _ => {}
             },
             "message_delta" => {
                 // message_delta carries the final output count (cumulative).
-                if let Some(out) = data["usage"]["output_tokens"].as_u64() {
+                if let Some(out) = data.usage.and_then(|u| u.output_tokens) {
                     reply.usage.output_tokens = out;
                 }
             }
             "message_stop" => stopped = true,
             "error" => {
-                let kind = data["error"]["type"].as_str().unwrap_or("error");
-                let message = data["error"]["message"].as_str().unwrap_or(kind);
+                let e = data.error.unwrap_or_default();
+                let kind = e.kind.as_deref().unwrap_or("error");
+                let message = e.message.as_deref().unwrap_or(kind);
                 let transient =
                     matches!(kind, "overloaded_error" | "api_error" | "rate_limit_error");
                 let error = AgentError {
@@ -375,12 +387,63 @@ fn thinking_budget(effort: Option<&str>) -> Option<u32> {
     }
 }
 
-fn add_usage(u: &mut Usage, v: &Value) {
-    let n = |k: &str| v[k].as_u64().unwrap_or(0);
-    u.input_tokens += n("input_tokens");
-    u.output_tokens += n("output_tokens");
-    u.cache_creation_input_tokens += n("cache_creation_input_tokens");
-    u.cache_read_input_tokens += n("cache_read_input_tokens");
+/// One event of the Messages API's answer stream: only the fields wfhost reads (the rest are
+/// skipped), strings borrowed from the event where they have no escapes.
+#[derive(Debug, Default, serde::Deserialize)]
+struct StreamEvent<'a> {
+    #[serde(rename = "type", default, borrow)]
+    kind: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default)]
+    message: Option<StartMessage>,
+    #[serde(default, borrow)]
+    delta: Option<Delta<'a>>,
+    #[serde(default)]
+    usage: Option<DeltaUsage>,
+    #[serde(default, borrow)]
+    error: Option<StreamError<'a>>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+struct StartMessage {
+    #[serde(default)]
+    usage: Option<StartUsage>,
+}
+
+/// Lenient: a missing or `null` count is 0.
+#[derive(Debug, Default, serde::Deserialize)]
+struct StartUsage {
+    #[serde(default)]
+    input_tokens: Option<u64>,
+    #[serde(default)]
+    output_tokens: Option<u64>,
+    #[serde(default)]
+    cache_creation_input_tokens: Option<u64>,
+    #[serde(default)]
+    cache_read_input_tokens: Option<u64>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+struct Delta<'a> {
+    #[serde(rename = "type", default, borrow)]
+    kind: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    text: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    partial_json: Option<std::borrow::Cow<'a, str>>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+struct DeltaUsage {
+    #[serde(default)]
+    output_tokens: Option<u64>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+struct StreamError<'a> {
+    #[serde(rename = "type", default, borrow)]
+    kind: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    message: Option<std::borrow::Cow<'a, str>>,
 }
 
 fn common_prefix(a: &str, b: &str) -> usize {
