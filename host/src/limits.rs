@@ -47,6 +47,11 @@ pub struct Limits {
     /// host's share no larger than the guest's.
     #[serde(default = "default_max_queued_bytes")]
     pub max_queued_bytes: u64,
+    /// Agents that may fail before the run stops as failed (`None`: no limit; failures are
+    /// still reported, grouped by error). Why no default: the reference lets a script decide
+    /// what a failed agent means; CI pipelines that want a bound say so.
+    #[serde(default)]
+    pub max_failed_agents: Option<u32>,
     /// Wall-clock time one run may take, agents and timers included.
     /// Why 12 h: a script can keep itself alive forever with self-re-arming timers or agents,
     /// and CI must never hang; 12 h is longer than any workflow seen, even hundreds of coding
@@ -67,6 +72,7 @@ impl Default for Limits {
             max_log_lines: 100_000,
             max_agents: 1000,
             timeout: default_timeout(),
+            max_failed_agents: None,
             max_prompt_bytes: default_max_prompt_bytes(),
             max_queued_bytes: default_max_queued_bytes(),
             concurrency: default_concurrency(),
@@ -102,6 +108,8 @@ pub enum LimitHit {
     OutputLines,
     /// The run's wall-clock time (`--timeout`).
     WallClock,
+    /// More agents failed than `--max-failed-agents` allows.
+    FailedAgents,
     /// Not a limit of the script's: the run journal could not be written (a full disk), so the
     /// run stops before it finishes work it could not keep (`Journal::failure` says why).
     Journal,
@@ -137,6 +145,13 @@ impl LimitHit {
                     humantime::format_duration(limits.timeout)
                 ),
                 "--timeout",
+            ),
+            LimitHit::FailedAgents => (
+                format!(
+                    "more than {} agents failed, so the run stopped (see the failures below)",
+                    limits.max_failed_agents.unwrap_or(0)
+                ),
+                "--max-failed-agents",
             ),
             LimitHit::Journal => (
                 "the run journal could not be written (is the disk full?), so the run stopped: nothing it finished is lost".to_string(),
@@ -180,6 +195,7 @@ pub struct Requested {
     pub max_log_lines: Option<u64>,
     pub max_agents: Option<u32>,
     pub timeout: Option<Duration>,
+    pub max_failed_agents: Option<u32>,
     pub max_prompt_bytes: Option<u64>,
     pub max_queued_bytes: Option<u64>,
     pub concurrency: Option<usize>,
@@ -250,6 +266,7 @@ impl Ceilings {
                 max_log_lines: requested.max_log_lines.unwrap_or(base.max_log_lines),
                 max_agents: requested.max_agents.unwrap_or(base.max_agents),
                 timeout: requested.timeout.unwrap_or(base.timeout),
+                max_failed_agents: requested.max_failed_agents.or(base.max_failed_agents),
                 max_prompt_bytes: requested.max_prompt_bytes.unwrap_or(base.max_prompt_bytes),
                 max_queued_bytes: requested.max_queued_bytes.unwrap_or(base.max_queued_bytes),
                 concurrency: requested.concurrency.unwrap_or(base.concurrency),
@@ -299,6 +316,12 @@ impl Ceilings {
                 } else {
                     r.timeout.unwrap_or(l.timeout)
                 },
+                max_failed_agents: pick(
+                    "max_failed_agents",
+                    l.max_failed_agents,
+                    r.max_failed_agents,
+                    &mut t,
+                )?,
                 max_prompt_bytes: pick_set(
                     "max_prompt_bytes",
                     l.max_prompt_bytes,

@@ -30,6 +30,10 @@ pub struct RunReport {
     pub stack: Option<String>,
     /// Narrator lines: log(), console.*, and runtime notes such as `parallel[2] failed: …`.
     pub logs: Vec<String>,
+    /// The agents that failed, grouped by error (most frequent first): a run never reads as a
+    /// plain success while some of its agents returned `null`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub failures: Vec<FailureGroup>,
     /// Agents started.
     pub agents: u32,
     pub usage: ReportUsage,
@@ -68,6 +72,45 @@ pub struct Timings {
     pub instantiate_ms: f64,
     /// From the start of the script to its outcome (agents included).
     pub run_ms: f64,
+}
+
+/// Agents that failed with the same error.
+#[derive(Debug, Clone, Serialize)]
+pub struct FailureGroup {
+    /// The error's first line (at most 200 characters).
+    pub error: String,
+    pub count: u32,
+    /// The first few agents' labels.
+    pub agents: Vec<String>,
+}
+
+/// Groups (label, error) pairs by the error's first line, most frequent first.
+pub fn group_failures(failures: &[(String, String)]) -> Vec<FailureGroup> {
+    let mut groups: Vec<FailureGroup> = Vec::new();
+    for (label, error) in failures {
+        let first: String = error
+            .lines()
+            .next()
+            .unwrap_or("")
+            .chars()
+            .take(200)
+            .collect();
+        match groups.iter_mut().find(|g| g.error == first) {
+            Some(g) => {
+                g.count += 1;
+                if g.agents.len() < 5 {
+                    g.agents.push(label.clone());
+                }
+            }
+            None => groups.push(FailureGroup {
+                error: first,
+                count: 1,
+                agents: vec![label.clone()],
+            }),
+        }
+    }
+    groups.sort_by_key(|g| std::cmp::Reverse(g.count));
+    groups
 }
 
 /// What the run cost in USD: agents that ran now (`total_usd`, and by phase), and the answers

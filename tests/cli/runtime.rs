@@ -290,3 +290,48 @@ fn unreadable_inputs_are_usage_errors() {
     dir.code(2);
     assert!(dir.stderr.contains("not a directory"), "{}", dir.stderr);
 }
+
+/// Loud partial failure: the report and the final lines say how many agents failed and why,
+/// grouped by error; `--max-failed-agents N` stops a run whose failures pass N, as failed.
+#[test]
+fn partial_failures_are_loud_and_can_end_the_run() {
+    let s = super::Scratch::new();
+    s.file(
+        "w.js",
+        "export const meta = { name: 't', description: 'partial' };\nconst out = [];\nfor (const [p, label] of [['one', 'one'], ['bad [fail]', 'two'], ['bad [fail]', 'three'], ['four', 'four']]) out.push(await agent(p, { label }));\nreturn out;",
+    );
+    let run = |extra: &[&str]| {
+        super::wfhost(["run", "w.js", "--backend", "mock", "--yes"])
+            .args(extra)
+            .dir(s.path())
+            .run()
+    };
+    let out = run(&["--json"]);
+    out.code(0);
+    let r = out.report();
+    assert_eq!(r["failures"][0]["count"], 2, "{r}");
+    assert_eq!(
+        r["failures"][0]["agents"],
+        serde_json::json!(["two", "three"])
+    );
+    let human = run(&[]);
+    human.code(0);
+    assert!(
+        human.stderr.contains("2 agent(s) failed:\n  2× ") && human.stderr.contains("(two, three)"),
+        "{}",
+        human.stderr
+    );
+    assert!(
+        human.stderr.contains("⚠ completed"),
+        "never a plain ✓: {}",
+        human.stderr
+    );
+    let stopped = run(&["--json", "--max-failed-agents", "1"]);
+    stopped.code(65);
+    let r = stopped.report();
+    assert!(
+        r["error"].as_str().unwrap().contains("--max-failed-agents"),
+        "{r}"
+    );
+    assert_eq!(r["agents"], 3, "the fourth agent never started: {r}");
+}

@@ -128,6 +128,9 @@ pub struct LimitArgs {
     /// Wall-clock time one run may take, agents included (e.g. 30m, 2h) [default: 12h].
     #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
     timeout: Option<Duration>,
+    /// Stop the run as failed once more than N agents have failed [default: no limit].
+    #[arg(long, value_name = "N")]
+    max_failed_agents: Option<u32>,
     /// The largest prompt one agent may be sent [default: 8MiB].
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     max_prompt_bytes: Option<u64>,
@@ -156,6 +159,7 @@ impl LimitArgs {
             max_log_lines: self.max_log_lines.unwrap_or(base.max_log_lines),
             max_agents: self.max_agents.unwrap_or(base.max_agents),
             timeout: self.timeout.unwrap_or(base.timeout),
+            max_failed_agents: self.max_failed_agents.or(base.max_failed_agents),
             max_prompt_bytes: self.max_prompt_bytes.unwrap_or(base.max_prompt_bytes),
             max_queued_bytes: self.max_queued_bytes.unwrap_or(base.max_queued_bytes),
             max_output_bytes: self.max_output_bytes.unwrap_or(base.max_output_bytes),
@@ -172,6 +176,7 @@ impl LimitArgs {
             max_log_lines: self.max_log_lines,
             max_agents: self.max_agents,
             timeout: self.timeout,
+            max_failed_agents: self.max_failed_agents,
             max_prompt_bytes: self.max_prompt_bytes,
             max_queued_bytes: self.max_queued_bytes,
             concurrency: self.concurrency.map(usize::from),

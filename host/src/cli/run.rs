@@ -461,13 +461,30 @@ fn finish(a: &RunArgs, report: &RunReport) -> u8 {
         if let Some(note) = &report.ceilings_note {
             eprintln!("{note}");
         }
+        // Loud partial failure: which agents failed and why, grouped, above the summary.
+        if !report.failures.is_empty() {
+            eprintln!("{} agent(s) failed:", report.usage.agents_failed);
+            for g in &report.failures {
+                let more = if g.count as usize > g.agents.len() {
+                    ", …"
+                } else {
+                    ""
+                };
+                eprintln!(
+                    "  {}× {} ({}{more})",
+                    g.count,
+                    sanitize::line(&g.error),
+                    sanitize::line(&g.agents.join(", "))
+                );
+            }
+        }
         let u = &report.usage;
         eprintln!(
             "{} {} in {:.1}s · {} agents ({} done, {} failed) · {} tokens in, {} out · run {}",
-            if report.exit_code == exit::OK {
-                "✓"
-            } else {
-                "✗"
+            match (report.exit_code, report.usage.agents_failed) {
+                (exit::OK, 0) => "✓",
+                (exit::OK, _) => "⚠", // completed, but not every agent answered
+                _ => "✗",
             },
             format!("{:?}", report.outcome).to_lowercase(),
             report.duration_ms as f64 / 1000.0,

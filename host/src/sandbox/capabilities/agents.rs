@@ -320,6 +320,7 @@ impl Capabilities {
                 if outcome.transient {
                     self.ledger.transient_failures += 1;
                 }
+                self.ledger.failures.push((info.label.clone(), e.clone()));
                 self.log(
                     LogLevel::Warn,
                     format!("{prefix}[{}] failed: {e}", info.label),
@@ -333,6 +334,13 @@ impl Capabilities {
                 Value::Null
             }
         };
+        // `--max-failed-agents`: past it the run stops, rather than spend on a plan that is
+        // already failing.
+        if let Some(max) = self.policy.limits.max_failed_agents
+            && self.ledger.agents_failed > max
+        {
+            return Err(LimitHit::FailedAgents);
+        }
         if self.policy.budget_total.is_some() || self.policy.max_cost.is_some() {
             self.events.emit(Event::Budget {
                 spent_tokens: self.ledger.spent(),

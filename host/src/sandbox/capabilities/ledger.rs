@@ -34,6 +34,8 @@ pub struct Ledger {
     pub usage: Usage,
     /// Tokens of the results served from the journal (spent by an earlier attempt).
     pub cached_usage: Usage,
+    /// The agents that failed: (label, error), for the report's grouped failures.
+    pub failures: Vec<(String, String)>,
 }
 
 impl Ledger {
