@@ -110,6 +110,8 @@ pub enum LimitHit {
     WallClock,
     /// More agents failed than `--max-failed-agents` allows.
     FailedAgents,
+    /// Not a limit of the script's: the provider's usage or spend limit is reached.
+    UsageLimit,
     /// Not a limit of the script's: the run journal could not be written (a full disk), so the
     /// run stops before it finishes work it could not keep (`Journal::failure` says why).
     Journal,
@@ -145,6 +147,10 @@ impl LimitHit {
                     humantime::format_duration(limits.timeout)
                 ),
                 "--timeout",
+            ),
+            LimitHit::UsageLimit => (
+                "the provider says a usage or spend limit is reached, so the run stopped starting agents: every agent that finished is kept".to_string(),
+                "",
             ),
             LimitHit::FailedAgents => (
                 format!(

@@ -253,6 +253,7 @@ pub async fn execute(
     }
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let scheduler = Scheduler::start(SchedulerSetup {
+        limited: std::sync::atomic::AtomicBool::new(false),
         backend: opts.backend.clone(),
         concurrency: opts.limits.concurrency,
         done: tx.clone(),
@@ -284,6 +285,7 @@ pub async fn execute(
     timings.run_ms = ms(run_start.elapsed());
     timings.instantiate_ms = ms(caps.instantiate);
     let r = caps.ledger;
+    let usage_limited = matches!(ending, Ending::Limit(LimitHit::UsageLimit));
     let (outcome, result, error, stack, internal) = match ending {
         Ending::Finished(o) if o["ok"] == Value::Bool(true) => (
             Outcome::Completed,
@@ -302,6 +304,16 @@ pub async fn execute(
                 false,
             )
         }
+        Ending::Limit(LimitHit::UsageLimit) => (
+            Outcome::Failed,
+            None,
+            Some(format!(
+                "{}\nhint: when the limit resets, `wfhost resume {run_id} --yes` runs only what did not finish",
+                LimitHit::UsageLimit.describe(&opts.limits)
+            )),
+            None,
+            false,
+        ),
         Ending::Limit(LimitHit::Journal) => {
             let why = journal
                 .as_ref()
@@ -347,6 +359,7 @@ pub async fn execute(
         let _ = j.sync();
     }
     let journal_failed = journal.as_ref().is_some_and(|j| j.failure().is_some());
+
     opts.events.emit(Event::RunFinished {
         outcome: outcome_name,
         duration_ms,
@@ -383,7 +396,8 @@ pub async fn execute(
         }),
         ceilings_note: opts.ceilings_note,
         // A journal that failed is a temporary condition (free space, resume): exit 75.
-        exit_code: if journal_failed {
+        // A full disk or a provider's usage limit is temporary: free space or wait, then resume.
+        exit_code: if journal_failed || usage_limited {
             crate::exit::TEMPORARY
         } else {
             exit_code(

@@ -53,10 +53,14 @@ pub struct AgentOutcome {
     pub cached: bool,
     /// Something to tell the user (logged with the agent's label).
     pub note: Option<String>,
+    /// The provider refused for a usage or spend limit: the run must stop.
+    pub usage_limit: bool,
 }
 
 /// What the workers need.
 pub struct SchedulerSetup {
+    /// Set when the provider reports a usage or spend limit: no further job starts.
+    pub limited: std::sync::atomic::AtomicBool,
     pub backend: Arc<dyn Backend>,
     pub concurrency: usize,
     pub done: mpsc::UnboundedSender<Completion>,
@@ -87,11 +91,13 @@ impl Scheduler {
                     let Some(job) = rx.lock().await.recv().await else {
                         break;
                     };
-                    // The journal failed: the run is stopping, and an answer could not be kept.
+                    // The journal failed, or the provider's usage limit is reached: the run is
+                    // stopping, and nothing more may start.
                     if setup
                         .journal
                         .as_ref()
                         .is_some_and(|j| j.failure().is_some())
+                        || setup.limited.load(std::sync::atomic::Ordering::Acquire)
                     {
                         continue;
                     }
@@ -106,6 +112,11 @@ impl Scheduler {
                             .or_else(|| setup.backend.default_model()),
                     });
                     let outcome = run(&setup, &job).await;
+                    if outcome.usage_limit {
+                        setup
+                            .limited
+                            .store(true, std::sync::atomic::Ordering::Release);
+                    }
                     record(&setup, &job, &outcome);
                     let transcript = transcript(&setup, &job, &outcome);
                     if setup
@@ -207,11 +218,18 @@ async fn run(setup: &SchedulerSetup, job: &AgentJob) -> AgentOutcome {
         duration: start.elapsed(),
         cached: false,
         note,
+        usage_limit: false,
     };
     for attempt in 1..=SCHEMA_ATTEMPTS {
         let reply = match backend.run(&job.request, feedback.as_deref()).await {
             Ok(r) => r,
-            Err(e) => return done(Err(e.message), usage, cost, e.transient, note),
+            Err(e) => {
+                let usage_limit = e.usage_limit;
+                return AgentOutcome {
+                    usage_limit,
+                    ..done(Err(e.message), usage, cost, e.transient, note)
+                };
+            }
         };
         usage += reply.usage;
         if let Some(c) = reply.cost_usd {

@@ -43,7 +43,7 @@ fn messages_backend_retries_faults_and_accounts_usage_and_cost() {
     let s = project(
         "const plain = await agent('hello plain', { effort: 'high' });\n\
          const obj = await agent('classify this', { schema: { type: 'object', properties: { kind: { enum: ['a', 'b'] }, n: { type: 'integer' } }, required: ['kind', 'n'] } });\n\
-         const faults = await parallel(['p429 [429x1]', 'p529 [529x2]', 'p500 [500x1]', 'pstall [stallx1]', 'pmid [midstreamx1]', 'pmal [malformedx1]', 'p400 [400]', 'pspend [spend]'].map(p => () => agent(p)));\n\
+         const faults = await parallel(['p429 [429x1]', 'p529 [529x2]', 'p500 [500x1]', 'pstall [stallx1]', 'pmid [midstreamx1]', 'pmal [malformedx1]', 'p400 [400]'].map(p => () => agent(p)));\n\
          return { plain, obj, faults };",
         "model = \"claude-sonnet-4-5\"\n[messages]\ntimeout = \"30s\"\nattempt_timeout = \"2s\"\nmax_attempts = 4\n",
     );
@@ -58,11 +58,12 @@ fn messages_backend_retries_faults_and_accounts_usage_and_cost() {
             "plain": "R(hello plain)",
             "obj": {"kind": "a", "n": 15},
             "faults": ["R(p429 [429x1])", "R(p529 [529x2])", "R(p500 [500x1])", "R(pstall [stallx1])",
-                       "R(pmid [midstreamx1])", "R(pmal [malformedx1])", null, null]
+                       "R(pmid [midstreamx1])", "R(pmal [malformedx1])", null]
         }),
         "{r}"
     );
-    // Retried exactly as often as the faults demanded; 400 and the spend limit never.
+    // Retried exactly as often as the faults demanded; a 400 never. (A spend limit stops the
+    // run: `a_usage_limit_stops_the_run_and_resume_finishes_it`.)
     for (prompt, attempts) in [
         ("p429", 2),
         ("p529", 3),
@@ -71,7 +72,6 @@ fn messages_backend_retries_faults_and_accounts_usage_and_cost() {
         ("pmid", 2),
         ("pmal", 2),
         ("p400", 1),
-        ("pspend", 1),
     ] {
         assert_eq!(api.attempts(prompt).len(), attempts, "{prompt}");
     }
@@ -139,12 +139,6 @@ fn messages_backend_retries_faults_and_accounts_usage_and_cost() {
         .collect();
     assert!(
         logs.contains(&"[p400 [400]] failed: API Error: 400 forced failure"),
-        "{logs:?}"
-    );
-    assert!(
-        logs.iter().any(|l| l.starts_with(
-            "[pspend [spend]] failed: API Error: 429 You have reached your spend limit"
-        )),
         "{logs:?}"
     );
 }
@@ -699,4 +693,46 @@ fn a_fan_out_opens_one_connection_then_multiplexes() {
     let seen = api.seen.lock().unwrap();
     assert_eq!(seen.http2, 32, "every request over HTTP/2");
     assert_eq!(seen.connections, 1, "one connection for the whole fan-out");
+}
+
+/// A provider's usage or spend limit stops the run (no further agent starts), keeps what
+/// finished and exits 75 with the resume command; once the limit is gone, the resume asks only
+/// what did not finish.
+#[test]
+fn a_usage_limit_stops_the_run_and_resume_finishes_it() {
+    let api = FakeApi::start(false);
+    let s = project(
+        "const out = [];\nfor (const p of ['first', 'limited [spendx1]', 'third', 'fourth']) out.push(await agent(p));\nreturn out;",
+        "model = \"claude-sonnet-4-5\"\n",
+    );
+    let out = run_with(&s, Some(&api), &["--backend", "messages"]);
+    out.code(75);
+    let r = out.report();
+    let error = r["error"].as_str().unwrap();
+    assert!(
+        error.contains("usage or spend limit is reached") && error.contains("wfhost resume"),
+        "{error}"
+    );
+    assert_eq!(r["agents"], 2, "nothing started after the limit: {r}");
+    assert_eq!(
+        api.attempts("limited").len(),
+        1,
+        "a usage limit is not retried"
+    );
+    let before = api.requests();
+    let mut resume = wfhost(["resume", r["run_id"].as_str().unwrap(), "--yes", "--json"])
+        .dir(s.path())
+        .env("WFHOST_RUNS_DIR", s.path().join("runs"));
+    for (k, v) in api.env() {
+        resume = resume.env(k, v);
+    }
+    let resumed = resume.run();
+    resumed.code(0);
+    let r = resumed.report();
+    assert_eq!(r["usage"]["agents_cached"], 1, "`first` is served: {r}");
+    assert_eq!(
+        api.requests() - before,
+        3,
+        "only the limited agent and the two after it ran"
+    );
 }

@@ -136,7 +136,7 @@ async fn handle(
             None,
         ));
     }
-    if prompt.contains("[spend]") {
+    if prompt.contains("[spend]") || failing("spend") {
         return Ok(error_response(
             429,
             "rate_limit_error",

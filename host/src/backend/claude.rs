@@ -122,9 +122,14 @@ pub fn parse_envelope(stdout: &[u8], schema: bool) -> Result<AgentReply, AgentEr
         ]
         .iter()
         .any(|w| lower.contains(w));
+        // Claude Code reports a plan's limit as "Claude AI usage limit reached|<reset time>".
+        let usage_limit = ["usage limit", "spend limit", "credit balance"]
+            .iter()
+            .any(|w| lower.contains(w));
         return Err(AgentError {
+            usage_limit,
             message: format!("claude {what}: {text}").trim_end().to_string(),
-            transient,
+            transient: transient && !usage_limit,
         });
     }
     let usage: Usage = serde_json::from_value(v["usage"].clone()).unwrap_or_default();
@@ -237,6 +242,7 @@ impl Backend for Claude {
         let output = tokio::time::timeout(self.timeout, child.wait_with_output()).await;
         let mut reply = match output {
             Err(_) => Err(AgentError {
+                usage_limit: false,
                 message: format!(
                     "claude gave no answer within {} (claude.timeout)",
                     humantime::format_duration(self.timeout)

@@ -97,6 +97,7 @@ impl Backend for Command {
             }
             Err(_) => {
                 return Err(AgentError {
+                    usage_limit: false,
                     message: format!(
                         "`{}` gave no answer within {} (command.timeout)",
                         self.program,
@@ -123,6 +124,7 @@ impl Backend for Command {
         })?;
         if let Some(error) = response["error"].as_str() {
             return Err(AgentError {
+                usage_limit: false,
                 message: error.to_string(),
                 transient: response["transient"] == true,
             });

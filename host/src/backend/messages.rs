@@ -64,6 +64,7 @@ enum Failure {
 
 fn api_error(status: impl std::fmt::Display, message: &str, transient: bool) -> AgentError {
     AgentError {
+        usage_limit: false,
         message: format!("API Error: {status} {message}"),
         transient,
     }
@@ -229,6 +230,7 @@ impl Messages {
             drop(first);
             let response = response.map_err(|e| Failure::Retry {
                 error: AgentError {
+                    usage_limit: false,
                     message: format!("connection error: {e}"),
                     transient: true,
                 },
@@ -261,6 +263,7 @@ impl Messages {
             Ok(r) => r,
             Err(_) => Err(Failure::Retry {
                 error: AgentError {
+                    usage_limit: false,
                     message: format!(
                         "no complete answer within {} (messages.attempt_timeout)",
                         humantime::format_duration(self.attempt_timeout)
@@ -277,11 +280,14 @@ impl Messages {
 fn classify(status: u16, message: &str, retry_after: Option<Duration>) -> Failure {
     let lower = message.to_lowercase();
     match status {
-        429 if ["spend", "credit", "billing", "quota"]
+        429 if ["spend", "credit", "billing", "quota", "usage limit"]
             .iter()
             .any(|w| lower.contains(w)) =>
         {
-            Failure::Fatal(api_error(status, message, false))
+            Failure::Fatal(AgentError {
+                usage_limit: true,
+                ..api_error(status, message, false)
+            })
         }
         429 => Failure::Retry {
             error: api_error(status, message, true),
@@ -303,6 +309,7 @@ fn classify(status: u16, message: &str, retry_after: Option<Duration>) -> Failur
 async fn read_stream(body: hyper::body::Incoming) -> Result<AgentReply, Failure> {
     let retry = |message: String| Failure::Retry {
         error: AgentError {
+            usage_limit: false,
             message,
             transient: true,
         },
@@ -355,6 +362,7 @@ async fn read_stream(body: hyper::body::Incoming) -> Result<AgentReply, Failure>
                 let transient =
                     matches!(kind, "overloaded_error" | "api_error" | "rate_limit_error");
                 let error = AgentError {
+                    usage_limit: false,
                     message: format!("API Error: {kind} {message}"),
                     transient,
                 };
@@ -487,6 +495,7 @@ impl Backend for Messages {
                     Err(Failure::Fatal(e)) => return Err(e),
                     Err(Failure::Retry { error, .. }) if attempt >= self.max_attempts => {
                         return Err(AgentError {
+                            usage_limit: false,
                             message: format!(
                                 "{} (gave up after {attempt} attempts)",
                                 error.message
@@ -508,6 +517,7 @@ impl Backend for Messages {
             .await
             .unwrap_or_else(|_| {
                 Err(AgentError {
+                    usage_limit: false,
                     message: format!(
                         "no complete answer within {}, retries included (messages.timeout)",
                         humantime::format_duration(self.timeout)

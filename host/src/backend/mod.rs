@@ -41,11 +41,16 @@ schema exactly (through the StructuredOutput tool when it is offered).";
 pub struct AgentError {
     pub message: String,
     pub transient: bool,
+    /// The provider says a usage or spend limit is reached (not a passing 429): the run stops
+    /// dispatching and ends with exit 75 and the resume command, instead of failing agent after
+    /// agent.
+    pub usage_limit: bool,
 }
 
 impl AgentError {
     pub fn permanent(message: impl Into<String>) -> Self {
         AgentError {
+            usage_limit: false,
             message: message.into(),
             transient: false,
         }

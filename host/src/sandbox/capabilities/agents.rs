@@ -219,6 +219,7 @@ impl Capabilities {
                 duration: std::time::Duration::ZERO,
                 cached: true,
                 note: None,
+                usage_limit: false,
             };
             self.served.push(ServedCall {
                 key,
@@ -303,6 +304,7 @@ impl Capabilities {
         }
         let duration_ms = crate::report::millis(outcome.duration);
         let cost_usd = outcome.cost_usd;
+        let failed_on_limit = outcome.usage_limit && outcome.result.is_err();
         let value = match outcome.result {
             Ok(v) => {
                 self.ledger.agents_done += 1;
@@ -334,6 +336,9 @@ impl Capabilities {
                 Value::Null
             }
         };
+        if failed_on_limit {
+            return Err(LimitHit::UsageLimit);
+        }
         // `--max-failed-agents`: past it the run stops, rather than spend on a plan that is
         // already failing.
         if let Some(max) = self.policy.limits.max_failed_agents

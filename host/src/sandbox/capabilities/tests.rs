@@ -51,6 +51,7 @@ impl Harness {
         add_to_linker(&mut linker, |c: &mut Capabilities| c).unwrap();
         let (tx, rx) = mpsc::unbounded_channel();
         let scheduler = Scheduler::start(SchedulerSetup {
+            limited: std::sync::atomic::AtomicBool::new(false),
             backend: Arc::new(Mock::default()),
             concurrency: 2,
             done: tx.clone(),
