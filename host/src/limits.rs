@@ -218,7 +218,7 @@ pub struct Ceilings {
 }
 
 /// Keeps the stored value unless a flag asks for less; refuses a flag that asks for more.
-fn pick<T: PartialOrd + Copy + std::fmt::Display>(
+fn pick<T: PartialOrd + Copy + std::fmt::Debug>(
     name: &'static str,
     stored: Option<T>,
     flag: Option<T>,
@@ -227,7 +227,7 @@ fn pick<T: PartialOrd + Copy + std::fmt::Display>(
     match (stored, flag) {
         (s, None) => Ok(s),
         (Some(s), Some(f)) if f > s => Err(format!(
-            "`--{}` {f} is more than the {s} the run was started with",
+            "`--{}` {f:?} is more than the {s:?} the run was started with",
             name.replace('_', "-")
         )),
         (s, Some(f)) => {
@@ -240,23 +240,13 @@ fn pick<T: PartialOrd + Copy + std::fmt::Display>(
 }
 
 /// The same for a limit that always has a value.
-fn pick_set<T: PartialOrd + Copy + std::fmt::Display>(
+fn pick_set<T: PartialOrd + Copy + std::fmt::Debug>(
     name: &'static str,
     stored: T,
     flag: Option<T>,
     tightened: &mut Vec<&'static str>,
 ) -> Result<T, String> {
     Ok(pick(name, Some(stored), flag, tightened)?.unwrap_or(stored))
-}
-
-/// `Duration` has no `Display`; ceilings compare and print it in milliseconds.
-#[derive(Clone, Copy, PartialEq, PartialOrd)]
-struct Millis(u128);
-
-impl std::fmt::Display for Millis {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}ms", self.0)
-    }
 }
 
 impl Ceilings {
@@ -287,28 +277,14 @@ impl Ceilings {
     pub fn tighten(&self, r: &Requested) -> Result<(Ceilings, Vec<&'static str>), String> {
         let mut t = Vec::new();
         let l = &self.limits;
-        let cpu = pick_set(
-            "cpu_timeout",
-            Millis(l.cpu_timeout.as_millis()),
-            r.cpu_timeout.map(|d| Millis(d.as_millis())),
-            &mut t,
-        )?;
-        let timeout = pick_set(
-            "timeout",
-            Millis(l.timeout.as_millis()),
-            r.timeout.map(|d| Millis(d.as_millis())),
-            &mut t,
-        )?;
+        let cpu_timeout = pick_set("cpu_timeout", l.cpu_timeout, r.cpu_timeout, &mut t)?;
+        let timeout = pick_set("timeout", l.timeout, r.timeout, &mut t)?;
         let c = Ceilings {
             budget_tokens: pick("budget_tokens", self.budget_tokens, r.budget_tokens, &mut t)?,
             max_cost: pick("max_cost", self.max_cost, r.max_cost, &mut t)?,
             limits: Limits {
                 max_memory: pick_set("max_memory", l.max_memory, r.max_memory, &mut t)?,
-                cpu_timeout: if cpu.0 == l.cpu_timeout.as_millis() {
-                    l.cpu_timeout
-                } else {
-                    r.cpu_timeout.unwrap_or(l.cpu_timeout)
-                },
+                cpu_timeout,
                 max_output_bytes: pick_set(
                     "max_output_bytes",
                     l.max_output_bytes,
@@ -317,11 +293,7 @@ impl Ceilings {
                 )?,
                 max_log_lines: pick_set("max_log_lines", l.max_log_lines, r.max_log_lines, &mut t)?,
                 max_agents: pick_set("max_agents", l.max_agents, r.max_agents, &mut t)?,
-                timeout: if timeout.0 == l.timeout.as_millis() {
-                    l.timeout
-                } else {
-                    r.timeout.unwrap_or(l.timeout)
-                },
+                timeout,
                 max_failed_agents: pick(
                     "max_failed_agents",
                     l.max_failed_agents,

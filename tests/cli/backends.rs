@@ -30,6 +30,18 @@ fn run_with(s: &Scratch, api: Option<&FakeApi>, extra: &[&str]) -> super::Out {
     wf.run()
 }
 
+/// `wfhost resume ID --yes --json` in the project, against the fake API.
+fn resume_with(s: &Scratch, api: &FakeApi, run_id: &str, extra: &[&str]) -> super::Out {
+    let mut wf = wfhost(["resume", run_id, "--yes", "--json"])
+        .args(extra)
+        .dir(s.path())
+        .env("WFHOST_RUNS_DIR", s.path().join("runs"));
+    for (k, v) in api.env() {
+        wf = wf.env(k, v);
+    }
+    wf.run()
+}
+
 fn gaps(api: &FakeApi, prompt: &str) -> Vec<f64> {
     api.attempts(prompt)
         .windows(2)
@@ -498,14 +510,12 @@ fn resume_takes_the_same_flags_as_run() {
     assert_eq!(first["agents"], 2, "{first}");
     let run_id = first["run_id"].as_str().unwrap();
     let calls = api.requests();
-    let mut resume = wfhost(["resume", run_id, "--yes", "--json"])
-        .args(["--max-cost", "0.005", "--record", "rec"])
-        .dir(s.path())
-        .env("WFHOST_RUNS_DIR", s.path().join("runs"));
-    for (k, v) in api.env() {
-        resume = resume.env(k, v);
-    }
-    let resumed = resume.run();
+    let resumed = resume_with(
+        &s,
+        &api,
+        run_id,
+        &["--max-cost", "0.005", "--record", "rec"],
+    );
     resumed.code(0);
     let r = resumed.report();
     assert_eq!(r["result"], first["result"], "{r}");
@@ -720,13 +730,7 @@ fn a_usage_limit_stops_the_run_and_resume_finishes_it() {
         "a usage limit is not retried"
     );
     let before = api.requests();
-    let mut resume = wfhost(["resume", r["run_id"].as_str().unwrap(), "--yes", "--json"])
-        .dir(s.path())
-        .env("WFHOST_RUNS_DIR", s.path().join("runs"));
-    for (k, v) in api.env() {
-        resume = resume.env(k, v);
-    }
-    let resumed = resume.run();
+    let resumed = resume_with(&s, &api, r["run_id"].as_str().unwrap(), &[]);
     resumed.code(0);
     let r = resumed.report();
     assert_eq!(r["usage"]["agents_cached"], 1, "`first` is served: {r}");

@@ -77,24 +77,36 @@ fn calls(report: &Value) -> u64 {
 
 /// Starts the run, waits until the journal holds `n` results, then SIGKILLs it.
 fn kill_after(p: &Project, n: usize) -> String {
+    kill_after_with(p, n, &[])
+}
+
+/// `kill_after`, the run started with `extra` flags.
+fn kill_after_with(p: &Project, n: usize, extra: &[&str]) -> String {
     let mut child = p
         .wf(["run", "w.js", "--backend", "mock", "--yes", "--json"])
+        .args(extra)
         .spawn();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let id = loop {
-        if let Some(id) = p.run_id()
-            && p.results(&id).len() >= n
-        {
-            break Some(id);
-        }
-        if Instant::now() > deadline {
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
+    let id = results_within(p, n);
     child.kill().unwrap();
     child.wait().unwrap();
     id.unwrap_or_else(|| panic!("the run never got {n} results"))
+}
+
+/// The run's id once its journal holds `n` results; `None` after 20 s (the caller stops the
+/// run before failing).
+fn results_within(p: &Project, n: usize) -> Option<String> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(id) = p.run_id()
+            && p.results(&id).len() >= n
+        {
+            return Some(id);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 const FAN: &str = "const a = await agent('A');\nconst b = await agent('B');\n\
@@ -333,30 +345,7 @@ fn resume_keeps_the_runs_ceilings() {
     );
 
     let p = Project::new(script);
-    let mut child = p
-        .wf([
-            "run",
-            "w.js",
-            "--backend",
-            "mock",
-            "--yes",
-            "--json",
-            "--budget-tokens",
-            "20",
-        ])
-        .spawn();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let id = loop {
-        if let Some(id) = p.run_id()
-            && p.results(&id).len() >= 2
-        {
-            break id;
-        }
-        assert!(Instant::now() < deadline, "the run never got 2 results");
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    child.kill().unwrap();
-    child.wait().unwrap();
+    let id = kill_after_with(&p, 2, &["--budget-tokens", "20"]);
 
     let raised = p
         .wf(["resume", &id, "--yes", "--json", "--budget-tokens", "30"])
@@ -455,18 +444,13 @@ fn a_full_disk_stops_the_run_and_resume_loses_nothing() {
         );
         return;
     };
-    let child = p
+    let mut child = p
         .wf(["run", "w.js", "--backend", "mock", "--yes", "--json"])
         .spawn();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let id = loop {
-        if let Some(id) = p.run_id()
-            && p.results(&id).len() >= 3
-        {
-            break id;
-        }
-        assert!(Instant::now() < deadline, "the run never got 3 results");
-        std::thread::sleep(Duration::from_millis(5));
+    let Some(id) = results_within(&p, 3) else {
+        child.kill().unwrap();
+        child.wait().unwrap();
+        panic!("the run never got 3 results");
     };
     let filler = disk.fill();
     let out = child.wait_with_output().unwrap();

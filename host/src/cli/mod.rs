@@ -148,23 +148,7 @@ pub struct LimitArgs {
 impl LimitArgs {
     /// The limits: each flag given, else its default.
     pub fn limits(&self) -> Limits {
-        self.over(&Limits::default())
-    }
-
-    /// `base` with every flag that was given applied over it.
-    pub fn over(&self, base: &Limits) -> Limits {
-        Limits {
-            max_memory: self.max_memory.unwrap_or(base.max_memory),
-            cpu_timeout: self.cpu_timeout.unwrap_or(base.cpu_timeout),
-            max_log_lines: self.max_log_lines.unwrap_or(base.max_log_lines),
-            max_agents: self.max_agents.unwrap_or(base.max_agents),
-            timeout: self.timeout.unwrap_or(base.timeout),
-            max_failed_agents: self.max_failed_agents.or(base.max_failed_agents),
-            max_prompt_bytes: self.max_prompt_bytes.unwrap_or(base.max_prompt_bytes),
-            max_queued_bytes: self.max_queued_bytes.unwrap_or(base.max_queued_bytes),
-            max_output_bytes: self.max_output_bytes.unwrap_or(base.max_output_bytes),
-            concurrency: self.concurrency.map_or(base.concurrency, usize::from),
-        }
+        crate::limits::Ceilings::new(&self.requested(), &Limits::default()).limits
     }
 
     /// The limits the flags ask for (`None` where no flag was given).

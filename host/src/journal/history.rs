@@ -1,7 +1,7 @@
 //! One fold over a run's journal records. `runs`, `runs show`, `trace` and the resume cache all
 //! read a run through this, so they can never disagree about what happened.
 
-use super::{Cached, Loaded, Record};
+use super::{Loaded, Record};
 use crate::agent::{AgentState, Usage};
 use serde::Serialize;
 use serde_json::Value;
@@ -336,24 +336,5 @@ impl History {
                 .iter()
                 .filter(|c| !c.answered && c.error.is_some()),
         )
-    }
-
-    /// What a resume may serve instead of asking again: every stored, non-null result. A later
-    /// failure of the same call does not remove an earlier success.
-    pub fn cache(&self) -> HashMap<(String, u32), Cached> {
-        self.calls
-            .iter()
-            .filter(|c| c.answered && c.value.as_ref().is_some_and(|v| !v.is_null()))
-            .map(|c| {
-                (
-                    (c.key.clone(), c.occurrence),
-                    Cached {
-                        value: c.value.clone().unwrap_or_default(),
-                        usage: c.usage,
-                        cost_usd: c.cost_usd,
-                    },
-                )
-            })
-            .collect()
     }
 }

@@ -9,7 +9,7 @@ use crate::journal::{self, Cached, Record, SERVED_BATCH, ServedCall};
 use crate::limits::LimitHit;
 use crate::scheduler::{AgentJob, AgentOutcome, Scheduler};
 use crate::schema::Schema;
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::collections::HashMap;
 
 /// The agents of a run: the pool they run on, those in flight, and what a resume may serve.
@@ -105,9 +105,11 @@ impl AgentCall {
 }
 
 impl Capabilities {
-    pub(super) fn spawn_agent(&mut self, call: AgentCall) -> Result<Value, LimitHit> {
+    /// Starts an agent after the host's checks: its handle, or the refusal the script sees as an
+    /// error (`{"name", "message"}`). `Err` stops the run (a limit, a journal that failed).
+    pub(super) fn spawn_agent(&mut self, call: AgentCall) -> Result<Result<u32, Value>, LimitHit> {
         let Some(scheduler) = self.agents.scheduler.clone() else {
-            return Ok(error("Error", "agents cannot be started now"));
+            return Ok(Err(error("Error", "agents cannot be started now")));
         };
         let AgentCall {
             prompt,
@@ -125,54 +127,57 @@ impl Capabilities {
             Value::Null => None,
             s => match Schema::new(s.clone()) {
                 Ok(s) => Some(s),
-                Err(e) => return Ok(error("TypeError", &e)),
+                Err(e) => return Ok(Err(error("TypeError", &e))),
             },
         };
         let policy = self.policy.clone();
         let prompt_bytes = prompt.len() as u64;
         if prompt_bytes > policy.limits.max_prompt_bytes {
-            return Ok(error(
+            return Ok(Err(error(
                 "RangeError",
                 &format!(
                     "agent() prompt is {prompt_bytes} bytes, more than the {} --max-prompt-bytes allows",
                     policy.limits.max_prompt_bytes
                 ),
-            ));
+            )));
         }
         if self.agents.queued_bytes + prompt_bytes > policy.limits.max_queued_bytes {
-            return Ok(error(
+            return Ok(Err(error(
                 "RangeError",
                 &format!(
                     "the host already holds {} bytes of prompts for agents queued or running; this one ({prompt_bytes} bytes) would pass the {} --max-queued-bytes allows. Start fewer large agents at once",
                     self.agents.queued_bytes, policy.limits.max_queued_bytes
                 ),
-            ));
+            )));
         }
         let cap = policy.limits.max_agents;
         if self.ledger.agents_started >= cap {
-            return Ok(error("WorkflowAgentCapError", &super::cap_message(cap)));
+            return Ok(Err(error(
+                "WorkflowAgentCapError",
+                &super::cap_message(cap),
+            )));
         }
         if let Some(max) = policy.max_cost
             && self.ledger.cost() >= max
         {
-            return Ok(error(
+            return Ok(Err(error(
                 "WorkflowBudgetError",
                 &format!(
                     "the cost ceiling is reached (${:.4} of ${max:.4}); no new agents can start. Raise --max-cost if this is expected",
                     self.ledger.cost()
                 ),
-            ));
+            )));
         }
         if let Some(total) = policy.budget_total
             && self.ledger.spent() >= total
         {
-            return Ok(error(
+            return Ok(Err(error(
                 "WorkflowBudgetError",
                 &format!(
                     "the token budget is spent ({} of {total} output tokens); no new agents can start. Check budget.remaining() before starting agents, or raise --budget-tokens",
                     self.ledger.spent()
                 ),
-            ));
+            )));
         }
         let label = label
             .filter(|l| !l.is_empty())
@@ -209,7 +214,6 @@ impl Capabilities {
                 phase: phase.clone(),
             },
         );
-        let reply = json!({ "handle": handle, "agentsLeft": cap - self.ledger.agents_started });
         if let Some(hit) = self.agents.cache.get(&(key.clone(), occurrence)) {
             let outcome = AgentOutcome {
                 result: Ok(hit.value.clone()),
@@ -240,7 +244,7 @@ impl Capabilities {
             let _ = self
                 .completions_tx
                 .send(crate::scheduler::Completion::Agent { handle, outcome });
-            return Ok(reply);
+            return Ok(Ok(handle));
         }
         self.journal(&Record::AgentStarted {
             key: key.clone(),
@@ -264,7 +268,7 @@ impl Capabilities {
             key,
             occurrence,
         });
-        Ok(reply)
+        Ok(Ok(handle))
     }
 
     /// Accounts for a finished agent; returns the value the script receives.

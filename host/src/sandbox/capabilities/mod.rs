@@ -168,7 +168,13 @@ impl Capabilities {
         };
         match request["kind"].as_str() {
             Some("agent") => match AgentCall::from_json(&request) {
-                Ok(call) => self.spawn_agent(call),
+                Ok(call) => Ok(match self.spawn_agent(call)? {
+                    Ok(handle) => json!({
+                        "handle": handle,
+                        "agentsLeft": self.policy.limits.max_agents - self.ledger.agents_started,
+                    }),
+                    Err(refusal) => refusal,
+                }),
                 Err(refusal) => Ok(refusal),
             },
             Some("timer") => Ok(self.spawn_timer(request["ms"].as_f64().unwrap_or(0.0))),
@@ -192,11 +198,10 @@ impl Capabilities {
     /// `take-error`.
     fn spawn_typed(&mut self, call: AgentCall) -> Result<i64, LimitHit> {
         self.journal_ok()?;
-        let reply = self.spawn_agent(call)?;
-        match reply["handle"].as_u64() {
-            Some(handle) => Ok(i64::try_from(handle).unwrap_or(-1)),
-            None => {
-                self.last_error = reply["error"].to_string();
+        match self.spawn_agent(call)? {
+            Ok(handle) => Ok(i64::from(handle)),
+            Err(refusal) => {
+                self.last_error = refusal["error"].to_string();
                 Ok(-1)
             }
         }
@@ -344,6 +349,25 @@ fn request_reply<T: Send + 'static>(
     Ok(())
 }
 
+/// An import that takes one string and returns nothing.
+fn text_sink<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    name: &str,
+    project: impl Fn(&mut T) -> &mut Capabilities + Send + Sync + Copy + 'static,
+    handle: fn(&mut Capabilities, String) -> Result<(), LimitHit>,
+) -> wasmtime::Result<()> {
+    linker.func_wrap(
+        MODULE,
+        name,
+        move |mut caller: Caller<'_, T>, ptr: u32, len: u32| {
+            let text = read_string(&mut caller, ptr, len)?;
+            let caps = project(caller.data_mut());
+            handle(caps, text).map_err(|limit| caps.hit(limit))
+        },
+    )?;
+    Ok(())
+}
+
 /// Links the capability surface into `linker`. `project` finds the capabilities in the store's
 /// data, as `wasmtime_wasi::p1::add_to_linker_async` finds its WASI context.
 pub fn add_to_linker<T: Send + 'static>(
@@ -478,24 +502,10 @@ pub fn add_to_linker<T: Send + 'static>(
                 .map_err(|limit| caps.hit(limit))
         },
     )?;
-    linker.func_wrap(
-        MODULE,
-        "phase",
-        move |mut caller: Caller<'_, T>, ptr: u32, len: u32| {
-            let title = read_string(&mut caller, ptr, len)?;
-            let caps = project(caller.data_mut());
-            caps.phase(title).map_err(|limit| caps.hit(limit))
-        },
-    )?;
-    linker.func_wrap(
-        MODULE,
-        "finish",
-        move |mut caller: Caller<'_, T>, ptr: u32, len: u32| {
-            let outcome = read_string(&mut caller, ptr, len)?;
-            let caps = project(caller.data_mut());
-            caps.finish(&outcome).map_err(|limit| caps.hit(limit))
-        },
-    )?;
+    text_sink(linker, "phase", project, Capabilities::phase)?;
+    text_sink(linker, "finish", project, |caps, outcome| {
+        caps.finish(&outcome)
+    })?;
     Ok(())
 }
 
