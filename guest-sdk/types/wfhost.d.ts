@@ -37,6 +37,11 @@ interface AgentOptions {
   agentType?: string;
   /** `"worktree"`: run in a fresh git worktree (backends with tools only). */
   isolation?: "worktree" | string;
+  /**
+   * Cancel the call when its backend shows no progress for this long (retried once, then it
+   * fails). Default: the run's `--stall-timeout` (10 minutes).
+   */
+  stallMs?: number;
 }
 
 /**

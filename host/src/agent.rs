@@ -120,6 +120,8 @@ impl Price {
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
 #[serde(rename_all = "lowercase")]
 pub enum AgentState {
+    /// Waiting for a slot in the pool (live views only: the journal records a start).
+    Queued,
     /// Started (or queued) and no outcome recorded yet.
     Running,
     /// Answered by its backend.
@@ -133,6 +135,7 @@ pub enum AgentState {
 impl AgentState {
     pub fn as_str(self) -> &'static str {
         match self {
+            AgentState::Queued => "queued",
             AgentState::Running => "running",
             AgentState::Done => "done",
             AgentState::Failed => "failed",
@@ -143,6 +146,7 @@ impl AgentState {
     /// One character for terminal views.
     pub fn mark(self) -> &'static str {
         match self {
+            AgentState::Queued => "·",
             AgentState::Running => "…",
             AgentState::Done => "✓",
             AgentState::Failed => "✗",

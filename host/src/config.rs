@@ -17,6 +17,10 @@ pub struct Config {
     /// The default model for agents that do not name one.
     pub model: Option<String>,
     pub concurrency: Option<u16>,
+    /// Cancel (and retry once) an agent silent for this long, e.g. `5m` [default: 10m].
+    pub stall_timeout: Option<String>,
+    /// Wall-clock time one agent may take, e.g. `30m` [default: 1h].
+    pub agent_timeout: Option<String>,
     #[serde(default)]
     pub claude: ClaudeConfig,
     #[serde(default)]
@@ -175,6 +179,8 @@ impl Loaded {
             ("messages.attempt_timeout", &c.messages.attempt_timeout),
             ("claude.timeout", &c.claude.timeout),
             ("command.timeout", &c.command.timeout),
+            ("stall_timeout", &c.stall_timeout),
+            ("agent_timeout", &c.agent_timeout),
         ] {
             if let Some(text) = value {
                 match humantime::parse_duration(text) {

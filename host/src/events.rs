@@ -3,10 +3,10 @@
 
 use crate::agent::Usage;
 use crate::script::Meta;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
     RunStarted {
@@ -60,6 +60,18 @@ pub enum Event {
         level: LogLevel,
         text: String,
     },
+    /// An operator steered the run (the control socket: `pause`, `continue`, `stop`, `kill`,
+    /// `restart`, `save`), or the host did on its own (`stall`: an agent went silent).
+    Control {
+        action: String,
+        /// The agent's number (as `wfhost watch` shows it), for kill / restart / stall.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        agent: Option<u32>,
+        /// Who: `uid U pid P (client)`, or `wfhost` for the host itself.
+        by: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
+    },
     RunFinished {
         outcome: String,
         duration_ms: u64,
@@ -99,13 +111,17 @@ impl Event {
                 *error = l(error);
             }
             Event::Log { text, .. } => *text = l(text),
+            Event::Control { by, detail, .. } => {
+                *by = l(by);
+                *detail = detail.as_ref().map(l);
+            }
             Event::Budget { .. } | Event::RunFinished { .. } => {}
         }
         e
     }
 }
 
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum LogLevel {
     Info,
@@ -152,25 +168,44 @@ impl Events {
 /// field is removed or changes meaning; new fields and event types may be added within it.
 pub const SCHEMA_VERSION: u32 = 1;
 
+/// One event as a line of the JSON-lines schema: `{"v": 1, "t_ms": …, "type": …, …}` (no
+/// newline). `t_ms`: milliseconds since `start`, the run's start.
+pub fn to_line(start: std::time::Instant, e: &Event) -> String {
+    let mut v = serde_json::to_value(e).unwrap_or_default();
+    let mut line = serde_json::Map::new();
+    line.insert("v".into(), SCHEMA_VERSION.into());
+    line.insert("t_ms".into(), crate::report::millis(start.elapsed()).into());
+    if let serde_json::Value::Object(map) = &mut v {
+        line.extend(std::mem::take(map));
+    }
+    serde_json::Value::Object(line).to_string()
+}
+
+/// A line of the JSON-lines schema read back: its time and its event (`None`: an event type
+/// this version does not know, which readers skip).
+pub fn from_line(line: &str) -> Option<(u64, Event)> {
+    let v: serde_json::Value = serde_json::from_str(line).ok()?;
+    let t_ms = v["t_ms"].as_u64().unwrap_or(0);
+    Some((t_ms, serde_json::from_value(v).ok()?))
+}
+
 /// `--events FILE` (or `-` for stdout): one JSON object per line, `{"v": 1, "t_ms": …, "type": …}`.
 pub fn json_lines(target: &str) -> std::io::Result<Events> {
-    use std::io::Write;
-    let out: Box<dyn Write + Send> = match target {
+    let out: Box<dyn std::io::Write + Send> = match target {
         "-" => Box::new(std::io::stdout()),
         path => Box::new(std::fs::File::create(path)?),
     };
+    Ok(write_lines(out, std::time::Instant::now()))
+}
+
+/// Every event as a line of the JSON-lines schema, written to `out` as it happens.
+pub fn write_lines(out: Box<dyn std::io::Write + Send>, start: std::time::Instant) -> Events {
+    use std::io::Write;
     let out = std::sync::Mutex::new(std::io::LineWriter::new(out));
-    let start = std::time::Instant::now();
-    Ok(Events::new(move |e| {
-        let mut v = serde_json::to_value(e).unwrap_or_default();
-        if let serde_json::Value::Object(map) = &mut v {
-            let mut line = serde_json::Map::new();
-            line.insert("v".into(), SCHEMA_VERSION.into());
-            line.insert("t_ms".into(), crate::report::millis(start.elapsed()).into());
-            line.extend(std::mem::take(map));
-            if let Ok(mut out) = out.lock() {
-                let _ = writeln!(out, "{}", serde_json::Value::Object(line));
-            }
+    Events::new(move |e| {
+        let line = to_line(start, e);
+        if let Ok(mut out) = out.lock() {
+            let _ = writeln!(out, "{line}");
         }
-    }))
+    })
 }

@@ -58,6 +58,20 @@ pub struct Limits {
     /// agents. A run stopped by it keeps its journal and can be resumed.
     #[serde(with = "humantime_serde_compat", default = "default_timeout")]
     pub timeout: Duration,
+    /// How long one agent's backend may show no progress (no stream event from the Messages
+    /// API, no output from `claude` or a command) before the call is cancelled and retried,
+    /// once; a second stall fails the agent. `agent(prompt, {stallMs})` sets it per agent.
+    /// Why 10 min: a coding agent's longest silent stretch is one tool call (a test suite, a
+    /// build); the reference's most-reported failure is an agent stuck for hours while the run
+    /// shows "running".
+    #[serde(with = "humantime_serde_compat", default = "default_stall_timeout")]
+    pub stall_timeout: Duration,
+    /// Wall-clock time one agent may take, retries and schema re-asks included, however much
+    /// progress it shows; then it fails with an error naming this limit.
+    /// Why 1 h: twice the `claude` backend's own 30 min call timeout, so a working agent is
+    /// never cut short, while no agent can keep a run alive for the 12 h of `--timeout`.
+    #[serde(with = "humantime_serde_compat", default = "default_agent_timeout")]
+    pub agent_timeout: Duration,
     /// Agents running at once. Why `min(16, max(2, cores − 2))`: the reference's formula —
     /// enough parallelism for I/O-bound model calls while leaving cores for the host and tools.
     pub concurrency: usize,
@@ -76,8 +90,18 @@ impl Default for Limits {
             max_prompt_bytes: default_max_prompt_bytes(),
             max_queued_bytes: default_max_queued_bytes(),
             concurrency: default_concurrency(),
+            stall_timeout: default_stall_timeout(),
+            agent_timeout: default_agent_timeout(),
         }
     }
+}
+
+fn default_stall_timeout() -> Duration {
+    Duration::from_secs(10 * 60)
+}
+
+fn default_agent_timeout() -> Duration {
+    Duration::from_secs(60 * 60)
 }
 
 fn default_max_prompt_bytes() -> u64 {
@@ -205,6 +229,8 @@ pub struct Requested {
     pub max_prompt_bytes: Option<u64>,
     pub max_queued_bytes: Option<u64>,
     pub concurrency: Option<usize>,
+    pub stall_timeout: Option<Duration>,
+    pub agent_timeout: Option<Duration>,
 }
 
 /// The ceilings a run holds to: its spending ceilings and its limits. Stored with the run (in
@@ -266,6 +292,8 @@ impl Ceilings {
                 max_prompt_bytes: requested.max_prompt_bytes.unwrap_or(base.max_prompt_bytes),
                 max_queued_bytes: requested.max_queued_bytes.unwrap_or(base.max_queued_bytes),
                 concurrency: requested.concurrency.unwrap_or(base.concurrency),
+                stall_timeout: requested.stall_timeout.unwrap_or(base.stall_timeout),
+                agent_timeout: requested.agent_timeout.unwrap_or(base.agent_timeout),
             },
         }
     }
@@ -313,6 +341,8 @@ impl Ceilings {
                     &mut t,
                 )?,
                 concurrency: r.concurrency.unwrap_or(l.concurrency),
+                stall_timeout: pick_set("stall_timeout", l.stall_timeout, r.stall_timeout, &mut t)?,
+                agent_timeout: pick_set("agent_timeout", l.agent_timeout, r.agent_timeout, &mut t)?,
             },
         };
         Ok((c, t))

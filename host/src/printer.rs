@@ -14,31 +14,51 @@ use std::time::{Duration, Instant};
 /// Prints events as lines on stderr (no ANSI codes; safe for CI logs).
 pub fn plain() -> Events {
     Events::new(|e| {
-        let e = &e.for_terminal();
-        let line = match e {
-            Event::RunStarted {
-                meta,
-                backend,
-                model,
-                ..
-            } => format!(
-                "▶ {} — {} (backend: {backend}{})",
-                meta.name,
-                meta.description,
-                model
-                    .as_ref()
-                    .map(|m| format!(", model: {m}"))
-                    .unwrap_or_default()
-            ),
-            Event::Phase { title } => format!("── {title}"),
-            Event::Log {
-                level: LogLevel::Info,
-                text,
-            } => format!("  │ {text}"),
-            Event::Log { text, .. } => format!("  ! {text}"),
-            _ => return,
-        };
-        let _ = writeln!(std::io::stderr().lock(), "{line}");
+        if let Some(line) = plain_line(e) {
+            let _ = writeln!(std::io::stderr().lock(), "{line}");
+        }
+    })
+}
+
+/// The plain view's line for an event (`None`: the plain view does not show it). Every
+/// string the script controls is made safe for a terminal.
+pub fn plain_line(e: &Event) -> Option<String> {
+    let e = &e.for_terminal();
+    Some(match e {
+        Event::RunStarted {
+            meta,
+            backend,
+            model,
+            ..
+        } => format!(
+            "▶ {} — {} (backend: {backend}{})",
+            meta.name,
+            meta.description,
+            model
+                .as_ref()
+                .map(|m| format!(", model: {m}"))
+                .unwrap_or_default()
+        ),
+        Event::Phase { title } => format!("── {title}"),
+        Event::Log {
+            level: LogLevel::Info,
+            text,
+        } => format!("  │ {text}"),
+        Event::Log { text, .. } => format!("  ! {text}"),
+        Event::Control {
+            action,
+            agent,
+            by,
+            detail,
+        } => {
+            let agent = agent.map(|n| format!(" agent {n}")).unwrap_or_default();
+            let detail = detail
+                .as_ref()
+                .map(|d| format!(": {d}"))
+                .unwrap_or_default();
+            format!("  ⏵ {action}{agent} by {by}{detail}")
+        }
+        _ => return None,
     })
 }
 

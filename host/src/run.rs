@@ -47,6 +47,8 @@ pub struct RunOptions {
     pub max_cost: Option<f64>,
     /// On a resume: the run's ceilings were kept (and which a flag tightened).
     pub ceilings_note: Option<String>,
+    /// The run's steering: pause, kill, restart, stop (the control socket serves it).
+    pub control: Arc<crate::control::Control>,
 }
 
 /// An open run directory, and what a resume may serve from it.
@@ -261,6 +263,9 @@ pub async fn execute(
         journal: journal.clone(),
         recorder: opts.recorder.clone(),
         config: opts.config.clone(),
+        control: opts.control.clone(),
+        stall_timeout: opts.limits.stall_timeout,
+        agent_timeout: opts.limits.agent_timeout,
     });
     let caps = Capabilities::new(RunSetup {
         args: opts.args,

@@ -13,6 +13,9 @@
 //!     prompts/<blake3>      long prompts, stored once however many agents sent them
 //!     transcripts/          (runs written before transcripts.jsonl: a file per call)
 //!     lock                  held (flock) by the process running the run
+//!     control.sock          the live run's control socket (0600; docs/control.md)
+//!     events.jsonl          the event stream (docs/events.md): `wfhost logs`
+//!     output.log            a detached run's stdout and stderr
 //!     journal.key           the run's key for the records' MACs (0600)
 //! ```
 
@@ -121,6 +124,15 @@ impl RunDir {
     }
     pub fn lock(&self) -> PathBuf {
         self.path.join("lock")
+    }
+    pub fn control_socket(&self) -> PathBuf {
+        self.path.join("control.sock")
+    }
+    pub fn events(&self) -> PathBuf {
+        self.path.join("events.jsonl")
+    }
+    pub fn output(&self) -> PathBuf {
+        self.path.join("output.log")
     }
     /// The run's journal key: every record carries a MAC under it (journal/seal.rs).
     pub fn journal_key(&self) -> PathBuf {

@@ -1,6 +1,11 @@
 //! The bounded agent pool: a FIFO queue served by exactly `concurrency` workers, so the number
 //! of agents running at once can never exceed it.
 //!
+//! Every call runs under the run's [`Control`]: a paused run holds queued jobs, and an operator
+//! can kill, restart or stop a running call. The host watches each call too: one whose backend
+//! shows no progress for the stall timeout is cancelled and asked once more, and none may take
+//! longer than the per-agent wall clock, so no run shows "running" forever.
+//!
 //! Each job asks the backend, checks a structured reply against its schema (re-asking a
 //! bounded number of times with the validation errors as feedback), prices it, records it in
 //! the journal (and the recording, with `--record`) and sends the outcome to the run's
@@ -9,8 +14,10 @@
 use crate::agent::{AgentRequest, Usage};
 use crate::backend::Backend;
 use crate::backend::replay::Recorder;
+use crate::backend::{PROGRESS, Progress};
 use crate::config::Config;
-use crate::events::{Event, Events};
+use crate::control::{Cancel, Control, KILLED};
+use crate::events::{Event, Events, LogLevel};
 use crate::journal::{Journal, Record};
 use crate::schema::{Schema, reply_object};
 use serde_json::Value;
@@ -30,6 +37,8 @@ pub struct AgentJob {
     /// The journal key and occurrence (see journal::agent_key).
     pub key: String,
     pub occurrence: u32,
+    /// `agent(prompt, {stallMs})`: this call's stall timeout.
+    pub stall: Option<Duration>,
 }
 
 /// The end of a job (agent or timer), in the order the guest receives them.
@@ -68,6 +77,11 @@ pub struct SchedulerSetup {
     pub journal: Option<Arc<Journal>>,
     pub recorder: Option<Arc<Recorder>>,
     pub config: Arc<Config>,
+    pub control: Arc<Control>,
+    /// No progress for this long: cancel, retry once (`--stall-timeout`).
+    pub stall_timeout: Duration,
+    /// One agent's wall clock (`--agent-timeout`).
+    pub agent_timeout: Duration,
 }
 
 #[derive(Clone)]
@@ -101,17 +115,14 @@ impl Scheduler {
                     {
                         continue;
                     }
+                    // Paused: hold the job (and the slot) until `continue`; stopping: drop it.
+                    if !setup.control.dispatch_allowed().await {
+                        continue;
+                    }
                     let handle = job.handle;
-                    setup.events.emit(Event::AgentStarted {
-                        handle,
-                        label: job.request.label.clone(),
-                        model: job
-                            .request
-                            .model
-                            .clone()
-                            .or_else(|| setup.backend.default_model()),
-                    });
-                    let outcome = run(&setup, &job).await;
+                    let Some(outcome) = supervise(&setup, &job).await else {
+                        continue; // the run is stopping: nothing is recorded for this call
+                    };
                     if outcome.usage_limit {
                         setup
                             .limited
@@ -194,6 +205,120 @@ fn record(setup: &SchedulerSetup, job: &AgentJob, outcome: &AgentOutcome) {
     };
     // A failure is remembered by the journal; the run stops at the next completion.
     let _ = journal.append(&record);
+}
+
+/// How a supervised call ended.
+enum Ended {
+    Answered(AgentOutcome),
+    Cancelled(Cancel),
+    Stalled,
+    OutOfTime,
+}
+
+/// The next cancel an operator sends to this call.
+async fn next_cancel(rx: &mut tokio::sync::watch::Receiver<Option<Cancel>>) -> Cancel {
+    loop {
+        if rx.changed().await.is_err() {
+            return std::future::pending().await;
+        }
+        if let Some(c) = *rx.borrow_and_update() {
+            return c;
+        }
+    }
+}
+
+/// Runs one call under the run's control and the host's watch: kill, restart and stop from an
+/// operator; the stall timeout (cancel, retry once, then fail) and the per-agent wall clock.
+/// `None`: the run is stopping, and the call was abandoned.
+async fn supervise(setup: &SchedulerSetup, job: &AgentJob) -> Option<AgentOutcome> {
+    let start = Instant::now();
+    let failed = |message: String| AgentOutcome {
+        result: Err(message),
+        usage: Usage::default(),
+        cost_usd: 0.0,
+        transient: false,
+        duration: start.elapsed(),
+        cached: false,
+        note: None,
+        usage_limit: false,
+    };
+    let mut cancel = match setup.control.begin(job.handle) {
+        Ok(rx) => rx,
+        Err(Cancel::Stop) => return None,
+        Err(_) => return Some(failed(KILLED.to_string())),
+    };
+    let stall = job.stall.unwrap_or(setup.stall_timeout);
+    let deadline = tokio::time::Instant::from_std(start + setup.agent_timeout);
+    let mut stalls = 0;
+    let outcome = loop {
+        setup.events.emit(Event::AgentStarted {
+            handle: job.handle,
+            label: job.request.label.clone(),
+            model: job
+                .request
+                .model
+                .clone()
+                .or_else(|| setup.backend.default_model()),
+        });
+        let progress = Progress::new();
+        let call = PROGRESS.scope(progress.clone(), run(setup, job));
+        tokio::pin!(call);
+        let ended = loop {
+            let silent_until = tokio::time::Instant::from_std(progress.last() + stall);
+            tokio::select! {
+                outcome = &mut call => break Ended::Answered(outcome),
+                c = next_cancel(&mut cancel) => break Ended::Cancelled(c),
+                () = tokio::time::sleep_until(silent_until) => {
+                    if progress.last() + stall <= Instant::now() {
+                        break Ended::Stalled;
+                    }
+                }
+                () = tokio::time::sleep_until(deadline) => break Ended::OutOfTime,
+            }
+        };
+        let number = setup.control.number(job.handle);
+        match ended {
+            Ended::Answered(outcome) => break outcome,
+            Ended::Cancelled(Cancel::Kill) => break failed(KILLED.to_string()),
+            Ended::Cancelled(Cancel::Stop) => {
+                setup.control.end(job.handle);
+                return None;
+            }
+            // The same request again, from the start; the script gets this answer.
+            Ended::Cancelled(Cancel::Restart) => {}
+            Ended::Stalled if stalls == 0 => {
+                stalls += 1;
+                let why = format!(
+                    "no progress from the backend for {}; cancelled and asked once more",
+                    humantime::format_duration(stall)
+                );
+                setup.events.emit(Event::Log {
+                    level: LogLevel::Warn,
+                    text: format!("[{}] stalled: {why}", job.request.label),
+                });
+                setup.events.emit(Event::Control {
+                    action: "stall".into(),
+                    agent: number,
+                    by: "wfhost".into(),
+                    detail: Some(why),
+                });
+            }
+            Ended::Stalled => {
+                break failed(format!(
+                    "stalled twice: no progress from the backend for {} (the stall timeout: `--stall-timeout`, or `stallMs` on the agent)",
+                    humantime::format_duration(stall)
+                ));
+            }
+            Ended::OutOfTime => {
+                break failed(format!(
+                    "took longer than {} (the per-agent wall clock: `--agent-timeout`)",
+                    humantime::format_duration(setup.agent_timeout)
+                ));
+            }
+        }
+    };
+    setup.control.end(job.handle);
+    Some(outcome)
 }
 
 /// Asks the backend, enforcing the schema; prices what it spent.

@@ -282,7 +282,7 @@ pub fn dot(t: &Trace) -> String {
         AgentState::Done => "#e6f4ea",
         AgentState::Cached => "#e8f0fe",
         AgentState::Failed => "#fce8e6",
-        AgentState::Running => "#fef7e0",
+        AgentState::Running | AgentState::Queued => "#fef7e0",
     };
     for (i, (phase, nodes)) in phases(t).iter().enumerate() {
         if let Some(p) = phase {

@@ -200,3 +200,59 @@ fn symlinked(path: &Path, levels: usize) -> bool {
         .take(levels)
         .any(|p| std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink()))
 }
+
+/// Saves a script as a workflow (`wfhost save`, and `save` on a run's control socket): checks
+/// it, then writes `.wfhost/workflows/NAME.js` of the project containing `cwd`, or the personal
+/// directory. `Ok(Err(_))`: the script itself was rejected. Returns its name and where it went.
+pub fn save(
+    origin: &str,
+    source: &str,
+    cwd: &Path,
+    personal: bool,
+    force: bool,
+) -> anyhow::Result<Result<(String, std::path::PathBuf), crate::script::Rejection>> {
+    use crate::ExitError;
+    use anyhow::{anyhow, bail};
+    let script = match Script::parse(origin, source) {
+        Ok(s) => s,
+        Err(r) => return Ok(Err(r)),
+    };
+    let name = script.meta.name.clone();
+    if name.starts_with('.')
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+    {
+        bail!(
+            ExitError::script(format!("meta.name `{name}` cannot be a file name"))
+                .hint("use letters, digits, `-`, `_` and `.` (e.g. `review-files`)")
+        );
+    }
+    let dir = if personal {
+        crate::paths::personal_workflows()
+            .ok_or_else(|| anyhow!("no home directory for --personal"))?
+    } else {
+        crate::paths::project_root(cwd).join(".wfhost/workflows")
+    };
+    for d in [&dir, &dir.parent().map(PathBuf::from).unwrap_or_default()] {
+        if std::fs::symlink_metadata(d).is_ok_and(|m| m.file_type().is_symlink()) {
+            bail!(
+                "`{}` is a symlink; wfhost refuses to write saved workflows through links",
+                d.display()
+            );
+        }
+    }
+    let dest = dir.join(format!("{name}.js"));
+    if dest.exists() && !force {
+        bail!(
+            ExitError::usage(format!(
+                "a workflow `{name}` is already saved at `{}`",
+                dest.display()
+            ))
+            .hint("pass `--force` to replace it")
+        );
+    }
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(&dest, source)?;
+    Ok(Ok((name, dest)))
+}

@@ -6,6 +6,7 @@ mod compile;
 mod conformance;
 mod fake_api;
 mod golden;
+mod live;
 mod resume;
 mod runtime;
 mod sandbox;

@@ -60,9 +60,17 @@ impl Claude {
     }
 
     fn args(&self, req: &AgentRequest) -> Vec<String> {
-        let mut args: Vec<String> = ["-p", "--output-format", "json", "--max-turns"]
-            .map(String::from)
-            .to_vec();
+        // stream-json: a line per message as the agent works, which the stall timeout counts as
+        // progress; the last line is the same result envelope `json` prints.
+        let mut args: Vec<String> = [
+            "-p",
+            "--output-format",
+            "stream-json",
+            "--verbose",
+            "--max-turns",
+        ]
+        .map(String::from)
+        .to_vec();
         args.push(self.max_turns.to_string());
         if let Some(m) = req.model.as_ref().or(self.model.as_ref()) {
             args.extend(["--model".into(), m.clone()]);
@@ -97,9 +105,23 @@ fn thinking_tokens(effort: Option<&str>) -> Option<&'static str> {
     }
 }
 
-/// Parses the `--output-format json` result envelope.
+/// Parses the result envelope: the `result` line of `--output-format stream-json` (or the
+/// whole output, as `--output-format json` prints it).
 pub fn parse_envelope(stdout: &[u8], schema: bool) -> Result<AgentReply, AgentError> {
-    let v: Value = serde_json::from_slice(stdout).map_err(|e| {
+    let result_line = stdout
+        .split(|b| *b == b'\n')
+        .rev()
+        .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
+        .find_map(|l| {
+            serde_json::from_slice::<Value>(l)
+                .ok()
+                .filter(|v| v["type"] == "result")
+        });
+    let parsed = match result_line {
+        Some(v) => Ok(v),
+        None => serde_json::from_slice(stdout),
+    };
+    let v: Value = parsed.map_err(|e| {
         AgentError::permanent(format!(
             "claude printed no JSON result ({e}): {}",
             String::from_utf8_lossy(stdout)
@@ -239,7 +261,7 @@ impl Backend for Claude {
         if let Some(mut stdin) = child.stdin.take() {
             let _ = stdin.write_all(prompt.as_bytes()).await;
         }
-        let output = tokio::time::timeout(self.timeout, child.wait_with_output()).await;
+        let output = tokio::time::timeout(self.timeout, super::output_with_progress(child)).await;
         let mut reply = match output {
             Err(_) => Err(AgentError {
                 usage_limit: false,

@@ -87,26 +87,27 @@ impl Backend for Command {
         if let Some(mut stdin) = child.stdin.take() {
             let _ = stdin.write_all(request.to_string().as_bytes()).await;
         }
-        let output = match tokio::time::timeout(self.timeout, child.wait_with_output()).await {
-            Ok(Ok(o)) => o,
-            Ok(Err(e)) => {
-                return Err(AgentError::permanent(format!(
-                    "`{}` failed: {e}",
-                    self.program
-                )));
-            }
-            Err(_) => {
-                return Err(AgentError {
-                    usage_limit: false,
-                    message: format!(
-                        "`{}` gave no answer within {} (command.timeout)",
-                        self.program,
-                        humantime::format_duration(self.timeout)
-                    ),
-                    transient: true,
-                });
-            }
-        };
+        let output =
+            match tokio::time::timeout(self.timeout, super::output_with_progress(child)).await {
+                Ok(Ok(o)) => o,
+                Ok(Err(e)) => {
+                    return Err(AgentError::permanent(format!(
+                        "`{}` failed: {e}",
+                        self.program
+                    )));
+                }
+                Err(_) => {
+                    return Err(AgentError {
+                        usage_limit: false,
+                        message: format!(
+                            "`{}` gave no answer within {} (command.timeout)",
+                            self.program,
+                            humantime::format_duration(self.timeout)
+                        ),
+                        transient: true,
+                    });
+                }
+            };
         if !output.status.success() {
             let stderr = String::from_utf8_lossy(&output.stderr);
             return Err(AgentError::permanent(format!(

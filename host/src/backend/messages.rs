@@ -321,6 +321,8 @@ async fn read_stream(body: hyper::body::Incoming) -> Result<AgentReply, Failure>
     let mut stopped = false;
     while let Some(event) = events.next().await {
         let event = event.map_err(|e| retry(format!("the answer stream broke: {e}")))?;
+        // Every event, pings included, shows the call is alive (the stall timeout).
+        super::progress();
         if event.event == "ping" {
             continue;
         }

@@ -11,6 +11,73 @@ pub mod replay;
 
 pub use crate::agent::{AgentRequest, Usage};
 use serde_json::Value;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+/// When a call last showed a sign of life, as milliseconds since its start. The scheduler sets
+/// one per agent call (a task-local, so the `Backend` trait stays one method) and cancels a call
+/// whose backend has been silent for longer than the stall timeout.
+#[derive(Debug)]
+pub struct Progress {
+    start: Instant,
+    last_ms: AtomicU64,
+}
+
+impl Progress {
+    pub fn new() -> Arc<Progress> {
+        Arc::new(Progress {
+            start: Instant::now(),
+            last_ms: AtomicU64::new(0),
+        })
+    }
+    /// The instant of the last sign of life (the start, when there was none).
+    pub fn last(&self) -> Instant {
+        self.start + std::time::Duration::from_millis(self.last_ms.load(Ordering::Relaxed))
+    }
+    fn touch(&self) {
+        let ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+}
+
+tokio::task_local! {
+    pub static PROGRESS: Arc<Progress>;
+}
+
+/// A backend saw its call make progress: a stream event from the Messages API, a line of
+/// `claude`'s stream-json, output from a command. Outside a scheduled call it does nothing.
+pub fn progress() {
+    let _ = PROGRESS.try_with(|p| p.touch());
+}
+
+/// Waits for a child's exit while reading its stdout and stderr, reporting each chunk of
+/// output as progress (`wait_with_output` reads the same, but silently).
+pub async fn output_with_progress(
+    mut child: tokio::process::Child,
+) -> std::io::Result<std::process::Output> {
+    use tokio::io::AsyncReadExt as _;
+    async fn drain<R: tokio::io::AsyncRead + Unpin>(r: Option<R>) -> std::io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        let Some(mut r) = r else { return Ok(out) };
+        let mut buf = [0u8; 8192];
+        loop {
+            let n = r.read(&mut buf).await?;
+            if n == 0 {
+                return Ok(out);
+            }
+            progress();
+            out.extend_from_slice(&buf[..n]);
+        }
+    }
+    let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+    let (stdout, stderr, status) = tokio::try_join!(drain(stdout), drain(stderr), child.wait())?;
+    Ok(std::process::Output {
+        status,
+        stdout,
+        stderr,
+    })
+}
 
 /// A backend's answer: the final text, or a structured object when a schema was asked for.
 #[derive(Debug, Clone, Default)]

@@ -4,9 +4,11 @@
 mod audit;
 mod compile;
 mod config;
+mod logs;
 mod resume;
 mod run;
 mod runs;
+mod steer;
 mod trace;
 mod workflows;
 
@@ -75,6 +77,21 @@ enum Command {
     /// Continue an interrupted or failed run: stored results are served, the rest runs.
     #[command(after_help = resume::AFTER_HELP)]
     Resume(resume::ResumeArgs),
+    /// Print a run's plain view (live with `--follow`), or its events as JSON lines.
+    #[command(after_help = logs::AFTER_HELP)]
+    Logs(logs::LogsArgs),
+    /// Stop a running run: cancel its running agents, keep what finished (exit 130; resumable).
+    #[command(after_help = steer::AFTER_HELP)]
+    Stop(steer::RunRef),
+    /// Pause a running run: no new agent starts; running ones finish.
+    #[command(after_help = steer::AFTER_HELP)]
+    Pause(steer::RunRef),
+    /// Continue a paused run.
+    #[command(after_help = steer::AFTER_HELP)]
+    Continue(steer::RunRef),
+    /// Kill or restart one agent of a running run.
+    #[command(after_help = steer::AGENT_HELP)]
+    Agent(steer::AgentArgs),
     /// List this project's runs, show one, or delete old ones.
     #[command(after_help = runs::AFTER_HELP)]
     Runs(runs::RunsArgs),
@@ -137,6 +154,14 @@ pub struct LimitArgs {
     /// Bytes of prompts the host may hold for agents queued or running [default: 256MiB].
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     max_queued_bytes: Option<u64>,
+    /// Cancel an agent whose backend shows no progress for this long; it is retried once,
+    /// then fails (e.g. 2m) [default: 10m; config `stall_timeout`].
+    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
+    stall_timeout: Option<Duration>,
+    /// Wall-clock time one agent may take, retries included (e.g. 20m) [default: 1h; config
+    /// `agent_timeout`].
+    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
+    agent_timeout: Option<Duration>,
     /// Agents running at once [default: min(16, max(2, cores − 2))].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     concurrency: Option<u16>,
@@ -164,6 +189,8 @@ impl LimitArgs {
             max_prompt_bytes: self.max_prompt_bytes,
             max_queued_bytes: self.max_queued_bytes,
             concurrency: self.concurrency.map(usize::from),
+            stall_timeout: self.stall_timeout,
+            agent_timeout: self.agent_timeout,
             ..crate::limits::Requested::default()
         }
     }
@@ -255,6 +282,11 @@ pub fn main() -> ExitCode {
             Command::Audit(a) => audit::audit(a),
             Command::Resume(a) => resume::resume(a).await,
             Command::Runs(a) => runs::runs(a),
+            Command::Logs(a) => logs::logs(a).await,
+            Command::Stop(a) => steer::stop(a).await,
+            Command::Pause(a) => steer::pause(a).await,
+            Command::Continue(a) => steer::resume_dispatch(a).await,
+            Command::Agent(a) => steer::agent(a).await,
             Command::Config(a) => config::config(a),
             Command::Trace(a) => trace::trace(a),
             Command::List(a) => workflows::list(a),

@@ -52,6 +52,7 @@ pub(super) async fn resume(mut a: ResumeArgs) -> Result<u8> {
         resume_point: Some(Box::new(point)),
         resume: Some(a.run_id),
         no_journal: false,
+        run_id: None,
         common: a.common,
     })
     .await

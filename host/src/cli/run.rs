@@ -2,6 +2,8 @@
 
 use super::{LimitArgs, read_file};
 use crate::compile::{self, Cache};
+use crate::control::Control;
+use crate::control::server::Server;
 use crate::journal::Record;
 use crate::limits::Ceilings;
 use crate::report::{Outcome, RunReport};
@@ -24,6 +26,7 @@ Examples:
   wfhost run review.js --args '{\"files\": [\"src/a.rs\"]}' --budget-tokens 200000
   wfhost run review.wasm --json              one JSON report on stdout (for CI)
   wfhost run deep-review                     a saved workflow (see .wfhost/workflows/)
+  wfhost run review.js --detach --yes        in the background; prints the run id
 
 Without a terminal (CI), `--yes` is required: running a script is an explicit decision.";
 
@@ -43,6 +46,9 @@ pub(super) struct RunArgs {
     /// Do not keep a journal for this run (it cannot be resumed).
     #[arg(long, conflicts_with = "resume")]
     pub(super) no_journal: bool,
+    /// The run's id (set by `--detach` for the process it starts).
+    #[arg(long, hide = true, value_name = "RUN_ID", conflicts_with = "resume")]
+    pub(super) run_id: Option<String>,
     /// A resume's stored args (`args.json`), read as exact JSON.
     #[arg(skip)]
     pub(super) args_exact: Option<PathBuf>,
@@ -62,6 +68,10 @@ pub(super) struct RunCommon {
     /// on resume, the backend the run used].
     #[arg(long, value_name = "NAME")]
     pub(super) backend: Option<String>,
+    /// Start in the background: print the run id and the commands to watch, stop and resume
+    /// it, and return at once. Its output goes to the run directory (`output.log`).
+    #[arg(long)]
+    pub(super) detach: bool,
     /// Print one JSON report on stdout when the run ends (and nothing else there).
     #[arg(long)]
     pub(super) json: bool,
@@ -117,7 +127,11 @@ pub(super) async fn run(mut a: RunArgs) -> Result<u8> {
     let (ceilings, ceilings_note) = ceilings(&a, stored, &config)?;
     let limits = ceilings.limits.clone();
     let cache = Cache::new(a.common.limits.no_cache);
-    let run_id = a.resume.clone().unwrap_or_else(new_run_id);
+    let run_id = a
+        .resume
+        .clone()
+        .or_else(|| a.run_id.clone())
+        .unwrap_or_else(new_run_id);
 
     let target_path = resolve_target(&a.target, &cwd)?;
     let sandbox = Sandbox::new(limits.clone(), &cache)?;
@@ -176,7 +190,22 @@ pub(super) async fn run(mut a: RunArgs) -> Result<u8> {
         approve(meta, &target_path, &cwd)?;
     }
 
-    let mut consumers = Vec::new();
+    if a.common.detach {
+        return detach(&a, &run_id, &cwd);
+    }
+
+    // The journal first: the control socket and the event log live in the run directory.
+    let journal = match a.no_journal {
+        true => None,
+        false => Some(open_journal(&cwd, &run_id, point.map(|p| p.cache))?),
+    };
+    let journal_handle = journal.as_ref().map(|j| j.journal.clone());
+    let script = match &target {
+        Target::Script(s) => Some((s.origin.clone(), s.source.clone())),
+        Target::Module { .. } => None,
+    };
+    let control = Control::new(&run_id, journal_handle.clone(), script, cwd.clone());
+    let mut consumers = vec![control.consumer()];
     if !a.common.quiet && !a.common.json {
         let terminal = std::io::stderr().is_terminal()
             && std::env::var_os("CI").is_none()
@@ -193,12 +222,32 @@ pub(super) async fn run(mut a: RunArgs) -> Result<u8> {
                 .map_err(|e| anyhow!("cannot write events to `{target}`: {e}"))?,
         );
     }
+    if let Some(j) = &journal_handle {
+        // The run's own event log (`wfhost logs`); a resume appends its attempt.
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(j.dir().events());
+        match log {
+            Ok(f) => consumers.push(crate::events::write_lines(Box::new(f), Instant::now())),
+            Err(e) => eprintln!("warning: no event log for `wfhost logs`: {e}"),
+        }
+    }
     let events = crate::events::Events::tee(consumers);
-    let journal = match a.no_journal {
-        true => None,
-        false => Some(open_journal(&cwd, &run_id, point.map(|p| p.cache))?),
+    control.attach(events.clone());
+    let server = match &journal_handle {
+        Some(j) => match Server::listen(control.clone(), &j.dir().control_socket()) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                eprintln!(
+                    "warning: this run cannot be steered (`wfhost stop`, `watch`): its control socket `{}` could not be opened: {e}",
+                    j.dir().control_socket().display()
+                );
+                None
+            }
+        },
+        None => None,
     };
-    let journal_handle = journal.as_ref().map(|j| j.journal.clone());
     let backend_for_record = backend.clone();
     let opts = RunOptions {
         args,
@@ -206,7 +255,7 @@ pub(super) async fn run(mut a: RunArgs) -> Result<u8> {
         limits,
         backend,
         cwd,
-        events,
+        events: events.clone(),
         journal,
         config: config.clone(),
         recorder: match &a.common.record {
@@ -218,21 +267,131 @@ pub(super) async fn run(mut a: RunArgs) -> Result<u8> {
         },
         max_cost: ceilings.max_cost,
         ceilings_note,
+        control: control.clone(),
     };
-    tokio::select! {
-        report = execute(&sandbox, &cache, target, opts, run_id.clone()) => Ok(finish(&a, &report?)),
-        signal = stop_signal() => {
-            // Finished agents are already in the journal; record why the run stopped.
-            if let Some(j) = &journal_handle {
-                let _ = j.append(&Record::Interrupted { reason: signal.to_string() });
-                let _ = j.sync();
+    let (reason, message) = tokio::select! {
+        report = execute(&sandbox, &cache, target, opts, run_id.clone()) => {
+            if let Some(s) = server {
+                s.shutdown().await;
             }
-            // Exact: the run's backend and ceilings are stored with it, and resume reuses them.
-            eprintln!("\ninterrupted ({signal}): finished agents are kept in the journal; resume with:");
-            eprintln!("  wfhost resume {run_id} --yes");
-            Ok(exit::INTERRUPTED)
+            return Ok(finish(&a, &report?));
         }
+        signal = stop_signal() => (signal.to_string(), format!("interrupted ({signal})")),
+        reason = control.stopped() => (reason.clone(), reason),
+    };
+    // Stopped (a signal, or `stop` on the control socket): running calls are abandoned, and
+    // every finished agent is already in the journal. Record why the run stopped.
+    control.halt(&reason);
+    if let Some(j) = &journal_handle {
+        let _ = j.append(&Record::Interrupted {
+            reason: reason.clone(),
+        });
+        let _ = j.sync();
     }
+    events.emit(crate::events::Event::RunFinished {
+        outcome: "stopped".into(),
+        duration_ms: crate::report::millis(started.elapsed()),
+    });
+    if let Some(s) = server {
+        s.shutdown().await;
+    }
+    // Exact: the run's backend and ceilings are stored with it, and resume reuses them.
+    eprintln!("\n{message}: finished agents are kept in the journal; resume with:");
+    eprintln!("  wfhost resume {run_id} --yes");
+    Ok(exit::INTERRUPTED)
+}
+
+/// `--detach`: the same command again, in its own session (setsid), its output in the run
+/// directory; this process prints how to reach it and returns once its control socket is up.
+fn detach(a: &RunArgs, run_id: &str, cwd: &Path) -> Result<u8> {
+    use std::os::unix::process::CommandExt as _;
+    if a.no_journal {
+        bail!(
+            ExitError::usage(
+                "`--detach` needs the run's journal: it cannot be combined with `--no-journal`"
+            )
+            .hint("drop `--no-journal`; a background run is reached through its run directory")
+        );
+    }
+    let dir = RunDir::new(cwd, run_id)?;
+    dir.create()?;
+    let output = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.output())
+        .with_context(|| format!("cannot write `{}`", dir.output().display()))?;
+    // The arguments as given, less `--detach`, plus the run id and the approval just given.
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os()
+        .skip(1)
+        .filter(|x| x != "--detach")
+        .collect();
+    if a.resume.is_none() && a.run_id.is_none() {
+        args.extend(["--run-id".into(), run_id.into()]);
+    }
+    if !a.common.yes {
+        args.push("--yes".into());
+    }
+    let exe = std::env::current_exe().context("cannot find the wfhost binary to detach")?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args(&args)
+        .current_dir(cwd)
+        .stdin(std::process::Stdio::null())
+        .stdout(output.try_clone()?)
+        .stderr(output);
+    // SAFETY: setsid is async-signal-safe; it only makes the child the leader of a new
+    // session, so a closing terminal or a Ctrl-C there does not reach the run.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().context("cannot start the background run")?;
+    // Return once the run can be reached (its control socket is up), or say why it ended.
+    let socket = dir.control_socket();
+    let waited = Instant::now();
+    let code = loop {
+        if socket.exists() {
+            break None;
+        }
+        if let Some(status) = child.try_wait()? {
+            break Some(status);
+        }
+        if waited.elapsed() > std::time::Duration::from_secs(30) {
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    if let Some(status) = code {
+        let out = std::fs::read_to_string(dir.output()).unwrap_or_default();
+        eprint!("{}", sanitize::text(&out));
+        let code = status.code().and_then(|c| u8::try_from(c).ok());
+        eprintln!(
+            "the background run ended at once ({status}); its output is above and in `{}`",
+            dir.output().display()
+        );
+        return Ok(code.unwrap_or(exit::INTERNAL));
+    }
+    if a.common.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "run_id": run_id,
+                "pid": child.id(),
+                "run_dir": dir.path(),
+                "output": dir.output(),
+            })
+        );
+    } else {
+        println!("{run_id}");
+        eprintln!(
+            "started run {run_id} in the background (pid {})\n  watch:   wfhost watch {run_id}\n  logs:    wfhost logs {run_id} --follow\n  pause:   wfhost pause {run_id}   (then `wfhost continue {run_id}`)\n  stop:    wfhost stop {run_id}\n  resume:  wfhost resume {run_id} --yes   (after a stop or a crash)",
+            child.id()
+        );
+    }
+    Ok(exit::OK)
 }
 
 /// The ceilings this run holds to. A new run: the flags, else the configuration, else the
@@ -249,6 +408,15 @@ fn ceilings(
     let mut base = crate::limits::Limits::default();
     if let Some(c) = config.concurrency {
         base.concurrency = usize::from(c);
+    }
+    // Checked by `config::load`: these parse.
+    let duration =
+        |v: &Option<String>| v.as_deref().and_then(|t| humantime::parse_duration(t).ok());
+    if let Some(d) = duration(&config.stall_timeout) {
+        base.stall_timeout = d;
+    }
+    if let Some(d) = duration(&config.agent_timeout) {
+        base.agent_timeout = d;
     }
     let Some(stored) = stored else {
         return Ok((Ceilings::new(&requested, &base), None));

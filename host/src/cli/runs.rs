@@ -53,6 +53,8 @@ pub(super) struct Summary {
     pub agents_done: u32,
     pub agents_failed: u32,
     pub agents_cached: u32,
+    /// Started and not finished: running or queued (a live run), or lost (a crashed one).
+    pub agents_unfinished: u32,
     pub usage: Usage,
     pub started_at: String,
     pub duration_ms: u64,
@@ -66,14 +68,21 @@ pub(super) fn summarise(run: &RunDir, h: &History) -> Summary {
         name: h.name.clone(),
         script: h.script.clone(),
         backend: h.backend.clone(),
-        status: if run.is_running() {
-            RunStatus::Running
-        } else {
-            h.status
+        status: match (run.is_running(), h.paused) {
+            (true, true) => RunStatus::Paused,
+            (true, false) => RunStatus::Running,
+            (false, _) => h.status,
         },
         agents_done: h.done(),
         agents_failed: h.failed(),
         agents_cached: h.served,
+        agents_unfinished: u32::try_from(
+            h.last_attempt
+                .iter()
+                .filter(|s| h.calls[s.call].state == crate::agent::AgentState::Running)
+                .count(),
+        )
+        .unwrap_or(u32::MAX),
         usage: h.usage,
         started_at: h.started_at.clone(),
         duration_ms: h.duration_ms,
@@ -108,11 +117,17 @@ pub(super) fn runs(a: RunsArgs) -> Result<u8> {
                     "DURATION"
                 );
                 for s in &summaries {
+                    let status = match s.status {
+                        RunStatus::Running | RunStatus::Paused => {
+                            format!("{} ({})", s.status, s.agents_unfinished)
+                        }
+                        other => other.to_string(),
+                    };
                     println!(
                         "{:<24} {:<18} {:<11} {:>16} {:>16} {:<21} {:>8.1}s",
                         s.run_id,
                         truncate(&s.name, 18),
-                        s.status.as_str(),
+                        status,
                         format!("{}/{}/{}", s.agents_done, s.agents_failed, s.agents_cached),
                         format!("{}/{}", s.usage.input_tokens, s.usage.output_tokens),
                         s.started_at,
@@ -140,7 +155,7 @@ pub(super) fn runs(a: RunsArgs) -> Result<u8> {
                 let v = serde_json::json!({
                     "summary": summary, "phases": history.phases, "agents": agents,
                     "result": history.result, "error": history.error,
-                    "torn_tail": history.torn_tail,
+                    "torn_tail": history.torn_tail, "controls": history.controls,
                 });
                 println!("{}", serde_json::to_string_pretty(&v)?);
                 return Ok(crate::exit::OK);
@@ -185,6 +200,15 @@ pub(super) fn runs(a: RunsArgs) -> Result<u8> {
                     row.state.mark(),
                     truncate(&row.label, 32),
                     row.usage.output_tokens
+                );
+            }
+            for c in &history.controls {
+                let agent = c.agent.map(|n| format!(" agent {n}")).unwrap_or_default();
+                println!(
+                    "  ⏵ {} {}{agent} by {}",
+                    c.at,
+                    c.action,
+                    sanitize::line(&c.by)
                 );
             }
             match (&history.result, &history.error) {

@@ -160,51 +160,20 @@ pub(super) fn save(a: SaveArgs) -> Result<u8> {
     }
     let source = String::from_utf8(read_file(&a.script)?)
         .map_err(|_| anyhow!("`{}` is not UTF-8 text", a.script.display()))?;
-    let script = match Script::parse(&a.script.display().to_string(), &source) {
-        Ok(s) => s,
-        Err(r) => {
-            eprintln!("error: not saved: {}", r.render());
+    let cwd = std::env::current_dir()?;
+    let (name, dest) = match crate::workflows::save(
+        &a.script.display().to_string(),
+        &source,
+        &cwd,
+        a.personal,
+        a.force,
+    )? {
+        Ok(saved) => saved,
+        Err(rejection) => {
+            eprintln!("error: not saved: {}", rejection.render());
             return Ok(crate::exit::SCRIPT);
         }
     };
-    let name = &script.meta.name;
-    if name.starts_with('.')
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
-    {
-        bail!(
-            ExitError::script(format!("meta.name `{name}` cannot be a file name"))
-                .hint("use letters, digits, `-`, `_` and `.` (e.g. `review-files`)")
-        );
-    }
-    let cwd = std::env::current_dir()?;
-    let dir = if a.personal {
-        crate::paths::personal_workflows()
-            .ok_or_else(|| anyhow!("no home directory for --personal"))?
-    } else {
-        crate::paths::project_root(&cwd).join(".wfhost/workflows")
-    };
-    for d in [&dir, &dir.parent().map(PathBuf::from).unwrap_or_default()] {
-        if std::fs::symlink_metadata(d).is_ok_and(|m| m.file_type().is_symlink()) {
-            bail!(
-                "`{}` is a symlink; wfhost refuses to write saved workflows through links",
-                d.display()
-            );
-        }
-    }
-    let dest = dir.join(format!("{name}.js"));
-    if dest.exists() && !a.force {
-        bail!(
-            ExitError::usage(format!(
-                "a workflow `{name}` is already saved at `{}`",
-                dest.display()
-            ))
-            .hint("pass `--force` to replace it")
-        );
-    }
-    std::fs::create_dir_all(&dir)?;
-    std::fs::write(&dest, source)?;
     eprintln!(
         "saved `{name}` to {}\nrun it with: wfhost run {name}",
         dest.display()

@@ -18,6 +18,10 @@ pub enum RunStatus {
     Rejected,
     /// Stopped by Ctrl-C or SIGTERM (resumable).
     Interrupted,
+    /// Stopped by an operator (`wfhost stop`, the control socket; resumable).
+    Stopped,
+    /// Running, with dispatching paused by an operator.
+    Paused,
     /// Started and never finished, and nobody holds its lock: the process died.
     Crashed,
 }
@@ -37,6 +41,8 @@ impl RunStatus {
             RunStatus::Failed => "failed",
             RunStatus::Rejected => "rejected",
             RunStatus::Interrupted => "interrupted",
+            RunStatus::Stopped => "stopped",
+            RunStatus::Paused => "paused",
             RunStatus::Crashed => "crashed",
         }
     }
@@ -123,7 +129,21 @@ pub struct History {
     pub result: Option<Value>,
     pub error: Option<String>,
     pub torn_tail: bool,
+    /// Commands operators sent on the control socket, in order.
+    pub controls: Vec<ControlEntry>,
+    /// The last pause was not followed by a continue (in the latest attempt).
+    pub paused: bool,
     index: HashMap<(String, u32), usize>,
+}
+
+/// A journaled control command.
+#[derive(Debug, Clone, Serialize)]
+pub struct ControlEntry {
+    pub action: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent: Option<u32>,
+    pub by: String,
+    pub at: String,
 }
 
 /// A count of agents (at most the 100,000 `--max-agents` allows, far below `u32::MAX`).
@@ -151,6 +171,8 @@ impl History {
             result: None,
             error: None,
             torn_tail: loaded.torn_tail,
+            controls: Vec::new(),
+            paused: false,
             index: HashMap::new(),
         };
         for r in &loaded.records {
@@ -229,6 +251,7 @@ impl History {
                 self.backend.clone_from(backend);
                 self.attempts += 1;
                 self.status = RunStatus::Crashed;
+                self.paused = false;
                 self.last_attempt.clear();
             }
             Record::Phase { title } => self.phases.push(title.clone()),
@@ -320,7 +343,32 @@ impl History {
                 self.result.clone_from(result);
                 self.error.clone_from(error);
             }
-            Record::Interrupted { .. } => self.status = RunStatus::Interrupted,
+            Record::Interrupted { .. } => {
+                let stopped = self.controls.last().is_some_and(|c| c.action == "stop");
+                self.status = if stopped {
+                    RunStatus::Stopped
+                } else {
+                    RunStatus::Interrupted
+                };
+            }
+            Record::Control {
+                action,
+                agent,
+                by,
+                at,
+            } => {
+                match action.as_str() {
+                    "pause" => self.paused = true,
+                    "continue" => self.paused = false,
+                    _ => {}
+                }
+                self.controls.push(ControlEntry {
+                    action: action.clone(),
+                    agent: *agent,
+                    by: by.clone(),
+                    at: at.clone(),
+                });
+            }
         }
     }
 

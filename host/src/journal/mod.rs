@@ -17,7 +17,7 @@ mod transcripts;
 
 pub use transcripts::Transcripts;
 
-pub use history::{Call, History, RunStatus, Start};
+pub use history::{Call, ControlEntry, History, RunStatus, Start};
 
 use crate::agent::{AgentRequest, Usage};
 use crate::run_dir::RunDir;
@@ -115,6 +115,14 @@ pub enum Record {
     },
     Interrupted {
         reason: String,
+    },
+    /// A command on the run's control socket: what, which agent, who, when.
+    Control {
+        action: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        agent: Option<u32>,
+        by: String,
+        at: String,
     },
 }
 

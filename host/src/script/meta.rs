@@ -13,19 +13,20 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 /// The checked metadata of a workflow.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Meta {
     pub name: String,
+    #[serde(default)]
     pub description: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub when_to_use: Option<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub phases: Vec<Phase>,
     /// Problems that do not stop the script (the reference accepts them too).
-    #[serde(skip)]
+    #[serde(skip, default)]
     pub warnings: Vec<String>,
 }
 

@@ -72,6 +72,9 @@ pub(super) struct AgentCall {
     pub(super) effort: Option<String>,
     pub(super) agent_type: Option<String>,
     pub(super) isolation: Option<String>,
+    /// `stallMs`: this call's stall timeout (not part of the request: it does not change the
+    /// answer, so it does not change the journal key).
+    pub(super) stall_ms: Option<u64>,
 }
 
 impl AgentCall {
@@ -101,6 +104,16 @@ impl AgentCall {
         self.effort = text("effort");
         self.agent_type = text("agentType");
         self.isolation = text("isolation");
+        self.stall_ms = o["stallMs"].as_f64().filter(|ms| *ms >= 1.0).map(|ms| {
+            // Whole milliseconds, capped at a day: a script cannot make a call unwatchable.
+            #[allow(
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss,
+                reason = "clamped to 1..=86_400_000"
+            )]
+            let ms = ms.min(86_400_000.0) as u64;
+            ms
+        });
     }
 }
 
@@ -122,6 +135,7 @@ impl Capabilities {
             effort,
             agent_type,
             isolation,
+            stall_ms,
         } = call;
         let schema = match &schema {
             Value::Null => None,
@@ -267,6 +281,7 @@ impl Capabilities {
             schema,
             key,
             occurrence,
+            stall: stall_ms.map(std::time::Duration::from_millis),
         });
         Ok(Ok(handle))
     }

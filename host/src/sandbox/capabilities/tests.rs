@@ -59,6 +59,9 @@ impl Harness {
             journal: None,
             recorder: None,
             config: Arc::default(),
+            control: crate::control::Control::new("test", None, None, "/nonexistent".into()),
+            stall_timeout: limits.stall_timeout,
+            agent_timeout: limits.agent_timeout,
         });
         let caps = Capabilities::new(RunSetup {
             args: Some(json!({"files": ["a.rs"]})),

@@ -1,0 +1,426 @@
+//! Steering a live run. [`Control`] is the run's side of it: the event stream so far (for
+//! `subscribe`), the live fold of it (`status`, which agent "3" is), the pause gate the
+//! scheduler waits on, and a cancel switch per running agent. `server` puts it on the run's
+//! Unix socket; `client` is how `wfhost stop`, `watch`, `logs` and the MCP server reach it.
+//! The protocol is in docs/control.md.
+
+pub mod client;
+pub mod server;
+
+use crate::events::{Event, Events};
+use crate::journal::{Journal, Record};
+use crate::live::LiveRun;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
+use tokio::sync::{mpsc, watch};
+
+/// The version of the control protocol (docs/control.md). A request names the version it
+/// speaks; a server refuses one it does not know rather than guess.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// One request: a JSON line `{"v": 1, "cmd": "kill", "agent": "3"}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Request {
+    pub v: u32,
+    #[serde(flatten)]
+    pub command: Command,
+    /// Who is asking, for the journal (`wfhost stop`, `wfhost watch`, an MCP client's name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "cmd", rename_all = "snake_case")]
+pub enum Command {
+    /// The whole event stream from the start, then live, until the run ends.
+    Subscribe,
+    Status,
+    Pause,
+    Continue,
+    Stop,
+    Kill {
+        agent: AgentRef,
+    },
+    Restart {
+        agent: AgentRef,
+    },
+    Save {
+        #[serde(default)]
+        personal: bool,
+        #[serde(default)]
+        force: bool,
+    },
+}
+
+/// An agent as an operator names it: its number, or its label.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum AgentRef {
+    Number(u32),
+    Name(String),
+}
+
+impl std::fmt::Display for AgentRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AgentRef::Number(n) => write!(f, "{n}"),
+            AgentRef::Name(s) => f.write_str(s),
+        }
+    }
+}
+
+impl Command {
+    /// The name the journal and the event stream use.
+    pub fn action(&self) -> &'static str {
+        match self {
+            Command::Subscribe => "subscribe",
+            Command::Status => "status",
+            Command::Pause => "pause",
+            Command::Continue => "continue",
+            Command::Stop => "stop",
+            Command::Kill { .. } => "kill",
+            Command::Restart { .. } => "restart",
+            Command::Save { .. } => "save",
+        }
+    }
+}
+
+/// Why a running agent's call is being cancelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cancel {
+    /// It resolves to `null`, counted as failed.
+    Kill,
+    /// Its request is asked again; the script gets the new answer.
+    Restart,
+    /// The run is stopping: the call is abandoned and nothing is recorded for it.
+    Stop,
+}
+
+/// The error an agent killed by an operator fails with (the script sees `null`).
+pub const KILLED: &str = "killed by the operator";
+
+/// The run's side of the control socket (shared by the scheduler, the sandbox's event stream
+/// and the socket server).
+pub struct Control {
+    run_id: String,
+    start: Instant,
+    journal: Option<Arc<Journal>>,
+    /// The run's script as it ran (for `save`).
+    script: Option<(String, String)>,
+    cwd: std::path::PathBuf,
+    /// Every consumer of the run's events, for the events the control itself emits.
+    events: OnceLock<Events>,
+    paused: watch::Sender<bool>,
+    stopping: watch::Sender<Option<String>>,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    /// The event stream so far, as JSON lines (what a late subscriber is sent first).
+    lines: Vec<Arc<str>>,
+    subscribers: Vec<mpsc::UnboundedSender<Arc<str>>>,
+    live: LiveRun,
+    /// Agents running now, by handle: the switch that cancels each call.
+    running: HashMap<u32, watch::Sender<Option<Cancel>>>,
+    /// Agents killed while still queued: they fail as soon as a worker takes them.
+    doomed: HashMap<u32, Cancel>,
+    finished: bool,
+}
+
+/// Who sent a command: the peer's credentials (SO_PEERCRED) and the client's own name.
+#[derive(Debug, Clone)]
+pub struct Who {
+    pub uid: u32,
+    pub pid: Option<i32>,
+    pub client: Option<String>,
+}
+
+impl std::fmt::Display for Who {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "uid {}", self.uid)?;
+        if let Some(p) = self.pid {
+            write!(f, " pid {p}")?;
+        }
+        if let Some(c) = &self.client {
+            write!(f, " ({})", crate::sanitize::line(c))?;
+        }
+        Ok(())
+    }
+}
+
+/// A command's answer: the JSON line sent back.
+pub type Reply = Result<Value, String>;
+
+impl Control {
+    pub fn new(
+        run_id: &str,
+        journal: Option<Arc<Journal>>,
+        script: Option<(String, String)>,
+        cwd: std::path::PathBuf,
+    ) -> Arc<Control> {
+        Arc::new(Control {
+            run_id: run_id.to_string(),
+            start: Instant::now(),
+            journal,
+            script,
+            cwd,
+            events: OnceLock::new(),
+            paused: watch::Sender::new(false),
+            stopping: watch::Sender::new(None),
+            inner: Mutex::new(Inner::default()),
+        })
+    }
+
+    fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic while holding it leaves plain data behind; the run goes on.
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The consumer that records the run's events (tee it with the views), and the handle
+    /// the control emits its own events through (`all`: every consumer, this one included).
+    pub fn consumer(self: &Arc<Self>) -> Events {
+        let me = self.clone();
+        Events::new(move |e| me.observe(e))
+    }
+
+    /// Where the control's own events go: every consumer of the run's stream.
+    pub fn attach(&self, all: Events) {
+        let _ = self.events.set(all);
+    }
+
+    fn observe(&self, e: &Event) {
+        let line: Arc<str> = crate::events::to_line(self.start, e).into();
+        let t_ms = crate::report::millis(self.start.elapsed());
+        let mut inner = self.inner();
+        inner.live.apply(t_ms, e);
+        inner.lines.push(line.clone());
+        inner.subscribers.retain(|s| s.send(line.clone()).is_ok());
+        if matches!(e, Event::RunFinished { .. }) {
+            inner.finished = true;
+            // Dropping the senders ends every subscription once its backlog is written.
+            inner.subscribers.clear();
+        }
+    }
+
+    /// The stream so far and, unless the run has finished, the rest as it happens.
+    pub fn subscribe(&self) -> (Vec<Arc<str>>, Option<mpsc::UnboundedReceiver<Arc<str>>>) {
+        let mut inner = self.inner();
+        let backlog = inner.lines.clone();
+        if inner.finished {
+            return (backlog, None);
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        inner.subscribers.push(tx);
+        (backlog, Some(rx))
+    }
+
+    /// A copy of the live state.
+    pub fn snapshot(&self) -> LiveRun {
+        self.inner().live.clone()
+    }
+
+    // ---- the scheduler's side ----
+
+    /// Waits while the run is paused. `false`: the run is stopping, start nothing.
+    pub async fn dispatch_allowed(&self) -> bool {
+        let mut paused = self.paused.subscribe();
+        let mut stopping = self.stopping.subscribe();
+        let resumed = tokio::select! {
+            r = paused.wait_for(|p| !*p) => r.is_ok(),
+            _ = stopping.wait_for(Option::is_some) => false,
+        };
+        resumed && self.stopping.borrow().is_none()
+    }
+
+    /// An agent's call begins: the switch that cancels it, or the reason it must not run
+    /// (killed while queued, or the run is stopping).
+    pub fn begin(&self, handle: u32) -> Result<watch::Receiver<Option<Cancel>>, Cancel> {
+        if self.stopping.borrow().is_some() {
+            return Err(Cancel::Stop);
+        }
+        let mut inner = self.inner();
+        if let Some(c) = inner.doomed.remove(&handle) {
+            return Err(c);
+        }
+        let (tx, rx) = watch::channel(None);
+        inner.running.insert(handle, tx);
+        Ok(rx)
+    }
+
+    /// The call ended (answered, failed or cancelled).
+    pub fn end(&self, handle: u32) {
+        self.inner().running.remove(&handle);
+    }
+
+    /// Resolves when an operator (or a signal) stops the run: the reason.
+    pub async fn stopped(&self) -> String {
+        let mut rx = self.stopping.subscribe();
+        match rx.wait_for(Option::is_some).await {
+            Ok(r) => r.clone().unwrap_or_default(),
+            Err(_) => std::future::pending().await,
+        }
+    }
+
+    /// Stops the run: nothing more starts, and every running call is abandoned (its process
+    /// ended, its request dropped). `stopped()` resolves with `reason`.
+    pub fn halt(&self, reason: &str) {
+        if self.stopping.borrow().is_none() {
+            self.stopping.send_replace(Some(reason.to_string()));
+        }
+        let mut inner = self.inner();
+        for tx in inner.running.values() {
+            let _ = tx.send(Some(Cancel::Stop));
+        }
+        inner.doomed.clear();
+    }
+
+    /// Emits an event on the run's stream (views, `--events`, subscribers).
+    pub fn emit(&self, event: Event) {
+        match self.events.get() {
+            Some(all) => all.emit(event),
+            None => self.observe(&event),
+        }
+    }
+
+    /// The agent number the views show for a handle.
+    pub fn number(&self, handle: u32) -> Option<u32> {
+        self.inner().live.by_handle(handle).map(|a| a.number)
+    }
+
+    // ---- commands ----
+
+    /// Carries out one command from `who` (subscribe is the server's, not here).
+    pub fn command(&self, command: &Command, who: &Who) -> Reply {
+        let reply = match command {
+            Command::Subscribe => return Err("`subscribe` is a stream, not a command".into()),
+            Command::Status => return Ok(self.status()),
+            Command::Pause | Command::Continue => {
+                let pause = *command == Command::Pause;
+                self.paused.send_replace(pause);
+                json!({ "paused": pause })
+            }
+            Command::Stop => {
+                self.halt(&format!("stopped by the operator ({who})"));
+                json!({ "stopping": true, "resume": format!("wfhost resume {} --yes", self.run_id) })
+            }
+            Command::Kill { agent } | Command::Restart { agent } => {
+                let cancel = if matches!(command, Command::Kill { .. }) {
+                    Cancel::Kill
+                } else {
+                    Cancel::Restart
+                };
+                self.cancel(agent, cancel)?
+            }
+            Command::Save { personal, force } => self.save(*personal, *force)?,
+        };
+        let agent = match command {
+            Command::Kill { .. } | Command::Restart { .. } => reply["agent"].as_u32(),
+            _ => None,
+        };
+        self.record(command.action(), agent, who);
+        Ok(reply)
+    }
+
+    fn cancel(&self, agent: &AgentRef, cancel: Cancel) -> Result<Value, String> {
+        let mut inner = self.inner();
+        let row = inner.live.find(&agent.to_string())?.clone();
+        let what = if cancel == Cancel::Kill {
+            "killed"
+        } else {
+            "restarted"
+        };
+        if let Some(tx) = inner.running.get(&row.handle) {
+            let _ = tx.send(Some(cancel));
+            return Ok(json!({ "agent": row.number, "label": row.label, what: true }));
+        }
+        use crate::agent::AgentState::{Queued, Running};
+        match (row.state, cancel) {
+            // Not yet in a worker's hands: it fails as soon as one takes it.
+            (Queued | Running, Cancel::Kill) => {
+                inner.doomed.insert(row.handle, Cancel::Kill);
+                Ok(json!({ "agent": row.number, "label": row.label, what: true, "queued": true }))
+            }
+            (Queued, _) => Err(format!(
+                "agent {} ({}) has not started yet: there is nothing to restart",
+                row.number,
+                crate::sanitize::line(&row.label)
+            )),
+            (state, _) => Err(format!(
+                "agent {} ({}) has already finished ({state})",
+                row.number,
+                crate::sanitize::line(&row.label)
+            )),
+        }
+    }
+
+    fn save(&self, personal: bool, force: bool) -> Result<Value, String> {
+        let Some((origin, source)) = &self.script else {
+            return Err("this run has no script to save (it runs a compiled module)".into());
+        };
+        match crate::workflows::save(origin, source, &self.cwd, personal, force) {
+            Ok(Ok((name, path))) => Ok(json!({ "name": name, "path": path })),
+            Ok(Err(rejection)) => Err(rejection.render()),
+            Err(e) => Err(match e.downcast_ref::<crate::ExitError>() {
+                Some(x) => match &x.hint {
+                    Some(h) => format!("{}\nhint: {h}", x.message),
+                    None => x.message.clone(),
+                },
+                None => format!("{e:#}"),
+            }),
+        }
+    }
+
+    /// Journals a command (who, when, what) and puts it on the event stream.
+    fn record(&self, action: &str, agent: Option<u32>, who: &Who) {
+        if let Some(j) = &self.journal {
+            let _ = j.append(&Record::Control {
+                action: action.to_string(),
+                agent,
+                by: who.to_string(),
+                at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+            });
+        }
+        self.emit(Event::Control {
+            action: action.to_string(),
+            agent,
+            by: who.to_string(),
+            detail: None,
+        });
+    }
+
+    /// The `status` reply: the run, its counts, and each phase.
+    pub fn status(&self) -> Value {
+        let inner = self.inner();
+        let live = &inner.live;
+        let stopping = self.stopping.borrow().is_some();
+        json!({
+            "run_id": self.run_id,
+            "name": live.name,
+            "status": if stopping && live.outcome.is_none() { "stopping" } else { live.status() },
+            "paused": live.paused,
+            "backend": live.backend,
+            "agents": live.counts,
+            "usage": live.usage,
+            "cost_usd": live.cost_usd,
+            "elapsed_ms": crate::report::millis(self.start.elapsed()),
+            "phase": live.current_phase,
+            "phases": live.phases,
+        })
+    }
+}
+
+trait AsU32 {
+    fn as_u32(&self) -> Option<u32>;
+}
+
+impl AsU32 for Value {
+    fn as_u32(&self) -> Option<u32> {
+        self.as_u64().and_then(|n| u32::try_from(n).ok())
+    }
+}
