@@ -158,9 +158,17 @@ impl Events {
         (self.0)(&event);
     }
 
-    /// Every consumer in `all` sees every event, in order.
+    /// Every consumer in `all` sees every event, all in the same order: events come from the
+    /// sandbox and from every pool worker at once, and a subscriber, the event log and the
+    /// views must not disagree about which came first.
     pub fn tee(all: Vec<Events>) -> Events {
-        Events::new(move |e| all.iter().for_each(|c| (c.0)(e)))
+        let order = std::sync::Mutex::new(());
+        Events::new(move |e| {
+            let _one_at_a_time = order
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            all.iter().for_each(|c| (c.0)(e));
+        })
     }
 }
 

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod compile;
 pub mod config;
 pub mod control;
+pub mod dashboard;
 pub mod events;
 pub mod journal;
 pub mod limits;

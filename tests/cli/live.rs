@@ -267,3 +267,255 @@ fn stop_ends_the_run_with_130_and_resume_asks_no_finished_agent_again() {
     }
     assert_eq!(calls(&s, "task-4"), 2);
 }
+
+/// Two subscribers at once receive identical streams, and one that connects after the run
+/// ended still receives the whole history (from the run's event log).
+#[test]
+fn subscribers_receive_identical_streams_and_a_late_one_the_whole_history() {
+    let s = project(4, 0.3);
+    let id = detach(&s, &["--concurrency", "2"]);
+    let spawn = || wf(&s, &["logs", &id, "--follow", "--json"]).spawn();
+    let (a, b) = (spawn(), spawn());
+    std::thread::sleep(Duration::from_millis(300));
+    let late = spawn(); // connects mid-run: the history first, then live
+    let read = |c: std::process::Child| {
+        let out = c.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let (a, b, late) = (read(a), read(b), read(late));
+    assert!(a.lines().count() >= 10, "the whole stream: {a}");
+    assert!(
+        a.lines()
+            .next()
+            .unwrap()
+            .contains("\"type\":\"run_started\"")
+    );
+    assert!(
+        a.lines()
+            .last()
+            .unwrap()
+            .contains("\"type\":\"run_finished\"")
+    );
+    assert_eq!(a, b, "two subscribers, one stream");
+    assert_eq!(a, late, "a late subscriber gets the history");
+    // After the run: the same stream from the event log.
+    let after = steer(&s, &["logs", &id, "--json"]).stdout.clone();
+    assert_eq!(a, after);
+    // And the plain view of it.
+    let plain = steer(&s, &["logs", &id]).stdout.clone();
+    assert!(
+        plain.starts_with("▶ live — steered (backend: command)"),
+        "{plain}"
+    );
+    assert!(
+        plain.trim_end().ends_with("s") && plain.contains("■ completed in"),
+        "{plain}"
+    );
+}
+
+/// A backend that hangs: the Messages API stalls (no event at all), and a `claude` that
+/// sleeps. With a 1 s stall timeout each call is cancelled, asked once more, then fails naming
+/// the limit; the run ends. The claude processes, and what they started, are ended.
+#[test]
+fn a_stalled_agent_is_retried_once_then_fails_and_the_run_ends() {
+    let api = super::fake_api::FakeApi::start(false);
+    let s = Scratch::new();
+    s.file(
+        "w.js",
+        "export const meta = { name: 'stall', description: 'hangs' };\n\
+         const r = await agent('hang [stallx5]');\n\
+         return { r };\n",
+    );
+    s.file("wfhost.toml", "model = \"claude-sonnet-4-5\"\n");
+    let mut run = wf(
+        &s,
+        &[
+            "run",
+            "w.js",
+            "--yes",
+            "--json",
+            "--backend",
+            "messages",
+            "--stall-timeout",
+            "1s",
+        ],
+    );
+    for (k, v) in api.env() {
+        run = run.env(k, v);
+    }
+    let started = Instant::now();
+    let out = run.run();
+    let r = out.report();
+    assert_eq!(r["result"]["r"], Value::Null, "{r}");
+    let error = r["failures"][0]["error"].as_str().unwrap();
+    assert!(
+        error.contains("stalled twice") && error.contains("--stall-timeout"),
+        "{error}"
+    );
+    assert_eq!(
+        api.attempts("hang").len(),
+        2,
+        "asked once more, then given up"
+    );
+    assert!(started.elapsed() < Duration::from_secs(20));
+
+    // `claude` that sleeps (and starts a child that sleeps): ended, both times.
+    s.file(
+        "fake-claude",
+        "#!/bin/sh\nsleep 30 &\necho $! >> pids\necho $$ >> pids\nwait\n",
+    );
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            s.path().join("fake-claude"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
+    }
+    s.file("wfhost.toml", "[claude]\nbinary = \"./fake-claude\"\n");
+    s.file(
+        "w.js",
+        "export const meta = { name: 'stall', description: 'hangs' };\n\
+         const r = await agent('hang', { stallMs: 800 });\n\
+         return { r };\n",
+    );
+    let out = wf(
+        &s,
+        &["run", "w.js", "--yes", "--json", "--backend", "claude"],
+    )
+    .run();
+    let r = out.report();
+    assert_eq!(r["result"]["r"], Value::Null, "{r}");
+    let error = r["failures"][0]["error"].as_str().unwrap();
+    assert!(
+        error.contains("stalled twice") && error.contains("800ms"),
+        "{error}"
+    );
+    let pids = std::fs::read_to_string(s.path().join("pids")).unwrap();
+    let pids: Vec<i32> = pids.lines().map(|l| l.trim().parse().unwrap()).collect();
+    assert_eq!(pids.len(), 4, "two calls, each a shell and its child");
+    for pid in pids {
+        // Gone, or a zombie waiting for a reaper (ended, not yet collected).
+        let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let alive = state
+            .rsplit(')')
+            .next()
+            .and_then(|rest| rest.split_whitespace().next())
+            .is_some_and(|s| s != "Z" && s != "X");
+        assert!(
+            !alive,
+            "process {pid} of a cancelled call was ended: {state}"
+        );
+    }
+}
+
+/// The control socket is the run owner's alone: mode 0600, and only its uid is served.
+#[test]
+fn the_control_socket_is_private_to_the_runs_owner() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = project(1, 2.0);
+    let id = detach(&s, &[]);
+    let socket = run_dir(&s, &id).join("control.sock");
+    let mode = std::fs::metadata(&socket).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    // A request in the wrong protocol version is refused by name, not guessed at.
+    let mut stream = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+    use std::io::{BufRead, Write};
+    writeln!(stream, "{{\"v\": 9, \"cmd\": \"status\"}}").unwrap();
+    let mut reply = String::new();
+    std::io::BufReader::new(&stream)
+        .read_line(&mut reply)
+        .unwrap();
+    assert!(reply.contains("control protocol 1, not 9"), "{reply}");
+    writeln!(stream, "{{\"v\": 1, \"cmd\": \"status\"}}").unwrap();
+    let mut reply = String::new();
+    std::io::BufReader::new(&stream)
+        .read_line(&mut reply)
+        .unwrap();
+    let status: Value = serde_json::from_str(&reply).unwrap();
+    assert_eq!(status["ok"], true);
+    assert_eq!(status["run_id"], id.as_str());
+    assert_eq!(status["agents"]["running"], 1, "{status}");
+    steer(&s, &["stop", &id]);
+}
+
+/// `wfhost watch` in a real terminal (tmux) on a detached run: agent 3 is killed from the
+/// dashboard (`x`, then `y`), the script sees `null` there and the others complete; strings the
+/// script controls (phase titles, logs, labels) never reach the terminal raw; Ctrl-C and `q`
+/// leave with the terminal restored, and the run goes on.
+#[test]
+fn the_dashboard_kills_an_agent_and_never_shows_raw_script_strings() {
+    let s = project(6, 2.0);
+    std::fs::write(
+        s.path().join("w.js"),
+        "export const meta = { name: 'live', description: 'steered', phases: [{ title: 'Work' }, { title: 'Sum\\u001b[31mRED' }] };\n\
+         phase('Work');\n\
+         log('hello \\u001b[2Jclear \\u202eevil');\n\
+         const out = await parallel(Array.from({ length: 6 }, (_, i) => () => agent(`task ${i + 1} [sleep=2]`, { label: `task-${i + 1}` })));\n\
+         phase('Sum\\u001b[31mRED');\n\
+         return out;\n",
+    )
+    .unwrap();
+    let id = detach(&s, &["--concurrency", "2"]);
+    let watch = |name: &str| {
+        let cmd = format!(
+            "cd {} && env -u CI TERM=xterm-256color WFHOST_RUNS_DIR=runs {} watch {id}; echo WATCH-EXIT=$?; sleep 60",
+            s.path().display(),
+            env!("CARGO_BIN_EXE_wfhost")
+        );
+        super::Terminal::start(name, &cmd)
+    };
+    let Some(term) = watch("dashboard_kill") else {
+        return;
+    };
+    let screen = term.wait_for("Agents · Work");
+    assert!(
+        screen.contains("Sum␛[31mRED"),
+        "a phase title's escape is shown, not obeyed:\n{screen}"
+    );
+    assert!(
+        screen.contains("hello ␛[2Jclear <U+202E>evil"),
+        "log line made visible:\n{screen}"
+    );
+    assert!(
+        screen.contains("running · command · 6 agents"),
+        "header:\n{screen}"
+    );
+    term.press(&["Down", "Down", "x"]);
+    let asked = term.wait_for("kill agent 3 (task-3)? [y/N]");
+    assert!(asked.contains("kill agent 3 (task-3)? [y/N]"), "{asked}");
+    term.press(&["y"]);
+    // Queued when killed: it fails as soon as a worker takes it.
+    let killed = term.wait_for("✗ failed");
+    assert!(killed.contains("✗ failed"), "{killed}");
+    term.press(&["C-c"]);
+    let left = term.wait_for("WATCH-EXIT=");
+    assert!(left.contains("WATCH-EXIT=130"), "{left}");
+    assert!(
+        !left.contains("┌ Phases"),
+        "the terminal is restored:\n{left}"
+    );
+    drop(term);
+
+    // Watch again: the whole history, then live until the run ends; `q` leaves.
+    let term = watch("dashboard_end").unwrap();
+    let ended = term.wait_for("the run ended (completed)");
+    assert!(
+        ended.contains("completed · command · 6 agents (5 done"),
+        "{ended}"
+    );
+    assert!(
+        ended.contains("1 failed"),
+        "a failed agent is loud:\n{ended}"
+    );
+    term.press(&["q"]);
+    let left = term.wait_for("WATCH-EXIT=");
+    assert!(left.contains("WATCH-EXIT=0"), "{left}");
+    let show: Value =
+        serde_json::from_str(&steer(&s, &["runs", "show", &id, "--json"]).stdout).unwrap();
+    let result = &show["result"];
+    assert_eq!(result[2], Value::Null, "{result}");
+    assert_eq!(result[5], "task-6 call 1", "{result}");
+    assert_eq!(calls(&s, "task-3"), 0);
+}

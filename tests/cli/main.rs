@@ -208,3 +208,75 @@ pub fn run_script(body: &str, extra: &[&str]) -> (Value, Out) {
         .run();
     (out.report(), out)
 }
+
+pub fn tmux(args: &[&str]) -> String {
+    let out = std::process::Command::new("tmux")
+        .args(args)
+        .output()
+        .expect("tmux runs");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A detached tmux session running `cmd` in a 160×48 terminal; killed when dropped.
+pub struct Terminal(String);
+
+impl Terminal {
+    /// `None` (and a visible skip message) when tmux is not installed.
+    pub fn start(test: &str, cmd: &str) -> Option<Terminal> {
+        if std::process::Command::new("tmux")
+            .arg("-V")
+            .output()
+            .is_err()
+        {
+            missing_tool(test, "tmux is not installed");
+            return None;
+        }
+        let name = format!("wfhost-{test}-{}", std::process::id());
+        tmux(&[
+            "new-session",
+            "-d",
+            "-s",
+            &name,
+            "-x",
+            "160",
+            "-y",
+            "48",
+            cmd,
+        ]);
+        Some(Terminal(name))
+    }
+
+    /// The screen (with 100 lines of scrollback) once it contains `needle`, or after 20 s.
+    pub fn wait_for(&self, needle: &str) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let screen = tmux(&["capture-pane", "-p", "-S", "-100", "-t", &self.0]);
+            if screen.contains(needle) || std::time::Instant::now() > deadline {
+                return screen;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    pub fn keys(&self, keys: &str) {
+        tmux(&["send-keys", "-t", &self.0, keys, "Enter"]);
+    }
+
+    /// Sends keys as tmux names them (`Down`, `x`, `C-c`), without Enter.
+    pub fn press(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", &self.0];
+        args.extend_from_slice(keys);
+        tmux(&args);
+    }
+
+    /// The screen now.
+    pub fn screen(&self) -> String {
+        tmux(&["capture-pane", "-p", "-t", &self.0])
+    }
+}
+
+impl Drop for Terminal {
+    fn drop(&mut self) {
+        tmux(&["kill-session", "-t", &self.0]);
+    }
+}

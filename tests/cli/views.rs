@@ -1,5 +1,6 @@
 //! What people and CI see: plain progress, the event stream, saved workflows, traces.
 
+use super::Terminal;
 use super::{Scratch, wfhost};
 
 const SCRIPT: &str = "export const meta = { name: 'views', description: 'a fixed run for snapshots', phases: [{ title: 'Gather' }, { title: 'Decide' }] };\n\
@@ -341,66 +342,6 @@ fn html_trace_renders_in_headless_chromium() {
     );
     if let Some(keep) = std::env::var_os("WFHOST_KEEP_TRACE_PNG") {
         std::fs::copy(&shot, keep).unwrap();
-    }
-}
-
-fn tmux(args: &[&str]) -> String {
-    let out = std::process::Command::new("tmux")
-        .args(args)
-        .output()
-        .expect("tmux runs");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// A detached tmux session running `cmd` in a 160×48 terminal; killed when dropped.
-struct Terminal(String);
-
-impl Terminal {
-    /// `None` (and a visible skip message) when tmux is not installed.
-    fn start(test: &str, cmd: &str) -> Option<Terminal> {
-        if std::process::Command::new("tmux")
-            .arg("-V")
-            .output()
-            .is_err()
-        {
-            super::missing_tool(test, "tmux is not installed");
-            return None;
-        }
-        let name = format!("wfhost-{test}-{}", std::process::id());
-        tmux(&[
-            "new-session",
-            "-d",
-            "-s",
-            &name,
-            "-x",
-            "160",
-            "-y",
-            "48",
-            cmd,
-        ]);
-        Some(Terminal(name))
-    }
-
-    /// The screen (with 100 lines of scrollback) once it contains `needle`, or after 20 s.
-    fn wait_for(&self, needle: &str) -> String {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        loop {
-            let screen = tmux(&["capture-pane", "-p", "-S", "-100", "-t", &self.0]);
-            if screen.contains(needle) || std::time::Instant::now() > deadline {
-                return screen;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-    }
-
-    fn keys(&self, keys: &str) {
-        tmux(&["send-keys", "-t", &self.0, keys, "Enter"]);
-    }
-}
-
-impl Drop for Terminal {
-    fn drop(&mut self) {
-        tmux(&["kill-session", "-t", &self.0]);
     }
 }
 

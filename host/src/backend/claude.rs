@@ -247,15 +247,14 @@ impl Backend for Claude {
         cmd.args(self.args(req))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
+            .stderr(Stdio::piped());
         if let Some((_, dir)) = &worktree {
             cmd.current_dir(dir);
         }
         if let Some(t) = thinking_tokens(req.effort.as_deref()) {
             cmd.env("MAX_THINKING_TOKENS", t);
         }
-        let mut child = cmd.spawn().map_err(|e| {
+        let mut child = super::spawn_in_group(&mut cmd).map_err(|e| {
             AgentError::permanent(format!("cannot start `{}`: {e}", self.binary.display()))
         })?;
         if let Some(mut stdin) = child.stdin.take() {

@@ -76,13 +76,12 @@ impl Backend for Command {
         if let Some(f) = feedback {
             request["feedback"] = json!(f);
         }
-        let mut child = tokio::process::Command::new(&self.program)
-            .args(&self.args)
+        let mut cmd = tokio::process::Command::new(&self.program);
+        cmd.args(&self.args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
+            .stderr(Stdio::piped());
+        let mut child = super::spawn_in_group(&mut cmd)
             .map_err(|e| AgentError::permanent(format!("cannot start `{}`: {e}", self.program)))?;
         if let Some(mut stdin) = child.stdin.take() {
             let _ = stdin.write_all(request.to_string().as_bytes()).await;

@@ -51,11 +51,40 @@ pub fn progress() {
     let _ = PROGRESS.try_with(|p| p.touch());
 }
 
+/// Starts an agent's process in a process group of its own, so that cancelling the call (a
+/// stop, a kill, a stall, a timeout) ends everything it started, not only its first process:
+/// `claude` runs tools as children, and a shell script's `sleep` outlives a killed shell.
+pub fn spawn_in_group(cmd: &mut tokio::process::Command) -> std::io::Result<tokio::process::Child> {
+    cmd.process_group(0).kill_on_drop(true).spawn()
+}
+
+/// Ends an agent's process group when its call is dropped before the process exited.
+struct GroupGuard {
+    pgid: Option<i32>,
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(pgid) = self.pgid.filter(|p| *p > 0) {
+            // SAFETY: kill has no memory preconditions; a negative pid names the process group
+            // this call's process leads (spawn_in_group), which is still alive: its leader has
+            // not been reaped, so the group id cannot have been reused.
+            unsafe {
+                libc::kill(-pgid, libc::SIGKILL);
+            }
+        }
+    }
+}
+
 /// Waits for a child's exit while reading its stdout and stderr, reporting each chunk of
-/// output as progress (`wait_with_output` reads the same, but silently).
+/// output as progress (`wait_with_output` reads the same, but silently). A child started by
+/// `spawn_in_group` has its whole group ended if the call is cancelled first.
 pub async fn output_with_progress(
     mut child: tokio::process::Child,
 ) -> std::io::Result<std::process::Output> {
+    let mut guard = GroupGuard {
+        pgid: child.id().and_then(|p| i32::try_from(p).ok()),
+    };
     use tokio::io::AsyncReadExt as _;
     async fn drain<R: tokio::io::AsyncRead + Unpin>(r: Option<R>) -> std::io::Result<Vec<u8>> {
         let mut out = Vec::new();
@@ -71,7 +100,13 @@ pub async fn output_with_progress(
         }
     }
     let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
-    let (stdout, stderr, status) = tokio::try_join!(drain(stdout), drain(stderr), child.wait())?;
+    let status = async {
+        let status = child.wait().await;
+        // Reaped: its id may be reused from here on, so the guard must not signal it.
+        guard.pgid = None;
+        status
+    };
+    let (stdout, stderr, status) = tokio::try_join!(drain(stdout), drain(stderr), status)?;
     Ok(std::process::Output {
         status,
         stdout,

@@ -10,6 +10,7 @@ mod run;
 mod runs;
 mod steer;
 mod trace;
+mod watch;
 mod workflows;
 
 use crate::exit;
@@ -77,6 +78,9 @@ enum Command {
     /// Continue an interrupted or failed run: stored results are served, the rest runs.
     #[command(after_help = resume::AFTER_HELP)]
     Resume(resume::ResumeArgs),
+    /// A full-screen dashboard of a live run: phases, agents, keys to pause, kill, restart, save.
+    #[command(after_help = watch::AFTER_HELP)]
+    Watch(watch::WatchArgs),
     /// Print a run's plain view (live with `--follow`), or its events as JSON lines.
     #[command(after_help = logs::AFTER_HELP)]
     Logs(logs::LogsArgs),
@@ -283,6 +287,7 @@ pub fn main() -> ExitCode {
             Command::Resume(a) => resume::resume(a).await,
             Command::Runs(a) => runs::runs(a),
             Command::Logs(a) => logs::logs(a).await,
+            Command::Watch(a) => watch::watch(a).await,
             Command::Stop(a) => steer::stop(a).await,
             Command::Pause(a) => steer::pause(a).await,
             Command::Continue(a) => steer::resume_dispatch(a).await,

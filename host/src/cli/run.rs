@@ -229,7 +229,7 @@ pub(super) async fn run(mut a: RunArgs) -> Result<u8> {
             .append(true)
             .open(j.dir().events());
         match log {
-            Ok(f) => consumers.push(crate::events::write_lines(Box::new(f), Instant::now())),
+            Ok(f) => control.log_to(f),
             Err(e) => eprintln!("warning: no event log for `wfhost logs`: {e}"),
         }
     }

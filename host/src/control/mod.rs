@@ -116,6 +116,8 @@ pub struct Control {
     paused: watch::Sender<bool>,
     stopping: watch::Sender<Option<String>>,
     inner: Mutex<Inner>,
+    /// The run's event log (`events.jsonl`): the same lines subscribers receive.
+    log: OnceLock<Mutex<std::io::LineWriter<std::fs::File>>>,
 }
 
 #[derive(Default)]
@@ -172,7 +174,13 @@ impl Control {
             paused: watch::Sender::new(false),
             stopping: watch::Sender::new(None),
             inner: Mutex::new(Inner::default()),
+            log: OnceLock::new(),
         })
+    }
+
+    /// Writes every line of the stream to `file` as well (the run's `events.jsonl`).
+    pub fn log_to(&self, file: std::fs::File) {
+        let _ = self.log.set(Mutex::new(std::io::LineWriter::new(file)));
     }
 
     fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -197,6 +205,12 @@ impl Control {
     fn observe(&self, e: &Event) {
         let line: Arc<str> = crate::events::to_line(self.start, e).into();
         let t_ms = crate::report::millis(self.start.elapsed());
+        if let Some(log) = self.log.get()
+            && let Ok(mut log) = log.lock()
+        {
+            use std::io::Write as _;
+            let _ = writeln!(log, "{line}");
+        }
         let mut inner = self.inner();
         inner.live.apply(t_ms, e);
         inner.lines.push(line.clone());
@@ -306,8 +320,13 @@ impl Control {
                 json!({ "paused": pause })
             }
             Command::Stop => {
+                // Journaled first: the run's end record must come after it, and ending the run
+                // is what `halt` sets off.
+                self.record("stop", None, who);
                 self.halt(&format!("stopped by the operator ({who})"));
-                json!({ "stopping": true, "resume": format!("wfhost resume {} --yes", self.run_id) })
+                return Ok(
+                    json!({ "stopping": true, "resume": format!("wfhost resume {} --yes", self.run_id) }),
+                );
             }
             Command::Kill { agent } | Command::Restart { agent } => {
                 let cancel = if matches!(command, Command::Kill { .. }) {

@@ -1,0 +1,284 @@
+//! Draws the dashboard from its state: header, phases, the selected phase's agents, the last
+//! log lines, and a footer with the keys (or the question awaiting an answer). Every string the
+//! script controls was made terminal-safe before it reached the state.
+
+use super::input::HELP;
+use super::state::{App, Focus};
+use crate::agent::AgentState;
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style, Stylize};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Cell, Clear, Paragraph, Row, Table, TableState, Wrap};
+
+fn secs(ms: u64) -> String {
+    let s = ms / 1000;
+    if s >= 3600 {
+        format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
+    } else if s >= 60 {
+        format!("{}m{:02}s", s / 60, s % 60)
+    } else {
+        format!("{:.1}s", ms as f64 / 1000.0)
+    }
+}
+
+fn state_style(state: AgentState) -> Style {
+    match state {
+        AgentState::Done => Style::new().fg(Color::Green),
+        AgentState::Failed => Style::new().fg(Color::Red),
+        AgentState::Running => Style::new().fg(Color::Yellow),
+        AgentState::Cached => Style::new().fg(Color::Blue),
+        AgentState::Queued => Style::new().fg(Color::DarkGray),
+    }
+}
+
+pub fn draw(frame: &mut Frame<'_>, app: &App, now_ms: u64) {
+    let run = &app.run;
+    let phase_rows = u16::try_from(run.phases.len().clamp(1, 8)).unwrap_or(8) + 3;
+    let [header, phases, agents, logs, footer] = Layout::vertical([
+        Constraint::Length(2),
+        Constraint::Length(phase_rows),
+        Constraint::Min(5),
+        Constraint::Length(5),
+        Constraint::Length(1),
+    ])
+    .areas(frame.area());
+
+    // Header: run, script, status, backend, tokens, cost, elapsed.
+    let status = if app.ended {
+        run.outcome.clone().unwrap_or_else(|| "ended".into())
+    } else {
+        run.status().to_string()
+    };
+    let status_style = match status.as_str() {
+        "running" => Style::new().fg(Color::Yellow).bold(),
+        "paused" => Style::new().fg(Color::Magenta).bold(),
+        "completed" => Style::new().fg(Color::Green).bold(),
+        _ => Style::new().fg(Color::Red).bold(),
+    };
+    let title = Line::from(vec![
+        Span::raw(" wfhost ").bold(),
+        Span::raw(format!("{} ", run.name)),
+        Span::raw(format!("· run {} ", run.run_id)).dark_gray(),
+    ]);
+    let elapsed = if app.ended {
+        run.t_ms
+    } else {
+        now_ms.max(run.t_ms)
+    };
+    let failed = run.counts.failed;
+    let mut facts = vec![
+        Span::styled(status, status_style),
+        Span::raw(format!(
+            " · {} · {} agents ({} done, {} running, {} queued",
+            run.backend,
+            run.counts.total(),
+            run.counts.done + run.counts.cached,
+            run.counts.running,
+            run.counts.queued
+        )),
+    ];
+    if failed > 0 {
+        facts.push(Span::raw(", "));
+        facts.push(Span::styled(
+            format!("{failed} failed"),
+            Style::new().fg(Color::Red).bold(),
+        ));
+    }
+    facts.push(Span::raw(format!(
+        ") · {} in / {} out · ${:.4} · {}",
+        run.usage.input_tokens,
+        run.usage.output_tokens,
+        run.cost_usd,
+        secs(elapsed)
+    )));
+    frame.render_widget(
+        Paragraph::new(Line::from(facts)).block(Block::new().title(title)),
+        header,
+    );
+
+    // Phases: one row each, with its counts.
+    let rows: Vec<Row<'_>> = run
+        .phases
+        .iter()
+        .map(|p| {
+            let c = p.counts;
+            let took = match (p.first_ms, p.last_ms) {
+                (Some(a), Some(b)) => secs(b.saturating_sub(a)),
+                _ => "—".into(),
+            };
+            Row::new(vec![
+                Cell::from(if p.title.is_empty() {
+                    "(no phase)".to_string()
+                } else {
+                    p.title.clone()
+                }),
+                Cell::from(c.done.to_string()).green(),
+                Cell::from(c.running.to_string()).yellow(),
+                Cell::from(c.queued.to_string()),
+                Cell::from(c.failed.to_string()).style(if c.failed > 0 {
+                    Style::new().fg(Color::Red).bold()
+                } else {
+                    Style::new()
+                }),
+                Cell::from(c.cached.to_string()).blue(),
+                Cell::from(p.tokens.to_string()),
+                Cell::from(took),
+            ])
+        })
+        .collect();
+    let focus_style = |f: Focus| {
+        if app.focus == f && app.detail.is_none() {
+            Style::new().fg(Color::Cyan)
+        } else {
+            Style::new()
+        }
+    };
+    let table = Table::new(
+        rows,
+        [
+            Constraint::Fill(1),
+            Constraint::Length(6),
+            Constraint::Length(8),
+            Constraint::Length(7),
+            Constraint::Length(7),
+            Constraint::Length(7),
+            Constraint::Length(10),
+            Constraint::Length(8),
+        ],
+    )
+    .header(
+        Row::new([
+            "phase", "done", "running", "queued", "failed", "cached", "tokens", "time",
+        ])
+        .bold(),
+    )
+    .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED))
+    .block(
+        Block::bordered()
+            .title(" Phases ")
+            .border_style(focus_style(Focus::Phases)),
+    );
+    let mut state = TableState::default().with_selected(Some(app.phase));
+    frame.render_stateful_widget(table, phases, &mut state);
+
+    // The selected phase's agents.
+    let visible = app.visible();
+    let rows: Vec<Row<'_>> = visible
+        .iter()
+        .map(|a| {
+            let time = match (a.started_ms, a.ended_ms) {
+                (Some(s), Some(e)) => secs(e.saturating_sub(s)),
+                (Some(s), None) => secs(elapsed.saturating_sub(s)),
+                _ => String::new(),
+            };
+            let state = if a.restarts > 0 {
+                format!("{} ↻{}", a.state, a.restarts)
+            } else {
+                a.state.to_string()
+            };
+            Row::new(vec![
+                Cell::from(a.number.to_string()),
+                Cell::from(a.label.clone()),
+                Cell::from(format!("{} {state}", a.state.mark())).style(state_style(a.state)),
+                Cell::from(a.model.clone().unwrap_or_default()),
+                Cell::from((a.usage.input_tokens + a.usage.output_tokens).to_string()),
+                Cell::from(time),
+            ])
+        })
+        .collect();
+    let title = format!(
+        " Agents · {} · {} of them · filter: {} ",
+        app.phase_title().map_or("all phases", |t| if t.is_empty() {
+            "(no phase)"
+        } else {
+            t
+        }),
+        visible.len(),
+        app.filter.name()
+    );
+    let table = Table::new(
+        rows,
+        [
+            Constraint::Length(5),
+            Constraint::Fill(1),
+            Constraint::Length(13),
+            Constraint::Length(20),
+            Constraint::Length(9),
+            Constraint::Length(8),
+        ],
+    )
+    .header(Row::new(["#", "label", "state", "model", "tokens", "time"]).bold())
+    .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED))
+    .block(
+        Block::bordered()
+            .title(title)
+            .border_style(focus_style(Focus::Agents)),
+    );
+    let mut state = TableState::default().with_selected((!visible.is_empty()).then_some(app.agent));
+    frame.render_stateful_widget(table, agents, &mut state);
+
+    // The last log lines.
+    let shown = usize::from(logs.height.saturating_sub(2));
+    let lines: Vec<Line<'_>> = run
+        .logs
+        .iter()
+        .skip(run.logs.len().saturating_sub(shown))
+        .map(|(level, text)| match level {
+            crate::events::LogLevel::Info => Line::raw(text.as_str()),
+            _ => Line::raw(text.as_str()).yellow(),
+        })
+        .collect();
+    frame.render_widget(
+        Paragraph::new(lines).block(Block::bordered().title(" Log ")),
+        logs,
+    );
+
+    // Footer: the question awaiting an answer, else the last message, else the keys.
+    // Replies echo labels and errors the script controls: made safe here, where they are shown.
+    let footer_line = match (&app.confirm, &app.message) {
+        (Some((_, question)), _) => Line::raw(crate::sanitize::line(question).into_owned())
+            .bold()
+            .magenta(),
+        (None, Some(m)) => Line::from(vec![
+            Span::raw(crate::sanitize::line(m).into_owned()).cyan(),
+            Span::raw(" · ").dark_gray(),
+            Span::raw(HELP).dark_gray(),
+        ]),
+        (None, None) => Line::raw(HELP).dark_gray(),
+    };
+    frame.render_widget(Paragraph::new(footer_line), footer);
+
+    if let Some(d) = &app.detail {
+        let area = popup(frame.area());
+        frame.render_widget(Clear, area);
+        frame.render_widget(
+            Paragraph::new(d.text.as_str())
+                .wrap(Wrap { trim: false })
+                .scroll((d.scroll, 0))
+                .block(
+                    Block::bordered()
+                        .title(format!(" {} · ↑↓ scroll · Esc close ", d.title))
+                        .border_style(Style::new().fg(Color::Cyan)),
+                ),
+            area,
+        );
+    }
+}
+
+/// The detail pane: most of the screen, centred.
+fn popup(area: Rect) -> Rect {
+    let [_, middle, _] = Layout::vertical([
+        Constraint::Percentage(8),
+        Constraint::Percentage(84),
+        Constraint::Percentage(8),
+    ])
+    .areas(area);
+    let [_, centre, _] = Layout::horizontal([
+        Constraint::Percentage(6),
+        Constraint::Percentage(88),
+        Constraint::Percentage(6),
+    ])
+    .areas(middle);
+    centre
+}

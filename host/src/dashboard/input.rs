@@ -1,0 +1,136 @@
+//! Keys → changes to the dashboard's state, or an action for the run. Kill, restart and pause
+//! ask first: one key (`y`) confirms, any other cancels.
+
+use super::state::{App, Focus};
+use crate::control::{AgentRef, Command};
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+/// What a key asks of the run.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Send this command on the control socket.
+    Send(Command),
+    /// Open the detail pane of the agent with this handle.
+    Open(u32),
+}
+
+pub const HELP: &str = "↑↓ move · Tab phases/agents · Enter open · f filter · p pause · x kill · r restart · s save · q leave";
+
+pub fn handle(app: &mut App, key: KeyEvent) -> Option<Action> {
+    let ctrl_c = key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c');
+    if ctrl_c {
+        app.quit = true;
+        return None;
+    }
+    // A question is open: `y` confirms it, anything else drops it.
+    if let Some((command, _)) = app.confirm.take() {
+        if key.code == KeyCode::Char('y') {
+            return Some(Action::Send(command));
+        }
+        app.message = Some("cancelled".into());
+        return None;
+    }
+    match key.code {
+        KeyCode::Char('q') if app.detail.is_none() => app.quit = true,
+        KeyCode::Esc | KeyCode::Char('q') => app.detail = None,
+        KeyCode::Up | KeyCode::Char('k') => app.move_by(-1),
+        KeyCode::Down | KeyCode::Char('j') => app.move_by(1),
+        KeyCode::PageUp => app.move_by(-10),
+        KeyCode::PageDown => app.move_by(10),
+        KeyCode::Tab | KeyCode::Left | KeyCode::Right => {
+            app.focus = match app.focus {
+                Focus::Phases => Focus::Agents,
+                Focus::Agents => Focus::Phases,
+            };
+        }
+        KeyCode::Enter => {
+            if let Some(a) = app.selected_agent() {
+                return Some(Action::Open(a.handle));
+            }
+        }
+        KeyCode::Char('f') => {
+            app.filter = app.filter.next();
+            app.agent = 0;
+        }
+        KeyCode::Char('s') => {
+            return Some(Action::Send(Command::Save {
+                personal: false,
+                force: false,
+            }));
+        }
+        KeyCode::Char('p') if !app.ended => {
+            let (command, question) = if app.run.paused {
+                (Command::Continue, "continue the run?")
+            } else {
+                (
+                    Command::Pause,
+                    "pause the run? (no new agent starts; running ones finish)",
+                )
+            };
+            app.confirm = Some((command, format!("{question} [y/N]")));
+        }
+        KeyCode::Char(c @ ('x' | 'r')) if !app.ended => {
+            if let Some(a) = app.selected_agent() {
+                let agent = AgentRef::Number(a.number);
+                let label = crate::sanitize::line(&a.label).into_owned();
+                let (command, verb) = if c == 'x' {
+                    (Command::Kill { agent }, "kill")
+                } else {
+                    (Command::Restart { agent }, "restart")
+                };
+                app.confirm = Some((
+                    command,
+                    format!("{verb} agent {} ({label})? [y/N]", a.number),
+                ));
+            }
+        }
+        _ => {}
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::Event;
+
+    fn key(c: char) -> KeyEvent {
+        KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE)
+    }
+
+    #[test]
+    fn kill_asks_first_and_only_y_confirms() {
+        let mut app = App::new();
+        app.run.apply(
+            0,
+            &Event::AgentQueued {
+                handle: 7,
+                label: "a".into(),
+                phase: None,
+            },
+        );
+        assert_eq!(handle(&mut app, key('x')), None);
+        assert!(
+            app.confirm
+                .as_ref()
+                .unwrap()
+                .1
+                .contains("kill agent 1 (a)?")
+        );
+        assert_eq!(handle(&mut app, key('n')), None, "anything but y cancels");
+        assert!(app.confirm.is_none());
+        handle(&mut app, key('x'));
+        assert_eq!(
+            handle(&mut app, key('y')),
+            Some(Action::Send(Command::Kill {
+                agent: AgentRef::Number(1)
+            }))
+        );
+        assert_eq!(
+            handle(&mut app, KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)),
+            Some(Action::Open(7))
+        );
+        handle(&mut app, key('q'));
+        assert!(app.quit);
+    }
+}
