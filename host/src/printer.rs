@@ -1,19 +1,28 @@
-//! Progress views, each a consumer of the event stream:
-//! - [`plain`]: line-oriented progress on stderr, no ANSI codes (CI logs, pipes, `TERM=dumb`);
-//! - [`live`]: on a terminal, a line per phase (done/running/queued/failed, tokens, cost,
-//!   elapsed), the running agents beneath, log lines scrolling above, and a summary table at
-//!   the end; the bars are cleared so the terminal is left clean.
+//! Line views of the event stream:
+//! - [`plain`]: line-oriented progress on stderr, no ANSI codes (CI logs, pipes, `TERM=dumb`,
+//!   `wfhost logs`);
+//! - [`summary`]: what `wfhost run` leaves on a terminal after its dashboard (dashboard/)
+//!   closes: the log lines and a table per phase.
 
 use crate::events::{Event, Events, LogLevel};
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use std::collections::HashMap;
+use crate::live::LiveRun;
 use std::io::Write;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 /// Prints events as lines on stderr (no ANSI codes; safe for CI logs).
 pub fn plain() -> Events {
-    Events::new(|e| {
+    plain_when(Arc::new(AtomicBool::new(true)))
+}
+
+/// The plain view while `on` is set (`wfhost run` turns it on when the operator leaves the
+/// dashboard and the run goes on).
+pub fn plain_when(on: Arc<AtomicBool>) -> Events {
+    Events::new(move |e| {
+        if !on.load(Ordering::Relaxed) {
+            return;
+        }
         if let Some(line) = plain_line(e) {
             let _ = writeln!(std::io::stderr().lock(), "{line}");
         }
@@ -62,31 +71,6 @@ pub fn plain_line(e: &Event) -> Option<String> {
     })
 }
 
-#[derive(Default, Clone)]
-struct PhaseStats {
-    done: u32,
-    running: u32,
-    queued: u32,
-    failed: u32,
-    cached: u32,
-    tokens: u64,
-    cost: f64,
-    started: Option<Instant>,
-    ended: Option<Instant>,
-}
-
-struct Live {
-    multi: MultiProgress,
-    phases: Vec<(String, PhaseStats, ProgressBar)>,
-    agents: HashMap<u32, (String, ProgressBar)>,
-    queued_phase: HashMap<u32, usize>,
-    current: usize,
-    start: Instant,
-}
-
-/// Why 8: more running agents than this do not fit a terminal; the phase line counts them all.
-const SHOWN_AGENTS: usize = 8;
-
 fn human_tokens(n: u64) -> String {
     if n >= 10_000 {
         format!("{:.1}k", n as f64 / 1000.0)
@@ -95,201 +79,50 @@ fn human_tokens(n: u64) -> String {
     }
 }
 
-impl Live {
-    fn phase_index(&mut self, title: &str) -> usize {
-        if let Some(i) = self.phases.iter().position(|(t, ..)| t == title) {
-            return i;
-        }
-        let bar = self.multi.add(ProgressBar::new_spinner());
-        bar.set_style(
-            ProgressStyle::with_template("{spinner} {prefix:.bold} {msg}").expect("valid template"),
-        );
-        bar.set_prefix(title.to_string());
-        bar.enable_steady_tick(Duration::from_millis(120));
-        self.phases.push((
-            title.to_string(),
-            PhaseStats {
-                started: Some(Instant::now()),
-                ..PhaseStats::default()
-            },
-            bar,
+/// What a terminal keeps after the dashboard of `wfhost run` closes (its screen is gone): the
+/// log lines, then a table with a row per phase and the outcome.
+pub fn summary(run: &LiveRun) -> String {
+    let mut out = String::new();
+    for (level, text) in &run.logs {
+        let mark = if *level == LogLevel::Info { "│" } else { "!" };
+        out.push_str(&format!("  {mark} {}\n", crate::sanitize::line(text)));
+    }
+    out.push_str(&format!(
+        "\n{:<24} {:>6} {:>7} {:>7} {:>9} {:>10} {:>8}\n",
+        "phase", "done", "failed", "cached", "tokens", "cost", "time"
+    ));
+    for p in run
+        .phases
+        .iter()
+        .filter(|p| p.counts.total() > 0 || !p.title.is_empty())
+    {
+        let took = match (p.first_ms, p.last_ms) {
+            (Some(a), Some(b)) => b.saturating_sub(a),
+            _ => 0,
+        };
+        let title = if p.title.is_empty() {
+            "(no phase)"
+        } else {
+            &p.title
+        };
+        out.push_str(&format!(
+            "{:<24} {:>6} {:>7} {:>7} {:>9} {:>10} {:>7.1}s\n",
+            crate::sanitize::line(title)
+                .chars()
+                .take(24)
+                .collect::<String>(),
+            p.counts.done,
+            p.counts.failed,
+            p.counts.cached,
+            human_tokens(p.tokens),
+            format!("${:.4}", p.cost_usd),
+            Duration::from_millis(took).as_secs_f64()
         ));
-        self.phases.len() - 1
     }
-
-    fn refresh(&self, i: usize) {
-        let (_, s, bar) = &self.phases[i];
-        let elapsed = s
-            .ended
-            .unwrap_or_else(Instant::now)
-            .duration_since(s.started.unwrap_or(self.start));
-        let mut msg = format!(
-            "{} done · {} running · {} queued · {} failed",
-            s.done, s.running, s.queued, s.failed
-        );
-        if s.cached > 0 {
-            msg.push_str(&format!(" · {} cached", s.cached));
-        }
-        msg.push_str(&format!(" · {} tok", human_tokens(s.tokens)));
-        if s.cost > 0.0 {
-            msg.push_str(&format!(" · ${:.4}", s.cost));
-        }
-        msg.push_str(&format!(" · {:.0}s", elapsed.as_secs_f64()));
-        bar.set_message(msg);
-    }
-
-    fn on(&mut self, e: &Event) {
-        match e {
-            Event::RunStarted {
-                meta,
-                backend,
-                model,
-                ..
-            } => {
-                let model = model
-                    .as_ref()
-                    .map(|m| format!(", model {m}"))
-                    .unwrap_or_default();
-                let _ = self.multi.println(format!(
-                    "▶ {} — {} (backend {backend}{model})",
-                    meta.name, meta.description
-                ));
-                if !meta.phases.is_empty() {
-                    let titles: Vec<&str> = meta.phases.iter().map(|p| p.title.as_str()).collect();
-                    let _ = self
-                        .multi
-                        .println(format!("  phases: {}", titles.join(" → ")));
-                }
-            }
-            Event::Phase { title } => {
-                if let Some((_, s, _)) = self.phases.get_mut(self.current) {
-                    s.ended.get_or_insert_with(Instant::now);
-                }
-                self.current = self.phase_index(title);
-                self.refresh(self.current);
-            }
-            Event::AgentQueued { handle, phase, .. } => {
-                let i = self.phase_index(phase.as_deref().unwrap_or("(no phase)"));
-                self.queued_phase.insert(*handle, i);
-                self.phases[i].1.queued += 1;
-                self.refresh(i);
-            }
-            Event::AgentCached { phase, .. } => {
-                let i = self.phase_index(phase.as_deref().unwrap_or("(no phase)"));
-                self.phases[i].1.cached += 1;
-                self.refresh(i);
-            }
-            Event::AgentStarted { handle, label, .. } => {
-                let i = *self.queued_phase.get(handle).unwrap_or(&0);
-                if let Some((_, s, _)) = self.phases.get_mut(i) {
-                    s.queued = s.queued.saturating_sub(1);
-                    s.running += 1;
-                }
-                if self.agents.len() < SHOWN_AGENTS {
-                    let bar = self.multi.add(ProgressBar::new_spinner());
-                    bar.set_style(
-                        ProgressStyle::with_template("    {spinner} {msg} {elapsed}")
-                            .expect("valid template"),
-                    );
-                    bar.set_message(label.chars().take(60).collect::<String>());
-                    bar.enable_steady_tick(Duration::from_millis(120));
-                    self.agents.insert(*handle, (label.clone(), bar));
-                }
-                if i < self.phases.len() {
-                    self.refresh(i);
-                }
-            }
-            Event::AgentFinished {
-                handle,
-                usage,
-                cost_usd,
-                ..
-            } => self.end(*handle, false, usage.output_tokens, *cost_usd),
-            Event::AgentFailed { handle, .. } => self.end(*handle, true, 0, 0.0),
-            Event::Log { level, text } => {
-                let mark = if *level == LogLevel::Info { "│" } else { "!" };
-                let _ = self.multi.println(format!("  {mark} {text}"));
-            }
-            Event::RunFinished {
-                outcome,
-                duration_ms,
-            } => {
-                for (_, s, bar) in &mut self.phases {
-                    s.ended.get_or_insert_with(Instant::now);
-                    bar.finish_and_clear();
-                }
-                for (_, (_, bar)) in self.agents.drain() {
-                    bar.finish_and_clear();
-                }
-                let _ = self.multi.clear();
-                let mut table = format!(
-                    "\n{:<24} {:>6} {:>7} {:>7} {:>9} {:>10} {:>8}\n",
-                    "phase", "done", "failed", "cached", "tokens", "cost", "time"
-                );
-                for (title, s, _) in &self.phases {
-                    let t = s
-                        .ended
-                        .unwrap_or_else(Instant::now)
-                        .duration_since(s.started.unwrap_or(self.start));
-                    table.push_str(&format!(
-                        "{:<24} {:>6} {:>7} {:>7} {:>9} {:>10} {:>7.1}s\n",
-                        title.chars().take(24).collect::<String>(),
-                        s.done,
-                        s.failed,
-                        s.cached,
-                        human_tokens(s.tokens),
-                        format!("${:.4}", s.cost),
-                        t.as_secs_f64()
-                    ));
-                }
-                table.push_str(&format!(
-                    "{outcome} in {:.1}s",
-                    *duration_ms as f64 / 1000.0
-                ));
-                let _ = writeln!(std::io::stderr().lock(), "{table}");
-            }
-            _ => {}
-        }
-    }
-
-    fn end(&mut self, handle: u32, failed: bool, tokens: u64, cost: f64) {
-        let i = *self.queued_phase.get(&handle).unwrap_or(&0);
-        if let Some((_, s, _)) = self.phases.get_mut(i) {
-            s.running = s.running.saturating_sub(1);
-            if failed {
-                s.failed += 1;
-            } else {
-                s.done += 1;
-            }
-            s.tokens += tokens;
-            s.cost += cost;
-        }
-        if let Some((_, bar)) = self.agents.remove(&handle) {
-            bar.finish_and_clear();
-            self.multi.remove(&bar);
-        }
-        if i < self.phases.len() {
-            self.refresh(i);
-        }
-    }
-}
-
-/// The live terminal view (stderr must be a terminal).
-pub fn live() -> Events {
-    if std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()) {
-        console::set_colors_enabled_stderr(false);
-    }
-    let state = Mutex::new(Live {
-        multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10)),
-        phases: Vec::new(),
-        agents: HashMap::new(),
-        queued_phase: HashMap::new(),
-        current: 0,
-        start: Instant::now(),
-    });
-    Events::new(move |e| {
-        if let Ok(mut live) = state.lock() {
-            live.on(&e.for_terminal());
-        }
-    })
+    out.push_str(&format!(
+        "{} in {:.1}s",
+        run.outcome.as_deref().unwrap_or("ended"),
+        Duration::from_millis(run.t_ms).as_secs_f64()
+    ));
+    out
 }

@@ -4,6 +4,7 @@ use super::{LimitArgs, read_file};
 use crate::compile::{self, Cache};
 use crate::control::Control;
 use crate::control::server::Server;
+use crate::dashboard::{self, Exit, Link};
 use crate::journal::Record;
 use crate::limits::Ceilings;
 use crate::report::{Outcome, RunReport};
@@ -206,15 +207,18 @@ pub(super) async fn run(mut a: RunArgs) -> Result<u8> {
     };
     let control = Control::new(&run_id, journal_handle.clone(), script, cwd.clone());
     let mut consumers = vec![control.consumer()];
+    // On a terminal, the dashboard (started below, once the stream exists); the plain lines
+    // take over if the operator leaves it and the run goes on. Off a terminal: plain lines.
+    let dashboard = !a.common.quiet
+        && !a.common.json
+        && std::io::stderr().is_terminal()
+        && std::io::stdout().is_terminal()
+        && std::io::stdin().is_terminal()
+        && std::env::var_os("CI").is_none()
+        && std::env::var("TERM").map_or(true, |t| t != "dumb");
+    let plain_on = Arc::new(std::sync::atomic::AtomicBool::new(!dashboard));
     if !a.common.quiet && !a.common.json {
-        let terminal = std::io::stderr().is_terminal()
-            && std::env::var_os("CI").is_none()
-            && std::env::var("TERM").map_or(true, |t| t != "dumb");
-        consumers.push(if terminal {
-            printer::live()
-        } else {
-            printer::plain()
-        });
+        consumers.push(printer::plain_when(plain_on.clone()));
     }
     if let Some(target) = &a.common.events {
         consumers.push(
@@ -269,11 +273,48 @@ pub(super) async fn run(mut a: RunArgs) -> Result<u8> {
         ceilings_note,
         control: control.clone(),
     };
+    let view = dashboard.then(|| {
+        let link = Link::Local(
+            control.clone(),
+            journal_handle.as_ref().map(|j| j.dir().clone()),
+        );
+        let (control, plain_on) = (control.clone(), plain_on.clone());
+        tokio::spawn(async move {
+            let ended = dashboard::run(link, true).await;
+            match &ended {
+                // Left with `q`: the run goes on, in plain lines.
+                Ok((Exit::Left, _)) => {
+                    plain_on.store(true, std::sync::atomic::Ordering::Relaxed);
+                    eprintln!("left the dashboard; the run goes on (Ctrl-C stops it)");
+                }
+                Ok((Exit::Interrupted, _)) => control.halt("interrupted (Ctrl-C)"),
+                Ok((Exit::RunEnded, _)) => {}
+                Err(e) => {
+                    plain_on.store(true, std::sync::atomic::Ordering::Relaxed);
+                    eprintln!("warning: the dashboard failed ({e:#}); plain lines from here");
+                }
+            }
+            ended
+                .ok()
+                .filter(|(exit, _)| *exit != Exit::Left)
+                .map(|(_, run)| run)
+        })
+    });
+    // The dashboard's terminal is restored before anything else is printed; what it showed
+    // is summarised.
+    let close_view = async |view: Option<tokio::task::JoinHandle<Option<crate::live::LiveRun>>>| {
+        if let Some(view) = view
+            && let Ok(Some(run)) = view.await
+        {
+            eprintln!("{}", printer::summary(&run));
+        }
+    };
     let (reason, message) = tokio::select! {
         report = execute(&sandbox, &cache, target, opts, run_id.clone()) => {
             if let Some(s) = server {
                 s.shutdown().await;
             }
+            close_view(view).await;
             return Ok(finish(&a, &report?));
         }
         signal = stop_signal() => (signal.to_string(), format!("interrupted ({signal})")),
@@ -295,6 +336,7 @@ pub(super) async fn run(mut a: RunArgs) -> Result<u8> {
     if let Some(s) = server {
         s.shutdown().await;
     }
+    close_view(view).await;
     // Exact: the run's backend and ceilings are stored with it, and resume reuses them.
     eprintln!("\n{message}: finished agents are kept in the journal; resume with:");
     eprintln!("  wfhost resume {run_id} --yes");

@@ -46,7 +46,7 @@ pub(super) async fn watch(a: WatchArgs) -> Result<u8> {
             })?,
     };
     let id = dir.id().to_string();
-    let exit = dashboard::run(Link::Socket(dir), false).await?;
+    let (exit, _) = dashboard::run(Link::Socket(dir), false).await?;
     match exit {
         Exit::Left => eprintln!(
             "left the dashboard; run {id} goes on (`wfhost watch {id}` to return, `wfhost stop {id}` to stop it)"

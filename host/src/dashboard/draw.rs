@@ -103,7 +103,9 @@ pub fn draw(frame: &mut Frame<'_>, app: &App, now_ms: u64) {
         .iter()
         .map(|p| {
             let c = p.counts;
+            let live = c.running + c.queued > 0 && !app.ended;
             let took = match (p.first_ms, p.last_ms) {
+                (Some(a), _) if live => secs(elapsed.saturating_sub(a)),
                 (Some(a), Some(b)) => secs(b.saturating_sub(a)),
                 _ => "—".into(),
             };

@@ -190,8 +190,9 @@ pub enum Exit {
     Interrupted,
 }
 
-/// Runs the dashboard until the operator leaves, or (with `leave_at_end`) the run ends.
-pub async fn run(link: Link, leave_at_end: bool) -> Result<Exit> {
+/// Runs the dashboard until the operator leaves, or (with `leave_at_end`) the run ends; returns
+/// how it ended and the run as it stood then.
+pub async fn run(link: Link, leave_at_end: bool) -> Result<(Exit, crate::live::LiveRun)> {
     let mut lines = link.stream().await?;
     let (keys_tx, mut keys) = mpsc::unbounded_channel();
     // crossterm's reads block: a thread of their own, which ends with the dashboard.
@@ -301,5 +302,5 @@ pub async fn run(link: Link, leave_at_end: bool) -> Result<Exit> {
             _ = int.recv() => break Exit::Interrupted,
         }
     };
-    Ok(exit)
+    Ok((exit, app.run))
 }

@@ -71,6 +71,8 @@ pub struct App {
     /// The run has ended; the stream is closed.
     pub ended: bool,
     pub quit: bool,
+    /// The phase selection follows the run's current phase until the operator picks one.
+    pub follow: bool,
 }
 
 impl App {
@@ -86,6 +88,7 @@ impl App {
             message: None,
             ended: false,
             quit: false,
+            follow: true,
         }
     }
 
@@ -112,6 +115,14 @@ impl App {
 
     /// Keeps the selections inside their lists as they grow and shrink.
     pub fn clamp(&mut self) {
+        if self.follow
+            && let Some(current) = &self.run.current_phase
+            && let Some(i) = self.run.phases.iter().position(|p| &p.title == current)
+            && i != self.phase
+        {
+            self.phase = i;
+            self.agent = 0;
+        }
         self.phase = self.phase.min(self.run.phases.len().saturating_sub(1));
         self.agent = self.agent.min(self.visible().len().saturating_sub(1));
     }
@@ -128,6 +139,7 @@ impl App {
                     .min(u16::MAX - 1);
             }
             (None, Focus::Phases) => {
+                self.follow = false;
                 self.phase = step(self.phase, self.run.phases.len());
                 self.agent = 0;
             }
