@@ -21,6 +21,8 @@ pub struct Config {
     pub stall_timeout: Option<String>,
     /// Wall-clock time one agent may take, e.g. `30m` [default: 1h].
     pub agent_timeout: Option<String>,
+    /// Wait for a provider's usage limit to reset instead of ending the run [default: false].
+    pub wait_on_limit: Option<bool>,
     #[serde(default)]
     pub claude: ClaudeConfig,
     #[serde(default)]

@@ -49,6 +49,8 @@ pub struct RunOptions {
     pub ceilings_note: Option<String>,
     /// The run's steering: pause, kill, restart, stop (the control socket serves it).
     pub control: Arc<crate::control::Control>,
+    /// `--wait-on-limit`: a provider's usage limit holds the run until it resets.
+    pub wait_on_limit: bool,
 }
 
 /// An open run directory, and what a resume may serve from it.
@@ -265,6 +267,7 @@ pub async fn execute(
         config: opts.config.clone(),
         control: opts.control.clone(),
         stall_timeout: opts.limits.stall_timeout,
+        wait_on_limit: opts.wait_on_limit,
         agent_timeout: opts.limits.agent_timeout,
     });
     let caps = Capabilities::new(RunSetup {

@@ -29,6 +29,10 @@ use tokio::sync::{Mutex, mpsc};
 /// right on a fourth try, and each attempt costs a full call.
 pub const SCHEMA_ATTEMPTS: u32 = 3;
 
+/// How long `--wait-on-limit` waits when the provider gives no reset time. Why 5 min: usage
+/// limits reset on the scale of minutes to hours; asking every 5 minutes costs one refused call.
+pub const LIMIT_WAIT: Duration = Duration::from_secs(5 * 60);
+
 /// One agent to run.
 pub struct AgentJob {
     pub handle: u32,
@@ -62,8 +66,10 @@ pub struct AgentOutcome {
     pub cached: bool,
     /// Something to tell the user (logged with the agent's label).
     pub note: Option<String>,
-    /// The provider refused for a usage or spend limit: the run must stop.
+    /// The provider refused for a usage or spend limit: the run must stop (or wait).
     pub usage_limit: bool,
+    /// When the provider says that limit resets.
+    pub limit_resets_in: Option<Duration>,
 }
 
 /// What the workers need.
@@ -82,6 +88,8 @@ pub struct SchedulerSetup {
     pub stall_timeout: Duration,
     /// One agent's wall clock (`--agent-timeout`).
     pub agent_timeout: Duration,
+    /// A usage limit holds dispatching until it resets, instead of ending the run.
+    pub wait_on_limit: bool,
 }
 
 #[derive(Clone)]
@@ -115,13 +123,26 @@ impl Scheduler {
                     {
                         continue;
                     }
-                    // Paused: hold the job (and the slot) until `continue`; stopping: drop it.
-                    if !setup.control.dispatch_allowed().await {
-                        continue;
-                    }
                     let handle = job.handle;
-                    let Some(outcome) = supervise(&setup, &job).await else {
-                        continue; // the run is stopping: nothing is recorded for this call
+                    let outcome = loop {
+                        // Paused, or waiting for a usage limit to reset: hold the job (and the
+                        // slot); stopping: drop it.
+                        if !setup.control.dispatch_allowed().await {
+                            break None;
+                        }
+                        // `None`: the run is stopping, and nothing is recorded for this call.
+                        let outcome = supervise(&setup, &job).await;
+                        match outcome {
+                            // `--wait-on-limit`: dispatching waits until the limit resets, then
+                            // the same request is asked again.
+                            Some(o) if o.usage_limit && setup.wait_on_limit => setup
+                                .control
+                                .hold(o.limit_resets_in.unwrap_or(LIMIT_WAIT), &job.request.label),
+                            other => break other,
+                        }
+                    };
+                    let Some(outcome) = outcome else {
+                        continue;
                     };
                     if outcome.usage_limit {
                         setup
@@ -241,6 +262,7 @@ async fn supervise(setup: &SchedulerSetup, job: &AgentJob) -> Option<AgentOutcom
         cached: false,
         note: None,
         usage_limit: false,
+        limit_resets_in: None,
     };
     let mut cancel = match setup.control.begin(job.handle) {
         Ok(rx) => rx,
@@ -344,14 +366,15 @@ async fn run(setup: &SchedulerSetup, job: &AgentJob) -> AgentOutcome {
         cached: false,
         note,
         usage_limit: false,
+        limit_resets_in: None,
     };
     for attempt in 1..=SCHEMA_ATTEMPTS {
         let reply = match backend.run(&job.request, feedback.as_deref()).await {
             Ok(r) => r,
             Err(e) => {
-                let usage_limit = e.usage_limit;
                 return AgentOutcome {
-                    usage_limit,
+                    usage_limit: e.usage_limit,
+                    limit_resets_in: e.resets_in,
                     ..done(Err(e.message), usage, cost, e.transient, note)
                 };
             }

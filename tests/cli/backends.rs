@@ -740,3 +740,50 @@ fn a_usage_limit_stops_the_run_and_resume_finishes_it() {
         "only the limited agent and the two after it ran"
     );
 }
+
+/// `--wait-on-limit`: the provider's usage limit holds the run (nothing starts) until the
+/// reset time it gives, then the refused agent is asked again and the run completes; nothing
+/// that finished runs twice.
+#[test]
+fn wait_on_limit_holds_the_run_until_the_limit_resets() {
+    let api = FakeApi::start(false);
+    let s = project(
+        "const out = [];\nfor (const p of ['first', 'limited [spendx1]', 'third']) out.push(await agent(p));\nreturn out;",
+        "model = \"claude-sonnet-4-5\"\n",
+    );
+    let events = s.path().join("events.jsonl");
+    let out = run_with(
+        &s,
+        Some(&api),
+        &[
+            "--backend",
+            "messages",
+            "--wait-on-limit",
+            "--events",
+            events.to_str().unwrap(),
+        ],
+    );
+    out.code(0);
+    let r = out.report();
+    assert_eq!(r["usage"]["agents_failed"], 0, "{r}");
+    assert!(
+        r["result"][1].as_str().unwrap().starts_with("R(limited"),
+        "{r}"
+    );
+    let limited = api.attempts("limited");
+    assert_eq!(
+        limited.len(),
+        2,
+        "refused once, asked again after the reset"
+    );
+    assert!(
+        (limited[1] - limited[0]).as_secs_f64() >= 0.9,
+        "it waited for the reset the provider gave (1 s)"
+    );
+    assert_eq!(api.attempts("first").len(), 1);
+    let events = std::fs::read_to_string(&events).unwrap();
+    assert!(
+        events.contains("\"action\":\"limit\"") && events.contains("--wait-on-limit"),
+        "the wait is on the event stream: {events}"
+    );
+}

@@ -141,7 +141,7 @@ async fn handle(
             429,
             "rate_limit_error",
             "You have reached your spend limit",
-            None,
+            Some("1"), // resets in a second (what `--wait-on-limit` waits for)
         ));
     }
     if failing("stall") {

@@ -148,8 +148,18 @@ pub fn parse_envelope(stdout: &[u8], schema: bool) -> Result<AgentReply, AgentEr
         let usage_limit = ["usage limit", "spend limit", "credit balance"]
             .iter()
             .any(|w| lower.contains(w));
+        // "Claude AI usage limit reached|1763769600": the reset time, in Unix seconds.
+        let resets_in = text
+            .rsplit_once('|')
+            .and_then(|(_, t)| t.trim().parse::<u64>().ok())
+            .and_then(|at| {
+                let at = std::time::UNIX_EPOCH + Duration::from_secs(at);
+                at.duration_since(std::time::SystemTime::now()).ok()
+            })
+            .filter(|_| usage_limit);
         return Err(AgentError {
             usage_limit,
+            resets_in,
             message: format!("claude {what}: {text}").trim_end().to_string(),
             transient: transient && !usage_limit,
         });
@@ -264,6 +274,7 @@ impl Backend for Claude {
         let mut reply = match output {
             Err(_) => Err(AgentError {
                 usage_limit: false,
+                resets_in: None,
                 message: format!(
                     "claude gave no answer within {} (claude.timeout)",
                     humantime::format_duration(self.timeout)

@@ -98,6 +98,7 @@ impl Backend for Command {
                 Err(_) => {
                     return Err(AgentError {
                         usage_limit: false,
+                        resets_in: None,
                         message: format!(
                             "`{}` gave no answer within {} (command.timeout)",
                             self.program,
@@ -125,6 +126,7 @@ impl Backend for Command {
         if let Some(error) = response["error"].as_str() {
             return Err(AgentError {
                 usage_limit: false,
+                resets_in: None,
                 message: error.to_string(),
                 transient: response["transient"] == true,
             });

@@ -65,6 +65,7 @@ enum Failure {
 fn api_error(status: impl std::fmt::Display, message: &str, transient: bool) -> AgentError {
     AgentError {
         usage_limit: false,
+        resets_in: None,
         message: format!("API Error: {status} {message}"),
         transient,
     }
@@ -231,6 +232,7 @@ impl Messages {
             let response = response.map_err(|e| Failure::Retry {
                 error: AgentError {
                     usage_limit: false,
+                    resets_in: None,
                     message: format!("connection error: {e}"),
                     transient: true,
                 },
@@ -264,6 +266,7 @@ impl Messages {
             Err(_) => Err(Failure::Retry {
                 error: AgentError {
                     usage_limit: false,
+                    resets_in: None,
                     message: format!(
                         "no complete answer within {} (messages.attempt_timeout)",
                         humantime::format_duration(self.attempt_timeout)
@@ -286,6 +289,7 @@ fn classify(status: u16, message: &str, retry_after: Option<Duration>) -> Failur
         {
             Failure::Fatal(AgentError {
                 usage_limit: true,
+                resets_in: retry_after,
                 ..api_error(status, message, false)
             })
         }
@@ -310,6 +314,7 @@ async fn read_stream(body: hyper::body::Incoming) -> Result<AgentReply, Failure>
     let retry = |message: String| Failure::Retry {
         error: AgentError {
             usage_limit: false,
+            resets_in: None,
             message,
             transient: true,
         },
@@ -365,6 +370,7 @@ async fn read_stream(body: hyper::body::Incoming) -> Result<AgentReply, Failure>
                     matches!(kind, "overloaded_error" | "api_error" | "rate_limit_error");
                 let error = AgentError {
                     usage_limit: false,
+                    resets_in: None,
                     message: format!("API Error: {kind} {message}"),
                     transient,
                 };
@@ -498,6 +504,7 @@ impl Backend for Messages {
                     Err(Failure::Retry { error, .. }) if attempt >= self.max_attempts => {
                         return Err(AgentError {
                             usage_limit: false,
+                            resets_in: None,
                             message: format!(
                                 "{} (gave up after {attempt} attempts)",
                                 error.message
@@ -520,6 +527,7 @@ impl Backend for Messages {
             .unwrap_or_else(|_| {
                 Err(AgentError {
                     usage_limit: false,
+                    resets_in: None,
                     message: format!(
                         "no complete answer within {}, retries included (messages.timeout)",
                         humantime::format_duration(self.timeout)

@@ -131,6 +131,7 @@ impl Backend for Mock {
         if prompt.contains("[transient]") {
             return Err(AgentError {
                 usage_limit: false,
+                resets_in: None,
                 message: format!("API Error: 529 overloaded for {}", head(prompt, 40)),
                 transient: true,
             });

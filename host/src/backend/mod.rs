@@ -147,12 +147,15 @@ pub struct AgentError {
     /// dispatching and ends with exit 75 and the resume command, instead of failing agent after
     /// agent.
     pub usage_limit: bool,
+    /// When the provider says the usage limit resets (`--wait-on-limit` waits that long).
+    pub resets_in: Option<std::time::Duration>,
 }
 
 impl AgentError {
     pub fn permanent(message: impl Into<String>) -> Self {
         AgentError {
             usage_limit: false,
+            resets_in: None,
             message: message.into(),
             transient: false,
         }

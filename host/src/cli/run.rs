@@ -91,6 +91,11 @@ pub(super) struct RunCommon {
     /// Stop starting agents once the run has cost this much (USD).
     #[arg(long, value_name = "USD", value_parser = super::parse_usd)]
     pub(super) max_cost: Option<f64>,
+    /// When the provider says a usage or spend limit is reached, wait until it resets (the
+    /// time the provider gives, else 5 minutes) and go on, instead of ending the run with exit
+    /// 75 [config: `wait_on_limit = true`].
+    #[arg(long)]
+    pub(super) wait_on_limit: bool,
     /// Store every answer in DIR, for `--backend replay:DIR`.
     #[arg(long, value_name = "DIR")]
     pub(super) record: Option<PathBuf>,
@@ -272,6 +277,7 @@ pub(super) async fn run(mut a: RunArgs) -> Result<u8> {
         max_cost: ceilings.max_cost,
         ceilings_note,
         control: control.clone(),
+        wait_on_limit: a.common.wait_on_limit || config.wait_on_limit == Some(true),
     };
     let view = dashboard.then(|| {
         let link = Link::Local(

@@ -114,6 +114,8 @@ pub struct Control {
     /// Every consumer of the run's events, for the events the control itself emits.
     events: OnceLock<Events>,
     paused: watch::Sender<bool>,
+    /// Dispatching waits until then: a provider's usage limit resets (`--wait-on-limit`).
+    held_until: watch::Sender<Option<tokio::time::Instant>>,
     stopping: watch::Sender<Option<String>>,
     inner: Mutex<Inner>,
     /// The run's event log (`events.jsonl`): the same lines subscribers receive.
@@ -172,6 +174,7 @@ impl Control {
             cwd,
             events: OnceLock::new(),
             paused: watch::Sender::new(false),
+            held_until: watch::Sender::new(None),
             stopping: watch::Sender::new(None),
             inner: Mutex::new(Inner::default()),
             log: OnceLock::new(),
@@ -241,15 +244,52 @@ impl Control {
 
     // ---- the scheduler's side ----
 
-    /// Waits while the run is paused. `false`: the run is stopping, start nothing.
+    /// Waits while the run is paused or held for a usage limit. `false`: the run is stopping,
+    /// start nothing.
     pub async fn dispatch_allowed(&self) -> bool {
         let mut paused = self.paused.subscribe();
         let mut stopping = self.stopping.subscribe();
-        let resumed = tokio::select! {
-            r = paused.wait_for(|p| !*p) => r.is_ok(),
-            _ = stopping.wait_for(Option::is_some) => false,
-        };
-        resumed && self.stopping.borrow().is_none()
+        loop {
+            let held = *self.held_until.borrow();
+            let resumed = tokio::select! {
+                r = paused.wait_for(|p| !*p) => r.is_ok(),
+                _ = stopping.wait_for(Option::is_some) => false,
+            };
+            if !resumed || self.stopping.borrow().is_some() {
+                return false;
+            }
+            match held {
+                Some(until) if until > tokio::time::Instant::now() => {
+                    tokio::select! {
+                        () = tokio::time::sleep_until(until) => {}
+                        _ = stopping.wait_for(Option::is_some) => return false,
+                    }
+                }
+                _ => return true,
+            }
+        }
+    }
+
+    /// The provider's usage limit is reached: no call starts for `wait` (or until the latest
+    /// reset any agent was told), and the run says so.
+    pub fn hold(&self, wait: std::time::Duration, label: &str) {
+        let until = tokio::time::Instant::now() + wait;
+        self.held_until
+            .send_modify(|h| *h = Some(h.map_or(until, |old| old.max(until))));
+        let detail = format!(
+            "the provider's usage limit is reached ([{label}]); nothing starts for {}, then it is asked again (--wait-on-limit)",
+            humantime::format_duration(std::time::Duration::from_secs(wait.as_secs().max(1)))
+        );
+        self.emit(Event::Log {
+            level: crate::events::LogLevel::Warn,
+            text: detail.clone(),
+        });
+        self.emit(Event::Control {
+            action: "limit".into(),
+            agent: None,
+            by: "wfhost".into(),
+            detail: Some(detail),
+        });
     }
 
     /// An agent's call begins: the switch that cancels it, or the reason it must not run

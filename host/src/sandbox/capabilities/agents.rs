@@ -238,6 +238,7 @@ impl Capabilities {
                 cached: true,
                 note: None,
                 usage_limit: false,
+                limit_resets_in: None,
             };
             self.served.push(ServedCall {
                 key,

@@ -61,6 +61,7 @@ impl Harness {
             config: Arc::default(),
             control: crate::control::Control::new("test", None, None, "/nonexistent".into()),
             stall_timeout: limits.stall_timeout,
+            wait_on_limit: false,
             agent_timeout: limits.agent_timeout,
         });
         let caps = Capabilities::new(RunSetup {
