@@ -126,6 +126,12 @@ bench-journal: build
 bench-perf: build
     python3 bench/perf.py {{wfhost}}
 
+# What watching and steering a run cost: the dashboard's CPU at 1000 agents, control latency.
+# Writes bench/RESULTS-live.md.
+[group('bench')]
+bench-live: build
+    python3 bench/live.py {{wfhost}}
+
 # wfhost against node side by side: start-up, fan-out, scheduling, resume, memory, scaling.
 # Writes bench/RESULTS.md.
 [group('bench')]
