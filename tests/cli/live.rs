@@ -519,3 +519,43 @@ fn the_dashboard_kills_an_agent_and_never_shows_raw_script_strings() {
     assert_eq!(result[5], "task-6 call 1", "{result}");
     assert_eq!(calls(&s, "task-3"), 0);
 }
+
+/// A run whose process dies leaves a stale `control.sock`: `runs` calls it crashed, commands
+/// say so and how to resume, and the resumed attempt replaces the socket and can be steered.
+#[test]
+fn a_crashed_runs_stale_socket_is_named_and_replaced() {
+    let s = project(2, 30.0);
+    let out = wf(&s, &["run", "w.js", "--yes", "--detach", "--json"]).run();
+    out.code(0);
+    let started: Value = serde_json::from_str(&out.stdout).unwrap();
+    let id = started["run_id"].as_str().unwrap().to_string();
+    let pid = i32::try_from(started["pid"].as_u64().unwrap()).unwrap();
+    let socket = run_dir(&s, &id).join("control.sock");
+    assert!(socket.exists());
+    let status: Value = serde_json::from_str(&steer(&s, &["runs", "--json"]).stdout).unwrap();
+    assert_eq!(status[0]["status"], "running");
+    // The run's own process, killed without a chance to clean up.
+    // SAFETY: a signal to the process this test started.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+    wait_for(Duration::from_secs(10), "the lock to be released", || {
+        let runs: Value = serde_json::from_str(&steer(&s, &["runs", "--json"]).stdout).unwrap();
+        runs[0]["status"] == "crashed"
+    });
+    assert!(socket.exists(), "a crash leaves the socket behind");
+    let refused = wf(&s, &["pause", &id]).run();
+    refused.code(2);
+    assert!(
+        refused.stderr.contains("it crashed")
+            && refused
+                .stderr
+                .contains(&format!("wfhost resume {id} --yes")),
+        "{}",
+        refused.stderr
+    );
+    let resumed = wf(&s, &["resume", &id, "--yes", "--detach"]).run();
+    resumed.code(0);
+    let status: Value =
+        serde_json::from_str(&wf(&s, &["pause", &id, "--json"]).run().stdout).unwrap();
+    assert_eq!(status["paused"], true, "the new socket answers");
+    steer(&s, &["stop", &id]);
+}
