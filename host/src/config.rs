@@ -29,9 +29,27 @@ pub struct Config {
     pub messages: MessagesConfig,
     #[serde(default)]
     pub command: CommandConfig,
+    /// What `wfhost mcp` lets a coding agent do (docs/mcp.md).
+    #[serde(default)]
+    pub mcp: McpConfig,
     /// USD per million tokens, by model (a model matches the longest entry it starts with).
     #[serde(default)]
     pub prices: BTreeMap<String, Price>,
+}
+
+/// `[mcp]`: the policy of `wfhost mcp`, on top of the project's backend and limits.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct McpConfig {
+    /// Backends a run started over MCP may use [default: any].
+    pub allowed_backends: Option<Vec<String>>,
+    /// Agents one run started over MCP may start [default: the run's `--max-agents`, 1000].
+    pub max_agents: Option<u32>,
+    /// USD one run started over MCP may cost [default: no ceiling].
+    pub max_cost: Option<f64>,
+    /// Whether `workflow_run` accepts an inline `script` (else only saved workflows and files
+    /// of the project) [default: true].
+    pub inline_scripts: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -15,6 +15,7 @@ pub mod events;
 pub mod journal;
 pub mod limits;
 pub mod live;
+pub mod mcp;
 pub mod paths;
 pub mod printer;
 pub mod report;

@@ -171,7 +171,7 @@ impl Resolver {
 /// Reads a workflow script without ever blocking: opened non-blocking and without following a
 /// final symlink, refused unless it is a regular file (a FIFO would block forever, a device
 /// would never end), and no larger than `MAX_SCRIPT_BYTES`.
-fn read_script(path: &Path) -> Result<String, String> {
+pub fn read_script(path: &Path) -> Result<String, String> {
     use std::io::Read as _;
     use std::os::unix::fs::OpenOptionsExt as _;
     let file = std::fs::OpenOptions::new()
@@ -195,7 +195,7 @@ fn read_script(path: &Path) -> Result<String, String> {
 }
 
 /// True when `path` or one of its `levels - 1` parent directories is a symlink.
-fn symlinked(path: &Path, levels: usize) -> bool {
+pub fn symlinked(path: &Path, levels: usize) -> bool {
     path.ancestors()
         .take(levels)
         .any(|p| std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink()))

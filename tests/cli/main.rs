@@ -7,6 +7,7 @@ mod conformance;
 mod fake_api;
 mod golden;
 mod live;
+mod mcp;
 mod resume;
 mod runtime;
 mod sandbox;

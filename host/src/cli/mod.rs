@@ -5,6 +5,7 @@ mod audit;
 mod compile;
 mod config;
 mod logs;
+mod mcp;
 mod resume;
 mod run;
 mod runs;
@@ -81,6 +82,9 @@ enum Command {
     /// A full-screen dashboard of a live run: phases, agents, keys to pause, kill, restart, save.
     #[command(after_help = watch::AFTER_HELP)]
     Watch(watch::WatchArgs),
+    /// Serve MCP on stdio, so coding agents can launch, watch and steer workflows.
+    #[command(after_help = mcp::AFTER_HELP)]
+    Mcp(mcp::McpArgs),
     /// Print a run's plain view (live with `--follow`), or its events as JSON lines.
     #[command(after_help = logs::AFTER_HELP)]
     Logs(logs::LogsArgs),
@@ -288,6 +292,7 @@ pub fn main() -> ExitCode {
             Command::Runs(a) => runs::runs(a),
             Command::Logs(a) => logs::logs(a).await,
             Command::Watch(a) => watch::watch(a).await,
+            Command::Mcp(a) => mcp::mcp(a).await,
             Command::Stop(a) => steer::stop(a).await,
             Command::Pause(a) => steer::pause(a).await,
             Command::Continue(a) => steer::resume_dispatch(a).await,

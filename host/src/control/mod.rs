@@ -470,6 +470,18 @@ impl Control {
             "elapsed_ms": crate::report::millis(self.start.elapsed()),
             "phase": live.current_phase,
             "phases": live.phases,
+            // Which agents failed and why (the first line), the first 20.
+            "failed": live
+                .agents
+                .iter()
+                .filter(|a| a.state == crate::agent::AgentState::Failed)
+                .take(20)
+                .map(|a| json!({
+                    "agent": a.number,
+                    "label": a.label,
+                    "error": a.error.as_deref().and_then(|e| e.lines().next()).map(|l| l.chars().take(200).collect::<String>()),
+                }))
+                .collect::<Vec<_>>(),
         })
     }
 }

@@ -1,0 +1,640 @@
+//! `wfhost mcp`: an MCP server (rmcp, stdio) that lets a coding agent launch, watch and steer
+//! sandboxed workflow runs. Each run it starts is an ordinary detached run (`wfhost watch`
+//! shows it, `wfhost runs` lists it); the server holds no run state of its own, so runs outlive
+//! it. Tool arguments follow the reference runtime's Workflow tool (`script`, `scriptPath`,
+//! `name`, `args`, `resumeFromRunId`). Policy: the project's configuration plus `[mcp]`.
+//! docs/mcp.md.
+
+pub mod runs;
+
+use crate::config::Config;
+use crate::run_dir::RunDir;
+use crate::workflows::Resolver;
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::{
+    CallToolResult, ContentBlock, GetPromptRequestParams, GetPromptResponse, GetPromptResult,
+    Implementation, ListPromptsResult, ListResourcesResult, PaginatedRequestParams, Prompt,
+    PromptArgument, PromptMessage, ReadResourceRequestParams, ReadResourceResponse,
+    ReadResourceResult, Resource, ResourceContents, Role, ServerCapabilities, ServerConfig,
+};
+use rmcp::service::RequestContext;
+use rmcp::{
+    ErrorData as McpError, RoleServer, ServerHandler, schemars, tool, tool_handler, tool_router,
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The authoring reference every model gets (the `workflow-authoring` prompt and resource),
+/// kept with docs/script-api.md.
+pub const AUTHORING: &str = include_str!("../../../docs/authoring.md");
+
+/// Why 10 minutes: a tool call that waits longer than this holds the client's turn; longer
+/// runs are followed with `workflow_result {wait}` or `workflow_status`.
+const MAX_WAIT: f64 = 600.0;
+
+const INSTRUCTIONS: &str = "wfhost runs workflow scripts — JavaScript that fans work out to many LLM agents — in a sandbox (QuickJS in WebAssembly: no filesystem, network or clock for the script itself). \
+Write a script (see the `workflow-authoring` prompt), check it with `workflow_validate`, start it with `workflow_run` (it returns at once with a runId, or waits up to `wait` seconds), \
+follow it with `workflow_status`, and read the outcome with `workflow_result`. Runs go on in the background: you are free while they run. \
+`workflow_control` pauses, continues or stops a run, or kills or restarts one agent.";
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RunParams {
+    /// The workflow script's full source: JavaScript with `export const meta = { name, description }`
+    /// and a body that calls agent(), parallel(), pipeline(). Give exactly one of script,
+    /// scriptPath or name (or only resumeFromRunId, to continue a run as it was).
+    pub script: Option<String>,
+    /// A `.js` file inside the project (relative to it, or absolute). An inline script is saved
+    /// in its run directory: edit that file and pass it here to run it again.
+    pub script_path: Option<String>,
+    /// A saved workflow's name (see workflow_list).
+    pub name: Option<String>,
+    /// The script's `args` (any JSON value).
+    pub args: Option<Value>,
+    /// Continue this run: every agent that already finished is served from its journal, only
+    /// the rest run. With a script, the edited script is run against that journal.
+    pub resume_from_run_id: Option<String>,
+    /// Seconds to wait for the run to finish (at most 600) before returning; progress is
+    /// reported meanwhile. Without it, returns as soon as the run has started.
+    pub wait: Option<f64>,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RunRef {
+    /// The run's id, as workflow_run or workflow_runs gave it.
+    pub run_id: String,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ResultParams {
+    /// The run's id.
+    pub run_id: String,
+    /// Seconds to wait for the run to finish (at most 600) if it is still running.
+    pub wait: Option<f64>,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ControlParams {
+    /// The run's id.
+    pub run_id: String,
+    /// pause (no new agent starts; running ones finish), continue, stop (cancel running agents;
+    /// resumable with resumeFromRunId), kill_agent (it returns null to the script), or
+    /// restart_agent (asked again; the script gets the new answer).
+    pub action: String,
+    /// For kill_agent and restart_agent: the agent's number (as workflow_status lists failed
+    /// agents, 1 = the first started) or its label.
+    pub agent: Option<String>,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ValidateParams {
+    /// The workflow script's full source.
+    pub script: String,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Empty {}
+
+/// The server: the project it serves and its policy.
+#[derive(Clone)]
+pub struct Server {
+    cwd: PathBuf,
+    config: Arc<Config>,
+    tool_router: ToolRouter<Server>,
+}
+
+/// A tool error the model sees (and can act on), not a protocol error.
+fn refuse(s: impl Into<String>) -> Result<CallToolResult, McpError> {
+    Ok(CallToolResult::error(vec![ContentBlock::text(s.into())]))
+}
+
+/// A JSON answer: a line for the model to read first, then the data.
+fn answer(headline: &str, v: &Value) -> CallToolResult {
+    let mut r = CallToolResult::structured(v.clone());
+    r.content = vec![ContentBlock::text(format!(
+        "{headline}\n{}",
+        serde_json::to_string_pretty(v).unwrap_or_default()
+    ))];
+    r
+}
+
+fn seconds(wait: Option<f64>) -> Result<Option<Duration>, String> {
+    match wait {
+        None => Ok(None),
+        Some(w) if w.is_finite() && w >= 0.0 => Ok(Some(Duration::from_secs_f64(w.min(MAX_WAIT)))),
+        Some(w) => Err(format!(
+            "`wait` must be a number of seconds from 0 to {MAX_WAIT}, not {w}"
+        )),
+    }
+}
+
+#[tool_router]
+impl Server {
+    pub fn new(cwd: PathBuf, config: Config) -> Server {
+        Server {
+            cwd,
+            config: Arc::new(config),
+            tool_router: Self::tool_router(),
+        }
+    }
+
+    fn run_dir(&self, id: &str) -> Result<RunDir, String> {
+        RunDir::existing(&self.cwd, id).map_err(|_| {
+            format!("there is no run `{id}` in this project; workflow_runs lists them")
+        })
+    }
+
+    #[tool(
+        description = "Start a workflow run in the sandbox. Give the script inline (`script`), as a file (`scriptPath`) or a saved workflow (`name`), plus `args`. The script is checked first (meta, syntax, imports): a rejection is returned as an error with the fix, and nothing runs. Returns {runId, status, workflowName, phases, scriptPath, runDir} at once, or with `wait` (seconds) the outcome if it finished by then. Agents run in the background; use workflow_status / workflow_result to follow it."
+    )]
+    async fn workflow_run(
+        &self,
+        Parameters(p): Parameters<RunParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, McpError> {
+        let wait = match seconds(p.wait) {
+            Ok(w) => w,
+            Err(e) => return refuse(e),
+        };
+        let given = [
+            p.script.is_some(),
+            p.script_path.is_some(),
+            p.name.is_some(),
+        ]
+        .iter()
+        .filter(|g| **g)
+        .count();
+        if given > 1 {
+            return refuse("give exactly one of `script`, `scriptPath` or `name`, not several");
+        }
+        if given == 0 && p.resume_from_run_id.is_none() {
+            return refuse(
+                "nothing to run: give `script` (the source), `scriptPath` (a .js file of the project) or `name` (a saved workflow; see workflow_list)",
+            );
+        }
+        let policy = &self.config.mcp;
+        if let Some(allowed) = &policy.allowed_backends {
+            let backend = self
+                .config
+                .backend
+                .clone()
+                .unwrap_or_else(|| "(automatic)".into());
+            if !allowed
+                .iter()
+                .any(|b| *b == backend || backend.starts_with(&format!("{b}:")))
+            {
+                return refuse(format!(
+                    "the project's backend `{backend}` is not one [mcp] allowed_backends permits ({}); a person must change wfhost.toml",
+                    allowed.join(", ")
+                ));
+            }
+        }
+        if let Some(id) = &p.resume_from_run_id
+            && let Err(e) = self.run_dir(id)
+        {
+            return refuse(e);
+        }
+        // The script: read, then checked as `wfhost run` checks it.
+        let inline = p.script.is_some();
+        let (origin, source, path) = match (&p.script, &p.script_path, &p.name) {
+            (Some(source), _, _) => {
+                if policy.inline_scripts == Some(false) {
+                    return refuse(
+                        "this project does not accept inline scripts over MCP ([mcp] inline_scripts = false): save the script as a file of the project and pass `scriptPath`, or run a saved workflow by `name`",
+                    );
+                }
+                ("script".to_string(), source.clone(), None)
+            }
+            (_, Some(sp), _) => {
+                let path = match runs::script_path(sp, &self.cwd) {
+                    Ok(p) => p,
+                    Err(e) => return refuse(e),
+                };
+                match runs::read(&path) {
+                    Ok(source) => (sp.clone(), source, Some(path)),
+                    Err(e) => return refuse(e),
+                }
+            }
+            (_, _, Some(name)) => {
+                let path = match Resolver::discover(&self.cwd).find(name) {
+                    Ok(p) => p,
+                    Err(e) => return refuse(e),
+                };
+                match runs::read(&path) {
+                    Ok(source) => (format!("workflow '{name}'"), source, Some(path)),
+                    Err(e) => return refuse(e),
+                }
+            }
+            (None, None, None) => (String::new(), String::new(), None),
+        };
+        let mut meta = None;
+        if !source.is_empty() {
+            match runs::check(&origin, &source).await {
+                Ok(script) => meta = Some(script.meta),
+                Err(e) => return refuse(format!("the script was rejected: {e}")),
+            }
+        }
+        // An inline script is saved in its run's directory, where the model can edit it.
+        let new_id = crate::run::new_run_id();
+        let path = match (path, inline) {
+            (_, true) => {
+                let dir = match &p.resume_from_run_id {
+                    Some(id) => self
+                        .run_dir(id)
+                        .map_err(|e| McpError::invalid_params(e, None))?,
+                    None => RunDir::new(&self.cwd, &new_id)
+                        .map_err(|e| McpError::internal_error(format!("{e:#}"), None))?,
+                };
+                let file = dir.path().join(if p.resume_from_run_id.is_some() {
+                    "script.next.js"
+                } else {
+                    "script.js"
+                });
+                let saved = dir
+                    .create()
+                    .and_then(|()| Ok(std::fs::write(&file, &source)?));
+                if let Err(e) = saved {
+                    return refuse(format!("the script could not be saved: {e:#}"));
+                }
+                Some(file)
+            }
+            (p, false) => p,
+        };
+        let launch = runs::Launch {
+            script: path.as_deref(),
+            args: p.args.as_ref(),
+            resume: p.resume_from_run_id.as_deref(),
+            run_id: Some(&new_id),
+            max_agents: policy.max_agents,
+            max_cost: policy.max_cost,
+        };
+        let run_id = match runs::start(&launch, &self.cwd) {
+            Ok(id) => id,
+            Err(e) => return refuse(format!("the run did not start: {e:#}")),
+        };
+        let dir = self
+            .run_dir(&run_id)
+            .map_err(|e| McpError::internal_error(e, None))?;
+        let mut v = json!({
+            "runId": run_id,
+            "status": "running",
+            "workflowName": meta.as_ref().map(|m| m.name.clone()),
+            "phases": meta.as_ref().map(|m| m.phases.iter().map(|p| p.title.clone()).collect::<Vec<_>>()),
+            "scriptPath": path.as_ref().map_or_else(|| dir.script(), Clone::clone),
+            "runDir": dir.path(),
+        });
+        let Some(wait) = wait else {
+            return Ok(answer(
+                &format!(
+                    "started run {run_id}; follow it with workflow_status or workflow_result {{runId, wait}}"
+                ),
+                &v,
+            ));
+        };
+        let token = ctx.meta.get_progress_token();
+        let peer = ctx.peer.clone();
+        let ended = runs::wait_end(&dir, wait, |s: &Value| {
+            if let Some(token) = &token {
+                let a = &s["agents"];
+                let n = |k: &str| a[k].as_u64().unwrap_or(0);
+                let (done, total) = (
+                    n("done") + n("cached") + n("failed"),
+                    n("done") + n("cached") + n("failed") + n("running") + n("queued"),
+                );
+                let message = format!(
+                    "{}: {done}/{total} agents done{}, {} tokens",
+                    s["phase"].as_str().unwrap_or("running"),
+                    if n("failed") > 0 {
+                        format!(" ({} failed)", n("failed"))
+                    } else {
+                        String::new()
+                    },
+                    s["usage"]["input_tokens"].as_u64().unwrap_or(0)
+                        + s["usage"]["output_tokens"].as_u64().unwrap_or(0)
+                );
+                #[allow(
+                    clippy::cast_precision_loss,
+                    reason = "agent counts are far below 2^52"
+                )]
+                let param = rmcp::model::ProgressNotificationParam::new(token.clone(), done as f64)
+                    .with_total(total as f64)
+                    .with_message(message);
+                let peer = peer.clone();
+                tokio::spawn(async move {
+                    let _ = peer.notify_progress(param).await;
+                });
+            }
+        })
+        .await;
+        if !ended {
+            v["status"] = json!("running");
+            return Ok(answer(
+                &format!(
+                    "run {run_id} is still running after {}s; workflow_result {{runId, wait}} waits for its end",
+                    wait.as_secs()
+                ),
+                &v,
+            ));
+        }
+        match runs::result(&dir) {
+            Ok((headline, mut r)) => {
+                if let (Value::Object(m), Value::Object(extra)) = (&mut r, v) {
+                    m.extend(extra.into_iter().filter(|(k, _)| k != "status"));
+                }
+                Ok(answer(&headline, &r))
+            }
+            Err(e) => refuse(format!(
+                "the run ended, but its journal cannot be read: {e:#}"
+            )),
+        }
+    }
+
+    #[tool(
+        description = "A run's progress: status (running, paused, completed, failed, stopped, crashed), agents queued/running/done/failed/cached, tokens, cost, elapsed, each phase's counts, and failed agents with the first line of their error."
+    )]
+    async fn workflow_status(
+        &self,
+        Parameters(p): Parameters<RunRef>,
+    ) -> Result<CallToolResult, McpError> {
+        let dir = match self.run_dir(&p.run_id) {
+            Ok(d) => d,
+            Err(e) => return refuse(e),
+        };
+        match runs::status(&dir).await {
+            Ok(v) => Ok(answer(
+                &format!("run {}: {}", p.run_id, v["status"].as_str().unwrap_or("?")),
+                &v,
+            )),
+            Err(e) => refuse(format!("run `{}` cannot be read: {e:#}", p.run_id)),
+        }
+    }
+
+    #[tool(
+        description = "A run's outcome: the script's result (capped; the full JSON's path when longer), which agents failed and why, and where each agent's transcript is. With `wait` (seconds), waits for a running run to finish first. A run in which agents failed says so on its first line."
+    )]
+    async fn workflow_result(
+        &self,
+        Parameters(p): Parameters<ResultParams>,
+    ) -> Result<CallToolResult, McpError> {
+        let dir = match self.run_dir(&p.run_id) {
+            Ok(d) => d,
+            Err(e) => return refuse(e),
+        };
+        let wait = match seconds(p.wait) {
+            Ok(w) => w.unwrap_or_default(),
+            Err(e) => return refuse(e),
+        };
+        if !runs::wait_end(&dir, wait, |_| {}).await {
+            let status = runs::status(&dir).await.unwrap_or_default();
+            return Ok(answer(
+                &format!("run {} is still running: no result yet", p.run_id),
+                &status,
+            ));
+        }
+        match runs::result(&dir) {
+            Ok((headline, v)) => Ok(answer(&headline, &v)),
+            Err(e) => refuse(format!("run `{}` cannot be read: {e:#}", p.run_id)),
+        }
+    }
+
+    #[tool(
+        description = "Steer a running run: pause, continue, stop, kill_agent or restart_agent (these two need `agent`: its number or label). Every command is journaled."
+    )]
+    async fn workflow_control(
+        &self,
+        Parameters(p): Parameters<ControlParams>,
+    ) -> Result<CallToolResult, McpError> {
+        let dir = match self.run_dir(&p.run_id) {
+            Ok(d) => d,
+            Err(e) => return refuse(e),
+        };
+        match runs::control(&dir, &p.action, p.agent.as_deref()).await {
+            Ok(mut reply) => {
+                if let Value::Object(m) = &mut reply {
+                    m.remove("v");
+                    m.remove("ok");
+                }
+                let status = runs::status(&dir).await.unwrap_or_default();
+                reply["status"] = status["status"].clone();
+                Ok(answer(&format!("{}: done", p.action), &reply))
+            }
+            Err(e) => {
+                let hint = crate::cli::render_error(&e);
+                refuse(hint.trim_start_matches("error: ").trim_end().to_string())
+            }
+        }
+    }
+
+    #[tool(
+        description = "Check a workflow script without running it: meta, syntax (QuickJS compiles it), and that it imports nothing outside the sandbox's API. Returns the workflow's name, description and phases, or the error with how to fix it."
+    )]
+    async fn workflow_validate(
+        &self,
+        Parameters(p): Parameters<ValidateParams>,
+    ) -> Result<CallToolResult, McpError> {
+        match runs::check("script", &p.script).await {
+            Ok(s) => Ok(answer(
+                "valid: it can run",
+                &json!({
+                    "valid": true,
+                    "name": s.meta.name,
+                    "description": s.meta.description,
+                    "phases": s.meta.phases.iter().map(|p| p.title.clone()).collect::<Vec<_>>(),
+                    "warnings": s.meta.warnings,
+                }),
+            )),
+            Err(e) => refuse(format!("the script was rejected: {e}")),
+        }
+    }
+
+    #[tool(
+        description = "Saved workflows of this project and the user: name, description, whenToUse, phases. Run one with workflow_run {name}."
+    )]
+    async fn workflow_list(
+        &self,
+        Parameters(_): Parameters<Empty>,
+    ) -> Result<CallToolResult, McpError> {
+        let list: Vec<Value> = Resolver::discover(&self.cwd)
+            .list()
+            .into_iter()
+            .map(|e| {
+                let script = runs::read(&e.path)
+                    .ok()
+                    .and_then(|src| crate::script::Script::parse(&e.name, &src).ok());
+                json!({
+                    "name": e.name,
+                    "scope": e.scope,
+                    "description": script.as_ref().map(|s| s.meta.description.clone()),
+                    "whenToUse": script.as_ref().and_then(|s| s.meta.when_to_use.clone()),
+                    "phases": script.as_ref().map(|s| s.meta.phases.iter().map(|p| p.title.clone()).collect::<Vec<_>>()),
+                })
+            })
+            .collect();
+        Ok(answer(
+            &format!("{} saved workflow(s)", list.len()),
+            &json!({ "workflows": list }),
+        ))
+    }
+
+    #[tool(
+        description = "This project's recent runs (newest first, at most 50): id, name, status, agent counts."
+    )]
+    async fn workflow_runs(
+        &self,
+        Parameters(_): Parameters<Empty>,
+    ) -> Result<CallToolResult, McpError> {
+        let mut out = Vec::new();
+        for dir in RunDir::list(&self.cwd).into_iter().take(50) {
+            let Ok(loaded) = dir.load() else { continue };
+            let h = crate::journal::History::fold(&loaded);
+            let status = match (dir.is_running(), h.paused) {
+                (true, true) => "paused".to_string(),
+                (true, false) => "running".to_string(),
+                (false, _) => h.status.to_string(),
+            };
+            out.push(json!({
+                "runId": dir.id(),
+                "name": h.name,
+                "status": status,
+                "startedAt": h.started_at,
+                "agents": { "done": h.done(), "failed": h.failed(), "cached": h.served },
+            }));
+        }
+        Ok(answer(
+            &format!("{} run(s)", out.len()),
+            &json!({ "runs": out }),
+        ))
+    }
+}
+
+const AUTHORING_PROMPT: &str = "workflow-authoring";
+const AUTHORING_URI: &str = "wfhost://authoring";
+
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for Server {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_prompts()
+                .enable_resources()
+                .build(),
+        )
+        .with_server_info(Implementation::new("wfhost", env!("CARGO_PKG_VERSION")))
+        .with_instructions(INSTRUCTIONS.to_string())
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, McpError> {
+        let mut prompts = vec![Prompt::new(
+            AUTHORING_PROMPT,
+            Some(
+                "How to write a wfhost workflow script that passes on the first try: the script API, parallel vs pipeline, schemas, budget, limits, and what is unavailable and why.",
+            ),
+            None,
+        )];
+        for e in Resolver::discover(&self.cwd).list() {
+            let description = runs::read(&e.path)
+                .ok()
+                .and_then(|src| crate::script::Script::parse(&e.name, &src).ok())
+                .map(|s| s.meta.description);
+            prompts.push(Prompt::new(
+                e.name.clone(),
+                description.or_else(|| Some("a saved workflow".into())),
+                Some(vec![
+                    PromptArgument::new("args")
+                        .with_description("the workflow's args, as JSON")
+                        .with_required(false),
+                ]),
+            ));
+        }
+        Ok(ListPromptsResult {
+            prompts,
+            ..Default::default()
+        })
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        _: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, McpError> {
+        if request.name == AUTHORING_PROMPT {
+            return Ok(
+                GetPromptResult::new(vec![PromptMessage::new_text(Role::User, AUTHORING)])
+                    .with_description("Writing wfhost workflow scripts")
+                    .into(),
+            );
+        }
+        let path = Resolver::discover(&self.cwd)
+            .find(&request.name)
+            .map_err(|e| McpError::invalid_params(e, None))?;
+        let source = runs::read(&path).map_err(|e| McpError::internal_error(e, None))?;
+        let args = request
+            .arguments
+            .as_ref()
+            .and_then(|a| a.get("args"))
+            .map(|a| a.as_str().map_or_else(|| a.to_string(), str::to_owned));
+        let text = format!(
+            "Run the saved workflow `{}` with the workflow_run tool: {{\"name\": \"{}\"{}}}. Its source, for reference:\n\n```js\n{source}\n```",
+            request.name,
+            request.name,
+            args.map(|a| format!(", \"args\": {a}")).unwrap_or_default()
+        );
+        Ok(GetPromptResult::new(vec![PromptMessage::new_text(Role::User, text)]).into())
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, McpError> {
+        Ok(ListResourcesResult {
+            resources: vec![Resource::new(
+                AUTHORING_URI,
+                "workflow-authoring".to_string(),
+            )],
+            ..Default::default()
+        })
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, McpError> {
+        if request.uri == AUTHORING_URI {
+            return Ok(ReadResourceResult::new(vec![ResourceContents::text(
+                AUTHORING,
+                AUTHORING_URI,
+            )])
+            .into());
+        }
+        Err(McpError::resource_not_found(
+            format!("no resource `{}`", request.uri),
+            None,
+        ))
+    }
+}
+
+/// Serves MCP on stdin/stdout until the client closes it.
+pub async fn serve_stdio(cwd: PathBuf, config: Config) -> anyhow::Result<()> {
+    use rmcp::ServiceExt as _;
+    let service = Server::new(cwd, config)
+        .serve(rmcp::transport::stdio())
+        .await?;
+    service.waiting().await?;
+    Ok(())
+}

@@ -1,0 +1,306 @@
+//! What the MCP tools do with runs, apart from the protocol: check a script the way `wfhost run`
+//! does, start a detached run (the same binary, `wfhost run --detach`), and read a run's state,
+//! live (its control socket) or finished (its journal).
+
+use crate::ExitError;
+use crate::control::client::Client;
+use crate::control::{AgentRef, Command};
+use crate::journal::{History, RunStatus};
+use crate::run_dir::RunDir;
+use crate::script::Script;
+use anyhow::{Context as _, Result, anyhow};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Why 16 KiB: a tool result lands in a model's context window; a larger result is written to
+/// `result.json` in the run directory and the tool gives its path.
+pub const MAX_RESULT_CHARS: usize = 16 << 10;
+
+/// Checks a script as `wfhost run` does before launching it: meta, imports and syntax (the
+/// guest's QuickJS compiles it). `Err`: the message and hint `wfhost run` would print.
+pub async fn check(origin: &str, source: &str) -> Result<Script, String> {
+    let script = Script::parse(origin, source).map_err(|r| r.render())?;
+    let compiled = async {
+        let cache = crate::compile::Cache::new(false);
+        let sandbox = crate::sandbox::Sandbox::new(crate::limits::Limits::default(), &cache)?;
+        if crate::compile::cached_bytecode(&cache, &script.module).is_some() {
+            return Ok(Ok(()));
+        }
+        sandbox
+            .compile_src(&script.module)
+            .await
+            .map(|r| r.map(|b| crate::compile::store_bytecode(&cache, &script.module, &b)))
+    };
+    match compiled.await {
+        Ok(Ok(())) => {}
+        Ok(Err(message)) => {
+            return Err(format!(
+                "Workflow script has a syntax error and was not launched:\n  {message}\n  --> {origin}"
+            ));
+        }
+        Err(e) => return Err(format!("the script could not be checked: {e:#}")),
+    }
+    Ok(script)
+}
+
+/// A `scriptPath` a model gave: inside the project (or its runs directory, where inline scripts
+/// are saved), a `.js` file, no `..`, no symlink on the way. Relative paths are from the
+/// project's directory.
+pub fn script_path(p: &str, cwd: &Path) -> Result<PathBuf, String> {
+    use std::path::Component;
+    let refuse = |why: &str| {
+        format!(
+            "scriptPath `{p}` is refused: {why}. Give a `.js` file inside the project ({}), without `..` or symlinks, or pass the source as `script`",
+            cwd.display()
+        )
+    };
+    let path = Path::new(p);
+    if path.components().any(|c| matches!(c, Component::ParentDir)) {
+        return Err(refuse("it contains `..`"));
+    }
+    if !path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("js"))
+    {
+        return Err(refuse("it is not a `.js` file"));
+    }
+    let full = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        cwd.join(path)
+    };
+    let root = crate::paths::project_root(cwd);
+    let runs = crate::run_dir::runs_root(cwd);
+    let bases: [&Path; 2] = [root, &runs];
+    let base = bases
+        .into_iter()
+        .find(|b| full.starts_with(b))
+        .ok_or_else(|| refuse("it is outside the project"))?;
+    let levels = full
+        .strip_prefix(base)
+        .map(|r| r.components().count())
+        .unwrap_or(0);
+    if crate::workflows::symlinked(&full, levels.max(1)) {
+        return Err(refuse("a symlink is on its way"));
+    }
+    Ok(full)
+}
+
+/// Reads a script file without blocking or following a final symlink.
+pub fn read(path: &Path) -> Result<String, String> {
+    crate::workflows::read_script(path)
+        .map_err(|why| format!("`{}` cannot be read: {why}", path.display()))
+}
+
+/// What to start.
+pub struct Launch<'a> {
+    /// The script file to run (`None`: resume the run's own snapshot).
+    pub script: Option<&'a Path>,
+    pub args: Option<&'a Value>,
+    pub resume: Option<&'a str>,
+    /// A new run's id (chosen before, so an inline script can be saved in its directory).
+    pub run_id: Option<&'a str>,
+    pub max_agents: Option<u32>,
+    pub max_cost: Option<f64>,
+}
+
+/// Starts a detached run with this very binary; returns its id once its control socket is up.
+pub fn start(l: &Launch<'_>, cwd: &Path) -> Result<String> {
+    let exe = std::env::current_exe().context("cannot find the wfhost binary")?;
+    let mut cmd = std::process::Command::new(exe);
+    match (l.script, l.resume) {
+        (None, Some(id)) => {
+            cmd.args(["resume", id]);
+        }
+        (Some(path), resume) => {
+            cmd.arg("run").arg(path);
+            if let Some(id) = resume {
+                cmd.args(["--resume", id]);
+            } else if let Some(id) = l.run_id {
+                cmd.args(["--run-id", id]);
+            }
+            if let Some(args) = l.args {
+                cmd.args(["--args", &args.to_string()]);
+            }
+        }
+        (None, None) => return Err(anyhow!("nothing to run")),
+    }
+    cmd.args(["--detach", "--yes", "--json"]);
+    if let Some(n) = l.max_agents {
+        cmd.args(["--max-agents", &n.to_string()]);
+    }
+    if let Some(usd) = l.max_cost {
+        cmd.args(["--max-cost", &usd.to_string()]);
+    }
+    let out = cmd
+        .current_dir(cwd)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .context("cannot start the run")?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        return Err(ExitError::new(
+            u8::try_from(out.status.code().unwrap_or(70)).unwrap_or(70),
+            stderr.trim().trim_start_matches("error: ").to_string(),
+        )
+        .into());
+    }
+    let started: Value = serde_json::from_slice(&out.stdout).context("the run said nothing")?;
+    started["run_id"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow!("the run gave no id"))
+}
+
+/// A run's state: live from its socket, else from its journal.
+pub async fn status(dir: &RunDir) -> Result<Value> {
+    if dir.is_running()
+        && let Ok(mut c) = Client::connect(dir, "wfhost mcp").await
+        && let Ok(mut v) = c.request(Command::Status).await
+    {
+        if let Value::Object(m) = &mut v {
+            m.remove("v");
+            m.remove("ok");
+            m.insert("runDir".into(), json!(dir.path()));
+        }
+        return Ok(v);
+    }
+    let h = History::fold(&dir.load()?);
+    Ok(finished(dir, &h))
+}
+
+fn status_of(dir: &RunDir, h: &History) -> RunStatus {
+    match (dir.is_running(), h.paused) {
+        (true, true) => RunStatus::Paused,
+        (true, false) => RunStatus::Running,
+        (false, _) => h.status,
+    }
+}
+
+/// A run from its journal: status, counts, the failures grouped, where things are.
+fn finished(dir: &RunDir, h: &History) -> Value {
+    let failures: Vec<(String, String)> = h
+        .calls
+        .iter()
+        .filter(|c| !c.answered)
+        .filter_map(|c| c.error.clone().map(|e| (c.label.clone(), e)))
+        .collect();
+    json!({
+        "run_id": dir.id(),
+        "name": h.name,
+        "status": status_of(dir, h),
+        "backend": h.backend,
+        "agents": { "done": h.done(), "failed": h.failed(), "cached": h.served },
+        "usage": h.usage,
+        "elapsed_ms": h.duration_ms,
+        "phases": h.phases,
+        "failures": crate::report::group_failures(&failures),
+        "runDir": dir.path(),
+    })
+}
+
+/// Waits until the run is no longer running, for at most `wait`, calling `tick` with its live
+/// status about once a second. True when it ended.
+pub async fn wait_end(dir: &RunDir, wait: Duration, tick: impl Fn(&Value) + Send + Sync) -> bool {
+    let deadline = Instant::now() + wait;
+    let mut last = Instant::now() - Duration::from_secs(1);
+    loop {
+        if !dir.is_running() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        if last.elapsed() >= Duration::from_secs(1) {
+            last = Instant::now();
+            if let Ok(s) = status(dir).await {
+                tick(&s);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A finished run's outcome for a model: a first line that never reads as a plain success when
+/// agents failed, the result (capped; the whole of it in `result.json`), the failures, and
+/// where the transcripts are.
+pub fn result(dir: &RunDir) -> Result<(String, Value)> {
+    let h = History::fold(&dir.load()?);
+    let status = status_of(dir, &h);
+    let mut v = finished(dir, &h);
+    let (done, failed) = (h.done() + h.served, h.failed());
+    let headline = match status {
+        RunStatus::Completed if failed == 0 => {
+            format!("completed: all {done} agents answered")
+        }
+        RunStatus::Completed => format!(
+            "completed, but {failed} of {} agents failed (they returned null to the script; see failures)",
+            done + failed
+        ),
+        RunStatus::Running | RunStatus::Paused => format!("still {status}"),
+        other => format!(
+            "{other}: {}",
+            h.error.as_deref().unwrap_or("the run did not finish")
+        ),
+    };
+    if let Some(result) = &h.result {
+        let text = serde_json::to_string_pretty(result)?;
+        if text.chars().count() > MAX_RESULT_CHARS {
+            let path = dir.path().join("result.json");
+            std::fs::write(&path, &text)?;
+            v["result"] = json!(text.chars().take(MAX_RESULT_CHARS).collect::<String>());
+            v["resultTruncated"] = json!(true);
+            v["resultPath"] = json!(path);
+        } else {
+            v["result"] = result.clone();
+        }
+    }
+    if let Some(e) = &h.error {
+        v["error"] = json!(e);
+    }
+    v["transcripts"] = json!(dir.transcripts_log());
+    v["summary"] = json!(headline);
+    Ok((headline, v))
+}
+
+/// `workflow_control`: one command on the run's socket.
+pub async fn control(dir: &RunDir, action: &str, agent: Option<&str>) -> Result<Value> {
+    let agent_ref = || -> Result<AgentRef> {
+        let a = agent.ok_or_else(|| {
+            anyhow!(
+                "`{action}` needs `agent`: its number (as workflow_status lists them) or its label"
+            )
+        })?;
+        Ok(match a.trim_start_matches('#').parse::<u32>() {
+            Ok(n) => AgentRef::Number(n),
+            Err(_) => AgentRef::Name(a.to_string()),
+        })
+    };
+    let command = match action {
+        "pause" => Command::Pause,
+        "continue" => Command::Continue,
+        "stop" => Command::Stop,
+        "kill_agent" => Command::Kill {
+            agent: agent_ref()?,
+        },
+        "restart_agent" => Command::Restart {
+            agent: agent_ref()?,
+        },
+        other => {
+            return Err(anyhow!(
+                "unknown action `{other}`: use pause, continue, stop, kill_agent or restart_agent"
+            ));
+        }
+    };
+    let stop = command == Command::Stop;
+    let reply = Client::connect(dir, "wfhost mcp")
+        .await?
+        .request(command)
+        .await?;
+    if stop {
+        // The run ends at once (its agents are cancelled): report it ended.
+        wait_end(dir, Duration::from_secs(30), |_| {}).await;
+    }
+    Ok(reply)
+}

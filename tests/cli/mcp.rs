@@ -1,0 +1,329 @@
+//! `wfhost mcp` through rmcp's own client over stdio (the real server binary, the real guest,
+//! agents on the mock backend): tools, progress, control, resume, two runs at once, prompts,
+//! and bad input answered as tool errors, never a crash or a hang.
+
+use super::Scratch;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResult, GetPromptRequestParams, NumberOrString,
+    ProgressNotificationParam, ProgressToken, RequestMetaObject,
+};
+use rmcp::service::{NotificationContext, RunningService};
+use rmcp::transport::{ConfigureCommandExt, TokioChildProcess};
+use rmcp::{ClientHandler, RoleClient, ServiceExt};
+use serde_json::{Value, json};
+use std::sync::{Arc, Mutex};
+
+#[derive(Clone, Default)]
+struct Client {
+    progress: Arc<Mutex<Vec<ProgressNotificationParam>>>,
+}
+
+impl ClientHandler for Client {
+    async fn on_progress(
+        &self,
+        params: ProgressNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        self.progress.lock().unwrap().push(params);
+    }
+}
+
+const SCRIPT: &str = "export const meta = { name: 'mcp-probe', description: 'over MCP', phases: [{ title: 'Work' }] };\n\
+phase('Work');\n\
+const out = await parallel((args.items || ['a', 'b']).map(x => () => agent(`do ${x} [delay=${args.delay || 0}]`, { label: x })));\n\
+return { out };\n";
+
+fn project() -> Scratch {
+    let s = Scratch::new();
+    std::fs::create_dir(s.path().join(".git")).unwrap();
+    s.file("wfhost.toml", "backend = \"mock\"\n");
+    s.file(
+        ".wfhost/workflows/saved-probe.js",
+        SCRIPT.replace("mcp-probe", "saved-probe"),
+    );
+    s
+}
+
+async fn connect(s: &Scratch, client: Client) -> RunningService<RoleClient, Client> {
+    let home = s.path().join("home");
+    let transport = TokioChildProcess::new(
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_wfhost")).configure(|cmd| {
+            cmd.arg("mcp")
+                .current_dir(s.path())
+                .env_remove("CI")
+                .env_remove("WFHOST_RUNS_DIR")
+                .env("WFHOST_CACHE_DIR", super::cache_dir())
+                .env("HOME", &home)
+                .env("XDG_CONFIG_HOME", home.join(".config"))
+                .env("XDG_CACHE_HOME", home.join(".cache"));
+        }),
+    )
+    .unwrap();
+    client.serve(transport).await.unwrap()
+}
+
+async fn call(
+    c: &RunningService<RoleClient, Client>,
+    tool: &'static str,
+    args: Value,
+) -> CallToolResult {
+    let Value::Object(args) = args else {
+        panic!("arguments are an object")
+    };
+    tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        c.call_tool(CallToolRequestParams::new(tool).with_arguments(args)),
+    )
+    .await
+    .expect("the tool answers in time")
+    .unwrap_or_else(|e| panic!("{tool}: {e}"))
+}
+
+fn text(r: &CallToolResult) -> String {
+    r.content
+        .iter()
+        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn data(r: &CallToolResult) -> Value {
+    assert_ne!(r.is_error, Some(true), "{}", text(r));
+    r.structured_content.clone().expect("structured content")
+}
+
+fn tool_error(r: &CallToolResult, needle: &str) {
+    assert_eq!(r.is_error, Some(true), "a tool error: {}", text(r));
+    assert!(text(r).contains(needle), "`{needle}` in: {}", text(r));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mcp_server_runs_watches_and_steers_workflows() {
+    let s = project();
+    let client = Client::default();
+    let c = connect(&s, client.clone()).await;
+
+    let tools: Vec<String> = c
+        .list_all_tools()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name.to_string())
+        .collect();
+    for t in [
+        "workflow_run",
+        "workflow_status",
+        "workflow_result",
+        "workflow_control",
+        "workflow_validate",
+        "workflow_list",
+        "workflow_runs",
+    ] {
+        assert!(tools.contains(&t.to_string()), "{t} in {tools:?}");
+    }
+
+    // Validate: a good script, then one QuickJS cannot compile.
+    let ok = data(&call(&c, "workflow_validate", json!({ "script": SCRIPT })).await);
+    assert_eq!(ok["name"], "mcp-probe");
+    let bad = call(
+        &c,
+        "workflow_validate",
+        json!({ "script": "export const meta = { name: 'x', description: 'y' };\nconst = 1;\n" }),
+    )
+    .await;
+    tool_error(&bad, "syntax error");
+
+    // Run inline and wait, with a progress token: progress arrives, the result comes back, the
+    // inline script is saved in the run directory, and the run is an ordinary one.
+    let mut params = CallToolRequestParams::new("workflow_run").with_arguments(
+        json!({ "script": SCRIPT, "args": { "items": ["a", "b", "c"], "delay": 1200 }, "wait": 30 })
+            .as_object()
+            .unwrap()
+            .clone(),
+    );
+    params.meta = Some(RequestMetaObject::with_progress_token(ProgressToken(
+        NumberOrString::Number(7),
+    )));
+    let r = data(&c.call_tool(params).await.unwrap());
+    assert_eq!(r["summary"], "completed: all 3 agents answered", "{r}");
+    assert_eq!(r["result"]["out"][0], "R(do a [delay=1200])");
+    let run_id = r["runId"].as_str().unwrap().to_string();
+    let script_path = std::path::PathBuf::from(r["scriptPath"].as_str().unwrap());
+    assert_eq!(std::fs::read_to_string(&script_path).unwrap(), SCRIPT);
+    assert!(
+        s.path()
+            .join(".wfhost/runs")
+            .join(&run_id)
+            .join("journal.jsonl")
+            .is_file()
+    );
+    let progress = client.progress.lock().unwrap().clone();
+    assert!(!progress.is_empty(), "progress notifications arrive");
+    assert!(
+        progress[0]
+            .message
+            .as_deref()
+            .unwrap_or("")
+            .contains("agents done"),
+        "{progress:?}"
+    );
+    let runs = data(&call(&c, "workflow_runs", json!({})).await);
+    assert_eq!(runs["runs"][0]["runId"], run_id.as_str());
+    assert_eq!(runs["runs"][0]["status"], "completed");
+
+    // The saved file runs again by scriptPath; a saved workflow by name. Two runs at once.
+    let by_path = data(
+        &call(
+            &c,
+            "workflow_run",
+            json!({ "scriptPath": script_path, "args": { "delay": 800 } }),
+        )
+        .await,
+    );
+    let by_name = data(
+        &call(
+            &c,
+            "workflow_run",
+            json!({ "name": "saved-probe", "args": { "delay": 800 } }),
+        )
+        .await,
+    );
+    assert_eq!(by_name["workflowName"], "saved-probe");
+    for started in [&by_path, &by_name] {
+        let r = data(
+            &call(
+                &c,
+                "workflow_result",
+                json!({ "runId": started["runId"], "wait": 30 }),
+            )
+            .await,
+        );
+        assert_eq!(r["status"], "completed", "{r}");
+        assert_eq!(r["result"]["out"][1], "R(do b [delay=800])");
+    }
+
+    // Stop a long run; resuming it asks none of the finished agents again.
+    let long = data(
+        &call(
+            &c,
+            "workflow_run",
+            json!({ "script": SCRIPT.replace("[delay=${args.delay || 0}]", "[delay=${x === 'slow' ? 60000 : 10}]"), "args": { "items": ["a", "b", "slow"] } }),
+        )
+        .await,
+    );
+    let long_id = long["runId"].as_str().unwrap().to_string();
+    let mut done = 0;
+    for _ in 0..100 {
+        let st = data(&call(&c, "workflow_status", json!({ "runId": long_id })).await);
+        done = st["agents"]["done"].as_u64().unwrap_or(0);
+        if done == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(done, 2, "the quick agents finished");
+    let stopped = data(
+        &call(
+            &c,
+            "workflow_control",
+            json!({ "runId": long_id, "action": "stop" }),
+        )
+        .await,
+    );
+    assert_eq!(stopped["status"], "stopped", "{stopped}");
+    let resumed = data(
+        &call(
+            &c,
+            "workflow_run",
+            json!({ "resumeFromRunId": long_id, "wait": 0.5 }),
+        )
+        .await,
+    );
+    assert_eq!(resumed["runId"], long_id.as_str());
+    let st = data(&call(&c, "workflow_status", json!({ "runId": long_id })).await);
+    assert_eq!(
+        st["agents"]["cached"], 2,
+        "finished agents are served, not asked: {st}"
+    );
+    data(
+        &call(
+            &c,
+            "workflow_control",
+            json!({ "runId": long_id, "action": "stop" }),
+        )
+        .await,
+    );
+
+    // Bad input: tool errors naming the problem; the server stays up.
+    tool_error(&call(&c, "workflow_run", json!({})).await, "nothing to run");
+    tool_error(
+        &call(
+            &c,
+            "workflow_run",
+            json!({ "script": SCRIPT, "name": "saved-probe" }),
+        )
+        .await,
+        "exactly one of",
+    );
+    tool_error(
+        &call(&c, "workflow_run", json!({ "scriptPath": "../outside.js" })).await,
+        "contains `..`",
+    );
+    tool_error(
+        &call(
+            &c,
+            "workflow_run",
+            json!({ "script": "export const meta = { name: 'x' };\nreturn 1;" }),
+        )
+        .await,
+        "the script was rejected",
+    );
+    tool_error(
+        &call(&c, "workflow_status", json!({ "runId": "nope" })).await,
+        "there is no run `nope`",
+    );
+    tool_error(
+        &call(
+            &c,
+            "workflow_control",
+            json!({ "runId": run_id, "action": "pause" }),
+        )
+        .await,
+        "has finished",
+    );
+    let invalid = c
+        .call_tool(
+            CallToolRequestParams::new("workflow_run")
+                .with_arguments(json!({ "script": 42 }).as_object().unwrap().clone()),
+        )
+        .await;
+    // A wrongly typed argument: an invalid-params error, or a tool error naming it.
+    if let Ok(r) = invalid {
+        tool_error(&r, "expected a string");
+    }
+
+    // Prompts: the authoring reference and each saved workflow.
+    let prompts: Vec<String> = c
+        .list_all_prompts()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    assert!(
+        prompts.contains(&"workflow-authoring".to_string())
+            && prompts.contains(&"saved-probe".to_string()),
+        "{prompts:?}"
+    );
+    let authoring = c
+        .get_prompt(GetPromptRequestParams::new("workflow-authoring"))
+        .await
+        .unwrap();
+    let authoring = serde_json::to_string(&authoring).unwrap();
+    assert!(authoring.contains("pipeline(items"), "{authoring}");
+    assert!(
+        !c.list_all_tools().await.unwrap().is_empty(),
+        "still serving"
+    );
+    c.cancel().await.unwrap();
+}
