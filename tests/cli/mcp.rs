@@ -327,3 +327,92 @@ async fn mcp_server_runs_watches_and_steers_workflows() {
     );
     c.cancel().await.unwrap();
 }
+
+fn tool_in_cache(dir: &str, bin: &str) -> Option<std::path::PathBuf> {
+    let home = std::env::var_os("HOME").map(std::path::PathBuf::from)?;
+    let p = home
+        .join(".cache")
+        .join(dir)
+        .join("node_modules/.bin")
+        .join(bin);
+    p.is_file().then_some(p)
+}
+
+/// The MCP Inspector's CLI (npm `@modelcontextprotocol/inspector`, installed by .ci/run) lists
+/// the tools, validates a script and runs one with `wait` (it sends every argument as text).
+#[test]
+fn the_mcp_inspector_lists_validates_and_runs() {
+    let Some(inspector) = tool_in_cache("wfhost-inspector", "mcp-inspector") else {
+        super::missing_tool(
+            "the_mcp_inspector_lists_validates_and_runs",
+            "the MCP Inspector is not installed in ~/.cache/wfhost-inspector",
+        );
+        return;
+    };
+    let s = project();
+    let inspect = |args: &[&str]| -> Value {
+        let out = std::process::Command::new(&inspector)
+            .arg("--cli")
+            .arg(env!("CARGO_BIN_EXE_wfhost"))
+            .arg("mcp")
+            .args(args)
+            .current_dir(s.path())
+            .env_remove("CI")
+            .env("WFHOST_CACHE_DIR", super::cache_dir())
+            .env("HOME", s.path().join("home"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let tools = inspect(&["--method", "tools/list"]);
+    let names: Vec<&str> = tools["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 7, "{names:?}");
+    assert!(names.contains(&"workflow_run"));
+    let run_schema = tools["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "workflow_run")
+        .unwrap();
+    assert!(
+        run_schema["inputSchema"]["properties"]["resumeFromRunId"].is_object(),
+        "the reference's argument names: {run_schema}"
+    );
+    let valid = inspect(&[
+        "--method",
+        "tools/call",
+        "--tool-name",
+        "workflow_validate",
+        "--tool-arg",
+        &format!("script={SCRIPT}"),
+    ]);
+    assert_eq!(valid["structuredContent"]["name"], "mcp-probe", "{valid}");
+    let ran = inspect(&[
+        "--method",
+        "tools/call",
+        "--tool-name",
+        "workflow_run",
+        "--tool-arg",
+        &format!("script={SCRIPT}"),
+        "--tool-arg",
+        r#"args={"items":["x","y"],"delay":300}"#,
+        "--tool-arg",
+        "wait=30",
+    ]);
+    let r = &ran["structuredContent"];
+    assert_eq!(r["status"], "completed", "{ran}");
+    assert_eq!(
+        r["result"]["out"],
+        json!(["R(do x [delay=300])", "R(do y [delay=300])"])
+    );
+}

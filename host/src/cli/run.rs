@@ -412,7 +412,10 @@ fn detach(a: &RunArgs, run_id: &str, cwd: &Path) -> Result<u8> {
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
     };
-    if let Some(status) = code {
+    // Ended already: a quick run may finish before this process looks. It started if its
+    // journal has a record; otherwise it ended before it began, and its output says why.
+    let began = dir.load().is_ok_and(|l| !l.records.is_empty());
+    if let Some(status) = code.filter(|_| !began) {
         let out = std::fs::read_to_string(dir.output()).unwrap_or_default();
         eprint!("{}", sanitize::text(&out));
         let code = status.code().and_then(|c| u8::try_from(c).ok());

@@ -60,7 +60,26 @@ pub struct RunParams {
     pub resume_from_run_id: Option<String>,
     /// Seconds to wait for the run to finish (at most 600) before returning; progress is
     /// reported meanwhile. Without it, returns as soon as the run has started.
+    #[serde(default, deserialize_with = "lenient_seconds")]
+    #[schemars(with = "Option<f64>")]
     pub wait: Option<f64>,
+}
+
+/// Seconds as a number or a numeric string (some clients send every argument as a string).
+fn lenient_seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Seconds {
+        Number(f64),
+        Text(String),
+    }
+    match Option::<Seconds>::deserialize(d)? {
+        None => Ok(None),
+        Some(Seconds::Number(n)) => Ok(Some(n)),
+        Some(Seconds::Text(t)) => t.trim().parse().map(Some).map_err(|_| {
+            serde::de::Error::custom(format!("`wait` is a number of seconds, not `{t}`"))
+        }),
+    }
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -76,6 +95,8 @@ pub struct ResultParams {
     /// The run's id.
     pub run_id: String,
     /// Seconds to wait for the run to finish (at most 600) if it is still running.
+    #[serde(default, deserialize_with = "lenient_seconds")]
+    #[schemars(with = "Option<f64>")]
     pub wait: Option<f64>,
 }
 
