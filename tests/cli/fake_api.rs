@@ -104,6 +104,16 @@ async fn handle(
         let mut s = seen.lock().unwrap();
         s.http2 += u32::from(http2);
         s.bodies.push(body.clone());
+        if let Some(dump) = std::env::var_os("FAKE_API_DUMP") {
+            use std::io::Write as _;
+            if let Ok(mut f) = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dump)
+            {
+                let _ = writeln!(f, "{body}");
+            }
+        }
         let a = s.attempts.entry(prompt.clone()).or_default();
         a.push(Instant::now());
         u32::try_from(a.len()).unwrap()
@@ -167,6 +177,32 @@ async fn handle(
             sse(&[("message_start", start)])
         );
         return Ok(Response::new(Full::new(Bytes::from(text))));
+    }
+    if let Some(turn) = conductor(&body) {
+        let text = sse(&[
+            ("message_start", start),
+            (
+                "content_block_start",
+                json!({"type": "content_block_start", "index": 0, "content_block": turn.block}),
+            ),
+            (
+                "content_block_delta",
+                json!({"type": "content_block_delta", "index": 0, "delta": turn.delta}),
+            ),
+            (
+                "content_block_stop",
+                json!({"type": "content_block_stop", "index": 0}),
+            ),
+            (
+                "message_delta",
+                json!({"type": "message_delta", "delta": {"stop_reason": turn.stop}, "usage": {"output_tokens": 10}}),
+            ),
+            ("message_stop", json!({"type": "message_stop"})),
+        ]);
+        return Ok(Response::builder()
+            .header("content-type", "text/event-stream")
+            .body(Full::new(Bytes::from(text)))
+            .unwrap());
     }
     let structured_tool = body["tools"]
         .as_array()
@@ -340,5 +376,94 @@ impl FakeApi {
             .find(|(p, _)| p.starts_with(prompt))
             .map(|(_, a)| a.clone())
             .unwrap_or_default()
+    }
+}
+
+/// One turn of the model the conductor plays.
+struct Turn {
+    block: Value,
+    delta: Value,
+    stop: &'static str,
+}
+
+/// The text of a message's content (a string, or its text and tool-result blocks).
+fn content_text(content: &Value) -> String {
+    match content {
+        Value::String(s) => s.clone(),
+        Value::Array(parts) => parts
+            .iter()
+            .map(|p| match (&p["text"], &p["content"]) {
+                (Value::String(t), _) => t.clone(),
+                (_, inner @ (Value::String(_) | Value::Array(_))) => content_text(inner),
+                _ => String::new(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
+        _ => String::new(),
+    }
+}
+
+/// Plays a model that drives `wfhost mcp` through Claude Code, when the task says `[mcp-run]`:
+/// it calls `workflow_run` with the task's ```js script and `wait`, then `workflow_result` with
+/// the run id it got, then answers with that tool result's text (`WORKFLOW RESULT: …`); a tool
+/// error is answered as `WORKFLOW ERROR: …`.
+fn conductor(body: &Value) -> Option<Turn> {
+    let tools = body["tools"].as_array()?;
+    if !tools
+        .iter()
+        .any(|t| t["name"] == "mcp__wfhost__workflow_run")
+    {
+        return None;
+    }
+    let messages = body["messages"].as_array()?;
+    let task = messages
+        .iter()
+        .filter(|m| m["role"] == "user")
+        .map(|m| content_text(&m["content"]))
+        .find(|t| t.contains("[mcp-run]"))?;
+    let tool_use = |name: &str, input: Value| Turn {
+        block: json!({"type": "tool_use", "id": format!("toolu_{name}"), "name": format!("mcp__wfhost__{name}"), "input": {}}),
+        delta: json!({"type": "input_json_delta", "partial_json": input.to_string()}),
+        stop: "tool_use",
+    };
+    let say = |text: String| Turn {
+        block: json!({"type": "text", "text": ""}),
+        delta: json!({"type": "text_delta", "text": text}),
+        stop: "end_turn",
+    };
+    let last = messages.last()?;
+    // The newest tool result (Claude Code merges turns that share a message id into one).
+    let result = last["content"]
+        .as_array()
+        .and_then(|c| c.iter().rev().find(|b| b["type"] == "tool_result"));
+    let Some(result) = result else {
+        let script = task
+            .split("```js")
+            .nth(1)?
+            .split("```")
+            .next()?
+            .trim()
+            .to_string();
+        return Some(tool_use(
+            "workflow_run",
+            json!({ "script": script, "args": { "items": ["a", "b"] }, "wait": 30 }),
+        ));
+    };
+    let text = content_text(&result["content"]);
+    if result["is_error"] == true {
+        return Some(say(format!("WORKFLOW ERROR: {text}")));
+    }
+    match result["tool_use_id"].as_str()? {
+        "toolu_workflow_run" => {
+            // `"runId": "…"` (pretty) or `"runId":"…"` (compact).
+            let rest = &text[text.find("\"runId\"")? + "\"runId\"".len()..];
+            let rest = rest.trim_start_matches([':', ' ', '"']);
+            let id: String = rest.chars().take_while(|c| *c != '"').collect();
+            Some(tool_use(
+                "workflow_result",
+                json!({ "runId": id, "wait": 30 }),
+            ))
+        }
+        _ => Some(say(format!("WORKFLOW RESULT: {text}"))),
     }
 }

@@ -416,3 +416,101 @@ fn the_mcp_inspector_lists_validates_and_runs() {
         json!(["R(do x [delay=300])", "R(do y [delay=300])"])
     );
 }
+
+/// The real Claude Code CLI with `wfhost mcp` in its `--mcp-config`, against the fake Messages
+/// API playing the model: it calls `workflow_run` with an inline script (agents on the mock
+/// backend), then `workflow_result`, then answers with the result. A rejected script comes back
+/// to the model as the error text.
+#[test]
+fn claude_code_runs_a_workflow_through_wfhost_mcp() {
+    let Some(claude) = tool_in_cache("wfhost-claude", "claude") else {
+        super::missing_tool(
+            "claude_code_runs_a_workflow_through_wfhost_mcp",
+            "Claude Code is not installed in ~/.cache/wfhost-claude",
+        );
+        return;
+    };
+    let api = super::fake_api::FakeApi::start(false);
+    let s = project();
+    let config = json!({ "mcpServers": { "wfhost": {
+        "command": env!("CARGO_BIN_EXE_wfhost"),
+        "args": ["mcp"],
+        "env": { "WFHOST_CACHE_DIR": super::cache_dir() },
+    }}});
+    s.file("mcp.json", config.to_string());
+    let ask = |task: &str| -> Value {
+        let mut cmd = std::process::Command::new(&claude);
+        cmd.args([
+            "-p",
+            "--output-format",
+            "json",
+            "--model",
+            "claude-sonnet-4-5",
+            "--max-turns",
+            "6",
+            "--strict-mcp-config",
+            "--mcp-config",
+            "mcp.json",
+            "--allowedTools",
+            "mcp__wfhost",
+        ])
+        .current_dir(s.path())
+        .env_remove("CI")
+        .env("HOME", s.path().join("home"))
+        .env("IS_SANDBOX", "1")
+        .env("DISABLE_TELEMETRY", "1")
+        .env("DISABLE_AUTOUPDATER", "1")
+        .env("DISABLE_ERROR_REPORTING", "1")
+        .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+        // The task on stdin: `--allowedTools` takes every word after it.
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+        for (k, v) in api.env() {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        {
+            use std::io::Write as _;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(task.as_bytes())
+                .unwrap();
+        }
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "claude: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let done = ask(&format!(
+        "[mcp-run] run this workflow and tell me its result:\n```js\n{SCRIPT}\n```"
+    ));
+    let answer = done["result"].as_str().unwrap_or_default();
+    assert!(
+        answer.starts_with("WORKFLOW RESULT: ")
+            && answer.contains("completed: all 2 agents answered")
+            && answer.contains("R(do a [delay=0])"),
+        "the final message carries the workflow's result: {done}"
+    );
+    let runs: Vec<_> = std::fs::read_dir(s.path().join(".wfhost/runs"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.path().join("journal.jsonl").is_file())
+        .collect();
+    assert_eq!(runs.len(), 1, "the run's journal exists");
+
+    let rejected =
+        ask("[mcp-run] run this:\n```js\nexport const meta = { name: 'x' };\nreturn 1;\n```");
+    let answer = rejected["result"].as_str().unwrap_or_default();
+    assert!(
+        answer.starts_with("WORKFLOW ERROR: the script was rejected")
+            && answer.contains("description"),
+        "the model receives the rejection: {rejected}"
+    );
+}
