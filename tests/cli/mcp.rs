@@ -514,3 +514,130 @@ fn claude_code_runs_a_workflow_through_wfhost_mcp() {
         "the model receives the rejection: {rejected}"
     );
 }
+
+/// `wfhost mcp --http`: streamable HTTP on loopback, every request needing the bearer token;
+/// a non-loopback address is refused.
+#[test]
+fn mcp_over_http_needs_the_bearer_token() {
+    use std::io::BufRead as _;
+    let s = project();
+    let token = "test-token-0123456789abcdef";
+    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_wfhost"))
+        .args(["mcp", "--http", "127.0.0.1:0"])
+        .current_dir(s.path())
+        .env("WFHOST_MCP_TOKEN", token)
+        .env("WFHOST_CACHE_DIR", super::cache_dir())
+        .env("HOME", s.path().join("home"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(server.stderr.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://127.0.0.1:"))
+        .unwrap_or_else(|| panic!("the address: {line}"))
+        .to_string();
+    let post = |auth: Option<&str>, body: &str, session: Option<&str>| -> String {
+        let mut cmd = std::process::Command::new("curl");
+        cmd.args(["-s", "-D", "-", "-X", "POST", &url])
+            .args(["-H", "content-type: application/json"])
+            .args(["-H", "accept: application/json, text/event-stream"])
+            .args(["--max-time", "10", "-d", body]);
+        if let Some(a) = auth {
+            cmd.args(["-H", &format!("authorization: Bearer {a}")]);
+        }
+        if let Some(id) = session {
+            cmd.args(["-H", &format!("mcp-session-id: {id}")]);
+        }
+        String::from_utf8(cmd.output().expect("curl runs").stdout).unwrap()
+    };
+    let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"curl","version":"1"}}}"#;
+    let refused = post(None, init, None);
+    assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
+    let wrong = post(Some("not-the-token"), init, None);
+    assert!(wrong.starts_with("HTTP/1.1 401"), "{wrong}");
+    let ok = post(Some(token), init, None);
+    assert!(
+        ok.starts_with("HTTP/1.1 200") && ok.contains("\"name\":\"wfhost\""),
+        "{ok}"
+    );
+    let session = ok
+        .lines()
+        .find_map(|l| l.strip_prefix("mcp-session-id: "))
+        .unwrap()
+        .trim()
+        .to_string();
+    post(
+        Some(token),
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+        Some(&session),
+    );
+    let tools = post(
+        Some(token),
+        r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#,
+        Some(&session),
+    );
+    assert!(
+        tools.contains("\"workflow_run\"") && tools.contains("\"workflow_control\""),
+        "{tools}"
+    );
+    server.kill().unwrap();
+    let _ = server.wait();
+
+    let open = super::wfhost(["mcp", "--http", "0.0.0.0:8765"])
+        .dir(s.path())
+        .run();
+    open.code(2);
+    assert!(
+        open.stderr.contains("not a loopback address"),
+        "{}",
+        open.stderr
+    );
+}
+
+/// `[mcp]` in wfhost.toml: inline scripts refused, backends not allowed refused by name, and a
+/// run's agents capped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mcp_policy_limits_what_a_client_may_do() {
+    let s = project();
+    s.file(
+        "wfhost.toml",
+        "backend = \"mock\"\n[mcp]\ninline_scripts = false\nmax_agents = 1\n",
+    );
+    let c = connect(&s, Client::default()).await;
+    tool_error(
+        &call(&c, "workflow_run", json!({ "script": SCRIPT })).await,
+        "inline_scripts = false",
+    );
+    // A saved workflow runs, under the cap: its second agent is refused.
+    let r = data(
+        &call(
+            &c,
+            "workflow_run",
+            json!({ "name": "saved-probe", "args": {}, "wait": 30 }),
+        )
+        .await,
+    );
+    assert_eq!(r["status"], "completed", "{r}");
+    assert_eq!(r["result"]["out"][1], Value::Null, "{r}");
+    assert!(
+        r["summary"].as_str().unwrap().contains("1 warning(s)"),
+        "{r}"
+    );
+    assert!(r["warnings"][0].as_str().unwrap().contains("cap"), "{r}");
+    c.cancel().await.unwrap();
+
+    s.file(
+        "wfhost.toml",
+        "backend = \"mock\"\n[mcp]\nallowed_backends = [\"claude\"]\n",
+    );
+    let c = connect(&s, Client::default()).await;
+    tool_error(
+        &call(&c, "workflow_run", json!({ "name": "saved-probe" })).await,
+        "`mock` is not one [mcp] allowed_backends permits (claude)",
+    );
+    c.cancel().await.unwrap();
+}

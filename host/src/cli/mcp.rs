@@ -10,14 +10,24 @@ client may do. See docs/mcp.md.
 
 Examples:
   claude mcp add wfhost -- wfhost mcp            register with Claude Code
-  npx @modelcontextprotocol/inspector wfhost mcp try it by hand";
+  npx @modelcontextprotocol/inspector wfhost mcp try it by hand
+  WFHOST_MCP_TOKEN=… wfhost mcp --http 127.0.0.1:8765   streamable HTTP, bearer token";
 
 #[derive(Args)]
-pub(super) struct McpArgs {}
+pub(super) struct McpArgs {
+    /// Serve streamable HTTP on this loopback address (e.g. 127.0.0.1:8765) instead of stdio;
+    /// every request needs `Authorization: Bearer $WFHOST_MCP_TOKEN` (a random token is made
+    /// and printed when it is unset).
+    #[arg(long, value_name = "ADDR")]
+    http: Option<std::net::SocketAddr>,
+}
 
-pub(super) async fn mcp(_a: McpArgs) -> Result<u8> {
+pub(super) async fn mcp(a: McpArgs) -> Result<u8> {
     let cwd = std::env::current_dir()?;
     let config = crate::config::load(&cwd)?.config;
-    crate::mcp::serve_stdio(cwd, config).await?;
+    match a.http {
+        Some(addr) => crate::mcp::serve_http(cwd, config, addr).await?,
+        None => crate::mcp::serve_stdio(cwd, config).await?,
+    }
     Ok(crate::exit::OK)
 }

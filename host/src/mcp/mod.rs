@@ -659,3 +659,95 @@ pub async fn serve_stdio(cwd: PathBuf, config: Config) -> anyhow::Result<()> {
     service.waiting().await?;
     Ok(())
 }
+
+/// Serves MCP as streamable HTTP on `addr` (loopback only) at `/mcp`, each request carrying
+/// `Authorization: Bearer TOKEN`; others get 401. The token is `$WFHOST_MCP_TOKEN`, or a fresh
+/// random one printed on stderr.
+pub async fn serve_http(
+    cwd: PathBuf,
+    config: Config,
+    addr: std::net::SocketAddr,
+) -> anyhow::Result<()> {
+    use http_body_util::BodyExt as _;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use hyper_util::service::TowerToHyperService;
+    use rmcp::transport::streamable_http_server::{
+        StreamableHttpService, session::local::LocalSessionManager,
+    };
+    if !addr.ip().is_loopback() {
+        anyhow::bail!(
+            crate::ExitError::usage(format!("`--http {addr}` is not a loopback address"))
+                .hint("wfhost mcp serves this machine only: use 127.0.0.1:PORT or [::1]:PORT (put a proxy with TLS and auth in front to reach it from elsewhere)")
+        );
+    }
+    let token = match std::env::var("WFHOST_MCP_TOKEN") {
+        Ok(t) if t.len() >= 16 => t,
+        Ok(_) => anyhow::bail!(
+            crate::ExitError::usage("$WFHOST_MCP_TOKEN is shorter than 16 characters")
+                .hint("use a long random token, or unset it and wfhost makes one")
+        ),
+        Err(_) => {
+            let t = blake3::hash(
+                format!(
+                    "{:?}{}{}",
+                    std::time::SystemTime::now(),
+                    std::process::id(),
+                    fastrand::u128(..)
+                )
+                .as_bytes(),
+            )
+            .to_hex()[..32]
+                .to_string();
+            eprintln!("wfhost mcp: bearer token {t} (set $WFHOST_MCP_TOKEN to choose it)");
+            t
+        }
+    };
+    let expected = format!("Bearer {token}");
+    let service = TowerToHyperService::new(StreamableHttpService::new(
+        move || Ok(Server::new(cwd.clone(), config.clone())),
+        LocalSessionManager::default().into(),
+        rmcp::transport::streamable_http_server::StreamableHttpServerConfig::default(),
+    ));
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    eprintln!(
+        "wfhost mcp: serving streamable HTTP on http://{}/mcp",
+        listener.local_addr()?
+    );
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let (service, expected) = (service.clone(), expected.clone());
+        tokio::spawn(async move {
+            let guarded = hyper::service::service_fn(
+                move |req: hyper::Request<hyper::body::Incoming>| {
+                    let service = service.clone();
+                    let authorized = req
+                        .headers()
+                        .get(hyper::header::AUTHORIZATION)
+                        .is_some_and(|v| v.as_bytes() == expected.as_bytes());
+                    async move {
+                        use hyper::service::Service as _;
+                        if !authorized {
+                            let body = http_body_util::Full::new(hyper::body::Bytes::from_static(
+                            b"wfhost mcp: a bearer token is required (Authorization: Bearer TOKEN)\n",
+                        ))
+                        .map_err(|never| match never {})
+                        .boxed_unsync();
+                            return Ok(hyper::Response::builder()
+                                .status(401)
+                                .header("www-authenticate", "Bearer")
+                                .body(body)
+                                .expect("a valid response"));
+                        }
+                        service
+                            .call(req)
+                            .await
+                            .map(|r| r.map(|b| b.map_err(|never| match never {}).boxed_unsync()))
+                    }
+                },
+            );
+            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), guarded)
+                .await;
+        });
+    }
+}

@@ -230,12 +230,41 @@ pub fn result(dir: &RunDir) -> Result<(String, Value)> {
     let status = status_of(dir, &h);
     let mut v = finished(dir, &h);
     let (done, failed) = (h.done() + h.served, h.failed());
+    // The script's warnings (a refused agent, a failed parallel() slot): what a model must not
+    // miss when a result holds nulls. From the run's event log, the last 20.
+    let warnings: Vec<String> = std::fs::read_to_string(dir.events())
+        .unwrap_or_default()
+        .lines()
+        .filter_map(crate::events::from_line)
+        .filter_map(|(_, e)| match e {
+            // Warnings, and the runtime's own `parallel[i] failed: …` lines (logged as info,
+            // as the reference does).
+            crate::events::Event::Log { level, text }
+                if level != crate::events::LogLevel::Info || text.contains(" failed: ") =>
+            {
+                Some(text)
+            }
+            _ => None,
+        })
+        .collect();
+    let shown = &warnings[warnings.len().saturating_sub(20)..];
+    if !shown.is_empty() {
+        v["warnings"] = json!(shown);
+    }
+    let warned = if warnings.is_empty() {
+        String::new()
+    } else {
+        format!("; {} warning(s) in its log, see warnings", warnings.len())
+    };
     let headline = match status {
-        RunStatus::Completed if failed == 0 => {
+        RunStatus::Completed if failed == 0 && warnings.is_empty() => {
             format!("completed: all {done} agents answered")
         }
+        RunStatus::Completed if failed == 0 => {
+            format!("completed: {done} agents answered{warned}")
+        }
         RunStatus::Completed => format!(
-            "completed, but {failed} of {} agents failed (they returned null to the script; see failures)",
+            "completed, but {failed} of {} agents failed (they returned null to the script; see failures){warned}",
             done + failed
         ),
         RunStatus::Running | RunStatus::Paused => format!("still {status}"),
