@@ -396,12 +396,17 @@ fn detach(a: &RunArgs, run_id: &str, cwd: &Path) -> Result<u8> {
             Ok(())
         });
     }
+    // A socket left by a crashed attempt is stale (nobody holds the run's lock): gone before
+    // the new attempt starts, so the wait below sees only the new one.
+    if !dir.is_running() {
+        let _ = std::fs::remove_file(dir.control_socket());
+    }
     let mut child = cmd.spawn().context("cannot start the background run")?;
     // Return once the run can be reached (its control socket is up), or say why it ended.
     let socket = dir.control_socket();
     let waited = Instant::now();
     let code = loop {
-        if socket.exists() {
+        if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
             break None;
         }
         if let Some(status) = child.try_wait()? {
