@@ -72,6 +72,24 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         detail: Option<String>,
     },
+    /// An agent asks to use a tool outside its allow-list; an operator answers (`answer`), or
+    /// it is denied when nobody does in time.
+    Permission {
+        id: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        agent: Option<u32>,
+        tool: String,
+        /// The tool's input, as JSON (at most 500 characters).
+        input: String,
+    },
+    PermissionAnswered {
+        id: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        agent: Option<u32>,
+        tool: String,
+        allowed: bool,
+        detail: String,
+    },
     RunFinished {
         outcome: String,
         duration_ms: u64,
@@ -114,6 +132,14 @@ impl Event {
             Event::Control { by, detail, .. } => {
                 *by = l(by);
                 *detail = detail.as_ref().map(l);
+            }
+            Event::Permission { tool, input, .. } => {
+                *tool = l(tool);
+                *input = l(input);
+            }
+            Event::PermissionAnswered { tool, detail, .. } => {
+                *tool = l(tool);
+                *detail = l(detail);
             }
             Event::Budget { .. } | Event::RunFinished { .. } => {}
         }

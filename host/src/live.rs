@@ -71,6 +71,15 @@ pub struct PhaseRow {
     pub last_ms: Option<u64>,
 }
 
+/// A permission request waiting for an operator.
+#[derive(Debug, Clone, Serialize)]
+pub struct PermissionRow {
+    pub id: u32,
+    pub agent: Option<u32>,
+    pub tool: String,
+    pub input: String,
+}
+
 /// The state of a run, as its events have told it so far.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct LiveRun {
@@ -90,6 +99,8 @@ pub struct LiveRun {
     /// The time of the last event (ms since the run started).
     pub t_ms: u64,
     pub current_phase: Option<String>,
+    /// Permission requests waiting for an answer, oldest first.
+    pub permissions: Vec<PermissionRow>,
     #[serde(skip)]
     pub logs: VecDeque<(LogLevel, String)>,
     #[serde(skip)]
@@ -209,6 +220,18 @@ impl LiveRun {
                 self.outcome = Some(outcome.clone());
                 self.paused = false;
             }
+            Event::Permission {
+                id,
+                agent,
+                tool,
+                input,
+            } => self.permissions.push(PermissionRow {
+                id: *id,
+                agent: *agent,
+                tool: tool.clone(),
+                input: input.clone(),
+            }),
+            Event::PermissionAnswered { id, .. } => self.permissions.retain(|p| p.id != *id),
             Event::Budget { .. } => {}
         }
     }

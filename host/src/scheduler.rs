@@ -283,7 +283,14 @@ async fn supervise(setup: &SchedulerSetup, job: &AgentJob) -> Option<AgentOutcom
                 .or_else(|| setup.backend.default_model()),
         });
         let progress = Progress::new();
-        let call = PROGRESS.scope(progress.clone(), run(setup, job));
+        let context = crate::backend::CallContext {
+            control_socket: setup.control.socket(),
+            agent: setup.control.number(job.handle),
+        };
+        let call = PROGRESS.scope(
+            progress.clone(),
+            crate::backend::CALL.scope(context, run(setup, job)),
+        );
         tokio::pin!(call);
         let ended = loop {
             let silent_until = tokio::time::Instant::from_std(progress.last() + stall);

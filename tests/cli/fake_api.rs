@@ -408,6 +408,9 @@ fn content_text(content: &Value) -> String {
 /// the run id it got, then answers with that tool result's text (`WORKFLOW RESULT: …`); a tool
 /// error is answered as `WORKFLOW ERROR: …`.
 fn conductor(body: &Value) -> Option<Turn> {
+    if let Some(turn) = prober(body) {
+        return Some(turn);
+    }
     let tools = body["tools"].as_array()?;
     if !tools
         .iter()
@@ -466,4 +469,36 @@ fn conductor(body: &Value) -> Option<Turn> {
         }
         _ => Some(say(format!("WORKFLOW RESULT: {text}"))),
     }
+}
+
+/// Plays an agent that needs a tool it was not allowed, when its task says `[perm-probe]`: it
+/// asks for `Bash` (`touch probe-made && echo permitted-$((6*7))`: not read-only, so Claude Code asks), then answers `TOOL SAID: ` and what came back
+/// (the output, or the refusal and its reason).
+fn prober(body: &Value) -> Option<Turn> {
+    let tools = body["tools"].as_array()?;
+    if !tools.iter().any(|t| t["name"] == "Bash") {
+        return None;
+    }
+    let messages = body["messages"].as_array()?;
+    messages
+        .iter()
+        .filter(|m| m["role"] == "user")
+        .map(|m| content_text(&m["content"]))
+        .find(|t| t.contains("[perm-probe]"))?;
+    let last = messages.last()?;
+    let result = last["content"]
+        .as_array()
+        .and_then(|c| c.iter().rev().find(|b| b["type"] == "tool_result"));
+    Some(match result {
+        None => Turn {
+            block: json!({"type": "tool_use", "id": "toolu_bash", "name": "Bash", "input": {}}),
+            delta: json!({"type": "input_json_delta", "partial_json": json!({"command": "touch probe-made && echo permitted-$((6*7))", "description": "probe"}).to_string()}),
+            stop: "tool_use",
+        },
+        Some(r) => Turn {
+            block: json!({"type": "text", "text": ""}),
+            delta: json!({"type": "text_delta", "text": format!("TOOL SAID: {}", content_text(&r["content"]))}),
+            stop: "end_turn",
+        },
+    })
 }

@@ -641,3 +641,137 @@ async fn mcp_policy_limits_what_a_client_may_do() {
     );
     c.cancel().await.unwrap();
 }
+
+/// A `claude` agent (the real Claude Code CLI, the fake API playing its model) wants `Bash`,
+/// which it was not allowed: the request reaches the run's control socket. With nobody there it
+/// is denied after `--permission-timeout`, and the agent is told why; when an operator allows it
+/// (`answer`), the tool runs and the agent goes on with its output.
+#[test]
+fn a_claude_agents_permission_request_reaches_a_person() {
+    let Some(claude) = tool_in_cache("wfhost-claude", "claude") else {
+        super::missing_tool(
+            "a_claude_agents_permission_request_reaches_a_person",
+            "Claude Code is not installed in ~/.cache/wfhost-claude",
+        );
+        return;
+    };
+    let api = super::fake_api::FakeApi::start(false);
+    let s = project();
+    s.file(
+        "wfhost.toml",
+        format!(
+            "backend = \"claude\"\nmodel = \"claude-sonnet-4-5\"\n[claude]\nbinary = \"{}\"\nmax_turns = 4\n",
+            claude.display()
+        ),
+    );
+    s.file(
+        "w.js",
+        "export const meta = { name: 'perm', description: 'asks' };\nreturn await agent('[perm-probe] run the probe');\n",
+    );
+    let wf = |args: &[&str]| {
+        let mut w = super::wfhost(args)
+            .dir(s.path())
+            .env_remove("WFHOST_RUNS_DIR")
+            .env("IS_SANDBOX", "1")
+            .env("DISABLE_TELEMETRY", "1")
+            .env("DISABLE_AUTOUPDATER", "1")
+            .env("DISABLE_ERROR_REPORTING", "1")
+            .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1");
+        for (k, v) in api.env() {
+            w = w.env(k, v);
+        }
+        w
+    };
+    // Nobody attached: denied after 1 s, with the reason, and the run goes on.
+    let out = wf(&[
+        "run",
+        "w.js",
+        "--yes",
+        "--json",
+        "--permission-timeout",
+        "1s",
+    ])
+    .run();
+    let r = out.report();
+    let said = r["result"].as_str().unwrap_or_default();
+    assert!(
+        said.starts_with("TOOL SAID:")
+            && said.contains("nobody answered this permission request within 1s"),
+        "the agent is told why: {r}\n{}",
+        out.stderr
+    );
+    let run_dir = s
+        .path()
+        .join(".wfhost/runs")
+        .join(r["run_id"].as_str().unwrap());
+    let events = std::fs::read_to_string(run_dir.join("events.jsonl")).unwrap();
+    assert!(
+        events.contains("\"type\":\"permission\"") && events.contains("\"tool\":\"Bash\""),
+        "{events}"
+    );
+
+    // An operator allows it once: the tool runs.
+    let started = wf(&[
+        "run",
+        "w.js",
+        "--yes",
+        "--detach",
+        "--json",
+        "--permission-timeout",
+        "60s",
+    ])
+    .run();
+    started.code(0);
+    let id = serde_json::from_str::<Value>(&started.stdout).unwrap()["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let socket = s.path().join(".wfhost/runs").join(&id).join("control.sock");
+    let ask = |request: Value| -> Value {
+        use std::io::{BufRead as _, Write as _};
+        let mut stream = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+        writeln!(stream, "{request}").unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(&stream)
+            .read_line(&mut line)
+            .unwrap();
+        serde_json::from_str(&line).unwrap()
+    };
+    let mut pending = Value::Null;
+    for _ in 0..400 {
+        let status = ask(json!({"v": 1, "cmd": "status"}));
+        if let Some(p) = status["permissions"].as_array().and_then(|p| p.first()) {
+            pending = p.clone();
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(
+        pending["tool"], "Bash",
+        "the request is in the run's status"
+    );
+    assert_eq!(pending["agent"], 1);
+    let answered = ask(
+        json!({"v": 1, "cmd": "answer", "id": pending["id"], "decision": "once", "client": "test"}),
+    );
+    assert_eq!(answered["allowed"], true, "{answered}");
+    let logs = wf(&["logs", &id, "--follow", "--json"]).run();
+    let said = logs
+        .stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|e| e["type"] == "agent_finished")
+        .map(|_| ())
+        .and_then(|()| {
+            let show = wf(&["runs", "show", &id, "--json"]).run();
+            serde_json::from_str::<Value>(&show.stdout).ok()
+        })
+        .unwrap();
+    assert!(
+        said["result"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("permitted-42"),
+        "the allowed tool ran: {said}"
+    );
+}

@@ -91,6 +91,30 @@ impl Claude {
             framing.push_str(&format!("\nYou act as this kind of agent: {t}."));
         }
         args.extend(["--append-system-prompt".into(), framing]);
+        // A tool outside the allow-list is asked of a person, through the run's control
+        // socket (`wfhost watch`, `workflow_status`), instead of being refused outright.
+        if let Ok(Some(socket)) = super::CALL.try_with(|c| c.control_socket.clone())
+            && let Ok(exe) = std::env::current_exe()
+        {
+            let agent = super::CALL.try_with(|c| c.agent).ok().flatten();
+            let mut helper = vec![
+                "permission-server".to_string(),
+                "--socket".to_string(),
+                socket.display().to_string(),
+            ];
+            if let Some(n) = agent {
+                helper.extend(["--agent".to_string(), n.to_string()]);
+            }
+            let config = serde_json::json!({ "mcpServers": { "wfhost": {
+                "command": exe, "args": helper,
+            }}});
+            args.extend([
+                "--mcp-config".into(),
+                config.to_string(),
+                "--permission-prompt-tool".into(),
+                "mcp__wfhost__approve".into(),
+            ]);
+        }
         args
     }
 }

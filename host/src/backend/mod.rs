@@ -43,6 +43,17 @@ impl Progress {
 
 tokio::task_local! {
     pub static PROGRESS: Arc<Progress>;
+    /// The call being made: where its run can be reached (for agents that ask permission).
+    pub static CALL: CallContext;
+}
+
+/// What a backend may need to know about the call it makes, besides the request.
+#[derive(Debug, Clone, Default)]
+pub struct CallContext {
+    /// The run's control socket (`claude` agents ask it for permission to use a tool).
+    pub control_socket: Option<std::path::PathBuf>,
+    /// The agent's number, as the views show it.
+    pub agent: Option<u32>,
 }
 
 /// A backend saw its call make progress: a stream event from the Messages API, a line of

@@ -31,3 +31,19 @@ pub(super) async fn mcp(a: McpArgs) -> Result<u8> {
     }
     Ok(crate::exit::OK)
 }
+
+/// The permission helper a `claude` agent is started with (not for people).
+#[derive(Args)]
+pub(super) struct PermissionServerArgs {
+    /// The run's control socket.
+    #[arg(long)]
+    socket: std::path::PathBuf,
+    /// The agent's number.
+    #[arg(long)]
+    agent: Option<u32>,
+}
+
+pub(super) async fn permission_server(a: PermissionServerArgs) -> Result<u8> {
+    crate::mcp::permission::serve(a.socket, a.agent).await?;
+    Ok(crate::exit::OK)
+}

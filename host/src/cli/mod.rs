@@ -85,6 +85,9 @@ enum Command {
     /// Serve MCP on stdio, so coding agents can launch, watch and steer workflows.
     #[command(after_help = mcp::AFTER_HELP)]
     Mcp(mcp::McpArgs),
+    /// The permission helper of `claude` agents (started by wfhost itself).
+    #[command(hide = true)]
+    PermissionServer(mcp::PermissionServerArgs),
     /// Print a run's plain view (live with `--follow`), or its events as JSON lines.
     #[command(after_help = logs::AFTER_HELP)]
     Logs(logs::LogsArgs),
@@ -293,6 +296,7 @@ pub fn main() -> ExitCode {
             Command::Logs(a) => logs::logs(a).await,
             Command::Watch(a) => watch::watch(a).await,
             Command::Mcp(a) => mcp::mcp(a).await,
+            Command::PermissionServer(a) => mcp::permission_server(a).await,
             Command::Stop(a) => steer::stop(a).await,
             Command::Pause(a) => steer::pause(a).await,
             Command::Continue(a) => steer::resume_dispatch(a).await,

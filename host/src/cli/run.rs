@@ -96,6 +96,10 @@ pub(super) struct RunCommon {
     /// 75 [config: `wait_on_limit = true`].
     #[arg(long)]
     pub(super) wait_on_limit: bool,
+    /// How long a `claude` agent's request to use a tool outside its allow-list waits for an
+    /// operator (`wfhost watch`, MCP) before it is denied, with the reason [default: 60s].
+    #[arg(long, value_name = "DURATION", value_parser = super::parse_positive_duration)]
+    pub(super) permission_timeout: Option<std::time::Duration>,
     /// Store every answer in DIR, for `--backend replay:DIR`.
     #[arg(long, value_name = "DIR")]
     pub(super) record: Option<PathBuf>,
@@ -211,6 +215,9 @@ pub(super) async fn run(mut a: RunArgs) -> Result<u8> {
         Target::Module { .. } => None,
     };
     let control = Control::new(&run_id, journal_handle.clone(), script, cwd.clone());
+    if let Some(wait) = a.common.permission_timeout {
+        control.set_permission_wait(wait);
+    }
     let mut consumers = vec![control.consumer()];
     // On a terminal, the dashboard (started below, once the stream exists); the plain lines
     // take over if the operator leaves it and the run goes on. Off a terminal: plain lines.

@@ -53,6 +53,21 @@ pub enum Command {
         #[serde(default)]
         force: bool,
     },
+    /// From an agent's permission helper (`wfhost permission-server`): the agent wants a tool
+    /// outside its allow-list. The reply comes when an operator answers, or the wait runs out.
+    Permission {
+        #[serde(default)]
+        agent: Option<u32>,
+        tool: String,
+        #[serde(default)]
+        input: Value,
+    },
+    /// An operator's answer to a permission request: `once`, `always` (this tool, for the rest
+    /// of the run) or `deny`.
+    Answer {
+        id: u32,
+        decision: String,
+    },
 }
 
 /// An agent as an operator names it: its number, or its label.
@@ -84,6 +99,8 @@ impl Command {
             Command::Kill { .. } => "kill",
             Command::Restart { .. } => "restart",
             Command::Save { .. } => "save",
+            Command::Permission { .. } => "permission",
+            Command::Answer { .. } => "answer",
         }
     }
 }
@@ -120,7 +137,13 @@ pub struct Control {
     inner: Mutex<Inner>,
     /// The run's event log (`events.jsonl`): the same lines subscribers receive.
     log: OnceLock<Mutex<std::io::LineWriter<std::fs::File>>>,
+    /// How long a permission request waits for an operator before it is denied.
+    permission_wait: Mutex<std::time::Duration>,
 }
+
+/// Why 60 s: an agent waiting for a person holds a pool slot; someone watching answers in
+/// seconds, and with nobody attached the agent is told no, with the reason, and goes on.
+pub const PERMISSION_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 #[derive(Default)]
 struct Inner {
@@ -133,6 +156,11 @@ struct Inner {
     /// Agents killed while still queued: they fail as soon as a worker takes them.
     doomed: HashMap<u32, Cancel>,
     finished: bool,
+    /// Permission requests waiting for an operator, by id.
+    asking: HashMap<u32, tokio::sync::oneshot::Sender<(bool, String)>>,
+    next_permission: u32,
+    /// Tools an operator allowed for the rest of the run.
+    always: std::collections::HashSet<String>,
 }
 
 /// Who sent a command: the peer's credentials (SO_PEERCRED) and the client's own name.
@@ -178,7 +206,109 @@ impl Control {
             stopping: watch::Sender::new(None),
             inner: Mutex::new(Inner::default()),
             log: OnceLock::new(),
+            permission_wait: Mutex::new(PERMISSION_WAIT),
         })
+    }
+
+    /// The run's control socket, when it has a directory (what agents' helpers connect to).
+    pub fn socket(&self) -> Option<std::path::PathBuf> {
+        self.journal.as_ref().map(|j| j.dir().control_socket())
+    }
+
+    /// `--permission-timeout`.
+    pub fn set_permission_wait(&self, wait: std::time::Duration) {
+        if let Ok(mut w) = self.permission_wait.lock() {
+            *w = wait;
+        }
+    }
+
+    /// An agent asks to use `tool`: allowed at once when an operator allowed it for the run;
+    /// otherwise the request waits for an answer (`answer`), and is denied, with the reason,
+    /// when nobody answers in time. Returns (allowed, message).
+    pub async fn ask_permission(
+        &self,
+        agent: Option<u32>,
+        tool: &str,
+        input: &Value,
+    ) -> (bool, String) {
+        let (id, rx) = {
+            let mut inner = self.inner();
+            if inner.always.contains(tool) {
+                return (true, format!("`{tool}` is allowed for this run"));
+            }
+            inner.next_permission += 1;
+            let id = inner.next_permission;
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            inner.asking.insert(id, tx);
+            (id, rx)
+        };
+        let mut summary = input.to_string();
+        if summary.chars().count() > 500 {
+            summary = format!("{}…", summary.chars().take(499).collect::<String>());
+        }
+        self.emit(Event::Permission {
+            id,
+            agent,
+            tool: tool.to_string(),
+            input: summary,
+        });
+        let wait = self.permission_wait.lock().map_or(PERMISSION_WAIT, |w| *w);
+        let (allowed, message) = match tokio::time::timeout(wait, rx).await {
+            Ok(Ok(answer)) => answer,
+            _ => {
+                self.inner().asking.remove(&id);
+                (
+                    false,
+                    format!(
+                        "nobody answered this permission request within {} (wfhost --permission-timeout): `{tool}` is not allowed for this agent; do the task without it, or say what you needed",
+                        humantime::format_duration(wait)
+                    ),
+                )
+            }
+        };
+        self.emit(Event::PermissionAnswered {
+            id,
+            agent,
+            tool: tool.to_string(),
+            allowed,
+            detail: message.clone(),
+        });
+        (allowed, message)
+    }
+
+    fn answer(&self, id: u32, decision: &str, who: &Who) -> Result<Value, String> {
+        let allowed = match decision {
+            "once" | "always" => true,
+            "deny" => false,
+            other => {
+                return Err(format!(
+                    "`{other}` is not an answer: use once, always or deny"
+                ));
+            }
+        };
+        let mut inner = self.inner();
+        let Some(tx) = inner.asking.remove(&id) else {
+            return Err(format!(
+                "there is no open permission request {id} (it was answered, or timed out)"
+            ));
+        };
+        let tool = inner
+            .live
+            .permissions
+            .iter()
+            .find(|p| p.id == id)
+            .map(|p| p.tool.clone())
+            .unwrap_or_default();
+        if decision == "always" {
+            inner.always.insert(tool.clone());
+        }
+        let message = match decision {
+            "once" => format!("allowed once by the operator ({who})"),
+            "always" => format!("`{tool}` allowed for this run by the operator ({who})"),
+            _ => format!("denied by the operator ({who}): do the task without `{tool}`"),
+        };
+        let _ = tx.send((allowed, message));
+        Ok(json!({ "id": id, "allowed": allowed, "tool": tool }))
     }
 
     /// Writes every line of the stream to `file` as well (the run's `events.jsonl`).
@@ -377,6 +507,12 @@ impl Control {
                 self.cancel(agent, cancel)?
             }
             Command::Save { personal, force } => self.save(*personal, *force)?,
+            Command::Permission { .. } => {
+                return Err(
+                    "`permission` is asked by an agent's helper and waits for its answer".into(),
+                );
+            }
+            Command::Answer { id, decision } => self.answer(*id, decision, who)?,
         };
         let agent = match command {
             Command::Kill { .. } | Command::Restart { .. } => reply["agent"].as_u32(),
@@ -470,6 +606,8 @@ impl Control {
             "elapsed_ms": crate::report::millis(self.start.elapsed()),
             "phase": live.current_phase,
             "phases": live.phases,
+            // Agents waiting for a person to allow a tool (answer with `answer`).
+            "permissions": live.permissions,
             // Which agents failed and why (the first line), the first 20.
             "failed": live
                 .agents

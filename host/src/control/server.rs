@@ -164,6 +164,18 @@ async fn serve(control: Arc<Control>, stream: UnixStream, owner: u32) -> std::io
             out.shutdown().await?;
             return Ok(());
         }
+        if let Command::Permission { agent, tool, input } = &request.command {
+            // Held open until an operator answers or the wait runs out (other connections go on).
+            let (allowed, message) = control.ask_permission(*agent, tool, input).await;
+            let reply = json!({
+                "v": PROTOCOL_VERSION,
+                "ok": true,
+                "behavior": if allowed { "allow" } else { "deny" },
+                "message": message,
+            });
+            write.write_all(send(reply).as_bytes()).await?;
+            continue;
+        }
         let who = Who {
             uid: cred.uid(),
             pid: cred.pid(),

@@ -238,16 +238,34 @@ pub fn draw(frame: &mut Frame<'_>, app: &App, now_ms: u64) {
 
     // Footer: the question awaiting an answer, else the last message, else the keys.
     // Replies echo labels and errors the script controls: made safe here, where they are shown.
-    let footer_line = match (&app.confirm, &app.message) {
-        (Some((_, question)), _) => Line::raw(crate::sanitize::line(question).into_owned())
+    let asking = app.run.permissions.first().map(|p| {
+        let agent = p
+            .agent
+            .map_or_else(|| "an agent".into(), |n| format!("agent {n}"));
+        format!(
+            "{agent} asks to use {}: {} — [a]llow once · allow [A]lways · [d]eny{}",
+            p.tool,
+            p.input.chars().take(80).collect::<String>(),
+            if app.run.permissions.len() > 1 {
+                format!(" ({} more waiting)", app.run.permissions.len() - 1)
+            } else {
+                String::new()
+            }
+        )
+    });
+    let footer_line = match (&app.confirm, &app.message, asking) {
+        (Some((_, question)), _, _) => Line::raw(crate::sanitize::line(question).into_owned())
             .bold()
             .magenta(),
-        (None, Some(m)) => Line::from(vec![
+        (None, _, Some(asking)) => Line::raw(crate::sanitize::line(&asking).into_owned())
+            .bold()
+            .yellow(),
+        (None, Some(m), None) => Line::from(vec![
             Span::raw(crate::sanitize::line(m).into_owned()).cyan(),
             Span::raw(" · ").dark_gray(),
             Span::raw(HELP).dark_gray(),
         ]),
-        (None, None) => Line::raw(HELP).dark_gray(),
+        (None, None, None) => Line::raw(HELP).dark_gray(),
     };
     frame.render_widget(Paragraph::new(footer_line), footer);
 

@@ -30,6 +30,21 @@ pub fn handle(app: &mut App, key: KeyEvent) -> Option<Action> {
         app.message = Some("cancelled".into());
         return None;
     }
+    // An agent waits for permission to use a tool: a / A / d answer the oldest request.
+    if let Some(p) = app.run.permissions.first() {
+        let decision = match key.code {
+            KeyCode::Char('a') => Some("once"),
+            KeyCode::Char('A') => Some("always"),
+            KeyCode::Char('d') => Some("deny"),
+            _ => None,
+        };
+        if let Some(decision) = decision {
+            return Some(Action::Send(Command::Answer {
+                id: p.id,
+                decision: decision.into(),
+            }));
+        }
+    }
     match key.code {
         KeyCode::Char('q') if app.detail.is_none() => app.quit = true,
         KeyCode::Esc | KeyCode::Char('q') => app.detail = None,

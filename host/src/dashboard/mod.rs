@@ -271,6 +271,7 @@ pub async fn run(link: Link, leave_at_end: bool) -> Result<(Exit, crate::live::L
                                 Ok(reply) => match what {
                                     "save" => format!("saved as `{}` ({})", reply["name"].as_str().unwrap_or("?"), reply["path"].as_str().unwrap_or("?")),
                                     "kill" | "restart" => format!("{what}: agent {} ({})", reply["agent"], reply["label"].as_str().unwrap_or("")),
+                                    "answer" => format!("{} `{}`", if reply["allowed"] == true { "allowed" } else { "denied" }, reply["tool"].as_str().unwrap_or("")),
                                     _ => format!("{what}: done"),
                                 },
                                 Err(e) => format!("{what} refused: {}", e.lines().next().unwrap_or_default()),

@@ -5,6 +5,7 @@
 //! `name`, `args`, `resumeFromRunId`). Policy: the project's configuration plus `[mcp]`.
 //! docs/mcp.md.
 
+pub mod permission;
 pub mod runs;
 
 use crate::config::Config;
