@@ -27,7 +27,10 @@
   Object.defineProperty(WorkflowAgentCapError.prototype, "name", { value: "WorkflowAgentCapError" });
   class WorkflowBudgetError extends Error {}
   Object.defineProperty(WorkflowBudgetError.prototype, "name", { value: "WorkflowBudgetError" });
-  const ERROR_KINDS = { WorkflowAgentCapError, WorkflowBudgetError, TypeError, RangeError, Error };
+  // The reference's error for an unusable agent schema (its name, as scripts print it).
+  class TelemetrySafeError extends Error {}
+  Object.defineProperty(TelemetrySafeError.prototype, "name", { value: "TelemetrySafeError" });
+  const ERROR_KINDS = { WorkflowAgentCapError, WorkflowBudgetError, TelemetrySafeError, TypeError, RangeError, Error };
 
   function hostError(e) {
     const Kind = ERROR_KINDS[e && e.name] || Error;
@@ -127,6 +130,26 @@
     return reply;
   }
 
+  // What crosses the reference's realm boundary (parallel() and pipeline() results): own
+  // enumerable string keys, deep, with cycles and shared references kept; functions become
+  // undefined; Date, Map, Set, RegExp, Error and class instances become plain objects of their
+  // own enumerable keys; array holes become undefined. Primitives pass as they are.
+  function realmCopy(v, seen) {
+    if (typeof v === "function") return undefined;
+    if (v === null || typeof v !== "object") return v;
+    if (seen.has(v)) return seen.get(v);
+    if (Array.isArray(v)) {
+      const out = new Array(v.length);
+      seen.set(v, out);
+      for (let i = 0; i < v.length; i++) out[i] = realmCopy(v[i], seen);
+      return out;
+    }
+    const out = {};
+    seen.set(v, out);
+    for (const k of Object.keys(v)) out[k] = realmCopy(v[k], seen);
+    return out;
+  }
+
   function describe(e) {
     if (e instanceof Error) return e.message;
     return String(e);
@@ -166,15 +189,18 @@
       error: (...a) => host.log(2, prefix + "[error] " + a.map(formatConsoleArg).join(" ")),
     });
 
+    // Lenient as the reference is: any value is a title (`phase(3)` → "3", `phase("")`).
     function phase(title) {
-      if (typeof title !== "string" || title === "") throw new TypeError("phase() expects a non-empty title string");
-      currentPhase = title;
-      host.phase(title);
+      const t = typeof title === "string" ? title : formatLogArg(title);
+      currentPhase = t;
+      host.phase(t);
     }
 
     function agent(prompt, opts) {
       try {
-        if (typeof prompt !== "string") throw new TypeError("agent() expects a prompt string as its first argument");
+        // Lenient as the reference is: the prompt is converted to a string (`agent()` asks
+        // "undefined", `agent(42)` "42", an object "[object]").
+        if (typeof prompt !== "string") prompt = formatLogArg(prompt);
         if (opts !== undefined && (opts === null || typeof opts !== "object"))
           throw new TypeError("agent() options must be an object: { schema, model, effort, label, phase, agentType, isolation }");
         const o = opts || {};
@@ -197,8 +223,8 @@
         );
         if (handle < 0) throw hostError(JSON.parse(host.takeError()));
         state.agentsLeft--;
-        return new Promise((resolve) => {
-          state.pending[handle] = { kind: "agent", resolve };
+        return new Promise((resolve, reject) => {
+          state.pending[handle] = { kind: "agent", resolve, reject };
           state.pendingSize++;
         });
       } catch (e) {
@@ -207,7 +233,10 @@
     }
 
     function checkFanout(fname, items) {
-      if (!Array.isArray(items)) throw new TypeError(`${fname}() expects an array as its first argument`);
+      if (!Array.isArray(items))
+        throw new TypeError(
+          fname === "parallel" ? "parallel() expects an array of functions" : "pipeline() expects an array as the first argument",
+        );
       if (items.length > MAX_FANOUT)
         throw new RangeError(
           `${fname}() got ${items.length} items; the limit is ${MAX_FANOUT} per call. Split the work into batches of at most ${MAX_FANOUT}.`,
@@ -221,7 +250,7 @@
       thunks.forEach((t, i) => {
         if (typeof t !== "function")
           throw new TypeError(
-            `parallel() expects an array of functions; entry ${i} is ${t === null ? "null" : typeof t}. Wrap each call: () => agent(...)`,
+            `parallel() expects an array of functions, not promises. Wrap each call: () => agent(...)\n(entry ${i} is ${t === null ? "null" : typeof t})`,
           );
       });
       const settled = await Promise.all(
@@ -237,7 +266,7 @@
         }),
       );
       return settled.map((s, i) => {
-        if (s.ok) return s.value;
+        if (s.ok) return realmCopy(s.value, new Map());
         host.log(0, `${prefix}parallel[${i}] failed: ${describe(s.error)}`);
         return null;
       });
@@ -247,7 +276,8 @@
       checkFanout("pipeline", items);
       const id = ++state.groups;
       stages.forEach((s, i) => {
-        if (typeof s !== "function") throw new TypeError(`pipeline() stage ${i + 1} is not a function`);
+        if (typeof s !== "function")
+          throw new TypeError(`pipeline() stages must be functions: pipeline(items, item => ..., result => ...)\n(stage ${i + 1} is ${s === null ? "null" : typeof s})`);
       });
       const failures = [];
       const results = await Promise.all(
@@ -268,7 +298,9 @@
       );
       failures.sort((a, b) => a[0] - b[0]);
       for (const [i, e] of failures) host.log(0, `${prefix}pipeline[${i}] failed: ${describe(e)}`);
-      return results;
+      // Each item's final value crosses back as a copy (values between stages do not).
+      const copies = new Map();
+      return results.map((r) => realmCopy(r, copies));
     }
 
     async function workflow(target, childArgs) {
@@ -390,7 +422,7 @@
       );
     },
     // One finished job from the host: its handle, the run's output tokens so far, and its
-    // value — kind 0: none (a timer, a failed agent), 1: text, 2: JSON.
+    // value — kind 0: none (a timer, a failed agent), 1: text, 2: JSON, 3: a rejection.
     deliver(handle, kind, spent, payload) {
       state.spent = spent;
       const p = state.pending[handle];
@@ -398,6 +430,8 @@
       delete state.pending[handle];
       state.pendingSize--;
       if (p.kind === "timer") p.fn(...p.args);
+      // kind 3: the agent's call rejects (a schema never met), with this message.
+      else if (kind === 3) p.reject(new Error(payload));
       else p.resolve(kind === 1 ? payload : kind === 2 ? JSON.parse(payload) : null);
     },
     pendingCount() {

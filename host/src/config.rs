@@ -23,6 +23,8 @@ pub struct Config {
     pub agent_timeout: Option<String>,
     /// Wait for a provider's usage limit to reset instead of ending the run [default: false].
     pub wait_on_limit: Option<bool>,
+    /// Re-asks of an answer that misses its schema before `agent()` rejects [default: 5].
+    pub schema_retries: Option<u32>,
     #[serde(default)]
     pub claude: ClaudeConfig,
     #[serde(default)]

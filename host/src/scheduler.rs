@@ -25,9 +25,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{Mutex, mpsc};
 
-/// Why 3: a model that misses the schema twice with the errors in front of it rarely gets it
-/// right on a fourth try, and each attempt costs a full call.
-pub const SCHEMA_ATTEMPTS: u32 = 3;
+/// How many times an answer that misses its schema is asked again, with the validation errors,
+/// before `agent()` rejects. Why 5: the reference's `MAX_STRUCTURED_OUTPUT_RETRIES`, as peers
+/// report it; matching it keeps scripts' cost and control flow the same. Config:
+/// `schema_retries`.
+pub const SCHEMA_RETRIES: u32 = 5;
+
+/// What `agent({schema})` rejects with when no answer ever matched (the reference's words).
+pub const SCHEMA_NEVER_MET: &str = "agent({schema}): subagent completed without calling StructuredOutput (after in-conversation nudge)";
 
 /// How long `--wait-on-limit` waits when the provider gives no reset time. Why 5 min: usage
 /// limits reset on the scale of minutes to hours; asking every 5 minutes costs one refused call.
@@ -70,6 +75,8 @@ pub struct AgentOutcome {
     pub usage_limit: bool,
     /// When the provider says that limit resets.
     pub limit_resets_in: Option<Duration>,
+    /// The call rejects in the script (a schema never met) rather than resolving to `null`.
+    pub rejects: bool,
 }
 
 /// What the workers need.
@@ -262,6 +269,7 @@ async fn supervise(setup: &SchedulerSetup, job: &AgentJob) -> Option<AgentOutcom
         cached: false,
         note: None,
         usage_limit: false,
+        rejects: false,
         limit_resets_in: None,
     };
     let mut cancel = match setup.control.begin(job.handle) {
@@ -374,8 +382,10 @@ async fn run(setup: &SchedulerSetup, job: &AgentJob) -> AgentOutcome {
         note,
         usage_limit: false,
         limit_resets_in: None,
+        rejects: false,
     };
-    for attempt in 1..=SCHEMA_ATTEMPTS {
+    let attempts = 1 + setup.config.schema_retries.unwrap_or(SCHEMA_RETRIES);
+    for attempt in 1..=attempts {
         let reply = match backend.run(&job.request, feedback.as_deref()).await {
             Ok(r) => r,
             Err(e) => {
@@ -401,16 +411,21 @@ async fn run(setup: &SchedulerSetup, job: &AgentJob) -> AgentOutcome {
             },
             None => "the reply is not a JSON object".to_string(),
         };
-        if attempt == SCHEMA_ATTEMPTS {
-            return done(
-                Err(format!(
-                    "the reply did not match the schema after {SCHEMA_ATTEMPTS} attempts: {problem}"
-                )),
-                usage,
-                cost,
-                false,
-                note,
-            );
+        if attempt == attempts {
+            // The script sees a rejection (the reference's message); the journal and the
+            // report keep why.
+            return AgentOutcome {
+                rejects: true,
+                ..done(
+                    Err(format!(
+                        "{SCHEMA_NEVER_MET}\nthe last of {attempts} replies did not match the schema: {problem}"
+                    )),
+                    usage,
+                    cost,
+                    false,
+                    note,
+                )
+            };
         }
         feedback = Some(problem);
     }

@@ -12,6 +12,9 @@ use serde::Serialize;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
+/// The agent types every run has (the reference's built-ins).
+pub const BUILTIN_AGENTS: [&str; 3] = ["general-purpose", "Explore", "Plan"];
+
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Scope {
@@ -94,6 +97,60 @@ impl Resolver {
             }
         }
         out
+    }
+
+    /// The agent types a script may name in `agent({agentType})`: the built-ins, then the
+    /// names of `.claude/agents/*.md` definitions of the project (nearest first) and the user
+    /// (`name:` in the front matter, else the file's name).
+    pub fn agent_types(&self) -> Vec<String> {
+        let mut names: Vec<String> = BUILTIN_AGENTS.iter().map(|s| (*s).to_string()).collect();
+        let mut dirs: Vec<PathBuf> = crate::paths::project_dirs(&self.cwd)
+            .into_iter()
+            .map(|d| d.join(".claude/agents"))
+            .collect();
+        if let Some(home) = crate::paths::home() {
+            dirs.push(home.join(".claude/agents"));
+        }
+        for dir in dirs {
+            if symlinked(&dir, 2) {
+                continue;
+            }
+            let Ok(read) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            let mut files: Vec<PathBuf> = read
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "md"))
+                .collect();
+            files.sort();
+            for path in files {
+                let named = read_script(&path).ok().and_then(|text| {
+                    let front = text.strip_prefix("---")?.split("\n---").next()?.to_string();
+                    front.lines().find_map(|l| {
+                        l.strip_prefix("name:")
+                            .map(|n| n.trim().trim_matches(['"', '\'']).to_string())
+                    })
+                });
+                let name =
+                    named.or_else(|| path.file_stem().and_then(|s| s.to_str()).map(str::to_owned));
+                if let Some(name) = name.filter(|n| !n.is_empty() && !names.contains(n)) {
+                    names.push(name);
+                }
+            }
+        }
+        names
+    }
+
+    /// `agent({agentType})` names a known agent type (the reference's message otherwise).
+    pub fn check_agent_type(&self, agent_type: &str) -> Result<(), String> {
+        let known = self.agent_types();
+        if known.iter().any(|k| k == agent_type) {
+            return Ok(());
+        }
+        Err(format!(
+            "agent({{agentType}}): agent type '{agent_type}' not found. Available agents: {}",
+            known.join(", ")
+        ))
     }
 
     /// The file of the workflow called `name`.

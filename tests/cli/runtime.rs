@@ -108,31 +108,35 @@ fn schema_agents_return_objects_and_bad_schemas_throw_before_starting() {
     let (report, _) = run_script(
         "const s = { type: 'object', properties: { n: { type: 'integer' } }, required: ['n'] };\n\
          const ok = await agent('count [json={\"n\": 3}]', { schema: s });\n\
-         const wrong = await agent('count [json={\"n\": \"three\"}]', { schema: s, label: 'bad' });\n\
+         let wrong; try { await agent('count [json={\"n\": \"three\"}]', { schema: s, label: 'bad' }); } catch (e) { wrong = String(e); }\n\
          let thrown; try { await agent('x', { schema: { type: 'array' } }); } catch (e) { thrown = String(e); }\n\
          return { ok, wrong, thrown };",
         &[],
     );
     assert_eq!(report["result"]["ok"], json!({"n": 3}));
-    assert_eq!(report["result"]["wrong"], json!(null));
+    assert_eq!(
+        report["result"]["wrong"],
+        "Error: agent({schema}): subagent completed without calling StructuredOutput (after in-conversation nudge)",
+        "a schema never met rejects, as on the reference: {report}"
+    );
     assert!(
         report["result"]["thrown"]
             .as_str()
             .unwrap()
-            .starts_with("TypeError: agent() schema is invalid")
+            .starts_with("TelemetrySafeError: agent({schema}) received an unusable JSON Schema")
     );
     assert_eq!(
-        report["agents"], 2,
-        "the bad schema must not start an agent"
+        report["agents"], 3,
+        "the refused call counts, as on the reference; it never reaches the backend"
     );
-    let log = report["logs"][0].as_str().unwrap();
+    let failure = report["failures"][0]["error"].as_str().unwrap();
     assert!(
-        log.starts_with("[bad] failed: the reply did not match the schema after 3 attempts"),
-        "{log}"
+        failure.starts_with("agent({schema}): subagent completed"),
+        "{failure}"
     );
     assert_eq!(
-        report["backend_stats"]["calls"], 4,
-        "one call, then three attempts: {report}"
+        report["backend_stats"]["calls"], 7,
+        "one call, then the first answer and its 5 re-asks: {report}"
     );
 }
 

@@ -148,4 +148,33 @@ mod tests {
         handle(&mut app, key('q'));
         assert!(app.quit);
     }
+
+    #[test]
+    fn a_permission_request_is_answered_with_a_capital_a_for_always() {
+        let mut app = App::new();
+        app.run.apply(
+            0,
+            &Event::Permission {
+                id: 4,
+                agent: Some(1),
+                tool: "Bash".into(),
+                input: "{}".into(),
+            },
+        );
+        let always = KeyEvent::new(KeyCode::Char('A'), KeyModifiers::SHIFT);
+        assert_eq!(
+            handle(&mut app, always),
+            Some(Action::Send(Command::Answer {
+                id: 4,
+                decision: "always".into()
+            }))
+        );
+        assert_eq!(
+            handle(&mut app, key('d')),
+            Some(Action::Send(Command::Answer {
+                id: 4,
+                decision: "deny".into()
+            }))
+        );
+    }
 }

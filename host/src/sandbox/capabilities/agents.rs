@@ -137,13 +137,23 @@ impl Capabilities {
             isolation,
             stall_ms,
         } = call;
+        // A call refused here still counts in the run's agents, as on the reference.
         let schema = match &schema {
             Value::Null => None,
             s => match Schema::new(s.clone()) {
                 Ok(s) => Some(s),
-                Err(e) => return Ok(Err(error("TypeError", &e))),
+                Err(e) => {
+                    self.ledger.agents_started += 1;
+                    return Ok(Err(error("TelemetrySafeError", &e)));
+                }
             },
         };
+        if let Some(t) = &agent_type
+            && let Err(e) = self.policy.workflows.check_agent_type(t)
+        {
+            self.ledger.agents_started += 1;
+            return Ok(Err(error("Error", &e)));
+        }
         let policy = self.policy.clone();
         let prompt_bytes = prompt.len() as u64;
         if prompt_bytes > policy.limits.max_prompt_bytes {
@@ -239,6 +249,7 @@ impl Capabilities {
                 note: None,
                 usage_limit: false,
                 limit_resets_in: None,
+                rejects: false,
             };
             self.served.push(ServedCall {
                 key,
@@ -287,12 +298,13 @@ impl Capabilities {
         Ok(Ok(handle))
     }
 
-    /// Accounts for a finished agent; returns the value the script receives.
+    /// Accounts for a finished agent; returns the value the script receives, or (`Err`) the
+    /// message its call rejects with.
     pub(super) fn complete_agent(
         &mut self,
         handle: u32,
         outcome: AgentOutcome,
-    ) -> Result<Value, LimitHit> {
+    ) -> Result<Result<Value, String>, LimitHit> {
         let info = self.agents.in_flight.remove(&handle);
         if let Some(i) = &info {
             self.agents.queued_bytes = self.agents.queued_bytes.saturating_sub(i.prompt_bytes);
@@ -302,7 +314,7 @@ impl Capabilities {
             self.ledger.agents_cached += 1;
             self.ledger.cached_usage += outcome.usage;
             self.ledger.cached_cost_usd += outcome.cost_usd;
-            return Ok(outcome.result.unwrap_or(Value::Null));
+            return Ok(Ok(outcome.result.unwrap_or(Value::Null)));
         }
         let info = info.unwrap_or(AgentInfo {
             prompt_bytes: 0,
@@ -325,6 +337,10 @@ impl Capabilities {
         let duration_ms = crate::report::millis(outcome.duration);
         let cost_usd = outcome.cost_usd;
         let failed_on_limit = outcome.usage_limit && outcome.result.is_err();
+        let rejection = match (&outcome.result, outcome.rejects) {
+            (Err(e), true) => Some(e.lines().next().unwrap_or_default().to_string()),
+            _ => None,
+        };
         let value = match outcome.result {
             Ok(v) => {
                 self.ledger.agents_done += 1;
@@ -343,10 +359,14 @@ impl Capabilities {
                     self.ledger.transient_failures += 1;
                 }
                 self.ledger.failures.push((info.label.clone(), e.clone()));
-                self.log(
-                    LogLevel::Warn,
-                    format!("{prefix}[{}] failed: {e}", info.label),
-                )?;
+                // A rejection is the script's to catch (parallel() logs it); a failure that
+                // resolves to null is logged here.
+                if !outcome.rejects {
+                    self.log(
+                        LogLevel::Warn,
+                        format!("{prefix}[{}] failed: {e}", info.label),
+                    )?;
+                }
                 self.events.emit(Event::AgentFailed {
                     handle,
                     label: info.label,
@@ -374,7 +394,7 @@ impl Capabilities {
                 max_cost_usd: self.policy.max_cost,
             });
         }
-        Ok(value)
+        Ok(rejection.map_or(Ok(value), Err))
     }
 }
 

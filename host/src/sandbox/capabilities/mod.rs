@@ -209,7 +209,8 @@ impl Capabilities {
 
     /// Records a finished job; returns what `wait-next` hands the guest: `[handle u32]
     /// [kind u8][spent u64]` (little endian), then the value — kind 0: none (a timer, a failed
-    /// agent), 1: text (the bytes themselves, no JSON), 2: JSON.
+    /// agent), 1: text (the bytes themselves, no JSON), 2: JSON, 3: the call rejects with this
+    /// message (a schema never met).
     fn complete(&mut self, completion: Completion) -> Result<Vec<u8>, LimitHit> {
         // A result the scheduler could not journal must not reach the script: a resume could
         // not serve it again, so the script's control flow would differ.
@@ -217,16 +218,17 @@ impl Capabilities {
         let (handle, value) = match completion {
             Completion::Timer { handle } => {
                 self.timers.fired(handle);
-                (handle, Value::Null)
+                (handle, Ok(Value::Null))
             }
             Completion::Agent { handle, outcome } => {
                 (handle, self.complete_agent(handle, outcome)?)
             }
         };
         let (kind, payload) = match value {
-            Value::Null => (0u8, Vec::new()),
-            Value::String(text) => (1, text.into_bytes()),
-            other => (2, other.to_string().into_bytes()),
+            Ok(Value::Null) => (0u8, Vec::new()),
+            Ok(Value::String(text)) => (1, text.into_bytes()),
+            Ok(other) => (2, other.to_string().into_bytes()),
+            Err(rejection) => (3, rejection.into_bytes()),
         };
         let mut out = Vec::with_capacity(13 + payload.len());
         out.extend_from_slice(&handle.to_le_bytes());
