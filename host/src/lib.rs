@@ -17,6 +17,7 @@ pub mod limits;
 pub mod live;
 pub mod mcp;
 pub mod paths;
+pub mod plan;
 pub mod printer;
 pub mod report;
 pub mod run;

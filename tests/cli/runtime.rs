@@ -339,3 +339,80 @@ fn partial_failures_are_loud_and_can_end_the_run() {
     );
     assert_eq!(r["agents"], 3, "the fourth agent never started: {r}");
 }
+
+/// `wfhost plan`: on scripts with a loop, a pipeline, a nested `workflow()` and schema agents,
+/// the projected agent counts equal a real mock run's, and the projected input tokens are what
+/// the mock run reports plus the framing (the same characters ÷ 4). Nothing runs on a backend.
+#[test]
+fn plan_projects_the_agents_and_tokens_a_mock_run_spends() {
+    let s = Scratch::new();
+    s.file(
+        ".wfhost/workflows/child.js",
+        "export const meta = { name: 'child', description: 'nested' };\nreturn await agent('child work on ' + JSON.stringify(args));\n",
+    );
+    s.file(
+        "w.js",
+        "export const meta = { name: 'planned', description: 'plan probe', phases: [{ title: 'Loop' }, { title: 'Pipe' }, { title: 'Nest' }] };\n\
+         phase('Loop');\n\
+         let n = 0;\n\
+         while (n < 4) { const r = await agent(`step ${n} of the loop, with some words to count`, { schema: { type: 'object', properties: { done: { type: 'boolean' } } } }); n++; if (!r) break; }\n\
+         phase('Pipe');\n\
+         const piped = await pipeline(['a', 'b', 'c'], (x) => agent(`draft ${x}`), (d) => agent(`review: ${d}`));\n\
+         phase('Nest');\n\
+         const nested = await workflow('child', { k: 1 });\n\
+         return { n, piped: piped.length, nested: !!nested };\n",
+    );
+    let plan = wfhost(["plan", "w.js", "--json"]).dir(s.path()).run();
+    plan.code(0);
+    let plan: serde_json::Value = serde_json::from_str(&plan.stdout).unwrap();
+    let run = wfhost([
+        "run",
+        "w.js",
+        "--backend",
+        "mock",
+        "--yes",
+        "--json",
+        "--no-journal",
+    ])
+    .dir(s.path())
+    .run();
+    let run = run.report();
+    assert_eq!(plan["total"]["agents"], run["agents"], "{plan}\n{run}");
+    assert_eq!(plan["total"]["agents"], 11);
+    assert_eq!(plan["phases"]["Loop"]["agents"], 4);
+    assert_eq!(plan["phases"]["Pipe"]["agents"], 6);
+    // The child workflow's agent belongs to no phase of the parent's.
+    assert_eq!(plan["phases"]["(no phase)"]["agents"], 1, "{plan}");
+    // The mock model counts a prompt's characters ÷ 4, as the estimate does: the projection is
+    // exactly that plus the framing each agent gets.
+    let projected = plan["total"]["input_tokens"].as_u64().unwrap();
+    let spent = run["usage"]["input_tokens"].as_u64().unwrap();
+    assert_eq!(
+        projected,
+        spent + 11 * wfhost::plan::FRAMING_TOKENS,
+        "projected {projected} input tokens, the mock run spent {spent}"
+    );
+    assert!(
+        plan["total"]["output_tokens_low"].as_u64() < plan["total"]["output_tokens_high"].as_u64()
+    );
+
+    // A loop that never converges stops at the cap, and the plan says so.
+    s.file(
+        "forever.js",
+        "export const meta = { name: 'forever', description: 'never stops' };\nwhile (true) { await agent('again'); }\n",
+    );
+    let out = wfhost(["plan", "forever.js", "--max-agents", "20"])
+        .dir(s.path())
+        .run();
+    out.code(0);
+    assert!(
+        out.stdout.contains("20 agents") && out.stdout.contains("agent cap (20)"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("the same prompt is sent 20 times"),
+        "{}",
+        out.stdout
+    );
+}

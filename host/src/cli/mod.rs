@@ -6,6 +6,7 @@ mod compile;
 mod config;
 mod logs;
 mod mcp;
+mod plan;
 mod resume;
 mod run;
 mod runs;
@@ -79,6 +80,9 @@ enum Command {
     /// Continue an interrupted or failed run: stored results are served, the rest runs.
     #[command(after_help = resume::AFTER_HELP)]
     Resume(resume::ResumeArgs),
+    /// Project a run's agents, tokens and cost without running any agent.
+    #[command(after_help = plan::AFTER_HELP)]
+    Plan(plan::PlanArgs),
     /// A full-screen dashboard of a live run: phases, agents, keys to pause, kill, restart, save.
     #[command(after_help = watch::AFTER_HELP)]
     Watch(watch::WatchArgs),
@@ -182,6 +186,11 @@ pub struct LimitArgs {
 }
 
 impl LimitArgs {
+    /// `--no-cache`.
+    pub fn no_cache(&self) -> bool {
+        self.no_cache
+    }
+
     /// The limits: each flag given, else its default.
     pub fn limits(&self) -> Limits {
         crate::limits::Ceilings::new(&self.requested(), &Limits::default()).limits
@@ -295,6 +304,7 @@ pub fn main() -> ExitCode {
             Command::Runs(a) => runs::runs(a),
             Command::Logs(a) => logs::logs(a).await,
             Command::Watch(a) => watch::watch(a).await,
+            Command::Plan(a) => plan::plan(a).await,
             Command::Mcp(a) => mcp::mcp(a).await,
             Command::PermissionServer(a) => mcp::permission_server(a).await,
             Command::Stop(a) => steer::stop(a).await,

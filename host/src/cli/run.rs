@@ -522,7 +522,7 @@ async fn stop_signal() -> &'static str {
 }
 
 /// `.wasm` and `.js` paths are files; anything else that is not a file is a saved workflow.
-fn resolve_target(target: &str, cwd: &Path) -> Result<PathBuf> {
+pub(super) fn resolve_target(target: &str, cwd: &Path) -> Result<PathBuf> {
     let path = PathBuf::from(target);
     let file_like = path
         .extension()

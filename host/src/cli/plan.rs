@@ -1,0 +1,105 @@
+//! `wfhost plan`: a run's projected agents, tokens and cost, before it runs (plan.rs).
+
+use super::{LimitArgs, read_file};
+use crate::ExitError;
+use crate::compile::Cache;
+use crate::control::Control;
+use crate::plan::{Planner, project};
+use crate::run::{RunOptions, Target, execute, new_run_id, parse_args};
+use crate::sandbox::Sandbox;
+use crate::script::Script;
+use anyhow::Result;
+use clap::Args;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub(super) const AFTER_HELP: &str = "\
+The script runs in the sandbox with every agent answered at once by a synthesized answer (an
+object built from its schema, placeholder text otherwise), so nothing is spent. Input tokens are
+estimated from prompt sizes (characters ÷ 4, plus the framing); output tokens as a range; cost
+from the price table. A loop that never converges stops at --max-agents, and the plan says so.
+See docs/plan.md.
+
+Examples:
+  wfhost plan review.js --args '{\"files\": [\"a.rs\", \"b.rs\"]}'
+  wfhost plan review.js --json";
+
+#[derive(Args)]
+pub(super) struct PlanArgs {
+    /// A script (`.js`) or a saved workflow's name.
+    target: String,
+    /// The script's `args` (as for `wfhost run`).
+    #[arg(long, value_name = "JSON", conflicts_with = "args_file")]
+    args: Option<String>,
+    /// Read `args` from a file.
+    #[arg(long, value_name = "FILE")]
+    args_file: Option<PathBuf>,
+    /// Print the plan as JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+pub(super) async fn plan(a: PlanArgs) -> Result<u8> {
+    let cwd = std::env::current_dir()?;
+    let config = Arc::new(crate::config::load(&cwd)?.config);
+    let args = match (&a.args, &a.args_file) {
+        (Some(text), _) => Some(parse_args(text)?),
+        (None, Some(path)) => Some(parse_args(&String::from_utf8_lossy(&read_file(path)?))?),
+        (None, None) => None,
+    };
+    let path = super::run::resolve_target(&a.target, &cwd)?;
+    let source = String::from_utf8(read_file(&path)?)
+        .map_err(|_| ExitError::usage(format!("`{}` is not UTF-8 text", path.display())))?;
+    let script = match Script::parse(&path.display().to_string(), &source) {
+        Ok(s) => s,
+        Err(r) => {
+            eprintln!("error: the script was rejected: {}", r.render());
+            return Ok(crate::exit::SCRIPT);
+        }
+    };
+    let name = script.meta.name.clone();
+    let limits = a.limits.limits();
+    let cap = limits.max_agents;
+    // The model agents would get: the configuration's, else the backend's own default.
+    let model = config.model.clone().or_else(|| {
+        crate::backend::select(None, &config)
+            .ok()
+            .and_then(|b| b.default_model())
+    });
+    let planner = Arc::new(Planner::new(model.clone()));
+    let cache = Cache::new(a.limits.no_cache());
+    let sandbox = Sandbox::new(limits.clone(), &cache)?;
+    let opts = RunOptions {
+        args,
+        budget_tokens: None,
+        limits,
+        backend: planner.clone(),
+        cwd: cwd.clone(),
+        events: crate::events::Events::none(),
+        journal: None,
+        config: config.clone(),
+        recorder: None,
+        max_cost: None,
+        ceilings_note: None,
+        control: Control::new("plan", None, None, cwd),
+        wait_on_limit: false,
+    };
+    let report = execute(&sandbox, &cache, Target::Script(script), opts, new_run_id()).await?;
+    let asked = planner.asked.lock().map(|a| a.clone()).unwrap_or_default();
+    let hit_cap = report.agents >= cap;
+    let mut plan = project(&name, &asked, model.as_deref(), &config, hit_cap, cap);
+    if let Some(error) = report.error.filter(|_| !hit_cap) {
+        plan.warnings.push(format!(
+            "the script failed on synthesized answers, so the plan may be short: {}",
+            error.lines().next().unwrap_or_default()
+        ));
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&plan)?);
+    } else {
+        print!("{}", plan.render());
+    }
+    Ok(crate::exit::OK)
+}

@@ -1,0 +1,241 @@
+//! `wfhost plan`: what a run would cost, before it runs. The script runs in the sandbox as
+//! usual, but every agent is answered at once by a synthesized answer — the mock model's: an
+//! object built from its schema, placeholder text otherwise — so the script takes the same
+//! branches a mock run takes, and each agent's request (prompt, model, phase, schema) is
+//! recorded. From those: agents per phase, models, estimated tokens and cost.
+//!
+//! The estimate (docs/plan.md):
+//! - input tokens: the prompt's characters ÷ 4, plus the framing every backend adds
+//!   (`FRAMING_TOKENS`); the real count depends on the tokenizer, and agents with tools read
+//!   much more than their prompt (files, tool results) — a `claude` agent's input is a floor;
+//! - output tokens: a range, `OUTPUT_TEXT` for text agents and `OUTPUT_SCHEMA` for schema ones;
+//! - cost: the price table (`[prices]`, built-ins) × those tokens, low and high.
+
+use crate::agent::{AgentRequest, Usage};
+use crate::backend::{AgentError, AgentReply, Backend, mock::Mock};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+/// Tokens of the framing (system prompt) every backend adds to an agent's prompt.
+pub const FRAMING_TOKENS: u64 = 120;
+/// Output tokens of a text agent: (low, high). Why: a short answer to a focused question is a
+/// few hundred tokens; a report or a patch runs to a couple of thousand.
+pub const OUTPUT_TEXT: (u64, u64) = (150, 2000);
+/// Output tokens of a schema agent: (low, high). Structured answers are short.
+pub const OUTPUT_SCHEMA: (u64, u64) = (40, 600);
+/// The reference's size guideline: small / medium / large runs of 5 / 10 / 50 agents. A plan
+/// above `large` warns before the run.
+pub const SIZE_LARGE: usize = 50;
+
+/// The backend of a plan: the mock model, recording every request it is asked.
+pub struct Planner {
+    inner: Mock,
+    model: Option<String>,
+    pub asked: Mutex<Vec<AgentRequest>>,
+}
+
+impl Planner {
+    pub fn new(model: Option<String>) -> Planner {
+        Planner {
+            inner: Mock::default(),
+            model,
+            asked: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Backend for Planner {
+    fn name(&self) -> &str {
+        "plan"
+    }
+    fn identity(&self) -> String {
+        "plan".into()
+    }
+    async fn run(
+        &self,
+        request: &AgentRequest,
+        feedback: Option<&str>,
+    ) -> Result<AgentReply, AgentError> {
+        if feedback.is_none()
+            && let Ok(mut asked) = self.asked.lock()
+        {
+            asked.push(request.clone());
+        }
+        // Instant: a plan never waits for the mock's `[delay=]`.
+        let mut quick = request.clone();
+        quick.prompt = quick.prompt.replace("[delay=", "[was-delay=");
+        let mut reply = self.inner.run(&quick, feedback).await?;
+        reply.usage = Usage::default();
+        Ok(reply)
+    }
+    fn default_model(&self) -> Option<String> {
+        self.model.clone()
+    }
+}
+
+/// One phase of the plan (or the whole run).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Projection {
+    pub agents: usize,
+    pub input_tokens: u64,
+    pub output_tokens_low: u64,
+    pub output_tokens_high: u64,
+    /// USD, when every agent's model has a price.
+    pub cost_low: Option<f64>,
+    pub cost_high: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub name: String,
+    pub total: Projection,
+    pub phases: BTreeMap<String, Projection>,
+    /// Agents by model (`(default)` when neither the agent nor the backend names one).
+    pub models: BTreeMap<String, usize>,
+    pub warnings: Vec<String>,
+    /// The script stopped at the agent cap: a loop may not converge.
+    pub hit_cap: bool,
+}
+
+/// Projects the recorded requests.
+pub fn project(
+    name: &str,
+    asked: &[AgentRequest],
+    default_model: Option<&str>,
+    config: &crate::config::Config,
+    cap_hit: bool,
+    cap: u32,
+) -> Plan {
+    let mut total = Projection::default();
+    let mut phases: BTreeMap<String, Projection> = BTreeMap::new();
+    let mut models: BTreeMap<String, usize> = BTreeMap::new();
+    let mut same: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut priced = true;
+    for r in asked {
+        let input = (r.prompt.chars().count() as u64).div_ceil(4) + FRAMING_TOKENS;
+        let (lo, hi) = if r.schema.is_some() {
+            OUTPUT_SCHEMA
+        } else {
+            OUTPUT_TEXT
+        };
+        let model = r.model.as_deref().or(default_model);
+        *models
+            .entry(model.unwrap_or("(default)").to_string())
+            .or_default() += 1;
+        *same.entry(r.prompt.as_str()).or_default() += 1;
+        let price = model.and_then(|m| config.price(m));
+        priced &= price.is_some();
+        let cost = |out: u64| {
+            price.map(|p| {
+                p.cost(&Usage {
+                    input_tokens: input,
+                    output_tokens: out,
+                    ..Usage::default()
+                })
+            })
+        };
+        for p in [
+            &mut total,
+            phases
+                .entry(r.phase.clone().unwrap_or_else(|| "(no phase)".into()))
+                .or_default(),
+        ] {
+            p.agents += 1;
+            p.input_tokens += input;
+            p.output_tokens_low += lo;
+            p.output_tokens_high += hi;
+            p.cost_low = Some(p.cost_low.unwrap_or(0.0) + cost(lo).unwrap_or(0.0));
+            p.cost_high = Some(p.cost_high.unwrap_or(0.0) + cost(hi).unwrap_or(0.0));
+        }
+    }
+    if !priced {
+        for p in std::iter::once(&mut total).chain(phases.values_mut()) {
+            p.cost_low = None;
+            p.cost_high = None;
+        }
+    }
+    let mut warnings = Vec::new();
+    if cap_hit {
+        warnings.push(format!(
+            "the plan stopped at the agent cap ({cap}): a loop in the script may never converge (with real answers it may stop sooner, or not at all)"
+        ));
+    }
+    if total.agents > SIZE_LARGE {
+        warnings.push(format!(
+            "{} agents is a large run (the reference's guideline: small 5, medium 10, large {SIZE_LARGE}): check the fan-out is intended",
+            total.agents
+        ));
+    }
+    for (prompt, n) in same.into_iter().filter(|(_, n)| *n >= 3) {
+        let head: String = prompt.chars().take(60).collect();
+        warnings.push(format!(
+            "the same prompt is sent {n} times (\"{head}…\"): with no difference between them, every answer after the first may be wasted"
+        ));
+    }
+    if !priced {
+        warnings.push(
+            "some agents' models have no price ([prices] in wfhost.toml): no cost is projected"
+                .into(),
+        );
+    }
+    Plan {
+        name: name.to_string(),
+        total,
+        phases,
+        models,
+        warnings,
+        hit_cap: cap_hit,
+    }
+}
+
+impl Plan {
+    /// The plan as a person reads it.
+    pub fn render(&self) -> String {
+        let cost = |p: &Projection| match (p.cost_low, p.cost_high) {
+            (Some(lo), Some(hi)) => format!("${lo:.2}–${hi:.2}"),
+            _ => "—".into(),
+        };
+        let mut out = format!(
+            "plan for {}: {} agents · ~{} input tokens · {}–{} output tokens · {}\n\n",
+            crate::sanitize::line(&self.name),
+            self.total.agents,
+            self.total.input_tokens,
+            self.total.output_tokens_low,
+            self.total.output_tokens_high,
+            cost(&self.total)
+        );
+        out.push_str(&format!(
+            "{:<28} {:>7} {:>12} {:>18} {:>16}\n",
+            "phase", "agents", "input", "output", "cost"
+        ));
+        for (name, p) in &self.phases {
+            out.push_str(&format!(
+                "{:<28} {:>7} {:>12} {:>18} {:>16}\n",
+                crate::sanitize::line(name)
+                    .chars()
+                    .take(28)
+                    .collect::<String>(),
+                p.agents,
+                p.input_tokens,
+                format!("{}–{}", p.output_tokens_low, p.output_tokens_high),
+                cost(p)
+            ));
+        }
+        out.push_str("\nmodels: ");
+        out.push_str(
+            &self
+                .models
+                .iter()
+                .map(|(m, n)| format!("{} × {n}", crate::sanitize::line(m)))
+                .collect::<Vec<_>>()
+                .join(", "),
+        );
+        out.push('\n');
+        for w in &self.warnings {
+            out.push_str(&format!("warning: {}\n", crate::sanitize::line(w)));
+        }
+        out
+    }
+}
