@@ -25,6 +25,9 @@ pub struct Config {
     pub wait_on_limit: Option<bool>,
     /// Re-asks of an answer that misses its schema before `agent()` rejects [default: 5].
     pub schema_retries: Option<u32>,
+    /// Agents above which `wfhost plan` and the approval prompt warn of a large run
+    /// [default: 50, the reference's "large"].
+    pub size_guideline: Option<usize>,
     #[serde(default)]
     pub claude: ClaudeConfig,
     #[serde(default)]

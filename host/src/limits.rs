@@ -52,6 +52,13 @@ pub struct Limits {
     /// what a failed agent means; CI pipelines that want a bound say so.
     #[serde(default)]
     pub max_failed_agents: Option<u32>,
+    /// Tokens, input and output, all agents together, after which no new agent starts
+    /// (`--max-tokens`; beside `--budget-tokens`, the reference's output-only budget, and
+    /// `--max-cost`). Why no default: what a run may read is the user's call; agents that read
+    /// whole repositories spend most of their tokens on input, which `--budget-tokens` does not
+    /// see.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u64>,
     /// Wall-clock time one run may take, agents and timers included.
     /// Why 12 h: a script can keep itself alive forever with self-re-arming timers or agents,
     /// and CI must never hang; 12 h is longer than any workflow seen, even hundreds of coding
@@ -87,6 +94,7 @@ impl Default for Limits {
             max_agents: 1000,
             timeout: default_timeout(),
             max_failed_agents: None,
+            max_tokens: None,
             max_prompt_bytes: default_max_prompt_bytes(),
             max_queued_bytes: default_max_queued_bytes(),
             concurrency: default_concurrency(),
@@ -226,6 +234,7 @@ pub struct Requested {
     pub max_agents: Option<u32>,
     pub timeout: Option<Duration>,
     pub max_failed_agents: Option<u32>,
+    pub max_tokens: Option<u64>,
     pub max_prompt_bytes: Option<u64>,
     pub max_queued_bytes: Option<u64>,
     pub concurrency: Option<usize>,
@@ -289,6 +298,7 @@ impl Ceilings {
                 max_agents: requested.max_agents.unwrap_or(base.max_agents),
                 timeout: requested.timeout.unwrap_or(base.timeout),
                 max_failed_agents: requested.max_failed_agents.or(base.max_failed_agents),
+                max_tokens: requested.max_tokens.or(base.max_tokens),
                 max_prompt_bytes: requested.max_prompt_bytes.unwrap_or(base.max_prompt_bytes),
                 max_queued_bytes: requested.max_queued_bytes.unwrap_or(base.max_queued_bytes),
                 concurrency: requested.concurrency.unwrap_or(base.concurrency),
@@ -328,6 +338,7 @@ impl Ceilings {
                     r.max_failed_agents,
                     &mut t,
                 )?,
+                max_tokens: pick("max_tokens", l.max_tokens, r.max_tokens, &mut t)?,
                 max_prompt_bytes: pick_set(
                     "max_prompt_bytes",
                     l.max_prompt_bytes,

@@ -162,9 +162,10 @@ pub fn project(
             "the plan stopped at the agent cap ({cap}): a loop in the script may never converge (with real answers it may stop sooner, or not at all)"
         ));
     }
-    if total.agents > SIZE_LARGE {
+    let large = config.size_guideline.unwrap_or(SIZE_LARGE);
+    if total.agents > large {
         warnings.push(format!(
-            "{} agents is a large run (the reference's guideline: small 5, medium 10, large {SIZE_LARGE}): check the fan-out is intended",
+            "{} agents is more than the size guideline of {large} (the reference's: small 5, medium 10, large 50; `size_guideline` in wfhost.toml): check the fan-out is intended",
             total.agents
         ));
     }
@@ -237,5 +238,88 @@ impl Plan {
             out.push_str(&format!("warning: {}\n", crate::sanitize::line(w)));
         }
         out
+    }
+}
+
+/// Runs `script` on synthesized answers and projects what it asked (the whole of `wfhost plan`
+/// but the printing; also what the approval prompt shows).
+pub async fn dry_run(
+    script: crate::script::Script,
+    args: Option<serde_json::Value>,
+    config: std::sync::Arc<crate::config::Config>,
+    limits: crate::limits::Limits,
+    cwd: std::path::PathBuf,
+    no_cache: bool,
+    backend_model: Option<Option<String>>,
+) -> anyhow::Result<Plan> {
+    use std::sync::Arc;
+    let name = script.meta.name.clone();
+    let cap = limits.max_agents;
+    // The model agents would get: the chosen backend's default (when the caller knows the
+    // backend), else the configuration's, else the default backend's.
+    let model = backend_model.unwrap_or_else(|| {
+        config.model.clone().or_else(|| {
+            crate::backend::select(None, &config)
+                .ok()
+                .and_then(|b| b.default_model())
+        })
+    });
+    let planner = Arc::new(Planner::new(model.clone()));
+    let cache = crate::compile::Cache::new(no_cache);
+    let sandbox = crate::sandbox::Sandbox::new(limits.clone(), &cache)?;
+    let opts = crate::run::RunOptions {
+        args,
+        budget_tokens: None,
+        limits,
+        backend: planner.clone(),
+        cwd: cwd.clone(),
+        events: crate::events::Events::none(),
+        journal: None,
+        config: config.clone(),
+        recorder: None,
+        max_cost: None,
+        ceilings_note: None,
+        control: crate::control::Control::new("plan", None, None, cwd),
+        wait_on_limit: false,
+    };
+    let report = crate::run::execute(
+        &sandbox,
+        &cache,
+        crate::run::Target::Script(script),
+        opts,
+        crate::run::new_run_id(),
+    )
+    .await?;
+    let asked = planner.asked.lock().map(|a| a.clone()).unwrap_or_default();
+    let hit_cap = report.agents >= cap;
+    let mut plan = project(&name, &asked, model.as_deref(), &config, hit_cap, cap);
+    if let Some(error) = report.error.filter(|_| !hit_cap) {
+        plan.warnings.push(format!(
+            "the script failed on synthesized answers, so the plan may be short: {}",
+            error.lines().next().unwrap_or_default()
+        ));
+    }
+    Ok(plan)
+}
+
+impl Plan {
+    /// One line for the approval prompt: agents, models, tokens, cost.
+    pub fn headline(&self) -> String {
+        let cost = match (self.total.cost_low, self.total.cost_high) {
+            (Some(lo), Some(hi)) => format!(" · ${lo:.2}–${hi:.2}"),
+            _ => String::new(),
+        };
+        format!(
+            "projected: {} agents ({}) · ~{} input tokens · {}–{} output tokens{cost}",
+            self.total.agents,
+            self.models
+                .iter()
+                .map(|(m, n)| format!("{} × {n}", crate::sanitize::line(m)))
+                .collect::<Vec<_>>()
+                .join(", "),
+            self.total.input_tokens,
+            self.total.output_tokens_low,
+            self.total.output_tokens_high
+        )
     }
 }

@@ -416,3 +416,36 @@ fn plan_projects_the_agents_and_tokens_a_mock_run_spends() {
         out.stdout
     );
 }
+
+/// `--max-tokens` counts input and output of every agent (`--budget-tokens` counts output
+/// only): once reached, new agents are refused with a budget error naming the flag.
+#[test]
+fn max_tokens_counts_input_and_output() {
+    let (report, out) = run_script(
+        "const got = []; let refused;\n\
+         for (let i = 0; i < 10; i++) { try { got.push(await agent(`step ${i}: a prompt of about forty characters`)); } catch (e) { refused = String(e); break; } }\n\
+         return { answered: got.length, refused };",
+        &["--max-tokens", "60"],
+    );
+    let r = &report["result"];
+    let refused = r["refused"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{report}\n{}", out.stderr));
+    assert!(
+        refused.starts_with("WorkflowBudgetError: the token ceiling is reached")
+            && refused.contains("--max-tokens"),
+        "{refused}"
+    );
+    let answered = r["answered"].as_u64().unwrap();
+    assert!((1..10).contains(&answered), "{report}");
+    let used = report["usage"]["input_tokens"].as_u64().unwrap()
+        + report["usage"]["output_tokens"].as_u64().unwrap();
+    assert!(
+        used >= 60,
+        "stopped only once the ceiling was reached: {used}"
+    );
+    assert_eq!(
+        report["ceilings"]["limits"]["max_tokens"], 60,
+        "stored with the run, for resume"
+    );
+}

@@ -424,6 +424,11 @@ fn approval_prompt_in_a_terminal() {
         prompt.contains("ask-me — approval probe") && prompt.contains("· Only: one agent"),
         "{prompt}"
     );
+    assert!(
+        prompt.contains("projected: 1 agents ((default) × 1) · ~")
+            && prompt.contains("output tokens"),
+        "the approval shows what the run is projected to start: {prompt}"
+    );
     assert!(viewed.contains("   1 │ export const meta"), "{viewed}");
     assert!(
         done.contains("FIRST-EXIT=0") && done.contains("SECOND-EXIT=0"),

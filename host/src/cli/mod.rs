@@ -163,6 +163,10 @@ pub struct LimitArgs {
     /// Stop the run as failed once more than N agents have failed [default: no limit].
     #[arg(long, value_name = "N")]
     max_failed_agents: Option<u32>,
+    /// Tokens (input + output, all agents) after which no new agent starts [default: no
+    /// limit]. `--budget-tokens` counts output only.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    max_tokens: Option<u64>,
     /// The largest prompt one agent may be sent [default: 8MiB].
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     max_prompt_bytes: Option<u64>,
@@ -206,6 +210,7 @@ impl LimitArgs {
             max_agents: self.max_agents,
             timeout: self.timeout,
             max_failed_agents: self.max_failed_agents,
+            max_tokens: self.max_tokens,
             max_prompt_bytes: self.max_prompt_bytes,
             max_queued_bytes: self.max_queued_bytes,
             concurrency: self.concurrency.map(usize::from),

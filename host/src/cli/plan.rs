@@ -2,11 +2,7 @@
 
 use super::{LimitArgs, read_file};
 use crate::ExitError;
-use crate::compile::Cache;
-use crate::control::Control;
-use crate::plan::{Planner, project};
-use crate::run::{RunOptions, Target, execute, new_run_id, parse_args};
-use crate::sandbox::Sandbox;
+use crate::run::parse_args;
 use crate::script::Script;
 use anyhow::Result;
 use clap::Args;
@@ -59,43 +55,16 @@ pub(super) async fn plan(a: PlanArgs) -> Result<u8> {
             return Ok(crate::exit::SCRIPT);
         }
     };
-    let name = script.meta.name.clone();
-    let limits = a.limits.limits();
-    let cap = limits.max_agents;
-    // The model agents would get: the configuration's, else the backend's own default.
-    let model = config.model.clone().or_else(|| {
-        crate::backend::select(None, &config)
-            .ok()
-            .and_then(|b| b.default_model())
-    });
-    let planner = Arc::new(Planner::new(model.clone()));
-    let cache = Cache::new(a.limits.no_cache());
-    let sandbox = Sandbox::new(limits.clone(), &cache)?;
-    let opts = RunOptions {
+    let plan = crate::plan::dry_run(
+        script,
         args,
-        budget_tokens: None,
-        limits,
-        backend: planner.clone(),
-        cwd: cwd.clone(),
-        events: crate::events::Events::none(),
-        journal: None,
-        config: config.clone(),
-        recorder: None,
-        max_cost: None,
-        ceilings_note: None,
-        control: Control::new("plan", None, None, cwd),
-        wait_on_limit: false,
-    };
-    let report = execute(&sandbox, &cache, Target::Script(script), opts, new_run_id()).await?;
-    let asked = planner.asked.lock().map(|a| a.clone()).unwrap_or_default();
-    let hit_cap = report.agents >= cap;
-    let mut plan = project(&name, &asked, model.as_deref(), &config, hit_cap, cap);
-    if let Some(error) = report.error.filter(|_| !hit_cap) {
-        plan.warnings.push(format!(
-            "the script failed on synthesized answers, so the plan may be short: {}",
-            error.lines().next().unwrap_or_default()
-        ));
-    }
+        config,
+        a.limits.limits(),
+        cwd,
+        a.limits.no_cache(),
+        None,
+    )
+    .await?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&plan)?);
     } else {

@@ -197,7 +197,23 @@ pub(super) async fn run(mut a: RunArgs) -> Result<u8> {
         }
     }
     if !a.common.yes {
-        approve(meta, &target_path, &cwd)?;
+        // Before asking a person: what the run is projected to start and cost (`wfhost plan`).
+        let asking = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+        let projection = match (&target, asking) {
+            (Target::Script(s), true) => crate::plan::dry_run(
+                s.clone(),
+                args.clone(),
+                config.clone(),
+                limits.clone(),
+                cwd.clone(),
+                a.common.limits.no_cache(),
+                Some(backend.default_model()),
+            )
+            .await
+            .ok(),
+            _ => None,
+        };
+        approve(meta, &target_path, &cwd, projection.as_ref())?;
     }
 
     if a.common.detach {
@@ -554,7 +570,12 @@ fn approvals() -> serde_json::Value {
 /// Asks on the terminal before running a script: run / always for this name in this
 /// directory / view the script / no. Refuses (exit 77) without a terminal. "Always" is pinned
 /// to the script's blake3: a changed script asks again, and says that it changed.
-fn approve(meta: Option<&Meta>, path: &Path, cwd: &Path) -> Result<()> {
+fn approve(
+    meta: Option<&Meta>,
+    path: &Path,
+    cwd: &Path,
+    projection: Option<&crate::plan::Plan>,
+) -> Result<()> {
     let name = meta.map_or_else(|| path.display().to_string(), |m| m.name.clone());
     let dir = cwd.display().to_string();
     let source = std::fs::read(path).unwrap_or_default();
@@ -592,6 +613,12 @@ fn approve(meta: Option<&Meta>, path: &Path, cwd: &Path) -> Result<()> {
     match meta {
         Some(m) => writeln!(err, "{}", sanitize::text(&m.summary()))?,
         None => writeln!(err, "{} (no metadata)", path.display())?,
+    }
+    if let Some(plan) = projection {
+        writeln!(err, "{}", plan.headline())?;
+        for w in &plan.warnings {
+            writeln!(err, "warning: {}", sanitize::line(w))?;
+        }
     }
     loop {
         write!(

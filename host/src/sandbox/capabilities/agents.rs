@@ -192,6 +192,17 @@ impl Capabilities {
                 ),
             )));
         }
+        let used = self.ledger.usage.input_tokens + self.ledger.usage.output_tokens;
+        if let Some(max) = policy.limits.max_tokens
+            && used >= max
+        {
+            return Ok(Err(error(
+                "WorkflowBudgetError",
+                &format!(
+                    "the token ceiling is reached ({used} of {max} tokens, input and output); no new agents can start. Raise --max-tokens if this is expected"
+                ),
+            )));
+        }
         if let Some(total) = policy.budget_total
             && self.ledger.spent() >= total
         {
