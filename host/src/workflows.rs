@@ -65,18 +65,7 @@ impl Resolver {
     pub fn list(&self) -> Vec<Entry> {
         let mut out: Vec<Entry> = Vec::new();
         for (dir, scope) in &self.dirs {
-            if symlinked(dir, 2) {
-                continue;
-            }
-            let Ok(read) = std::fs::read_dir(dir) else {
-                continue;
-            };
-            let mut files: Vec<PathBuf> = read
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "js"))
-                .collect();
-            files.sort();
-            for path in files {
+            for path in files_in(dir, "js") {
                 let Some(name) = path.file_stem().and_then(|s| s.to_str()).map(str::to_owned)
                 else {
                     continue;
@@ -112,18 +101,7 @@ impl Resolver {
             dirs.push(home.join(".claude/agents"));
         }
         for dir in dirs {
-            if symlinked(&dir, 2) {
-                continue;
-            }
-            let Ok(read) = std::fs::read_dir(&dir) else {
-                continue;
-            };
-            let mut files: Vec<PathBuf> = read
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "md"))
-                .collect();
-            files.sort();
-            for path in files {
+            for path in files_in(&dir, "md") {
                 let named = read_script(&path).ok().and_then(|text| {
                     let front = text.strip_prefix("---")?.split("\n---").next()?.to_string();
                     front.lines().find_map(|l| {
@@ -249,6 +227,22 @@ pub fn read_script(path: &Path) -> Result<String, String> {
         return Err(format!("larger than the {max} bytes a script may have"));
     }
     Ok(source)
+}
+
+/// The `.ext` files of `dir`, sorted; none when `dir` (or its parent) is a symlink or missing.
+fn files_in(dir: &Path, ext: &str) -> Vec<PathBuf> {
+    if symlinked(dir, 2) {
+        return Vec::new();
+    }
+    let Ok(read) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<PathBuf> = read
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == ext))
+        .collect();
+    files.sort();
+    files
 }
 
 /// True when `path` or one of its `levels - 1` parent directories is a symlink.
