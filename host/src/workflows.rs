@@ -12,8 +12,79 @@ use serde::Serialize;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
-/// The agent types every run has (the reference's built-ins).
-pub const BUILTIN_AGENTS: [&str; 3] = ["general-purpose", "Explore", "Plan"];
+/// The agent types every run has (the reference's built-ins), with what each is for.
+pub const BUILTIN_AGENTS: [(&str, &str); 3] = [
+    (
+        "general-purpose",
+        "any task: research, code, multi-step work",
+    ),
+    (
+        "Explore",
+        "fast read-only search: find files, symbols, where things are",
+    ),
+    (
+        "Plan",
+        "think a change through and write a plan, without editing",
+    ),
+];
+
+/// An agent definition: a built-in, or a `.claude/agents/NAME.md` file.
+#[derive(Debug, Clone, Serialize)]
+pub struct AgentDef {
+    pub name: String,
+    pub description: String,
+    /// Tools it may use (`tools:` in the front matter; empty: the backend's defaults).
+    pub tools: Vec<String>,
+    pub model: Option<String>,
+    /// Its system prompt (the file's body; empty for the built-ins).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub prompt: String,
+    /// Where it is defined (`None`: built in).
+    pub path: Option<PathBuf>,
+}
+
+impl AgentDef {
+    /// A definition file: `---` front matter of `key: value` lines, `---`, then the body.
+    /// `tools` is a comma-separated list or a `[a, b]` list; the name defaults to the file's.
+    pub fn parse(text: &str, path: &Path) -> AgentDef {
+        let (front, body) = match text.strip_prefix("---") {
+            Some(rest) => match rest.split_once("\n---") {
+                Some((front, body)) => (front, body.trim_start_matches(['-']).trim()),
+                None => ("", text.trim()),
+            },
+            None => ("", text.trim()),
+        };
+        let field = |key: &str| {
+            front.lines().find_map(|l| {
+                l.strip_prefix(key)
+                    .and_then(|r| r.strip_prefix(':'))
+                    .map(|v| v.trim().trim_matches(['"', '\'']).to_string())
+            })
+        };
+        let tools = field("tools")
+            .map(|t| {
+                t.trim_matches(['[', ']'])
+                    .split(',')
+                    .map(|x| x.trim().trim_matches(['"', '\'']).to_string())
+                    .filter(|x| !x.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        AgentDef {
+            name: field("name").filter(|n| !n.is_empty()).unwrap_or_else(|| {
+                path.file_stem()
+                    .and_then(|s| s.to_str())
+                    .unwrap_or_default()
+                    .to_string()
+            }),
+            description: field("description").unwrap_or_default(),
+            tools,
+            model: field("model").filter(|m| !m.is_empty() && m != "inherit"),
+            prompt: body.to_string(),
+            path: Some(path.to_path_buf()),
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -89,10 +160,22 @@ impl Resolver {
     }
 
     /// The agent types a script may name in `agent({agentType})`: the built-ins, then the
-    /// names of `.claude/agents/*.md` definitions of the project (nearest first) and the user
-    /// (`name:` in the front matter, else the file's name).
-    pub fn agent_types(&self) -> Vec<String> {
-        let mut names: Vec<String> = BUILTIN_AGENTS.iter().map(|s| (*s).to_string()).collect();
+    /// definitions in `.claude/agents/*.md` of the project (nearest first, up to the repository
+    /// root) and of the user (`~/.claude/agents/`), as Claude Code reads them: YAML front matter
+    /// (`name`, `description`, `tools`, `model`) and the body as the agent's system prompt. A
+    /// name seen before hides a later one.
+    pub fn agent_defs(&self) -> Vec<AgentDef> {
+        let mut defs: Vec<AgentDef> = BUILTIN_AGENTS
+            .iter()
+            .map(|(name, description)| AgentDef {
+                name: (*name).to_string(),
+                description: (*description).to_string(),
+                tools: Vec::new(),
+                model: None,
+                prompt: String::new(),
+                path: None,
+            })
+            .collect();
         let mut dirs: Vec<PathBuf> = crate::paths::project_dirs(&self.cwd)
             .into_iter()
             .map(|d| d.join(".claude/agents"))
@@ -102,21 +185,31 @@ impl Resolver {
         }
         for dir in dirs {
             for path in files_in(&dir, "md") {
-                let named = read_script(&path).ok().and_then(|text| {
-                    let front = text.strip_prefix("---")?.split("\n---").next()?.to_string();
-                    front.lines().find_map(|l| {
-                        l.strip_prefix("name:")
-                            .map(|n| n.trim().trim_matches(['"', '\'']).to_string())
-                    })
-                });
-                let name =
-                    named.or_else(|| path.file_stem().and_then(|s| s.to_str()).map(str::to_owned));
-                if let Some(name) = name.filter(|n| !n.is_empty() && !names.contains(n)) {
-                    names.push(name);
+                let Ok(text) = read_script(&path) else {
+                    continue;
+                };
+                let def = AgentDef::parse(&text, &path);
+                if !def.name.is_empty() && !defs.iter().any(|d| d.name == def.name) {
+                    defs.push(def);
                 }
             }
         }
-        names
+        defs
+    }
+
+    /// The names `agent({agentType})` accepts.
+    pub fn agent_types(&self) -> Vec<String> {
+        self.agent_defs().into_iter().map(|d| d.name).collect()
+    }
+
+    /// The definition an agent type names, as found from the current directory (what the
+    /// backends apply: its system prompt, model and tools).
+    pub fn agent_def(name: &str) -> Option<AgentDef> {
+        let cwd = std::env::current_dir().ok()?;
+        Resolver::discover(&cwd)
+            .agent_defs()
+            .into_iter()
+            .find(|d| d.name == name)
     }
 
     /// `agent({agentType})` names a known agent type (the reference's message otherwise).

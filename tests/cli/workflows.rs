@@ -271,3 +271,49 @@ fn a_fifo_cannot_hang_the_host() {
         "{report}"
     );
 }
+
+/// Agent definitions as Claude Code users write them (`.claude/agents/*.md`): `wfhost agents`
+/// lists them beside the built-ins, `agent({agentType})` accepts them, and the backend receives
+/// the definition's system prompt and model (the `command` backend shows what it was sent).
+#[test]
+fn agent_definitions_are_listed_and_applied() {
+    let s = Scratch::new();
+    std::fs::create_dir(s.path().join(".git")).unwrap();
+    s.file(
+        ".claude/agents/reviewer.md",
+        "---\nname: reviewer\ndescription: reviews code for bugs\ntools: Read, Grep\nmodel: claude-haiku-4-5\n---\nYou are a meticulous reviewer. Report only real bugs.\n",
+    );
+    s.file(
+        "echo.py",
+        "import json, sys\nr = json.load(sys.stdin)\nprint(json.dumps({'text': r['system'].split('\\n\\n')[-1] + ' | ' + str(r.get('agent', {}).get('model'))}))\n",
+    );
+    s.file(
+        "wfhost.toml",
+        "backend = \"command\"\n[command]\nprogram = \"python3\"\nargs = [\"echo.py\"]\n",
+    );
+    s.file(
+        "w.js",
+        "export const meta = { name: 'typed', description: 'agent types' };\nreturn await agent('look at it', { agentType: 'reviewer' });\n",
+    );
+    let listed = wfhost(["agents", "--json"]).dir(s.path()).run();
+    listed.code(0);
+    let defs: serde_json::Value = serde_json::from_str(&listed.stdout).unwrap();
+    let names: Vec<&str> = defs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["general-purpose", "Explore", "Plan", "reviewer"]);
+    assert_eq!(defs[3]["tools"], serde_json::json!(["Read", "Grep"]));
+    let out = wfhost(["run", "w.js", "--yes", "--json"])
+        .dir(s.path())
+        .run();
+    out.code(0);
+    assert_eq!(
+        out.report()["result"],
+        "You are a meticulous reviewer. Report only real bugs. | claude-haiku-4-5",
+        "{}",
+        out.stderr
+    );
+}

@@ -72,15 +72,36 @@ impl Claude {
         .map(String::from)
         .to_vec();
         args.push(self.max_turns.to_string());
-        if let Some(m) = req.model.as_ref().or(self.model.as_ref()) {
+        // `agentType`: a definition's model (unless the call names one), tools and prompt.
+        let def = req
+            .agent_type
+            .as_deref()
+            .and_then(crate::workflows::Resolver::agent_def);
+        let def_model = def.as_ref().and_then(|d| d.model.clone());
+        if let Some(m) = req
+            .model
+            .as_ref()
+            .or(def_model.as_ref())
+            .or(self.model.as_ref())
+        {
             args.extend(["--model".into(), m.clone()]);
         }
         if let Some(p) = &self.permission_mode {
             args.extend(["--permission-mode".into(), p.clone()]);
         }
-        if !self.allowed_tools.is_empty() {
+        let mut tools = self.allowed_tools.clone();
+        if let Some(d) = &def {
+            tools.extend(
+                d.tools
+                    .iter()
+                    .filter(|t| !tools.contains(t))
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            );
+        }
+        if !tools.is_empty() {
             args.push("--allowedTools".into());
-            args.extend(self.allowed_tools.iter().cloned());
+            args.extend(tools);
         }
         let mut framing = FRAMING.to_string();
         if let Some(schema) = &req.schema {
@@ -89,6 +110,14 @@ impl Claude {
         }
         if let Some(t) = &req.agent_type {
             framing.push_str(&format!("\nYou act as this kind of agent: {t}."));
+        }
+        if let Some(prompt) = def
+            .as_ref()
+            .map(|d| d.prompt.as_str())
+            .filter(|p| !p.is_empty())
+        {
+            framing.push_str("\n\n");
+            framing.push_str(prompt);
         }
         args.extend(["--append-system-prompt".into(), framing]);
         // A tool outside the allow-list is asked of a person, through the run's control

@@ -72,6 +72,18 @@ impl Backend for Command {
             FRAMING.to_string()
         };
         let mut request = serde_json::to_value(req).unwrap_or_default();
+        // `agentType`: its definition travels with the request, its prompt in `system`.
+        let mut system = system;
+        if let Some(def) = req
+            .agent_type
+            .as_deref()
+            .and_then(crate::workflows::Resolver::agent_def)
+        {
+            if !def.prompt.is_empty() {
+                system = format!("{system}\n\n{}", def.prompt);
+            }
+            request["agent"] = serde_json::to_value(&def).unwrap_or_default();
+        }
         request["system"] = json!(system);
         if let Some(f) = feedback {
             request["feedback"] = json!(f);

@@ -179,13 +179,31 @@ impl Messages {
     }
 
     fn body(&self, req: &AgentRequest, feedback: Option<&str>) -> Value {
-        let framing = if req.schema.is_some() {
+        let mut framing = if req.schema.is_some() {
             format!("{FRAMING}\n{FRAMING_SCHEMA}")
         } else {
             FRAMING.to_string()
         };
+        // `agentType`: the definition's system prompt and model (unless the call names one).
+        let def = req
+            .agent_type
+            .as_deref()
+            .and_then(crate::workflows::Resolver::agent_def);
+        if let Some(prompt) = def
+            .as_ref()
+            .map(|d| d.prompt.as_str())
+            .filter(|p| !p.is_empty())
+        {
+            framing.push_str("\n\n");
+            framing.push_str(prompt);
+        }
+        let model = req
+            .model
+            .clone()
+            .or_else(|| def.and_then(|d| d.model))
+            .unwrap_or_else(|| self.model.clone());
         let mut body = json!({
-            "model": req.model.as_deref().unwrap_or(&self.model),
+            "model": model,
             "max_tokens": self.max_tokens,
             "stream": true,
             "system": [{ "type": "text", "text": framing, "cache_control": { "type": "ephemeral" } }],

@@ -1,6 +1,7 @@
 //! The command line. One file per command; this one holds the shared flags, dispatch and the
 //! error format (`error: …` lowercase, then a `hint:` line).
 
+mod agents;
 mod audit;
 mod compile;
 mod config;
@@ -119,6 +120,9 @@ enum Command {
     /// Show the configuration (wfhost.toml, ~/.config/wfhost/config.toml).
     #[command(after_help = config::AFTER_HELP)]
     Config(config::ConfigArgs),
+    /// List the agent types a script can name in `agent({agentType})`.
+    #[command(after_help = agents::AFTER_HELP)]
+    Agents(agents::AgentsArgs),
     /// List saved workflows (project and personal).
     #[command(after_help = workflows::LIST_HELP)]
     List(workflows::ListArgs),
@@ -319,6 +323,7 @@ pub fn main() -> ExitCode {
             Command::Config(a) => config::config(a),
             Command::Trace(a) => trace::trace(a),
             Command::List(a) => workflows::list(a),
+            Command::Agents(a) => agents::agents(a),
             Command::Show(a) => workflows::show(a),
             Command::Save(a) => workflows::save(a),
             Command::Completions { shell } => {
