@@ -246,6 +246,7 @@ pub async fn execute(
         })
         .map_err(unwritable)?;
     }
+    let phase_models = meta.clone();
     if let Some(meta) = meta {
         opts.events.emit(Event::RunStarted {
             run_id: run_id.clone(),
@@ -255,6 +256,11 @@ pub async fn execute(
             model: opts.backend.default_model(),
         });
     }
+    let phase_models: HashMap<String, String> = phase_models
+        .iter()
+        .flat_map(|m| &m.phases)
+        .filter_map(|p| p.model.clone().map(|model| (p.title.clone(), model)))
+        .collect();
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let scheduler = Scheduler::start(SchedulerSetup {
         limited: std::sync::atomic::AtomicBool::new(false),
@@ -282,6 +288,7 @@ pub async fn execute(
         cache,
         backend_identity: opts.backend.identity(),
         max_cost: opts.max_cost,
+        phase_models,
     });
     let run_start = Instant::now();
     let (ending, caps) = match (&target, bytecode) {

@@ -449,3 +449,64 @@ fn max_tokens_counts_input_and_output() {
         "stored with the run, for resume"
     );
 }
+
+/// `meta.phases[].model` (a wfhost extension): the default model of that phase's agents unless
+/// `agent({model})` names one; `plan` shows the split and prices each at its model.
+#[test]
+fn a_phase_model_is_the_default_of_its_agents() {
+    let s = Scratch::new();
+    s.file("wfhost.toml", "model = \"claude-sonnet-4-5\"\n");
+    s.file(
+        "w.js",
+        "export const meta = { name: 'phased', description: 'models per phase', phases: [{ title: 'Cheap', model: 'claude-haiku-4-5' }, { title: 'Deep' }] };\n\
+         phase('Cheap');\n\
+         await parallel([1, 2, 3].map(i => () => agent(`skim ${i}`)));\n\
+         await agent('skim, but well', { model: 'claude-opus-4-1' });\n\
+         phase('Deep');\n\
+         return await agent('think hard');\n",
+    );
+    let plan = wfhost(["plan", "w.js", "--json"]).dir(s.path()).run();
+    plan.code(0);
+    let plan: serde_json::Value = serde_json::from_str(&plan.stdout).unwrap();
+    assert_eq!(
+        plan["models"],
+        json!({"claude-haiku-4-5": 3, "claude-opus-4-1": 1, "claude-sonnet-4-5": 1}),
+        "{plan}"
+    );
+    let events = s.path().join("events.jsonl");
+    let run = wfhost([
+        "run",
+        "w.js",
+        "--backend",
+        "mock",
+        "--yes",
+        "--json",
+        "--no-journal",
+        "--events",
+    ])
+    .arg(&events)
+    .dir(s.path())
+    .run();
+    run.code(0);
+    let started: Vec<String> = std::fs::read_to_string(&events)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["type"] == "agent_started")
+        .map(|e| {
+            e["model"]
+                .as_str()
+                .unwrap_or("(backend default)")
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        started.iter().filter(|m| *m == "claude-haiku-4-5").count(),
+        3,
+        "{started:?}"
+    );
+    assert!(
+        started.contains(&"claude-opus-4-1".to_string()),
+        "{started:?}"
+    );
+}

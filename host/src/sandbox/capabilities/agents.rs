@@ -219,6 +219,13 @@ impl Capabilities {
             .unwrap_or_else(|| default_label(&prompt));
         // The label is journaled and shown: it is output the script made the host keep.
         self.ledger.charge(label.len())?;
+        // `meta.phases[].model` (a wfhost extension): the phase's model, unless the call names one.
+        let model = model.or_else(|| {
+            phase
+                .as_ref()
+                .and_then(|p| policy.phase_models.get(p))
+                .cloned()
+        });
         let request = AgentRequest {
             prompt,
             schema: schema.as_ref().map(|s| s.value.clone()),

@@ -96,6 +96,8 @@ pub struct RunSetup {
     pub backend_identity: String,
     /// `--max-cost`: no new agents once the run's cost reaches it (USD).
     pub max_cost: Option<f64>,
+    /// `meta.phases[].model`: the default model of each phase's agents (a wfhost extension).
+    pub phase_models: HashMap<String, String>,
 }
 
 impl Capabilities {
@@ -115,6 +117,7 @@ impl Capabilities {
                 setup.limits,
                 setup.backend_identity,
                 setup.workflows,
+                setup.phase_models,
             )),
             ledger,
             agents: Agents::new(setup.scheduler, setup.cache),

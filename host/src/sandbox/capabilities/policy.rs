@@ -18,6 +18,8 @@ pub struct Policy {
     pub backend_identity: String,
     /// Where `workflow()` looks for child workflows.
     pub workflows: Resolver,
+    /// `meta.phases[].model`: an agent of that phase that names no model gets this one.
+    pub phase_models: std::collections::HashMap<String, String>,
 }
 
 impl Policy {
@@ -28,6 +30,7 @@ impl Policy {
         limits: Limits,
         backend_identity: String,
         workflows: Resolver,
+        phase_models: std::collections::HashMap<String, String>,
     ) -> Policy {
         let mut context = json!({
             "budgetTotal": budget_total,
@@ -44,6 +47,7 @@ impl Policy {
             limits,
             backend_identity,
             workflows,
+            phase_models,
         }
     }
 }

@@ -76,6 +76,7 @@ impl Harness {
             cache: HashMap::new(),
             backend_identity: "mock".into(),
             max_cost: None,
+            phase_models: HashMap::new(),
         });
         let mut store = Store::new(&engine, caps);
         let instance = linker.instantiate_async(&mut store, &module).await.unwrap();
