@@ -98,7 +98,7 @@ async fn handle(
     let prompt = if tool_result {
         "(tool result)".to_string()
     } else {
-        prompt
+        unframe(&prompt)
     };
     let attempt = {
         let mut s = seen.lock().unwrap();
@@ -501,4 +501,28 @@ fn prober(body: &Value) -> Option<Turn> {
             stop: "end_turn",
         },
     })
+}
+
+/// The task inside wfhost's provenance frame (`backend::framed_task`), as the script wrote it:
+/// the frame's line removed and each task line's four-space indent taken off. Text after the
+/// task (a schema re-ask's feedback) is kept as it is.
+fn unframe(prompt: &str) -> String {
+    let Some(task) = prompt
+        .strip_prefix(wfhost::backend::PROVENANCE)
+        .and_then(|r| r.strip_prefix("\n\n"))
+    else {
+        return prompt.to_string();
+    };
+    let mut out = Vec::new();
+    let mut in_task = true;
+    for line in task.split('\n') {
+        match line.strip_prefix("    ") {
+            Some(l) if in_task => out.push(l),
+            _ => {
+                in_task = false;
+                out.push(line);
+            }
+        }
+    }
+    out.join("\n")
 }

@@ -274,7 +274,7 @@ impl Backend for Claude {
         req: &AgentRequest,
         feedback: Option<&str>,
     ) -> Result<AgentReply, AgentError> {
-        let mut prompt = req.prompt.clone();
+        let mut prompt = super::framed_task(&req.prompt);
         if let Some(f) = feedback {
             prompt.push_str(&format!(
                 "\n\nYour previous answer did not match the required schema:\n{f}"

@@ -85,6 +85,8 @@ impl Backend for Command {
             request["agent"] = serde_json::to_value(&def).unwrap_or_default();
         }
         request["system"] = json!(system);
+        // The task as the claude and messages backends frame it for their agents.
+        request["framed_prompt"] = json!(super::framed_task(&req.prompt));
         if let Some(f) = feedback {
             request["feedback"] = json!(f);
         }

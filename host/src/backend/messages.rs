@@ -207,7 +207,7 @@ impl Messages {
             "max_tokens": self.max_tokens,
             "stream": true,
             "system": [{ "type": "text", "text": framing, "cache_control": { "type": "ephemeral" } }],
-            "messages": [{ "role": "user", "content": self.content(&req.prompt, feedback) }],
+            "messages": [{ "role": "user", "content": self.content(&super::framed_task(&req.prompt), feedback) }],
         });
         if let Some(schema) = &req.schema {
             body["tools"] = json!([{
