@@ -91,6 +91,34 @@ impl AgentDef {
 pub enum Scope {
     Project,
     Personal,
+    /// Ships with wfhost (`host/workflows/`).
+    #[serde(rename = "built-in")]
+    Builtin,
+}
+
+/// Workflows that ship with wfhost, listed as built-in and run by name like saved ones; a
+/// project or personal workflow of the same name wins.
+pub const BUILTIN_WORKFLOWS: [(&str, &str); 2] = [
+    ("code-review", include_str!("../workflows/code-review.js")),
+    (
+        "deep-research",
+        include_str!("../workflows/deep-research.js"),
+    ),
+];
+
+/// The built-in workflows as files (in the cache directory, rewritten when they differ), so
+/// everything that reads a saved workflow reads them the same way.
+fn builtin_dir() -> Option<PathBuf> {
+    let dir =
+        crate::paths::cache_dir()?.join(format!("builtin-workflows-{}", env!("CARGO_PKG_VERSION")));
+    for (name, source) in BUILTIN_WORKFLOWS {
+        let path = dir.join(format!("{name}.js"));
+        if std::fs::read_to_string(&path).ok().as_deref() != Some(source) {
+            std::fs::create_dir_all(&dir).ok()?;
+            std::fs::write(&path, source).ok()?;
+        }
+    }
+    Some(dir)
 }
 
 #[derive(Debug, Clone)]
@@ -124,6 +152,9 @@ impl Resolver {
         }
         if let Some(home) = crate::paths::home() {
             dirs.push((home.join(".claude/workflows"), Scope::Personal));
+        }
+        if let Some(builtin) = builtin_dir() {
+            dirs.push((builtin, Scope::Builtin));
         }
         Resolver {
             cwd: cwd.to_path_buf(),
@@ -233,7 +264,10 @@ impl Resolver {
             )),
             Some(e) => Ok(e.path),
             None => {
-                let names: Vec<String> = self.list().into_iter().map(|e| e.name).collect();
+                // Built-ins first, as the reference lists its bundled workflows.
+                let mut entries = self.list();
+                entries.sort_by_key(|e| e.scope != Scope::Builtin);
+                let names: Vec<String> = entries.into_iter().map(|e| e.name).collect();
                 let available = if names.is_empty() {
                     "(none)".to_string()
                 } else {

@@ -317,3 +317,77 @@ fn agent_definitions_are_listed_and_applied() {
         out.stderr
     );
 }
+
+/// The bundled workflows ship with the binary: listed as built-in, shown, and run by name
+/// (deep-research refuses to start without a question, naming the fix; with one it runs its
+/// scope → search/extract pipeline → three votes per claim → synthesis on the mock model).
+#[test]
+fn bundled_workflows_are_listed_and_run_by_name() {
+    let s = Scratch::new();
+    std::fs::create_dir(s.path().join(".git")).unwrap();
+    let listed = wfhost(["list", "--json"]).dir(s.path()).run();
+    listed.code(0);
+    let list: serde_json::Value = serde_json::from_str(&listed.stdout).unwrap();
+    let builtins: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["scope"] == "built-in")
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(builtins, ["code-review", "deep-research"], "{list}");
+    let shown = wfhost(["show", "deep-research"]).dir(s.path()).run();
+    shown.code(0);
+    assert!(shown.stdout.contains("(built in)"), "{}", shown.stdout);
+
+    let refused = wfhost([
+        "run",
+        "deep-research",
+        "--backend",
+        "mock",
+        "--yes",
+        "--json",
+    ])
+    .dir(s.path())
+    .run();
+    assert!(
+        refused.report()["error"]
+            .as_str()
+            .unwrap()
+            .contains("deep-research needs a question"),
+        "{}",
+        refused.stdout
+    );
+    let out = wfhost([
+        "run",
+        "deep-research",
+        "--args",
+        "\"why is the sky blue\"",
+        "--backend",
+        "mock",
+        "--yes",
+        "--json",
+    ])
+    .dir(s.path())
+    .run();
+    out.code(0);
+    let r = out.report();
+    assert_eq!(r["result"]["question"], "why is the sky blue");
+    assert!(
+        r["result"]["answer"].as_str().unwrap().starts_with("R("),
+        "{r}"
+    );
+    assert!(
+        r["logs"][0].as_str().unwrap().contains("need web search"),
+        "says what its agents need: {r}"
+    );
+    let review = wfhost(["run", "code-review", "--backend", "mock", "--yes", "--json"])
+        .dir(s.path())
+        .run();
+    review.code(0);
+    assert!(
+        review.report()["result"]["findings"].is_array(),
+        "{}",
+        review.stdout
+    );
+}

@@ -135,12 +135,10 @@ pub(super) fn show(a: ShowArgs) -> Result<u8> {
         println!("{phases}");
     }
     let scope = entry
-        .map(|e| {
-            if e.scope == Scope::Project {
-                "project"
-            } else {
-                "personal"
-            }
+        .map(|e| match e.scope {
+            Scope::Project => "project",
+            Scope::Personal => "personal",
+            Scope::Builtin => "built in",
         })
         .unwrap_or("");
     println!("{} ({scope})\n", path.display());
