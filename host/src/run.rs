@@ -1,7 +1,7 @@
 //! One run, end to end: compile (cached), sandbox, scheduler, report.
 
 use crate::backend::Backend;
-use crate::compile::{self, Cache};
+use crate::compile::Cache;
 use crate::events::{Event, Events};
 use crate::journal::{Cached, Journal, Record};
 use crate::limits::{Ceilings, LimitHit, Limits};
@@ -178,27 +178,21 @@ pub async fn execute(
     // Compile first: a script QuickJS cannot compile is rejected before anything runs.
     let compile_start = Instant::now();
     let bytecode = match &target {
-        Target::Script(script) => match compile::cached_bytecode(cache, &script.module) {
-            Some(b) => {
-                timings.bytecode_cached = true;
+        Target::Script(script) => match sandbox.bytecode(cache, &script.module).await? {
+            (Ok(b), cached) => {
+                timings.bytecode_cached = cached;
                 Some(b)
             }
-            None => match sandbox.compile_src(&script.module).await? {
-                Ok(b) => {
-                    compile::store_bytecode(cache, &script.module, &b);
-                    Some(b)
-                }
-                Err(message) => {
-                    let rejection = Rejection {
-                        message: format!(
-                            "Workflow script has a syntax error and was not launched:\n  {message}"
-                        ),
-                        location: Some(script.origin.clone()),
-                        hint: None,
-                    };
-                    return Ok(rejected(run_id, &rejection, &backend_name, started));
-                }
-            },
+            (Err(message), _) => {
+                let rejection = Rejection {
+                    message: format!(
+                        "Workflow script has a syntax error and was not launched:\n  {message}"
+                    ),
+                    location: Some(script.origin.clone()),
+                    hint: None,
+                };
+                return Ok(rejected(run_id, &rejection, &backend_name, started));
+            }
         },
         Target::Module { .. } => None,
     };

@@ -48,6 +48,8 @@ pub struct AgentJob {
     pub occurrence: u32,
     /// `agent(prompt, {stallMs})`: this call's stall timeout.
     pub stall: Option<Duration>,
+    /// `agent({agentType})`'s definition, resolved when the agent was started.
+    pub agent_def: Option<Arc<crate::workflows::AgentDef>>,
 }
 
 /// The end of a job (agent or timer), in the order the guest receives them.
@@ -294,6 +296,7 @@ async fn supervise(setup: &SchedulerSetup, job: &AgentJob) -> Option<AgentOutcom
         let context = crate::backend::CallContext {
             control_socket: setup.control.socket(),
             agent: setup.control.number(job.handle),
+            definition: job.agent_def.clone(),
         };
         let call = PROGRESS.scope(
             progress.clone(),

@@ -106,19 +106,25 @@ pub const BUILTIN_WORKFLOWS: [(&str, &str); 2] = [
     ),
 ];
 
-/// The built-in workflows as files (in the cache directory, rewritten when they differ), so
-/// everything that reads a saved workflow reads them the same way.
+/// Where the built-in workflows are written as files (in the cache directory), so everything
+/// that reads a saved workflow reads them the same way.
 fn builtin_dir() -> Option<PathBuf> {
-    let dir =
-        crate::paths::cache_dir()?.join(format!("builtin-workflows-{}", env!("CARGO_PKG_VERSION")));
+    Some(
+        crate::paths::cache_dir()?.join(format!("builtin-workflows-{}", env!("CARGO_PKG_VERSION"))),
+    )
+}
+
+/// Writes the built-in workflows into `dir` where they are missing or differ. Only when a
+/// listing needs them: a run's start reads no workflow directory.
+fn materialize_builtins(dir: &Path) {
     for (name, source) in BUILTIN_WORKFLOWS {
         let path = dir.join(format!("{name}.js"));
-        if std::fs::read_to_string(&path).ok().as_deref() != Some(source) {
-            std::fs::create_dir_all(&dir).ok()?;
-            std::fs::write(&path, source).ok()?;
+        if std::fs::read_to_string(&path).ok().as_deref() != Some(source)
+            && std::fs::create_dir_all(dir).is_ok()
+        {
+            let _ = std::fs::write(&path, source);
         }
     }
-    Some(dir)
 }
 
 #[derive(Debug, Clone)]
@@ -126,6 +132,8 @@ pub struct Resolver {
     cwd: PathBuf,
     /// Search order: closest project directory first, personal last.
     dirs: Vec<(PathBuf, Scope)>,
+    /// The agent definitions, read once (a run checks every `agent({agentType})` against them).
+    agents: std::sync::OnceLock<Vec<AgentDef>>,
 }
 
 /// One saved workflow file.
@@ -159,6 +167,7 @@ impl Resolver {
         Resolver {
             cwd: cwd.to_path_buf(),
             dirs,
+            agents: std::sync::OnceLock::new(),
         }
     }
 
@@ -167,6 +176,9 @@ impl Resolver {
     pub fn list(&self) -> Vec<Entry> {
         let mut out: Vec<Entry> = Vec::new();
         for (dir, scope) in &self.dirs {
+            if *scope == Scope::Builtin {
+                materialize_builtins(dir);
+            }
             for path in files_in(dir, "js") {
                 let Some(name) = path.file_stem().and_then(|s| s.to_str()).map(str::to_owned)
                 else {
@@ -195,27 +207,27 @@ impl Resolver {
     /// root) and of the user (`~/.claude/agents/`), as Claude Code reads them: YAML front matter
     /// (`name`, `description`, `tools`, `model`) and the body as the agent's system prompt. A
     /// name seen before hides a later one.
-    pub fn agent_defs(&self) -> Vec<AgentDef> {
-        let mut defs: Vec<AgentDef> = BUILTIN_AGENTS
-            .iter()
-            .map(|(name, description)| AgentDef {
-                name: (*name).to_string(),
-                description: (*description).to_string(),
-                tools: Vec::new(),
-                model: None,
-                prompt: String::new(),
-                path: None,
-            })
-            .collect();
-        let mut dirs: Vec<PathBuf> = crate::paths::project_dirs(&self.cwd)
-            .into_iter()
-            .map(|d| d.join(".claude/agents"))
-            .collect();
-        if let Some(home) = crate::paths::home() {
-            dirs.push(home.join(".claude/agents"));
-        }
-        for dir in dirs {
-            for path in files_in(&dir, "md") {
+    pub fn agent_defs(&self) -> &[AgentDef] {
+        self.agents.get_or_init(|| {
+            let mut defs: Vec<AgentDef> = BUILTIN_AGENTS
+                .iter()
+                .map(|(name, description)| AgentDef {
+                    name: (*name).to_string(),
+                    description: (*description).to_string(),
+                    tools: Vec::new(),
+                    model: None,
+                    prompt: String::new(),
+                    path: None,
+                })
+                .collect();
+            let mut dirs: Vec<PathBuf> = crate::paths::project_dirs(&self.cwd)
+                .into_iter()
+                .map(|d| d.join(".claude/agents"))
+                .collect();
+            if let Some(home) = crate::paths::home() {
+                dirs.push(home.join(".claude/agents"));
+            }
+            for path in dirs.iter().flat_map(|dir| files_in(dir, "md")) {
                 let Ok(text) = read_script(&path) else {
                     continue;
                 };
@@ -224,35 +236,23 @@ impl Resolver {
                     defs.push(def);
                 }
             }
-        }
-        defs
+            defs
+        })
     }
 
-    /// The names `agent({agentType})` accepts.
-    pub fn agent_types(&self) -> Vec<String> {
-        self.agent_defs().into_iter().map(|d| d.name).collect()
-    }
-
-    /// The definition an agent type names, as found from the current directory (what the
-    /// backends apply: its system prompt, model and tools).
-    pub fn agent_def(name: &str) -> Option<AgentDef> {
-        let cwd = std::env::current_dir().ok()?;
-        Resolver::discover(&cwd)
-            .agent_defs()
-            .into_iter()
-            .find(|d| d.name == name)
-    }
-
-    /// `agent({agentType})` names a known agent type (the reference's message otherwise).
-    pub fn check_agent_type(&self, agent_type: &str) -> Result<(), String> {
-        let known = self.agent_types();
-        if known.iter().any(|k| k == agent_type) {
-            return Ok(());
-        }
-        Err(format!(
-            "agent({{agentType}}): agent type '{agent_type}' not found. Available agents: {}",
-            known.join(", ")
-        ))
+    /// The definition `agent({agentType})` names, or the reference's message listing the
+    /// types there are.
+    pub fn agent_def(&self, agent_type: &str) -> Result<&AgentDef, String> {
+        let defs = self.agent_defs();
+        defs.iter().find(|d| d.name == agent_type).ok_or_else(|| {
+            format!(
+                "agent({{agentType}}): agent type '{agent_type}' not found. Available agents: {}",
+                defs.iter()
+                    .map(|d| d.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })
     }
 
     /// The file of the workflow called `name`.

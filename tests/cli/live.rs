@@ -437,6 +437,19 @@ fn the_control_socket_is_private_to_the_runs_owner() {
     assert_eq!(status["ok"], true);
     assert_eq!(status["run_id"], id.as_str());
     assert_eq!(status["agents"]["running"], 1, "{status}");
+    // `save` (the dashboard's `s`): the run's script becomes a saved workflow of the project.
+    writeln!(stream, "{{\"v\": 1, \"cmd\": \"save\"}}").unwrap();
+    let mut reply = String::new();
+    std::io::BufReader::new(&stream)
+        .read_line(&mut reply)
+        .unwrap();
+    let saved: Value = serde_json::from_str(&reply).unwrap();
+    assert_eq!(saved["name"], "live", "{saved}");
+    let file = s.path().join(".wfhost/workflows/live.js");
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        std::fs::read_to_string(s.path().join("w.js")).unwrap()
+    );
     steer(&s, &["stop", &id]);
 }
 

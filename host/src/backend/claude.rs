@@ -5,7 +5,7 @@
 //! `git worktree`, removed afterwards when the agent changed nothing and kept (and reported)
 //! when it did.
 
-use super::{AgentError, AgentReply, AgentRequest, Backend, FRAMING, FRAMING_SCHEMA, Usage};
+use super::{AgentError, AgentReply, AgentRequest, Backend, Usage};
 use crate::config::{self, Config};
 use anyhow::{Result, bail};
 use serde_json::Value;
@@ -73,10 +73,7 @@ impl Claude {
         .to_vec();
         args.push(self.max_turns.to_string());
         // `agentType`: a definition's model (unless the call names one), tools and prompt.
-        let def = req
-            .agent_type
-            .as_deref()
-            .and_then(crate::workflows::Resolver::agent_def);
+        let def = super::agent_definition();
         let def_model = def.as_ref().and_then(|d| d.model.clone());
         if let Some(m) = req
             .model
@@ -103,22 +100,10 @@ impl Claude {
             args.push("--allowedTools".into());
             args.extend(tools);
         }
-        let mut framing = FRAMING.to_string();
         if let Some(schema) = &req.schema {
             args.extend(["--json-schema".into(), schema.to_string()]);
-            framing = format!("{framing}\n{FRAMING_SCHEMA}");
         }
-        if let Some(t) = &req.agent_type {
-            framing.push_str(&format!("\nYou act as this kind of agent: {t}."));
-        }
-        if let Some(prompt) = def
-            .as_ref()
-            .map(|d| d.prompt.as_str())
-            .filter(|p| !p.is_empty())
-        {
-            framing.push_str("\n\n");
-            framing.push_str(prompt);
-        }
+        let framing = super::system_prompt(req, def.as_deref(), true);
         args.extend(["--append-system-prompt".into(), framing]);
         // A tool outside the allow-list is asked of a person, through the run's control
         // socket (`wfhost watch`, `workflow_status`), instead of being refused outright.

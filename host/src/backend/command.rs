@@ -9,7 +9,7 @@
 //!           `"cost_usd"`), or `{"error": "…", "transient"?: bool}`. A non-zero exit status
 //!           is a failure too (stderr is the message).
 
-use super::{AgentError, AgentReply, AgentRequest, Backend, FRAMING, FRAMING_SCHEMA, Usage};
+use super::{AgentError, AgentReply, AgentRequest, Backend, Usage};
 use crate::config::{self, Config};
 use anyhow::{Result, bail};
 use serde_json::{Value, json};
@@ -66,24 +66,13 @@ impl Backend for Command {
         req: &AgentRequest,
         feedback: Option<&str>,
     ) -> Result<AgentReply, AgentError> {
-        let system = if req.schema.is_some() {
-            format!("{FRAMING}\n{FRAMING_SCHEMA}")
-        } else {
-            FRAMING.to_string()
-        };
         let mut request = serde_json::to_value(req).unwrap_or_default();
         // `agentType`: its definition travels with the request, its prompt in `system`.
-        let mut system = system;
-        if let Some(def) = req
-            .agent_type
-            .as_deref()
-            .and_then(crate::workflows::Resolver::agent_def)
-        {
-            if !def.prompt.is_empty() {
-                system = format!("{system}\n\n{}", def.prompt);
-            }
-            request["agent"] = serde_json::to_value(&def).unwrap_or_default();
+        let def = super::agent_definition();
+        if let Some(def) = &def {
+            request["agent"] = serde_json::to_value(&**def).unwrap_or_default();
         }
+        let system = super::system_prompt(req, def.as_deref(), false);
         request["system"] = json!(system);
         // The task as the claude and messages backends frame it for their agents.
         request["framed_prompt"] = json!(super::framed_task(&req.prompt));

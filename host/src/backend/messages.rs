@@ -8,7 +8,7 @@
 //! events back off exponentially with jitter (0.5 s → 8 s); 400, 401, 403, 404, 413 and a
 //! spend-limit 429 are never retried.
 
-use super::{AgentError, AgentReply, AgentRequest, Backend, FRAMING, FRAMING_SCHEMA, Usage};
+use super::{AgentError, AgentReply, AgentRequest, Backend, Usage};
 use crate::config::{self, Config};
 use anyhow::Result;
 use eventsource_stream::Eventsource;
@@ -179,28 +179,13 @@ impl Messages {
     }
 
     fn body(&self, req: &AgentRequest, feedback: Option<&str>) -> Value {
-        let mut framing = if req.schema.is_some() {
-            format!("{FRAMING}\n{FRAMING_SCHEMA}")
-        } else {
-            FRAMING.to_string()
-        };
         // `agentType`: the definition's system prompt and model (unless the call names one).
-        let def = req
-            .agent_type
-            .as_deref()
-            .and_then(crate::workflows::Resolver::agent_def);
-        if let Some(prompt) = def
-            .as_ref()
-            .map(|d| d.prompt.as_str())
-            .filter(|p| !p.is_empty())
-        {
-            framing.push_str("\n\n");
-            framing.push_str(prompt);
-        }
+        let def = super::agent_definition();
+        let framing = super::system_prompt(req, def.as_deref(), false);
         let model = req
             .model
             .clone()
-            .or_else(|| def.and_then(|d| d.model))
+            .or_else(|| def.and_then(|d| d.model.clone()))
             .unwrap_or_else(|| self.model.clone());
         let mut body = json!({
             "model": model,

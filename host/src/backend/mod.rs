@@ -54,6 +54,38 @@ pub struct CallContext {
     pub control_socket: Option<std::path::PathBuf>,
     /// The agent's number, as the views show it.
     pub agent: Option<u32>,
+    /// `agent({agentType})`'s definition (its prompt, model, tools).
+    pub definition: Option<Arc<crate::workflows::AgentDef>>,
+}
+
+/// The definition of the agent type the current call names (outside a scheduled call: none).
+pub fn agent_definition() -> Option<Arc<crate::workflows::AgentDef>> {
+    CALL.try_with(|c| c.definition.clone()).ok().flatten()
+}
+
+/// The system prompt every backend gives its agent: `FRAMING`, `FRAMING_SCHEMA` for a schema
+/// agent, then (`name_type`: "You act as this kind of agent: …" and) the agent type
+/// definition's prompt.
+pub fn system_prompt(
+    request: &AgentRequest,
+    definition: Option<&crate::workflows::AgentDef>,
+    name_type: bool,
+) -> String {
+    let mut framing = FRAMING.to_string();
+    if request.schema.is_some() {
+        framing = format!("{framing}\n{FRAMING_SCHEMA}");
+    }
+    if let Some(t) = request.agent_type.as_ref().filter(|_| name_type) {
+        framing.push_str(&format!("\nYou act as this kind of agent: {t}."));
+    }
+    if let Some(prompt) = definition
+        .map(|d| d.prompt.as_str())
+        .filter(|p| !p.is_empty())
+    {
+        framing.push_str("\n\n");
+        framing.push_str(prompt);
+    }
+    framing
 }
 
 /// A backend saw its call make progress: a stream event from the Messages API, a line of

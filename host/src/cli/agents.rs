@@ -23,12 +23,13 @@ pub(super) struct AgentsArgs {
 }
 
 pub(super) fn agents(a: AgentsArgs) -> Result<u8> {
-    let defs = Resolver::discover(&std::env::current_dir()?).agent_defs();
+    let resolver = Resolver::discover(&std::env::current_dir()?);
+    let defs = resolver.agent_defs();
     if a.json {
         println!("{}", serde_json::to_string_pretty(&defs)?);
         return Ok(crate::exit::OK);
     }
-    for d in &defs {
+    for d in defs {
         let source = d
             .path
             .as_ref()

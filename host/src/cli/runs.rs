@@ -68,11 +68,7 @@ pub(super) fn summarise(run: &RunDir, h: &History) -> Summary {
         name: h.name.clone(),
         script: h.script.clone(),
         backend: h.backend.clone(),
-        status: match (run.is_running(), h.paused) {
-            (true, true) => RunStatus::Paused,
-            (true, false) => RunStatus::Running,
-            (false, _) => h.status,
-        },
+        status: h.status_now(run.is_running()),
         agents_done: h.done(),
         agents_failed: h.failed(),
         agents_cached: h.served,

@@ -515,7 +515,9 @@ impl Control {
             Command::Answer { id, decision } => self.answer(*id, decision, who)?,
         };
         let agent = match command {
-            Command::Kill { .. } | Command::Restart { .. } => reply["agent"].as_u32(),
+            Command::Kill { .. } | Command::Restart { .. } => {
+                reply["agent"].as_u64().and_then(|n| u32::try_from(n).ok())
+            }
             _ => None,
         };
         self.record(command.action(), agent, who);
@@ -621,15 +623,5 @@ impl Control {
                 }))
                 .collect::<Vec<_>>(),
         })
-    }
-}
-
-trait AsU32 {
-    fn as_u32(&self) -> Option<u32>;
-}
-
-impl AsU32 for Value {
-    fn as_u32(&self) -> Option<u32> {
-        self.as_u64().and_then(|n| u32::try_from(n).ok())
     }
 }

@@ -234,12 +234,8 @@ pub async fn run(link: Link, leave_at_end: bool) -> Result<(Exit, crate::live::L
         tokio::select! {
             line = lines.recv(), if !app.ended => match line {
                 Some(line) => {
-                    if let Some((t_ms, e)) = from_line(&line) {
-                        app.run.apply(t_ms, &e.for_terminal());
-                        clock = (t_ms, Instant::now());
-                    }
-                    // Take what else is queued before the next frame.
-                    while let Ok(line) = lines.try_recv() {
+                    // This line and whatever else is queued, before the next frame.
+                    for line in std::iter::once(line).chain(std::iter::from_fn(|| lines.try_recv().ok())) {
                         if let Some((t_ms, e)) = from_line(&line) {
                             app.run.apply(t_ms, &e.for_terminal());
                             clock = (t_ms, Instant::now());

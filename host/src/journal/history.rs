@@ -372,6 +372,16 @@ impl History {
         }
     }
 
+    /// The run's status now: `running` (or `paused`) while a process holds its lock
+    /// (`RunDir::is_running`), else how its journal says it ended.
+    pub fn status_now(&self, running: bool) -> RunStatus {
+        match (running, self.paused) {
+            (true, true) => RunStatus::Paused,
+            (true, false) => RunStatus::Running,
+            (false, _) => self.status,
+        }
+    }
+
     /// Calls that have a stored result.
     pub fn done(&self) -> u32 {
         count(self.calls.iter().filter(|c| c.answered))

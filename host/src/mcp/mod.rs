@@ -518,11 +518,7 @@ impl Server {
         for dir in RunDir::list(&self.cwd).into_iter().take(50) {
             let Ok(loaded) = dir.load() else { continue };
             let h = crate::journal::History::fold(&loaded);
-            let status = match (dir.is_running(), h.paused) {
-                (true, true) => "paused".to_string(),
-                (true, false) => "running".to_string(),
-                (false, _) => h.status.to_string(),
-            };
+            let status = h.status_now(dir.is_running());
             out.push(json!({
                 "runId": dir.id(),
                 "name": h.name,

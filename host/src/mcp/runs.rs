@@ -24,16 +24,10 @@ pub async fn check(origin: &str, source: &str) -> Result<Script, String> {
     let compiled = async {
         let cache = crate::compile::Cache::new(false);
         let sandbox = crate::sandbox::Sandbox::new(crate::limits::Limits::default(), &cache)?;
-        if crate::compile::cached_bytecode(&cache, &script.module).is_some() {
-            return Ok(Ok(()));
-        }
-        sandbox
-            .compile_src(&script.module)
-            .await
-            .map(|r| r.map(|b| crate::compile::store_bytecode(&cache, &script.module, &b)))
+        anyhow::Ok(sandbox.bytecode(&cache, &script.module).await?.0)
     };
     match compiled.await {
-        Ok(Ok(())) => {}
+        Ok(Ok(_)) => {}
         Ok(Err(message)) => {
             return Err(format!(
                 "Workflow script has a syntax error and was not launched:\n  {message}\n  --> {origin}"
@@ -170,14 +164,6 @@ pub async fn status(dir: &RunDir) -> Result<Value> {
     Ok(finished(dir, &h))
 }
 
-fn status_of(dir: &RunDir, h: &History) -> RunStatus {
-    match (dir.is_running(), h.paused) {
-        (true, true) => RunStatus::Paused,
-        (true, false) => RunStatus::Running,
-        (false, _) => h.status,
-    }
-}
-
 /// A run from its journal: status, counts, the failures grouped, where things are.
 fn finished(dir: &RunDir, h: &History) -> Value {
     let failures: Vec<(String, String)> = h
@@ -189,7 +175,7 @@ fn finished(dir: &RunDir, h: &History) -> Value {
     json!({
         "run_id": dir.id(),
         "name": h.name,
-        "status": status_of(dir, h),
+        "status": h.status_now(dir.is_running()),
         "backend": h.backend,
         "agents": { "done": h.done(), "failed": h.failed(), "cached": h.served },
         "usage": h.usage,
@@ -227,7 +213,7 @@ pub async fn wait_end(dir: &RunDir, wait: Duration, tick: impl Fn(&Value) + Send
 /// where the transcripts are.
 pub fn result(dir: &RunDir) -> Result<(String, Value)> {
     let h = History::fold(&dir.load()?);
-    let status = status_of(dir, &h);
+    let status = h.status_now(dir.is_running());
     let mut v = finished(dir, &h);
     let (done, failed) = (h.done() + h.served, h.failed());
     // The script's warnings (a refused agent, a failed parallel() slot): what a model must not

@@ -187,6 +187,24 @@ impl Sandbox {
         (store, captured)
     }
 
+    /// A wrapped script module's bytecode: from the compile cache, else compiled (and
+    /// cached). `Ok((Err(message), _))` is a compile error in the script; the flag says whether
+    /// the cache served it.
+    pub async fn bytecode(
+        &self,
+        cache: &compile::Cache,
+        module_source: &str,
+    ) -> Result<(std::result::Result<Vec<u8>, String>, bool)> {
+        if let Some(b) = compile::cached_bytecode(cache, module_source) {
+            return Ok((Ok(b), true));
+        }
+        let compiled = self.compile_src(module_source).await?;
+        if let Ok(b) = &compiled {
+            compile::store_bytecode(cache, module_source, b);
+        }
+        Ok((compiled, false))
+    }
+
     /// Compiles a wrapped script module to QuickJS bytecode with the guest's `compile-src`.
     /// `Ok(Err(message))` is a compile error in the script.
     pub async fn compile_src(

@@ -148,12 +148,17 @@ impl Capabilities {
                 }
             },
         };
-        if let Some(t) = &agent_type
-            && let Err(e) = self.policy.workflows.check_agent_type(t)
-        {
-            self.ledger.agents_started += 1;
-            return Ok(Err(error("Error", &e)));
-        }
+        // Resolved once here, at the boundary; the backend applies it (prompt, model, tools).
+        let agent_def = match &agent_type {
+            Some(t) => match self.policy.workflows.agent_def(t) {
+                Ok(def) => Some(std::sync::Arc::new(def.clone())),
+                Err(e) => {
+                    self.ledger.agents_started += 1;
+                    return Ok(Err(error("Error", &e)));
+                }
+            },
+            None => None,
+        };
         let policy = self.policy.clone();
         let prompt_bytes = prompt.len() as u64;
         if prompt_bytes > policy.limits.max_prompt_bytes {
@@ -312,6 +317,7 @@ impl Capabilities {
             key,
             occurrence,
             stall: stall_ms.map(std::time::Duration::from_millis),
+            agent_def,
         });
         Ok(Ok(handle))
     }
