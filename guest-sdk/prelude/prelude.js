@@ -207,8 +207,8 @@
         // The typed hot path: the prompt, label, phase and slot cross as they are; only the
         // rarer options travel as JSON, and only when one is set.
         let rare = "";
-        if (o.schema !== undefined || o.model !== undefined || o.effort !== undefined || o.agentType !== undefined || o.isolation !== undefined || o.stallMs !== undefined) {
-          rare = JSON.stringify({ schema: o.schema, model: o.model, effort: o.effort, agentType: o.agentType, isolation: o.isolation, stallMs: o.stallMs });
+        if (o.schema !== undefined || o.model !== undefined || o.effort !== undefined || o.agentType !== undefined || o.isolation !== undefined || o.stallMs !== undefined || o.sharedHeadLength !== undefined) {
+          rare = JSON.stringify({ schema: o.schema, model: o.model, effort: o.effort, agentType: o.agentType, isolation: o.isolation, stallMs: o.stallMs, sharedHeadLength: o.sharedHeadLength });
         }
         const phase = o.phase !== undefined ? o.phase : currentPhase;
         const g = state.group;

@@ -26,6 +26,10 @@ pub struct AgentRequest {
     /// by it). Not part of the request a backend sends anywhere.
     #[serde(skip)]
     pub call: Option<(String, u32)>,
+    /// The `parallel()`/`pipeline()` slot the call was made in (as the journal records it);
+    /// `wfhost plan` reads it. Not sent anywhere.
+    #[serde(skip)]
+    pub group: Option<Value>,
     /// Shown in logs and progress; not part of what determines the answer.
     #[serde(default)]
     pub label: String,

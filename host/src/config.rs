@@ -40,6 +40,31 @@ pub struct Config {
     /// USD per million tokens, by model (a model matches the longest entry it starts with).
     #[serde(default)]
     pub prices: BTreeMap<String, Price>,
+    /// How the pool rides a provider's rate limits (docs/cost.md).
+    #[serde(default)]
+    pub rate_limits: RateLimitsConfig,
+}
+
+/// `[rate_limits]`: the pool's behaviour under a provider's rate limits.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitsConfig {
+    /// A 429 pauses the whole pool for its `retry-after`, concurrency halves and ramps back
+    /// up, requests are paced by the provider's `anthropic-ratelimit-*` headers [default: true].
+    pub adaptive: Option<bool>,
+    /// Limits of your own, by model (a model matches the longest entry it starts with).
+    #[serde(default)]
+    pub models: BTreeMap<String, ModelLimits>,
+}
+
+/// `[rate_limits.models."PREFIX"]`.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ModelLimits {
+    /// Requests a minute this model may be sent (paced evenly, bursts up to the minute's count).
+    pub requests_per_minute: Option<u32>,
+    /// Agents of this model running at once (below the run's `--concurrency`).
+    pub concurrency: Option<u16>,
 }
 
 /// `[mcp]`: the policy of `wfhost mcp`, on top of the project's backend and limits.
@@ -86,6 +111,10 @@ pub struct MessagesConfig {
     pub attempt_timeout: Option<String>,
     /// Attempts per agent for retryable failures [default: 6].
     pub max_attempts: Option<u32>,
+    /// Agents started together whose prompts share a long head: the head gets a cache
+    /// breakpoint, and all but the first wait (a few seconds at most) until the first one's
+    /// answer has begun, so they read the head from the cache [default: true].
+    pub cache_stagger: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -112,6 +141,17 @@ impl Config {
                 .map(|(_, p)| p)
         };
         best(&mut configured.into_iter()).or_else(|| best(&mut DEFAULT_PRICES.iter().copied()))
+    }
+
+    /// The configured limits of a model: the longest `[rate_limits.models]` prefix it starts with.
+    pub fn model_limits(&self, model: &str) -> ModelLimits {
+        self.rate_limits
+            .models
+            .iter()
+            .filter(|(k, _)| model.starts_with(k.as_str()))
+            .max_by_key(|(k, _)| k.len())
+            .map(|(_, l)| *l)
+            .unwrap_or_default()
     }
 
     pub fn model(&self) -> &str {
@@ -244,6 +284,14 @@ impl Loaded {
                 "messages.max_tokens",
                 "is 0; it must be at least 1".into(),
             ));
+        }
+        for (model, l) in &c.rate_limits.models {
+            if l.requests_per_minute == Some(0) || l.concurrency == Some(0) {
+                return Err(bad(
+                    &format!("rate_limits.models.{model}"),
+                    "has a limit of 0, which would stop every agent of that model; remove it or set at least 1".into(),
+                ));
+            }
         }
         for (model, p) in &c.prices {
             if [p.input, p.output, p.cache_write, p.cache_read]

@@ -71,6 +71,9 @@ pub enum Event {
         by: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         detail: Option<String>,
+        /// Dispatch is held this long (`rate-limit`: a 429; `limit`: a usage limit).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        wait_ms: Option<u64>,
     },
     /// An agent asks to use a tool outside its allow-list; an operator answers (`answer`), or
     /// it is denied when nobody does in time.

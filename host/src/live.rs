@@ -94,6 +94,8 @@ pub struct LiveRun {
     pub usage: Usage,
     pub cost_usd: f64,
     pub paused: bool,
+    /// Nothing is sent before this (ms since the run started): a provider's rate or usage limit.
+    pub held_until_ms: Option<u64>,
     /// `completed`, `failed`, … once the run has finished.
     pub outcome: Option<String>,
     /// The time of the last event (ms since the run started).
@@ -211,9 +213,15 @@ impl LiveRun {
                 }
                 self.logs.push_back((*level, text.clone()));
             }
-            Event::Control { action, .. } => match action.as_str() {
+            Event::Control {
+                action, wait_ms, ..
+            } => match action.as_str() {
                 "pause" => self.paused = true,
                 "continue" => self.paused = false,
+                "rate-limit" | "limit" => {
+                    let until = t_ms.saturating_add(wait_ms.unwrap_or(0));
+                    self.held_until_ms = Some(self.held_until_ms.map_or(until, |h| h.max(until)));
+                }
                 _ => {}
             },
             Event::RunFinished { outcome, .. } => {
@@ -322,11 +330,40 @@ impl LiveRun {
             (None, false) => "running",
         }
     }
+
+    /// The status as a view shows it at `now_ms`: a held pool says for how long.
+    pub fn status_at(&self, now_ms: u64) -> String {
+        match self.held_until_ms {
+            Some(until) if self.outcome.is_none() && !self.paused && until > now_ms => format!(
+                "rate limited, continuing in {} s",
+                (until - now_ms).div_ceil(1000)
+            ),
+            _ => self.status().to_string(),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_held_pool_counts_down_in_the_status() {
+        let mut run = LiveRun::default();
+        run.apply(
+            2_000,
+            &Event::Control {
+                action: "rate-limit".into(),
+                agent: None,
+                by: "wfhost".into(),
+                detail: None,
+                wait_ms: Some(3_000),
+            },
+        );
+        assert_eq!(run.status_at(2_100), "rate limited, continuing in 3 s");
+        assert_eq!(run.status_at(4_500), "rate limited, continuing in 1 s");
+        assert_eq!(run.status_at(5_000), "running");
+    }
 
     fn queued(handle: u32, label: &str, phase: &str) -> Event {
         Event::AgentQueued {

@@ -59,6 +59,7 @@ pub fn plain_line(e: &Event) -> Option<String> {
             agent,
             by,
             detail,
+            ..
         } => {
             let agent = agent.map(|n| format!(" agent {n}")).unwrap_or_default();
             let detail = detail

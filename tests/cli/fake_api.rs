@@ -30,6 +30,116 @@ pub(crate) struct Seen {
     pub bodies: Vec<Value>,
     /// TCP connections accepted.
     pub connections: u32,
+    /// How long every answer takes to begin (its first token): the prompt being read.
+    pub first_token: Duration,
+    /// A request rate limit: 429 + `retry-after` beyond it, `anthropic-ratelimit-requests-*`
+    /// headers on every answer.
+    pub bucket: Option<Bucket>,
+    /// Requests refused with a rate-limit 429 (the bucket's).
+    pub limited: u32,
+    /// Calls to the count-tokens endpoint.
+    pub counted: u32,
+    /// The prompt cache (entry key → readable yet). See `cache_usage`.
+    cache: HashMap<blake3::Hash, bool>,
+    /// (cache read, cache write, uncached input) tokens of each answered request whose prompt
+    /// has a `cache_control` breakpoint.
+    pub cache_usage: Vec<(u64, u64, u64)>,
+}
+
+/// A token bucket of requests: `capacity` at once, refilled at `per_second`.
+pub(crate) struct Bucket {
+    pub capacity: f64,
+    pub per_second: f64,
+    tokens: f64,
+    at: Instant,
+}
+
+impl Bucket {
+    pub(crate) fn new(capacity: f64, per_second: f64) -> Bucket {
+        Bucket {
+            capacity,
+            per_second,
+            tokens: capacity,
+            at: Instant::now(),
+        }
+    }
+    /// Takes a request's token: `Ok(remaining)`, or `Err(seconds until one is there)`.
+    fn take(&mut self) -> Result<f64, f64> {
+        let now = Instant::now();
+        self.tokens = (self.tokens + now.duration_since(self.at).as_secs_f64() * self.per_second)
+            .min(self.capacity);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            Ok(self.tokens)
+        } else {
+            Err((1.0 - self.tokens) / self.per_second)
+        }
+    }
+    fn headers(&self, remaining: f64) -> Vec<(&'static str, String)> {
+        let full_in =
+            Duration::from_secs_f64(((self.capacity - remaining) / self.per_second).max(0.0));
+        vec![
+            (
+                "anthropic-ratelimit-requests-limit",
+                format!("{:.0}", self.per_second * 60.0),
+            ),
+            (
+                "anthropic-ratelimit-requests-remaining",
+                format!("{:.0}", remaining.floor()),
+            ),
+            (
+                "anthropic-ratelimit-requests-reset",
+                humantime::format_rfc3339_seconds(std::time::SystemTime::now() + full_in)
+                    .to_string(),
+            ),
+        ]
+    }
+}
+
+/// The Messages API's prompt cache, as documented: a `cache_control` breakpoint makes the
+/// prefix up to it (for this model) an entry; a request reads the longest readable entry its
+/// prompt starts with and writes the rest up to its last breakpoint; an entry is readable only
+/// once the request that writes it has begun answering. Counts over the user turn's text (the
+/// system prompt is left out, so the other tests' counts do not move): tokens = chars / 4.
+/// Returns (read, write, uncached) tokens and the entries this request writes.
+fn cache_split(
+    cache: &mut HashMap<blake3::Hash, bool>,
+    model: &str,
+    content: &Value,
+) -> Option<((u64, u64, u64), Vec<blake3::Hash>)> {
+    let blocks = content.as_array()?;
+    let tokens = |chars: usize| (chars as u64).div_ceil(4);
+    let mut prefix = blake3::Hasher::new();
+    prefix.update(model.as_bytes());
+    let mut chars = 0usize;
+    let mut breakpoints = Vec::new();
+    for b in blocks {
+        let text = b["text"].as_str().unwrap_or_default();
+        prefix.update(text.as_bytes());
+        chars += text.chars().count();
+        if b.get("cache_control").is_some() {
+            breakpoints.push((prefix.finalize(), chars));
+        }
+    }
+    if breakpoints.is_empty() {
+        return None;
+    }
+    let read = breakpoints
+        .iter()
+        .rev()
+        .find(|(k, _)| cache.get(k) == Some(&true))
+        .map_or(0, |(_, c)| *c);
+    let last = breakpoints.last().map_or(0, |(_, c)| *c);
+    let mut writes = Vec::new();
+    for (k, c) in &breakpoints {
+        if *c > read && cache.get(k) != Some(&true) {
+            cache.entry(*k).or_insert(false);
+            writes.push(*k);
+        }
+    }
+    let (r, w) = (tokens(read), tokens(last) - tokens(read));
+    Some(((r, w, tokens(chars) - r - w), writes))
 }
 
 pub(crate) struct FakeApi {
@@ -75,8 +185,26 @@ async fn handle(
     seen: Arc<Mutex<Seen>>,
 ) -> Result<Response<Full<Bytes>>, hyper::Error> {
     let http2 = req.version() == hyper::Version::HTTP_2;
+    let counting = req.uri().path() == "/v1/messages/count_tokens";
     let body: Value =
         serde_json::from_slice(&req.into_body().collect().await?.to_bytes()).unwrap_or_default();
+    if counting {
+        // The count-tokens endpoint: characters of the system prompt, the messages and the
+        // tools, ÷ 4 (what this server bills as input).
+        let text = |v: &Value| content_text(v).chars().count();
+        let chars = text(&body["system"])
+            + body["messages"]
+                .as_array()
+                .map_or(0, |m| m.iter().map(|m| text(&m["content"])).sum())
+            + body.get("tools").map_or(0, |t| t.to_string().len());
+        seen.lock().unwrap().counted += 1;
+        return Ok(Response::builder()
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(
+                json!({ "input_tokens": (chars as u64).div_ceil(4) }).to_string(),
+            )))
+            .unwrap());
+    }
     // The prompt: the text of the latest user turn, without Claude Code's system reminders.
     let last_user = body["messages"]
         .as_array()
@@ -100,8 +228,28 @@ async fn handle(
     } else {
         unframe(&prompt)
     };
+    let mut limit_headers = Vec::new();
     let attempt = {
         let mut s = seen.lock().unwrap();
+        if let Some(bucket) = s.bucket.as_mut() {
+            match bucket.take() {
+                Ok(remaining) => limit_headers = bucket.headers(remaining),
+                Err(wait) => {
+                    let headers = bucket.headers(0.0);
+                    s.limited += 1;
+                    let mut r = error_response(
+                        429,
+                        "rate_limit_error",
+                        "Number of requests has exceeded your per-minute rate limit",
+                        Some(&format!("{:.0}", wait.ceil().max(1.0))),
+                    );
+                    for (k, v) in headers {
+                        r.headers_mut().insert(k, v.parse().unwrap());
+                    }
+                    return Ok(r);
+                }
+            }
+        }
         s.http2 += u32::from(http2);
         s.bodies.push(body.clone());
         if let Some(dump) = std::env::var_os("FAKE_API_DUMP") {
@@ -158,9 +306,31 @@ async fn handle(
         tokio::time::sleep(Duration::from_secs(60)).await;
     }
     let head: String = prompt.chars().take(40).collect();
-    let input_tokens = (prompt.chars().count() as u64).div_ceil(4);
+    let mut input_tokens = (prompt.chars().count() as u64).div_ceil(4);
+    let (first_token, split) = {
+        let mut s = seen.lock().unwrap();
+        let model = body["model"].as_str().unwrap_or_default().to_string();
+        let split = cache_split(&mut s.cache, &model, &last_user["content"]);
+        (s.first_token, split)
+    };
+    let (mut cache_read, mut cache_write) = (0, 0);
+    if let Some(((r, w, rest), _)) = &split {
+        (cache_read, cache_write, input_tokens) = (*r, *w, *rest);
+    }
+    // Reading the prompt: the answer begins after this, and only then is what this request
+    // writes to the cache readable.
+    if !first_token.is_zero() {
+        tokio::time::sleep(first_token).await;
+    }
+    if let Some((usage, writes)) = split {
+        let mut s = seen.lock().unwrap();
+        for k in writes {
+            s.cache.insert(k, true);
+        }
+        s.cache_usage.push(usage);
+    }
     let start = json!({"type": "message_start", "message": {"id": "msg_1", "type": "message", "role": "assistant", "model": body["model"],
-        "content": [], "usage": {"input_tokens": input_tokens, "output_tokens": 1, "cache_read_input_tokens": 0, "cache_creation_input_tokens": 0}}});
+        "content": [], "usage": {"input_tokens": input_tokens, "output_tokens": 1, "cache_read_input_tokens": cache_read, "cache_creation_input_tokens": cache_write}}});
     if failing("midstream") {
         let text = sse(&[
             ("message_start", start),
@@ -260,10 +430,11 @@ async fn handle(
         s.output_tokens += output_tokens;
         s.input_tokens += input_tokens;
     }
-    Ok(Response::builder()
-        .header("content-type", "text/event-stream")
-        .body(Full::new(Bytes::from(text)))
-        .unwrap())
+    let mut r = Response::builder().header("content-type", "text/event-stream");
+    for (k, v) in limit_headers {
+        r = r.header(k, v);
+    }
+    Ok(r.body(Full::new(Bytes::from(text))).unwrap())
 }
 
 impl FakeApi {

@@ -4,6 +4,7 @@ mod audit;
 mod backends;
 mod compile;
 mod conformance;
+mod cost;
 mod fake_api;
 mod golden;
 mod live;

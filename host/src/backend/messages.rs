@@ -25,10 +25,6 @@ use std::time::Duration;
 const API_VERSION: &str = "2023-06-01";
 const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
 
-/// Why: a prompt that shares this much with a recent one is worth a cache write (the API
-/// caches prefixes from 1024 tokens; ~4 characters per token).
-const SHARED_PREFIX_CHARS: usize = 4096;
-
 pub struct Messages {
     client: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
     base_url: String,
@@ -38,8 +34,6 @@ pub struct Messages {
     timeout: Duration,
     attempt_timeout: Duration,
     max_attempts: u32,
-    /// Recent prompts, to find the shared prefix of a fan-out.
-    recent: std::sync::Mutex<Vec<String>>,
     /// Set once a response has come back: the pool holds a connection and knows whether the
     /// server speaks HTTP/2.
     connected: std::sync::atomic::AtomicBool,
@@ -134,7 +128,6 @@ impl Messages {
             timeout,
             attempt_timeout,
             max_attempts: cfg.messages.max_attempts.unwrap_or(6).max(1),
-            recent: std::sync::Mutex::new(Vec::new()),
             connected: std::sync::atomic::AtomicBool::new(false),
             first: tokio::sync::Mutex::new(()),
             requests: AtomicU64::new(0),
@@ -142,39 +135,29 @@ impl Messages {
         })
     }
 
-    /// The user content: the prompt, split so that a prefix it shares with a recent prompt
-    /// carries `cache_control` (fan-outs usually share their instructions).
-    fn content(&self, prompt: &str, feedback: Option<&str>) -> Value {
-        let mut prompt = prompt.to_string();
-        let shared = {
-            let mut recent = self
-                .recent
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let shared = recent
-                .iter()
-                .map(|r| common_prefix(r, &prompt))
-                .max()
-                .unwrap_or(0);
-            recent.push(prompt.clone());
-            if recent.len() > 32 {
-                recent.remove(0);
-            }
-            shared
-        };
+    /// The user content: the task, with a `cache_control` breakpoint at the end of the head it
+    /// shares with its fan-out (scheduler::stagger found it), so the others read it from the
+    /// cache.
+    fn content(req: &AgentRequest, feedback: Option<&str>) -> Value {
+        let mut prompt = super::framed_task(&req.prompt);
+        // The frame indents every line, so the framed head is a prefix of the framed task.
+        let head = super::cache_hint()
+            .map(|h| super::framed_task(&req.prompt[..h.head]).len())
+            .filter(|n| *n < prompt.len());
         if let Some(f) = feedback {
             prompt.push_str(&format!(
                 "\n\nYour previous answer did not match the required schema:\n{f}\nCall StructuredOutput again with a corrected answer."
             ));
         }
-        if shared >= SHARED_PREFIX_CHARS {
-            let (head, tail) = prompt.split_at(shared);
-            json!([
-                { "type": "text", "text": head, "cache_control": { "type": "ephemeral" } },
-                { "type": "text", "text": tail }
-            ])
-        } else {
-            json!([{ "type": "text", "text": prompt }])
+        match head {
+            Some(n) => {
+                let (head, tail) = prompt.split_at(n);
+                json!([
+                    { "type": "text", "text": head, "cache_control": { "type": "ephemeral" } },
+                    { "type": "text", "text": tail }
+                ])
+            }
+            None => json!([{ "type": "text", "text": prompt }]),
         }
     }
 
@@ -192,7 +175,7 @@ impl Messages {
             "max_tokens": self.max_tokens,
             "stream": true,
             "system": [{ "type": "text", "text": framing, "cache_control": { "type": "ephemeral" } }],
-            "messages": [{ "role": "user", "content": self.content(&super::framed_task(&req.prompt), feedback) }],
+            "messages": [{ "role": "user", "content": Self::content(req, feedback) }],
         });
         if let Some(schema) = &req.schema {
             body["tools"] = json!([{
@@ -209,7 +192,55 @@ impl Messages {
         body
     }
 
+    /// The input tokens of an agent's first request, as the API counts them (its free
+    /// count-tokens endpoint; `wfhost plan`). The same body the agent would send, minus what the
+    /// endpoint does not take.
+    pub async fn count_tokens(&self, req: &AgentRequest) -> Result<u64, AgentError> {
+        let mut body = self.body(req, None);
+        if let Some(o) = body.as_object_mut() {
+            o.remove("stream");
+            o.remove("max_tokens");
+        }
+        let request = hyper::Request::post(format!("{}/v1/messages/count_tokens", self.base_url))
+            .header("x-api-key", &self.api_key)
+            .header("anthropic-version", API_VERSION)
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body.to_string())))
+            .map_err(|e| AgentError::permanent(format!("building the request: {e}")))?;
+        let work = async {
+            let response = self
+                .client
+                .request(request)
+                .await
+                .map_err(|e| AgentError::permanent(format!("connection error: {e}")))?;
+            let status = response.status();
+            let bytes = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| AgentError::permanent(format!("reading the answer: {e}")))?
+                .to_bytes();
+            let v: Value = serde_json::from_slice(&bytes).unwrap_or_default();
+            match v["input_tokens"].as_u64() {
+                Some(n) if status.is_success() => Ok(n),
+                _ => Err(AgentError::permanent(format!(
+                    "count_tokens answered {status}: {}",
+                    String::from_utf8_lossy(&bytes).trim()
+                ))),
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(30), work)
+            .await
+            .unwrap_or_else(|_| Err(AgentError::permanent("count_tokens took over 30 s")))
+    }
+
     async fn attempt(&self, body: &Value) -> Result<AgentReply, Failure> {
+        // The pool's rate-limit state: paused after a 429, paced by the provider's headers.
+        let throttle = super::throttle();
+        let permit = match &throttle {
+            Some(t) => Some(t.acquire(body["model"].as_str().unwrap_or_default()).await),
+            None => None,
+        };
         self.requests.fetch_add(1, Ordering::Relaxed);
         let request = hyper::Request::post(format!("{}/v1/messages", self.base_url))
             .header("x-api-key", &self.api_key)
@@ -242,6 +273,16 @@ impl Messages {
                 after: None,
             })?;
             let status = response.status();
+            if let (Some(t), Some(p)) = (&throttle, &permit) {
+                let headers = response.headers();
+                let limits = crate::scheduler::throttle::Limits::from_headers(|name| {
+                    headers
+                        .get(name)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned)
+                });
+                t.observe(p, &limits, status.is_success());
+            }
             if !status.is_success() {
                 let retry_after = response
                     .headers()
@@ -260,7 +301,14 @@ impl Messages {
                     || String::from_utf8_lossy(&bytes).trim().to_string(),
                     str::to_owned,
                 );
-                return Err(classify(status.as_u16(), &message, retry_after));
+                let failure = classify(status.as_u16(), &message, retry_after);
+                if let (Some(t), Failure::Retry { .. }) = (&throttle, &failure)
+                    && status.as_u16() == 429
+                {
+                    // Everyone waits, not only this call.
+                    t.limited(retry_after);
+                }
+                return Err(failure);
             }
             read_stream(response.into_body()).await
         };
@@ -341,6 +389,11 @@ async fn read_stream(body: hyper::body::Incoming) -> Result<AgentReply, Failure>
         let delta = data.delta.unwrap_or_default();
         match data.kind.as_deref().unwrap_or(event.event.as_str()) {
             "message_start" => {
+                // The answer has begun: the prompt's cache entry exists, and the calls that
+                // share its head may go (scheduler::stagger).
+                if let Some(hint) = super::cache_hint() {
+                    hint.begun();
+                }
                 if let Some(u) = data.message.and_then(|m| m.usage) {
                     let n = |v: Option<u64>| v.unwrap_or(0);
                     reply.usage += Usage {
@@ -465,12 +518,6 @@ struct StreamError<'a> {
     message: Option<std::borrow::Cow<'a, str>>,
 }
 
-fn common_prefix(a: &str, b: &str) -> usize {
-    let n = a.bytes().zip(b.bytes()).take_while(|(x, y)| x == y).count();
-    // Back off to a character boundary.
-    (0..=n).rev().find(|i| b.is_char_boundary(*i)).unwrap_or(0)
-}
-
 /// Exponential backoff with jitter: 0.5 s, 1 s, 2 s, 4 s, 8 s, 8 s … each scaled by a random
 /// factor in [0.5, 1] so that a fan-out hit by one 529 does not retry in lockstep.
 pub fn backoff(attempt: u32) -> Duration {
@@ -492,12 +539,20 @@ impl Backend for Messages {
         Some(self.model.clone())
     }
 
+    fn caches_prompts(&self) -> bool {
+        true
+    }
+
     async fn run(
         &self,
         req: &AgentRequest,
         feedback: Option<&str>,
     ) -> Result<AgentReply, AgentError> {
         let body = self.body(req, feedback);
+        // Sharing a head with a call that is writing it to the cache: wait until it can be read.
+        if let Some(hint) = super::cache_hint() {
+            hint.before_send().await;
+        }
         let attempts = async {
             let mut attempt = 1;
             loop {

@@ -56,6 +56,20 @@ pub struct CallContext {
     pub agent: Option<u32>,
     /// `agent({agentType})`'s definition (its prompt, model, tools).
     pub definition: Option<Arc<crate::workflows::AgentDef>>,
+    /// The prompt's shared head and its place in a cache-aware fan-out (scheduler::stagger).
+    pub cache: Option<Arc<crate::scheduler::stagger::CacheHint>>,
+    /// The run's pool-wide rate-limit state (scheduler::throttle).
+    pub throttle: Option<Arc<crate::scheduler::throttle::Throttle>>,
+}
+
+/// The current call's cache hint (outside a scheduled call: none).
+pub fn cache_hint() -> Option<Arc<crate::scheduler::stagger::CacheHint>> {
+    CALL.try_with(|c| c.cache.clone()).ok().flatten()
+}
+
+/// The run's throttle (outside a scheduled call: none, and nothing is throttled).
+pub fn throttle() -> Option<Arc<crate::scheduler::throttle::Throttle>> {
+    CALL.try_with(|c| c.throttle.clone()).ok().flatten()
 }
 
 /// The definition of the agent type the current call names (outside a scheduled call: none).
@@ -253,6 +267,11 @@ pub trait Backend: Send + Sync {
     /// The model agents get when they do not name one (shown in the run header and report).
     fn default_model(&self) -> Option<String> {
         None
+    }
+    /// Whether the backend places prompt-cache breakpoints itself (and so wants the scheduler's
+    /// cache hints: scheduler::stagger).
+    fn caches_prompts(&self) -> bool {
+        false
     }
     /// Backend-specific counters for the run report.
     fn stats(&self) -> Option<Value> {

@@ -419,6 +419,7 @@ impl Control {
             agent: None,
             by: "wfhost".into(),
             detail: Some(detail),
+            wait_ms: Some(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX)),
         });
     }
 
@@ -588,6 +589,7 @@ impl Control {
             agent,
             by: who.to_string(),
             detail: None,
+            wait_ms: None,
         });
     }
 

@@ -48,10 +48,11 @@ pub fn draw(frame: &mut Frame<'_>, app: &App, now_ms: u64) {
     let status = if app.ended {
         run.outcome.clone().unwrap_or_else(|| "ended".into())
     } else {
-        run.status().to_string()
+        run.status_at(now_ms)
     };
     let status_style = match status.as_str() {
         "running" => Style::new().fg(Color::Yellow).bold(),
+        s if s.starts_with("rate limited") => Style::new().fg(Color::Magenta).bold(),
         "paused" => Style::new().fg(Color::Magenta).bold(),
         "completed" => Style::new().fg(Color::Green).bold(),
         _ => Style::new().fg(Color::Red).bold(),

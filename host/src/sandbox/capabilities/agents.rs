@@ -22,6 +22,9 @@ pub struct Agents {
     occurrences: HashMap<String, u32>,
     /// Bytes of prompts the host holds for agents queued or running (`--max-queued-bytes`).
     queued_bytes: u64,
+    /// Agents started in this guest turn, queued together when the guest next waits (so the
+    /// scheduler sees a fan-out whole: scheduler::stagger).
+    pending: Vec<AgentJob>,
 }
 
 struct AgentInfo {
@@ -40,6 +43,18 @@ impl Agents {
             cache,
             occurrences: HashMap::new(),
             queued_bytes: 0,
+            pending: Vec::new(),
+        }
+    }
+
+    /// Queues the agents started since the guest last waited.
+    pub fn dispatch(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let jobs = std::mem::take(&mut self.pending);
+        if let Some(s) = &self.scheduler {
+            s.submit_batch(jobs);
         }
     }
 
@@ -75,6 +90,9 @@ pub(super) struct AgentCall {
     /// `stallMs`: this call's stall timeout (not part of the request: it does not change the
     /// answer, so it does not change the journal key).
     pub(super) stall_ms: Option<u64>,
+    /// `sharedHeadLength`: how much of the prompt its fan-out shares (a cache hint, not part
+    /// of the request either).
+    pub(super) shared_head: Option<usize>,
 }
 
 impl AgentCall {
@@ -114,6 +132,18 @@ impl AgentCall {
             let ms = ms.min(86_400_000.0) as u64;
             ms
         });
+        self.shared_head = o["sharedHeadLength"]
+            .as_f64()
+            .filter(|n| *n >= 1.0)
+            .map(|n| {
+                #[allow(
+                    clippy::cast_possible_truncation,
+                    clippy::cast_sign_loss,
+                    reason = "positive; a length past the prompt is clamped to it"
+                )]
+                let n = n.min(1e12) as usize;
+                n
+            });
     }
 }
 
@@ -121,9 +151,9 @@ impl Capabilities {
     /// Starts an agent after the host's checks: its handle, or the refusal the script sees as an
     /// error (`{"name", "message"}`). `Err` stops the run (a limit, a journal that failed).
     pub(super) fn spawn_agent(&mut self, call: AgentCall) -> Result<Result<u32, Value>, LimitHit> {
-        let Some(scheduler) = self.agents.scheduler.clone() else {
+        if self.agents.scheduler.is_none() {
             return Ok(Err(error("Error", "agents cannot be started now")));
-        };
+        }
         let AgentCall {
             prompt,
             label,
@@ -136,6 +166,7 @@ impl Capabilities {
             agent_type,
             isolation,
             stall_ms,
+            shared_head,
         } = call;
         // A call refused here still counts in the run's agents, as on the reference.
         let schema = match &schema {
@@ -241,6 +272,7 @@ impl Capabilities {
             label: label.clone(),
             phase,
             call: None,
+            group: group.clone(),
         };
         let key = journal::agent_key(&request, &policy.backend_identity);
         let occurrence = {
@@ -310,7 +342,7 @@ impl Capabilities {
         });
         let mut request = request;
         request.call = Some((key.clone(), occurrence));
-        scheduler.submit(AgentJob {
+        self.agents.pending.push(AgentJob {
             handle,
             request,
             schema,
@@ -318,6 +350,8 @@ impl Capabilities {
             occurrence,
             stall: stall_ms.map(std::time::Duration::from_millis),
             agent_def,
+            shared_head,
+            cache: None,
         });
         Ok(Ok(handle))
     }

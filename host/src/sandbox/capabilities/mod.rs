@@ -460,6 +460,8 @@ pub fn add_to_linker<T: Send + 'static>(
         move |mut caller: Caller<'_, T>, (): ()| {
             Box::new(async move {
                 let caps = project(caller.data_mut());
+                // The guest's turn is over: the agents it started go to the pool together.
+                caps.agents.dispatch();
                 if caps.outstanding() == 0 {
                     return Err(wasmtime::Error::new(super::abi::ScriptFault(
                         "the runtime waited with no agent or timer outstanding".into(),

@@ -11,6 +11,9 @@
 //! the journal (and the recording, with `--record`) and sends the outcome to the run's
 //! completion channel, which the guest drains through `wait-next`.
 
+pub mod stagger;
+pub mod throttle;
+
 use crate::agent::{AgentRequest, Usage};
 use crate::backend::Backend;
 use crate::backend::replay::Recorder;
@@ -50,6 +53,10 @@ pub struct AgentJob {
     pub stall: Option<Duration>,
     /// `agent({agentType})`'s definition, resolved when the agent was started.
     pub agent_def: Option<Arc<crate::workflows::AgentDef>>,
+    /// `agent(prompt, {sharedHeadLength})`: bytes of the prompt shared with its fan-out.
+    pub shared_head: Option<usize>,
+    /// Set when the job is queued: its prompt's shared head and its place in the stagger.
+    pub cache: Option<Arc<stagger::CacheHint>>,
 }
 
 /// The end of a job (agent or timer), in the order the guest receives them.
@@ -104,6 +111,9 @@ pub struct SchedulerSetup {
 #[derive(Clone)]
 pub struct Scheduler {
     queue: mpsc::UnboundedSender<AgentJob>,
+    /// For a backend that places cache breakpoints (`Backend::caches_prompts`).
+    stagger: Option<Arc<std::sync::Mutex<stagger::Stagger>>>,
+    throttle: Arc<throttle::Throttle>,
 }
 
 impl Scheduler {
@@ -113,9 +123,18 @@ impl Scheduler {
     pub fn start(setup: SchedulerSetup) -> Scheduler {
         let (queue, rx) = mpsc::unbounded_channel::<AgentJob>();
         let rx = Arc::new(Mutex::new(rx));
+        let throttle = throttle::Throttle::new(
+            setup.config.clone(),
+            setup.concurrency,
+            setup.events.clone(),
+        );
+        let stagger = setup.backend.caches_prompts().then(|| {
+            let hold = setup.config.messages.cache_stagger.unwrap_or(true);
+            Arc::new(std::sync::Mutex::new(stagger::Stagger::new(hold)))
+        });
         let setup = Arc::new(setup);
         for _ in 0..setup.concurrency.max(1) {
-            let (rx, setup) = (rx.clone(), setup.clone());
+            let (rx, setup, throttle) = (rx.clone(), setup.clone(), throttle.clone());
             tokio::spawn(async move {
                 loop {
                     // tokio's Mutex is fair, so idle workers take jobs in FIFO order.
@@ -140,7 +159,7 @@ impl Scheduler {
                             break None;
                         }
                         // `None`: the run is stopping, and nothing is recorded for this call.
-                        let outcome = supervise(&setup, &job).await;
+                        let outcome = supervise(&setup, &job, &throttle).await;
                         match outcome {
                             // `--wait-on-limit`: dispatching waits until the limit resets, then
                             // the same request is asked again.
@@ -174,12 +193,35 @@ impl Scheduler {
                 }
             });
         }
-        Scheduler { queue }
+        Scheduler {
+            queue,
+            stagger,
+            throttle,
+        }
+    }
+
+    /// Queues agents started together (one guest turn's `agent()` calls, in order), after the
+    /// stagger has found the heads they share.
+    pub fn submit_batch(&self, mut jobs: Vec<AgentJob>) {
+        if let Some(stagger) = &self.stagger {
+            stagger
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .plan(&mut jobs);
+        }
+        for job in jobs {
+            self.submit(job);
+        }
     }
 
     pub fn submit(&self, job: AgentJob) {
         // A send error means the workers are gone, i.e. the run is being torn down.
         let _ = self.queue.send(job);
+    }
+
+    /// 429s the pool met (a backend that reports them to the throttle).
+    pub fn rate_limited(&self) -> u64 {
+        self.throttle.limited_count()
     }
 }
 
@@ -260,7 +302,24 @@ async fn next_cancel(rx: &mut tokio::sync::watch::Receiver<Option<Cancel>>) -> C
 /// Runs one call under the run's control and the host's watch: kill, restart and stop from an
 /// operator; the stall timeout (cancel, retry once, then fail) and the per-agent wall clock.
 /// `None`: the run is stopping, and the call was abandoned.
-async fn supervise(setup: &SchedulerSetup, job: &AgentJob) -> Option<AgentOutcome> {
+async fn supervise(
+    setup: &SchedulerSetup,
+    job: &AgentJob,
+    throttle: &Arc<throttle::Throttle>,
+) -> Option<AgentOutcome> {
+    let outcome = supervised(setup, job, throttle).await;
+    // Answered or not, this call no longer holds anyone back.
+    if let Some(hint) = &job.cache {
+        hint.release();
+    }
+    outcome
+}
+
+async fn supervised(
+    setup: &SchedulerSetup,
+    job: &AgentJob,
+    throttle: &Arc<throttle::Throttle>,
+) -> Option<AgentOutcome> {
     let start = Instant::now();
     let failed = |message: String| AgentOutcome {
         result: Err(message),
@@ -297,6 +356,8 @@ async fn supervise(setup: &SchedulerSetup, job: &AgentJob) -> Option<AgentOutcom
             control_socket: setup.control.socket(),
             agent: setup.control.number(job.handle),
             definition: job.agent_def.clone(),
+            cache: job.cache.clone(),
+            throttle: Some(throttle.clone()),
         };
         let call = PROGRESS.scope(
             progress.clone(),
@@ -341,6 +402,7 @@ async fn supervise(setup: &SchedulerSetup, job: &AgentJob) -> Option<AgentOutcom
                     agent: number,
                     by: "wfhost".into(),
                     detail: Some(why),
+                    wait_ms: None,
                 });
             }
             Ended::Stalled => {
