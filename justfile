@@ -132,6 +132,12 @@ bench-perf: build
 bench-live: build
     python3 bench/live.py {{wfhost}}
 
+# What a run spends: billed input of a shared-head fan-out with and without the cache stagger;
+# a rate-limited 200-agent run, adaptive against fixed concurrency. Writes bench/RESULTS-cost.md.
+[group('bench')]
+bench-cost:
+    cargo nextest run --release --run-ignored only --no-capture -E 'test(=cost::bench_cost)'
+
 # wfhost against node side by side: start-up, fan-out, scheduling, resume, memory, scaling.
 # Writes bench/RESULTS.md.
 [group('bench')]

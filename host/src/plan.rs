@@ -15,7 +15,11 @@ use crate::agent::{AgentRequest, Usage};
 use crate::backend::{AgentError, AgentReply, Backend, mock::Mock};
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+
+/// How many distinct prompts `plan` sends to the count-tokens endpoint at most. Why 200: the
+/// endpoint is free but rate limited (from 100 requests a minute); the rest are estimated.
+const MAX_COUNTED: usize = 200;
 
 /// Tokens of the framing (system prompt) every backend adds to an agent's prompt.
 pub const FRAMING_TOKENS: u64 = 120;
@@ -33,6 +37,8 @@ pub struct Planner {
     inner: Mock,
     model: Option<String>,
     pub asked: Mutex<Vec<AgentRequest>>,
+    /// The synthesized answer each asked agent got (its text, or its object as JSON).
+    pub answers: Mutex<Vec<String>>,
 }
 
 impl Planner {
@@ -41,6 +47,7 @@ impl Planner {
             inner: Mock::default(),
             model,
             asked: Mutex::new(Vec::new()),
+            answers: Mutex::new(Vec::new()),
         }
     }
 }
@@ -58,16 +65,22 @@ impl Backend for Planner {
         request: &AgentRequest,
         feedback: Option<&str>,
     ) -> Result<AgentReply, AgentError> {
-        if feedback.is_none()
-            && let Ok(mut asked) = self.asked.lock()
-        {
-            asked.push(request.clone());
-        }
         // Instant: a plan never waits for the mock's `[delay=]`.
         let mut quick = request.clone();
         quick.prompt = quick.prompt.replace("[delay=", "[was-delay=");
         let mut reply = self.inner.run(&quick, feedback).await?;
         reply.usage = Usage::default();
+        if feedback.is_none()
+            && let (Ok(mut asked), Ok(mut answers)) = (self.asked.lock(), self.answers.lock())
+        {
+            asked.push(request.clone());
+            answers.push(
+                reply
+                    .structured
+                    .as_ref()
+                    .map_or_else(|| reply.text.clone(), ToString::to_string),
+            );
+        }
         Ok(reply)
     }
     fn default_model(&self) -> Option<String> {
@@ -97,6 +110,9 @@ pub struct Plan {
     pub warnings: Vec<String>,
     /// The script stopped at the agent cap: a loop may not converge.
     pub hit_cap: bool,
+    /// Agents whose input was counted by the Messages API's count-tokens endpoint (the rest
+    /// are estimated: characters ÷ 4 plus the framing).
+    pub input_counted: usize,
 }
 
 /// Projects the recorded requests.
@@ -107,14 +123,19 @@ pub fn project(
     config: &crate::config::Config,
     cap_hit: bool,
     cap: u32,
+    counted: &[Option<u64>],
 ) -> Plan {
     let mut total = Projection::default();
     let mut phases: BTreeMap<String, Projection> = BTreeMap::new();
     let mut models: BTreeMap<String, usize> = BTreeMap::new();
     let mut same: BTreeMap<&str, usize> = BTreeMap::new();
     let mut priced = true;
-    for r in asked {
-        let input = (r.prompt.chars().count() as u64).div_ceil(4) + FRAMING_TOKENS;
+    for (i, r) in asked.iter().enumerate() {
+        let input = counted
+            .get(i)
+            .copied()
+            .flatten()
+            .unwrap_or_else(|| (r.prompt.chars().count() as u64).div_ceil(4) + FRAMING_TOKENS);
         let (lo, hi) = if r.schema.is_some() {
             OUTPUT_SCHEMA
         } else {
@@ -188,6 +209,7 @@ pub fn project(
         models,
         warnings,
         hit_cap: cap_hit,
+        input_counted: counted.iter().flatten().count(),
     }
 }
 
@@ -234,6 +256,14 @@ impl Plan {
                 .join(", "),
         );
         out.push('\n');
+        out.push_str(&if self.input_counted > 0 {
+            format!(
+                "input: counted by the Messages API for {} of {} agents\n",
+                self.input_counted, self.total.agents
+            )
+        } else {
+            "input: estimated from prompt sizes (characters ÷ 4, plus the framing)\n".to_string()
+        });
         for w in &self.warnings {
             out.push_str(&format!("warning: {}\n", crate::sanitize::line(w)));
         }
@@ -243,6 +273,10 @@ impl Plan {
 
 /// Runs `script` on synthesized answers and projects what it asked (the whole of `wfhost plan`
 /// but the printing; also what the approval prompt shows).
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the run's inputs, each needed once; two callers"
+)]
 pub async fn dry_run(
     script: crate::script::Script,
     args: Option<serde_json::Value>,
@@ -251,8 +285,8 @@ pub async fn dry_run(
     cwd: std::path::PathBuf,
     no_cache: bool,
     backend_model: Option<Option<String>>,
+    counter: Option<Arc<crate::backend::messages::Messages>>,
 ) -> anyhow::Result<Plan> {
-    use std::sync::Arc;
     let name = script.meta.name.clone();
     let cap = limits.max_agents;
     // The model agents would get: the chosen backend's default (when the caller knows the
@@ -291,8 +325,33 @@ pub async fn dry_run(
     )
     .await?;
     let asked = planner.asked.lock().map(|a| a.clone()).unwrap_or_default();
+    let answers = planner
+        .answers
+        .lock()
+        .map(|a| a.clone())
+        .unwrap_or_default();
     let hit_cap = report.agents >= cap;
-    let mut plan = project(&name, &asked, model.as_deref(), &config, hit_cap, cap);
+    let counted = match &counter {
+        Some(m) => count_inputs(m, &asked).await,
+        None => Vec::new(),
+    };
+    let mut plan = project(
+        &name,
+        &asked,
+        model.as_deref(),
+        &config,
+        hit_cap,
+        cap,
+        &counted,
+    );
+    if counter.is_some() && plan.input_counted < asked.len() {
+        plan.warnings.push(format!(
+            "{} of {} agents' input was counted by the Messages API; the rest is estimated (characters ÷ 4)",
+            plan.input_counted,
+            asked.len()
+        ));
+    }
+    plan.warnings.extend(barriers(&asked, &answers));
     if let Some(error) = report.error.filter(|_| !hit_cap) {
         plan.warnings.push(format!(
             "the script failed on synthesized answers, so the plan may be short: {}",
@@ -300,6 +359,109 @@ pub async fn dry_run(
         ));
     }
     Ok(plan)
+}
+
+/// Each agent's input tokens as the Messages API counts them (its count-tokens endpoint, with
+/// the system prompt, framing and tools the backend would send): distinct prompts only, at
+/// most `MAX_COUNTED`, 8 at a time. Agents past that, and any whose count failed, stay
+/// estimates (and the plan says how many were counted).
+async fn count_inputs(
+    m: &Arc<crate::backend::messages::Messages>,
+    asked: &[AgentRequest],
+) -> Vec<Option<u64>> {
+    use futures_util::StreamExt as _;
+    let mut distinct: Vec<usize> = Vec::new();
+    let mut first_of: std::collections::HashMap<(&str, Option<&str>, String), usize> =
+        std::collections::HashMap::new();
+    let mut same_as = vec![0usize; asked.len()];
+    for (i, r) in asked.iter().enumerate() {
+        let key = (
+            r.prompt.as_str(),
+            r.model.as_deref(),
+            r.schema
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+        );
+        same_as[i] = *first_of.entry(key).or_insert_with(|| {
+            distinct.push(i);
+            i
+        });
+    }
+    let counts: std::collections::HashMap<usize, u64> =
+        futures_util::stream::iter(distinct.iter().take(MAX_COUNTED).copied())
+            .map(|i| async move { (i, m.count_tokens(&asked[i]).await.ok()) })
+            .buffer_unordered(8)
+            .filter_map(|(i, n)| async move { n.map(|n| (i, n)) })
+            .collect()
+            .await;
+    asked
+        .iter()
+        .enumerate()
+        .map(|(i, _)| counts.get(&same_as[i]).copied())
+        .collect()
+}
+
+/// Barriers that could be pipelines: a `parallel()` whose agents each feed exactly one agent of
+/// a later `parallel()` (its answer appears in that agent's prompt, and in no other's). The
+/// second fan-out waits for the slowest of the first, where `pipeline(items, a, b)` would start
+/// each second step as soon as its own first step is done.
+pub fn barriers(asked: &[AgentRequest], answers: &[String]) -> Vec<String> {
+    // parallel() id → the indices of its agents, in the order they were asked.
+    let mut groups: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
+    for (i, r) in asked.iter().enumerate() {
+        if let Some(g) = r.group.as_ref().filter(|g| g["kind"] == "parallel")
+            && let Some(id) = g["id"].as_u64()
+        {
+            groups.entry(id).or_default().push(i);
+        }
+    }
+    let mut warnings = Vec::new();
+    let ids: Vec<u64> = groups.keys().copied().collect();
+    for (n, first) in ids.iter().enumerate() {
+        let a = &groups[first];
+        // Answers too short to be recognised inside a prompt would match by accident.
+        if a.len() < 2 || a.iter().any(|i| answers[*i].len() < 8) {
+            continue;
+        }
+        for second in &ids[n + 1..] {
+            let b = &groups[second];
+            if b.len() != a.len() {
+                continue;
+            }
+            let mut fed = vec![false; a.len()];
+            let one_to_one = b.iter().all(|j| {
+                let mut feeding = a
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, i)| asked[*j].prompt.contains(&answers[**i]));
+                match (feeding.next(), feeding.next()) {
+                    (Some((k, _)), None) if !fed[k] => {
+                        fed[k] = true;
+                        true
+                    }
+                    _ => false,
+                }
+            });
+            if one_to_one {
+                let phase = |i: usize| {
+                    asked[i]
+                        .phase
+                        .clone()
+                        .map(|p| format!(" (phase \"{p}\")"))
+                        .unwrap_or_default()
+                };
+                warnings.push(format!(
+                    "a barrier that could be a pipeline: {} agents{} each feed one agent of a later parallel(){}, which waits for the slowest of them; `pipeline(items, first, second)` starts each second step as soon as its own first step is done",
+                    a.len(),
+                    phase(a[0]),
+                    phase(b[0]),
+                ));
+                break;
+            }
+        }
+    }
+    warnings
 }
 
 impl Plan {

@@ -12,13 +12,16 @@ use std::sync::Arc;
 pub(super) const AFTER_HELP: &str = "\
 The script runs in the sandbox with every agent answered at once by a synthesized answer (an
 object built from its schema, placeholder text otherwise), so nothing is spent. Input tokens are
-estimated from prompt sizes (characters ÷ 4, plus the framing); output tokens as a range; cost
-from the price table. A loop that never converges stops at --max-agents, and the plan says so.
+estimated from prompt sizes (characters ÷ 4, plus the framing), or counted by the Messages
+API's count-tokens endpoint when the backend is `messages`; output tokens as a range; cost from
+the price table. Warnings: a run above the size guideline, the same prompt sent many times, a
+barrier (parallel() then parallel()) that could be a pipeline. A loop that never converges stops at --max-agents, and the plan says so.
 See docs/plan.md.
 
 Examples:
   wfhost plan review.js --args '{\"files\": [\"a.rs\", \"b.rs\"]}'
-  wfhost plan review.js --json";
+  wfhost plan review.js --json
+  wfhost plan review.js --backend messages   # input counted by the API (free endpoint)";
 
 #[derive(Args)]
 pub(super) struct PlanArgs {
@@ -33,6 +36,10 @@ pub(super) struct PlanArgs {
     /// Print the plan as JSON.
     #[arg(long)]
     json: bool,
+    /// The backend the run would use [default: the configured one]. With `messages` (and
+    /// ANTHROPIC_API_KEY set), input tokens are counted by the API's count-tokens endpoint.
+    #[arg(long, value_name = "NAME")]
+    backend: Option<String>,
     #[command(flatten)]
     limits: LimitArgs,
 }
@@ -55,6 +62,22 @@ pub(super) async fn plan(a: PlanArgs) -> Result<u8> {
             return Ok(crate::exit::SCRIPT);
         }
     };
+    // Input tokens counted by the Messages API when that is the backend the run would use.
+    let backend = a.backend.clone().or_else(|| config.backend.clone());
+    let (model, counter) = match backend.as_deref() {
+        Some("messages") => {
+            let m = Arc::new(crate::backend::messages::Messages::new(&config)?);
+            (
+                Some(crate::backend::Backend::default_model(m.as_ref())),
+                Some(m),
+            )
+        }
+        Some(name) => (
+            Some(crate::backend::select(Some(name), &config)?.default_model()),
+            None,
+        ),
+        None => (None, None),
+    };
     let plan = crate::plan::dry_run(
         script,
         args,
@@ -62,7 +85,8 @@ pub(super) async fn plan(a: PlanArgs) -> Result<u8> {
         a.limits.limits(),
         cwd,
         a.limits.no_cache(),
-        None,
+        model,
+        counter,
     )
     .await?;
     if a.json {

@@ -208,6 +208,7 @@ pub(super) async fn run(mut a: RunArgs) -> Result<u8> {
                 cwd.clone(),
                 a.common.limits.no_cache(),
                 Some(backend.default_model()),
+                None,
             )
             .await
             .ok(),
