@@ -40,9 +40,20 @@ pub struct Config {
     /// USD per million tokens, by model (a model matches the longest entry it starts with).
     #[serde(default)]
     pub prices: BTreeMap<String, Price>,
+    /// Where agent calls run (docs/distributed.md).
+    #[serde(default)]
+    pub executor: ExecutorConfig,
     /// How the pool rides a provider's rate limits (docs/cost.md).
     #[serde(default)]
     pub rate_limits: RateLimitsConfig,
+}
+
+/// `[executor]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecutorConfig {
+    /// `local`, or `nats://HOST:PORT` [default: local].
+    pub url: Option<String>,
 }
 
 /// `[rate_limits]`: the pool's behaviour under a provider's rate limits.

@@ -12,6 +12,7 @@ pub mod config;
 pub mod control;
 pub mod dashboard;
 pub mod events;
+pub mod executor;
 pub mod journal;
 pub mod limits;
 pub mod live;

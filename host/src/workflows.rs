@@ -29,7 +29,7 @@ pub const BUILTIN_AGENTS: [(&str, &str); 3] = [
 ];
 
 /// An agent definition: a built-in, or a `.claude/agents/NAME.md` file.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct AgentDef {
     pub name: String,
     pub description: String,
@@ -37,7 +37,7 @@ pub struct AgentDef {
     pub tools: Vec<String>,
     pub model: Option<String>,
     /// Its system prompt (the file's body; empty for the built-ins).
-    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub prompt: String,
     /// Where it is defined (`None`: built in).
     pub path: Option<PathBuf>,

@@ -5,6 +5,7 @@ mod backends;
 mod compile;
 mod conformance;
 mod cost;
+mod distributed;
 mod fake_api;
 mod golden;
 mod live;

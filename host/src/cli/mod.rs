@@ -14,6 +14,7 @@ mod runs;
 mod steer;
 mod trace;
 mod watch;
+mod worker;
 mod workflows;
 
 use crate::exit;
@@ -90,6 +91,9 @@ enum Command {
     /// Serve MCP on stdio, so coding agents can launch, watch and steer workflows.
     #[command(after_help = mcp::AFTER_HELP)]
     Mcp(mcp::McpArgs),
+    /// Serve agent calls from a NATS JetStream work queue (`run --executor nats://…`).
+    #[command(after_help = worker::AFTER_HELP)]
+    Worker(worker::WorkerArgs),
     /// The permission helper of `claude` agents (started by wfhost itself).
     #[command(hide = true)]
     PermissionServer(mcp::PermissionServerArgs),
@@ -315,6 +319,7 @@ pub fn main() -> ExitCode {
             Command::Watch(a) => watch::watch(a).await,
             Command::Plan(a) => plan::plan(a).await,
             Command::Mcp(a) => mcp::mcp(a).await,
+            Command::Worker(a) => worker::worker(a).await,
             Command::PermissionServer(a) => mcp::permission_server(a).await,
             Command::Stop(a) => steer::stop(a).await,
             Command::Pause(a) => steer::pause(a).await,

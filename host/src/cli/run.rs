@@ -100,6 +100,12 @@ pub(super) struct RunCommon {
     /// operator (`wfhost watch`, MCP) before it is denied, with the reason [default: 60s].
     #[arg(long, value_name = "DURATION", value_parser = super::parse_positive_duration)]
     pub(super) permission_timeout: Option<std::time::Duration>,
+    /// Where agent calls run: `local` (this process) or `nats://HOST:PORT` (a JetStream work
+    /// queue served by `wfhost worker`s; docs/distributed.md) [config: `[executor] url`].
+    #[arg(long, value_name = "URL")]
+    pub(super) executor: Option<String>,
+    #[command(flatten)]
+    pub(super) nats: crate::executor::NatsArgs,
     /// Store every answer in DIR, for `--backend replay:DIR`.
     #[arg(long, value_name = "DIR")]
     pub(super) record: Option<PathBuf>,
@@ -111,7 +117,12 @@ pub(super) async fn run(mut a: RunArgs) -> Result<u8> {
     let started = Instant::now();
     let cwd = std::env::current_dir()?;
     let config = Arc::new(crate::config::load(&cwd)?.config);
-    let backend = crate::backend::select(a.common.backend.as_deref(), &config)?;
+    let run_id = a
+        .resume
+        .clone()
+        .or_else(|| a.run_id.clone())
+        .unwrap_or_else(new_run_id);
+    let backend = executor_backend(&a, &config, &run_id).await?;
     let args = match (&a.args, &a.args_file) {
         (Some(text), _) => Some(parse_args(text)?),
         (None, Some(path)) => Some(parse_args(&String::from_utf8_lossy(&read_file(path)?))?),
@@ -137,11 +148,6 @@ pub(super) async fn run(mut a: RunArgs) -> Result<u8> {
     let (ceilings, ceilings_note) = ceilings(&a, stored, &config)?;
     let limits = ceilings.limits.clone();
     let cache = Cache::new(a.common.limits.no_cache);
-    let run_id = a
-        .resume
-        .clone()
-        .or_else(|| a.run_id.clone())
-        .unwrap_or_else(new_run_id);
 
     let target_path = resolve_target(&a.target, &cwd)?;
     let sandbox = Sandbox::new(limits.clone(), &cache)?;
@@ -375,6 +381,44 @@ pub(super) async fn run(mut a: RunArgs) -> Result<u8> {
 
 /// `--detach`: the same command again, in its own session (setsid), its output in the run
 /// directory; this process prints how to reach it and returns once its control socket is up.
+/// Who makes the run's agent calls: its backend, here (`local`), or the workers of a NATS
+/// JetStream work queue (`--executor nats://…`, `[executor] url`), which make them on the
+/// backend the run names — so the run host needs no API key.
+async fn executor_backend(
+    a: &RunArgs,
+    config: &crate::config::Config,
+    run_id: &str,
+) -> Result<Arc<dyn crate::backend::Backend>> {
+    let url = a
+        .common
+        .executor
+        .clone()
+        .or_else(|| config.executor.url.clone())
+        .filter(|u| u != "local");
+    let Some(url) = url else {
+        return crate::backend::select(a.common.backend.as_deref(), config);
+    };
+    if !(url.starts_with("nats://") || url.starts_with("tls://")) {
+        bail!(
+            ExitError::usage(format!("unknown executor `{url}`"))
+                .hint("use `local` or a NATS server, `nats://HOST:PORT` (docs/distributed.md)")
+        );
+    }
+    let spec = a
+        .common
+        .backend
+        .clone()
+        .or_else(|| config.backend.clone())
+        .ok_or_else(|| {
+            ExitError::usage("with `--executor nats://…`, the run must name the backend its workers use")
+                .hint("add `--backend claude` (or messages, command, …), or `backend = \"…\"` in wfhost.toml")
+        })?;
+    Ok(Arc::new(
+        crate::executor::nats::Nats::connect(&url, &a.common.nats, run_id, &spec, config.model())
+            .await?,
+    ))
+}
+
 fn detach(a: &RunArgs, run_id: &str, cwd: &Path) -> Result<u8> {
     use std::os::unix::process::CommandExt as _;
     if a.no_journal {

@@ -1,0 +1,78 @@
+//! `wfhost worker`: serve agent calls from a NATS JetStream work queue (executor/worker.rs).
+
+use anyhow::Result;
+use clap::Args;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub(super) const AFTER_HELP: &str = "\
+A worker pulls agent calls that `wfhost run --executor nats://HOST:PORT` publishes, makes them
+on its own backend (its API keys and its checkout stay on this machine) and stores each result
+in the results bucket before it acknowledges the job. Run as many as you like, on as many
+machines. A job's result is stored once: a redelivered job whose result exists is acknowledged
+without a call. A call in flight when its worker dies is made once more by another worker.
+
+SIGTERM stops taking jobs; calls in flight get --grace to finish, the rest are handed back.
+
+Examples:
+  nats-server -js -sd /var/lib/nats &
+  wfhost worker --nats nats://127.0.0.1:4222 --backend claude --workdir ~/src/project
+  wfhost worker --nats tls://nats.internal:4222 --nats-creds worker.creds --concurrency 16
+
+See docs/distributed.md.";
+
+#[derive(Args)]
+pub(super) struct WorkerArgs {
+    /// The NATS server (`nats://HOST:PORT`, `tls://HOST:PORT`).
+    #[arg(long, value_name = "URL")]
+    nats: String,
+    /// Calls this worker makes at once.
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    concurrency: usize,
+    /// The backend this worker serves (claude, messages, command, mock, replay:DIR) [default:
+    /// as for `wfhost run`, from the working directory's configuration].
+    #[arg(long, value_name = "NAME")]
+    backend: Option<String>,
+    /// The worker's checkout: `claude` agents work in it, and its wfhost.toml is read.
+    #[arg(long, value_name = "DIR")]
+    workdir: Option<PathBuf>,
+    /// A job with no heartbeat for this long goes to another worker (and a lease expires).
+    #[arg(long, default_value = "30s", value_parser = super::parse_positive_duration, value_name = "DURATION")]
+    lease: std::time::Duration,
+    /// On SIGTERM, how long calls in flight may take before they are handed back.
+    #[arg(long, default_value = "30s", value_parser = super::parse_positive_duration, value_name = "DURATION")]
+    grace: std::time::Duration,
+    /// This worker's name in leases and results [default: host name and pid].
+    #[arg(long)]
+    name: Option<String>,
+    #[command(flatten)]
+    auth: crate::executor::NatsArgs,
+}
+
+pub(super) async fn worker(a: WorkerArgs) -> Result<u8> {
+    if let Some(dir) = &a.workdir {
+        std::env::set_current_dir(dir).map_err(|e| {
+            crate::ExitError::usage(format!("cannot enter the workdir `{}`: {e}", dir.display()))
+        })?;
+    }
+    let cwd = std::env::current_dir()?;
+    let config = crate::config::load(&cwd)?.config;
+    let backend: Arc<dyn crate::backend::Backend> =
+        crate::backend::select(a.backend.as_deref(), &config)?;
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "worker".into());
+    crate::executor::worker::serve(crate::executor::worker::WorkerOptions {
+        url: a.nats,
+        auth: a.auth,
+        concurrency: a.concurrency,
+        backend,
+        lease: a.lease,
+        grace: a.grace,
+        name: a
+            .name
+            .unwrap_or_else(|| format!("{host}-{}", std::process::id())),
+    })
+    .await?;
+    Ok(crate::exit::OK)
+}

@@ -1,0 +1,233 @@
+//! Where agent calls run.
+//!
+//! - `local` (the default): the run's own pool calls its backend in this process.
+//! - `nats`: each call becomes a job on a NATS JetStream work queue, served by `wfhost worker`
+//!   processes on any number of machines (executor/worker.rs); the run host keeps the script in
+//!   its sandbox, its pool (the concurrency cap), its journal, events, ceilings and controls —
+//!   the executor only changes who makes the call (executor/nats.rs).
+//!
+//! Exactly-once results on at-least-once delivery: a job's id is the run id, the agent's journal
+//! key and its occurrence (and the schema feedback of a re-ask), hashed. It is the message's
+//! `Nats-Msg-Id` (JetStream drops a duplicate publish) and the key of its result in the
+//! `wfhost-results` bucket, the source of truth: a worker looks there first, claims the job with
+//! an atomic `create` in `wfhost-leases` (a lease its heartbeat renews), stores the result before
+//! it acks, and acks a redelivered job whose result exists without a call. docs/distributed.md.
+
+pub mod nats;
+pub mod worker;
+
+use crate::agent::{AgentRequest, Usage};
+use crate::workflows::AgentDef;
+use anyhow::{Context as _, Result};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The work-queue stream and its subjects (`wfhost.jobs.<run id>`).
+pub const STREAM: &str = "WFHOST_JOBS";
+pub const JOBS: &str = "wfhost.jobs";
+/// The durable consumer every worker pulls from.
+pub const CONSUMER: &str = "wfhost-workers";
+/// Results by job id: the source of truth. Why 7 days: long enough to resume a run after a
+/// weekend; a result older than that is asked again.
+pub const RESULTS: &str = "wfhost-results";
+pub const RESULTS_TTL: Duration = Duration::from_secs(7 * 86_400);
+/// Leases by job id: which worker is making the call.
+pub const LEASES: &str = "wfhost-leases";
+/// Core-NATS subjects: a call's cancel (`wfhost.cancel.<job>`) and its signs of life.
+pub const CANCEL: &str = "wfhost.cancel";
+pub const PROGRESS: &str = "wfhost.progress";
+
+/// How to reach and authenticate to the NATS deployment (the run host and workers alike).
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct NatsArgs {
+    /// NATS user name (with `--nats-password`, or $WFHOST_NATS_PASSWORD).
+    #[arg(long, value_name = "USER")]
+    pub nats_user: Option<String>,
+    /// NATS password [env: WFHOST_NATS_PASSWORD].
+    #[arg(long, value_name = "PASSWORD", hide = true)]
+    pub nats_password: Option<String>,
+    /// A NATS credentials file (JWT + nkey seed), as `nsc` writes them.
+    #[arg(long, value_name = "FILE")]
+    pub nats_creds: Option<PathBuf>,
+    /// A file holding an nkey seed (`SU…`).
+    #[arg(long, value_name = "FILE")]
+    pub nats_nkey: Option<PathBuf>,
+    /// Trust this CA for the server's TLS certificate (and require TLS).
+    #[arg(long, value_name = "FILE")]
+    pub nats_ca: Option<PathBuf>,
+    /// Require TLS (`tls://` URLs require it too).
+    #[arg(long)]
+    pub nats_tls: bool,
+}
+
+/// Connects with the given authentication; `name` identifies the client to the server.
+pub async fn connect(url: &str, auth: &NatsArgs, name: &str) -> Result<async_nats::Client> {
+    let mut o = async_nats::ConnectOptions::new()
+        .name(name)
+        // A restarted server is reconnected to forever; the run's own timeouts bound a call.
+        .max_reconnects(None)
+        .retry_on_initial_connect();
+    if let Some(user) = &auth.nats_user {
+        let password = auth
+            .nats_password
+            .clone()
+            .or_else(|| std::env::var("WFHOST_NATS_PASSWORD").ok())
+            .unwrap_or_default();
+        o = o.user_and_password(user.clone(), password);
+    }
+    if let Some(creds) = &auth.nats_creds {
+        o = o
+            .credentials_file(creds)
+            .await
+            .with_context(|| format!("cannot read the NATS credentials `{}`", creds.display()))?;
+    }
+    if let Some(seed) = &auth.nats_nkey {
+        let seed = std::fs::read_to_string(seed)
+            .with_context(|| format!("cannot read the nkey seed `{}`", seed.display()))?;
+        o = o.nkey(seed.trim().to_string());
+    }
+    if let Some(ca) = &auth.nats_ca {
+        o = o.add_root_certificates(ca.clone()).require_tls(true);
+    }
+    if auth.nats_tls || url.starts_with("tls://") {
+        o = o.require_tls(true);
+    }
+    let server = url.trim_start_matches("nats://").to_string();
+    let connect = o.connect(server.clone());
+    // Why 10 s: a server that does not answer in that long is not there; a CI job must not hang.
+    match tokio::time::timeout(Duration::from_secs(10), connect).await {
+        Ok(Ok(c)) => Ok(c),
+        Ok(Err(e)) => Err(crate::ExitError::usage(format!(
+            "cannot connect to NATS at `{url}`: {e}"
+        ))
+        .hint("start one with `nats-server -js` (docs/distributed.md), or check the URL and the `--nats-*` credentials")
+        .into()),
+        Err(_) => Err(crate::ExitError::usage(format!(
+            "no NATS server answered at `{url}` within 10 s"
+        ))
+        .hint("start one with `nats-server -js` (docs/distributed.md), or check the URL")
+        .into()),
+    }
+}
+
+/// The JetStream pieces both sides use, created if missing.
+pub struct Plumbing {
+    pub js: async_nats::jetstream::Context,
+    pub stream: async_nats::jetstream::stream::Stream,
+    pub results: async_nats::jetstream::kv::Store,
+    /// Workers only: the run host never claims a job.
+    pub leases: Option<async_nats::jetstream::kv::Store>,
+}
+
+/// Opens (creating when missing) the work-queue stream, the results bucket and, for a worker
+/// (`lease`: the leases' time to live — a dead worker's jobs are claimable again that long after
+/// its last heartbeat), the leases bucket.
+pub async fn plumbing(client: &async_nats::Client, lease: Option<Duration>) -> Result<Plumbing> {
+    use async_nats::jetstream::{self, kv, stream};
+    let js = jetstream::new(client.clone());
+    let no_js = |e: &dyn std::fmt::Display| {
+        anyhow::Error::from(
+            crate::ExitError::usage(format!("NATS JetStream is not available: {e}"))
+                .hint("start the server with JetStream enabled: `nats-server -js -sd DIR`"),
+        )
+    };
+    let stream = js
+        .get_or_create_stream(stream::Config {
+            name: STREAM.into(),
+            subjects: vec![format!("{JOBS}.>")],
+            retention: stream::RetentionPolicy::WorkQueue,
+            storage: stream::StorageType::File,
+            // Publish de-duplication by Nats-Msg-Id (the server's default window).
+            duplicate_window: Duration::from_secs(120),
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| no_js(&e))?;
+    let bucket = |name: &str, max_age: Duration| kv::Config {
+        bucket: name.into(),
+        history: 1,
+        max_age,
+        storage: stream::StorageType::File,
+        ..Default::default()
+    };
+    let results = match js.get_key_value(RESULTS).await {
+        Ok(kv) => kv,
+        Err(_) => js
+            .create_key_value(bucket(RESULTS, RESULTS_TTL))
+            .await
+            .map_err(|e| no_js(&e))?,
+    };
+    let leases = match lease {
+        None => None,
+        Some(lease) => Some(match js.get_key_value(LEASES).await {
+            Ok(kv) => kv,
+            Err(_) => js
+                .create_key_value(bucket(LEASES, lease))
+                .await
+                .map_err(|e| no_js(&e))?,
+        }),
+    };
+    Ok(Plumbing {
+        js,
+        stream,
+        results,
+        leases,
+    })
+}
+
+/// One agent call, as a job message. Carries no credentials: API keys live on the workers.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Job {
+    pub id: String,
+    pub run_id: String,
+    /// The backend the run asked for (`messages`, `claude`, …): a worker with another refuses.
+    pub backend: String,
+    pub request: AgentRequest,
+    /// The journal key and occurrence (`replay` looks answers up by them).
+    pub call: Option<(String, u32)>,
+    /// The validation errors of the previous answer, on a schema re-ask.
+    pub feedback: Option<String>,
+    /// `agentType`'s definition, resolved on the run host.
+    pub definition: Option<AgentDef>,
+}
+
+/// What a worker stores under the job id.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct JobResult {
+    pub worker: String,
+    pub outcome: Result<WireReply, WireError>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct WireReply {
+    pub text: String,
+    pub structured: Option<serde_json::Value>,
+    pub usage: Usage,
+    pub cost_usd: Option<f64>,
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct WireError {
+    pub message: String,
+    pub transient: bool,
+    pub usage_limit: bool,
+    pub resets_in_ms: Option<u64>,
+}
+
+/// The job id: run, journal key, occurrence and re-ask feedback, hashed (a valid KV key and
+/// message id).
+pub fn job_id(run_id: &str, call: Option<&(String, u32)>, feedback: Option<&str>) -> String {
+    let mut h = blake3::Hasher::new();
+    for field in [
+        run_id,
+        call.map_or("", |c| c.0.as_str()),
+        &call.map_or(0, |c| c.1).to_string(),
+        feedback.unwrap_or(""),
+    ] {
+        h.update(&(field.len() as u64).to_le_bytes());
+        h.update(field.as_bytes());
+    }
+    h.finalize().to_hex()[..40].to_string()
+}

@@ -1,0 +1,343 @@
+//! `wfhost worker`: serves agent calls from the work queue on this machine's backend.
+//!
+//! A durable pull consumer with explicit acks. For each job: a result already in the results
+//! bucket → ack, no call; else claim the job with an atomic `create` in the leases bucket (held
+//! by someone else → hand it back for later); make the call while a heartbeat renews the lease
+//! and tells JetStream the job is in progress; store the result, then ack. A worker that loses
+//! its lease abandons its call; a cancel from the run host ends it. SIGTERM: stop taking jobs,
+//! let the calls in flight finish for the grace period, hand back the rest.
+
+use super::{CANCEL, CONSUMER, Job, JobResult, PROGRESS, WireError, WireReply};
+use crate::backend::Backend;
+use anyhow::Result;
+use async_nats::jetstream::{AckKind, consumer::pull};
+use futures_util::StreamExt as _;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+
+pub struct WorkerOptions {
+    pub url: String,
+    pub auth: super::NatsArgs,
+    pub concurrency: usize,
+    pub backend: Arc<dyn Backend>,
+    /// How long a job may go without a heartbeat before JetStream hands it to another worker,
+    /// and a lease lives without renewal.
+    pub lease: Duration,
+    /// SIGTERM: how long calls in flight may take to finish before they are handed back.
+    pub grace: Duration,
+    pub name: String,
+}
+
+/// Why a call ended without a result.
+enum Abandoned {
+    Cancelled,
+    LeaseLost,
+    ShuttingDown,
+}
+
+struct Shared {
+    opts: WorkerOptions,
+    plumbing: super::Plumbing,
+    leases: async_nats::jetstream::kv::Store,
+    client: async_nats::Client,
+    /// Cancel switches of the calls in flight, by job id.
+    cancels: Mutex<HashMap<String, watch::Sender<bool>>>,
+    shutdown: watch::Receiver<bool>,
+}
+
+/// Serves until SIGTERM / SIGINT.
+pub async fn serve(opts: WorkerOptions) -> Result<()> {
+    let client = super::connect(
+        &opts.url,
+        &opts.auth,
+        &format!("wfhost worker {}", opts.name),
+    )
+    .await?;
+    let plumbing = super::plumbing(&client, Some(opts.lease)).await?;
+    let leases = plumbing
+        .leases
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("the leases bucket is missing"))?;
+    let consumer = plumbing
+        .stream
+        .get_or_create_consumer(
+            CONSUMER,
+            pull::Config {
+                durable_name: Some(CONSUMER.into()),
+                ack_policy: async_nats::jetstream::consumer::AckPolicy::Explicit,
+                ack_wait: opts.lease,
+                // Why 20: a job refused while another worker holds its lease comes back after a
+                // lease's time, so 20 deliveries outlast any lease; a poison job ends there
+                // (and the run host's stall timeout asks it again).
+                max_deliver: 20,
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot create the workers' consumer `{CONSUMER}`: {e}"))?;
+    let mut cancels_sub = client.subscribe(format!("{CANCEL}.*")).await?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let shared = Arc::new(Shared {
+        opts,
+        plumbing,
+        leases,
+        client: client.clone(),
+        cancels: Mutex::new(HashMap::new()),
+        shutdown: stop_rx,
+    });
+    {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            while let Some(m) = cancels_sub.next().await {
+                let id = m
+                    .subject
+                    .as_str()
+                    .rsplit('.')
+                    .next()
+                    .unwrap_or_default()
+                    .to_string();
+                if let Some(tx) = shared
+                    .cancels
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .get(&id)
+                {
+                    let _ = tx.send(true);
+                }
+            }
+        });
+    }
+    let slots = Arc::new(tokio::sync::Semaphore::new(shared.opts.concurrency.max(1)));
+    let mut messages = consumer
+        .stream()
+        .max_messages_per_batch(shared.opts.concurrency.max(1))
+        .heartbeat(Duration::from_secs(5))
+        .expires(Duration::from_secs(10))
+        .messages()
+        .await?;
+    eprintln!(
+        "wfhost worker {}: serving `{}` agents from {} ({} at a time)",
+        shared.opts.name,
+        shared.opts.backend.name(),
+        shared.opts.url,
+        shared.opts.concurrency
+    );
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut tasks = tokio::task::JoinSet::new();
+    loop {
+        let permit = tokio::select! {
+            p = slots.clone().acquire_owned() => p?,
+            _ = term.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
+        };
+        let msg = tokio::select! {
+            m = messages.next() => m,
+            _ = term.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
+        };
+        let msg = match msg {
+            Some(Ok(m)) => m,
+            Some(Err(e)) => {
+                eprintln!("wfhost worker: pulling jobs: {e} (retrying)");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+            None => break,
+        };
+        let shared = shared.clone();
+        tasks.spawn(async move {
+            handle(&shared, msg).await;
+            drop(permit);
+        });
+    }
+    // Shutting down: take nothing more; calls in flight get the grace period.
+    drop(messages);
+    eprintln!(
+        "wfhost worker {}: stopping; {} calls in flight get {} to finish",
+        shared.opts.name,
+        tasks.len(),
+        humantime::format_duration(shared.opts.grace)
+    );
+    let grace = tokio::time::sleep(shared.opts.grace);
+    tokio::pin!(grace);
+    loop {
+        tokio::select! {
+            next = tasks.join_next() => if next.is_none() { break },
+            () = &mut grace => {
+                let _ = stop_tx.send(true);
+                while tasks.join_next().await.is_some() {}
+                break;
+            }
+        }
+    }
+    let _ = client.flush().await;
+    Ok(())
+}
+
+/// One delivery of a job.
+async fn handle(shared: &Arc<Shared>, msg: async_nats::jetstream::Message) {
+    let p = &shared.plumbing;
+    let job: Job = match serde_json::from_slice(&msg.payload) {
+        Ok(j) => j,
+        Err(e) => {
+            eprintln!("wfhost worker: dropping a malformed job ({e})");
+            let _ = msg.ack_with(AckKind::Term).await;
+            return;
+        }
+    };
+    // Done already (a redelivery, a duplicate): ack without a call.
+    if let Ok(Some(_)) = p.results.get(&job.id).await {
+        let _ = msg.ack().await;
+        return;
+    }
+    if job.backend != shared.opts.backend.name() {
+        let result = JobResult {
+            worker: shared.opts.name.clone(),
+            outcome: Err(WireError {
+                message: format!(
+                    "the run asked for the `{}` backend, but worker `{}` serves `{}`; start workers with `--backend {}`",
+                    job.backend,
+                    shared.opts.name,
+                    shared.opts.backend.name(),
+                    job.backend
+                ),
+                transient: false,
+                usage_limit: false,
+                resets_in_ms: None,
+            }),
+        };
+        store_and_ack(shared, &job, &msg, &result).await;
+        return;
+    }
+    // Claim it. Held by another worker: hand it back; it returns after a while and is acked
+    // then if that worker stored the result, or claimed if its lease ran out.
+    let Ok(mut revision) = shared
+        .leases
+        .create(&job.id, shared.opts.name.clone().into())
+        .await
+    else {
+        let _ = msg.ack_with(AckKind::Nak(Some(shared.opts.lease))).await;
+        return;
+    };
+    let (cancel_tx, mut cancel_rx) = watch::channel(false);
+    shared
+        .cancels
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .insert(job.id.clone(), cancel_tx);
+    let progress = crate::backend::Progress::new();
+    let context = crate::backend::CallContext {
+        definition: job.definition.clone().map(Arc::new),
+        ..Default::default()
+    };
+    let mut request = job.request.clone();
+    request.call = job.call.clone();
+    let backend = shared.opts.backend.clone();
+    let feedback = job.feedback.clone();
+    let call = crate::backend::PROGRESS.scope(
+        progress.clone(),
+        crate::backend::CALL.scope(context, async move {
+            backend.run(&request, feedback.as_deref()).await
+        }),
+    );
+    tokio::pin!(call);
+    let beat = shared.opts.lease / 3;
+    let mut heartbeat = tokio::time::interval(beat);
+    heartbeat.tick().await;
+    let mut seen = progress.last();
+    let mut shutdown = shared.shutdown.clone();
+    let ended = loop {
+        tokio::select! {
+            r = &mut call => break Ok(r),
+            _ = cancel_rx.changed() => break Err(Abandoned::Cancelled),
+            _ = shutdown.changed() => break Err(Abandoned::ShuttingDown),
+            _ = heartbeat.tick() => {
+                let _ = msg.ack_with(AckKind::Progress).await;
+                match shared.leases.update(&job.id, shared.opts.name.clone().into(), revision).await {
+                    Ok(r) => revision = r,
+                    Err(_) => break Err(Abandoned::LeaseLost),
+                }
+                // Signs of life of the call itself reach the run host's stall timeout.
+                let last = progress.last();
+                if last != seen {
+                    seen = last;
+                    let _ = shared.client.publish(format!("{PROGRESS}.{}", job.id), "".into()).await;
+                }
+            }
+        }
+    };
+    shared
+        .cancels
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .remove(&job.id);
+    match ended {
+        Ok(outcome) => {
+            let result = JobResult {
+                worker: shared.opts.name.clone(),
+                outcome: match outcome {
+                    Ok(r) => Ok(WireReply {
+                        text: r.text,
+                        structured: r.structured,
+                        usage: r.usage,
+                        cost_usd: r.cost_usd,
+                        note: r.note,
+                    }),
+                    Err(e) => Err(WireError {
+                        message: e.message,
+                        transient: e.transient,
+                        usage_limit: e.usage_limit,
+                        resets_in_ms: e
+                            .resets_in
+                            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+                    }),
+                },
+            };
+            store_and_ack(shared, &job, &msg, &result).await;
+        }
+        // The run host no longer wants it (a kill, a stop): off the queue, no result.
+        Err(Abandoned::Cancelled) => {
+            let _ = msg.ack_with(AckKind::Term).await;
+        }
+        // Someone else may be making it now; nothing of ours is stored.
+        Err(Abandoned::LeaseLost) => {
+            eprintln!(
+                "wfhost worker: lost the lease of job {}; abandoned its call",
+                job.id
+            );
+            return;
+        }
+        // Hand it back at once for another worker.
+        Err(Abandoned::ShuttingDown) => {
+            let _ = msg.ack_with(AckKind::Nak(None)).await;
+        }
+    }
+    let _ = shared.leases.delete(&job.id).await;
+}
+
+/// The result first, then the ack: a crash between the two leaves a redelivery that finds the
+/// result and acks without a call.
+async fn store_and_ack(
+    shared: &Arc<Shared>,
+    job: &Job,
+    msg: &async_nats::jetstream::Message,
+    result: &JobResult,
+) {
+    let Ok(bytes) = serde_json::to_vec(result) else {
+        return;
+    };
+    match shared.plumbing.results.put(&job.id, bytes.into()).await {
+        Ok(_) => {
+            let _ = msg.double_ack().await;
+        }
+        Err(e) => {
+            // Not stored: hand it back so that it is made (or found) again.
+            eprintln!("wfhost worker: storing the result of job {}: {e}", job.id);
+            let _ = msg
+                .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+                .await;
+        }
+    }
+}
