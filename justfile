@@ -138,6 +138,12 @@ bench-live: build
 bench-cost:
     cargo nextest run --release --run-ignored only --no-capture -E 'test(=cost::bench_cost)'
 
+# Agents on NATS JetStream workers: throughput on 1, 2 and 4 workers, the executor's overhead.
+# Needs `nats-server` (Debian's package). Writes bench/RESULTS-distributed.md.
+[group('bench')]
+bench-distributed: build
+    python3 bench/distributed.py {{wfhost}}
+
 # wfhost against node side by side: start-up, fan-out, scheduling, resume, memory, scaling.
 # Writes bench/RESULTS.md.
 [group('bench')]

@@ -12,10 +12,16 @@ struct NatsServer {
     child: Child,
     port: u16,
     store: tempfile::TempDir,
+    extra: Vec<String>,
 }
 
 impl NatsServer {
     fn start(test: &str) -> Option<NatsServer> {
+        Self::start_with(test, &[])
+    }
+
+    /// With extra server flags (`--user`, `--pass`, …).
+    fn start_with(test: &str, extra: &[&str]) -> Option<NatsServer> {
         let bin = ["/usr/sbin/nats-server", "/usr/bin/nats-server"]
             .into_iter()
             .find(|p| std::path::Path::new(p).exists());
@@ -30,9 +36,14 @@ impl NatsServer {
             .unwrap()
             .port();
         let mut s = NatsServer {
-            child: Command::new(bin).arg("--version").spawn().unwrap(),
+            child: Command::new(bin)
+                .arg("--version")
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap(),
             port,
             store,
+            extra: extra.iter().map(|a| (*a).to_string()).collect(),
         };
         let _ = s.child.wait();
         s.child = s.spawn(bin);
@@ -50,6 +61,7 @@ impl NatsServer {
                 "-sd",
             ])
             .arg(self.store.path())
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -290,5 +302,335 @@ fn a_killed_run_host_resumes_from_the_results_bucket() {
             .unwrap()
             >= 1,
         "{r}"
+    );
+}
+
+/// A worker project on the `command` backend: an agent that records its pid (`pids/LABEL`) and
+/// sleeps for its prompt's `[sleep=S]`.
+const SLEEPER: &str = r#"
+import json, os, re, sys, time
+req = json.load(sys.stdin)
+os.makedirs("pids", exist_ok=True)
+with open(os.path.join("pids", req["label"]), "w") as f:
+    f.write(str(os.getpid()))
+m = re.search(r"\[sleep=([0-9.]+)\]", req["prompt"])
+if m:
+    time.sleep(float(m.group(1)))
+print(json.dumps({"text": "done " + req["label"], "usage": {"input_tokens": 1, "output_tokens": 1}}))
+"#;
+
+fn alive(pid: i32) -> bool {
+    // SAFETY: signal 0 checks that the process exists; nothing is sent.
+    unsafe { libc::kill(pid, 0) == 0 }
+}
+
+fn pid_of(dir: &std::path::Path, label: &str) -> Option<i32> {
+    std::fs::read_to_string(dir.join("pids").join(label))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+fn wait_until(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// `agent kill` and `stop` on the run host end the call a worker is making on another machine:
+/// the agent's process is gone within seconds, not when its 60 s sleep ends.
+#[test]
+fn kill_and_stop_reach_a_workers_running_call() {
+    let Some(nats) = NatsServer::start("kill_and_stop_reach_a_workers_running_call") else {
+        return;
+    };
+    let workdir = Scratch::new();
+    workdir.file("agent.py", SLEEPER);
+    workdir.file(
+        "wfhost.toml",
+        "backend = \"command\"\n[command]\nprogram = \"python3\"\nargs = [\"agent.py\"]\n",
+    );
+    let _worker = Worker(
+        wfhost([
+            "worker",
+            "--nats",
+            &nats.url(),
+            "--concurrency",
+            "4",
+            "--lease",
+            "2s",
+            "--workdir",
+        ])
+        .arg(workdir.path())
+        .spawn(),
+    );
+    let s = Scratch::new();
+    s.file(
+        "w.js",
+        "export const meta = { name: 'steered', description: 'kill and stop' };\nconst r = await parallel(['one', 'two', 'three'].map((x, i) => () => agent(x + (i < 2 ? ' [sleep=60]' : ''), { label: x })));\nreturn r;",
+    );
+    let started = host(
+        &s,
+        &nats,
+        &[
+            "run",
+            "w.js",
+            "--yes",
+            "--detach",
+            "--json",
+            "--backend",
+            "command",
+        ],
+    )
+    .run();
+    started.code(0);
+    let info: serde_json::Value = serde_json::from_str(started.stdout.trim()).unwrap();
+    let run_id = info["run_id"].as_str().unwrap().to_string();
+    wait_until(Duration::from_secs(20), "both sleepers to start", || {
+        pid_of(workdir.path(), "one").is_some() && pid_of(workdir.path(), "two").is_some()
+    });
+    let (one, two) = (
+        pid_of(workdir.path(), "one").unwrap(),
+        pid_of(workdir.path(), "two").unwrap(),
+    );
+    let steer = |args: &[&str]| {
+        let out = wfhost(args)
+            .dir(s.path())
+            .env("WFHOST_RUNS_DIR", s.path().join("runs"))
+            .run();
+        out.code(0);
+    };
+    steer(&["agent", "kill", &run_id, "one"]);
+    wait_until(
+        Duration::from_secs(10),
+        "the killed agent's process to end",
+        || !alive(one),
+    );
+    assert!(alive(two), "only the killed agent's call ended");
+    steer(&["stop", &run_id]);
+    wait_until(
+        Duration::from_secs(10),
+        "the stopped run's call to end",
+        || !alive(two),
+    );
+}
+
+/// nats-server restarts mid-run (file store): the run goes on, and every agent is answered once.
+#[test]
+fn a_nats_server_restart_loses_nothing() {
+    let Some(mut nats) = NatsServer::start("a_nats_server_restart_loses_nothing") else {
+        return;
+    };
+    let api = FakeApi::start(false);
+    api.seen.lock().unwrap().first_token = Duration::from_millis(100);
+    let _workers: Vec<Worker> = (1..=2)
+        .map(|i| Worker::start(&nats, &api, &format!("w{i}"), 4))
+        .collect();
+    let s = project();
+    let run = host(
+        &s,
+        &nats,
+        &["run", "w.js", "--yes", "--json", "--backend", "messages"],
+    )
+    .spawn();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while api.seen.lock().unwrap().answered.len() < 10 {
+        assert!(Instant::now() < deadline, "the run never got going");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = nats.child.kill();
+    let _ = nats.child.wait();
+    std::thread::sleep(Duration::from_secs(1));
+    let bin = ["/usr/sbin/nats-server", "/usr/bin/nats-server"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .unwrap();
+    nats.child = nats.spawn(bin);
+    let out = run.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let result = report["result"].as_array().unwrap();
+    assert!(
+        result
+            .iter()
+            .all(|r| r.as_str().is_some_and(|t| t.starts_with("R(task"))),
+        "{report}"
+    );
+    let counts = answered_counts(&api);
+    assert_eq!(counts.len(), 60);
+    // Calls in flight at the restart may be made again (their results could not be stored);
+    // finished ones are not.
+    assert!(counts.iter().filter(|n| **n > 1).count() <= 8, "{counts:?}");
+}
+
+/// SIGTERM: a worker takes no new job, lets a call finish within `--grace` (its result is kept,
+/// not asked again), hands back one that does not (another worker makes it), and exits 0.
+#[test]
+fn sigterm_finishes_or_hands_back_a_workers_calls() {
+    let Some(nats) = NatsServer::start("sigterm_finishes_or_hands_back_a_workers_calls") else {
+        return;
+    };
+    let workdir = Scratch::new();
+    // Sleeps `[first-sleep=S]` on its first call for a label only; counts calls per label.
+    workdir.file(
+        "agent.py",
+        r#"
+import json, os, re, sys, time
+req = json.load(sys.stdin)
+label = req["label"]
+os.makedirs("calls", exist_ok=True)
+with open(os.path.join("calls", label), "a") as f:
+    f.write("call\n")
+n = len(open(os.path.join("calls", label)).read().splitlines())
+m = re.search(r"\[first-sleep=([0-9.]+)\]", req["prompt"])
+if m and n == 1:
+    time.sleep(float(m.group(1)))
+print(json.dumps({"text": f"{label} call {n}", "usage": {"input_tokens": 1, "output_tokens": 1}}))
+"#,
+    );
+    workdir.file(
+        "wfhost.toml",
+        "backend = \"command\"\n[command]\nprogram = \"python3\"\nargs = [\"agent.py\"]\n",
+    );
+    let calls = |label: &str| {
+        std::fs::read_to_string(workdir.path().join("calls").join(label))
+            .map(|t| t.lines().count())
+            .unwrap_or(0)
+    };
+    let worker = |name: &str| {
+        wfhost([
+            "worker",
+            "--nats",
+            &nats.url(),
+            "--concurrency",
+            "4",
+            "--lease",
+            "2s",
+            "--grace",
+            "2s",
+            "--name",
+            name,
+            "--workdir",
+        ])
+        .arg(workdir.path())
+        .spawn()
+    };
+    let mut first = worker("first");
+    let s = Scratch::new();
+    s.file(
+        "w.js",
+        "export const meta = { name: 'drain', description: 'sigterm' };\nreturn await parallel([agent('quick [first-sleep=1]', { label: 'quick' }), agent('long [first-sleep=60]', { label: 'long' })].map(p => () => p));",
+    );
+    let run = host(
+        &s,
+        &nats,
+        &["run", "w.js", "--yes", "--json", "--backend", "command"],
+    )
+    .spawn();
+    wait_until(Duration::from_secs(20), "both calls to start", || {
+        calls("quick") == 1 && calls("long") == 1
+    });
+    let stopping = Instant::now();
+    unsafe {
+        libc::kill(i32::try_from(first.id()).unwrap(), libc::SIGTERM);
+    }
+    let status = first.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "a drained worker exits 0");
+    let took = stopping.elapsed();
+    assert!(
+        took < Duration::from_secs(10),
+        "it left after its grace, not the long call: {took:?}"
+    );
+    // The handed-back call goes to another worker.
+    let _second = Worker(worker("second"));
+    let out = run.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let report: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(
+        report["result"],
+        serde_json::json!(["quick call 1", "long call 2"]),
+        "{report}"
+    );
+    assert_eq!(
+        calls("quick"),
+        1,
+        "the call that finished in its grace is not made again"
+    );
+    assert_eq!(
+        calls("long"),
+        2,
+        "the handed-back call was made once more, elsewhere"
+    );
+}
+
+/// A server that requires a user and password: without them the run host says so and how to
+/// fix it; with them a worker and the run host work.
+#[test]
+fn nats_credentials_are_required_and_used() {
+    let Some(nats) = NatsServer::start_with(
+        "nats_credentials_are_required_and_used",
+        &["--user", "wf", "--pass", "s3cret"],
+    ) else {
+        return;
+    };
+    let s = Scratch::new();
+    s.file(
+        "w.js",
+        "export const meta = { name: 'auth', description: 'auth' };\nreturn await agent('hello');",
+    );
+    let refused = host(&s, &nats, &["run", "w.js", "--yes", "--backend", "mock"]).run();
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("cannot connect to NATS") && refused.stderr.contains("--nats-"),
+        "{}",
+        refused.stderr
+    );
+    let _worker = Worker(
+        wfhost([
+            "worker",
+            "--nats",
+            &nats.url(),
+            "--backend",
+            "mock",
+            "--nats-user",
+            "wf",
+        ])
+        .env("WFHOST_NATS_PASSWORD", "s3cret")
+        .spawn(),
+    );
+    let out = host(
+        &s,
+        &nats,
+        &[
+            "run",
+            "w.js",
+            "--yes",
+            "--json",
+            "--backend",
+            "mock",
+            "--nats-user",
+            "wf",
+        ],
+    )
+    .env("WFHOST_NATS_PASSWORD", "s3cret")
+    .run();
+    out.code(0);
+    assert!(
+        out.report()["result"]
+            .as_str()
+            .unwrap()
+            .starts_with("R(hello"),
+        "{}",
+        out.stdout
     );
 }

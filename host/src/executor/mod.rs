@@ -66,8 +66,8 @@ pub async fn connect(url: &str, auth: &NatsArgs, name: &str) -> Result<async_nat
     let mut o = async_nats::ConnectOptions::new()
         .name(name)
         // A restarted server is reconnected to forever; the run's own timeouts bound a call.
-        .max_reconnects(None)
-        .retry_on_initial_connect();
+        // The first connection is not retried: a wrong URL or credential is said at once.
+        .max_reconnects(None);
     if let Some(user) = &auth.nats_user {
         let password = auth
             .nats_password
@@ -124,7 +124,7 @@ pub struct Plumbing {
 /// (`lease`: the leases' time to live — a dead worker's jobs are claimable again that long after
 /// its last heartbeat), the leases bucket.
 pub async fn plumbing(client: &async_nats::Client, lease: Option<Duration>) -> Result<Plumbing> {
-    use async_nats::jetstream::{self, kv, stream};
+    use async_nats::jetstream::{self, stream};
     let js = jetstream::new(client.clone());
     let no_js = |e: &dyn std::fmt::Display| {
         anyhow::Error::from(
@@ -144,29 +144,12 @@ pub async fn plumbing(client: &async_nats::Client, lease: Option<Duration>) -> R
         })
         .await
         .map_err(|e| no_js(&e))?;
-    let bucket = |name: &str, max_age: Duration| kv::Config {
-        bucket: name.into(),
-        history: 1,
-        max_age,
-        storage: stream::StorageType::File,
-        ..Default::default()
-    };
-    let results = match js.get_key_value(RESULTS).await {
-        Ok(kv) => kv,
-        Err(_) => js
-            .create_key_value(bucket(RESULTS, RESULTS_TTL))
-            .await
-            .map_err(|e| no_js(&e))?,
-    };
+    let results = bucket(&js, RESULTS, RESULTS_TTL)
+        .await
+        .map_err(|e| no_js(&e))?;
     let leases = match lease {
         None => None,
-        Some(lease) => Some(match js.get_key_value(LEASES).await {
-            Ok(kv) => kv,
-            Err(_) => js
-                .create_key_value(bucket(LEASES, lease))
-                .await
-                .map_err(|e| no_js(&e))?,
-        }),
+        Some(lease) => Some(bucket(&js, LEASES, lease).await.map_err(|e| no_js(&e))?),
     };
     Ok(Plumbing {
         js,
@@ -174,6 +157,36 @@ pub async fn plumbing(client: &async_nats::Client, lease: Option<Duration>) -> R
         results,
         leases,
     })
+}
+
+/// Opens a key-value bucket, creating its stream first when missing. Created by hand, with the
+/// KV conventions (`KV_<bucket>`, `$KV.<bucket>.>`, one value per key, roll-ups, direct gets):
+/// the client's `create_key_value` asks for the account's info first, which it cannot parse
+/// from a 2.9 server (Debian 12's).
+async fn bucket(
+    js: &async_nats::jetstream::Context,
+    name: &str,
+    max_age: Duration,
+) -> Result<async_nats::jetstream::kv::Store, async_nats::Error> {
+    use async_nats::jetstream::stream;
+    if let Ok(kv) = js.get_key_value(name).await {
+        return Ok(kv);
+    }
+    js.get_or_create_stream(stream::Config {
+        name: format!("KV_{name}"),
+        subjects: vec![format!("$KV.{name}.>")],
+        max_messages_per_subject: 1,
+        max_age,
+        storage: stream::StorageType::File,
+        discard: stream::DiscardPolicy::New,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        num_replicas: 1,
+        ..Default::default()
+    })
+    .await?;
+    Ok(js.get_key_value(name).await?)
 }
 
 /// One agent call, as a job message. Carries no credentials: API keys live on the workers.

@@ -7,9 +7,13 @@
 
 use super::{CANCEL, JOBS, Job, JobResult, PROGRESS, Plumbing};
 use crate::backend::{AgentError, AgentReply, AgentRequest, Backend};
-use async_nats::jetstream::context::Publish as PublishMessage;
+use async_nats::jetstream::message::PublishMessage;
 use futures_util::StreamExt as _;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Goes at a call while the NATS server is away. Why 12: with the backoff (0.5 s doubling to
+/// 8 s) that is about 75 s, which outlasts a server restart; longer, and a CI run would hang.
+const NATS_ATTEMPTS: u32 = 12;
 
 pub struct Nats {
     client: async_nats::Client,
@@ -41,6 +45,92 @@ impl Nats {
             published: AtomicU64::new(0),
             served_from_kv: AtomicU64::new(0),
         })
+    }
+
+    /// One go at a call: `Ok` with the worker's outcome, or `Err` with why NATS failed us.
+    async fn call(
+        &self,
+        request: &AgentRequest,
+        feedback: Option<&str>,
+    ) -> Result<Result<AgentReply, AgentError>, String> {
+        let call = request.call.clone();
+        let id = super::job_id(&self.run_id, call.as_ref(), feedback);
+        let fail = |what: &str, e: &dyn std::fmt::Display| format!("{what}: {e}");
+        // Watch first, then look: a result already there — a resume, a call a dead run host
+        // published — is taken without publishing anything, and one stored in between is seen.
+        let mut watch = self
+            .plumbing
+            .results
+            .watch(&id)
+            .await
+            .map_err(|e| fail("watching the results bucket", &e))?;
+        let mut progress = self
+            .client
+            .subscribe(format!("{PROGRESS}.{id}"))
+            .await
+            .map_err(|e| fail("subscribing to the job's progress", &e))?;
+        if let Ok(Some(bytes)) = self.plumbing.results.get(&id).await {
+            self.served_from_kv.fetch_add(1, Ordering::Relaxed);
+            return Ok(decode(&bytes));
+        }
+        let job = Job {
+            id: id.clone(),
+            run_id: self.run_id.clone(),
+            backend: self.spec.clone(),
+            request: request.clone(),
+            call,
+            feedback: feedback.map(str::to_owned),
+            definition: crate::backend::agent_definition().map(|d| (*d).clone()),
+        };
+        let payload = match serde_json::to_vec(&job) {
+            Ok(p) => p,
+            Err(e) => return Ok(Err(AgentError::permanent(format!("encoding the job: {e}")))),
+        };
+        let subject = format!("{JOBS}.{}", self.run_id);
+        let mut msg_id = id.clone();
+        for generation in 1.. {
+            let ack = self
+                .plumbing
+                .js
+                .send_publish(
+                    subject.clone(),
+                    PublishMessage::build()
+                        .payload(payload.clone().into())
+                        .message_id(&msg_id),
+                )
+                .await
+                .map_err(|e| fail("publishing the job", &e))?
+                .await
+                .map_err(|e| fail("publishing the job", &e))?;
+            // A duplicate whose original is gone (its call was cancelled and the job taken off
+            // the queue) would never run: publish it again under a new message id. A duplicate
+            // whose original is still queued is harmless: the result bucket and the lease make
+            // the second delivery a no-op.
+            if !ack.duplicate || generation > 1 {
+                break;
+            }
+            msg_id = format!("{id}.{generation}");
+        }
+        self.published.fetch_add(1, Ordering::Relaxed);
+        let _cancel = CancelOnDrop {
+            client: self.client.clone(),
+            subject: Some(format!("{CANCEL}.{id}")),
+        };
+        let mut guard = _cancel;
+        loop {
+            tokio::select! {
+                entry = watch.next() => match entry {
+                    Some(Ok(e)) if e.operation == async_nats::jetstream::kv::Operation::Put => {
+                        guard.subject = None;
+                        return Ok(decode(&e.value));
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => return Err(fail("watching the results bucket", &e)),
+                    None => return Err("the results watch ended (the NATS server went away?)".into()),
+                },
+                Some(_) = progress.next() => crate::backend::progress(),
+            }
+        }
     }
 
     fn error(message: String) -> AgentError {
@@ -111,81 +201,19 @@ impl Backend for Nats {
         request: &AgentRequest,
         feedback: Option<&str>,
     ) -> Result<AgentReply, AgentError> {
-        let call = request.call.clone();
-        let id = super::job_id(&self.run_id, call.as_ref(), feedback);
-        let fail = |what: &str, e: &dyn std::fmt::Display| Nats::error(format!("{what}: {e}"));
-        // Watch first, then look: a result already there — a resume, a call a dead run host
-        // published — is taken without publishing anything, and one stored in between is seen.
-        let mut watch = self
-            .plumbing
-            .results
-            .watch(&id)
-            .await
-            .map_err(|e| fail("watching the results bucket", &e))?;
-        let mut progress = self
-            .client
-            .subscribe(format!("{PROGRESS}.{id}"))
-            .await
-            .map_err(|e| fail("subscribing to the job's progress", &e))?;
-        if let Ok(Some(bytes)) = self.plumbing.results.get(&id).await {
-            self.served_from_kv.fetch_add(1, Ordering::Relaxed);
-            return decode(&bytes);
-        }
-        let job = Job {
-            id: id.clone(),
-            run_id: self.run_id.clone(),
-            backend: self.spec.clone(),
-            request: request.clone(),
-            call,
-            feedback: feedback.map(str::to_owned),
-            definition: crate::backend::agent_definition().map(|d| (*d).clone()),
-        };
-        let payload = serde_json::to_vec(&job).map_err(|e| fail("encoding the job", &e))?;
-        let subject = format!("{JOBS}.{}", self.run_id);
-        let mut msg_id = id.clone();
-        for generation in 1.. {
-            let ack = self
-                .plumbing
-                .js
-                .send_publish(
-                    subject.clone(),
-                    PublishMessage::build()
-                        .payload(payload.clone().into())
-                        .message_id(&msg_id),
-                )
-                .await
-                .map_err(|e| fail("publishing the job", &e))?
-                .await
-                .map_err(|e| fail("publishing the job", &e))?;
-            // A duplicate whose original is gone (its call was cancelled and the job taken off
-            // the queue) would never run: publish it again under a new message id. A duplicate
-            // whose original is still queued is harmless: the result bucket and the lease make
-            // the second delivery a no-op.
-            if !ack.duplicate || generation > 1 {
-                break;
+        // The NATS server may go away (a restart, a network blip): the client reconnects on its
+        // own, and the call is taken up again — its result may already be in the bucket.
+        let mut last = String::new();
+        for attempt in 1..=NATS_ATTEMPTS {
+            match self.call(request, feedback).await {
+                Ok(outcome) => return outcome,
+                Err(trouble) => last = trouble,
             }
-            msg_id = format!("{id}.{generation}");
+            tokio::time::sleep(crate::backend::messages::backoff(attempt)).await;
         }
-        self.published.fetch_add(1, Ordering::Relaxed);
-        let _cancel = CancelOnDrop {
-            client: self.client.clone(),
-            subject: Some(format!("{CANCEL}.{id}")),
-        };
-        let mut guard = _cancel;
-        loop {
-            tokio::select! {
-                entry = watch.next() => match entry {
-                    Some(Ok(e)) if e.operation == async_nats::jetstream::kv::Operation::Put => {
-                        guard.subject = None;
-                        return decode(&e.value);
-                    }
-                    Some(Ok(_)) => {}
-                    Some(Err(e)) => return Err(fail("watching the results bucket", &e)),
-                    None => return Err(Nats::error("the results watch ended (the NATS server went away?)".into())),
-                },
-                Some(_) = progress.next() => crate::backend::progress(),
-            }
-        }
+        Err(Nats::error(format!(
+            "the NATS server did not serve this call after {NATS_ATTEMPTS} attempts ({last}); once it is back, `wfhost resume` takes up the run"
+        )))
     }
 
     fn stats(&self) -> Option<serde_json::Value> {

@@ -328,16 +328,25 @@ async fn store_and_ack(
     let Ok(bytes) = serde_json::to_vec(result) else {
         return;
     };
-    match shared.plumbing.results.put(&job.id, bytes.into()).await {
-        Ok(_) => {
-            let _ = msg.double_ack().await;
+    // The server may be restarting: keep the finished work rather than make the call again.
+    let bytes = hyper::body::Bytes::from(bytes);
+    let mut last = String::new();
+    for attempt in 1..=12 {
+        match shared.plumbing.results.put(&job.id, bytes.clone()).await {
+            Ok(_) => {
+                let _ = msg.double_ack().await;
+                return;
+            }
+            Err(e) => last = e.to_string(),
         }
-        Err(e) => {
-            // Not stored: hand it back so that it is made (or found) again.
-            eprintln!("wfhost worker: storing the result of job {}: {e}", job.id);
-            let _ = msg
-                .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
-                .await;
-        }
+        tokio::time::sleep(crate::backend::messages::backoff(attempt)).await;
     }
+    // Not stored: hand it back so that it is made (or found) again.
+    eprintln!(
+        "wfhost worker: storing the result of job {}: {last}",
+        job.id
+    );
+    let _ = msg
+        .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+        .await;
 }
