@@ -82,6 +82,9 @@ advisory-db:
 deny: advisory-db deny-selftest
     cargo fetch --locked -q
     WFHOST_ADVISORY_DBS="$CARGO_TARGET_DIR/advisory-dbs" cargo deny --offline --locked check
+    # The guest's own crates (QuickJS, ICU4X), from its own lockfile, under the same rules.
+    cargo fetch --locked -q --manifest-path guest-sdk/plugin/Cargo.toml
+    WFHOST_ADVISORY_DBS="$CARGO_TARGET_DIR/advisory-dbs" cargo deny --offline --locked --manifest-path guest-sdk/plugin/Cargo.toml check
 
 # The advisory check must fail on a lockfile that pins a crate with known advisories.
 [group('check')]

@@ -87,11 +87,7 @@
   ]) {
     Reflect.deleteProperty(g, name);
   }
-  // QuickJS has no ICU: `Intl` exists (as on the reference runtime) but offers no formatters.
-  // Documented in docs/script-api.md; `toLocaleString` and friends still work.
-  if (typeof g.Intl === "undefined") {
-    Object.defineProperty(g, "Intl", { value: Object.freeze({}), writable: true, configurable: true });
-  }
+  installLocale(g, host);
 
   // ---- run state shared by the top-level script and its child workflow
   const state = {
@@ -441,4 +437,181 @@
       return state.outcome;
     },
   };
+
+  // ---- locale-aware strings, as the reference's ICU gives them for its default locale.
+  // Collation and numbers come from ICU4X compiled into the guest (plugin/src/locale.rs):
+  // `localeCompare`, `Intl.Collator`, `Number.prototype.toLocaleString`, `Intl.NumberFormat`.
+  // Dates are formatted here in en-US patterns, in UTC (the sandbox has no time zone):
+  // `toLocale{,Date,Time}String`, `Intl.DateTimeFormat`. docs/conformance.md lists what differs.
+  function installLocale(g, host) {
+    const SENSITIVITY = { base: 0, accent: 1, case: 2, variant: 3 };
+    const hidden = (obj, name, value) =>
+      Object.defineProperty(obj, name, { value, writable: true, configurable: true, enumerable: false });
+    function collatorOptions(options) {
+      const o = options === undefined ? {} : Object(options);
+      const sensitivity = o.sensitivity === undefined ? "variant" : String(o.sensitivity);
+      if (!(sensitivity in SENSITIVITY))
+        throw new RangeError(`Value ${sensitivity} out of range for Intl.Collator options property sensitivity`);
+      return {
+        usage: o.usage === "search" ? "search" : "sort",
+        sensitivity,
+        ignorePunctuation: !!o.ignorePunctuation,
+        numeric: !!o.numeric,
+      };
+    }
+    const collate = (o, a, b) => host.collate(String(a), String(b), o.numeric, SENSITIVITY[o.sensitivity]);
+    hidden(String.prototype, "localeCompare", function localeCompare(that, locales, options) {
+      if (this === undefined || this === null)
+        throw new TypeError("String.prototype.localeCompare called on null or undefined");
+      return collate(collatorOptions(options), this, that);
+    });
+    function Collator(locales, options) {
+      if (!new.target) return new Collator(locales, options);
+      const o = collatorOptions(options);
+      hidden(this, "__options", o);
+    }
+    Object.defineProperty(Collator.prototype, "compare", {
+      configurable: true,
+      get() {
+        const o = this.__options;
+        return (a, b) => collate(o, a, b);
+      },
+    });
+    hidden(Collator.prototype, "resolvedOptions", function resolvedOptions() {
+      const o = this.__options;
+      return { locale: "en-US", usage: o.usage, sensitivity: o.sensitivity, ignorePunctuation: o.ignorePunctuation, collation: "default", numeric: o.numeric, caseFirst: "false" };
+    });
+    hidden(Collator, "supportedLocalesOf", () => ["en-US"]);
+
+    function numberOptions(options) {
+      const o = options === undefined ? {} : Object(options);
+      const style = o.style === undefined ? "decimal" : String(o.style);
+      if (!["decimal", "percent", "currency"].includes(style))
+        throw new RangeError(`Value ${style} out of range for Intl.NumberFormat options property style`);
+      const currency = o.currency === undefined ? undefined : String(o.currency).toUpperCase();
+      if (style === "currency" && currency === undefined)
+        throw new TypeError("Currency code is required with currency style.");
+      const digits = (v, dflt, name) => {
+        if (v === undefined) return dflt;
+        const n = Math.floor(Number(v));
+        if (!(n >= 0 && n <= 100)) throw new RangeError(`${name} value is out of range.`);
+        return n;
+      };
+      const [dmin, dmax] = style === "currency" ? [2, 2] : style === "percent" ? [0, 0] : [0, 3];
+      const min = digits(o.minimumFractionDigits, dmin, "minimumFractionDigits");
+      const max = digits(o.maximumFractionDigits, Math.max(min, dmax), "maximumFractionDigits");
+      if (max < min) throw new RangeError("maximumFractionDigits value is out of range.");
+      return { style, currency, min, max, grouping: o.useGrouping === undefined ? true : !!o.useGrouping && o.useGrouping !== "false" };
+    }
+    const SYMBOLS = { USD: "$", EUR: "€", GBP: "£", JPY: "¥" };
+    function formatNumber(o, x) {
+      if (typeof x === "bigint") x = Number(x);
+      x = Number(x);
+      if (o.style === "percent") x *= 100;
+      const neg = x < 0 || Object.is(x, -0);
+      let text = host.formatNumber(Math.abs(x), o.min, o.max, o.grouping);
+      if (o.style === "percent") text += "%";
+      if (o.style === "currency") text = (SYMBOLS[o.currency] || o.currency + "\u00a0") + text;
+      // As ICU's default sign display: negative numbers keep their sign, even when they round
+      // to zero (`(-0.0001).toLocaleString()` is "-0").
+      return neg && !Number.isNaN(x) ? "-" + text : text;
+    }
+    hidden(Number.prototype, "toLocaleString", function toLocaleString(locales, options) {
+      return formatNumber(numberOptions(options), Number.prototype.valueOf.call(this));
+    });
+    function NumberFormat(locales, options) {
+      if (!new.target) return new NumberFormat(locales, options);
+      hidden(this, "__options", numberOptions(options));
+    }
+    Object.defineProperty(NumberFormat.prototype, "format", {
+      configurable: true,
+      get() {
+        const o = this.__options;
+        return (x) => formatNumber(o, x);
+      },
+    });
+    hidden(NumberFormat.prototype, "resolvedOptions", function resolvedOptions() {
+      const o = this.__options;
+      const r = { locale: "en-US", numberingSystem: "latn", style: o.style, minimumIntegerDigits: 1, minimumFractionDigits: o.min, maximumFractionDigits: o.max, useGrouping: o.grouping ? "auto" : false };
+      if (o.currency) r.currency = o.currency;
+      return r;
+    });
+    hidden(NumberFormat, "supportedLocalesOf", () => ["en-US"]);
+
+    const MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"];
+    const DAYS = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"];
+    const pad2 = (n) => String(n).padStart(2, "0");
+    function datePart(d, o) {
+      const y = d.getUTCFullYear(), m = d.getUTCMonth(), day = d.getUTCDate();
+      const year = o.year === "2-digit" ? pad2(y % 100) : String(y);
+      const dd = o.day === "2-digit" ? pad2(day) : String(day);
+      if (o.month === "long" || o.month === "short") {
+        const month = o.month === "long" ? MONTHS[m] : MONTHS[m].slice(0, 3);
+        const wd = o.weekday === "long" ? DAYS[d.getUTCDay()] + ", " : o.weekday === "short" ? DAYS[d.getUTCDay()].slice(0, 3) + ", " : "";
+        const parts = [month + (o.day === undefined ? "" : " " + dd)];
+        return wd + parts.join("") + (o.year === undefined ? "" : (o.day === undefined ? " " : ", ") + year);
+      }
+      const mm = o.month === "2-digit" ? pad2(m + 1) : String(m + 1);
+      return [o.month === undefined ? null : mm, o.day === undefined ? null : dd, o.year === undefined ? null : year].filter((p) => p !== null).join("/");
+    }
+    function timePart(d, o) {
+      const h = d.getUTCHours();
+      const h12 = o.hour12 === false ? pad2(h) : String(h % 12 === 0 ? 12 : h % 12);
+      let t = h12 + ":" + pad2(d.getUTCMinutes());
+      if (o.second !== undefined) t += ":" + pad2(d.getUTCSeconds());
+      return o.hour12 === false ? t : t + (h < 12 ? "\u202fAM" : "\u202fPM");
+    }
+    const DATE_DEFAULT = { year: "numeric", month: "numeric", day: "numeric" };
+    const TIME_DEFAULT = { hour: "numeric", minute: "2-digit", second: "2-digit" };
+    function dateOptions(options, defaults) {
+      const o = options === undefined ? {} : Object(options);
+      const picked = {};
+      for (const k of ["weekday", "year", "month", "day", "hour", "minute", "second", "hour12", "timeZone"]) if (o[k] !== undefined) picked[k] = o[k];
+      if (picked.timeZone !== undefined && !/^(utc|gmt|etc\/utc)$/i.test(String(picked.timeZone)))
+        throw new RangeError(`Time zone ${picked.timeZone} is not available in workflow scripts: they run in UTC`);
+      const any = ["weekday", "year", "month", "day", "hour", "minute", "second"].some((k) => picked[k] !== undefined);
+      return any ? picked : Object.assign(picked, defaults);
+    }
+    function formatDate(d, o) {
+      if (Number.isNaN(RealDate.prototype.getTime.call(d))) return "Invalid Date";
+      const hasDate = o.year !== undefined || o.month !== undefined || o.day !== undefined || o.weekday !== undefined;
+      const hasTime = o.hour !== undefined || o.minute !== undefined || o.second !== undefined;
+      const parts = [];
+      if (hasDate) parts.push(datePart(d, o));
+      if (hasTime) parts.push(timePart(d, o));
+      return parts.join(", ");
+    }
+    hidden(RealDate.prototype, "toLocaleDateString", function toLocaleDateString(locales, options) {
+      return formatDate(this, dateOptions(options, DATE_DEFAULT));
+    });
+    hidden(RealDate.prototype, "toLocaleTimeString", function toLocaleTimeString(locales, options) {
+      return formatDate(this, dateOptions(options, TIME_DEFAULT));
+    });
+    hidden(RealDate.prototype, "toLocaleString", function toLocaleString(locales, options) {
+      return formatDate(this, dateOptions(options, Object.assign({}, DATE_DEFAULT, TIME_DEFAULT)));
+    });
+    function DateTimeFormat(locales, options) {
+      if (!new.target) return new DateTimeFormat(locales, options);
+      hidden(this, "__options", dateOptions(options, DATE_DEFAULT));
+    }
+    Object.defineProperty(DateTimeFormat.prototype, "format", {
+      configurable: true,
+      get() {
+        const o = this.__options;
+        return (d) => formatDate(d === undefined ? new WfDate() : new RealDate(RealDate.prototype.getTime.call(d)), o);
+      },
+    });
+    hidden(DateTimeFormat.prototype, "resolvedOptions", function resolvedOptions() {
+      return Object.assign({ locale: "en-US", calendar: "gregory", numberingSystem: "latn", timeZone: "UTC" }, this.__options);
+    });
+    hidden(DateTimeFormat, "supportedLocalesOf", () => ["en-US"]);
+
+    const Intl = typeof g.Intl === "object" && g.Intl !== null && !Object.isFrozen(g.Intl) ? g.Intl : {};
+    hidden(Intl, "Collator", Collator);
+    hidden(Intl, "NumberFormat", NumberFormat);
+    hidden(Intl, "DateTimeFormat", DateTimeFormat);
+    hidden(Intl, "getCanonicalLocales", (l) => (l === undefined ? [] : [].concat(l).map(String)));
+    Object.defineProperty(g, "Intl", { value: Intl, writable: true, configurable: true });
+  }
+
 });

@@ -15,6 +15,7 @@
 //! evaluated in `initialize-runtime` so that it is part of the pre-initialised snapshot.
 
 mod host;
+mod locale;
 
 use javy::{
     Config, Runtime, from_js_error,
@@ -100,6 +101,16 @@ fn init() -> anyhow::Result<Guest> {
             host.set("log", Func::from(|level: u32, msg: String| host::log(level, &msg)))?;
             host.set("phase", Func::from(|title: String| host::phase(&title)))?;
             host.set("loadWorkflow", Func::from(load_workflow))?;
+            host.set(
+                "collate",
+                Func::from(|a: String, b: String, numeric: bool, sensitivity: u32| {
+                    locale::compare(&a, &b, numeric, sensitivity)
+                }),
+            )?;
+            host.set(
+                "formatNumber",
+                Func::from(|x: f64, min: u32, max: u32, grouping: bool| locale::format_number(x, min, max, grouping)),
+            )?;
             let prelude: Function = ctx.eval(PRELUDE)?;
             let internals: Object = prelude.call((host,))?;
             Ok(Persistent::save(&ctx, internals))
