@@ -368,24 +368,19 @@ fn kill_and_stop_reach_a_workers_running_call() {
         .spawn(),
     );
     let s = Scratch::new();
+    // The executor from the configuration this time (`[executor] url`), not the flag.
+    s.file(
+        "wfhost.toml",
+        format!("backend = \"command\"\n[executor]\nurl = \"{}\"\n", nats.url()),
+    );
     s.file(
         "w.js",
         "export const meta = { name: 'steered', description: 'kill and stop' };\nconst r = await parallel(['one', 'two', 'three'].map((x, i) => () => agent(x + (i < 2 ? ' [sleep=60]' : ''), { label: x })));\nreturn r;",
     );
-    let started = host(
-        &s,
-        &nats,
-        &[
-            "run",
-            "w.js",
-            "--yes",
-            "--detach",
-            "--json",
-            "--backend",
-            "command",
-        ],
-    )
-    .run();
+    let started = wfhost(["run", "w.js", "--yes", "--detach", "--json"])
+        .dir(s.path())
+        .env("WFHOST_RUNS_DIR", s.path().join("runs"))
+        .run();
     started.code(0);
     let info: serde_json::Value = serde_json::from_str(started.stdout.trim()).unwrap();
     let run_id = info["run_id"].as_str().unwrap().to_string();
