@@ -42,6 +42,12 @@ interface AgentOptions {
    * fails). Default: the run's `--stall-timeout` (10 minutes).
    */
   stallMs?: number;
+  /**
+   * How many characters at the start of the prompt this agent shares with the agents started
+   * with it (a wfhost extension). The `messages` backend caches that head once and holds the
+   * others until it can be read from the cache (at most 5 s). Default: found by wfhost.
+   */
+  sharedHeadLength?: number;
 }
 
 /**

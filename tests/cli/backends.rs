@@ -638,6 +638,7 @@ fn messages_timeout_bounds_the_whole_agent() {
 #[ignore = "a benchmark: `just bench-perf` runs it"]
 fn bench_messages_backend_against_mock() {
     let api = FakeApi::start(true);
+    api.seen.lock().unwrap().forget_bodies = true;
     let s = project(
         "const n = 5000, out = [];\nfor (let b = 0; b < n; b += 4000) out.push(...await parallel(Array.from({ length: Math.min(4000, n - b) }, (_, i) => () => agent('m' + (b + i)))));\nreturn out.length;",
         "model = \"claude-sonnet-4-5\"\n",

@@ -371,7 +371,10 @@ fn kill_and_stop_reach_a_workers_running_call() {
     // The executor from the configuration this time (`[executor] url`), not the flag.
     s.file(
         "wfhost.toml",
-        format!("backend = \"command\"\n[executor]\nurl = \"{}\"\n", nats.url()),
+        format!(
+            "backend = \"command\"\n[executor]\nurl = \"{}\"\n",
+            nats.url()
+        ),
     );
     s.file(
         "w.js",

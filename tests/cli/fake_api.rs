@@ -39,6 +39,9 @@ pub(crate) struct Seen {
     pub limited: u32,
     /// Calls to the count-tokens endpoint.
     pub counted: u32,
+    /// Keep every request body in `bodies` (the default; a benchmark turns it off, so that the
+    /// server's own work does not crowd wfhost's out of the machine's two cores).
+    pub forget_bodies: bool,
     /// The prompt cache (entry key → readable yet). See `cache_usage`.
     cache: HashMap<blake3::Hash, bool>,
     /// (cache read, cache write, uncached input) tokens of each answered request whose prompt
@@ -109,6 +112,9 @@ fn cache_split(
     content: &Value,
 ) -> Option<((u64, u64, u64), Vec<blake3::Hash>)> {
     let blocks = content.as_array()?;
+    if !blocks.iter().any(|b| b.get("cache_control").is_some()) {
+        return None;
+    }
     let tokens = |chars: usize| (chars as u64).div_ceil(4);
     let mut prefix = blake3::Hasher::new();
     prefix.update(model.as_bytes());
@@ -148,6 +154,13 @@ pub(crate) struct FakeApi {
     pub seen: Arc<Mutex<Seen>>,
     _dir: tempfile::TempDir,
     _runtime: tokio::runtime::Runtime,
+}
+
+/// `FAKE_API_DUMP`: a file every request body is appended to (read once).
+fn dump_file() -> Option<&'static std::ffi::OsString> {
+    static DUMP: std::sync::OnceLock<Option<std::ffi::OsString>> = std::sync::OnceLock::new();
+    DUMP.get_or_init(|| std::env::var_os("FAKE_API_DUMP"))
+        .as_ref()
 }
 
 fn tag_count(prompt: &str, tag: &str) -> Option<u32> {
@@ -251,8 +264,10 @@ async fn handle(
             }
         }
         s.http2 += u32::from(http2);
-        s.bodies.push(body.clone());
-        if let Some(dump) = std::env::var_os("FAKE_API_DUMP") {
+        if !s.forget_bodies {
+            s.bodies.push(body.clone());
+        }
+        if let Some(dump) = dump_file() {
             use std::io::Write as _;
             if let Ok(mut f) = std::fs::OpenOptions::new()
                 .create(true)

@@ -275,6 +275,7 @@ impl Messages {
             let status = response.status();
             if let (Some(t), Some(p)) = (&throttle, &permit) {
                 let headers = response.headers();
+                // Most of the time there is nothing to read (or only the requests limit).
                 let limits = crate::scheduler::throttle::Limits::from_headers(|name| {
                     headers
                         .get(name)

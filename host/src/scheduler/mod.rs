@@ -200,6 +200,13 @@ impl Scheduler {
         }
     }
 
+    /// Whether agents started together should reach the pool together (`submit_batch`): only
+    /// for a backend that places cache breakpoints. Any other gets each job at once, so the
+    /// pool starts working while the script is still starting a fan-out.
+    pub fn batches(&self) -> bool {
+        self.stagger.is_some()
+    }
+
     /// Queues agents started together (one guest turn's `agent()` calls, in order), after the
     /// stagger has found the heads they share.
     pub fn submit_batch(&self, mut jobs: Vec<AgentJob>) {

@@ -136,9 +136,22 @@ impl Limits {
         let num = |name: &str| get(name).and_then(|v| v.trim().parse::<f64>().ok());
         let mut exhausted_for = None;
         // Requests are paced by the bucket; a token limit that says none remain pauses the pool.
-        for kind in ["tokens", "input-tokens", "output-tokens"] {
-            if num(&format!("anthropic-ratelimit-{kind}-remaining")) == Some(0.0)
-                && let Some(reset) = get(&format!("anthropic-ratelimit-{kind}-reset"))
+        for (remaining, reset) in [
+            (
+                "anthropic-ratelimit-tokens-remaining",
+                "anthropic-ratelimit-tokens-reset",
+            ),
+            (
+                "anthropic-ratelimit-input-tokens-remaining",
+                "anthropic-ratelimit-input-tokens-reset",
+            ),
+            (
+                "anthropic-ratelimit-output-tokens-remaining",
+                "anthropic-ratelimit-output-tokens-reset",
+            ),
+        ] {
+            if num(remaining) == Some(0.0)
+                && let Some(reset) = get(reset)
                 && let Ok(at) = humantime::parse_rfc3339_weak(reset.trim())
             {
                 let wait = at

@@ -12,6 +12,11 @@ use crate::schema::Schema;
 use serde_json::Value;
 use std::collections::HashMap;
 
+/// Agents started in one guest turn reach a batching pool (scheduler::stagger) in chunks of at
+/// most this many. Why 64: a fan-out sharing a head is planned whole up to 64 agents (one cache
+/// write each 64 beyond), and the pool waits for at most 64 `agent()` calls (~1 ms) to start.
+const DISPATCH_CHUNK: usize = 64;
+
 /// The agents of a run: the pool they run on, those in flight, and what a resume may serve.
 pub struct Agents {
     scheduler: Option<Scheduler>,
@@ -342,7 +347,7 @@ impl Capabilities {
         });
         let mut request = request;
         request.call = Some((key.clone(), occurrence));
-        self.agents.pending.push(AgentJob {
+        let job = AgentJob {
             handle,
             request,
             schema,
@@ -352,7 +357,19 @@ impl Capabilities {
             agent_def,
             shared_head,
             cache: None,
-        });
+        };
+        match &self.agents.scheduler {
+            Some(s) if s.batches() => {
+                self.agents.pending.push(job);
+                // A large fan-out goes in chunks: the pool starts on the first while the script
+                // is still starting the rest, and a chunk is still a fan-out to the stagger.
+                if self.agents.pending.len() >= DISPATCH_CHUNK {
+                    self.agents.dispatch();
+                }
+            }
+            Some(s) => s.submit(job),
+            None => {}
+        }
         Ok(Ok(handle))
     }
 
