@@ -22,10 +22,7 @@ impl NatsServer {
 
     /// With extra server flags (`--user`, `--pass`, …).
     fn start_with(test: &str, extra: &[&str]) -> Option<NatsServer> {
-        let bin = ["/usr/sbin/nats-server", "/usr/bin/nats-server"]
-            .into_iter()
-            .find(|p| std::path::Path::new(p).exists());
-        let Some(bin) = bin else {
+        let Some(bin) = nats_bin() else {
             super::missing_tool(test, "`nats-server` is not installed");
             return None;
         };
@@ -143,6 +140,49 @@ fn host(s: &Scratch, nats: &NatsServer, args: &[&str]) -> super::Wf {
         .env("WFHOST_RUNS_DIR", s.path().join("runs"))
 }
 
+/// The fake API (answers begin after `first_token_ms`) and `n` workers of `concurrency` on it.
+fn cluster(
+    nats: &NatsServer,
+    first_token_ms: u64,
+    n: usize,
+    concurrency: u32,
+) -> (FakeApi, Vec<Worker>) {
+    let api = FakeApi::start(false);
+    api.seen.lock().unwrap().first_token = Duration::from_millis(first_token_ms);
+    let workers = (1..=n)
+        .map(|i| Worker::start(nats, &api, &format!("w{i}"), concurrency))
+        .collect();
+    (api, workers)
+}
+
+/// Waits until the fake API has answered `n` distinct prompts (the run is under way).
+fn wait_answered(api: &FakeApi, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while api.seen.lock().unwrap().answered.len() < n {
+        assert!(Instant::now() < deadline, "the run never got going");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A `--json` run's report, once it has exited 0.
+fn report_of(run: Child) -> serde_json::Value {
+    let out = run.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(stdout.lines().last().unwrap()).unwrap()
+}
+
+fn nats_bin() -> Option<&'static str> {
+    ["/usr/sbin/nats-server", "/usr/bin/nats-server"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+}
+
 fn answered_counts(api: &FakeApi) -> Vec<u32> {
     api.seen
         .lock()
@@ -159,11 +199,7 @@ fn three_workers_serve_a_run_and_each_prompt_is_asked_once() {
     else {
         return;
     };
-    let api = FakeApi::start(false);
-    api.seen.lock().unwrap().first_token = Duration::from_millis(50);
-    let _workers: Vec<Worker> = (1..=3)
-        .map(|i| Worker::start(&nats, &api, &format!("w{i}"), 4))
-        .collect();
+    let (api, _workers) = cluster(&nats, 50, 3, 4);
     let s = project();
     let out = host(
         &s,
@@ -201,11 +237,7 @@ fn a_killed_worker_loses_no_finished_work() {
     let Some(nats) = NatsServer::start("a_killed_worker_loses_no_finished_work") else {
         return;
     };
-    let api = FakeApi::start(false);
-    api.seen.lock().unwrap().first_token = Duration::from_millis(300);
-    let mut workers: Vec<Worker> = (1..=3)
-        .map(|i| Worker::start(&nats, &api, &format!("w{i}"), 4))
-        .collect();
+    let (api, mut workers) = cluster(&nats, 300, 3, 4);
     let s = project();
     let run = host(
         &s,
@@ -214,21 +246,9 @@ fn a_killed_worker_loses_no_finished_work() {
     )
     .spawn();
     // Once some agents have finished, SIGKILL a worker that holds others.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while api.seen.lock().unwrap().answered.len() < 10 {
-        assert!(Instant::now() < deadline, "the run never got going");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_answered(&api, 10);
     workers[0].kill();
-    let out = run.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let report = report_of(run);
     let result = report["result"].as_array().unwrap();
     assert_eq!(result.len(), 60);
     assert!(
@@ -249,11 +269,7 @@ fn a_killed_run_host_resumes_from_the_results_bucket() {
     let Some(nats) = NatsServer::start("a_killed_run_host_resumes_from_the_results_bucket") else {
         return;
     };
-    let api = FakeApi::start(false);
-    api.seen.lock().unwrap().first_token = Duration::from_millis(300);
-    let _workers: Vec<Worker> = (1..=2)
-        .map(|i| Worker::start(&nats, &api, &format!("w{i}"), 6))
-        .collect();
+    let (api, _workers) = cluster(&nats, 300, 2, 6);
     let s = project();
     let started = host(
         &s,
@@ -275,11 +291,7 @@ fn a_killed_run_host_resumes_from_the_results_bucket() {
         info["run_id"].as_str().unwrap(),
         info["pid"].as_i64().unwrap(),
     );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while api.seen.lock().unwrap().answered.len() < 15 {
-        assert!(Instant::now() < deadline, "the run never got going");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_answered(&api, 15);
     // SIGKILL the run host: its jobs in flight go on on the workers, into the results bucket.
     unsafe {
         libc::kill(i32::try_from(pid).unwrap(), libc::SIGKILL);
@@ -422,11 +434,7 @@ fn a_nats_server_restart_loses_nothing() {
     let Some(mut nats) = NatsServer::start("a_nats_server_restart_loses_nothing") else {
         return;
     };
-    let api = FakeApi::start(false);
-    api.seen.lock().unwrap().first_token = Duration::from_millis(100);
-    let _workers: Vec<Worker> = (1..=2)
-        .map(|i| Worker::start(&nats, &api, &format!("w{i}"), 4))
-        .collect();
+    let (api, _workers) = cluster(&nats, 100, 2, 4);
     let s = project();
     let run = host(
         &s,
@@ -434,28 +442,12 @@ fn a_nats_server_restart_loses_nothing() {
         &["run", "w.js", "--yes", "--json", "--backend", "messages"],
     )
     .spawn();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while api.seen.lock().unwrap().answered.len() < 10 {
-        assert!(Instant::now() < deadline, "the run never got going");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_answered(&api, 10);
     let _ = nats.child.kill();
     let _ = nats.child.wait();
     std::thread::sleep(Duration::from_secs(1));
-    let bin = ["/usr/sbin/nats-server", "/usr/bin/nats-server"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists())
-        .unwrap();
-    nats.child = nats.spawn(bin);
-    let out = run.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    nats.child = nats.spawn(nats_bin().unwrap());
+    let report = report_of(run);
     let result = report["result"].as_array().unwrap();
     assert!(
         result
@@ -550,10 +542,7 @@ print(json.dumps({"text": f"{label} call {n}", "usage": {"input_tokens": 1, "out
     );
     // The handed-back call goes to another worker.
     let _second = Worker(worker("second"));
-    let out = run.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}");
-    let report: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let report = report_of(run);
     assert_eq!(
         report["result"],
         serde_json::json!(["quick call 1", "long call 2"]),
