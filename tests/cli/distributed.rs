@@ -621,3 +621,71 @@ fn nats_credentials_are_required_and_used() {
         out.stdout
     );
 }
+
+/// A server that speaks only TLS: the run host and a worker trust its CA with `--nats-ca` and
+/// connect over `tls://`; without the CA the connection is refused, saying so.
+#[test]
+fn nats_over_tls_with_a_private_ca() {
+    let certs = tempfile::tempdir().unwrap();
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
+    let (ca, key) = (certs.path().join("ca.pem"), certs.path().join("key.pem"));
+    std::fs::write(&ca, cert.cert.pem()).unwrap();
+    std::fs::write(&key, cert.signing_key.serialize_pem()).unwrap();
+    let Some(nats) = NatsServer::start_with(
+        "nats_over_tls_with_a_private_ca",
+        &[
+            "--tls",
+            "--tlscert",
+            ca.to_str().unwrap(),
+            "--tlskey",
+            key.to_str().unwrap(),
+        ],
+    ) else {
+        return;
+    };
+    let url = format!("tls://127.0.0.1:{}", nats.port);
+    let s = Scratch::new();
+    s.file(
+        "w.js",
+        "export const meta = { name: 'tls', description: 'tls' };\nreturn await agent('over tls');",
+    );
+    let run = |extra: &[&str]| {
+        wfhost([
+            "run",
+            "w.js",
+            "--yes",
+            "--json",
+            "--backend",
+            "mock",
+            "--executor",
+            &url,
+        ])
+        .args(extra)
+        .dir(s.path())
+        .env("WFHOST_RUNS_DIR", s.path().join("runs"))
+        .run()
+    };
+    let refused = run(&[]);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("cannot connect to NATS"),
+        "{}",
+        refused.stderr
+    );
+    let _worker = Worker(
+        wfhost(["worker", "--nats", &url, "--backend", "mock", "--nats-ca"])
+            .arg(&ca)
+            .spawn(),
+    );
+    let out = run(&["--nats-ca", ca.to_str().unwrap()]);
+    out.code(0);
+    assert!(
+        out.report()["result"]
+            .as_str()
+            .unwrap()
+            .starts_with("R(over tls"),
+        "{}",
+        out.stdout
+    );
+}

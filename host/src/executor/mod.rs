@@ -101,7 +101,7 @@ pub async fn connect(url: &str, auth: &NatsArgs, name: &str) -> Result<async_nat
         Ok(Err(e)) => Err(crate::ExitError::usage(format!(
             "cannot connect to NATS at `{url}`: {e}"
         ))
-        .hint("start one with `nats-server -js` (docs/distributed.md), or check the URL and the `--nats-*` credentials")
+        .hint("start one with `nats-server -js` (docs/distributed.md), or check the URL, the `--nats-*` credentials and, for TLS, the CA (`--nats-ca`)")
         .into()),
         Err(_) => Err(crate::ExitError::usage(format!(
             "no NATS server answered at `{url}` within 10 s"
