@@ -119,7 +119,8 @@ fn steer(s: &Scratch, args: &[&str]) -> Out {
 /// journaled with who sent it.
 #[test]
 fn a_detached_run_is_killed_restarted_paused_and_continued_agent_by_agent() {
-    let s = project(6, 1.0);
+    // Agents of 2 s: agent 3 stays queued long enough for the kill even on a loaded machine.
+    let s = project(6, 2.0);
     let id = detach(&s, &["--concurrency", "2"]);
     // Agent 3 is still queued (two run at a time): it fails the moment a worker takes it.
     let killed = steer(&s, &["agent", "kill", &id, "3"]);
@@ -136,7 +137,7 @@ fn a_detached_run_is_killed_restarted_paused_and_continued_agent_by_agent() {
     let status = steer(&s, &["runs", "--json"]);
     let runs: Value = serde_json::from_str(&status.stdout).unwrap();
     assert_eq!(runs[0]["status"], "paused", "{runs}");
-    std::thread::sleep(Duration::from_secs(2));
+    std::thread::sleep(Duration::from_secs(3));
     steer(&s, &["continue", &id]);
     let events = follow(&s, &id);
 
@@ -171,7 +172,7 @@ fn a_detached_run_is_killed_restarted_paused_and_continued_agent_by_agent() {
             .unwrap()
     };
     let (paused, continued) = (t("pause"), t("continue"));
-    assert!(continued >= paused + 2000, "paused for 2 s");
+    assert!(continued >= paused + 3000, "paused for 3 s");
     let between = |kind: &str| {
         events_of(&events, kind)
             .iter()

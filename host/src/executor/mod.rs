@@ -132,18 +132,27 @@ pub async fn plumbing(client: &async_nats::Client, lease: Option<Duration>) -> R
                 .hint("start the server with JetStream enabled: `nats-server -js -sd DIR`"),
         )
     };
-    let stream = js
-        .get_or_create_stream(stream::Config {
-            name: STREAM.into(),
-            subjects: vec![format!("{JOBS}.>")],
-            retention: stream::RetentionPolicy::WorkQueue,
-            storage: stream::StorageType::File,
-            // Publish de-duplication by Nats-Msg-Id (the server's default window).
-            duplicate_window: Duration::from_secs(120),
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| no_js(&e))?;
+    let config = stream::Config {
+        name: STREAM.into(),
+        subjects: vec![format!("{JOBS}.>")],
+        retention: stream::RetentionPolicy::WorkQueue,
+        storage: stream::StorageType::File,
+        // Publish de-duplication by Nats-Msg-Id (the server's default window).
+        duplicate_window: Duration::from_secs(120),
+        ..Default::default()
+    };
+    // A worker and the run host starting together both try to create the stream; the server
+    // (2.9) may refuse the second create ("subjects overlap") while the first is in flight.
+    // Looking again finds it.
+    let mut attempt = 0;
+    let stream = loop {
+        attempt += 1;
+        match js.get_or_create_stream(config.clone()).await {
+            Ok(s) => break s,
+            Err(_) if attempt < 5 => tokio::time::sleep(Duration::from_millis(100)).await,
+            Err(e) => return Err(no_js(&e)),
+        }
+    };
     let results = bucket(&js, RESULTS, RESULTS_TTL)
         .await
         .map_err(|e| no_js(&e))?;
@@ -169,8 +178,28 @@ async fn bucket(
     max_age: Duration,
 ) -> Result<async_nats::jetstream::kv::Store, async_nats::Error> {
     use async_nats::jetstream::stream;
-    if let Ok(kv) = js.get_key_value(name).await {
-        return Ok(kv);
+    for _ in 0..4 {
+        if let Ok(kv) = js.get_key_value(name).await {
+            return Ok(kv);
+        }
+        let config = stream::Config {
+            name: format!("KV_{name}"),
+            subjects: vec![format!("$KV.{name}.>")],
+            max_messages_per_subject: 1,
+            max_age,
+            storage: stream::StorageType::File,
+            discard: stream::DiscardPolicy::New,
+            allow_rollup: true,
+            deny_delete: true,
+            allow_direct: true,
+            num_replicas: 1,
+            ..Default::default()
+        };
+        // Created concurrently by another process: look again (see `plumbing`).
+        if js.get_or_create_stream(config).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     js.get_or_create_stream(stream::Config {
         name: format!("KV_{name}"),
