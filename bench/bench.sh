@@ -64,6 +64,10 @@ ratio() { python3 -c "print(f'{$1 / $2:.2f}')"; }
   echo "wfhost's mock backend; node runs the same script over \`bench/node-shim.mjs\` (the primitives over in-process promises, no"
   echo "sandbox, no journal). wfhost runs use \`--no-journal\` except the resume row. Reproduce: \`just bench\` (see bench/README.md)."
   echo
+  echo "Other results, each from its own recipe: [core](RESULTS-core.md), [runtime](RESULTS-runtime.md), [journal](RESULTS-journal.md),"
+  echo "[performance targets](RESULTS-perf.md), [live runs](RESULTS-live.md), [cost: cache stagger and rate limits](RESULTS-cost.md),"
+  echo "[distributed executor](RESULTS-distributed.md)."
+  echo
   echo "## 1. Start-up: a trivial script"
   echo
   echo "| command | min | median | peak RSS |"
