@@ -28,6 +28,8 @@ const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
 pub struct Messages {
     client: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
     base_url: String,
+    /// `{base_url}/v1/messages`, built once.
+    messages_url: String,
     api_key: String,
     model: String,
     max_tokens: u32,
@@ -121,6 +123,7 @@ impl Messages {
         .min(timeout);
         Ok(Messages {
             client: Client::builder(TokioExecutor::new()).build(https),
+            messages_url: format!("{}/v1/messages", base_url.trim_end_matches('/')),
             base_url: base_url.trim_end_matches('/').to_string(),
             api_key,
             model: cfg.model().to_string(),
@@ -242,7 +245,7 @@ impl Messages {
             None => None,
         };
         self.requests.fetch_add(1, Ordering::Relaxed);
-        let request = hyper::Request::post(format!("{}/v1/messages", self.base_url))
+        let request = hyper::Request::post(&self.messages_url)
             .header("x-api-key", &self.api_key)
             .header("anthropic-version", API_VERSION)
             .header("content-type", "application/json")

@@ -203,18 +203,24 @@ impl Throttle {
     }
 
     fn lane<'a>(&self, lanes: &'a mut HashMap<String, Lane>, model: &str) -> &'a mut Lane {
-        lanes.entry(model.to_string()).or_insert_with(|| {
-            let ModelLimits {
-                requests_per_minute,
-                concurrency,
-            } = self.config.model_limits(model);
-            Lane {
-                concurrency: concurrency.map(usize::from),
-                configured: requests_per_minute
-                    .map(|n| Bucket::per_minute(f64::from(n), Instant::now())),
-                ..Lane::default()
-            }
-        })
+        // Looked up on every request: allocate the key only the first time a model is seen.
+        if !lanes.contains_key(model) {
+            lanes.insert(model.to_string(), self.new_lane(model));
+        }
+        lanes.get_mut(model).expect("inserted above")
+    }
+
+    fn new_lane(&self, model: &str) -> Lane {
+        let ModelLimits {
+            requests_per_minute,
+            concurrency,
+        } = self.config.model_limits(model);
+        Lane {
+            concurrency: concurrency.map(usize::from),
+            configured: requests_per_minute
+                .map(|n| Bucket::per_minute(f64::from(n), Instant::now())),
+            ..Lane::default()
+        }
     }
 
     /// Waits until a request for `model` may be sent: the pool is not paused, the window and
