@@ -141,18 +141,7 @@ pub async fn plumbing(client: &async_nats::Client, lease: Option<Duration>) -> R
         duplicate_window: Duration::from_secs(120),
         ..Default::default()
     };
-    // A worker and the run host starting together both try to create the stream; the server
-    // (2.9) may refuse the second create ("subjects overlap") while the first is in flight.
-    // Looking again finds it.
-    let mut attempt = 0;
-    let stream = loop {
-        attempt += 1;
-        match js.get_or_create_stream(config.clone()).await {
-            Ok(s) => break s,
-            Err(_) if attempt < 5 => tokio::time::sleep(Duration::from_millis(100)).await,
-            Err(e) => return Err(no_js(&e)),
-        }
-    };
+    let stream = create_stream(&js, config).await.map_err(|e| no_js(&e))?;
     let results = bucket(&js, RESULTS, RESULTS_TTL)
         .await
         .map_err(|e| no_js(&e))?;
@@ -168,6 +157,24 @@ pub async fn plumbing(client: &async_nats::Client, lease: Option<Duration>) -> R
     })
 }
 
+/// Gets or creates a stream. A worker and the run host starting together both try to create
+/// it, and the server (2.9) may refuse the second create ("subjects overlap") while the first
+/// is in flight: looking again finds it.
+async fn create_stream(
+    js: &async_nats::jetstream::Context,
+    config: async_nats::jetstream::stream::Config,
+) -> Result<async_nats::jetstream::stream::Stream, async_nats::Error> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match js.get_or_create_stream(config.clone()).await {
+            Ok(s) => return Ok(s),
+            Err(_) if attempt < 5 => tokio::time::sleep(Duration::from_millis(100)).await,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 /// Opens a key-value bucket, creating its stream first when missing. Created by hand, with the
 /// KV conventions (`KV_<bucket>`, `$KV.<bucket>.>`, one value per key, roll-ups, direct gets):
 /// the client's `create_key_value` asks for the account's info first, which it cannot parse
@@ -178,11 +185,12 @@ async fn bucket(
     max_age: Duration,
 ) -> Result<async_nats::jetstream::kv::Store, async_nats::Error> {
     use async_nats::jetstream::stream;
-    for _ in 0..4 {
-        if let Ok(kv) = js.get_key_value(name).await {
-            return Ok(kv);
-        }
-        let config = stream::Config {
+    if let Ok(kv) = js.get_key_value(name).await {
+        return Ok(kv);
+    }
+    create_stream(
+        js,
+        stream::Config {
             name: format!("KV_{name}"),
             subjects: vec![format!("$KV.{name}.>")],
             max_messages_per_subject: 1,
@@ -194,26 +202,8 @@ async fn bucket(
             allow_direct: true,
             num_replicas: 1,
             ..Default::default()
-        };
-        // Created concurrently by another process: look again (see `plumbing`).
-        if js.get_or_create_stream(config).await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    js.get_or_create_stream(stream::Config {
-        name: format!("KV_{name}"),
-        subjects: vec![format!("$KV.{name}.>")],
-        max_messages_per_subject: 1,
-        max_age,
-        storage: stream::StorageType::File,
-        discard: stream::DiscardPolicy::New,
-        allow_rollup: true,
-        deny_delete: true,
-        allow_direct: true,
-        num_replicas: 1,
-        ..Default::default()
-    })
+        },
+    )
     .await?;
     Ok(js.get_key_value(name).await?)
 }

@@ -112,11 +112,11 @@ impl Nats {
             msg_id = format!("{id}.{generation}");
         }
         self.published.fetch_add(1, Ordering::Relaxed);
-        let _cancel = CancelOnDrop {
+        // Dropped before the result came (a kill, a stop, a stall): the worker is told to stop.
+        let mut guard = CancelOnDrop {
             client: self.client.clone(),
             subject: Some(format!("{CANCEL}.{id}")),
         };
-        let mut guard = _cancel;
         loop {
             tokio::select! {
                 entry = watch.next() => match entry {

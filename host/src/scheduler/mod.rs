@@ -113,7 +113,6 @@ pub struct Scheduler {
     queue: mpsc::UnboundedSender<AgentJob>,
     /// For a backend that places cache breakpoints (`Backend::caches_prompts`).
     stagger: Option<Arc<std::sync::Mutex<stagger::Stagger>>>,
-    throttle: Arc<throttle::Throttle>,
 }
 
 impl Scheduler {
@@ -193,11 +192,7 @@ impl Scheduler {
                 }
             });
         }
-        Scheduler {
-            queue,
-            stagger,
-            throttle,
-        }
+        Scheduler { queue, stagger }
     }
 
     /// Whether agents started together should reach the pool together (`submit_batch`): only
@@ -224,11 +219,6 @@ impl Scheduler {
     pub fn submit(&self, job: AgentJob) {
         // A send error means the workers are gone, i.e. the run is being torn down.
         let _ = self.queue.send(job);
-    }
-
-    /// 429s the pool met (a backend that reports them to the throttle).
-    pub fn rate_limited(&self) -> u64 {
-        self.throttle.limited_count()
     }
 }
 

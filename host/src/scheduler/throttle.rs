@@ -51,8 +51,6 @@ struct State {
     /// Nothing is sent before this (a 429's `retry-after`, a limit that says none remain).
     paused_until: Option<Instant>,
     lanes: HashMap<String, Lane>,
-    /// 429s seen, and pauses announced (for the report and the benchmark).
-    limited: u64,
 }
 
 /// One model's own limits: configured ones, and the provider's as its headers tell them.
@@ -174,7 +172,6 @@ impl std::fmt::Debug for Throttle {
         f.debug_struct("Throttle")
             .field("window", &s.window)
             .field("in_flight", &s.in_flight)
-            .field("limited", &s.limited)
             .finish_non_exhaustive()
     }
 }
@@ -192,7 +189,6 @@ impl Throttle {
                 in_flight: 0,
                 paused_until: None,
                 lanes: HashMap::new(),
-                limited: 0,
             }),
             changed: Notify::new(),
         })
@@ -333,7 +329,6 @@ impl Throttle {
             let until = Instant::now() + wait;
             let before = s.window;
             if halve {
-                s.limited += 1;
                 s.window = (s.window / 2.0).max(1.0);
             }
             // Announce a new pause, not every 429 of a burst that is already waiting.
@@ -363,11 +358,6 @@ impl Throttle {
             });
         }
         self.changed.notify_waiters();
-    }
-
-    /// 429s met by the pool so far.
-    pub fn limited_count(&self) -> u64 {
-        self.lock().limited
     }
 }
 
