@@ -208,14 +208,21 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// One event as a line of the JSON-lines schema: `{"v": 1, "t_ms": …, "type": …, …}` (no
 /// newline). `t_ms`: milliseconds since `start`, the run's start.
 pub fn to_line(start: std::time::Instant, e: &Event) -> String {
-    let mut v = serde_json::to_value(e).unwrap_or_default();
-    let mut line = serde_json::Map::new();
-    line.insert("v".into(), SCHEMA_VERSION.into());
-    line.insert("t_ms".into(), crate::report::millis(start.elapsed()).into());
-    if let serde_json::Value::Object(map) = &mut v {
-        line.extend(std::mem::take(map));
+    /// Written straight from the event (no `serde_json::Value` in between: this runs three
+    /// times per agent).
+    #[derive(Serialize)]
+    struct Line<'a> {
+        v: u32,
+        t_ms: u64,
+        #[serde(flatten)]
+        event: &'a Event,
     }
-    serde_json::Value::Object(line).to_string()
+    serde_json::to_string(&Line {
+        v: SCHEMA_VERSION,
+        t_ms: crate::report::millis(start.elapsed()),
+        event: e,
+    })
+    .unwrap_or_default()
 }
 
 /// A line of the JSON-lines schema read back: its time and its event (`None`: an event type
@@ -245,4 +252,46 @@ pub fn write_lines(out: Box<dyn std::io::Write + Send>, start: std::time::Instan
             let _ = writeln!(out, "{line}");
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_puts_version_time_and_type_first_and_reads_back() {
+        let e = Event::AgentFinished {
+            handle: 7,
+            label: "review a.rs".into(),
+            usage: Usage {
+                input_tokens: 3,
+                output_tokens: 5,
+                ..Usage::default()
+            },
+            cost_usd: 0.25,
+            duration_ms: 12,
+        };
+        let line = to_line(std::time::Instant::now(), &e);
+        assert!(
+            line.starts_with(r#"{"v":1,"t_ms":0,"type":"agent_finished","handle":7,"label":"review a.rs","usage":{"#),
+            "{line}"
+        );
+        let (t, back) = from_line(&line).expect("reads back");
+        assert_eq!(t, 0);
+        assert_eq!(
+            serde_json::to_value(&back).unwrap(),
+            serde_json::to_value(&e).unwrap()
+        );
+        let c = Event::Control {
+            action: "pause".into(),
+            agent: None,
+            by: "wfhost".into(),
+            detail: None,
+            wait_ms: None,
+        };
+        assert_eq!(
+            to_line(std::time::Instant::now(), &c),
+            r#"{"v":1,"t_ms":0,"type":"control","action":"pause","by":"wfhost"}"#
+        );
+    }
 }

@@ -25,6 +25,8 @@ pub struct Mock {
     in_flight: AtomicU64,
     max_in_flight: AtomicU64,
     calls: AtomicU64,
+    /// `WFHOST_MOCK_FAIL`, read at the first call (not once per call: the environment's lock).
+    forced: std::sync::OnceLock<Vec<String>>,
 }
 
 fn head(s: &str, n: usize) -> String {
@@ -136,8 +138,18 @@ impl Backend for Mock {
                 transient: true,
             });
         }
-        let forced = std::env::var("WFHOST_MOCK_FAIL")
-            .is_ok_and(|v| v.split(',').any(|p| !p.is_empty() && prompt.contains(p)));
+        let forced = self
+            .forced
+            .get_or_init(|| {
+                std::env::var("WFHOST_MOCK_FAIL")
+                    .unwrap_or_default()
+                    .split(',')
+                    .filter(|p| !p.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .iter()
+            .any(|p| prompt.contains(p.as_str()));
         if forced || prompt.contains("[fail]") {
             return Err(AgentError::permanent(format!(
                 "API Error: 400 forced failure for {}",

@@ -363,7 +363,10 @@ async fn supervised(
         tokio::pin!(call);
         let ended = loop {
             let silent_until = tokio::time::Instant::from_std(progress.last() + stall);
+            // The call first: one that answers at once (a mock, a replay, the journal) ends
+            // here without arming either timer.
             tokio::select! {
+                biased;
                 outcome = &mut call => break Ended::Answered(outcome),
                 c = next_cancel(&mut cancel) => break Ended::Cancelled(c),
                 () = tokio::time::sleep_until(silent_until) => {

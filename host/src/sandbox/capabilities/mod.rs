@@ -18,7 +18,7 @@ pub use ledger::Ledger;
 pub use policy::{Policy, cap_message};
 pub use timers::{MAX_TIMER_MS, Timers};
 
-use super::abi::{read_string, return_bytes, return_string};
+use super::abi::{Exports, GuestExports, read_string, return_bytes, return_string};
 use crate::events::{Event, Events, LogLevel};
 use crate::journal::{Cached, Journal, Record};
 use crate::limits::{LimitHit, Limits};
@@ -77,6 +77,8 @@ pub struct Capabilities {
     pub limit_hit: Option<LimitHit>,
     /// Time to instantiate the guest for this run.
     pub instantiate: Duration,
+    /// The guest's memory and allocator, once found.
+    exports: GuestExports,
 }
 
 /// The per-run inputs of the capability surface.
@@ -134,6 +136,7 @@ impl Capabilities {
             outcome: None,
             limit_hit: None,
             instantiate: Duration::ZERO,
+            exports: GuestExports::default(),
         }
     }
 
@@ -329,6 +332,13 @@ fn error(name: &str, message: &str) -> Value {
 
 // ------------------------------------------------------------------ the link table
 
+/// Where the guest's exports are kept, from the projection to the capabilities.
+fn exports<T>(
+    project: impl Fn(&mut T) -> &mut Capabilities + Send + Sync + Copy + 'static,
+) -> impl Exports<T> {
+    move |t: &mut T| -> &mut GuestExports { &mut project(t).exports }
+}
+
 /// An import that takes a JSON request and returns a JSON reply.
 fn request_reply<T: Send + 'static>(
     linker: &mut Linker<T>,
@@ -341,13 +351,13 @@ fn request_reply<T: Send + 'static>(
         name,
         move |mut caller: Caller<'_, T>, (ptr, len): (u32, u32)| {
             Box::new(async move {
-                let request = read_string(&mut caller, ptr, len)?;
+                let request = read_string(&mut caller, exports(project), ptr, len)?;
                 let caps = project(caller.data_mut());
                 let reply = match handle(caps, &request) {
                     Ok(reply) => reply.to_string(),
                     Err(limit) => return Err(caps.hit(limit)),
                 };
-                return_string(&mut caller, &reply).await
+                return_string(&mut caller, exports(project), &reply).await
             })
         },
     )?;
@@ -365,7 +375,7 @@ fn text_sink<T: Send + 'static>(
         MODULE,
         name,
         move |mut caller: Caller<'_, T>, ptr: u32, len: u32| {
-            let text = read_string(&mut caller, ptr, len)?;
+            let text = read_string(&mut caller, exports(project), ptr, len)?;
             let caps = project(caller.data_mut());
             handle(caps, text).map_err(|limit| caps.hit(limit))
         },
@@ -385,7 +395,7 @@ pub fn add_to_linker<T: Send + 'static>(
         move |mut caller: Caller<'_, T>, (): ()| {
             Box::new(async move {
                 let context = project(caller.data_mut()).policy.clone();
-                return_string(&mut caller, &context.context).await
+                return_string(&mut caller, exports(project), &context.context).await
             })
         },
     )?;
@@ -421,7 +431,8 @@ pub fn add_to_linker<T: Send + 'static>(
                 (options_ptr, options_len),
             );
             let group = (group_kind, group_id, group_a, group_b);
-            let mut text = |(ptr, len): (u32, u32)| read_string(&mut caller, ptr, len);
+            let mut text =
+                |(ptr, len): (u32, u32)| read_string(&mut caller, exports(project), ptr, len);
             let some = |s: String| Some(s).filter(|s| !s.is_empty());
             let mut call = AgentCall {
                 prompt: text(prompt)?,
@@ -450,7 +461,7 @@ pub fn add_to_linker<T: Send + 'static>(
         move |mut caller: Caller<'_, T>, (): ()| {
             Box::new(async move {
                 let error = std::mem::take(&mut project(caller.data_mut()).last_error);
-                return_string(&mut caller, &error).await
+                return_string(&mut caller, exports(project), &error).await
             })
         },
     )?;
@@ -468,13 +479,21 @@ pub fn add_to_linker<T: Send + 'static>(
                     )));
                 }
                 let deadline = caps.deadline;
-                let completion = tokio::select! {
-                    c = caps.completions.recv() => {
-                        c.ok_or_else(|| wasmtime::format_err!("the scheduler stopped"))?
-                    }
-                    () = tokio::time::sleep_until(deadline) => {
-                        return Err(caps.hit(LimitHit::WallClock));
-                    }
+                // A completion already waiting is taken without arming the wall-clock timer:
+                // with a fast backend that is most of them, and a timer armed and dropped per
+                // agent costs the time driver's lock (shared with every pool worker).
+                let ready = caps.completions.try_recv().ok();
+                let completion = match ready {
+                    Some(c) => c,
+                    None => tokio::select! {
+                        biased;
+                        c = caps.completions.recv() => {
+                            c.ok_or_else(|| wasmtime::format_err!("the scheduler stopped"))?
+                        }
+                        () = tokio::time::sleep_until(deadline) => {
+                            return Err(caps.hit(LimitHit::WallClock));
+                        }
+                    },
                 };
                 let message = match caps.complete(completion) {
                     Ok(m) => m,
@@ -482,7 +501,7 @@ pub fn add_to_linker<T: Send + 'static>(
                 };
                 // The guest waited on the host: its synchronous-execution allowance starts afresh.
                 caps.last_yield = Instant::now();
-                return_bytes(&mut caller, &message).await
+                return_bytes(&mut caller, exports(project), &message).await
             })
         },
     )?;
@@ -503,7 +522,7 @@ pub fn add_to_linker<T: Send + 'static>(
         MODULE,
         "log",
         move |mut caller: Caller<'_, T>, level: u32, ptr: u32, len: u32| {
-            let text = read_string(&mut caller, ptr, len)?;
+            let text = read_string(&mut caller, exports(project), ptr, len)?;
             let caps = project(caller.data_mut());
             caps.log(LogLevel::from_guest(level), text)
                 .map_err(|limit| caps.hit(limit))
