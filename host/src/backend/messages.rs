@@ -11,8 +11,6 @@
 use super::{AgentError, AgentReply, AgentRequest, Backend, Usage};
 use crate::config::{self, Config};
 use anyhow::Result;
-use eventsource_stream::Eventsource;
-use futures_util::StreamExt;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::client::legacy::{Client, connect::HttpConnector};
@@ -138,10 +136,22 @@ impl Messages {
         })
     }
 
-    /// The user content: the task, with a `cache_control` breakpoint at the end of the head it
-    /// shares with its fan-out (scheduler::stagger found it), so the others read it from the
-    /// cache.
-    fn content(req: &AgentRequest, feedback: Option<&str>) -> Value {
+    /// The request body, serialised once per agent (a retry sends the same bytes), and its
+    /// model. Typed: building a `serde_json::Value` for every request was a visible share of a
+    /// fan-out's CPU. `for_count`: the body of the count-tokens endpoint (no `stream`, no
+    /// `max_tokens`).
+    fn body(&self, req: &AgentRequest, feedback: Option<&str>, for_count: bool) -> (Bytes, String) {
+        // `agentType`: the definition's system prompt and model (unless the call names one).
+        let def = super::agent_definition();
+        let framing = super::system_prompt(req, def.as_deref(), false);
+        let model = req
+            .model
+            .clone()
+            .or_else(|| def.and_then(|d| d.model.clone()))
+            .unwrap_or_else(|| self.model.clone());
+        // The user content: the task, with a `cache_control` breakpoint at the end of the
+        // head it shares with its fan-out (scheduler::stagger found it), so the others read it
+        // from the cache.
         let mut prompt = super::framed_task(&req.prompt);
         // The frame indents every line, so the framed head is a prefix of the framed task.
         let head = super::cache_hint()
@@ -152,63 +162,60 @@ impl Messages {
                 "\n\nYour previous answer did not match the required schema:\n{f}\nCall StructuredOutput again with a corrected answer."
             ));
         }
-        match head {
+        let content = match head {
             Some(n) => {
                 let (head, tail) = prompt.split_at(n);
-                json!([
-                    { "type": "text", "text": head, "cache_control": { "type": "ephemeral" } },
-                    { "type": "text", "text": tail }
-                ])
+                vec![Text::cached(head), Text::plain(tail)]
             }
-            None => json!([{ "type": "text", "text": prompt }]),
-        }
-    }
-
-    fn body(&self, req: &AgentRequest, feedback: Option<&str>) -> Value {
-        // `agentType`: the definition's system prompt and model (unless the call names one).
-        let def = super::agent_definition();
-        let framing = super::system_prompt(req, def.as_deref(), false);
-        let model = req
-            .model
-            .clone()
-            .or_else(|| def.and_then(|d| d.model.clone()))
-            .unwrap_or_else(|| self.model.clone());
-        let mut body = json!({
-            "model": model,
-            "max_tokens": self.max_tokens,
-            "stream": true,
-            "system": [{ "type": "text", "text": framing, "cache_control": { "type": "ephemeral" } }],
-            "messages": [{ "role": "user", "content": Self::content(req, feedback) }],
-        });
-        if let Some(schema) = &req.schema {
-            body["tools"] = json!([{
-                "name": "StructuredOutput",
-                "description": "Return your final answer. Its input is the answer, matching the schema exactly.",
-                "input_schema": schema,
-            }]);
-            body["tool_choice"] = json!({ "type": "tool", "name": "StructuredOutput" });
-        } else if let Some(budget) = thinking_budget(req.effort.as_deref()) {
-            // effort → extended thinking (not with a forced tool: the API refuses the pair).
-            body["thinking"] = json!({ "type": "enabled", "budget_tokens": budget });
-            body["max_tokens"] = json!(self.max_tokens.max(budget + 4096));
-        }
-        body
+            None => vec![Text::plain(&prompt)],
+        };
+        // effort → extended thinking (not with a forced tool: the API refuses the pair).
+        let thinking = thinking_budget(req.effort.as_deref())
+            .filter(|_| req.schema.is_none())
+            .map(|budget_tokens| Thinking {
+                kind: "enabled",
+                budget_tokens,
+            });
+        let body = Body {
+            model: &model,
+            max_tokens: (!for_count).then(|| {
+                thinking
+                    .as_ref()
+                    .map_or(self.max_tokens, |t| self.max_tokens.max(t.budget_tokens + 4096))
+            }),
+            stream: (!for_count).then_some(true),
+            system: [Text::cached(&framing)],
+            messages: [Message {
+                role: "user",
+                content,
+            }],
+            tools: req.schema.as_ref().map(|schema| {
+                [Tool {
+                    name: "StructuredOutput",
+                    description: "Return your final answer. Its input is the answer, matching the schema exactly.",
+                    input_schema: schema,
+                }]
+            }),
+            tool_choice: req.schema.as_ref().map(|_| ToolChoice {
+                kind: "tool",
+                name: "StructuredOutput",
+            }),
+            thinking,
+        };
+        let bytes = serde_json::to_vec(&body).unwrap_or_default();
+        (Bytes::from(bytes), model)
     }
 
     /// The input tokens of an agent's first request, as the API counts them (its free
     /// count-tokens endpoint; `wfhost plan`). The same body the agent would send, minus what the
     /// endpoint does not take.
     pub async fn count_tokens(&self, req: &AgentRequest) -> Result<u64, AgentError> {
-        let mut body = self.body(req, None);
-        if let Some(o) = body.as_object_mut() {
-            o.remove("stream");
-            o.remove("max_tokens");
-        }
+        let (body, _) = self.body(req, None, true);
         let request = hyper::Request::post(format!("{}/v1/messages/count_tokens", self.base_url))
             .header("x-api-key", &self.api_key)
             .header("anthropic-version", API_VERSION)
             .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(body.to_string())))
+            .body(Full::new(body))
             .map_err(|e| AgentError::permanent(format!("building the request: {e}")))?;
         let work = async {
             let response = self
@@ -237,11 +244,11 @@ impl Messages {
             .unwrap_or_else(|_| Err(AgentError::permanent("count_tokens took over 30 s")))
     }
 
-    async fn attempt(&self, body: &Value) -> Result<AgentReply, Failure> {
+    async fn attempt(&self, body: &Bytes, model: &str) -> Result<AgentReply, Failure> {
         // The pool's rate-limit state: paused after a 429, paced by the provider's headers.
         let throttle = super::throttle();
         let permit = match &throttle {
-            Some(t) => Some(t.acquire(body["model"].as_str().unwrap_or_default()).await),
+            Some(t) => Some(t.acquire(model).await),
             None => None,
         };
         self.requests.fetch_add(1, Ordering::Relaxed);
@@ -250,7 +257,7 @@ impl Messages {
             .header("anthropic-version", API_VERSION)
             .header("content-type", "application/json")
             .header("accept", "text/event-stream")
-            .body(Full::new(Bytes::from(body.to_string())))
+            .body(Full::new(body.clone()))
             .map_err(|e| {
                 Failure::Fatal(AgentError::permanent(format!("building the request: {e}")))
             })?;
@@ -375,12 +382,22 @@ async fn read_stream(body: hyper::body::Incoming) -> Result<AgentReply, Failure>
         },
         after: None,
     };
-    let mut events = body.into_data_stream().eventsource();
+    let mut body = body;
+    let mut events = super::sse::Parser::default();
     let mut reply = AgentReply::default();
     let mut tool_json = String::new();
     let mut stopped = false;
-    while let Some(event) = events.next().await {
-        let event = event.map_err(|e| retry(format!("the answer stream broke: {e}")))?;
+    loop {
+        let Some(event) = events.next_event() else {
+            let Some(frame) = body.frame().await else {
+                break;
+            };
+            let frame = frame.map_err(|e| retry(format!("the answer stream broke: {e}")))?;
+            if let Some(chunk) = frame.data_ref() {
+                events.push(chunk);
+            }
+            continue;
+        };
         // Every event, pings included, shows the call is alive (the stall timeout).
         super::progress();
         if event.event == "ping" {
@@ -461,6 +478,83 @@ fn thinking_budget(effort: Option<&str>) -> Option<u32> {
         "high" | "max" => Some(16384),
         _ => None,
     }
+}
+
+/// A Messages API request, as wfhost sends it (fields in the order the API documents them).
+#[derive(serde::Serialize)]
+struct Body<'a> {
+    model: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream: Option<bool>,
+    system: [Text<'a>; 1],
+    messages: [Message<'a>; 1],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tools: Option<[Tool<'a>; 1]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_choice: Option<ToolChoice>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    thinking: Option<Thinking>,
+}
+
+#[derive(serde::Serialize)]
+struct Text<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    text: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cache_control: Option<CacheControl>,
+}
+
+impl<'a> Text<'a> {
+    fn plain(text: &'a str) -> Text<'a> {
+        Text {
+            kind: "text",
+            text,
+            cache_control: None,
+        }
+    }
+    /// A cache breakpoint at the end of this text.
+    fn cached(text: &'a str) -> Text<'a> {
+        Text {
+            cache_control: Some(CacheControl { kind: "ephemeral" }),
+            ..Text::plain(text)
+        }
+    }
+}
+
+#[derive(serde::Serialize)]
+struct CacheControl {
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+#[derive(serde::Serialize)]
+struct Message<'a> {
+    role: &'static str,
+    content: Vec<Text<'a>>,
+}
+
+#[derive(serde::Serialize)]
+struct Tool<'a> {
+    name: &'static str,
+    description: &'static str,
+    input_schema: &'a Value,
+}
+
+#[derive(serde::Serialize)]
+struct ToolChoice {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    name: &'static str,
+}
+
+#[derive(serde::Serialize)]
+struct Thinking {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    budget_tokens: u32,
 }
 
 /// One event of the Messages API's answer stream: only the fields wfhost reads (the rest are
@@ -552,7 +646,7 @@ impl Backend for Messages {
         req: &AgentRequest,
         feedback: Option<&str>,
     ) -> Result<AgentReply, AgentError> {
-        let body = self.body(req, feedback);
+        let (body, model) = self.body(req, feedback, false);
         // Sharing a head with a call that is writing it to the cache: wait until it can be read.
         if let Some(hint) = super::cache_hint() {
             hint.before_send().await;
@@ -560,7 +654,7 @@ impl Backend for Messages {
         let attempts = async {
             let mut attempt = 1;
             loop {
-                match self.attempt(&body).await {
+                match self.attempt(&body, &model).await {
                     Ok(reply) => return Ok(reply),
                     Err(Failure::Fatal(e)) => return Err(e),
                     Err(Failure::Retry { error, .. }) if attempt >= self.max_attempts => {

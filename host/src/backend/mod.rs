@@ -8,6 +8,7 @@ pub mod command;
 pub mod messages;
 pub mod mock;
 pub mod replay;
+pub mod sse;
 
 pub use crate::agent::{AgentRequest, Usage};
 use serde_json::Value;
