@@ -130,9 +130,12 @@
   // enumerable string keys, deep, with cycles and shared references kept; functions become
   // undefined; Date, Map, Set, RegExp, Error and class instances become plain objects of their
   // own enumerable keys; array holes become undefined. Primitives pass as they are.
+  // `seen`: a Map shared by the copies that must keep their shared references, or null (made
+  // here when the value is an object: most results are strings and need none).
   function realmCopy(v, seen) {
     if (typeof v === "function") return undefined;
     if (v === null || typeof v !== "object") return v;
+    if (seen === null) seen = new Map();
     if (seen.has(v)) return seen.get(v);
     if (Array.isArray(v)) {
       const out = new Array(v.length);
@@ -262,7 +265,7 @@
         }),
       );
       return settled.map((s, i) => {
-        if (s.ok) return realmCopy(s.value, new Map());
+        if (s.ok) return realmCopy(s.value, null);
         host.log(0, `${prefix}parallel[${i}] failed: ${describe(s.error)}`);
         return null;
       });
@@ -430,11 +433,11 @@
       else if (kind === 3) p.reject(new Error(payload));
       else p.resolve(kind === 1 ? payload : kind === 2 ? JSON.parse(payload) : null);
     },
-    pendingCount() {
-      return state.pendingSize;
-    },
-    outcome() {
-      return state.outcome;
+    // After the jobs have run: the outcome once the script has settled, "" when nothing is
+    // outstanding (a deadlock), null while agents or timers are.
+    status() {
+      if (state.outcome !== null && state.outcome !== undefined) return state.outcome;
+      return state.pendingSize === 0 ? "" : null;
     },
   };
 

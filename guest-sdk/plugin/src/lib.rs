@@ -36,8 +36,12 @@ const MAX_JS_STACK: usize = 512 * 1024;
 
 struct Guest {
     rt: Runtime,
-    /// The object the prelude returned: `start`, `deliver`, `pendingCount`, `outcome`.
+    /// The object the prelude returned: `start`, `deliver`, `status`.
     internals: Persistent<Object<'static>>,
+    /// `internals.deliver` and `internals.status`, looked up once: the event loop calls them
+    /// for every finished agent.
+    deliver: Persistent<Function<'static>>,
+    status: Persistent<Function<'static>>,
 }
 
 thread_local! {
@@ -113,10 +117,13 @@ fn init() -> anyhow::Result<Guest> {
             )?;
             let prelude: Function = ctx.eval(PRELUDE)?;
             let internals: Object = prelude.call((host,))?;
-            Ok(Persistent::save(&ctx, internals))
+            let deliver: Function = internals.get("deliver")?;
+            let status: Function = internals.get("status")?;
+            Ok((Persistent::save(&ctx, internals), Persistent::save(&ctx, deliver), Persistent::save(&ctx, status)))
         })
         .map_err(|e| rt.context().with(|cx| from_js_error(cx.clone(), e)))?;
-    Ok(Guest { rt, internals })
+    let (internals, deliver, status) = internals;
+    Ok(Guest { rt, internals, deliver, status })
 }
 
 /// QuickJS calls this when a promise is rejected with no handler (`handled == false`) and when
@@ -254,14 +261,7 @@ fn run(g: &Guest, bytecode: &[u8]) -> anyhow::Result<String> {
 
     let outcome = loop {
         g.rt.resolve_pending_jobs()?;
-        let state = js(&|_, internals| {
-            let outcome: Option<String> = internals.get::<_, Function>("outcome")?.call(())?;
-            if outcome.is_some() {
-                return Ok(outcome);
-            }
-            let pending: u32 = internals.get::<_, Function>("pendingCount")?.call(())?;
-            Ok((pending == 0).then(String::new))
-        })?;
+        let state = js(&|ctx, _| g.status.clone().restore(&ctx)?.call(()))?;
         match state {
             Some(o) if o.is_empty() => {
                 break failure(
@@ -273,11 +273,16 @@ fn run(g: &Guest, bytecode: &[u8]) -> anyhow::Result<String> {
             Some(o) => break o,
             None => {}
         }
-        let done = host::wait_next();
-        js(&|_, internals| {
-            let deliver: Function = internals.get("deliver")?;
+        let done = RefCell::new(Some(host::wait_next()));
+        js(&|ctx, _| {
+            let Some(done) = done.borrow_mut().take() else { return Ok(None) };
             // `spent` is an output-token count: exact as a JS number far beyond any budget.
-            deliver.call::<_, ()>((done.handle, done.kind, done.spent as f64, done.payload.clone()))?;
+            g.deliver.clone().restore(&ctx)?.call::<_, ()>((
+                done.handle,
+                done.kind,
+                done.spent as f64,
+                done.payload,
+            ))?;
             Ok(None)
         })?;
     };
