@@ -245,7 +245,12 @@ impl LiveRun {
     }
 
     fn phase_mut(&mut self, title: &str) -> &mut PhaseRow {
-        let i = match self.phases.iter().position(|p| p.title == title) {
+        // Most events are of the phase the last one was in (three per agent).
+        let last = self.phases.len().checked_sub(1);
+        let i = match last
+            .filter(|&i| self.phases[i].title == title)
+            .or_else(|| self.phases.iter().position(|p| p.title == title))
+        {
             Some(i) => i,
             None => {
                 self.phases.push(PhaseRow {
