@@ -323,6 +323,11 @@ impl Messages {
             }
             read_stream(response.into_body()).await
         };
+        // An attempt bound no tighter than the whole call's (the default) is the outer
+        // timeout's to enforce: no second timer per call.
+        if self.attempt_timeout >= self.timeout {
+            return work.await;
+        }
         match tokio::time::timeout(self.attempt_timeout, work).await {
             Ok(r) => r,
             Err(_) => Err(Failure::Retry {

@@ -365,16 +365,19 @@ async fn supervised(
             let silent_until = tokio::time::Instant::from_std(progress.last() + stall);
             // The call first: one that answers at once (a mock, a replay, the journal) ends
             // here without arming either timer.
+            // One timer for both the stall and the wall clock, whichever comes first.
             tokio::select! {
                 biased;
                 outcome = &mut call => break Ended::Answered(outcome),
                 c = next_cancel(&mut cancel) => break Ended::Cancelled(c),
-                () = tokio::time::sleep_until(silent_until) => {
+                () = tokio::time::sleep_until(silent_until.min(deadline)) => {
+                    if tokio::time::Instant::now() >= deadline {
+                        break Ended::OutOfTime;
+                    }
                     if progress.last() + stall <= Instant::now() {
                         break Ended::Stalled;
                     }
                 }
-                () = tokio::time::sleep_until(deadline) => break Ended::OutOfTime,
             }
         };
         let number = setup.control.number(job.handle);
