@@ -13,6 +13,7 @@ use hyper::body::Bytes;
 use hyper::{Request, Response};
 use serde_json::{Value, json};
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -449,7 +450,9 @@ async fn handle(
     let output_tokens = (answer.chars().count() as u64).div_ceil(4);
     // Written out rather than built as `Value`s: the benchmark's fan-outs make this server
     // share the machine's cores with the wfhost it measures.
-    let text = format!(
+    let mut text = String::with_capacity(1024);
+    let _ = write!(
+        text,
         "event: message_start\ndata: {start}\n\n\
          event: content_block_start\ndata: {{\"type\":\"content_block_start\",\"index\":0,\"content_block\":{block}}}\n\n\
          event: ping\ndata: {{\"type\":\"ping\"}}\n\n\
@@ -474,7 +477,7 @@ async fn handle(
 impl FakeApi {
     pub(crate) fn start(tls: bool) -> FakeApi {
         let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
+            .worker_threads(1)
             .enable_all()
             .build()
             .unwrap();

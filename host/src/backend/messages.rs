@@ -202,7 +202,9 @@ impl Messages {
             }),
             thinking,
         };
-        let bytes = serde_json::to_vec(&body).unwrap_or_default();
+        // Sized for the texts it carries: no regrowing (and copying) while it is written.
+        let mut bytes = Vec::with_capacity(framing.len() + prompt.len() + 512);
+        let _ = serde_json::to_writer(&mut bytes, &body);
         (Bytes::from(bytes), model)
     }
 

@@ -16,8 +16,11 @@ pub struct Event {
 
 #[derive(Default)]
 pub struct Parser {
-    /// Bytes received and not yet dispatched, line ends normalised to `\n`.
+    /// Bytes received, line ends normalised to `\n`; those before `start` are dispatched.
     buf: Vec<u8>,
+    /// Where the first event not yet dispatched begins (the buffer is emptied, or its tail
+    /// moved down, only when a chunk arrives: not once per event).
+    start: usize,
     /// Where the search for the next blank line resumes.
     scanned: usize,
     /// The last chunk ended in `\r`: a `\n` starting the next one belongs to it.
@@ -27,6 +30,11 @@ pub struct Parser {
 impl Parser {
     /// Adds a chunk of the stream.
     pub fn push(&mut self, chunk: &[u8]) {
+        if self.start > 0 {
+            self.buf.drain(..self.start);
+            self.scanned = self.scanned.saturating_sub(self.start);
+            self.start = 0;
+        }
         let mut chunk = chunk;
         if self.after_cr && chunk.first() == Some(&b'\n') {
             chunk = &chunk[1..];
@@ -56,14 +64,14 @@ impl Parser {
     /// The next complete event, if one has arrived.
     pub fn next_event(&mut self) -> Option<Event> {
         loop {
-            let mut from = self.scanned;
+            let mut from = self.scanned.max(self.start);
             let end = loop {
                 let Some(at) = self.buf[from..]
                     .iter()
                     .position(|&b| b == b'\n')
                     .map(|p| from + p)
                 else {
-                    self.scanned = self.buf.len().saturating_sub(1);
+                    self.scanned = self.buf.len().saturating_sub(1).max(self.start);
                     return None;
                 };
                 if self.buf.get(at + 1) == Some(&b'\n') {
@@ -71,9 +79,9 @@ impl Parser {
                 }
                 from = at + 1;
             };
-            let event = parse_block(&self.buf[..end]);
-            self.buf.drain(..end + 2);
-            self.scanned = 0;
+            let event = parse_block(&self.buf[self.start..end]);
+            self.start = end + 2;
+            self.scanned = self.start;
             if let Some(e) = event {
                 return Some(e);
             }
@@ -82,7 +90,7 @@ impl Parser {
 
     /// Bytes of a partial event still waiting for its end.
     pub fn pending(&self) -> usize {
-        self.buf.len()
+        self.buf.len() - self.start
     }
 }
 
@@ -168,6 +176,24 @@ mod tests {
             all(&[b"data: a\r", b"\n\r", b"\n"]),
             vec![ev("message", "a")]
         );
+    }
+
+    #[test]
+    fn chunks_after_everything_was_dispatched_start_afresh() {
+        let mut p = Parser::default();
+        p.push(b"data: 1\n\n");
+        assert_eq!(p.next_event(), Some(ev("message", "1")));
+        assert_eq!(p.next_event(), None);
+        p.push(b"data: 2\n");
+        assert_eq!(p.next_event(), None);
+        p.push(b"\ndata: 3\n\nda");
+        assert_eq!(p.next_event(), Some(ev("message", "2")));
+        assert_eq!(p.next_event(), Some(ev("message", "3")));
+        assert_eq!(p.next_event(), None);
+        assert_eq!(p.pending(), 2);
+        p.push(b"ta: 4\n\n");
+        assert_eq!(p.next_event(), Some(ev("message", "4")));
+        assert_eq!(p.pending(), 0);
     }
 
     #[test]
