@@ -32,7 +32,8 @@ pub const MIN_SHARED_HEAD: usize = 4096;
 /// writer, and a follower that writes the entry itself costs 25 % more on its head, not a stall.
 pub const MAX_HOLD: Duration = Duration::from_secs(5);
 
-/// How many recent prompts a new batch is compared with (sequential fan-outs, pipelines).
+/// How many recent prompts (of at least [`MIN_SHARED_HEAD`] bytes: a shorter one cannot share a
+/// head worth an entry) a new batch is compared with (sequential fan-outs, pipelines).
 const RECENT: usize = 32;
 
 /// Opens when the writer's answer has begun (or it ended without one).
@@ -142,7 +143,11 @@ impl Stagger {
                 hold: self.hold,
             }));
         }
-        for job in batch.iter().rev().take(RECENT).rev() {
+        let long: Vec<&AgentJob> = batch
+            .iter()
+            .filter(|j| j.request.prompt.len() >= MIN_SHARED_HEAD)
+            .collect();
+        for job in &long[long.len().saturating_sub(RECENT)..] {
             if self.recent.len() == RECENT {
                 self.recent.pop_front();
             }
@@ -153,19 +158,35 @@ impl Stagger {
 
 /// Each job's shared head: its `sharedHeadLength`, else the longest prefix it shares with any
 /// other prompt (sorted order makes that a neighbour: O(n log n), not O(n²)), cut to a line end.
+/// Prompts shorter than [`MIN_SHARED_HEAD`] take no part: they cannot share a head worth an
+/// entry, and a longer prompt's longest worthwhile prefix is shared with another long one (so a
+/// fan-out of short prompts costs nothing here).
 fn shared_heads(batch: &[AgentJob], recent: &[String]) -> Vec<Option<usize>> {
-    let prompts: Vec<&str> = batch
+    let long = |p: &&str| p.len() >= MIN_SHARED_HEAD;
+    // (the prompt, its place in the batch: `usize::MAX` for a recent one)
+    let prompts: Vec<(&str, usize)> = batch
         .iter()
-        .map(|j| j.request.prompt.as_str())
-        .chain(recent.iter().map(String::as_str))
+        .enumerate()
+        .map(|(i, j)| (j.request.prompt.as_str(), i))
+        .filter(|(p, _)| long(p))
+        .chain(
+            recent
+                .iter()
+                .map(|p| (p.as_str(), usize::MAX))
+                .filter(|(p, _)| long(p)),
+        )
         .collect();
     let mut order: Vec<usize> = (0..prompts.len()).collect();
-    order.sort_unstable_by(|a, b| prompts[*a].cmp(prompts[*b]));
-    let mut longest = vec![0usize; prompts.len()];
+    order.sort_unstable_by(|a, b| prompts[*a].0.cmp(prompts[*b].0));
+    let mut longest = vec![0usize; batch.len()];
     for w in order.windows(2) {
-        let n = common_prefix(prompts[w[0]], prompts[w[1]]);
-        longest[w[0]] = longest[w[0]].max(n);
-        longest[w[1]] = longest[w[1]].max(n);
+        let ((a, i), (b, j)) = (prompts[w[0]], prompts[w[1]]);
+        let n = common_prefix(a, b);
+        for k in [i, j] {
+            if let Some(l) = longest.get_mut(k) {
+                *l = (*l).max(n);
+            }
+        }
     }
     batch
         .iter()
@@ -245,6 +266,24 @@ mod tests {
         let mut one = vec![job(&"x".repeat(10_000), None)];
         Stagger::new(true).plan(&mut one);
         assert!(one[0].cache.is_none());
+    }
+
+    #[test]
+    fn short_prompts_between_long_ones_change_nothing() {
+        let head = format!("{}\n", "Context. ".repeat(600));
+        let mut s = Stagger::new(true);
+        let mut first = vec![job(&format!("{head}item 1"), None)];
+        s.plan(&mut first);
+        assert!(first[0].cache.is_none(), "alone so far");
+        // More short prompts than the recent list holds, then the head again: still matched.
+        let mut short: Vec<AgentJob> = (0..100).map(|i| job(&format!("q{i}"), None)).collect();
+        s.plan(&mut short);
+        assert!(short.iter().all(|j| j.cache.is_none()));
+        // Its only partner is the long prompt of three batches ago.
+        let mut mixed = vec![job("tiny", None), job(&format!("{head}item 2"), None)];
+        s.plan(&mut mixed);
+        assert!(mixed[0].cache.is_none());
+        assert_eq!(mixed[1].cache.as_ref().unwrap().head, head.len());
     }
 
     #[test]
