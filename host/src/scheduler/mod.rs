@@ -338,6 +338,8 @@ async fn supervised(
     let stall = job.stall.unwrap_or(setup.stall_timeout);
     let deadline = tokio::time::Instant::from_std(start + setup.agent_timeout);
     let mut stalls = 0;
+    // The agent's number as `wfhost watch` shows it (given when it was queued).
+    let number = setup.control.number(job.handle);
     let outcome = loop {
         setup.events.emit(Event::AgentStarted {
             handle: job.handle,
@@ -351,7 +353,7 @@ async fn supervised(
         let progress = Progress::new();
         let context = crate::backend::CallContext {
             control_socket: setup.control.socket(),
-            agent: setup.control.number(job.handle),
+            agent: number,
             definition: job.agent_def.clone(),
             cache: job.cache.clone(),
             throttle: Some(throttle.clone()),
@@ -380,7 +382,6 @@ async fn supervised(
                 }
             }
         };
-        let number = setup.control.number(job.handle);
         match ended {
             Ended::Answered(outcome) => break outcome,
             Ended::Cancelled(Cancel::Kill) => break failed(KILLED.to_string()),
