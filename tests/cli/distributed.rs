@@ -3,7 +3,7 @@
 //! run host has no API key; the workers do.
 
 use super::fake_api::FakeApi;
-use super::{Scratch, wfhost};
+use super::{Scratch, wait_for, wfhost};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -13,6 +13,24 @@ struct NatsServer {
     port: u16,
     store: tempfile::TempDir,
     extra: Vec<String>,
+}
+
+/// `nats-server -js` on `port` with its store in `store`; returns once it accepts connections.
+fn launch(bin: &str, port: u16, store: &std::path::Path, extra: &[String]) -> Child {
+    let child = Command::new(bin)
+        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+        .arg(store)
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nats-server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child
 }
 
 impl NatsServer {
@@ -32,43 +50,18 @@ impl NatsServer {
             .local_addr()
             .unwrap()
             .port();
-        let mut s = NatsServer {
-            child: Command::new(bin)
-                .arg("--version")
-                .stdout(Stdio::null())
-                .spawn()
-                .unwrap(),
+        let extra: Vec<String> = extra.iter().map(|a| (*a).to_string()).collect();
+        Some(NatsServer {
+            child: launch(bin, port, store.path(), &extra),
             port,
             store,
-            extra: extra.iter().map(|a| (*a).to_string()).collect(),
-        };
-        let _ = s.child.wait();
-        s.child = s.spawn(bin);
-        Some(s)
+            extra,
+        })
     }
 
+    /// Starts it again on the same port and store (a restart).
     fn spawn(&self, bin: &str) -> Child {
-        let child = Command::new(bin)
-            .args([
-                "-js",
-                "-a",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-sd",
-            ])
-            .arg(self.store.path())
-            .args(&self.extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "nats-server did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        child
+        launch(bin, self.port, self.store.path(), &self.extra)
     }
 
     fn url(&self) -> String {
@@ -344,14 +337,6 @@ fn pid_of(dir: &std::path::Path, label: &str) -> Option<i32> {
         .ok()
 }
 
-fn wait_until(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(25));
-    }
-}
-
 /// `agent kill` and `stop` on the run host end the call a worker is making on another machine:
 /// the agent's process is gone within seconds, not when its 60 s sleep ends.
 #[test]
@@ -399,7 +384,7 @@ fn kill_and_stop_reach_a_workers_running_call() {
     started.code(0);
     let info: serde_json::Value = serde_json::from_str(started.stdout.trim()).unwrap();
     let run_id = info["run_id"].as_str().unwrap().to_string();
-    wait_until(Duration::from_secs(20), "both sleepers to start", || {
+    wait_for(Duration::from_secs(20), "both sleepers to start", || {
         pid_of(workdir.path(), "one").is_some() && pid_of(workdir.path(), "two").is_some()
     });
     let (one, two) = (
@@ -414,14 +399,14 @@ fn kill_and_stop_reach_a_workers_running_call() {
         out.code(0);
     };
     steer(&["agent", "kill", &run_id, "one"]);
-    wait_until(
+    wait_for(
         Duration::from_secs(10),
         "the killed agent's process to end",
         || !alive(one),
     );
     assert!(alive(two), "only the killed agent's call ended");
     steer(&["stop", &run_id]);
-    wait_until(
+    wait_for(
         Duration::from_secs(10),
         "the stopped run's call to end",
         || !alive(two),
@@ -526,7 +511,7 @@ print(json.dumps({"text": f"{label} call {n}", "usage": {"input_tokens": 1, "out
         &["run", "w.js", "--yes", "--json", "--backend", "command"],
     )
     .spawn();
-    wait_until(Duration::from_secs(20), "both calls to start", || {
+    wait_for(Duration::from_secs(20), "both calls to start", || {
         calls("quick") == 1 && calls("long") == 1
     });
     let stopping = Instant::now();

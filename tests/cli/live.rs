@@ -3,7 +3,7 @@
 //! processes (the `command` backend running a small Python agent that counts its calls), so
 //! "asked again" is counted where the calls arrive.
 
-use super::{Out, Scratch, wfhost};
+use super::{Out, Scratch, wait_for, wfhost};
 use serde_json::Value;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -92,15 +92,6 @@ fn follow(s: &Scratch, id: &str) -> Vec<Value> {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
-}
-
-/// Polls until `done` holds, for at most `limit`.
-fn wait_for(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 fn events_of<'a>(events: &'a [Value], kind: &str) -> Vec<&'a Value> {

@@ -198,6 +198,15 @@ pub fn missing_tool(test: &str, what: &str) {
     eprintln!("SKIPPED {test}: {what} (.ci/run installs it)");
 }
 
+/// Polls until `done` holds, for at most `limit` (then fails, naming `what`).
+pub fn wait_for(limit: std::time::Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !done() {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// Runs `body` as a workflow (a meta line is added) on the mock backend; returns the report.
 pub fn run_script(body: &str, extra: &[&str]) -> (Value, Out) {
     let s = Scratch::new();

@@ -89,7 +89,8 @@ impl Parser {
     }
 
     /// Bytes of a partial event still waiting for its end.
-    pub fn pending(&self) -> usize {
+    #[cfg(test)]
+    fn pending(&self) -> usize {
         self.buf.len() - self.start
     }
 }
