@@ -455,23 +455,9 @@ fn sigterm_finishes_or_hands_back_a_workers_calls() {
         return;
     };
     let workdir = Scratch::new();
-    // Sleeps `[first-sleep=S]` on its first call for a label only; counts calls per label.
-    workdir.file(
-        "agent.py",
-        r#"
-import json, os, re, sys, time
-req = json.load(sys.stdin)
-label = req["label"]
-os.makedirs("calls", exist_ok=True)
-with open(os.path.join("calls", label), "a") as f:
-    f.write("call\n")
-n = len(open(os.path.join("calls", label)).read().splitlines())
-m = re.search(r"\[first-sleep=([0-9.]+)\]", req["prompt"])
-if m and n == 1:
-    time.sleep(float(m.group(1)))
-print(json.dumps({"text": f"{label} call {n}", "usage": {"input_tokens": 1, "output_tokens": 1}}))
-"#,
-    );
+    // The live tests' agent: sleeps `[first-sleep=S]` on its first call for a label only and
+    // counts calls per label.
+    workdir.file("agent.py", super::live::AGENT);
     workdir.file(
         "wfhost.toml",
         "backend = \"command\"\n[command]\nprogram = \"python3\"\nargs = [\"agent.py\"]\n",

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 /// An agent that sleeps for the `[sleep=S]` of its prompt (`[first-sleep=S]`: on its first call
 /// only), then answers `LABEL call N`, where
 /// N counts the calls it got for that label (one line per call in `calls/LABEL`).
-const AGENT: &str = r#"
+pub(crate) const AGENT: &str = r#"
 import json, os, re, sys, time
 req = json.load(sys.stdin)
 label = req["label"]
