@@ -645,12 +645,13 @@ fn bench_messages_backend_against_mock() {
     );
     // wfhost's own CPU time (user + system of the child), as well as the run's wall time:
     // the fake server shares this machine's cores, so the wall time includes its work.
-    let children_cpu = || {
+    let cpu_of = |who: libc::c_int| {
         let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-        unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &raw mut usage) };
+        unsafe { libc::getrusage(who, &raw mut usage) };
         let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
         secs(usage.ru_utime) + secs(usage.ru_stime)
     };
+    let children_cpu = || cpu_of(libc::RUSAGE_CHILDREN);
     let cpu = |backend: &str| {
         let before = children_cpu();
         for _ in 0..3 {
@@ -709,10 +710,14 @@ fn bench_messages_backend_against_mock() {
     };
     let idle =
         |(t0, i0): (u64, u64), (t1, i1): (u64, u64)| (i1 - i0) as f64 / (t1 - t0).max(1) as f64;
+    // The fake server's CPU (this process's: it only waits on the runs besides).
+    let self_cpu = || cpu_of(libc::RUSAGE_SELF);
     let before_mock = cpu_times();
     let mock = best("mock");
     let before_messages = cpu_times();
+    let server_before = self_cpu();
     let messages = best("messages");
+    let server = (self_cpu() - server_before) / 3.0 * 1000.0;
     let after = cpu_times();
     println!(
         "BENCH messages-vs-mock-idle {:.2} {:.2}",
@@ -720,8 +725,40 @@ fn bench_messages_backend_against_mock() {
         idle(before_mock, before_messages)
     );
     println!("BENCH messages-vs-mock {messages:.1} {mock:.1}");
+    println!("BENCH messages-server-cpu {server:.1}");
     let (mock_cpu, messages_cpu) = (cpu("mock"), cpu("messages"));
     println!("BENCH messages-vs-mock-cpu {messages_cpu:.1} {mock_cpu:.1}");
+}
+
+/// The benchmark's lean answers (`forget_bodies`: no `Value`, nothing remembered per prompt)
+/// are the full server's answers: the same texts, the same usage.
+#[test]
+fn the_benchmark_server_answers_like_the_full_one() {
+    let s = project(
+        "return await parallel(['plain', 'two\\nlines', 'ünïcödé \"quoted\" and a long tail past forty characters', ''].map(p => () => agent(p)));",
+        "model = \"claude-sonnet-4-5\"\n",
+    );
+    let answers = |forget_bodies: bool| {
+        let api = FakeApi::start(true);
+        api.seen.lock().unwrap().forget_bodies = forget_bodies;
+        let r = run_with(&s, Some(&api), &["--backend", "messages", "--no-journal"]).report();
+        let seen = api.seen.lock().unwrap();
+        assert_eq!(
+            seen.answered.values().sum::<u32>(),
+            if forget_bodies { 0 } else { 4 },
+            "the lean answers took the lean path"
+        );
+        (
+            r["result"].clone(),
+            r["usage"]["input_tokens"].clone(),
+            r["usage"]["output_tokens"].clone(),
+            seen.input_tokens,
+            seen.output_tokens,
+        )
+    };
+    let full = answers(false);
+    assert_eq!(full.0[1], "R(two\nlines)", "{full:?}");
+    assert_eq!(answers(true), full);
 }
 
 /// A fan-out over TLS + HTTP/2 opens one connection and multiplexes over it (the pool used to
