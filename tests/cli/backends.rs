@@ -1,7 +1,7 @@
 //! Real backends through the real binary: the Messages API (a fake server over HTTPS on
 //! loopback), any command, record and replay, the cost ceiling, and Claude Code itself.
 
-use super::fake_api::FakeApi;
+use super::fake_api::{FakeApi, Serve};
 use super::{Scratch, wfhost};
 use serde_json::json;
 
@@ -637,8 +637,11 @@ fn messages_timeout_bounds_the_whole_agent() {
 #[test]
 #[ignore = "a benchmark: `just bench-perf` runs it"]
 fn bench_messages_backend_against_mock() {
-    let api = FakeApi::start(true);
-    api.seen.lock().unwrap().forget_bodies = true;
+    let api = FakeApi::serve(Serve {
+        tls: true,
+        bench: true,
+        ..Serve::default()
+    });
     let s = project(
         "const n = 5000, out = [];\nfor (let b = 0; b < n; b += 4000) out.push(...await parallel(Array.from({ length: Math.min(4000, n - b) }, (_, i) => () => agent('m' + (b + i)))));\nreturn out.length;",
         "model = \"claude-sonnet-4-5\"\n",
@@ -770,6 +773,39 @@ fn a_fan_out_opens_one_connection_then_multiplexes() {
     let seen = api.seen.lock().unwrap();
     assert_eq!(seen.http2, 32, "every request over HTTP/2");
     assert_eq!(seen.connections, 1, "one connection for the whole fan-out");
+}
+
+/// A server that answers ALPN with HTTP/1.1 only (a gateway without h2) is served all the
+/// same, through the pooled HTTP/1.1 client.
+#[test]
+fn a_server_without_http2_is_served_over_http1() {
+    let api = FakeApi::serve(Serve {
+        tls: true,
+        http1_only: true,
+        ..Serve::default()
+    });
+    messages_fan_out(&api, 24);
+    let seen = api.seen.lock().unwrap();
+    assert_eq!(seen.http2, 0, "no request over HTTP/2");
+    assert_eq!(seen.answered.len(), 24);
+}
+
+/// A server that closes its connections now and then (a GOAWAY after 10 requests each): later
+/// calls open a new connection, and no call fails or spends a retry on it.
+#[test]
+fn a_closed_connection_is_opened_again() {
+    let api = FakeApi::serve(Serve {
+        tls: true,
+        close_after: Some(10),
+        ..Serve::default()
+    });
+    let r = messages_fan_out(&api, 64);
+    assert_eq!(r["backend_stats"]["retries"], 0, "{r}");
+    let seen = api.seen.lock().unwrap();
+    // A closing connection still answers the requests already on it (up to the 16 in flight).
+    assert!(seen.connections >= 3, "{} connections", seen.connections);
+    assert_eq!(seen.answered.len(), 64);
+    assert!(seen.answered.values().all(|n| *n == 1), "each asked once");
 }
 
 /// A provider's usage or spend limit stops the run (no further agent starts), keeps what

@@ -204,10 +204,12 @@ async fn handle(
     // A benchmark keeps no bodies: a plain text question is then answered without building a
     // `Value` or remembering the prompt, so that this server's share of the machine's two
     // cores stays small beside the wfhost being measured (`answer_lean`).
-    if !counting && dump_file().is_none() && seen.lock().unwrap().forget_bodies {
-        if let Some(r) = answer_lean(&bytes, &seen) {
-            return Ok(r);
-        }
+    if !counting
+        && dump_file().is_none()
+        && seen.lock().unwrap().forget_bodies
+        && let Some(r) = answer_lean(&bytes, &seen)
+    {
+        return Ok(r);
     }
     let body: Value = serde_json::from_slice(&bytes).unwrap_or_default();
     if counting {
@@ -457,6 +459,36 @@ async fn handle(
     Ok(r.body(Full::new(Bytes::from(text))).unwrap())
 }
 
+/// Serves one connection (HTTP/1.1 or h2), closing it gracefully after `close_after` requests.
+async fn serve_connection<I>(io: I, state: Arc<Mutex<Seen>>, close_after: Option<u32>)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let served = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let enough = Arc::new(tokio::sync::Notify::new());
+    let service = {
+        let enough = enough.clone();
+        hyper::service::service_fn(move |req| {
+            let n = served.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            if close_after == Some(n) {
+                enough.notify_one();
+            }
+            handle(req, state.clone())
+        })
+    };
+    let builder =
+        hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+    let connection = builder.serve_connection(hyper_util::rt::TokioIo::new(io), service);
+    tokio::pin!(connection);
+    tokio::select! {
+        _ = connection.as_mut() => {}
+        () = enough.notified() => {
+            connection.as_mut().graceful_shutdown();
+            let _ = connection.await;
+        }
+    }
+}
+
 /// The benchmark's answer to a plain text question (one user turn of text blocks, no tools, no
 /// fault tag, no slow first token): the same SSE stream as `handle` writes, with the same
 /// usage, from a borrowing parse. `None`: anything else, which `handle` answers.
@@ -485,9 +517,7 @@ fn answer_lean(bytes: &[u8], seen: &Mutex<Seen>) -> Option<Response<Full<Bytes>>
     }
     let r: Request<'_> = serde_json::from_slice(bytes).ok()?;
     let [m] = &r.messages[..] else { return None };
-    if r.tools.is_some()
-        || m.role != "user"
-        || m.content.iter().any(|b| b.cache_control.is_some())
+    if r.tools.is_some() || m.role != "user" || m.content.iter().any(|b| b.cache_control.is_some())
     {
         return None;
     }
@@ -539,20 +569,54 @@ fn answer_lean(bytes: &[u8], seen: &Mutex<Seen>) -> Option<Response<Full<Bytes>>
     )
 }
 
+/// How a `FakeApi` serves.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct Serve {
+    /// HTTPS (a generated certificate), else plain HTTP.
+    pub tls: bool,
+    /// Offer only HTTP/1.1 in ALPN (a server or gateway without h2).
+    pub http1_only: bool,
+    /// Close each connection gracefully (GOAWAY on h2) after this many requests, as servers
+    /// do after a while.
+    pub close_after: Option<u32>,
+    /// The benchmark's server: it keeps no bodies, and its thread runs `SCHED_BATCH`. It stands
+    /// for a server on another machine; on this one it must not preempt the wfhost it measures
+    /// each time a request wakes it (client and server then take turns one request per context
+    /// switch on one core: bench/README.md).
+    pub bench: bool,
+}
+
 impl FakeApi {
     pub(crate) fn start(tls: bool) -> FakeApi {
+        FakeApi::serve(Serve {
+            tls,
+            ..Serve::default()
+        })
+    }
+
+    pub(crate) fn serve(how: Serve) -> FakeApi {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
+            .on_thread_start(move || {
+                if how.bench {
+                    let param = libc::sched_param { sched_priority: 0 };
+                    // SAFETY: sets this thread's own policy; a failure leaves it as it was.
+                    unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &raw const param) };
+                }
+            })
             .enable_all()
             .build()
             .unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let seen = Arc::new(Mutex::new(Seen::default()));
+        let seen = Arc::new(Mutex::new(Seen {
+            forget_bodies: how.bench,
+            ..Seen::default()
+        }));
         let listener = runtime
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .unwrap();
         let port = listener.local_addr().unwrap().port();
-        let (acceptor, ca_file) = if tls {
+        let (acceptor, ca_file) = if how.tls {
             let cert =
                 rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
                     .unwrap();
@@ -569,7 +633,11 @@ impl FakeApi {
             .with_no_client_auth()
             .with_single_cert(vec![cert.cert.der().clone()], key)
             .unwrap();
-            config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+            config.alpn_protocols = if how.http1_only {
+                vec![b"http/1.1".to_vec()]
+            } else {
+                vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+            };
             (
                 Some(tokio_rustls::TlsAcceptor::from(Arc::new(config))),
                 Some(ca_file),
@@ -589,28 +657,18 @@ impl FakeApi {
                 state.lock().unwrap().connections += 1;
                 let (acceptor, state) = (acceptor.clone(), state.clone());
                 tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |req| handle(req, state.clone()));
-                    let builder = hyper_util::server::conn::auto::Builder::new(
-                        hyper_util::rt::TokioExecutor::new(),
-                    );
                     match acceptor {
                         Some(a) => {
                             if let Ok(tls) = a.accept(stream).await {
-                                let _ = builder
-                                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
-                                    .await;
+                                serve_connection(tls, state, how.close_after).await;
                             }
                         }
-                        None => {
-                            let _ = builder
-                                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                                .await;
-                        }
+                        None => serve_connection(stream, state, how.close_after).await,
                     }
                 });
             }
         });
-        let scheme = if tls { "https" } else { "http" };
+        let scheme = if how.tls { "https" } else { "http" };
         FakeApi {
             url: format!("{scheme}://127.0.0.1:{port}"),
             ca_file,

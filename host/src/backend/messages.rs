@@ -1,7 +1,8 @@
-//! `messages`: one Anthropic Messages API call per agent, over hyper + rustls.
+//! `messages`: one Anthropic Messages API call per agent, over HTTP/2 + rustls.
 //!
 //! A single model call without tools: suited to reasoning, classification and synthesis.
-//! Streaming (SSE), HTTP/2 where the server offers it, connection reuse across agents.
+//! Streaming (SSE) over one multiplexed HTTP/2 connection (`backend::http2`), or hyper's pooled
+//! HTTP/1.1 client for `http://` URLs and servers without h2.
 //! Structured output through a forced `StructuredOutput` tool whose `input_schema` is the
 //! agent's schema. Retries: 429 honours `retry-after`; 529, 500, 502, 503, 504, connection
 //! errors, timeouts, truncated or malformed streams and mid-stream `overloaded`/`api_error`
@@ -24,10 +25,17 @@ const API_VERSION: &str = "2023-06-01";
 const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
 
 pub struct Messages {
+    /// `https://`: the shared HTTP/2 connection.
+    http2: Option<super::http2::Http2>,
+    /// The server answered ALPN without h2: every call goes through `client`.
+    http1_only: std::sync::atomic::AtomicBool,
+    /// HTTP/1.1 (or h2 when hyper negotiates it), and the count-tokens endpoint.
     client: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
     base_url: String,
-    /// `{base_url}/v1/messages`, built once.
-    messages_url: String,
+    /// `{base_url}/v1/messages`, parsed once.
+    messages_uri: http::Uri,
+    /// The headers of every Messages request, built once.
+    headers: http::HeaderMap,
     api_key: String,
     model: String,
     max_tokens: u32,
@@ -89,12 +97,44 @@ impl Messages {
         for cert in rustls_native_certs::load_native_certs().certs {
             let _ = roots.add(cert);
         }
-        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        let mut tls = rustls::ClientConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
         ))
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots)
         .with_no_client_auth();
+        let messages_url = format!("{}/v1/messages", base_url.trim_end_matches('/'));
+        let messages_uri: http::Uri = messages_url.parse().map_err(|e| {
+            crate::ExitError::usage(format!(
+                "`messages.base_url` `{base_url}` is not a URL: {e}"
+            ))
+            .hint("give it as https://host[:port]")
+        })?;
+        let mut headers = http::HeaderMap::new();
+        let mut api_key_value = http::HeaderValue::from_str(&api_key).map_err(|_| {
+            crate::ExitError::usage("`ANTHROPIC_API_KEY` is not a valid header value")
+                .hint("check that the key was copied whole, without line breaks")
+        })?;
+        api_key_value.set_sensitive(true);
+        headers.insert("x-api-key", api_key_value);
+        headers.insert(
+            "anthropic-version",
+            http::HeaderValue::from_static(API_VERSION),
+        );
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
+        headers.insert(
+            http::header::ACCEPT,
+            http::HeaderValue::from_static("text/event-stream"),
+        );
+        let http2 = {
+            let mut h2_tls = tls.clone();
+            h2_tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+            super::http2::Http2::new(&messages_uri, Arc::new(h2_tls))
+        };
+        tls.alpn_protocols.clear();
         // TCP_NODELAY: a request over TLS + HTTP/2 goes out as two writes (HEADERS, DATA);
         // with Nagle's algorithm and the server's delayed ACK the second waits ~40 ms, on every
         // call (1000 instant agents: 2.8 s with it on, 93 ms with it off). `enforce_http(false)`
@@ -120,8 +160,11 @@ impl Messages {
         )?
         .min(timeout);
         Ok(Messages {
+            http2,
+            http1_only: std::sync::atomic::AtomicBool::new(false),
             client: Client::builder(TokioExecutor::new()).build(https),
-            messages_url: format!("{}/v1/messages", base_url.trim_end_matches('/')),
+            messages_uri,
+            headers,
             base_url: base_url.trim_end_matches('/').to_string(),
             api_key,
             model: cfg.model().to_string(),
@@ -246,6 +289,36 @@ impl Messages {
             .unwrap_or_else(|_| Err(AgentError::permanent("count_tokens took over 30 s")))
     }
 
+    /// Sends one Messages request: over the shared HTTP/2 connection, or through hyper's
+    /// client (`http://`, or a server without h2).
+    async fn send(&self, body: &Bytes) -> Result<http::Response<Answer>, String> {
+        if let Some(h2) = &self.http2
+            && !self.http1_only.load(Ordering::Relaxed)
+        {
+            match h2.send(&self.messages_uri, &self.headers, body).await {
+                Ok(response) => return Ok(response.map(Answer::Http2)),
+                Err(Err(e)) => return Err(e),
+                Err(Ok(super::http2::NotHttp2)) => self.http1_only.store(true, Ordering::Relaxed),
+            }
+        }
+        let mut request = hyper::Request::new(Full::new(body.clone()));
+        *request.method_mut() = http::Method::POST;
+        *request.uri_mut() = self.messages_uri.clone();
+        *request.headers_mut() = self.headers.clone();
+        // Until one response has come back, requests go one at a time (see `first`).
+        let first = if self.connected.load(Ordering::Acquire) {
+            None
+        } else {
+            Some(self.first.lock().await)
+        };
+        let response = self.client.request(request).await;
+        if response.is_ok() {
+            self.connected.store(true, Ordering::Release);
+        }
+        drop(first);
+        Ok(response.map_err(|e| e.to_string())?.map(Answer::Hyper))
+    }
+
     async fn attempt(&self, body: &Bytes, model: &str) -> Result<AgentReply, Failure> {
         // The pool's rate-limit state: paused after a 429, paced by the provider's headers.
         let throttle = super::throttle();
@@ -254,28 +327,8 @@ impl Messages {
             None => None,
         };
         self.requests.fetch_add(1, Ordering::Relaxed);
-        let request = hyper::Request::post(&self.messages_url)
-            .header("x-api-key", &self.api_key)
-            .header("anthropic-version", API_VERSION)
-            .header("content-type", "application/json")
-            .header("accept", "text/event-stream")
-            .body(Full::new(body.clone()))
-            .map_err(|e| {
-                Failure::Fatal(AgentError::permanent(format!("building the request: {e}")))
-            })?;
         let work = async {
-            // Until one response has come back, requests go one at a time (see `first`).
-            let first = if self.connected.load(Ordering::Acquire) {
-                None
-            } else {
-                Some(self.first.lock().await)
-            };
-            let response = self.client.request(request).await;
-            if response.is_ok() {
-                self.connected.store(true, Ordering::Release);
-            }
-            drop(first);
-            let response = response.map_err(|e| Failure::Retry {
+            let response = self.send(body).await.map_err(|e| Failure::Retry {
                 error: AgentError {
                     usage_limit: false,
                     resets_in: None,
@@ -303,12 +356,7 @@ impl Messages {
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.trim().parse::<f64>().ok())
                     .map(|s| Duration::from_secs_f64(s.clamp(0.0, 300.0)));
-                let bytes = response
-                    .into_body()
-                    .collect()
-                    .await
-                    .map(http_body_util::Collected::to_bytes)
-                    .unwrap_or_default();
+                let bytes = response.into_body().collect().await;
                 let detail: Value = serde_json::from_slice(&bytes).unwrap_or_default();
                 let message = detail["error"]["message"].as_str().map_or_else(
                     || String::from_utf8_lossy(&bytes).trim().to_string(),
@@ -378,8 +426,44 @@ fn classify(status: u16, message: &str, retry_after: Option<Duration>) -> Failur
     }
 }
 
+/// A response's body, from either transport.
+enum Answer {
+    Http2(h2::RecvStream),
+    Hyper(hyper::body::Incoming),
+}
+
+impl Answer {
+    /// The next piece of the body (`None`: it ended).
+    async fn chunk(&mut self) -> Option<Result<Bytes, String>> {
+        match self {
+            Answer::Http2(body) => super::http2::next_chunk(body)
+                .await
+                .map(|c| c.map_err(|e| e.to_string())),
+            Answer::Hyper(body) => loop {
+                match body.frame().await? {
+                    Ok(frame) => {
+                        if let Ok(data) = frame.into_data() {
+                            break Some(Ok(data));
+                        }
+                    }
+                    Err(e) => break Some(Err(e.to_string())),
+                }
+            },
+        }
+    }
+
+    /// The whole (short) body of an error answer; what arrived when it breaks off.
+    async fn collect(mut self) -> Vec<u8> {
+        let mut all = Vec::new();
+        while let Some(Ok(chunk)) = self.chunk().await {
+            all.extend_from_slice(&chunk);
+        }
+        all
+    }
+}
+
 /// Reads a Messages SSE stream into a reply.
-async fn read_stream(body: hyper::body::Incoming) -> Result<AgentReply, Failure> {
+async fn read_stream(body: Answer) -> Result<AgentReply, Failure> {
     let retry = |message: String| Failure::Retry {
         error: AgentError {
             usage_limit: false,
@@ -396,13 +480,11 @@ async fn read_stream(body: hyper::body::Incoming) -> Result<AgentReply, Failure>
     let mut stopped = false;
     loop {
         let Some(event) = events.next_event() else {
-            let Some(frame) = body.frame().await else {
+            let Some(chunk) = body.chunk().await else {
                 break;
             };
-            let frame = frame.map_err(|e| retry(format!("the answer stream broke: {e}")))?;
-            if let Some(chunk) = frame.data_ref() {
-                events.push(chunk);
-            }
+            let chunk = chunk.map_err(|e| retry(format!("the answer stream broke: {e}")))?;
+            events.push(&chunk);
             continue;
         };
         // Every event, pings included, shows the call is alive (the stall timeout).

@@ -5,6 +5,7 @@
 
 pub mod claude;
 pub mod command;
+pub mod http2;
 pub mod messages;
 pub mod mock;
 pub mod replay;
