@@ -42,6 +42,8 @@ pub struct Http2 {
     current: Arc<Slot>,
     /// Held while a connection is being opened: one at a time.
     connecting: tokio::sync::Mutex<u64>,
+    /// The server answered ALPN without h2: no call tries again.
+    without_h2: std::sync::atomic::AtomicBool,
 }
 
 impl Http2 {
@@ -59,11 +61,12 @@ impl Http2 {
             port: uri.port_u16().unwrap_or(443),
             current: Arc::default(),
             connecting: tokio::sync::Mutex::new(0),
+            without_h2: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
     /// Sends a request with `body` and waits for the response's head. `Err(Ok(NotHttp2))`: the
-    /// server does not speak h2 (nothing was sent).
+    /// server does not speak h2 (nothing was sent; every later call gets it at once).
     pub async fn send(
         &self,
         uri: &Uri,
@@ -105,12 +108,15 @@ impl Http2 {
             };
             return match response.await {
                 Ok(r) => Ok(r),
-                // Not looked at by the server: refused, or past the last stream its GOAWAY
-                // said it would answer (a connection closing raced the request).
+                // Not looked at by the server: refused, or past the last stream its graceful
+                // GOAWAY said it would answer (a connection closing raced the request). After
+                // an error GOAWAY the request may have been read: the caller's retry decides.
                 Err(e)
                     if !fresh
                         && (e.reason() == Some(h2::Reason::REFUSED_STREAM)
-                            || (e.is_go_away() && e.is_remote())) =>
+                            || (e.is_go_away()
+                                && e.is_remote()
+                                && e.reason() == Some(h2::Reason::NO_ERROR))) =>
                 {
                     self.forget(number);
                     fresh = true;
@@ -134,12 +140,25 @@ impl Http2 {
         if !fresh && let Some(s) = self.open() {
             return Ok(s);
         }
+        if self.without_h2.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(Ok(NotHttp2));
+        }
         let mut opened = self.connecting.lock().await;
-        // Someone else opened one while this call waited.
+        // Someone else opened one while this call waited, or found the server without h2.
         if let Some(s) = self.open() {
             return Ok(s);
         }
-        let sender = self.connect().await?;
+        if self.without_h2.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(Ok(NotHttp2));
+        }
+        let sender = match self.connect().await {
+            Err(Ok(NotHttp2)) => {
+                self.without_h2
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                return Err(Ok(NotHttp2));
+            }
+            other => other?,
+        };
         *opened += 1;
         let number = *opened;
         *self

@@ -25,10 +25,8 @@ const API_VERSION: &str = "2023-06-01";
 const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
 
 pub struct Messages {
-    /// `https://`: the shared HTTP/2 connection.
+    /// `https://`: the shared HTTP/2 connection (unless the server does not speak h2).
     http2: Option<super::http2::Http2>,
-    /// The server answered ALPN without h2: every call goes through `client`.
-    http1_only: std::sync::atomic::AtomicBool,
     /// HTTP/1.1 (or h2 when hyper negotiates it), and the count-tokens endpoint.
     client: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
     base_url: String,
@@ -161,7 +159,6 @@ impl Messages {
         .min(timeout);
         Ok(Messages {
             http2,
-            http1_only: std::sync::atomic::AtomicBool::new(false),
             client: Client::builder(TokioExecutor::new()).build(https),
             messages_uri,
             headers,
@@ -292,13 +289,11 @@ impl Messages {
     /// Sends one Messages request: over the shared HTTP/2 connection, or through hyper's
     /// client (`http://`, or a server without h2).
     async fn send(&self, body: &Bytes) -> Result<http::Response<Answer>, String> {
-        if let Some(h2) = &self.http2
-            && !self.http1_only.load(Ordering::Relaxed)
-        {
+        if let Some(h2) = &self.http2 {
             match h2.send(&self.messages_uri, &self.headers, body).await {
                 Ok(response) => return Ok(response.map(Answer::Http2)),
                 Err(Err(e)) => return Err(e),
-                Err(Ok(super::http2::NotHttp2)) => self.http1_only.store(true, Ordering::Relaxed),
+                Err(Ok(super::http2::NotHttp2)) => {}
             }
         }
         let mut request = hyper::Request::new(Full::new(body.clone()));
