@@ -775,6 +775,35 @@ fn a_fan_out_opens_one_connection_then_multiplexes() {
     assert_eq!(seen.connections, 1, "one connection for the whole fan-out");
 }
 
+/// A Messages API URL or key that cannot go into a request is refused before anything runs,
+/// naming what to fix (not once per agent, as a failed request).
+#[test]
+fn a_messages_url_or_key_that_cannot_be_sent_is_refused_at_start() {
+    let s = project("return await agent('x');", "");
+    let out = wfhost(["run", "w.js", "--yes", "--backend", "messages"])
+        .dir(s.path())
+        .env("ANTHROPIC_API_KEY", "k")
+        .env("ANTHROPIC_BASE_URL", "https://bad host")
+        .run();
+    out.code(2);
+    assert!(
+        out.stderr.contains("`https://bad host` is not a URL") && out.stderr.contains("hint:"),
+        "{}",
+        out.stderr
+    );
+    let out = wfhost(["run", "w.js", "--yes", "--backend", "messages"])
+        .dir(s.path())
+        .env("ANTHROPIC_API_KEY", "line\nbreak")
+        .run();
+    out.code(2);
+    assert!(
+        out.stderr
+            .contains("`ANTHROPIC_API_KEY` is not a valid header value"),
+        "{}",
+        out.stderr
+    );
+}
+
 /// A server that answers ALPN with HTTP/1.1 only (a gateway without h2) is served all the
 /// same, through the pooled HTTP/1.1 client.
 #[test]

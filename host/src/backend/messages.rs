@@ -104,9 +104,9 @@ impl Messages {
         let messages_url = format!("{}/v1/messages", base_url.trim_end_matches('/'));
         let messages_uri: http::Uri = messages_url.parse().map_err(|e| {
             crate::ExitError::usage(format!(
-                "`messages.base_url` `{base_url}` is not a URL: {e}"
+                "the Messages API URL `{base_url}` is not a URL: {e}"
             ))
-            .hint("give it as https://host[:port]")
+            .hint("set `messages.base_url` (or `ANTHROPIC_BASE_URL`) to https://host[:port]")
         })?;
         let mut headers = http::HeaderMap::new();
         let mut api_key_value = http::HeaderValue::from_str(&api_key).map_err(|_| {
