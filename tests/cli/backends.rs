@@ -655,42 +655,32 @@ fn bench_messages_backend_against_mock() {
         secs(usage.ru_utime) + secs(usage.ru_stime)
     };
     let children_cpu = || cpu_of(libc::RUSAGE_CHILDREN);
+    let run = |backend: &str| {
+        run_with(
+            &s,
+            Some(&api),
+            &[
+                "--backend",
+                backend,
+                "--concurrency",
+                "16",
+                "--no-journal",
+                "--max-agents",
+                "5000",
+            ],
+        )
+    };
     let cpu = |backend: &str| {
         let before = children_cpu();
         for _ in 0..3 {
-            run_with(
-                &s,
-                Some(&api),
-                &[
-                    "--backend",
-                    backend,
-                    "--concurrency",
-                    "16",
-                    "--no-journal",
-                    "--max-agents",
-                    "5000",
-                ],
-            );
+            run(backend);
         }
         (children_cpu() - before) / 3.0 * 1000.0
     };
     let best = |backend: &str| {
         (0..3)
             .map(|_| {
-                let r = run_with(
-                    &s,
-                    Some(&api),
-                    &[
-                        "--backend",
-                        backend,
-                        "--concurrency",
-                        "16",
-                        "--no-journal",
-                        "--max-agents",
-                        "5000",
-                    ],
-                )
-                .report();
+                let r = run(backend).report();
                 assert_eq!(r["result"], 5000, "{r}");
                 r["timings"]["run_ms"].as_f64().unwrap()
             })

@@ -151,7 +151,7 @@ impl Http2 {
         if self.without_h2.load(std::sync::atomic::Ordering::Relaxed) {
             return Err(Ok(NotHttp2));
         }
-        let sender = match self.connect().await {
+        let (sender, connection) = match self.connect().await {
             Err(Ok(NotHttp2)) => {
                 self.without_h2
                     .store(true, std::sync::atomic::Ordering::Relaxed);
@@ -164,14 +164,13 @@ impl Http2 {
         *self
             .current
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((number, sender.0.clone()));
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((number, sender.clone()));
         let current = self.current.clone();
-        let connection = sender.1;
         tokio::spawn(async move {
             let _ = connection.await;
             forget(&current, number);
         });
-        Ok((number, sender.0))
+        Ok((number, sender))
     }
 
     fn open(&self) -> Option<(u64, SendRequest<Bytes>)> {

@@ -27,26 +27,24 @@ const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
 pub struct Messages {
     /// `https://`: the shared HTTP/2 connection (unless the server does not speak h2).
     http2: Option<super::http2::Http2>,
-    /// HTTP/1.1 (or h2 when hyper negotiates it), and the count-tokens endpoint.
+    /// `http://`, or a server without h2: hyper's pooled HTTP/1.1 client.
     client: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
     base_url: String,
-    /// `{base_url}/v1/messages`, parsed once.
+    /// `{base_url}/v1/messages` and `…/count_tokens`, parsed once.
     messages_uri: http::Uri,
-    /// The headers of every Messages request, built once.
+    count_uri: http::Uri,
+    /// The headers of every Messages request (auth, version, JSON in, SSE out), built once.
     headers: http::HeaderMap,
-    api_key: String,
     model: String,
     max_tokens: u32,
     timeout: Duration,
     attempt_timeout: Duration,
     max_attempts: u32,
-    /// Set once a response has come back: the pool holds a connection and knows whether the
-    /// server speaks HTTP/2.
+    /// Set once a response has come back over `client`.
     connected: std::sync::atomic::AtomicBool,
-    /// Held by the first request until its response begins. Until the pool has seen the
-    /// server's ALPN answer it cannot know a connection can be shared, so a fan-out that starts
-    /// 16 requests at once would open 16 TLS connections (17 were seen); this opens one, then
-    /// the rest multiplex over it (or, on HTTP/1.1, open their own as before).
+    /// Held by `client`'s first request until its response begins: an HTTP/1.1 pool opens a
+    /// connection per request in flight, so a fan-out would otherwise open sixteen before it
+    /// heard from the server once, and send sixteen requests into a 429 or a refused key.
     first: tokio::sync::Mutex<()>,
     requests: AtomicU64,
     retries: AtomicU64,
@@ -95,19 +93,25 @@ impl Messages {
         for cert in rustls_native_certs::load_native_certs().certs {
             let _ = roots.add(cert);
         }
-        let mut tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
         ))
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots)
         .with_no_client_auth();
-        let messages_url = format!("{}/v1/messages", base_url.trim_end_matches('/'));
-        let messages_uri: http::Uri = messages_url.parse().map_err(|e| {
-            crate::ExitError::usage(format!(
-                "the Messages API URL `{base_url}` is not a URL: {e}"
-            ))
-            .hint("set `messages.base_url` (or `ANTHROPIC_BASE_URL`) to https://host[:port]")
-        })?;
+        let uri = |path: &str| {
+            format!("{}{path}", base_url.trim_end_matches('/'))
+                .parse::<http::Uri>()
+                .map_err(|e| {
+                    crate::ExitError::usage(format!(
+                        "the Messages API URL `{base_url}` is not a URL: {e}"
+                    ))
+                    .hint(
+                        "set `messages.base_url` (or `ANTHROPIC_BASE_URL`) to https://host[:port]",
+                    )
+                })
+        };
+        let (messages_uri, count_uri) = (uri("/v1/messages")?, uri("/v1/messages/count_tokens")?);
         let mut headers = http::HeaderMap::new();
         let mut api_key_value = http::HeaderValue::from_str(&api_key).map_err(|_| {
             crate::ExitError::usage("`ANTHROPIC_API_KEY` is not a valid header value")
@@ -132,7 +136,6 @@ impl Messages {
             h2_tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
             super::http2::Http2::new(&messages_uri, Arc::new(h2_tls))
         };
-        tls.alpn_protocols.clear();
         // TCP_NODELAY: a request over TLS + HTTP/2 goes out as two writes (HEADERS, DATA);
         // with Nagle's algorithm and the server's delayed ACK the second waits ~40 ms, on every
         // call (1000 instant agents: 2.8 s with it on, 93 ms with it off). `enforce_http(false)`
@@ -161,9 +164,9 @@ impl Messages {
             http2,
             client: Client::builder(TokioExecutor::new()).build(https),
             messages_uri,
+            count_uri,
             headers,
             base_url: base_url.trim_end_matches('/').to_string(),
-            api_key,
             model: cfg.model().to_string(),
             max_tokens: cfg.messages.max_tokens.unwrap_or(8192),
             timeout,
@@ -253,25 +256,16 @@ impl Messages {
     /// endpoint does not take.
     pub async fn count_tokens(&self, req: &AgentRequest) -> Result<u64, AgentError> {
         let (body, _) = self.body(req, None, true);
-        let request = hyper::Request::post(format!("{}/v1/messages/count_tokens", self.base_url))
-            .header("x-api-key", &self.api_key)
-            .header("anthropic-version", API_VERSION)
-            .header("content-type", "application/json")
-            .body(Full::new(body))
-            .map_err(|e| AgentError::permanent(format!("building the request: {e}")))?;
+        // The Messages headers, but the answer is JSON, not a stream.
+        let mut headers = self.headers.clone();
+        headers.remove(http::header::ACCEPT);
         let work = async {
             let response = self
-                .client
-                .request(request)
+                .send(&self.count_uri, &headers, &body)
                 .await
                 .map_err(|e| AgentError::permanent(format!("connection error: {e}")))?;
             let status = response.status();
-            let bytes = response
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| AgentError::permanent(format!("reading the answer: {e}")))?
-                .to_bytes();
+            let bytes = response.into_body().collect().await;
             let v: Value = serde_json::from_slice(&bytes).unwrap_or_default();
             match v["input_tokens"].as_u64() {
                 Some(n) if status.is_success() => Ok(n),
@@ -286,11 +280,16 @@ impl Messages {
             .unwrap_or_else(|_| Err(AgentError::permanent("count_tokens took over 30 s")))
     }
 
-    /// Sends one Messages request: over the shared HTTP/2 connection, or through hyper's
-    /// client (`http://`, or a server without h2).
-    async fn send(&self, body: &Bytes) -> Result<http::Response<Answer>, String> {
+    /// POSTs `body` to the API: over the shared HTTP/2 connection, or through hyper's client
+    /// (`http://`, or a server without h2).
+    async fn send(
+        &self,
+        uri: &http::Uri,
+        headers: &http::HeaderMap,
+        body: &Bytes,
+    ) -> Result<http::Response<Answer>, String> {
         if let Some(h2) = &self.http2 {
-            match h2.send(&self.messages_uri, &self.headers, body).await {
+            match h2.send(uri, headers, body).await {
                 Ok(response) => return Ok(response.map(Answer::Http2)),
                 Err(Err(e)) => return Err(e),
                 Err(Ok(super::http2::NotHttp2)) => {}
@@ -298,8 +297,8 @@ impl Messages {
         }
         let mut request = hyper::Request::new(Full::new(body.clone()));
         *request.method_mut() = http::Method::POST;
-        *request.uri_mut() = self.messages_uri.clone();
-        *request.headers_mut() = self.headers.clone();
+        *request.uri_mut() = uri.clone();
+        *request.headers_mut() = headers.clone();
         // Until one response has come back, requests go one at a time (see `first`).
         let first = if self.connected.load(Ordering::Acquire) {
             None
@@ -323,15 +322,18 @@ impl Messages {
         };
         self.requests.fetch_add(1, Ordering::Relaxed);
         let work = async {
-            let response = self.send(body).await.map_err(|e| Failure::Retry {
-                error: AgentError {
-                    usage_limit: false,
-                    resets_in: None,
-                    message: format!("connection error: {e}"),
-                    transient: true,
-                },
-                after: None,
-            })?;
+            let response = self
+                .send(&self.messages_uri, &self.headers, body)
+                .await
+                .map_err(|e| Failure::Retry {
+                    error: AgentError {
+                        usage_limit: false,
+                        resets_in: None,
+                        message: format!("connection error: {e}"),
+                        transient: true,
+                    },
+                    after: None,
+                })?;
             let status = response.status();
             if let (Some(t), Some(p)) = (&throttle, &permit) {
                 let headers = response.headers();
@@ -458,7 +460,7 @@ impl Answer {
 }
 
 /// Reads a Messages SSE stream into a reply.
-async fn read_stream(body: Answer) -> Result<AgentReply, Failure> {
+async fn read_stream(mut body: Answer) -> Result<AgentReply, Failure> {
     let retry = |message: String| Failure::Retry {
         error: AgentError {
             usage_limit: false,
@@ -468,7 +470,6 @@ async fn read_stream(body: Answer) -> Result<AgentReply, Failure> {
         },
         after: None,
     };
-    let mut body = body;
     let mut events = super::sse::Parser::default();
     let mut reply = AgentReply::default();
     let mut tool_json = String::new();
