@@ -147,6 +147,12 @@ pub enum LimitHit {
     /// Not a limit of the script's: the run journal could not be written (a full disk), so the
     /// run stops before it finishes work it could not keep (`Journal::failure` says why).
     Journal,
+    /// Not a limit of the script's: the backend's endpoint cannot be reached (refused, no such
+    /// host) after its retries — no other agent would get through either.
+    Unreachable,
+    /// Not a limit of the script's: the backend's endpoint refuses its configuration (a TLS
+    /// certificate that is not trusted): nothing gets through until the configuration changes.
+    Misconfigured,
 }
 
 impl LimitHit {
@@ -193,6 +199,14 @@ impl LimitHit {
             ),
             LimitHit::Journal => (
                 "the run journal could not be written (is the disk full?), so the run stopped: nothing it finished is lost".to_string(),
+                "",
+            ),
+            LimitHit::Unreachable => (
+                "the backend cannot be reached, so the run stopped starting agents: every agent that finished is kept".to_string(),
+                "",
+            ),
+            LimitHit::Misconfigured => (
+                "the backend's endpoint refuses this configuration, so the run stopped starting agents: every agent that finished is kept".to_string(),
                 "",
             ),
             LimitHit::OutputLines => (

@@ -110,6 +110,17 @@ pub struct LiveRun {
 }
 
 impl LiveRun {
+    /// The outcome as the views show it: a run that completed while agents failed never reads
+    /// as a plain "completed".
+    pub fn outcome_shown(&self) -> Option<String> {
+        let outcome = self.outcome.as_deref()?;
+        Some(match (outcome, self.counts.failed) {
+            (_, 0) => outcome.to_string(),
+            ("completed", n) => format!("completed ⚠ {n} agent(s) failed"),
+            (other, n) => format!("{other} ({n} agent(s) failed)"),
+        })
+    }
+
     /// Applies one event (at `t_ms` since the run started).
     pub fn apply(&mut self, t_ms: u64, e: &Event) {
         self.t_ms = self.t_ms.max(t_ms);

@@ -18,15 +18,151 @@ pub fn plain() -> Events {
 
 /// The plain view while `on` is set (`wfhost run` turns it on when the operator leaves the
 /// dashboard and the run goes on).
+///
+/// Besides the event lines, progress while agents run, as cargo and uv print it in CI: a line
+/// per finished agent while they finish slowly (at most one a second), and otherwise a tally
+/// every `HEARTBEAT` (done, running, failed, tokens, cost) — never silence between a phase
+/// header and the end, never a line per agent at a thousand agents a second.
 pub fn plain_when(on: Arc<AtomicBool>) -> Events {
+    let progress = Arc::new(std::sync::Mutex::new(Progress::default()));
+    heartbeat(Arc::downgrade(&progress), on.clone());
     Events::new(move |e| {
         if !on.load(Ordering::Relaxed) {
             return;
         }
-        if let Some(line) = plain_line(e) {
-            let _ = writeln!(std::io::stderr().lock(), "{line}");
+        let progress_line = progress
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .apply(e, std::time::Instant::now());
+        let mut err = std::io::stderr().lock();
+        for line in progress_line.into_iter().chain(plain_line(e)) {
+            let _ = writeln!(err, "{line}");
         }
     })
+}
+
+/// A tally line is printed this often at the most while agents finish faster than one a
+/// second. Why 5 s: often enough that a CI log never looks stuck, rare enough that a
+/// 1,000-agent fan-out prints a few lines, not a thousand.
+const HEARTBEAT: Duration = Duration::from_secs(5);
+/// A line per finished agent, unless the last progress line came sooner than this.
+const AGENT_LINE_GAP: Duration = Duration::from_secs(1);
+
+/// What the plain view counts for its progress lines.
+#[derive(Default)]
+struct Progress {
+    running: u64,
+    done: u64,
+    failed: u64,
+    cached: u64,
+    tokens: u64,
+    cost_usd: f64,
+    /// When the last progress line was printed.
+    last_line: Option<std::time::Instant>,
+    /// Agents finished since the last progress line (a tally is owed).
+    unsaid: u64,
+}
+
+impl Progress {
+    /// Folds an event in; the progress line to print before the event's own line, if any.
+    fn apply(&mut self, e: &Event, now: std::time::Instant) -> Option<String> {
+        match e {
+            Event::AgentStarted { .. } => self.running += 1,
+            Event::AgentCached { .. } => self.cached += 1,
+            Event::AgentFinished {
+                label,
+                usage,
+                cost_usd,
+                duration_ms,
+                ..
+            } => {
+                self.running = self.running.saturating_sub(1);
+                self.done += 1;
+                self.tokens += usage.input_tokens + usage.output_tokens;
+                self.cost_usd += cost_usd;
+                if self
+                    .last_line
+                    .is_some_and(|t| now.duration_since(t) < AGENT_LINE_GAP)
+                {
+                    self.unsaid += 1;
+                    return None;
+                }
+                self.last_line = Some(now);
+                self.unsaid = 0;
+                return Some(format!(
+                    "  ✓ {} · {} tok · {:.1}s   ({})",
+                    crate::sanitize::line(label),
+                    human_tokens(usage.input_tokens + usage.output_tokens),
+                    Duration::from_millis(*duration_ms).as_secs_f64(),
+                    self.tally()
+                ));
+            }
+            // Its reason is logged on its own line (`[label] failed: …`).
+            Event::AgentFailed { .. } => {
+                self.running = self.running.saturating_sub(1);
+                self.failed += 1;
+                self.unsaid += 1;
+            }
+            // A new phase or the end: what finished since the last line is said first.
+            Event::Phase { .. } | Event::RunFinished { .. } => return self.owed(now),
+            _ => {}
+        }
+        None
+    }
+
+    /// The tally, if agents finished since the last progress line.
+    fn owed(&mut self, now: std::time::Instant) -> Option<String> {
+        if self.unsaid == 0 {
+            return None;
+        }
+        self.unsaid = 0;
+        self.last_line = Some(now);
+        Some(format!("  … {}", self.tally()))
+    }
+
+    fn tally(&self) -> String {
+        let mut parts = vec![format!("{} done", self.done)];
+        if self.cached > 0 {
+            parts.push(format!("{} cached", self.cached));
+        }
+        parts.push(format!("{} running", self.running));
+        if self.failed > 0 {
+            parts.push(format!("{} failed", self.failed));
+        }
+        parts.push(format!("{} tok", human_tokens(self.tokens)));
+        if self.cost_usd > 0.0 {
+            parts.push(format!("${:.4}", self.cost_usd));
+        }
+        parts.join(", ")
+    }
+}
+
+/// Prints the owed tally every `HEARTBEAT` while agents finish faster than their own lines;
+/// ends with the view.
+fn heartbeat(progress: std::sync::Weak<std::sync::Mutex<Progress>>, on: Arc<AtomicBool>) {
+    let _ = std::thread::Builder::new()
+        .name("wfhost-progress".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(Duration::from_millis(500));
+                let Some(progress) = progress.upgrade() else {
+                    return;
+                };
+                let mut p = progress
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let now = std::time::Instant::now();
+                if !on.load(Ordering::Relaxed)
+                    || p.last_line
+                        .is_some_and(|t| now.duration_since(t) < HEARTBEAT)
+                {
+                    continue;
+                }
+                if let Some(line) = p.owed(now) {
+                    let _ = writeln!(std::io::stderr().lock(), "{line}");
+                }
+            }
+        });
 }
 
 /// The plain view's line for an event (`None`: the plain view does not show it). Every
@@ -122,7 +258,7 @@ pub fn summary(run: &LiveRun) -> String {
     }
     out.push_str(&format!(
         "{} in {:.1}s",
-        run.outcome.as_deref().unwrap_or("ended"),
+        run.outcome_shown().as_deref().unwrap_or("ended"),
         Duration::from_millis(run.t_ms).as_secs_f64()
     ));
     out

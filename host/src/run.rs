@@ -106,6 +106,11 @@ pub fn parse_args(text: &str) -> Result<Value> {
     let v = match serde_json::from_str(text.trim()) {
         Ok(v) => v,
         Err(e) if too_deep(&e) => return Err(args_too_deep()),
+        // Text that starts like JSON was meant as JSON: a typo must not turn it into a string
+        // the script then misreads (`{"files": ["a.rs",]}` would run with no files).
+        Err(e) if text.trim_start().starts_with(['{', '[', '"']) => {
+            return Err(args_not_json(text, &e));
+        }
         Err(_) => Value::String(text.to_string()),
     };
     Ok(match &v {
@@ -116,6 +121,39 @@ pub fn parse_args(text: &str) -> Result<Value> {
         },
         _ => v,
     })
+}
+
+/// The usage error for args that look like JSON and are not: where, and what the parser said.
+fn args_not_json(text: &str, e: &serde_json::Error) -> anyhow::Error {
+    // serde_json counts lines and columns of the trimmed text; the user's text may start with
+    // blank lines.
+    let skipped = text.len() - text.trim_start().len();
+    let line_offset = text[..skipped].matches('\n').count();
+    let line = e.line() + line_offset;
+    let shown = text
+        .trim_start()
+        .lines()
+        .nth(e.line().saturating_sub(1))
+        .unwrap_or_default();
+    let mut message = format!(
+        "the args look like JSON but do not parse: {} at line {line}, column {}",
+        strip_position(&e.to_string()),
+        e.column()
+    );
+    if shown.chars().count() <= 200 {
+        let caret = " ".repeat(e.column().saturating_sub(1));
+        message.push_str(&format!("\n  {shown}\n  {caret}^"));
+    }
+    crate::ExitError::usage(message)
+        .hint("fix the JSON; to pass text that starts with `{`, `[` or `\"` as a string, write it as a JSON string (`'\"…\"'`)")
+        .into()
+}
+
+/// serde_json's message without its own " at line L column C" (said once, by us).
+fn strip_position(message: &str) -> &str {
+    message
+        .rfind(" at line ")
+        .map_or(message, |i| &message[..i])
 }
 
 fn args_too_deep() -> anyhow::Error {
@@ -294,7 +332,11 @@ pub async fn execute(
     timings.run_ms = ms(run_start.elapsed());
     timings.instantiate_ms = ms(caps.instantiate);
     let r = caps.ledger;
-    let usage_limited = matches!(ending, Ending::Limit(LimitHit::UsageLimit));
+    let usage_limited = matches!(
+        ending,
+        Ending::Limit(LimitHit::UsageLimit | LimitHit::Unreachable)
+    );
+    let misconfigured = matches!(ending, Ending::Limit(LimitHit::Misconfigured));
     let (outcome, result, error, stack, internal) = match ending {
         Ending::Finished(o) if o["ok"] == Value::Bool(true) => (
             Outcome::Completed,
@@ -323,6 +365,28 @@ pub async fn execute(
             None,
             false,
         ),
+        // Said once, with the failing agent's error (the URL and the cause), not agent by agent.
+        Ending::Limit(limit @ (LimitHit::Unreachable | LimitHit::Misconfigured)) => {
+            let cause = r
+                .failures
+                .last()
+                .map(|(_, e)| e.clone())
+                .unwrap_or_default();
+            let resume = if limit == LimitHit::Unreachable {
+                format!(
+                    "\nhint: once it answers, `wfhost resume {run_id} --yes` runs only what did not finish"
+                )
+            } else {
+                String::new()
+            };
+            (
+                Outcome::Failed,
+                None,
+                Some(format!("{}\n{cause}{resume}", limit.describe(&opts.limits))),
+                None,
+                false,
+            )
+        }
         Ending::Limit(LimitHit::Journal) => {
             let why = journal
                 .as_ref()
@@ -408,6 +472,8 @@ pub async fn execute(
         // A full disk or a provider's usage limit is temporary: free space or wait, then resume.
         exit_code: if journal_failed || usage_limited {
             crate::exit::TEMPORARY
+        } else if misconfigured {
+            crate::exit::USAGE
         } else {
             exit_code(
                 outcome,

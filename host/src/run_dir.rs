@@ -65,8 +65,37 @@ impl RunDir {
     }
 
     /// An existing run: the one "no run" error every command gives (exit 2).
+    /// The run a user named: its id, a prefix of one id (`20261204T1530`), or `@last` (the
+    /// newest run).
     pub fn existing(cwd: &Path, id: &str) -> Result<RunDir> {
+        if id == "@last" {
+            return RunDir::list(cwd).into_iter().next().ok_or_else(|| {
+                ExitError::usage(format!("no runs in `{}`", runs_root(cwd).display()))
+                    .hint("start one with `wfhost run SCRIPT`")
+                    .into()
+            });
+        }
         let dir = RunDir::new(cwd, id)?;
+        if !dir.journal().is_file() && !id.is_empty() {
+            let mut matches: Vec<RunDir> = RunDir::list(cwd)
+                .into_iter()
+                .filter(|r| r.id.starts_with(id))
+                .collect();
+            match matches.len() {
+                1 => return Ok(matches.remove(0)),
+                0 => {}
+                n => {
+                    let shown: Vec<&str> = matches.iter().take(5).map(|r| r.id.as_str()).collect();
+                    return Err(ExitError::usage(format!(
+                        "`{id}` names {n} runs: {}{}",
+                        shown.join(", "),
+                        if n > 5 { ", …" } else { "" }
+                    ))
+                    .hint("give more of the run id (`wfhost runs` lists them), or `@last` for the newest")
+                    .into());
+                }
+            }
+        }
         if !dir.journal().is_file() {
             return Err(ExitError::usage(format!(
                 "no run `{id}` in `{}`",

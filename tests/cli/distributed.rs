@@ -660,3 +660,131 @@ fn nats_over_tls_with_a_private_ca() {
         out.stdout
     );
 }
+
+/// A worker of any backend (`mock` needs no API).
+fn worker_of(nats: &NatsServer, backend: &str, name: &str) -> Worker {
+    Worker(
+        wfhost([
+            "worker",
+            "--nats",
+            &nats.url(),
+            "--backend",
+            backend,
+            "--concurrency",
+            "4",
+            "--lease",
+            "2s",
+            "--name",
+            name,
+        ])
+        .spawn(),
+    )
+}
+
+/// docs/distributed.md's first example: a fleet of `mock` and `messages` workers. Each job goes
+/// to a worker of its run's backend — none is refused into a failure — and `wfhost workers`
+/// lists the fleet with each worker's backend.
+#[test]
+fn a_mixed_fleet_serves_each_run_on_its_own_backend() {
+    let Some(nats) = NatsServer::start("a_mixed_fleet_serves_each_run_on_its_own_backend") else {
+        return;
+    };
+    let (api, _messages_workers) = cluster(&nats, 20, 1, 4);
+    let _mock_worker = worker_of(&nats, "mock", "m1");
+    let s = project();
+    let report = report_of(
+        host(
+            &s,
+            &nats,
+            &["run", "w.js", "--yes", "--json", "--backend", "messages"],
+        )
+        .spawn(),
+    );
+    assert_eq!(report["usage"]["agents_failed"], 0, "{report}");
+    assert_eq!(report["usage"]["agents_done"], 60, "{report}");
+    let counts = answered_counts(&api);
+    assert_eq!(counts.len(), 60);
+    assert!(counts.iter().all(|n| *n == 1), "{counts:?}");
+    // The same fleet serves a mock run, on the mock worker.
+    let answered_before = api.requests();
+    let report = report_of(
+        host(
+            &s,
+            &nats,
+            &["run", "w.js", "--yes", "--json", "--backend", "mock"],
+        )
+        .spawn(),
+    );
+    assert_eq!(report["usage"]["agents_done"], 60, "{report}");
+    assert_eq!(
+        api.requests(),
+        answered_before,
+        "a mock job reached the API"
+    );
+    // Who serves what.
+    let out = wfhost(["workers", "--nats", &nats.url(), "--json"]).run();
+    out.code(0);
+    let workers: Vec<serde_json::Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let backends: Vec<(&str, &str)> = workers
+        .iter()
+        .map(|w| (w["name"].as_str().unwrap(), w["backend"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        backends,
+        [("m1", "mock"), ("w1", "messages")],
+        "{}",
+        out.stdout
+    );
+    let mock = workers.iter().find(|w| w["name"] == "m1").unwrap();
+    assert_eq!(mock["served"], 60, "{mock}");
+}
+
+/// A run whose backend no worker serves says so within seconds (a log line, an event), not
+/// after the stall timeout.
+#[test]
+fn a_run_with_no_worker_for_its_backend_says_so() {
+    let Some(nats) = NatsServer::start("a_run_with_no_worker_for_its_backend_says_so") else {
+        return;
+    };
+    let _other = worker_of(&nats, "mock", "m1");
+    let s = project();
+    let events = s.path().join("events.jsonl");
+    let mut run = host(&s, &nats, &["run", "w.js", "--yes", "--backend", "claude"])
+        .args(["--events", events.to_str().unwrap()])
+        .spawn();
+    let stderr = std::io::BufReader::new(run.stderr.take().unwrap());
+    let started = Instant::now();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead as _;
+        for line in stderr.lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut seen = Vec::new();
+    let warning = loop {
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(line) if line.contains("no worker has taken a `claude` job") => break line,
+            Ok(line) => seen.push(line),
+            Err(_) => {}
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "no warning within 15 s: {seen:?}"
+        );
+    };
+    let _ = run.kill();
+    let _ = run.wait();
+    assert!(warning.contains("wfhost worker --nats"), "{warning}");
+    let events = std::fs::read_to_string(&events).unwrap();
+    assert!(
+        events
+            .lines()
+            .any(|l| l.contains("\"log\"") && l.contains("no worker has taken")),
+        "{events}"
+    );
+}

@@ -7,6 +7,7 @@ mod conformance;
 mod cost;
 mod distributed;
 mod fake_api;
+mod first_hour;
 mod golden;
 mod live;
 mod mcp;

@@ -197,6 +197,7 @@ pub fn parse_envelope(stdout: &[u8], schema: bool) -> Result<AgentReply, AgentEr
             .filter(|_| usage_limit);
         return Err(AgentError {
             usage_limit,
+            stops_run: false,
             resets_in,
             message: format!("claude {what}: {text}").trim_end().to_string(),
             transient: transient && !usage_limit,
@@ -312,6 +313,7 @@ impl Backend for Claude {
         let mut reply = match output {
             Err(_) => Err(AgentError {
                 usage_limit: false,
+                stops_run: false,
                 resets_in: None,
                 message: format!(
                     "claude gave no answer within {} (claude.timeout)",

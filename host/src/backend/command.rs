@@ -101,6 +101,7 @@ impl Backend for Command {
                 Err(_) => {
                     return Err(AgentError {
                         usage_limit: false,
+                        stops_run: false,
                         resets_in: None,
                         message: format!(
                             "`{}` gave no answer within {} (command.timeout)",
@@ -129,6 +130,7 @@ impl Backend for Command {
         if let Some(error) = response["error"].as_str() {
             return Err(AgentError {
                 usage_limit: false,
+                stops_run: false,
                 resets_in: None,
                 message: error.to_string(),
                 transient: response["transient"] == true,

@@ -13,6 +13,7 @@
 //! network error). A call whose request never left (the connection was already closing) is sent
 //! once more on a fresh connection; anything else is the caller's to retry.
 
+use super::reach::SendError;
 use bytes::Bytes;
 use h2::client::SendRequest;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, Uri};
@@ -72,7 +73,7 @@ impl Http2 {
         uri: &Uri,
         headers: &HeaderMap,
         body: &Bytes,
-    ) -> Result<Response<h2::RecvStream>, Result<NotHttp2, String>> {
+    ) -> Result<Response<h2::RecvStream>, Result<NotHttp2, SendError>> {
         let mut fresh = false;
         loop {
             let (number, sender) = self.sender(fresh).await?;
@@ -103,7 +104,7 @@ impl Http2 {
                 }
                 Err(e) => {
                     self.forget(number);
-                    return Err(Err(e.to_string()));
+                    return Err(Err(SendError::other(e)));
                 }
             };
             return match response.await {
@@ -126,7 +127,7 @@ impl Http2 {
                     if e.is_go_away() || e.is_io() {
                         self.forget(number);
                     }
-                    Err(Err(e.to_string()))
+                    Err(Err(SendError::other(e)))
                 }
             };
         }
@@ -136,7 +137,7 @@ impl Http2 {
     async fn sender(
         &self,
         fresh: bool,
-    ) -> Result<(u64, SendRequest<Bytes>), Result<NotHttp2, String>> {
+    ) -> Result<(u64, SendRequest<Bytes>), Result<NotHttp2, SendError>> {
         if !fresh && let Some(s) = self.open() {
             return Ok(s);
         }
@@ -184,18 +185,21 @@ impl Http2 {
         forget(&self.current, number);
     }
 
-    async fn connect(&self) -> Result<(SendRequest<Bytes>, Connection), Result<NotHttp2, String>> {
+    async fn connect(
+        &self,
+    ) -> Result<(SendRequest<Bytes>, Connection), Result<NotHttp2, SendError>> {
         let tcp = tokio::net::TcpStream::connect((self.host.as_str(), self.port))
             .await
-            .map_err(|e| Err(format!("connecting to {}:{}: {e}", self.host, self.port)))?;
+            .map_err(|e| Err(SendError::from_error(&e)))?;
         // TCP_NODELAY: a request goes out as two writes (HEADERS, DATA); with Nagle's algorithm
         // and the server's delayed ACK the second waits ~40 ms, on every call.
-        tcp.set_nodelay(true).map_err(|e| Err(e.to_string()))?;
+        tcp.set_nodelay(true)
+            .map_err(|e| Err(SendError::other(e)))?;
         let tls = self
             .tls
             .connect(self.server_name.clone(), tcp)
             .await
-            .map_err(|e| Err(format!("TLS with {}: {e}", self.host)))?;
+            .map_err(|e| Err(SendError::from_error(&e)))?;
         if tls.get_ref().1.alpn_protocol() != Some(b"h2") {
             return Err(Ok(NotHttp2));
         }
@@ -206,7 +210,7 @@ impl Http2 {
             .enable_push(false)
             .handshake(tls)
             .await
-            .map_err(|e| Err(format!("HTTP/2 with {}: {e}", self.host)))
+            .map_err(|e| Err(SendError::other(format!("HTTP/2 with {}: {e}", self.host))))
     }
 }
 

@@ -9,6 +9,7 @@
 //! events back off exponentially with jitter (0.5 s → 8 s); 400, 401, 403, 404, 413 and a
 //! spend-limit 429 are never retried.
 
+use super::reach::{Reach, SendError};
 use super::{AgentError, AgentReply, AgentRequest, Backend, Usage};
 use crate::config::{self, Config};
 use anyhow::Result;
@@ -22,6 +23,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 const API_VERSION: &str = "2023-06-01";
+/// Where the endpoint is set, for the hints of errors that name it.
+const SETTINGS: &str = "`messages.base_url` (wfhost.toml) or `ANTHROPIC_BASE_URL`";
 const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
 
 pub struct Messages {
@@ -63,6 +66,7 @@ enum Failure {
 fn api_error(status: impl std::fmt::Display, message: &str, transient: bool) -> AgentError {
     AgentError {
         usage_limit: false,
+        stops_run: false,
         resets_in: None,
         message: format!("API Error: {status} {message}"),
         transient,
@@ -263,7 +267,9 @@ impl Messages {
             let response = self
                 .send(&self.count_uri, &headers, &body)
                 .await
-                .map_err(|e| AgentError::permanent(format!("connection error: {e}")))?;
+                .map_err(|e| {
+                    AgentError::permanent(e.message(&self.count_uri.to_string(), SETTINGS))
+                })?;
             let status = response.status();
             let bytes = response.into_body().collect().await;
             let v: Value = serde_json::from_slice(&bytes).unwrap_or_default();
@@ -287,7 +293,7 @@ impl Messages {
         uri: &http::Uri,
         headers: &http::HeaderMap,
         body: &Bytes,
-    ) -> Result<http::Response<Answer>, String> {
+    ) -> Result<http::Response<Answer>, SendError> {
         if let Some(h2) = &self.http2 {
             match h2.send(uri, headers, body).await {
                 Ok(response) => return Ok(response.map(Answer::Http2)),
@@ -299,18 +305,64 @@ impl Messages {
         *request.method_mut() = http::Method::POST;
         *request.uri_mut() = uri.clone();
         *request.headers_mut() = headers.clone();
-        // Until one response has come back, requests go one at a time (see `first`).
-        let first = if self.connected.load(Ordering::Acquire) {
-            None
+        let response = self.client.request(request);
+        let response = if self.connected.load(Ordering::Acquire) {
+            response.await
         } else {
-            Some(self.first.lock().await)
+            self.first_request(response).await
         };
-        let response = self.client.request(request).await;
-        if response.is_ok() {
-            self.connected.store(true, Ordering::Release);
+        Ok(response
+            .map_err(|e| SendError::from_error(&e))?
+            .map(Answer::Hyper))
+    }
+
+    /// A request sent before the server was heard from over `client` (see `first`): one at a
+    /// time, until an answer begins or `FIRST_ANSWER` passes without one. A refused key, a 429
+    /// or a refused connection comes back within milliseconds; a server still silent after that
+    /// has taken the request and is working on it (a proxy, a local model that answers when
+    /// done), and the rest of the first wave need not wait for its answer — holding them until
+    /// it came made 8 agents of 1 s take 8 s over HTTP/1.1.
+    async fn first_request<F, T, E>(&self, response: F) -> Result<T, E>
+    where
+        F: std::future::Future<Output = Result<T, E>>,
+    {
+        const FIRST_ANSWER: Duration = Duration::from_millis(250);
+        let first = self.first.lock().await;
+        if self.connected.load(Ordering::Acquire) {
+            drop(first);
+            return response.await;
         }
-        drop(first);
-        Ok(response.map_err(|e| e.to_string())?.map(Answer::Hyper))
+        tokio::pin!(response);
+        tokio::select! {
+            r = &mut response => {
+                if r.is_ok() {
+                    self.connected.store(true, Ordering::Release);
+                }
+                r
+            }
+            () = tokio::time::sleep(FIRST_ANSWER) => {
+                self.connected.store(true, Ordering::Release);
+                drop(first);
+                response.await
+            }
+        }
+    }
+
+    /// A request that reached no server: retried, unless the configuration must change first
+    /// (a certificate); a refused or unknown host stops the run once its retries are spent.
+    fn unsent(&self, e: &SendError) -> Failure {
+        let error = AgentError {
+            usage_limit: false,
+            stops_run: !matches!(e.reach, Reach::Other),
+            resets_in: None,
+            message: e.message(&self.messages_uri.to_string(), SETTINGS),
+            transient: !matches!(e.reach, Reach::Certificate(_)),
+        };
+        if error.transient {
+            Failure::Retry { error, after: None }
+        } else {
+            Failure::Fatal(error)
+        }
     }
 
     async fn attempt(&self, body: &Bytes, model: &str) -> Result<AgentReply, Failure> {
@@ -325,15 +377,7 @@ impl Messages {
             let response = self
                 .send(&self.messages_uri, &self.headers, body)
                 .await
-                .map_err(|e| Failure::Retry {
-                    error: AgentError {
-                        usage_limit: false,
-                        resets_in: None,
-                        message: format!("connection error: {e}"),
-                        transient: true,
-                    },
-                    after: None,
-                })?;
+                .map_err(|e| self.unsent(&e))?;
             let status = response.status();
             if let (Some(t), Some(p)) = (&throttle, &permit) {
                 let headers = response.headers();
@@ -380,6 +424,7 @@ impl Messages {
             Err(_) => Err(Failure::Retry {
                 error: AgentError {
                     usage_limit: false,
+                    stops_run: false,
                     resets_in: None,
                     message: format!(
                         "no complete answer within {} (messages.attempt_timeout)",
@@ -403,6 +448,7 @@ fn classify(status: u16, message: &str, retry_after: Option<Duration>) -> Failur
         {
             Failure::Fatal(AgentError {
                 usage_limit: true,
+                stops_run: false,
                 resets_in: retry_after,
                 ..api_error(status, message, false)
             })
@@ -464,6 +510,7 @@ async fn read_stream(mut body: Answer) -> Result<AgentReply, Failure> {
     let retry = |message: String| Failure::Retry {
         error: AgentError {
             usage_limit: false,
+            stops_run: false,
             resets_in: None,
             message,
             transient: true,
@@ -532,6 +579,7 @@ async fn read_stream(mut body: Answer) -> Result<AgentReply, Failure> {
                     matches!(kind, "overloaded_error" | "api_error" | "rate_limit_error");
                 let error = AgentError {
                     usage_limit: false,
+                    stops_run: false,
                     resets_in: None,
                     message: format!("API Error: {kind} {message}"),
                     transient,
@@ -745,11 +793,17 @@ impl Backend for Messages {
                     Err(Failure::Retry { error, .. }) if attempt >= self.max_attempts => {
                         return Err(AgentError {
                             usage_limit: false,
+                            stops_run: error.stops_run,
                             resets_in: None,
-                            message: format!(
-                                "{} (gave up after {attempt} attempts)",
-                                error.message
-                            ),
+                            // Before the hint, when the message has one.
+                            message: match error.message.split_once("\nhint: ") {
+                                Some((what, hint)) => format!(
+                                    "{what} (gave up after {attempt} attempts)\nhint: {hint}"
+                                ),
+                                None => {
+                                    format!("{} (gave up after {attempt} attempts)", error.message)
+                                }
+                            },
                             transient: true,
                         });
                     }
@@ -768,6 +822,7 @@ impl Backend for Messages {
             .unwrap_or_else(|_| {
                 Err(AgentError {
                     usage_limit: false,
+                    stops_run: false,
                     resets_in: None,
                     message: format!(
                         "no complete answer within {}, retries included (messages.timeout)",

@@ -133,6 +133,7 @@ impl Backend for Mock {
         if prompt.contains("[transient]") {
             return Err(AgentError {
                 usage_limit: false,
+                stops_run: false,
                 resets_in: None,
                 message: format!("API Error: 529 overloaded for {}", head(prompt, 40)),
                 transient: true,

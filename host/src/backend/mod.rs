@@ -8,6 +8,7 @@ pub mod command;
 pub mod http2;
 pub mod messages;
 pub mod mock;
+pub mod reach;
 pub mod replay;
 pub mod sse;
 
@@ -62,6 +63,15 @@ pub struct CallContext {
     pub cache: Option<Arc<crate::scheduler::stagger::CacheHint>>,
     /// The run's pool-wide rate-limit state (scheduler::throttle).
     pub throttle: Option<Arc<crate::scheduler::throttle::Throttle>>,
+    /// The run's events, for what a backend has to say while a call waits (the `nats`
+    /// executor: no worker has taken its jobs).
+    pub events: Option<crate::events::Events>,
+}
+
+impl std::fmt::Debug for crate::events::Events {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Events")
+    }
 }
 
 /// The current call's cache hint (outside a scheduled call: none).
@@ -232,12 +242,17 @@ pub struct AgentError {
     pub usage_limit: bool,
     /// When the provider says the usage limit resets (`--wait-on-limit` waits that long).
     pub resets_in: Option<std::time::Duration>,
+    /// No other agent can get through either: the endpoint cannot be reached (refused, no such
+    /// host) or its certificate is refused. The run stops starting agents and says so once,
+    /// instead of failing agent after agent with the same error.
+    pub stops_run: bool,
 }
 
 impl AgentError {
     pub fn permanent(message: impl Into<String>) -> Self {
         AgentError {
             usage_limit: false,
+            stops_run: false,
             resets_in: None,
             message: message.into(),
             transient: false,

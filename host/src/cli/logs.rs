@@ -51,21 +51,30 @@ pub(super) fn pick_run(run_id: Option<&str>, running_first: bool) -> Result<RunD
         })
 }
 
-fn print(out: &mut impl Write, line: &str, json: bool) -> std::io::Result<()> {
+/// Prints one line of the event log; `failed` counts the failed agents so far, so that the
+/// end says `⚠` when agents failed (as `output.log` and the run's own summary do).
+fn print(out: &mut impl Write, line: &str, json: bool, failed: &mut u32) -> std::io::Result<()> {
     if json {
         return writeln!(out, "{line}");
     }
     let Some((_, event)) = from_line(line) else {
         return Ok(());
     };
+    if let Event::AgentFailed { .. } = &event {
+        *failed += 1;
+    }
     if let Event::RunFinished {
         outcome,
         duration_ms,
     } = &event
     {
+        let (mark, tail) = match *failed {
+            0 => ("■", String::new()),
+            n => ("⚠", format!(" · {n} agent(s) failed")),
+        };
         return writeln!(
             out,
-            "■ {outcome} in {:.1}s",
+            "{mark} {outcome} in {:.1}s{tail}",
             std::time::Duration::from_millis(*duration_ms).as_secs_f64()
         );
     }
@@ -78,13 +87,14 @@ fn print(out: &mut impl Write, line: &str, json: bool) -> std::io::Result<()> {
 pub(super) async fn logs(a: LogsArgs) -> Result<u8> {
     let dir = pick_run(a.run_id.as_deref(), a.follow)?;
     let mut out = std::io::stdout().lock();
+    let mut failed = 0;
     if a.follow && dir.is_running() {
         // The socket sends the whole stream from the start, then live: nothing is missed
         // between reading the file and connecting.
         if let Ok(client) = Client::connect(&dir, "wfhost logs").await {
             let mut lines = client.subscribe().await?;
             while let Some(line) = lines.next_line().await? {
-                print(&mut out, &line, a.json)?;
+                print(&mut out, &line, a.json, &mut failed)?;
                 out.flush()?;
             }
             return Ok(crate::exit::OK);
@@ -102,7 +112,7 @@ pub(super) async fn logs(a: LogsArgs) -> Result<u8> {
         ))
     })?;
     for line in text.lines() {
-        print(&mut out, line, a.json)?;
+        print(&mut out, line, a.json, &mut failed)?;
     }
     Ok(crate::exit::OK)
 }

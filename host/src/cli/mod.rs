@@ -94,6 +94,9 @@ enum Command {
     /// Serve agent calls from a NATS JetStream work queue (`run --executor nats://…`).
     #[command(after_help = worker::AFTER_HELP)]
     Worker(worker::WorkerArgs),
+    /// List the workers serving a NATS work queue: backend, load, jobs served.
+    #[command(after_help = worker::WORKERS_HELP)]
+    Workers(worker::WorkersArgs),
     /// The permission helper of `claude` agents (started by wfhost itself).
     #[command(hide = true)]
     PermissionServer(mcp::PermissionServerArgs),
@@ -248,6 +251,13 @@ pub(crate) fn parse_usd(s: &str) -> Result<f64, String> {
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {
+    // `--max-memory 12` is twelve bytes to bytesize, and never what was meant.
+    if !s.trim().is_empty() && s.trim().chars().all(|c| c.is_ascii_digit() || c == '.') {
+        return Err(format!(
+            "a size needs a unit: `{0}MiB`, `{0}GiB` (or `{0}B` for bytes)",
+            s.trim()
+        ));
+    }
     match s.parse::<bytesize::ByteSize>() {
         Ok(b) if b.as_u64() == 0 => Err("must be more than 0 (e.g. 256MiB)".into()),
         Ok(b) => Ok(b.as_u64()),
@@ -286,6 +296,66 @@ pub fn error_code(e: &anyhow::Error) -> u8 {
     exit_error(e).map_or(exit::INTERNAL, |x| x.code)
 }
 
+/// A closed pipe (`wfhost runs | head -1`) ends the process quietly, as it ends `cat`, rg and
+/// cargo: by SIGPIPE, never a panic (101) or an internal error (70).
+///
+/// Commands that only print get the signal's default action back (Rust starts with it
+/// ignored). Those that run agents keep it ignored — a `claude` child or a socket closing under
+/// a write must be an error the run handles, not the end of the host — and a print of theirs
+/// to a closed stdout (the report under `--json | head`) is turned into the same quiet end.
+fn quiet_on_closed_pipe(command: &Command) {
+    let prints_only = matches!(
+        command,
+        Command::Runs(_)
+            | Command::Logs(_)
+            | Command::List(_)
+            | Command::Show(_)
+            | Command::Agents(_)
+            | Command::Config(_)
+            | Command::Audit(_)
+            | Command::Trace(_)
+            | Command::Completions { .. }
+    );
+    if prints_only {
+        // SAFETY: setting a signal's disposition to its default before any thread is started.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.starts_with("failed printing to std") && message.contains("Broken pipe") {
+            die_of_sigpipe();
+        }
+        default(info);
+    }));
+}
+
+/// Ends the process the way a closed pipe ends a program that does not ignore SIGPIPE.
+fn die_of_sigpipe() -> ! {
+    // SAFETY: restoring the default disposition and raising the signal on this process.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        libc::raise(libc::SIGPIPE);
+    }
+    // Not reached: SIGPIPE's default action ends the process. If it did not, a quiet success.
+    std::process::exit(0)
+}
+
+/// Whether an error is a write to a closed pipe.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
@@ -298,6 +368,7 @@ pub fn main() -> ExitCode {
             });
         }
     };
+    quiet_on_closed_pipe(&cli.command);
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     // `run`, `resume` and `plan` run the script's guest on this, the main, thread: it is their
     // critical path (every agent starts and finishes through it), so the pool's workers take
@@ -331,6 +402,7 @@ pub fn main() -> ExitCode {
             Command::Plan(a) => plan::plan(a).await,
             Command::Mcp(a) => mcp::mcp(a).await,
             Command::Worker(a) => worker::worker(a).await,
+            Command::Workers(a) => worker::workers(a).await,
             Command::PermissionServer(a) => mcp::permission_server(a).await,
             Command::Stop(a) => steer::stop(a).await,
             Command::Pause(a) => steer::pause(a).await,
@@ -359,6 +431,7 @@ pub fn main() -> ExitCode {
     runtime.shutdown_timeout(Duration::from_millis(100));
     match result {
         Ok(code) => ExitCode::from(code),
+        Err(e) if is_broken_pipe(&e) => die_of_sigpipe(),
         Err(e) => {
             print_error(&e);
             ExitCode::from(error_code(&e))

@@ -72,13 +72,18 @@ pub(super) async fn plan(a: PlanArgs) -> Result<u8> {
                 Some(m),
             )
         }
+        // Nothing runs, so the `claude` binary need not be here: its agents use the configured
+        // model, or Claude Code's own default, projected at the default model's price.
+        Some("claude") => (Some(Some(config.model().to_string())), None),
         Some(name) => (
             Some(crate::backend::select(Some(name), &config)?.default_model()),
             None,
         ),
         None => (None, None),
     };
-    let plan = crate::plan::dry_run(
+    let claude_default = (backend.as_deref() == Some("claude") && config.model.is_none())
+        .then(|| config.model().to_string());
+    let mut plan = crate::plan::dry_run(
         script,
         args,
         config,
@@ -89,6 +94,11 @@ pub(super) async fn plan(a: PlanArgs) -> Result<u8> {
         counter,
     )
     .await?;
+    if let Some(model) = claude_default {
+        plan.warnings.push(format!(
+            "`claude` agents use Claude Code's default model, which this plan cannot know: projected at `{model}`'s price (set `model` in wfhost.toml for another); their input is estimated and is a floor (files and tool results come on top)"
+        ));
+    }
     if a.json {
         println!("{}", serde_json::to_string_pretty(&plan)?);
     } else {

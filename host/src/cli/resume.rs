@@ -25,6 +25,8 @@ pub(super) struct ResumeArgs {
 pub(super) async fn resume(mut a: ResumeArgs) -> Result<u8> {
     let cwd = std::env::current_dir()?;
     let dir = RunDir::existing(&cwd, &a.run_id)?;
+    // A prefix or `@last` names the run; from here on, its whole id.
+    a.run_id = dir.id().to_string();
     let point = crate::journal::resume_point(&dir.journal())?;
     if point.attempts == 0 {
         return Err(ExitError::usage(format!(

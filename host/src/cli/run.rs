@@ -67,56 +67,68 @@ pub(super) struct RunCommon {
     /// Who answers agents: claude, messages, command, mock, replay:DIR [default: from
     /// wfhost.toml, else claude when on PATH, else messages when ANTHROPIC_API_KEY is set;
     /// on resume, the backend the run used].
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", help_heading = "Agents")]
     pub(super) backend: Option<String>,
     /// Start in the background: print the run id and the commands to watch, stop and resume
     /// it, and return at once. Its output goes to the run directory (`output.log`).
-    #[arg(long)]
+    #[arg(long, help_heading = "Output")]
     pub(super) detach: bool,
     /// Print one JSON report on stdout when the run ends (and nothing else there).
-    #[arg(long)]
+    #[arg(long, help_heading = "Output")]
     pub(super) json: bool,
     /// Run without asking for approval (required without a terminal).
-    #[arg(long, short = 'y')]
+    #[arg(long, short = 'y', help_heading = "Output")]
     pub(super) yes: bool,
     /// No progress on stderr.
-    #[arg(long, short = 'q')]
+    #[arg(long, short = 'q', help_heading = "Output")]
     pub(super) quiet: bool,
     /// Write every event as a JSON line to FILE (`-`: stdout). Schema: docs/events.md.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", help_heading = "Output")]
     pub(super) events: Option<String>,
     /// A hard ceiling on output tokens: once spent, new agent() calls throw.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", help_heading = "Spending")]
     pub(super) budget_tokens: Option<u64>,
     /// Stop starting agents once the run has cost this much (USD).
-    #[arg(long, value_name = "USD", value_parser = super::parse_usd)]
+    #[arg(long, value_name = "USD", value_parser = super::parse_usd, help_heading = "Spending")]
     pub(super) max_cost: Option<f64>,
     /// When the provider says a usage or spend limit is reached, wait until it resets (the
     /// time the provider gives, else 5 minutes) and go on, instead of ending the run with exit
     /// 75 [config: `wait_on_limit = true`].
-    #[arg(long)]
+    #[arg(long, help_heading = "Spending")]
     pub(super) wait_on_limit: bool,
     /// How long a `claude` agent's request to use a tool outside its allow-list waits for an
     /// operator (`wfhost watch`, MCP) before it is denied, with the reason [default: 60s].
-    #[arg(long, value_name = "DURATION", value_parser = super::parse_positive_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = super::parse_positive_duration, help_heading = "Agents")]
     pub(super) permission_timeout: Option<std::time::Duration>,
     /// Where agent calls run: `local` (this process) or `nats://HOST:PORT` (a JetStream work
     /// queue served by `wfhost worker`s; docs/distributed.md) [config: `[executor] url`].
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", help_heading = "Agents")]
     pub(super) executor: Option<String>,
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "NATS executor")]
     pub(super) nats: crate::executor::NatsArgs,
     /// Store every answer in DIR, for `--backend replay:DIR`.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", help_heading = "Agents")]
     pub(super) record: Option<PathBuf>,
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Limits")]
     pub(super) limits: LimitArgs,
 }
 
 pub(super) async fn run(mut a: RunArgs) -> Result<u8> {
     let started = Instant::now();
+    if a.common.json && a.common.events.as_deref() == Some("-") {
+        bail!(
+            ExitError::usage("`--json` and `--events -` would both write to stdout")
+                .hint("write the events to a file (`--events run.jsonl`), or drop `--json`: the event stream ends with `run_finished`")
+        );
+    }
     let cwd = std::env::current_dir()?;
     let config = Arc::new(crate::config::load(&cwd)?.config);
+    // `--resume` may name the run by a prefix or `@last`: from here on, its whole id.
+    if let Some(id) = &a.resume
+        && a.resume_point.is_none()
+    {
+        a.resume = Some(RunDir::existing(&cwd, id)?.id().to_string());
+    }
     let run_id = a
         .resume
         .clone()
@@ -362,6 +374,7 @@ pub(super) async fn run(mut a: RunArgs) -> Result<u8> {
     if let Some(j) = &journal_handle {
         let _ = j.append(&Record::Interrupted {
             reason: reason.clone(),
+            duration_ms: Some(crate::report::millis(started.elapsed())),
         });
         let _ = j.sync();
     }
@@ -783,7 +796,7 @@ fn finish(a: &RunArgs, report: &RunReport) -> u8 {
         }
         let u = &report.usage;
         eprintln!(
-            "{} {} in {:.1}s · {} agents ({} done, {} failed) · {} tokens in, {} out · run {}",
+            "{} {} in {:.1}s · {} agents ({} done, {} failed) · {} tokens in, {} out · {}",
             match (report.exit_code, report.usage.agents_failed) {
                 (exit::OK, 0) => "✓",
                 (exit::OK, _) => "⚠", // completed, but not every agent answered
@@ -796,7 +809,13 @@ fn finish(a: &RunArgs, report: &RunReport) -> u8 {
             u.agents_failed,
             u.input_tokens,
             u.output_tokens,
-            report.run_id
+            // A script rejected before it ran (or a run without a journal) left no run
+            // directory: no id to look up, resume or trace.
+            if report.run_dir.is_some() {
+                format!("run {}", report.run_id)
+            } else {
+                "no run kept".to_string()
+            }
         );
     }
     report.exit_code

@@ -76,3 +76,75 @@ pub(super) async fn worker(a: WorkerArgs) -> Result<u8> {
     .await?;
     Ok(crate::exit::OK)
 }
+
+pub(super) const WORKERS_HELP: &str = "\
+Every worker connected to the server answers with its name, backend, load and the jobs it has
+served; a run's jobs go only to workers of the run's backend. No answer within --wait: no
+worker is connected (exit 1).
+
+Examples:
+  wfhost workers --nats nats://127.0.0.1:4222
+  wfhost workers --nats nats://127.0.0.1:4222 --backend messages --json";
+
+#[derive(Args)]
+pub(super) struct WorkersArgs {
+    /// The NATS server (`nats://HOST:PORT`, `tls://HOST:PORT`).
+    #[arg(long, value_name = "URL")]
+    nats: String,
+    /// Only the workers of this backend.
+    #[arg(long, value_name = "NAME")]
+    backend: Option<String>,
+    /// How long to wait for answers.
+    #[arg(long, default_value = "1s", value_parser = super::parse_positive_duration, value_name = "DURATION")]
+    wait: std::time::Duration,
+    /// One JSON object per worker, one per line.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    auth: crate::executor::NatsArgs,
+}
+
+pub(super) async fn workers(a: WorkersArgs) -> Result<u8> {
+    use std::io::Write as _;
+    let client = crate::executor::connect(&a.nats, &a.auth, "wfhost workers").await?;
+    let workers = crate::executor::ask_workers(&client, a.backend.as_deref(), a.wait).await?;
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        for w in &workers {
+            writeln!(out, "{}", serde_json::to_string(w)?)?;
+        }
+    } else if !workers.is_empty() {
+        writeln!(
+            out,
+            "{:<28} {:<10} {:>9} {:>8} {:>7} {:>9}  version",
+            "worker", "backend", "in flight", "served", "failed", "up"
+        )?;
+        for w in &workers {
+            writeln!(
+                out,
+                "{:<28} {:<10} {:>5} / {:<3} {:>6} {:>7} {:>9}  {}",
+                crate::sanitize::line(&w.name),
+                crate::sanitize::line(&w.backend),
+                w.in_flight,
+                w.concurrency,
+                w.served,
+                w.failed,
+                humantime::format_duration(std::time::Duration::from_secs(w.uptime_s)).to_string(),
+                crate::sanitize::line(&w.version)
+            )?;
+        }
+    }
+    if workers.is_empty() {
+        eprintln!(
+            "no worker{} answered at {} within {}",
+            a.backend
+                .as_deref()
+                .map(|b| format!(" serving `{b}`"))
+                .unwrap_or_default(),
+            a.nats,
+            humantime::format_duration(a.wait)
+        );
+        return Ok(1);
+    }
+    Ok(crate::exit::OK)
+}

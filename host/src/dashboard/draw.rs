@@ -46,7 +46,7 @@ pub fn draw(frame: &mut Frame<'_>, app: &App, now_ms: u64) {
 
     // Header: run, script, status, backend, tokens, cost, elapsed.
     let status = if app.ended {
-        run.outcome.clone().unwrap_or_else(|| "ended".into())
+        run.outcome_shown().unwrap_or_else(|| "ended".into())
     } else {
         run.status_at(now_ms)
     };
@@ -55,6 +55,7 @@ pub fn draw(frame: &mut Frame<'_>, app: &App, now_ms: u64) {
         s if s.starts_with("rate limited") => Style::new().fg(Color::Magenta).bold(),
         "paused" => Style::new().fg(Color::Magenta).bold(),
         "completed" => Style::new().fg(Color::Green).bold(),
+        s if s.starts_with("completed ⚠") => Style::new().fg(Color::Yellow).bold(),
         _ => Style::new().fg(Color::Red).bold(),
     };
     let title = Line::from(vec![

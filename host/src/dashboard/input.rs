@@ -14,7 +14,22 @@ pub enum Action {
     Open(u32),
 }
 
-pub const HELP: &str = "↑↓ move · Tab phases/agents · Enter open · f filter · p pause · x kill · r restart · s save · q leave";
+pub const HELP: &str = "↑↓ move · Tab phases/agents · Enter open · f filter · p pause · x kill · r restart · s save · ? keys · q leave";
+
+/// What `?` shows.
+pub const KEYS: &str = "\
+↑ ↓ / k j     move in the list that has the focus (PgUp PgDn: ten rows)
+Tab ← →       switch between the phases and the agents
+Enter         open the selected agent: its prompt, answer or error, transcript
+f             filter the agents by state (all, running, failed, done, queued)
+p             pause the run (no queued agent starts), or continue it   — asks y/N
+x             kill the selected agent (it resolves to null)              — asks y/N
+r             restart the selected agent (its call is asked again)       — asks y/N
+s             save the script as a workflow (`wfhost run NAME`)
+a / A / d     answer an agent's permission request: allow once / always / deny
+Esc           close this pane
+q             leave the dashboard: the run goes on (`wfhost watch` returns to it)
+Ctrl-C        in `wfhost run`: stop the run (resumable)";
 
 pub fn handle(app: &mut App, key: KeyEvent) -> Option<Action> {
     let ctrl_c = key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c');
@@ -47,6 +62,13 @@ pub fn handle(app: &mut App, key: KeyEvent) -> Option<Action> {
     }
     match key.code {
         KeyCode::Char('q') if app.detail.is_none() => app.quit = true,
+        KeyCode::Char('?') => {
+            app.detail = Some(super::state::Detail {
+                title: "keys".into(),
+                text: KEYS.into(),
+                scroll: 0,
+            });
+        }
         KeyCode::Esc | KeyCode::Char('q') => app.detail = None,
         KeyCode::Up | KeyCode::Char('k') => app.move_by(-1),
         KeyCode::Down | KeyCode::Char('j') => app.move_by(1),

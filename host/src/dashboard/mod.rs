@@ -32,12 +32,14 @@ pub enum Link {
     Socket(RunDir),
     /// This process's own run (`wfhost run` on a terminal).
     Local(Arc<Control>, Option<RunDir>),
+    /// A run that has ended, read-only from its event log (`wfhost watch` of a past run).
+    Finished(RunDir),
 }
 
 impl Link {
     fn dir(&self) -> Option<&RunDir> {
         match self {
-            Link::Socket(d) => Some(d),
+            Link::Socket(d) | Link::Finished(d) => Some(d),
             Link::Local(_, d) => d.as_ref(),
         }
     }
@@ -58,6 +60,20 @@ impl Link {
                         }
                     }
                 });
+            }
+            // The whole log at once; the channel then closes, as a run's stream does at its end.
+            Link::Finished(dir) => {
+                let text = std::fs::read_to_string(dir.events()).map_err(|e| {
+                    crate::ExitError::usage(format!(
+                        "run `{}` has no event log (`{}`: {e})",
+                        dir.id(),
+                        dir.events().display()
+                    ))
+                    .hint(format!("`wfhost runs show {}` reads its journal", dir.id()))
+                })?;
+                for line in text.lines() {
+                    let _ = tx.send(line.to_string());
+                }
             }
             Link::Local(control, _) => {
                 let (backlog, live) = control.subscribe();
@@ -80,6 +96,7 @@ impl Link {
 
     async fn send(&self, command: Command) -> Result<serde_json::Value, String> {
         match self {
+            Link::Finished(_) => Err("the run has ended: it is shown read-only".into()),
             Link::Socket(dir) => {
                 let reply = async {
                     Client::connect(dir, "wfhost watch")
@@ -248,7 +265,7 @@ pub async fn run(link: Link, leave_at_end: bool) -> Result<(Exit, crate::live::L
                     app.ended = true;
                     app.message = Some(format!(
                         "the run ended ({}); q leaves",
-                        app.run.outcome.as_deref().unwrap_or("its stream closed")
+                        app.run.outcome_shown().as_deref().unwrap_or("its stream closed")
                     ));
                     dirty = true;
                     if leave_at_end {

@@ -23,11 +23,15 @@ use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// The work-queue stream and its subjects (`wfhost.jobs.<run id>`).
+/// The work-queue stream and its subjects (`wfhost.jobs.<backend>.<run id>`).
 pub const STREAM: &str = "WFHOST_JOBS";
 pub const JOBS: &str = "wfhost.jobs";
-/// The durable consumer every worker pulls from.
+/// The durable consumer the workers of one backend pull from (`wfhost-workers-<backend>`):
+/// a job goes only to a worker that serves its backend, so a fleet can mix backends.
 pub const CONSUMER: &str = "wfhost-workers";
+/// Core-NATS request subject every worker answers with its `WorkerHealth`
+/// (`wfhost.health.<backend>`: the workers of one backend).
+pub const HEALTH: &str = "wfhost.health";
 /// Results by job id: the source of truth. Why 7 days: long enough to resume a run after a
 /// weekend; a result older than that is asked again.
 pub const RESULTS: &str = "wfhost-results";
@@ -37,6 +41,76 @@ pub const LEASES: &str = "wfhost-leases";
 /// Core-NATS subjects: a call's cancel (`wfhost.cancel.<job>`) and its signs of life.
 pub const CANCEL: &str = "wfhost.cancel";
 pub const PROGRESS: &str = "wfhost.progress";
+
+/// A backend's name as one subject token: `replay:DIR` is `replay`, and anything that
+/// could split or widen a subject (`.`, `*`, `>`, white space) becomes `_`.
+pub fn backend_token(spec: &str) -> String {
+    let name = spec.split(':').next().unwrap_or_default();
+    let token: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if token.is_empty() { "_".into() } else { token }
+}
+
+/// Where the jobs of a run on a backend are published.
+pub fn jobs_subject(spec: &str, run_id: &str) -> String {
+    format!("{JOBS}.{}.{run_id}", backend_token(spec))
+}
+
+/// The durable consumer of a backend's workers.
+pub fn consumer_name(spec: &str) -> String {
+    format!("{CONSUMER}-{}", backend_token(spec))
+}
+
+/// What a worker answers on `wfhost.health` (`wfhost workers` prints it; a run host asks it
+/// when nobody takes its jobs).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WorkerHealth {
+    pub name: String,
+    pub backend: String,
+    pub version: String,
+    pub concurrency: usize,
+    pub in_flight: usize,
+    pub served: u64,
+    pub failed: u64,
+    pub uptime_s: u64,
+}
+
+/// Asks the workers (of one backend, or all) how they are; every answer that comes within
+/// `wait`.
+pub async fn ask_workers(
+    client: &async_nats::Client,
+    backend: Option<&str>,
+    wait: Duration,
+) -> Result<Vec<WorkerHealth>> {
+    use futures_util::StreamExt as _;
+    let subject = match backend {
+        Some(b) => format!("{HEALTH}.{}", backend_token(b)),
+        None => HEALTH.to_string(),
+    };
+    let inbox = client.new_inbox();
+    let mut answers = client.subscribe(inbox.clone()).await?;
+    client
+        .publish_with_reply(subject, inbox, bytes::Bytes::new())
+        .await?;
+    client.flush().await?;
+    let mut out = Vec::new();
+    let deadline = tokio::time::Instant::now() + wait;
+    while let Ok(Some(m)) = tokio::time::timeout_at(deadline, answers.next()).await {
+        if let Ok(h) = serde_json::from_slice::<WorkerHealth>(&m.payload) {
+            out.push(h);
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
 
 /// How to reach and authenticate to the NATS deployment (the run host and workers alike).
 #[derive(clap::Args, Clone, Debug, Default)]
@@ -246,6 +320,9 @@ pub struct WireError {
     pub transient: bool,
     pub usage_limit: bool,
     pub resets_in_ms: Option<u64>,
+    /// The worker's endpoint cannot be reached (`AgentError::stops_run`).
+    #[serde(default)]
+    pub stops_run: bool,
 }
 
 /// The job id: run, journal key, occurrence and re-ask feedback, hashed (a valid KV key and

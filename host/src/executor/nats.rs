@@ -5,7 +5,7 @@
 //! with "publish the job, wait for its result in the results bucket". Dropping a call (a kill,
 //! a stop, a stall) publishes its cancel, which the worker making it obeys.
 
-use super::{CANCEL, JOBS, Job, JobResult, PROGRESS, Plumbing};
+use super::{CANCEL, Job, JobResult, PROGRESS, Plumbing};
 use crate::backend::{AgentError, AgentReply, AgentRequest, Backend};
 use async_nats::jetstream::message::PublishMessage;
 use futures_util::StreamExt as _;
@@ -24,7 +24,15 @@ pub struct Nats {
     model: String,
     published: AtomicU64,
     served_from_kv: AtomicU64,
+    url: String,
+    /// When the run was last told that no worker takes its jobs (said at most once a minute).
+    warned: std::sync::Mutex<Option<std::time::Instant>>,
 }
+
+/// A job no worker has taken for this long makes the run host ask who serves its backend. Why
+/// 10 s: a worker with a free slot takes a job in milliseconds; one whose slots are all busy
+/// still answers the question, so only a fleet with no worker for the backend is warned about.
+const TAKEN_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl Nats {
     pub async fn connect(
@@ -44,7 +52,53 @@ impl Nats {
             model: model.to_string(),
             published: AtomicU64::new(0),
             served_from_kv: AtomicU64::new(0),
+            url: url.to_string(),
+            warned: std::sync::Mutex::new(None),
         })
+    }
+
+    /// A job of ours waited `TAKEN_WITHIN` untaken: if no worker answers for its backend, the
+    /// run says so (a log line and its event), rather than wait silently for the stall timeout.
+    async fn nobody_took_it(&self) {
+        {
+            let mut warned = self
+                .warned
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if warned.is_some_and(|at| at.elapsed() < std::time::Duration::from_secs(60)) {
+                return;
+            }
+            *warned = Some(std::time::Instant::now());
+        }
+        let workers = super::ask_workers(
+            &self.client,
+            Some(&self.spec),
+            std::time::Duration::from_millis(500),
+        )
+        .await
+        .unwrap_or_default();
+        if !workers.is_empty() {
+            return;
+        }
+        let backend = super::backend_token(&self.spec);
+        let text = format!(
+            "no worker has taken a `{backend}` job for {} s, and no worker serving `{backend}` answers at {}: start one with `wfhost worker --nats {} --backend {}` (docs/distributed.md); the run waits for one",
+            TAKEN_WITHIN.as_secs(),
+            self.url,
+            self.url,
+            self.spec
+        );
+        let events = crate::backend::CALL
+            .try_with(|c| c.events.clone())
+            .ok()
+            .flatten();
+        match events {
+            Some(events) => events.emit(crate::events::Event::Log {
+                level: crate::events::LogLevel::Warn,
+                text,
+            }),
+            None => eprintln!("warning: {text}"),
+        }
     }
 
     /// One go at a call: `Ok` with the worker's outcome, or `Err` with why NATS failed us.
@@ -86,7 +140,7 @@ impl Nats {
             Ok(p) => p,
             Err(e) => return Ok(Err(AgentError::permanent(format!("encoding the job: {e}")))),
         };
-        let subject = format!("{JOBS}.{}", self.run_id);
+        let subject = super::jobs_subject(&self.spec, &self.run_id);
         let mut msg_id = id.clone();
         for generation in 1.. {
             let ack = self
@@ -117,8 +171,16 @@ impl Nats {
             client: self.client.clone(),
             subject: Some(format!("{CANCEL}.{id}")),
         };
+        // Until a worker says it took the job (its first sign of life).
+        let untaken = tokio::time::sleep(TAKEN_WITHIN);
+        tokio::pin!(untaken);
+        let mut taken = false;
         loop {
             tokio::select! {
+                () = &mut untaken, if !taken => {
+                    taken = true;
+                    self.nobody_took_it().await;
+                }
                 entry = watch.next() => match entry {
                     Some(Ok(e)) if e.operation == async_nats::jetstream::kv::Operation::Put => {
                         guard.subject = None;
@@ -128,7 +190,10 @@ impl Nats {
                     Some(Err(e)) => return Err(fail("watching the results bucket", &e)),
                     None => return Err("the results watch ended (the NATS server went away?)".into()),
                 },
-                Some(_) = progress.next() => crate::backend::progress(),
+                Some(_) = progress.next() => {
+                    taken = true;
+                    crate::backend::progress();
+                }
             }
         }
     }
@@ -138,6 +203,7 @@ impl Nats {
             message,
             transient: true,
             usage_limit: false,
+            stops_run: false,
             resets_in: None,
         }
     }
@@ -176,6 +242,7 @@ fn decode(bytes: &[u8]) -> Result<AgentReply, AgentError> {
             message: e.message,
             transient: e.transient,
             usage_limit: e.usage_limit,
+            stops_run: e.stops_run,
             resets_in: e.resets_in_ms.map(std::time::Duration::from_millis),
         }),
     }

@@ -7,7 +7,7 @@
 //! its lease abandons its call; a cancel from the run host ends it. SIGTERM: stop taking jobs,
 //! let the calls in flight finish for the grace period, hand back the rest.
 
-use super::{CANCEL, CONSUMER, Job, JobResult, PROGRESS, WireError, WireReply};
+use super::{CANCEL, CONSUMER, JOBS, Job, JobResult, PROGRESS, STREAM, WireError, WireReply};
 use crate::backend::Backend;
 use anyhow::Result;
 use async_nats::jetstream::{AckKind, consumer::pull};
@@ -45,6 +45,30 @@ struct Shared {
     /// Cancel switches of the calls in flight, by job id.
     cancels: Mutex<HashMap<String, watch::Sender<bool>>>,
     shutdown: watch::Receiver<bool>,
+    /// For the health answer.
+    started: std::time::Instant,
+    served: std::sync::atomic::AtomicU64,
+    failed: std::sync::atomic::AtomicU64,
+}
+
+impl Shared {
+    fn health(&self) -> super::WorkerHealth {
+        use std::sync::atomic::Ordering::Relaxed;
+        super::WorkerHealth {
+            name: self.opts.name.clone(),
+            backend: self.opts.backend.name().to_string(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            concurrency: self.opts.concurrency,
+            in_flight: self
+                .cancels
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .len(),
+            served: self.served.load(Relaxed),
+            failed: self.failed.load(Relaxed),
+            uptime_s: self.started.elapsed().as_secs(),
+        }
+    }
 }
 
 /// Serves until SIGTERM / SIGINT.
@@ -60,12 +84,16 @@ pub async fn serve(opts: WorkerOptions) -> Result<()> {
         .leases
         .clone()
         .ok_or_else(|| anyhow::anyhow!("the leases bucket is missing"))?;
+    // The consumer of this worker's backend: it sees only jobs for that backend.
+    let spec = opts.backend.name().to_string();
+    let consumer_name = super::consumer_name(&spec);
     let consumer = plumbing
         .stream
         .get_or_create_consumer(
-            CONSUMER,
+            &consumer_name,
             pull::Config {
-                durable_name: Some(CONSUMER.into()),
+                durable_name: Some(consumer_name.clone()),
+                filter_subject: format!("{JOBS}.{}.>", super::backend_token(&spec)),
                 ack_policy: async_nats::jetstream::consumer::AckPolicy::Explicit,
                 ack_wait: opts.lease,
                 // Why 20: a job refused while another worker holds its lease comes back after a
@@ -76,8 +104,19 @@ pub async fn serve(opts: WorkerOptions) -> Result<()> {
             },
         )
         .await
-        .map_err(|e| anyhow::anyhow!("cannot create the workers' consumer `{CONSUMER}`: {e}"))?;
+        .map_err(|e| {
+            crate::ExitError::usage(format!(
+                "cannot create the workers' consumer `{consumer_name}`: {e}"
+            ))
+            .hint(format!(
+                "a work queue made by an older wfhost has one consumer for every backend: remove it (`nats consumer rm {STREAM} {CONSUMER}`) once no old worker uses it"
+            ))
+        })?;
     let mut cancels_sub = client.subscribe(format!("{CANCEL}.*")).await?;
+    let mut health_all = client.subscribe(super::HEALTH.to_string()).await?;
+    let mut health_mine = client
+        .subscribe(format!("{}.{}", super::HEALTH, super::backend_token(&spec)))
+        .await?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let shared = Arc::new(Shared {
         opts,
@@ -86,7 +125,26 @@ pub async fn serve(opts: WorkerOptions) -> Result<()> {
         client: client.clone(),
         cancels: Mutex::new(HashMap::new()),
         shutdown: stop_rx,
+        started: std::time::Instant::now(),
+        served: std::sync::atomic::AtomicU64::new(0),
+        failed: std::sync::atomic::AtomicU64::new(0),
     });
+    {
+        // Health: `wfhost workers`, and a run host whose jobs nobody takes.
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            loop {
+                let m = tokio::select! {
+                    Some(m) = health_all.next() => m,
+                    Some(m) = health_mine.next() => m,
+                    else => break,
+                };
+                if let (Some(reply), Ok(body)) = (m.reply, serde_json::to_vec(&shared.health())) {
+                    let _ = shared.client.publish(reply, body.into()).await;
+                }
+            }
+        });
+    }
     {
         let shared = shared.clone();
         tokio::spawn(async move {
@@ -192,23 +250,18 @@ async fn handle(shared: &Arc<Shared>, msg: async_nats::jetstream::Message) {
         let _ = msg.ack().await;
         return;
     }
-    if job.backend != shared.opts.backend.name() {
-        let result = JobResult {
-            worker: shared.opts.name.clone(),
-            outcome: Err(WireError {
-                message: format!(
-                    "the run asked for the `{}` backend, but worker `{}` serves `{}`; start workers with `--backend {}`",
-                    job.backend,
-                    shared.opts.name,
-                    shared.opts.backend.name(),
-                    job.backend
-                ),
-                transient: false,
-                usage_limit: false,
-                resets_in_ms: None,
-            }),
-        };
-        store_and_ack(shared, &job, &msg, &result).await;
+    // Jobs reach only the workers of their backend (its subject); one that names another all
+    // the same (published by hand, or by an older wfhost) is handed back for the right worker,
+    // never answered with an error: a refusal of ours is not the agent's result.
+    if super::backend_token(&job.backend) != super::backend_token(shared.opts.backend.name()) {
+        eprintln!(
+            "wfhost worker {}: job {} asks for the `{}` backend, this worker serves `{}`: handed back",
+            shared.opts.name,
+            short(&job.id),
+            job.backend,
+            shared.opts.backend.name()
+        );
+        let _ = msg.ack_with(AckKind::Nak(Some(shared.opts.lease))).await;
         return;
     }
     // Claim it. Held by another worker: hand it back; it returns after a while and is acked
@@ -221,6 +274,12 @@ async fn handle(shared: &Arc<Shared>, msg: async_nats::jetstream::Message) {
         let _ = msg.ack_with(AckKind::Nak(Some(shared.opts.lease))).await;
         return;
     };
+    // Taken: the run host's first sign that a worker serves its backend.
+    let _ = shared
+        .client
+        .publish(format!("{PROGRESS}.{}", job.id), "".into())
+        .await;
+    let began = std::time::Instant::now();
     let (cancel_tx, mut cancel_rx) = watch::channel(false);
     shared
         .cancels
@@ -273,6 +332,31 @@ async fn handle(shared: &Arc<Shared>, msg: async_nats::jetstream::Message) {
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .remove(&job.id);
+    let outcome = match &ended {
+        Ok(Ok(_)) => "ok".to_string(),
+        Ok(Err(e)) => format!("failed: {}", e.message.lines().next().unwrap_or_default()),
+        Err(Abandoned::Cancelled) => "cancelled by the run host".into(),
+        Err(Abandoned::LeaseLost) => "abandoned: lease lost".into(),
+        Err(Abandoned::ShuttingDown) => "handed back: shutting down".into(),
+    };
+    {
+        use std::sync::atomic::Ordering::Relaxed;
+        match &ended {
+            Ok(Ok(_)) => shared.served.fetch_add(1, Relaxed),
+            _ => shared.failed.fetch_add(1, Relaxed),
+        };
+    }
+    // One line per job: when it began, which run and agent, how long, how it ended.
+    eprintln!(
+        "wfhost worker {}: {} job {} run {} `{}` {} in {:.1}s",
+        shared.opts.name,
+        humantime::format_rfc3339_seconds(std::time::SystemTime::now() - began.elapsed()),
+        short(&job.id),
+        job.run_id,
+        crate::sanitize::line(&job.request.label),
+        outcome,
+        began.elapsed().as_secs_f64()
+    );
     match ended {
         Ok(outcome) => {
             let result = JobResult {
@@ -289,6 +373,7 @@ async fn handle(shared: &Arc<Shared>, msg: async_nats::jetstream::Message) {
                         message: e.message,
                         transient: e.transient,
                         usage_limit: e.usage_limit,
+                        stops_run: e.stops_run,
                         resets_in_ms: e
                             .resets_in
                             .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
@@ -315,6 +400,11 @@ async fn handle(shared: &Arc<Shared>, msg: async_nats::jetstream::Message) {
         }
     }
     let _ = shared.leases.delete(&job.id).await;
+}
+
+/// A job id as the log shows it.
+fn short(id: &str) -> &str {
+    &id[..id.len().min(12)]
 }
 
 /// The result first, then the ack: a crash between the two leaves a redelivery that finds the

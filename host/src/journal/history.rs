@@ -325,11 +325,21 @@ impl History {
                 key,
                 occurrence,
                 error,
+                usage,
+                cost_usd,
             } => {
                 let i = self.call(key, *occurrence, "", &None);
                 let c = &mut self.calls[i];
                 c.state = AgentState::Failed;
                 c.error = Some(error.clone());
+                // Spent although it failed: the run's totals count it.
+                if let Some(usage) = usage {
+                    c.usage += *usage;
+                    self.usage += *usage;
+                }
+                if let Some(cost) = cost_usd {
+                    c.cost_usd += cost;
+                }
             }
             Record::RunFinished {
                 outcome,
@@ -343,7 +353,8 @@ impl History {
                 self.result.clone_from(result);
                 self.error.clone_from(error);
             }
-            Record::Interrupted { .. } => {
+            Record::Interrupted { duration_ms, .. } => {
+                self.duration_ms += duration_ms.unwrap_or(0);
                 let stopped = self.controls.last().is_some_and(|c| c.action == "stop");
                 self.status = if stopped {
                     RunStatus::Stopped

@@ -82,6 +82,12 @@ pub enum Record {
         key: String,
         occurrence: u32,
         error: String,
+        /// What the failed call spent (a schema never met, a stream cut off late): billed
+        /// all the same, so `runs` and resume count it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        usage: Option<crate::agent::Usage>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cost_usd: Option<f64>,
     },
     /// The calls an attempt served from this journal instead of the backend, in one record
     /// (written when the attempt ends, or every `SERVED_BATCH` calls): a resume's record of
@@ -115,6 +121,9 @@ pub enum Record {
     },
     Interrupted {
         reason: String,
+        /// How long this attempt ran before it was stopped.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        duration_ms: Option<u64>,
     },
     /// A command on the run's control socket: what, which agent, who, when.
     Control {

@@ -84,6 +84,8 @@ pub struct AgentOutcome {
     pub usage_limit: bool,
     /// When the provider says that limit resets.
     pub limit_resets_in: Option<Duration>,
+    /// The backend cannot be reached (`AgentError::stops_run`): the run must stop.
+    pub stops_run: bool,
     /// The call rejects in the script (a schema never met) rather than resolving to `null`.
     pub rejects: bool,
 }
@@ -171,7 +173,7 @@ impl Scheduler {
                     let Some(outcome) = outcome else {
                         continue;
                     };
-                    if outcome.usage_limit {
+                    if outcome.usage_limit || outcome.stops_run {
                         setup
                             .limited
                             .store(true, std::sync::atomic::Ordering::Release);
@@ -270,6 +272,8 @@ fn record(setup: &SchedulerSetup, job: &AgentJob, outcome: &AgentOutcome) {
             key,
             occurrence,
             error: error.clone(),
+            usage: (outcome.usage != crate::agent::Usage::default()).then_some(outcome.usage),
+            cost_usd: (outcome.cost_usd > 0.0).then_some(outcome.cost_usd),
         },
     };
     // A failure is remembered by the journal; the run stops at the next completion.
@@ -329,6 +333,7 @@ async fn supervised(
         usage_limit: false,
         rejects: false,
         limit_resets_in: None,
+        stops_run: false,
     };
     let mut cancel = match setup.control.begin(job.handle) {
         Ok(rx) => rx,
@@ -357,6 +362,7 @@ async fn supervised(
             definition: job.agent_def.clone(),
             cache: job.cache.clone(),
             throttle: Some(throttle.clone()),
+            events: Some(setup.events.clone()),
         };
         let call = PROGRESS.scope(
             progress.clone(),
@@ -451,6 +457,7 @@ async fn run(setup: &SchedulerSetup, job: &AgentJob) -> AgentOutcome {
         note,
         usage_limit: false,
         limit_resets_in: None,
+        stops_run: false,
         rejects: false,
     };
     let attempts = 1 + setup.config.schema_retries.unwrap_or(SCHEMA_RETRIES);
@@ -461,6 +468,7 @@ async fn run(setup: &SchedulerSetup, job: &AgentJob) -> AgentOutcome {
                 return AgentOutcome {
                     usage_limit: e.usage_limit,
                     limit_resets_in: e.resets_in,
+                    stops_run: e.stops_run,
                     ..done(Err(e.message), usage, cost, e.transient, note)
                 };
             }

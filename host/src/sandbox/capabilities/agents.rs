@@ -309,6 +309,7 @@ impl Capabilities {
                 note: None,
                 usage_limit: false,
                 limit_resets_in: None,
+                stops_run: false,
                 rejects: false,
             };
             self.served.push(ServedCall {
@@ -412,6 +413,8 @@ impl Capabilities {
         let duration_ms = crate::report::millis(outcome.duration);
         let cost_usd = outcome.cost_usd;
         let failed_on_limit = outcome.usage_limit && outcome.result.is_err();
+        let unreachable = outcome.stops_run && outcome.result.is_err();
+        let transient = outcome.transient;
         let rejection = match (&outcome.result, outcome.rejects) {
             (Err(e), true) => Some(e.lines().next().unwrap_or_default().to_string()),
             _ => None,
@@ -436,7 +439,9 @@ impl Capabilities {
                 self.ledger.failures.push((info.label.clone(), e.clone()));
                 // A rejection is the script's to catch (parallel() logs it); a failure that
                 // resolves to null is logged here.
-                if !outcome.rejects {
+                // An unreachable backend ends the run with this error once (run.rs), rather
+                // than a line per agent.
+                if !outcome.rejects && !unreachable {
                     self.log(
                         LogLevel::Warn,
                         format!("{prefix}[{}] failed: {e}", info.label),
@@ -453,6 +458,13 @@ impl Capabilities {
         };
         if failed_on_limit {
             return Err(LimitHit::UsageLimit);
+        }
+        if unreachable {
+            return Err(if transient {
+                LimitHit::Unreachable
+            } else {
+                LimitHit::Misconfigured
+            });
         }
         // `--max-failed-agents`: past it the run stops, rather than spend on a plan that is
         // already failing.
