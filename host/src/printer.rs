@@ -97,11 +97,21 @@ impl Progress {
                     self.tally()
                 ));
             }
-            // Its reason is logged on its own line (`[label] failed: …`).
-            Event::AgentFailed { .. } => {
+            // Its reason is logged on its own line (`[label] failed: …`, or the script's own
+            // catch of a rejection); what the first line leaves out — why a schema was never
+            // met — is said here, where a person reads it (the script sees only the first).
+            Event::AgentFailed { label, error, .. } => {
                 self.running = self.running.saturating_sub(1);
                 self.failed += 1;
                 self.unsaid += 1;
+                let why: Vec<&str> = error.lines().skip(1).filter(|l| !l.is_empty()).collect();
+                if !why.is_empty() {
+                    return Some(format!(
+                        "  ✗ {}: {}",
+                        crate::sanitize::line(label),
+                        crate::sanitize::line(&why.join(" "))
+                    ));
+                }
             }
             // A new phase or the end: what finished since the last line is said first.
             Event::Phase { .. } | Event::RunFinished { .. } => return self.owed(now),

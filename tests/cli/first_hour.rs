@@ -423,3 +423,70 @@ fn run_help_groups_its_flags() {
         );
     }
 }
+
+/// A schema never met: the script sees the reference's one-line rejection; the person reading
+/// the plain output is told why.
+#[test]
+fn a_schema_failure_says_why_on_the_terminal() {
+    let s = script(
+        "const s = { type: 'object', properties: { n: { type: 'number' } }, required: ['n'] };\nawait agent('fine');\ntry { await agent('count [json={\"n\": \"three\"}]', { schema: s, label: 'bad' }); } catch (e) { return String(e); }",
+    );
+    let out = wfhost(["run", "w.js", "--backend", "mock", "--yes"])
+        .dir(s.path())
+        .run();
+    out.code(0);
+    assert!(
+        out.stdout
+            .contains("subagent completed without calling StructuredOutput")
+            && !out.stdout.contains("did not match"),
+        "{}",
+        out.stdout
+    );
+    let why = out
+        .stderr
+        .lines()
+        .find(|l| l.contains("✗ bad:"))
+        .unwrap_or_else(|| panic!("no reason on the terminal:\n{}", out.stderr));
+    assert!(
+        why.contains("did not match the schema") && why.contains("\"three\""),
+        "{why}"
+    );
+}
+
+/// `wfhost watch RUN` of a run that has ended opens it read-only (it was refused), and `?`
+/// shows the keys.
+#[test]
+fn watch_opens_a_finished_run_read_only() {
+    let s = script(
+        "phase('Work');\nreturn await parallel([1, 2, 3].map(i => () => agent('task ' + i + (i === 2 ? ' [fail]' : ''), {label: 'task-' + i})));",
+    );
+    let runs = s.path().join("runs");
+    wfhost(["run", "w.js", "--backend", "mock", "--yes", "--quiet"])
+        .dir(s.path())
+        .env("WFHOST_RUNS_DIR", &runs)
+        .run()
+        .code(0);
+    let cmd = format!(
+        "cd {} && env -u CI TERM=xterm-256color WFHOST_RUNS_DIR=runs {} watch @last; echo WATCH-EXIT=$?; sleep 60",
+        s.path().display(),
+        env!("CARGO_BIN_EXE_wfhost")
+    );
+    let Some(term) = super::Terminal::start("watch_finished", &cmd) else {
+        return;
+    };
+    let screen = term.wait_for("the run ended");
+    assert!(
+        screen.contains("completed ⚠ 1 agent(s) failed") && screen.contains("task-3"),
+        "{screen}"
+    );
+    term.press(&["?"]);
+    let keys = term.wait_for("leave the dashboard");
+    assert!(keys.contains("kill the selected agent"), "{keys}");
+    term.press(&["Escape"]);
+    term.press(&["s"]);
+    let refused = term.wait_for("read-only");
+    assert!(refused.contains("save refused"), "{refused}");
+    term.press(&["q"]);
+    let left = term.wait_for("WATCH-EXIT=");
+    assert!(left.contains("WATCH-EXIT=0"), "{left}");
+}

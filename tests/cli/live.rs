@@ -505,9 +505,10 @@ fn the_dashboard_kills_an_agent_and_never_shows_raw_script_strings() {
 
     // Watch again: the whole history, then live until the run ends; `q` leaves.
     let term = watch("dashboard_end").unwrap();
-    let ended = term.wait_for("the run ended (completed)");
+    // A run that completed while an agent failed never reads as a plain "completed".
+    let ended = term.wait_for("the run ended (completed ⚠ 1 agent(s) failed)");
     assert!(
-        ended.contains("completed · command · 6 agents (5 done"),
+        ended.contains("completed ⚠ 1 agent(s) failed · command · 6 agents (5 done"),
         "{ended}"
     );
     assert!(

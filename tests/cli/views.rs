@@ -14,6 +14,7 @@ fn redact() -> insta::Settings {
     s.add_filter(r#""t_ms":\d+"#, r#""t_ms":[t]"#);
     s.add_filter(r#""duration_ms":\d+"#, r#""duration_ms":[d]"#);
     s.add_filter(r"in \d+\.\ds", "in [t]s");
+    s.add_filter(r"tok · \d+\.\ds", "tok · [t]s");
     s
 }
 
