@@ -135,9 +135,11 @@ pub fn load_guest(engine: &Engine, cache: &Cache) -> Result<(Module, GuestArtifa
         // SAFETY: the artifact was written by this same code into the user's private cache
         // directory (0700), and wasmtime checks its header against this engine's configuration.
         if let Ok(m) = unsafe { Module::deserialize_file(engine, &path) } {
+            tracing::debug!(path = %path.display(), "guest from the compile cache");
             return Ok((m, artifact("cache")));
         }
     }
+    tracing::debug!("compiling the guest (no cached artifact)");
     let module = Module::new(engine, GUEST)
         .map_err(anyhow::Error::from)
         .context("compiling the guest")?;

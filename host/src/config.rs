@@ -207,6 +207,7 @@ pub fn load(cwd: &Path) -> Result<Loaded> {
             &file.display().to_string(),
             &mut sources,
         );
+        tracing::debug!(file = %file.display(), "configuration read");
         files.push(file);
     }
     let config: Config = toml::Value::Table(merged).try_into().with_context(|| {

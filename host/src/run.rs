@@ -73,6 +73,7 @@ pub fn open_journal(
     } else {
         RunDir::new(cwd, run_id)?
     };
+    tracing::debug!(dir = %dir.path().display(), resume, "run directory");
     let journal = Arc::new(Journal::open(&dir)?);
     Ok(RunJournal {
         journal,
@@ -162,6 +163,20 @@ fn args_too_deep() -> anyhow::Error {
     ))
     .hint("flatten them, or pass the deep part as a string the script parses")
     .into()
+}
+
+/// A stack trace with only the script's own frames: the runtime's (the prelude's
+/// `eval_script`) and the wrapper's (`default`, on a line past the script's end) point at no
+/// line the author wrote.
+fn script_frames(stack: &str) -> String {
+    stack
+        .lines()
+        .filter(|l| {
+            let l = l.trim_start();
+            !(l.contains("(eval_script:") || l.starts_with("at default (workflow.js:"))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// A report for a script refused before it ran.
@@ -351,7 +366,9 @@ pub async fn execute(
                 Outcome::Failed,
                 None,
                 text("error"),
-                text("stack").filter(|s| !s.trim().is_empty()),
+                text("stack")
+                    .map(|s| script_frames(&s))
+                    .filter(|s| !s.trim().is_empty()),
                 false,
             )
         }

@@ -490,3 +490,48 @@ fn watch_opens_a_finished_run_read_only() {
     let left = term.wait_for("WATCH-EXIT=");
     assert!(left.contains("WATCH-EXIT=0"), "{left}");
 }
+
+/// `-v` says what wfhost decides (here: the backend and the run directory); without it, none
+/// of that; `RUST_LOG` chooses as well.
+#[test]
+fn verbose_prints_diagnostics_and_only_when_asked() {
+    let s = script("return 1;");
+    let out = wfhost(["run", "w.js", "--backend", "mock", "--yes", "-v", "--color", "never"])
+        .dir(s.path())
+        .run();
+    out.code(0);
+    assert!(
+        out.stderr.contains("choosing the backend") && out.stderr.contains("run directory"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains('\u{1b}'), "--color never: {}", out.stderr);
+    let quiet = wfhost(["run", "w.js", "--backend", "mock", "--yes"])
+        .dir(s.path())
+        .run();
+    assert!(!quiet.stderr.contains("choosing the backend"), "{}", quiet.stderr);
+    let logged = wfhost(["run", "w.js", "--backend", "mock", "--yes"])
+        .dir(s.path())
+        .env("RUST_LOG", "wfhost=debug")
+        .run();
+    assert!(logged.stderr.contains("choosing the backend"), "{}", logged.stderr);
+}
+
+/// A script's uncaught error points at its own lines: no frame of the runtime's prelude, none
+/// of the wrapper past the script's last line.
+#[test]
+fn a_stack_trace_names_only_the_scripts_lines() {
+    let s = Scratch::new();
+    s.file(
+        "w.js",
+        "export const meta = {\n  name: 'st',\n  description: 'stack',\n};\nfunction boom() {\n  throw new Error('boom');\n}\nboom();\n",
+    );
+    let out = wfhost(["run", "w.js", "--backend", "mock", "--yes", "--json"])
+        .dir(s.path())
+        .run();
+    out.code(65);
+    let stack = out.report()["stack"].as_str().unwrap().to_string();
+    assert!(stack.contains("at boom (workflow.js:6:"), "{stack}");
+    assert!(stack.contains("(workflow.js:8:1)"), "{stack}");
+    assert!(!stack.contains("eval_script") && !stack.contains("at default"), "{stack}");
+}

@@ -201,8 +201,10 @@ impl Http2 {
             .await
             .map_err(|e| Err(SendError::from_error(&e)))?;
         if tls.get_ref().1.alpn_protocol() != Some(b"h2") {
+            tracing::debug!(host = %self.host, port = self.port, "the server does not offer HTTP/2: HTTP/1.1");
             return Err(Ok(NotHttp2));
         }
+        tracing::debug!(host = %self.host, port = self.port, "HTTP/2 connection opened");
         h2::client::Builder::new()
             .initial_window_size(STREAM_WINDOW)
             .initial_connection_window_size(CONNECTION_WINDOW)

@@ -116,6 +116,7 @@ impl Messages {
                 })
         };
         let (messages_uri, count_uri) = (uri("/v1/messages")?, uri("/v1/messages/count_tokens")?);
+        tracing::debug!(url = %messages_uri, "messages backend");
         let mut headers = http::HeaderMap::new();
         let mut api_key_value = http::HeaderValue::from_str(&api_key).map_err(|_| {
             crate::ExitError::usage("`ANTHROPIC_API_KEY` is not a valid header value")

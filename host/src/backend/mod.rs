@@ -312,6 +312,7 @@ pub fn select(
 ) -> anyhow::Result<std::sync::Arc<dyn Backend>> {
     use std::sync::Arc;
     let name = flag.map(str::to_owned).or_else(|| cfg.backend.clone());
+    tracing::debug!(backend = name.as_deref().unwrap_or("(automatic)"), "choosing the backend");
     Ok(match name.as_deref() {
         Some("mock") => Arc::new(mock::Mock::default()),
         Some("claude") => Arc::new(claude::Claude::new(cfg)?),

@@ -57,6 +57,55 @@ Examples:
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Diagnostics on stderr: `-v` what wfhost decides (configuration, backend, connections,
+    /// caches), `-vv` also its libraries' (HTTP/2, NATS, MCP). `RUST_LOG` (e.g.
+    /// `RUST_LOG=wfhost=debug,h2=trace`) chooses finely and wins over `-v`.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Colour in diagnostics and `--help`: auto (on a terminal, unless NO_COLOR is set),
+    /// always, never. The plain progress lines never have colour; the dashboard always has.
+    #[arg(long, global = true, value_enum, default_value_t = ColorWhen::Auto, value_name = "WHEN")]
+    color: ColorWhen,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum ColorWhen {
+    Auto,
+    Always,
+    Never,
+}
+
+impl ColorWhen {
+    /// Whether stderr gets colour.
+    fn on_stderr(self) -> bool {
+        use std::io::IsTerminal as _;
+        match self {
+            ColorWhen::Always => true,
+            ColorWhen::Never => false,
+            ColorWhen::Auto => {
+                std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+            }
+        }
+    }
+}
+
+/// Diagnostics (`-v`, `RUST_LOG`) through `tracing`, on stderr. Without either, nothing: the
+/// plain view and the dashboard are the user's output; diagnostics are asked for.
+fn diagnostics(verbose: u8, color: ColorWhen) {
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(spec) if !spec.trim().is_empty() => tracing_subscriber::EnvFilter::new(spec),
+        _ => match verbose {
+            0 => return,
+            1 => tracing_subscriber::EnvFilter::new("wfhost=debug"),
+            _ => tracing_subscriber::EnvFilter::new("debug,wfhost=trace"),
+        },
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(color.on_stderr())
+        .with_target(true)
+        .try_init();
 }
 
 fn version() -> &'static str {
@@ -296,6 +345,23 @@ pub fn error_code(e: &anyhow::Error) -> u8 {
     exit_error(e).map_or(exit::INTERNAL, |x| x.code)
 }
 
+/// `--color WHEN` (or `--color=WHEN`) as given, before clap parses anything.
+fn color_from_args() -> ColorWhen {
+    let args: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let value = args.iter().enumerate().find_map(|(i, a)| {
+        a.strip_prefix("--color=")
+            .map(str::to_owned)
+            .or_else(|| (a == "--color").then(|| args.get(i + 1).cloned()).flatten())
+    });
+    match value.as_deref() {
+        Some("always") => ColorWhen::Always,
+        Some("never") => ColorWhen::Never,
+        _ => ColorWhen::Auto,
+    }
+}
+
 /// A closed pipe (`wfhost runs | head -1`) ends the process quietly, as it ends `cat`, rg and
 /// cargo: by SIGPIPE, never a panic (101) or an internal error (70).
 ///
@@ -357,7 +423,17 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 }
 
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    // `--color` reaches clap's own help and errors too (read before parsing them).
+    let color = color_from_args();
+    let mut command = <Cli as clap::CommandFactory>::command().color(match color {
+        ColorWhen::Auto => clap::ColorChoice::Auto,
+        ColorWhen::Always => clap::ColorChoice::Always,
+        ColorWhen::Never => clap::ColorChoice::Never,
+    });
+    let cli = match command
+        .try_get_matches_from_mut(std::env::args_os())
+        .and_then(|mut m| <Cli as clap::FromArgMatches>::from_arg_matches_mut(&mut m))
+    {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
@@ -369,6 +445,8 @@ pub fn main() -> ExitCode {
         }
     };
     quiet_on_closed_pipe(&cli.command);
+    diagnostics(cli.verbose, cli.color);
+    tracing::debug!(version = env!("CARGO_PKG_VERSION"), "wfhost starts");
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     // `run`, `resume` and `plan` run the script's guest on this, the main, thread: it is their
     // critical path (every agent starts and finishes through it), so the pool's workers take

@@ -168,6 +168,7 @@ pub async fn connect(url: &str, auth: &NatsArgs, name: &str) -> Result<async_nat
         o = o.require_tls(true);
     }
     let server = url.trim_start_matches("nats://").to_string();
+    tracing::debug!(url, client = name, "connecting to NATS");
     let connect = o.connect(server.clone());
     // Why 10 s: a server that does not answer in that long is not there; a CI job must not hang.
     match tokio::time::timeout(Duration::from_secs(10), connect).await {
