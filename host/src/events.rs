@@ -35,6 +35,15 @@ pub enum Event {
         handle: u32,
         label: String,
         model: Option<String>,
+        /// The start of its prompt (at most `PROMPT_HEAD` characters), for the views.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        prompt: Option<String>,
+    },
+    /// What a running agent has said since its last `agent_output` (streamed text, lines of its
+    /// program's output), at most every 250 ms: the dashboard's agent pane while it runs.
+    AgentOutput {
+        handle: u32,
+        text: String,
     },
     AgentFinished {
         handle: u32,
@@ -124,9 +133,16 @@ impl Event {
                 *label = l(label);
                 *phase = phase.as_ref().map(l);
             }
-            Event::AgentStarted { label, .. } | Event::AgentFinished { label, .. } => {
+            Event::AgentStarted { label, prompt, .. } => {
+                *label = l(label);
+                *prompt = prompt
+                    .as_deref()
+                    .map(|p| crate::sanitize::text(p).into_owned());
+            }
+            Event::AgentFinished { label, .. } => {
                 *label = l(label);
             }
+            Event::AgentOutput { text, .. } => *text = crate::sanitize::text(text).into_owned(),
             Event::AgentFailed { label, error, .. } => {
                 *label = l(label);
                 *error = l(error);
@@ -200,6 +216,11 @@ impl Events {
         })
     }
 }
+
+/// How much of a prompt `agent_started` carries. Why 2,000 characters: enough to recognise the
+/// task in the dashboard's agent pane; the whole prompt is in the transcript once it ends, and
+/// a fan-out of large prompts must not copy them all into the event stream.
+pub const PROMPT_HEAD: usize = 2_000;
 
 /// The version of the JSON-lines schema written by `--events` (docs/events.md). Bumped when a
 /// field is removed or changes meaning; new fields and event types may be added within it.

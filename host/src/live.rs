@@ -31,7 +31,16 @@ pub struct AgentRow {
     pub error: Option<String>,
     /// Restarted by an operator, or retried after a stall (how many times).
     pub restarts: u32,
+    /// The start of its prompt (`agent_started`), for the agent pane.
+    #[serde(skip)]
+    pub prompt: Option<String>,
+    /// The end of what it has said while running (`agent_output`), for the agent pane.
+    #[serde(skip)]
+    pub output: String,
 }
+
+/// How much of a running agent's output the views keep: a screenful and more.
+const OUTPUT_TAIL: usize = 8 * 1024;
 
 /// Agents of one state, for a phase or the whole run.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
@@ -176,6 +185,8 @@ impl LiveRun {
                     ended_ms: (state == AgentState::Cached).then_some(t_ms),
                     error: None,
                     restarts: 0,
+                    prompt: None,
+                    output: String::new(),
                 });
                 self.counts.add(state, 1);
                 let p = self.phase_mut(phase.as_deref().unwrap_or(""));
@@ -183,7 +194,12 @@ impl LiveRun {
                 p.first_ms.get_or_insert(t_ms);
                 p.last_ms = Some(t_ms);
             }
-            Event::AgentStarted { handle, model, .. } => {
+            Event::AgentStarted {
+                handle,
+                model,
+                prompt,
+                ..
+            } => {
                 self.set_state(*handle, AgentState::Running, t_ms);
                 if let Some(a) = self.agent_mut(*handle) {
                     if a.started_ms.is_some() {
@@ -191,6 +207,20 @@ impl LiveRun {
                     }
                     a.started_ms = Some(t_ms);
                     a.model.clone_from(model);
+                    a.prompt.clone_from(prompt);
+                    a.output.clear();
+                }
+            }
+            Event::AgentOutput { handle, text } => {
+                if let Some(a) = self.agent_mut(*handle) {
+                    a.output.push_str(text);
+                    if a.output.len() > OUTPUT_TAIL {
+                        let mut cut = a.output.len() - OUTPUT_TAIL;
+                        while !a.output.is_char_boundary(cut) {
+                            cut += 1;
+                        }
+                        a.output.drain(..cut);
+                    }
                 }
             }
             Event::AgentFinished {
@@ -400,6 +430,7 @@ mod tests {
                 handle: 1,
                 label: "a".into(),
                 model: None,
+                prompt: None,
             },
         );
         run.apply(

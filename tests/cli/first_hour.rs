@@ -496,25 +496,46 @@ fn watch_opens_a_finished_run_read_only() {
 #[test]
 fn verbose_prints_diagnostics_and_only_when_asked() {
     let s = script("return 1;");
-    let out = wfhost(["run", "w.js", "--backend", "mock", "--yes", "-v", "--color", "never"])
-        .dir(s.path())
-        .run();
+    let out = wfhost([
+        "run",
+        "w.js",
+        "--backend",
+        "mock",
+        "--yes",
+        "-v",
+        "--color",
+        "never",
+    ])
+    .dir(s.path())
+    .run();
     out.code(0);
     assert!(
         out.stderr.contains("choosing the backend") && out.stderr.contains("run directory"),
         "{}",
         out.stderr
     );
-    assert!(!out.stderr.contains('\u{1b}'), "--color never: {}", out.stderr);
+    assert!(
+        !out.stderr.contains('\u{1b}'),
+        "--color never: {}",
+        out.stderr
+    );
     let quiet = wfhost(["run", "w.js", "--backend", "mock", "--yes"])
         .dir(s.path())
         .run();
-    assert!(!quiet.stderr.contains("choosing the backend"), "{}", quiet.stderr);
+    assert!(
+        !quiet.stderr.contains("choosing the backend"),
+        "{}",
+        quiet.stderr
+    );
     let logged = wfhost(["run", "w.js", "--backend", "mock", "--yes"])
         .dir(s.path())
         .env("RUST_LOG", "wfhost=debug")
         .run();
-    assert!(logged.stderr.contains("choosing the backend"), "{}", logged.stderr);
+    assert!(
+        logged.stderr.contains("choosing the backend"),
+        "{}",
+        logged.stderr
+    );
 }
 
 /// A script's uncaught error points at its own lines: no frame of the runtime's prelude, none
@@ -533,5 +554,40 @@ fn a_stack_trace_names_only_the_scripts_lines() {
     let stack = out.report()["stack"].as_str().unwrap().to_string();
     assert!(stack.contains("at boom (workflow.js:6:"), "{stack}");
     assert!(stack.contains("(workflow.js:8:1)"), "{stack}");
-    assert!(!stack.contains("eval_script") && !stack.contains("at default"), "{stack}");
+    assert!(
+        !stack.contains("eval_script") && !stack.contains("at default"),
+        "{stack}"
+    );
+}
+
+/// The dashboard of `wfhost run` on a terminal: Enter on a running agent shows the start of its
+/// prompt and its output as the backend streams it (it was empty until the agent ended).
+#[test]
+fn the_dashboard_shows_a_running_agents_streamed_output() {
+    let s = script(
+        "phase('Work');\nreturn await agent('look at the streaming pane', {label: 'streamer'});",
+    );
+    s.file(
+        "wfhost.toml",
+        "backend = \"command\"\n[command]\nprogram = \"sh\"\nargs = [\"-c\", \"cat >/dev/null; echo step-one; sleep 1; echo step-two; sleep 60\"]\n",
+    );
+    let cmd = format!(
+        "cd {} && env -u CI TERM=xterm-256color WFHOST_RUNS_DIR=runs {} run w.js --yes; echo RUN-EXIT=$?; sleep 60",
+        s.path().display(),
+        env!("CARGO_BIN_EXE_wfhost")
+    );
+    let Some(term) = super::Terminal::start("dashboard_stream", &cmd) else {
+        return;
+    };
+    term.wait_for("streamer");
+    term.press(&["Enter"]);
+    let pane = term.wait_for("step-two");
+    assert!(
+        pane.contains("look at the streaming pane") && pane.contains("step-one"),
+        "{pane}"
+    );
+    term.press(&["Escape"]);
+    term.press(&["C-c"]);
+    let left = term.wait_for("RUN-EXIT=");
+    assert!(left.contains("RUN-EXIT=130"), "{left}");
 }

@@ -143,6 +143,25 @@ fn thinking_tokens(effort: Option<&str>) -> Option<&'static str> {
     }
 }
 
+/// What a person watching sees of one `stream-json` line: the assistant's text, and which
+/// tool it calls (the rest — system lines, tool results, the final envelope — is not shown).
+fn stream_line_shown(line: &str) -> Option<String> {
+    let v: Value = serde_json::from_str(line).ok()?;
+    if v["type"] != "assistant" {
+        return None;
+    }
+    let parts: Vec<String> = v["message"]["content"]
+        .as_array()?
+        .iter()
+        .filter_map(|c| match c["type"].as_str()? {
+            "text" => c["text"].as_str().map(str::to_owned),
+            "tool_use" => Some(format!("→ {}", c["name"].as_str().unwrap_or("tool"))),
+            _ => None,
+        })
+        .collect();
+    (!parts.is_empty()).then(|| parts.join("\n"))
+}
+
 /// Parses the result envelope: the `result` line of `--output-format stream-json` (or the
 /// whole output, as `--output-format json` prints it).
 pub fn parse_envelope(stdout: &[u8], schema: bool) -> Result<AgentReply, AgentError> {
@@ -309,7 +328,11 @@ impl Backend for Claude {
         if let Some(mut stdin) = child.stdin.take() {
             let _ = stdin.write_all(prompt.as_bytes()).await;
         }
-        let output = tokio::time::timeout(self.timeout, super::output_with_progress(child)).await;
+        let output = tokio::time::timeout(
+            self.timeout,
+            super::output_with_lines(child, stream_line_shown),
+        )
+        .await;
         let mut reply = match output {
             Err(_) => Err(AgentError {
                 usage_limit: false,

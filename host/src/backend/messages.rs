@@ -559,7 +559,11 @@ async fn read_stream(mut body: Answer) -> Result<AgentReply, Failure> {
                 }
             }
             "content_block_delta" => match delta.kind.as_deref() {
-                Some("text_delta") => reply.text.push_str(delta.text.as_deref().unwrap_or("")),
+                Some("text_delta") => {
+                    let text = delta.text.as_deref().unwrap_or("");
+                    super::output(text);
+                    reply.text.push_str(text);
+                }
                 Some("input_json_delta") => {
                     tool_json.push_str(delta.partial_json.as_deref().unwrap_or(""));
                 }

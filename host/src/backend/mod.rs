@@ -25,14 +25,47 @@ use std::time::Instant;
 pub struct Progress {
     start: Instant,
     last_ms: AtomicU64,
+    /// What the agent has said since the views last took it (`output`): its streamed text,
+    /// as the dashboard's agent pane shows it while the call runs.
+    said: std::sync::Mutex<String>,
 }
+
+/// The most of an agent's unseen output kept between two looks: the views show the last
+/// screenful, and an agent that writes faster than they look must not grow the host.
+const UNSEEN_OUTPUT: usize = 16 * 1024;
 
 impl Progress {
     pub fn new() -> Arc<Progress> {
         Arc::new(Progress {
             start: Instant::now(),
             last_ms: AtomicU64::new(0),
+            said: std::sync::Mutex::new(String::new()),
         })
+    }
+
+    /// Takes what the agent said since the last call (empty: nothing new).
+    pub fn take_output(&self) -> String {
+        std::mem::take(
+            &mut *self
+                .said
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+
+    fn say(&self, text: &str) {
+        let mut said = self
+            .said
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        said.push_str(text);
+        if said.len() > UNSEEN_OUTPUT {
+            let mut cut = said.len() - UNSEEN_OUTPUT;
+            while !said.is_char_boundary(cut) {
+                cut += 1;
+            }
+            said.drain(..cut);
+        }
     }
     /// The instant of the last sign of life (the start, when there was none).
     pub fn last(&self) -> Instant {
@@ -120,6 +153,15 @@ pub fn progress() {
     let _ = PROGRESS.try_with(|p| p.touch());
 }
 
+/// Text the current call's agent produced (a streamed delta, a line of its output): a sign of
+/// life, and what the dashboard shows of a running agent.
+pub fn output(text: &str) {
+    let _ = PROGRESS.try_with(|p| {
+        p.touch();
+        p.say(text);
+    });
+}
+
 /// Starts an agent's process in a process group of its own, so that cancelling the call (a
 /// stop, a kill, a stall, a timeout) ends everything it started, not only its first process:
 /// `claude` runs tools as children, and a shell script's `sleep` outlives a killed shell.
@@ -149,16 +191,30 @@ impl Drop for GroupGuard {
 /// output as progress (`wait_with_output` reads the same, but silently). A child started by
 /// `spawn_in_group` has its whole group ended if the call is cancelled first.
 pub async fn output_with_progress(
+    child: tokio::process::Child,
+) -> std::io::Result<std::process::Output> {
+    output_with_lines(child, |line| Some(line.to_string())).await
+}
+
+/// `output_with_progress`, with each complete line of stdout shown as the agent's output
+/// through `shown` (`None`: a line not worth showing, as a protocol line may be).
+pub async fn output_with_lines(
     mut child: tokio::process::Child,
+    shown: fn(&str) -> Option<String>,
 ) -> std::io::Result<std::process::Output> {
     let mut guard = GroupGuard {
         pgid: child.id().and_then(|p| i32::try_from(p).ok()),
     };
     use tokio::io::AsyncReadExt as _;
-    async fn drain<R: tokio::io::AsyncRead + Unpin>(r: Option<R>) -> std::io::Result<Vec<u8>> {
+    async fn drain<R: tokio::io::AsyncRead + Unpin>(
+        r: Option<R>,
+        shown: Option<fn(&str) -> Option<String>>,
+    ) -> std::io::Result<Vec<u8>> {
         let mut out = Vec::new();
         let Some(mut r) = r else { return Ok(out) };
         let mut buf = [0u8; 8192];
+        // Where the line not yet shown begins.
+        let mut line_start = 0;
         loop {
             let n = r.read(&mut buf).await?;
             if n == 0 {
@@ -166,6 +222,15 @@ pub async fn output_with_progress(
             }
             progress();
             out.extend_from_slice(&buf[..n]);
+            if let Some(shown) = shown {
+                while let Some(end) = out[line_start..].iter().position(|b| *b == b'\n') {
+                    let line = String::from_utf8_lossy(&out[line_start..line_start + end]);
+                    if let Some(text) = shown(&line) {
+                        output(&format!("{text}\n"));
+                    }
+                    line_start += end + 1;
+                }
+            }
         }
     }
     let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
@@ -175,7 +240,8 @@ pub async fn output_with_progress(
         guard.pgid = None;
         status
     };
-    let (stdout, stderr, status) = tokio::try_join!(drain(stdout), drain(stderr), status)?;
+    let (stdout, stderr, status) =
+        tokio::try_join!(drain(stdout, Some(shown)), drain(stderr, None), status)?;
     Ok(std::process::Output {
         status,
         stdout,
@@ -312,7 +378,10 @@ pub fn select(
 ) -> anyhow::Result<std::sync::Arc<dyn Backend>> {
     use std::sync::Arc;
     let name = flag.map(str::to_owned).or_else(|| cfg.backend.clone());
-    tracing::debug!(backend = name.as_deref().unwrap_or("(automatic)"), "choosing the backend");
+    tracing::debug!(
+        backend = name.as_deref().unwrap_or("(automatic)"),
+        "choosing the backend"
+    );
     Ok(match name.as_deref() {
         Some("mock") => Arc::new(mock::Mock::default()),
         Some("claude") => Arc::new(claude::Claude::new(cfg)?),

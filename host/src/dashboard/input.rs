@@ -67,6 +67,7 @@ pub fn handle(app: &mut App, key: KeyEvent) -> Option<Action> {
                 title: "keys".into(),
                 text: KEYS.into(),
                 scroll: 0,
+                live: None,
             });
         }
         KeyCode::Esc | KeyCode::Char('q') => app.detail = None,

@@ -134,9 +134,33 @@ impl Drop for Restore {
     }
 }
 
+/// A running agent: the start of its prompt and what it has said so far, from the event
+/// stream (nothing is in the run directory until it ends). Rebuilt as its output arrives.
+fn live_detail(row: &crate::live::AgentRow, scroll: u16) -> Detail {
+    let mut text = format!("state: {}\n", row.state);
+    if let Some(p) = &row.prompt {
+        text.push_str(&format!("\n── prompt (its start)\n{p}\n"));
+    }
+    text.push_str("\n── output so far\n");
+    if row.output.is_empty() {
+        text.push_str("(nothing yet)\n");
+    } else {
+        text.push_str(&row.output);
+    }
+    Detail {
+        title: crate::sanitize::line(&format!("agent {} · {}", row.number, row.label)).into_owned(),
+        text: crate::sanitize::text(&text).into_owned(),
+        scroll,
+        live: Some(row.handle),
+    }
+}
+
 /// An agent's prompt, answer or error, and transcript, from the run directory.
 fn detail(dir: Option<&RunDir>, app: &App, handle: u32) -> Detail {
     let row = app.run.by_handle(handle);
+    if let Some(r) = row.filter(|r| r.state == crate::agent::AgentState::Running) {
+        return live_detail(r, 0);
+    }
     let title = row.map_or_else(
         || format!("agent {handle}"),
         |r| format!("agent {} · {}", r.number, r.label),
@@ -193,6 +217,7 @@ fn detail(dir: Option<&RunDir>, app: &App, handle: u32) -> Detail {
         title: crate::sanitize::line(&title).into_owned(),
         text: crate::sanitize::text(&text).into_owned(),
         scroll: 0,
+        live: None,
     }
 }
 
@@ -259,6 +284,15 @@ pub async fn run(link: Link, leave_at_end: bool) -> Result<(Exit, crate::live::L
                         }
                     }
                     app.clamp();
+                    // An open pane of a running agent follows it: its output, then (once it
+                    // ends) its answer from the run directory.
+                    if let Some(handle) = app.detail.as_ref().and_then(|d| d.live) {
+                        let scroll = app.detail.as_ref().map_or(0, |d| d.scroll);
+                        app.detail = Some(match app.run.by_handle(handle) {
+                            Some(r) if r.state == crate::agent::AgentState::Running => live_detail(r, scroll),
+                            _ => detail(link.dir(), &app, handle),
+                        });
+                    }
                     dirty = true;
                 }
                 None => {

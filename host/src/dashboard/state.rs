@@ -53,6 +53,8 @@ pub struct Detail {
     pub title: String,
     pub text: String,
     pub scroll: u16,
+    /// The agent it shows, while that agent runs: the pane follows its output.
+    pub live: Option<u32>,
 }
 
 /// Everything the dashboard shows.
@@ -178,6 +180,7 @@ mod tests {
                 handle: 2,
                 label: "a2".into(),
                 model: None,
+                prompt: None,
             },
         );
         assert_eq!(app.visible().len(), 2, "phase A");

@@ -34,6 +34,11 @@ use tokio::sync::{Mutex, mpsc};
 /// `schema_retries`.
 pub const SCHEMA_RETRIES: u32 = 5;
 
+/// How often a running agent's new output is passed to the views (`agent_output`). Why
+/// 250 ms: four updates a second reads as live in the dashboard, and a call that answers
+/// sooner costs no event and no timer.
+const OUTPUT_LOOK: Duration = Duration::from_millis(250);
+
 /// What `agent({schema})` rejects with when no answer ever matched (the reference's words).
 pub const SCHEMA_NEVER_MET: &str = "agent({schema}): subagent completed without calling StructuredOutput (after in-conversation nudge)";
 
@@ -354,6 +359,13 @@ async fn supervised(
                 .model
                 .clone()
                 .or_else(|| setup.backend.default_model()),
+            prompt: Some(
+                job.request
+                    .prompt
+                    .chars()
+                    .take(crate::events::PROMPT_HEAD)
+                    .collect(),
+            ),
         });
         let progress = Progress::new();
         let context = crate::backend::CallContext {
@@ -371,14 +383,20 @@ async fn supervised(
         tokio::pin!(call);
         let ended = loop {
             let silent_until = tokio::time::Instant::from_std(progress.last() + stall);
+            let look = tokio::time::Instant::now() + OUTPUT_LOOK;
             // The call first: one that answers at once (a mock, a replay, the journal) ends
-            // here without arming either timer.
-            // One timer for both the stall and the wall clock, whichever comes first.
+            // here without arming the timer.
+            // One timer for the stall, the wall clock and a look at the agent's output,
+            // whichever comes first.
             tokio::select! {
                 biased;
                 outcome = &mut call => break Ended::Answered(outcome),
                 c = next_cancel(&mut cancel) => break Ended::Cancelled(c),
-                () = tokio::time::sleep_until(silent_until.min(deadline)) => {
+                () = tokio::time::sleep_until(silent_until.min(deadline).min(look)) => {
+                    let said = progress.take_output();
+                    if !said.is_empty() {
+                        setup.events.emit(Event::AgentOutput { handle: job.handle, text: said });
+                    }
                     if tokio::time::Instant::now() >= deadline {
                         break Ended::OutOfTime;
                     }
