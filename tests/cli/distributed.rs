@@ -741,6 +741,25 @@ fn a_mixed_fleet_serves_each_run_on_its_own_backend() {
     );
     let mock = workers.iter().find(|w| w["name"] == "m1").unwrap();
     assert_eq!(mock["served"], 60, "{mock}");
+    // A line per job on the worker's stderr: run, agent, outcome, time.
+    let mut mock_worker = _mock_worker;
+    mock_worker.kill();
+    let mut log = String::new();
+    use std::io::Read as _;
+    mock_worker
+        .0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    let jobs: Vec<&str> = log.lines().filter(|l| l.contains(" job ")).collect();
+    assert_eq!(jobs.len(), 60, "{log}");
+    assert!(
+        jobs.iter()
+            .all(|l| l.contains("wfhost worker m1: ") && l.contains(" ok in ")),
+        "{log}"
+    );
 }
 
 /// A run whose backend no worker serves says so within seconds (a log line, an event), not

@@ -591,3 +591,46 @@ fn the_dashboard_shows_a_running_agents_streamed_output() {
     let left = term.wait_for("RUN-EXIT=");
     assert!(left.contains("RUN-EXIT=130"), "{left}");
 }
+
+/// `wfhost runs` counts what a failed agent spent (a schema never met is billed), and a run
+/// stopped part-way reports how long it ran, not 0.0 s.
+#[test]
+fn runs_count_failed_agents_spend_and_stopped_runs_time() {
+    let s = script(
+        "const s = { type: 'object', properties: { n: { type: 'number' } }, required: ['n'] };\nawait agent('fine');\ntry { await agent('count [json={\"n\": \"three\"}]', { schema: s, label: 'bad' }); } catch (e) {}\nawait agent('slow [delay=30000]');\nreturn 1;",
+    );
+    let runs = s.path().join("runs");
+    let out = wfhost(["run", "w.js", "--backend", "mock", "--yes", "--detach"])
+        .dir(s.path())
+        .env("WFHOST_RUNS_DIR", &runs)
+        .run();
+    out.code(0);
+    let summary = |s: &Scratch| -> serde_json::Value {
+        let out = wfhost(["runs", "--json"])
+            .dir(s.path())
+            .env("WFHOST_RUNS_DIR", &runs)
+            .run();
+        out.code(0);
+        serde_json::from_str::<serde_json::Value>(&out.stdout).unwrap()[0].clone()
+    };
+    super::wait_for(Duration::from_secs(20), "the slow agent to start", || {
+        summary(&s)["agents_unfinished"] == 1
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    wfhost(["stop", "@last"])
+        .dir(s.path())
+        .env("WFHOST_RUNS_DIR", &runs)
+        .run()
+        .code(0);
+    let run = summary(&s);
+    assert_eq!(run["status"], "stopped", "{run}");
+    assert!(run["duration_ms"].as_u64().unwrap() >= 300, "{run}");
+    // `fine` (its tokens) and `bad` (six replies' tokens, none accepted).
+    let fine_only = 1;
+    let input = run["usage"]["input_tokens"].as_u64().unwrap();
+    assert!(
+        input > fine_only,
+        "the failed agent's tokens are not counted: {run}"
+    );
+    assert_eq!(run["agents_failed"], 1, "{run}");
+}
