@@ -634,3 +634,45 @@ fn runs_count_failed_agents_spend_and_stopped_runs_time() {
     );
     assert_eq!(run["agents_failed"], 1, "{run}");
 }
+
+/// `wfhost watch` with several runs running asks which one.
+#[test]
+fn watch_asks_which_run_when_several_run() {
+    let s = script("phase('Slow');\nreturn await agent('slow [delay=30000]', {label: 'slow-one'});");
+    let runs = s.path().join("runs");
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let out = wfhost(["run", "w.js", "--backend", "mock", "--yes", "--detach", "--json"])
+            .dir(s.path())
+            .env("WFHOST_RUNS_DIR", &runs)
+            .run();
+        out.code(0);
+        ids.push(out.report()["run_id"].as_str().unwrap().to_string());
+    }
+    let cmd = format!(
+        "cd {} && env -u CI TERM=xterm-256color WFHOST_RUNS_DIR=runs {} watch; echo WATCH-EXIT=$?; sleep 60",
+        s.path().display(),
+        env!("CARGO_BIN_EXE_wfhost")
+    );
+    let stop_all = || {
+        for id in &ids {
+            let _ = wfhost(["stop", id])
+                .dir(s.path())
+                .env("WFHOST_RUNS_DIR", &runs)
+                .run();
+        }
+    };
+    let Some(term) = super::Terminal::start("watch_pick", &cmd) else {
+        stop_all();
+        return;
+    };
+    let asked = term.wait_for("watch which?");
+    assert!(asked.contains("2 runs are running"), "{asked}");
+    term.press(&["2", "Enter"]);
+    let screen = term.wait_for("slow-one");
+    assert!(screen.contains("running"), "{screen}");
+    term.press(&["q"]);
+    let left = term.wait_for("WATCH-EXIT=");
+    stop_all();
+    assert!(left.contains("WATCH-EXIT=0"), "{left}");
+}
