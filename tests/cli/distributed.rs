@@ -807,3 +807,190 @@ fn a_run_with_no_worker_for_its_backend_says_so() {
         "{events}"
     );
 }
+
+/// A failure a worker stored is the run host's news, not an answer: a resume asks that agent
+/// again (it was served from the results bucket for 7 days, without a call).
+#[test]
+fn a_stored_failure_is_asked_again_on_resume() {
+    let Some(nats) = NatsServer::start("a_stored_failure_is_asked_again_on_resume") else {
+        return;
+    };
+    let (api, _workers) = cluster(&nats, 0, 1, 4);
+    let s = Scratch::new();
+    s.file(
+        "w.js",
+        "export const meta = { name: 'again', description: 'a failure is not an answer' };\nreturn await parallel(['one', 'two [400]', 'three'].map(p => () => agent(p)));",
+    );
+    s.file("wfhost.toml", "model = \"claude-sonnet-4-5\"\n");
+    let report = report_of(
+        host(
+            &s,
+            &nats,
+            &["run", "w.js", "--yes", "--json", "--backend", "messages"],
+        )
+        .spawn(),
+    );
+    assert_eq!(report["usage"]["agents_failed"], 1, "{report}");
+    assert_eq!(api.attempts("two [400]").len(), 1);
+    let run_id = report["run_id"].as_str().unwrap().to_string();
+    let report = report_of(host(&s, &nats, &["resume", &run_id, "--yes", "--json"]).spawn());
+    assert_eq!(report["usage"]["agents_failed"], 1, "{report}");
+    assert_eq!(
+        api.attempts("two [400]").len(),
+        2,
+        "the stored failure was served instead of asking again"
+    );
+    assert_eq!(
+        api.attempts("one").len(),
+        1,
+        "an answer is served, not asked again"
+    );
+}
+
+/// Whoever can publish a job must not choose what a worker's `claude` agents may do: a job's
+/// agent type is the worker's own definition (a type it lacks is refused), a definition whose
+/// tools are not tool names is refused before `claude` starts, and no value becomes a flag.
+#[test]
+fn a_published_job_cannot_put_flags_on_a_claude_workers_command_line() {
+    let Some(nats) =
+        NatsServer::start("a_published_job_cannot_put_flags_on_a_claude_workers_command_line")
+    else {
+        return;
+    };
+    let s = Scratch::new();
+    let argv = s.path().join("argv.log");
+    s.file(
+        "fake-claude",
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$@\" >> '{}'\ncat >/dev/null\necho '{{\"type\":\"result\",\"subtype\":\"success\",\"is_error\":false,\"result\":\"fine\",\"usage\":{{\"input_tokens\":1,\"output_tokens\":1}}}}'\n",
+            argv.display()
+        ),
+    );
+    std::fs::set_permissions(
+        s.path().join("fake-claude"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    s.file("wfhost.toml", "[claude]\nbinary = \"./fake-claude\"\n");
+    s.file(
+        ".claude/agents/sneaky.md",
+        "---\nname: sneaky\ndescription: a local file with a flag for a tool\ntools: Read, --dangerously-skip-permissions\n---\nbe sneaky\n",
+    );
+    let mut worker = Worker(
+        wfhost([
+            "worker",
+            "--nats",
+            &nats.url(),
+            "--backend",
+            "claude",
+            "--name",
+            "c1",
+            "--workdir",
+            s.path().to_str().unwrap(),
+        ])
+        .spawn(),
+    );
+    let job = |id: &str, agent_type: &str, tools: &[&str]| {
+        serde_json::json!({
+            "id": id, "run_id": "hostile", "backend": "claude",
+            "request": {"prompt": "do it", "agentType": agent_type, "label": id},
+            "call": null, "feedback": null,
+            "definition": {"name": agent_type, "description": "", "tools": tools, "model": "--mcp-config", "path": null},
+        })
+    };
+    let jobs = [
+        job(
+            "evil0000000000000000",
+            "evil",
+            &["--dangerously-skip-permissions"],
+        ),
+        job("sneaky00000000000000", "sneaky", &["Read"]),
+        job("explore0000000000000", "Explore", &["--mcp-config", "x"]),
+        // No agent type, a definition all the same: it is not used.
+        serde_json::json!({
+            "id": "notype00000000000000", "run_id": "hostile", "backend": "claude",
+            "request": {"prompt": "do it", "label": "notype", "model": "--dangerously-skip-permissions"},
+            "call": null, "feedback": null,
+            "definition": {"name": "x", "description": "", "tools": ["--dangerously-skip-permissions"], "model": null, "path": null},
+        }),
+    ];
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let results: Vec<serde_json::Value> = rt.block_on(async {
+        let client = async_nats::connect(nats.url()).await.unwrap();
+        let js = async_nats::jetstream::new(client);
+        // The worker creates the stream and the buckets when it starts.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let kv = loop {
+            if let (Ok(kv), Ok(_)) = (
+                js.get_key_value("wfhost-results").await,
+                js.get_stream("WFHOST_JOBS").await,
+            ) {
+                break kv;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the worker never set up the queue"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        for j in &jobs {
+            js.publish("wfhost.jobs.claude.hostile", j.to_string().into())
+                .await
+                .unwrap()
+                .await
+                .unwrap();
+        }
+        let mut out = Vec::new();
+        for j in &jobs {
+            let id = j["id"].as_str().unwrap();
+            let value = loop {
+                if let Ok(Some(v)) = kv.get(id).await {
+                    break v;
+                }
+                assert!(Instant::now() < deadline, "no result for {id}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            };
+            out.push(serde_json::from_slice(&value).unwrap());
+        }
+        out
+    });
+    worker.kill();
+    let error = |r: &serde_json::Value| {
+        r["outcome"]["Err"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    };
+    assert!(
+        error(&results[0]).contains("does not define the agent type `evil`"),
+        "{}",
+        results[0]
+    );
+    assert!(
+        error(&results[1])
+            .contains("names `--dangerously-skip-permissions` as a tool, and it is not one"),
+        "{}",
+        results[1]
+    );
+    assert_eq!(
+        results[2]["outcome"]["Ok"]["text"], "fine",
+        "{}",
+        results[2]
+    );
+    // A model that is not a model name is refused too.
+    assert!(
+        error(&results[3]).contains("is not a model name"),
+        "{}",
+        results[3]
+    );
+    let args = std::fs::read_to_string(&argv).unwrap();
+    assert!(
+        !args.contains("--dangerously") && !args.contains("--mcp-config"),
+        "a job's value reached claude's command line:\n{args}"
+    );
+    assert_eq!(
+        args.matches("-p\n").count(),
+        1,
+        "claude ran once (Explore): {args}"
+    );
+}

@@ -638,14 +638,23 @@ fn runs_count_failed_agents_spend_and_stopped_runs_time() {
 /// `wfhost watch` with several runs running asks which one.
 #[test]
 fn watch_asks_which_run_when_several_run() {
-    let s = script("phase('Slow');\nreturn await agent('slow [delay=30000]', {label: 'slow-one'});");
+    let s =
+        script("phase('Slow');\nreturn await agent('slow [delay=30000]', {label: 'slow-one'});");
     let runs = s.path().join("runs");
     let mut ids = Vec::new();
     for _ in 0..2 {
-        let out = wfhost(["run", "w.js", "--backend", "mock", "--yes", "--detach", "--json"])
-            .dir(s.path())
-            .env("WFHOST_RUNS_DIR", &runs)
-            .run();
+        let out = wfhost([
+            "run",
+            "w.js",
+            "--backend",
+            "mock",
+            "--yes",
+            "--detach",
+            "--json",
+        ])
+        .dir(s.path())
+        .env("WFHOST_RUNS_DIR", &runs)
+        .run();
         out.code(0);
         ids.push(out.report()["run_id"].as_str().unwrap().to_string());
     }

@@ -133,6 +133,103 @@ impl Claude {
     }
 }
 
+/// Claude Code's own tools (a definition's `tools:` names these, each optionally with a rule in
+/// parentheses, `Bash(git status:*)`), besides MCP tools (`mcp__server__tool`).
+const CLAUDE_TOOLS: &[&str] = &[
+    "Agent",
+    "AskUserQuestion",
+    "Bash",
+    "BashOutput",
+    "Edit",
+    "ExitPlanMode",
+    "Glob",
+    "Grep",
+    "KillShell",
+    "LS",
+    "MultiEdit",
+    "NotebookEdit",
+    "NotebookRead",
+    "Read",
+    "SlashCommand",
+    "Skill",
+    "Task",
+    "TodoWrite",
+    "WebFetch",
+    "WebSearch",
+    "Write",
+];
+
+/// Whether `tool` is a tool name `--allowedTools` may carry: a known tool (with an optional
+/// `(rule)` of printable characters), or `mcp__server__tool`.
+pub fn is_tool_name(tool: &str) -> bool {
+    let (name, rule) = match tool.split_once('(') {
+        Some((name, rest)) => (name, rest.strip_suffix(')')),
+        None => (tool, Some("")),
+    };
+    let Some(rule) = rule else { return false };
+    let rule_ok = !rule.chars().any(char::is_control);
+    let word = |s: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    };
+    let mcp = name
+        .strip_prefix("mcp__")
+        .is_some_and(|rest| rest.split("__").all(word) && !rest.starts_with('-'));
+    rule_ok && (CLAUDE_TOOLS.contains(&name) || mcp)
+}
+
+/// Whether `model` can be a model name (`claude-sonnet-4-5`, `opus`, `us.anthropic.…:0`,
+/// `claude-opus-4-1[1m]`): never an option.
+pub fn is_model_name(model: &str) -> bool {
+    !model.is_empty()
+        && model.len() <= 200
+        && !model.starts_with('-')
+        && model
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-._:/@[]".contains(c))
+}
+
+/// Refuses a call whose definition or request would put something other than a tool or model
+/// name on `claude`'s command line.
+fn check_arguments(
+    req: &AgentRequest,
+    def: Option<&crate::workflows::AgentDef>,
+) -> Result<(), AgentError> {
+    let source = || {
+        def.and_then(|d| d.path.as_ref()).map_or_else(
+            || "the agent type's definition".to_string(),
+            |p| format!("`{}`", p.display()),
+        )
+    };
+    if let Some(d) = def {
+        if let Some(bad) = d.tools.iter().find(|t| !is_tool_name(t)) {
+            return Err(AgentError::permanent(format!(
+                "agent type `{}` ({}) names `{}` as a tool, and it is not one: a tool is one of Claude Code's ({}) or `mcp__server__tool`",
+                crate::sanitize::line(&d.name),
+                source(),
+                crate::sanitize::line(bad),
+                CLAUDE_TOOLS.join(", ")
+            )));
+        }
+        if let Some(m) = d.model.as_deref().filter(|m| !is_model_name(m)) {
+            return Err(AgentError::permanent(format!(
+                "agent type `{}` ({}) names `{}` as its model, and it is not a model name",
+                crate::sanitize::line(&d.name),
+                source(),
+                crate::sanitize::line(m)
+            )));
+        }
+    }
+    if let Some(m) = req.model.as_deref().filter(|m| !is_model_name(m)) {
+        return Err(AgentError::permanent(format!(
+            "`{}` is not a model name",
+            crate::sanitize::line(m)
+        )));
+    }
+    Ok(())
+}
+
 /// Claude Code reads its thinking budget from `MAX_THINKING_TOKENS`.
 fn thinking_tokens(effort: Option<&str>) -> Option<&'static str> {
     match effort? {
@@ -279,6 +376,11 @@ impl Backend for Claude {
         req: &AgentRequest,
         feedback: Option<&str>,
     ) -> Result<AgentReply, AgentError> {
+        // What reaches `claude`'s command line from outside the configuration — a definition's
+        // tools and model (a `.claude/agents` file, a NATS job), the call's model — is checked
+        // first: a value that is not a tool or a model name never becomes an argument (and so
+        // never a flag such as `--dangerously-skip-permissions`).
+        check_arguments(req, super::agent_definition().as_deref())?;
         let mut prompt = super::framed_task(&req.prompt);
         if let Some(f) = feedback {
             prompt.push_str(&format!(

@@ -45,6 +45,11 @@ pub(super) struct WorkerArgs {
     /// This worker's name in leases and results [default: host name and pid].
     #[arg(long)]
     name: Option<String>,
+    /// When a job names an agent type this worker's project does not define, take the
+    /// definition the run host sent (its tools, model and prompt). Off by default: whoever can
+    /// publish a job could otherwise choose what the worker's agents may do.
+    #[arg(long)]
+    trust_job_agents: bool,
     #[command(flatten)]
     auth: crate::executor::NatsArgs,
 }
@@ -72,6 +77,7 @@ pub(super) async fn worker(a: WorkerArgs) -> Result<u8> {
         name: a
             .name
             .unwrap_or_else(|| format!("{host}-{}", std::process::id())),
+        trust_job_agents: a.trust_job_agents,
     })
     .await?;
     Ok(crate::exit::OK)

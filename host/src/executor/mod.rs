@@ -326,6 +326,13 @@ pub struct WireError {
     pub stops_run: bool,
 }
 
+/// Whether a stored result is an answer. A failure is stored too — the run host waiting for
+/// it must learn of it — but it is never served again: a resume, or a redelivered job, asks
+/// once more (a passing failure would otherwise be "the answer" for the results' 7 days).
+pub fn is_answer(bytes: &[u8]) -> bool {
+    serde_json::from_slice::<JobResult>(bytes).is_ok_and(|r| r.outcome.is_ok())
+}
+
 /// The job id: run, journal key, occurrence and re-ask feedback, hashed (a valid KV key and
 /// message id).
 pub fn job_id(run_id: &str, call: Option<&(String, u32)>, feedback: Option<&str>) -> String {

@@ -123,7 +123,9 @@ impl Nats {
             .subscribe(format!("{PROGRESS}.{id}"))
             .await
             .map_err(|e| fail("subscribing to the job's progress", &e))?;
-        if let Ok(Some(bytes)) = self.plumbing.results.get(&id).await {
+        if let Ok(Some(bytes)) = self.plumbing.results.get(&id).await
+            && super::is_answer(&bytes)
+        {
             self.served_from_kv.fetch_add(1, Ordering::Relaxed);
             return Ok(decode(&bytes));
         }

@@ -28,6 +28,10 @@ pub struct WorkerOptions {
     /// SIGTERM: how long calls in flight may take to finish before they are handed back.
     pub grace: Duration,
     pub name: String,
+    /// Take a job's agent type definition as the run host sent it, when this worker's own
+    /// project does not define that type (`--trust-job-agents`). Off: a job names a type, and
+    /// the worker's own definition (its tools, model and prompt) is what runs.
+    pub trust_job_agents: bool,
 }
 
 /// Why a call ended without a result.
@@ -45,6 +49,8 @@ struct Shared {
     /// Cancel switches of the calls in flight, by job id.
     cancels: Mutex<HashMap<String, watch::Sender<bool>>>,
     shutdown: watch::Receiver<bool>,
+    /// This worker's own agent types (its project's `.claude/agents`, and the built-ins).
+    agents: crate::workflows::Resolver,
     /// For the health answer.
     started: std::time::Instant,
     served: std::sync::atomic::AtomicU64,
@@ -125,6 +131,7 @@ pub async fn serve(opts: WorkerOptions) -> Result<()> {
         client: client.clone(),
         cancels: Mutex::new(HashMap::new()),
         shutdown: stop_rx,
+        agents: crate::workflows::Resolver::discover(&std::env::current_dir()?),
         started: std::time::Instant::now(),
         served: std::sync::atomic::AtomicU64::new(0),
         failed: std::sync::atomic::AtomicU64::new(0),
@@ -245,8 +252,11 @@ async fn handle(shared: &Arc<Shared>, msg: async_nats::jetstream::Message) {
             return;
         }
     };
-    // Done already (a redelivery, a duplicate): ack without a call.
-    if let Ok(Some(_)) = p.results.get(&job.id).await {
+    // Answered already (a redelivery, a duplicate): ack without a call. A stored failure is
+    // not an answer: the job is made again.
+    if let Ok(Some(bytes)) = p.results.get(&job.id).await
+        && super::is_answer(&bytes)
+    {
         let _ = msg.ack().await;
         return;
     }
@@ -286,9 +296,32 @@ async fn handle(shared: &Arc<Shared>, msg: async_nats::jetstream::Message) {
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .insert(job.id.clone(), cancel_tx);
+    let definition = match definition(shared, &job) {
+        Ok(d) => d,
+        Err(refusal) => {
+            eprintln!(
+                "wfhost worker {}: job {} refused: {refusal}",
+                shared.opts.name,
+                short(&job.id)
+            );
+            let result = JobResult {
+                worker: shared.opts.name.clone(),
+                outcome: Err(WireError {
+                    message: refusal,
+                    transient: false,
+                    usage_limit: false,
+                    resets_in_ms: None,
+                    stops_run: false,
+                }),
+            };
+            store_and_ack(shared, &job, &msg, &result).await;
+            let _ = shared.leases.delete(&job.id).await;
+            return;
+        }
+    };
     let progress = crate::backend::Progress::new();
     let context = crate::backend::CallContext {
-        definition: job.definition.clone().map(Arc::new),
+        definition,
         ..Default::default()
     };
     let mut request = job.request.clone();
@@ -400,6 +433,27 @@ async fn handle(shared: &Arc<Shared>, msg: async_nats::jetstream::Message) {
         }
     }
     let _ = shared.leases.delete(&job.id).await;
+}
+
+/// The definition a job's agent type has here: the worker's own (whoever may publish a job
+/// must not choose the tools, model and prompt a worker's agent runs with), else — only with
+/// `--trust-job-agents` — the one the run host sent.
+fn definition(
+    shared: &Shared,
+    job: &Job,
+) -> Result<Option<Arc<crate::workflows::AgentDef>>, String> {
+    let Some(agent_type) = job.request.agent_type.as_deref() else {
+        return Ok(None);
+    };
+    match shared.agents.agent_def(agent_type) {
+        Ok(own) => Ok(Some(Arc::new(own.clone()))),
+        Err(_) if shared.opts.trust_job_agents => Ok(job.definition.clone().map(Arc::new)),
+        Err(_) => Err(format!(
+            "worker `{}` does not define the agent type `{}` (its project's .claude/agents): define it there, or start the worker with `--trust-job-agents` to take the run host's definition",
+            shared.opts.name,
+            crate::sanitize::line(agent_type)
+        )),
+    }
 }
 
 /// A job id as the log shows it.
