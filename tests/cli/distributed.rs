@@ -994,3 +994,39 @@ fn a_published_job_cannot_put_flags_on_a_claude_workers_command_line() {
         "claude ran once (Explore): {args}"
     );
 }
+
+/// A prompt or an answer larger than the server's `max_payload` fails once, at once, naming
+/// the limit: the large prompt is never published, the large answer is paid for once (it was
+/// made again about 20 times, holding every worker slot).
+#[test]
+fn payloads_over_the_servers_limit_fail_once_and_say_so() {
+    let conf = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(conf.path(), "max_payload: 65536\n").unwrap();
+    let Some(nats) = NatsServer::start_with(
+        "payloads_over_the_servers_limit_fail_once_and_say_so",
+        &["-c", conf.path().to_str().unwrap()],
+    ) else {
+        return;
+    };
+    let (api, _workers) = cluster(&nats, 0, 1, 4);
+    let s = Scratch::new();
+    s.file(
+        "w.js",
+        "export const meta = { name: 'large', description: 'payload limits' };\nconst r = await parallel(['small', 'huge answer [bigx100]', 'long prompt ' + 'y'.repeat(80000)].map(p => () => agent(p)));\nreturn r.map(x => x === null ? null : x.length);",
+    );
+    s.file("wfhost.toml", "model = \"claude-sonnet-4-5\"\n");
+    let started = Instant::now();
+    let report = report_of(
+        host(&s, &nats, &["run", "w.js", "--yes", "--json", "--backend", "messages"]).spawn(),
+    );
+    assert!(started.elapsed() < Duration::from_secs(30), "{report}");
+    assert_eq!(report["usage"]["agents_failed"], 2, "{report}");
+    let failures = report["failures"].to_string();
+    assert!(
+        failures.contains("the agent's answer is") && failures.contains("max_payload"),
+        "{failures}"
+    );
+    assert!(failures.contains("this agent's job is"), "{failures}");
+    assert_eq!(api.attempts("huge answer").len(), 1, "the large answer was made again");
+    assert!(api.attempts("long prompt").is_empty(), "the large prompt was published");
+}

@@ -5,7 +5,8 @@
 //! forced `StructuredOutput` tool) and streams SSE like the real API. Tags in a prompt inject
 //! faults into its first N attempts: `[429xN]` (with `retry-after: 1`), `[529xN]`, `[500xN]`,
 //! `[stallxN]` (never answers), `[midstreamxN]` (an `overloaded_error` event mid-stream),
-//! `[malformedxN]` (invalid JSON in the stream); `[400]` and `[spend]` (a spend-limit 429)
+//! `[malformedxN]` (invalid JSON in the stream); `[400]` and `[spend]` (a spend-limit 429);
+//! `[bigxK]` answers K KiB more text
 //! fail every attempt.
 
 use http_body_util::{BodyExt, Full};
@@ -410,7 +411,9 @@ async fn handle(
         .unwrap_or(Value::Null)
     {
         Value::Null => {
-            let text = format!("R({head})");
+            // `[bigxK]`: an answer of K KiB more.
+            let big = tag_count(&prompt, "big").map_or(0, |k| k as usize * 1024);
+            let text = format!("R({head}){}", "x".repeat(big));
             (
                 r#"{"type":"text","text":""}"#.to_string(),
                 format!(

@@ -469,9 +469,37 @@ async fn store_and_ack(
     msg: &async_nats::jetstream::Message,
     result: &JobResult,
 ) {
-    let Ok(bytes) = serde_json::to_vec(result) else {
+    let Ok(mut bytes) = serde_json::to_vec(result) else {
         return;
     };
+    // An answer the server cannot carry is stored as a failure that says so — once, now: made
+    // again, it would be just as large (a 2 MiB answer was paid for about 20 times).
+    let max = shared.client.server_info().max_payload;
+    if max > 0 && bytes.len() > max {
+        let too_large = JobResult {
+            worker: shared.opts.name.clone(),
+            outcome: Err(WireError {
+                message: format!(
+                    "the agent's answer is {} and the NATS server takes messages of at most {} (its `max_payload`): raise `max_payload` in nats-server's configuration (up to 64MB), or run this script without `--executor`",
+                    bytesize::ByteSize(bytes.len() as u64).display().iec(),
+                    bytesize::ByteSize(max as u64).display().iec()
+                ),
+                transient: false,
+                usage_limit: false,
+                resets_in_ms: None,
+                stops_run: false,
+            }),
+        };
+        eprintln!(
+            "wfhost worker {}: job {}: the answer is larger than the server's max_payload; stored as a failure",
+            shared.opts.name,
+            short(&job.id)
+        );
+        let Ok(small) = serde_json::to_vec(&too_large) else {
+            return;
+        };
+        bytes = small;
+    }
     // The server may be restarting: keep the finished work rather than make the call again.
     let bytes = hyper::body::Bytes::from(bytes);
     let mut last = String::new();
