@@ -263,14 +263,14 @@ pub async fn execute(
                 .into()
         };
         if let Target::Script(s) = &target {
-            std::fs::write(dir.script(), &s.source).map_err(|e| {
+            RunDir::write_private(&dir.script(), s.source.as_bytes()).map_err(|e| {
                 unwritable(
                     anyhow::Error::new(e).context(format!("writing `{}`", dir.script().display())),
                 )
             })?;
         }
         if let Some(args) = &opts.args {
-            std::fs::write(dir.args(), serde_json::to_vec_pretty(args)?).map_err(|e| {
+            RunDir::write_private(&dir.args(), &serde_json::to_vec_pretty(args)?).map_err(|e| {
                 unwritable(
                     anyhow::Error::new(e).context(format!("writing `{}`", dir.args().display())),
                 )

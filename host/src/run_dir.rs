@@ -96,6 +96,10 @@ impl RunDir {
                 }
             }
         }
+        if dir.journal().is_file() {
+            // A run directory made by an older wfhost (0755) is made private when it is opened.
+            let _ = private(&dir.path, 0o700);
+        }
         if !dir.journal().is_file() {
             return Err(ExitError::usage(format!(
                 "no run `{id}` in `{}`",
@@ -105,6 +109,35 @@ impl RunDir {
             .into());
         }
         Ok(dir)
+    }
+
+    /// Opens (creating, appending) a file of a run directory, readable by its owner only.
+    pub fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)?;
+        // One made by an older wfhost (0644) is made private too.
+        private(path, 0o600)?;
+        Ok(f)
+    }
+
+    /// Writes a whole file of a run directory, readable by its owner only.
+    pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)?;
+        private(path, 0o600)?;
+        f.write_all(bytes)
     }
 
     /// Every run of the project, newest first (run ids start with their start time).
@@ -174,6 +207,14 @@ impl RunDir {
         std::fs::create_dir_all(&self.path).with_context(|| {
             format!("cannot create the run directory `{}`", self.path.display())
         })?;
+        // Private: events, transcripts, args and output are the user's, not every local
+        // user's (the files inside are 0600 as well: `private_file`).
+        for dir in [Some(self.path.as_path()), self.path.parent()]
+            .into_iter()
+            .flatten()
+        {
+            private(dir, 0o700)?;
+        }
         if let Some(root) = self.path.parent() {
             let ignore = root.join(".gitignore");
             if !ignore.exists() {
@@ -198,4 +239,17 @@ impl RunDir {
     pub fn load(&self) -> Result<crate::journal::Loaded> {
         crate::journal::load(&self.journal())
     }
+}
+
+/// Sets `path`'s permission bits to `mode` unless they are that already (a directory or file
+/// that is not ours is left as it is: its owner decides).
+fn private(path: &Path, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+    let meta = std::fs::symlink_metadata(path)?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if meta.uid() == me && meta.permissions().mode() & 0o777 != mode {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    }
+    Ok(())
 }

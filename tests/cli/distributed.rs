@@ -1017,7 +1017,12 @@ fn payloads_over_the_servers_limit_fail_once_and_say_so() {
     s.file("wfhost.toml", "model = \"claude-sonnet-4-5\"\n");
     let started = Instant::now();
     let report = report_of(
-        host(&s, &nats, &["run", "w.js", "--yes", "--json", "--backend", "messages"]).spawn(),
+        host(
+            &s,
+            &nats,
+            &["run", "w.js", "--yes", "--json", "--backend", "messages"],
+        )
+        .spawn(),
     );
     assert!(started.elapsed() < Duration::from_secs(30), "{report}");
     assert_eq!(report["usage"]["agents_failed"], 2, "{report}");
@@ -1027,6 +1032,13 @@ fn payloads_over_the_servers_limit_fail_once_and_say_so() {
         "{failures}"
     );
     assert!(failures.contains("this agent's job is"), "{failures}");
-    assert_eq!(api.attempts("huge answer").len(), 1, "the large answer was made again");
-    assert!(api.attempts("long prompt").is_empty(), "the large prompt was published");
+    assert_eq!(
+        api.attempts("huge answer").len(),
+        1,
+        "the large answer was made again"
+    );
+    assert!(
+        api.attempts("long prompt").is_empty(),
+        "the large prompt was published"
+    );
 }

@@ -9,6 +9,7 @@ mod distributed;
 mod fake_api;
 mod first_hour;
 mod golden;
+mod hardening;
 mod live;
 mod mcp;
 mod resume;

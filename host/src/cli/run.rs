@@ -275,10 +275,7 @@ pub(super) async fn run(mut a: RunArgs) -> Result<u8> {
     }
     if let Some(j) = &journal_handle {
         // The run's own event log (`wfhost logs`); a resume appends its attempt.
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(j.dir().events());
+        let log = RunDir::private_file(&j.dir().events());
         match log {
             Ok(f) => control.log_to(f),
             Err(e) => eprintln!("warning: no event log for `wfhost logs`: {e}"),
@@ -444,16 +441,32 @@ fn detach(a: &RunArgs, run_id: &str, cwd: &Path) -> Result<u8> {
     }
     let dir = RunDir::new(cwd, run_id)?;
     dir.create()?;
-    let output = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.output())
+    let output = RunDir::private_file(&dir.output())
         .with_context(|| format!("cannot write `{}`", dir.output().display()))?;
     // The arguments as given, less `--detach`, plus the run id and the approval just given.
-    let mut args: Vec<std::ffi::OsString> = std::env::args_os()
-        .skip(1)
-        .filter(|x| x != "--detach")
-        .collect();
+    // `--args` text goes through a private file, not the command line every local user can
+    // read (`ps`): the script's args may hold anything.
+    let mut args: Vec<std::ffi::OsString> = Vec::new();
+    let mut given = std::env::args_os().skip(1);
+    while let Some(x) = given.next() {
+        if x == "--detach" {
+            continue;
+        }
+        if x == "--args" {
+            let _ = given.next();
+            continue;
+        }
+        if x.to_string_lossy().starts_with("--args=") {
+            continue;
+        }
+        args.push(x);
+    }
+    if let Some(text) = &a.args {
+        let file = dir.path().join("args.input");
+        RunDir::write_private(&file, text.as_bytes())
+            .with_context(|| format!("cannot write `{}`", file.display()))?;
+        args.extend(["--args-file".into(), file.into_os_string()]);
+    }
     if a.resume.is_none() && a.run_id.is_none() {
         args.extend(["--run-id".into(), run_id.into()]);
     }

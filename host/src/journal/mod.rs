@@ -263,7 +263,7 @@ impl Journal {
         repair_torn_tail(&path)?;
         let fresh = std::fs::metadata(&path).map_or(true, |m| m.len() == 0);
         let seal = seal::Key::open(&dir.journal_key(), fresh)?;
-        let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        let file = RunDir::private_file(&path)?;
         let len = file.metadata()?.len();
         let journal = Journal {
             dir: dir.clone(),

@@ -10,7 +10,7 @@
 use crate::run_dir::RunDir;
 use serde_json::Value;
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write as _;
 use std::sync::Mutex;
 
@@ -26,11 +26,7 @@ pub(crate) struct Writer {
 
 impl Writer {
     pub(crate) fn new(dir: &RunDir) -> Writer {
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.transcripts_log())
-            .ok();
+        let file = RunDir::private_file(&dir.transcripts_log()).ok();
         Writer {
             file: Mutex::new(file),
             dir: dir.clone(),
@@ -48,7 +44,7 @@ impl Writer {
             if !path.exists() {
                 let _ = std::fs::create_dir_all(self.dir.prompts());
                 let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
-                if std::fs::write(&tmp, prompt).is_ok() {
+                if RunDir::write_private(&tmp, prompt.as_bytes()).is_ok() {
                     let _ = std::fs::rename(&tmp, &path);
                 }
             }

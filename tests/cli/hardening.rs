@@ -1,0 +1,74 @@
+//! The hostile review of the new surfaces (issue "Hardening III"), through the real binary:
+//! private run directories, the journal's seal, the control socket under pressure, policies
+//! on resume.
+
+use super::{Scratch, wfhost};
+use std::os::unix::fs::PermissionsExt as _;
+use std::time::Duration;
+
+fn script(body: &str) -> Scratch {
+    let s = Scratch::new();
+    s.file(
+        "w.js",
+        format!("export const meta = {{ name: 'hardening', description: 'hostile' }};\n{body}"),
+    );
+    s
+}
+
+fn mode(p: &std::path::Path) -> u32 {
+    std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+/// A run's directory and files are its owner's alone, and a detached run's `--args` are not on
+/// its command line (where `ps` shows them to every local user).
+#[test]
+fn run_directories_are_private_and_detached_args_stay_off_the_command_line() {
+    let s = script("await agent('wait [delay=1500]');\nreturn args.secret;");
+    let runs = s.path().join("runs");
+    let out = wfhost([
+        "run",
+        "w.js",
+        "--backend",
+        "mock",
+        "--yes",
+        "--detach",
+        "--json",
+        "--args",
+        r#"{"secret": "s3cr3t-value"}"#,
+    ])
+    .dir(s.path())
+    .env("WFHOST_RUNS_DIR", &runs)
+    .run();
+    out.code(0);
+    let report = out.report();
+    let pid = report["pid"].as_u64().unwrap();
+    let id = report["run_id"].as_str().unwrap().to_string();
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    assert!(
+        !String::from_utf8_lossy(&cmdline).contains("s3cr3t"),
+        "{}",
+        String::from_utf8_lossy(&cmdline)
+    );
+    super::wait_for(Duration::from_secs(20), "the detached run to end", || {
+        !std::path::Path::new(&format!("/proc/{pid}")).exists()
+    });
+    let dir = runs.join(&id);
+    assert_eq!(mode(&runs), 0o700);
+    assert_eq!(mode(&dir), 0o700);
+    for f in [
+        "journal.jsonl",
+        "events.jsonl",
+        "args.json",
+        "script.js",
+        "output.log",
+        "args.input",
+    ] {
+        assert_eq!(mode(&dir.join(f)), 0o600, "{f}");
+    }
+    let show = wfhost(["runs", "show", &id, "--json"])
+        .dir(s.path())
+        .env("WFHOST_RUNS_DIR", &runs)
+        .run();
+    show.code(0);
+    assert!(show.stdout.contains("s3cr3t-value"), "{}", show.stdout);
+}
