@@ -570,6 +570,26 @@ fn a_tampered_journal_is_refused_not_served() {
         "{}",
         out.stderr
     );
+    // The key gone and every MAC stripped: not an old unsealed journal either, and a forged
+    // answer in it is not served.
+    let stripped: String = original
+        .lines()
+        .map(|l| match l.find(",\"mac\":\"") {
+            Some(at) => format!("{}}}\n", &l[..at]),
+            None => format!("{l}\n"),
+        })
+        .collect::<String>()
+        .replace("R(two)", "R(pwned)");
+    assert!(!stripped.contains("\"mac\""));
+    std::fs::write(&path, &stripped).unwrap();
+    let out = p.resume(&id);
+    out.code(77);
+    assert!(
+        out.stderr.contains("`journal.key` is missing"),
+        "{}",
+        out.stderr
+    );
+    std::fs::write(&path, &original).unwrap();
     // Restored, it resumes and serves both answers.
     std::fs::write(&key, saved_key).unwrap();
     let resumed = p.resume(&id);

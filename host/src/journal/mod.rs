@@ -262,6 +262,9 @@ impl Journal {
         let path = dir.journal();
         repair_torn_tail(&path)?;
         let fresh = std::fs::metadata(&path).map_or(true, |m| m.len() == 0);
+        if !fresh {
+            refuse_unsealed(&path)?;
+        }
         let seal = seal::Key::open(&dir.journal_key(), fresh)?;
         let file = RunDir::private_file(&path)?;
         let len = file.metadata()?.len();
@@ -420,6 +423,7 @@ pub fn resume_point(path: &Path) -> Result<ResumePoint> {
     let wanted = |_: usize, line: &[u8]| {
         line.starts_with(br#"{"type":"result""#) || line.starts_with(br#"{"type":"run_started""#)
     };
+    refuse_unsealed(path)?;
     scan(path, wanted, |r| match r {
         Record::Result {
             key,
@@ -450,6 +454,23 @@ pub fn resume_point(path: &Path) -> Result<ResumePoint> {
         _ => {}
     })?;
     Ok(point)
+}
+
+/// A resume serves only what it can check: a journal without its key is refused, whether its
+/// lines carry MACs or not — deleting `journal.key` and stripping every MAC made a forged
+/// journal read as one from before records were sealed, and it was served.
+fn refuse_unsealed(path: &Path) -> Result<()> {
+    let key = path.with_file_name("journal.key");
+    let empty = std::fs::metadata(path).map_or(true, |m| m.len() == 0);
+    if empty || key.exists() {
+        return Ok(());
+    }
+    Err(crate::ExitError::refused(format!(
+        "the run's `journal.key` is missing, so `{}` cannot be checked and none of it is served",
+        path.display()
+    ))
+    .hint("restore `journal.key` beside the journal, or start the run again with `wfhost run` (a journal from a wfhost that did not seal journals cannot be resumed)")
+    .into())
 }
 
 /// Reads the journal's lines and hands the records `wanted` accepts to `each`, after checking
@@ -603,8 +624,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let run = RunDir::at(dir.path().join("r"));
         run.create().unwrap();
-        let ok = serde_json::to_string(&Record::Phase { title: "a".into() }).unwrap();
-        std::fs::write(run.journal(), format!("{ok}\n{{\"type\":\"res")).unwrap();
+        {
+            let j = Journal::open(&run).unwrap();
+            j.append(&Record::Phase { title: "a".into() }).unwrap();
+        }
+        // A crash in the middle of a line.
+        use std::io::Write as _;
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(run.journal())
+            .unwrap()
+            .write_all(b"{\"type\":\"res")
+            .unwrap();
         let j = Journal::open(&run).unwrap();
         j.append(&Record::Phase { title: "b".into() }).unwrap();
         let l = run.load().unwrap();
