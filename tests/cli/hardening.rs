@@ -72,3 +72,59 @@ fn run_directories_are_private_and_detached_args_stay_off_the_command_line() {
     show.code(0);
     assert!(show.stdout.contains("s3cr3t-value"), "{}", show.stdout);
 }
+
+/// Out of file descriptors (EMFILE) for a moment, the control socket keeps accepting once they
+/// come back: `wfhost stop` still reaches the run (one failed accept ended the socket).
+#[test]
+fn the_control_socket_survives_running_out_of_file_descriptors() {
+    let s = script("return await agent('long [delay=60000]');");
+    let runs = s.path().join("runs");
+    let mut run = std::process::Command::new("bash")
+        .args([
+            "-c",
+            &format!(
+                "ulimit -n 64; exec '{}' run w.js --backend mock --yes --quiet",
+                env!("CARGO_BIN_EXE_wfhost")
+            ),
+        ])
+        .current_dir(s.path())
+        .env("WFHOST_RUNS_DIR", &runs)
+        .env("HOME", s.path())
+        .env("WFHOST_CACHE_DIR", s.path().join("cache"))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut socket = None;
+    super::wait_for(Duration::from_secs(30), "the control socket", || {
+        socket = std::fs::read_dir(&runs).ok().and_then(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.path().join("control.sock"))
+                .find(|p| p.exists())
+        });
+        socket.is_some()
+    });
+    let socket = socket.unwrap();
+    let id = socket
+        .parent()
+        .unwrap()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    // Take every descriptor the run has left, and some.
+    let held: Vec<_> = (0..120)
+        .filter_map(|_| std::os::unix::net::UnixStream::connect(&socket).ok())
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    drop(held);
+    std::thread::sleep(Duration::from_millis(300));
+    let stop = wfhost(["stop", &id])
+        .dir(s.path())
+        .env("WFHOST_RUNS_DIR", &runs)
+        .run();
+    let status = run.wait().unwrap();
+    stop.code(0);
+    assert_eq!(status.code(), Some(130));
+}

@@ -22,6 +22,9 @@ const MAX_CONNECTION_BYTES: u64 = 1 << 20;
 /// nothing must not hold a finished run open.
 const DRAIN: Duration = Duration::from_secs(2);
 
+/// The first wait after a failed `accept`.
+const ACCEPT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// A listening control socket. Dropping it (or `shutdown`) removes the socket file.
 pub struct Server {
     path: PathBuf,
@@ -63,11 +66,29 @@ impl Server {
         let set = connections.clone();
         let owner = my_uid();
         let accept = tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let control = control.clone();
-                set.lock().await.spawn(async move {
-                    let _ = serve(control, stream, owner).await;
-                });
+            // A failed accept (EMFILE: out of file descriptors, ENOBUFS…) is waited out, not the
+            // end of the socket: one ended it for the rest of the run, and `wfhost stop` then
+            // answered 75 forever. Why 50 ms doubling to 1 s: descriptors come back as
+            // connections close; a busy loop would only burn the core the guest needs.
+            let mut backoff = ACCEPT_BACKOFF;
+            loop {
+                match listener.accept().await {
+                    Ok((stream, _)) => {
+                        backoff = ACCEPT_BACKOFF;
+                        let control = control.clone();
+                        let mut set = set.lock().await;
+                        // Reap the connections that ended, so the set holds only live ones.
+                        while set.try_join_next().is_some() {}
+                        set.spawn(async move {
+                            let _ = serve(control, stream, owner).await;
+                        });
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "control socket: accept failed; retrying");
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(std::time::Duration::from_secs(1));
+                    }
+                }
             }
         });
         Ok(Server {
