@@ -640,6 +640,19 @@ async fn mcp_policy_limits_what_a_client_may_do() {
         "`mock` is not one [mcp] allowed_backends permits (claude)",
     );
     c.cancel().await.unwrap();
+
+    // A resume runs on the run's own backend: the policy holds for it too.
+    let finished = r["runId"].as_str().unwrap().to_string();
+    s.file(
+        "wfhost.toml",
+        "backend = \"claude\"\n[mcp]\nallowed_backends = [\"claude\"]\n",
+    );
+    let c = connect(&s, Client::default()).await;
+    tool_error(
+        &call(&c, "workflow_run", json!({ "resumeFromRunId": finished })).await,
+        "ran on the backend `mock`, which [mcp] allowed_backends does not permit",
+    );
+    c.cancel().await.unwrap();
 }
 
 /// A `claude` agent (the real Claude Code CLI, the fake API playing its model) wants `Bash`,

@@ -204,26 +204,51 @@ impl Server {
             );
         }
         let policy = &self.config.mcp;
-        if let Some(allowed) = &policy.allowed_backends {
-            let backend = self
-                .config
-                .backend
+        let permitted = |backend: &str| {
+            policy.allowed_backends.as_ref().is_none_or(|allowed| {
+                allowed
+                    .iter()
+                    .any(|b| b == backend || backend.starts_with(&format!("{b}:")))
+            })
+        };
+        let allowed_list = || {
+            policy
+                .allowed_backends
                 .clone()
-                .unwrap_or_else(|| "(automatic)".into());
-            if !allowed
-                .iter()
-                .any(|b| *b == backend || backend.starts_with(&format!("{b}:")))
-            {
-                return refuse(format!(
-                    "the project's backend `{backend}` is not one [mcp] allowed_backends permits ({}); a person must change wfhost.toml",
-                    allowed.join(", ")
-                ));
-            }
+                .unwrap_or_default()
+                .join(", ")
+        };
+        let backend = self
+            .config
+            .backend
+            .clone()
+            .unwrap_or_else(|| "(automatic)".into());
+        if !permitted(&backend) {
+            return refuse(format!(
+                "the project's backend `{backend}` is not one [mcp] allowed_backends permits ({}); a person must change wfhost.toml",
+                allowed_list()
+            ));
         }
-        if let Some(id) = &p.resume_from_run_id
-            && let Err(e) = self.run_dir(id)
-        {
-            return refuse(e);
+        if let Some(id) = &p.resume_from_run_id {
+            let dir = match self.run_dir(id) {
+                Ok(d) => d,
+                Err(e) => return refuse(e),
+            };
+            // A resume runs on the backend the run used, not the project's: the same policy
+            // holds for it (an edited script would otherwise send new prompts to a backend
+            // the project does not permit over MCP).
+            if policy.allowed_backends.is_some() {
+                let stored = crate::journal::resume_point(&dir.journal())
+                    .ok()
+                    .and_then(|point| point.backend)
+                    .unwrap_or_else(|| "(unknown)".into());
+                if !permitted(&stored) {
+                    return refuse(format!(
+                        "run `{id}` ran on the backend `{stored}`, which [mcp] allowed_backends does not permit ({}): a person can resume it with `wfhost resume {id}`",
+                        allowed_list()
+                    ));
+                }
+            }
         }
         // The script: read, then checked as `wfhost run` checks it.
         let inline = p.script.is_some();
