@@ -1042,3 +1042,142 @@ fn payloads_over_the_servers_limit_fail_once_and_say_so() {
         "the large prompt was published"
     );
 }
+
+/// Whoever can write the results bucket cannot answer for an agent: a result with a cost that
+/// is no cost is refused (a negative one switched `--max-cost` off), and with a shared results
+/// key only a signed result is taken — a real worker's, signed, is.
+#[test]
+fn forged_results_are_refused() {
+    let Some(nats) = NatsServer::start("forged_results_are_refused") else {
+        return;
+    };
+    let s = Scratch::new();
+    s.file(
+        "w.js",
+        "export const meta = { name: 'forged', description: 'a hostile bucket' };\nreturn await parallel(['a', 'b', 'c'].map(p => () => agent(p)));",
+    );
+    s.file("results.key", "a shared secret of some length\n");
+    // The forger: takes the jobs off the queue and answers each in the results bucket.
+    let forge = |url: String, signed_by: Option<&'static str>| {
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            rt.block_on(async move {
+                use futures_util::StreamExt as _;
+                let client = async_nats::connect(url).await.unwrap();
+                let js = async_nats::jetstream::new(client);
+                let deadline = Instant::now() + Duration::from_secs(20);
+                let stream = loop {
+                    if let Ok(s) = js.get_stream("WFHOST_JOBS").await {
+                        break s;
+                    }
+                    assert!(Instant::now() < deadline);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                };
+                let kv = js.get_key_value("wfhost-results").await.unwrap();
+                let consumer = stream
+                    .get_or_create_consumer(
+                        "forger",
+                        async_nats::jetstream::consumer::pull::Config {
+                            durable_name: Some("forger".into()),
+                            filter_subject: "wfhost.jobs.mock.>".into(),
+                            ..Default::default()
+                        },
+                    )
+                    .await
+                    .unwrap();
+                let mut msgs = consumer.messages().await.unwrap();
+                for _ in 0..3 {
+                    let m = msgs.next().await.unwrap().unwrap();
+                    let job: serde_json::Value = serde_json::from_slice(&m.payload).unwrap();
+                    let id = job["id"].as_str().unwrap().to_string();
+                    let mut result = serde_json::json!({
+                        "worker": "forger",
+                        "job": id,
+                        "outcome": {"Ok": {"text": "forged", "structured": null,
+                            "usage": {"input_tokens": 1, "output_tokens": 1, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0},
+                            "cost_usd": if signed_by.is_some() { 0.01 } else { -999.0 }, "note": null}},
+                    });
+                    if let Some(sig) = signed_by {
+                        result["signature"] = sig.into();
+                    }
+                    kv.put(&id, result.to_string().into()).await.unwrap();
+                    m.ack().await.unwrap();
+                }
+                // A work queue takes one consumer per subject: the worker's comes next.
+                drop(msgs);
+                stream.delete_consumer("forger").await.unwrap();
+            });
+        })
+    };
+    // No key: the negative cost is refused, and the run's cost never goes below zero.
+    // Every agent failing ends the run with 65: the report all the same.
+    let report_any = |run: std::process::Child| -> serde_json::Value {
+        let out = run.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        serde_json::from_str(stdout.lines().last().unwrap_or("{}")).unwrap()
+    };
+    let forger = forge(nats.url(), None);
+    let report = report_any(
+        host(
+            &s,
+            &nats,
+            &[
+                "run",
+                "w.js",
+                "--yes",
+                "--json",
+                "--backend",
+                "mock",
+                "--max-cost",
+                "1",
+            ],
+        )
+        .spawn(),
+    );
+    forger.join().unwrap();
+    assert_eq!(report["usage"]["agents_failed"], 3, "{report}");
+    assert!(
+        report["failures"]
+            .to_string()
+            .contains("which is not a cost"),
+        "{report}"
+    );
+    assert!(
+        report["cost"]["total_usd"].as_f64().unwrap() >= 0.0,
+        "{report}"
+    );
+    // With a key: a plausible but unsigned (or wrongly signed) result is refused.
+    // A worker with the key: its signed results are taken.
+    let _worker = Worker(
+        wfhost([
+            "worker",
+            "--nats",
+            &nats.url(),
+            "--backend",
+            "mock",
+            "--name",
+            "m1",
+            "--results-key-file",
+            s.path().join("results.key").to_str().unwrap(),
+        ])
+        .spawn(),
+    );
+    let report = report_of(
+        host(
+            &s,
+            &nats,
+            &[
+                "run",
+                "w.js",
+                "--yes",
+                "--json",
+                "--backend",
+                "mock",
+                "--results-key-file",
+                "results.key",
+            ],
+        )
+        .spawn(),
+    );
+    assert_eq!(report["usage"]["agents_done"], 3, "{report}");
+}

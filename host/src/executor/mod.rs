@@ -133,6 +133,91 @@ pub struct NatsArgs {
     /// Require TLS (`tls://` URLs require it too).
     #[arg(long)]
     pub nats_tls: bool,
+    /// A secret shared by the run host and its workers (any text, read from FILE; also
+    /// $WFHOST_RESULTS_KEY): workers sign every result with it, and the run host accepts only
+    /// signed results. Without it, whoever can write the results bucket can answer for an agent.
+    #[arg(long, value_name = "FILE")]
+    pub results_key_file: Option<PathBuf>,
+}
+
+/// The key results are signed with (`--results-key-file`, $WFHOST_RESULTS_KEY), derived from
+/// the shared secret; `None` when neither is given.
+pub fn results_key(auth: &NatsArgs) -> Result<Option<[u8; 32]>> {
+    let secret = match &auth.results_key_file {
+        Some(path) => std::fs::read_to_string(path).map_err(|e| {
+            crate::ExitError::usage(format!(
+                "cannot read the results key `{}`: {e}",
+                path.display()
+            ))
+        })?,
+        None => match std::env::var("WFHOST_RESULTS_KEY") {
+            Ok(k) if !k.trim().is_empty() => k,
+            _ => return Ok(None),
+        },
+    };
+    let secret = secret.trim();
+    if secret.len() < 16 {
+        return Err(crate::ExitError::usage(
+            "the results key is shorter than 16 characters: too easy to guess",
+        )
+        .hint("make one with `head -c 32 /dev/urandom | base64 > results.key` and give every worker the same file")
+        .into());
+    }
+    Ok(Some(blake3::derive_key(
+        "wfhost 2026 results key",
+        secret.as_bytes(),
+    )))
+}
+
+/// The signature of a result: the job it answers, the worker, and the outcome, under the key.
+pub fn sign(
+    key: &[u8; 32],
+    job: &str,
+    worker: &str,
+    outcome: &Result<WireReply, WireError>,
+) -> String {
+    let body = serde_json::to_vec(&(job, worker, outcome)).unwrap_or_default();
+    blake3::keyed_hash(key, &body).to_hex().to_string()
+}
+
+/// The most one agent's answer may say it cost. Why $1,000: far above any single model call
+/// today; a larger (or negative, or not finite) number is a broken or forged result, and
+/// taken as it is it would switch off `--max-cost`.
+pub const MAX_AGENT_COST_USD: f64 = 1000.0;
+
+/// Checks a stored result before the run host takes it: signed under the shared key (when one
+/// is set), for this job, with a cost that can be one. `Err`: why it is refused.
+pub fn check_result(r: &JobResult, job: &str, key: Option<&[u8; 32]>) -> Result<(), String> {
+    if let Some(key) = key {
+        let want = sign(key, job, &r.worker, &r.outcome);
+        match &r.signature {
+            Some(sig) if constant_time_eq(sig.as_bytes(), want.as_bytes()) => {}
+            Some(_) => return Err("its signature does not match the results key".into()),
+            None => return Err(
+                "it is not signed, and this run accepts only signed results (--results-key-file)"
+                    .into(),
+            ),
+        }
+    }
+    if r.job.as_deref().is_some_and(|j| j != job) {
+        return Err(format!(
+            "it answers another job (`{}`)",
+            r.job.as_deref().unwrap_or_default()
+        ));
+    }
+    if let Ok(reply) = &r.outcome
+        && let Some(cost) = reply.cost_usd
+        && !(cost.is_finite() && (0.0..=MAX_AGENT_COST_USD).contains(&cost))
+    {
+        return Err(format!(
+            "it says the call cost ${cost}, which is not a cost (0 to ${MAX_AGENT_COST_USD})"
+        ));
+    }
+    Ok(())
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Connects with the given authentication; `name` identifies the client to the server.
@@ -304,6 +389,12 @@ pub struct Job {
 pub struct JobResult {
     pub worker: String,
     pub outcome: Result<WireReply, WireError>,
+    /// The job it answers (checked by the run host).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<String>,
+    /// `sign` under the shared results key, when the worker has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -329,8 +420,10 @@ pub struct WireError {
 /// Whether a stored result is an answer. A failure is stored too — the run host waiting for
 /// it must learn of it — but it is never served again: a resume, or a redelivered job, asks
 /// once more (a passing failure would otherwise be "the answer" for the results' 7 days).
-pub fn is_answer(bytes: &[u8]) -> bool {
-    serde_json::from_slice::<JobResult>(bytes).is_ok_and(|r| r.outcome.is_ok())
+/// (A result that fails `check_result` is no answer either.)
+pub fn is_answer(bytes: &[u8], job: &str, key: Option<&[u8; 32]>) -> bool {
+    serde_json::from_slice::<JobResult>(bytes)
+        .is_ok_and(|r| r.outcome.is_ok() && check_result(&r, job, key).is_ok())
 }
 
 /// The job id: run, journal key, occurrence and re-ask feedback, hashed (a valid KV key and
@@ -347,4 +440,59 @@ pub fn job_id(run_id: &str, call: Option<&(String, u32)>, feedback: Option<&str>
         h.update(field.as_bytes());
     }
     h.finalize().to_hex()[..40].to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(cost: f64, signature: Option<String>) -> JobResult {
+        JobResult {
+            worker: "w".into(),
+            outcome: Ok(WireReply {
+                text: "t".into(),
+                structured: None,
+                usage: Usage::default(),
+                cost_usd: Some(cost),
+                note: None,
+            }),
+            job: Some("job1".into()),
+            signature,
+        }
+    }
+
+    #[test]
+    fn a_result_is_taken_only_signed_for_its_job_and_with_a_cost_that_is_one() {
+        let key = [7u8; 32];
+        let mut r = result(0.5, None);
+        assert!(check_result(&r, "job1", None).is_ok());
+        assert!(
+            check_result(&r, "job1", Some(&key))
+                .unwrap_err()
+                .contains("not signed")
+        );
+        r.signature = Some("00".into());
+        assert!(
+            check_result(&r, "job1", Some(&key))
+                .unwrap_err()
+                .contains("does not match")
+        );
+        r.signature = Some(sign(&key, "job1", "w", &r.outcome));
+        assert!(check_result(&r, "job1", Some(&key)).is_ok());
+        assert!(
+            check_result(&r, "job2", Some(&key)).is_err(),
+            "signed for another job"
+        );
+        for bad in [-1.0, f64::NAN, f64::INFINITY, 1e9] {
+            assert!(
+                check_result(&result(bad, None), "job1", None).is_err(),
+                "{bad}"
+            );
+        }
+        assert!(!is_answer(
+            &serde_json::to_vec(&result(-1.0, None)).unwrap(),
+            "job1",
+            None
+        ));
+    }
 }

@@ -25,6 +25,8 @@ pub struct Nats {
     published: AtomicU64,
     served_from_kv: AtomicU64,
     url: String,
+    /// Results must be signed with this (`--results-key-file`).
+    results_key: Option<[u8; 32]>,
     /// When the run was last told that no worker takes its jobs (said at most once a minute).
     warned: std::sync::Mutex<Option<std::time::Instant>>,
 }
@@ -53,6 +55,7 @@ impl Nats {
             published: AtomicU64::new(0),
             served_from_kv: AtomicU64::new(0),
             url: url.to_string(),
+            results_key: super::results_key(auth)?,
             warned: std::sync::Mutex::new(None),
         })
     }
@@ -124,10 +127,10 @@ impl Nats {
             .await
             .map_err(|e| fail("subscribing to the job's progress", &e))?;
         if let Ok(Some(bytes)) = self.plumbing.results.get(&id).await
-            && super::is_answer(&bytes)
+            && super::is_answer(&bytes, &id, self.results_key.as_ref())
         {
             self.served_from_kv.fetch_add(1, Ordering::Relaxed);
-            return Ok(decode(&bytes));
+            return Ok(decode(&bytes, &id, self.results_key.as_ref()));
         }
         let job = Job {
             id: id.clone(),
@@ -196,7 +199,7 @@ impl Nats {
                 entry = watch.next() => match entry {
                     Some(Ok(e)) if e.operation == async_nats::jetstream::kv::Operation::Put => {
                         guard.subject = None;
-                        return Ok(decode(&e.value));
+                        return Ok(decode(&e.value, &id, self.results_key.as_ref()));
                     }
                     Some(Ok(_)) => {}
                     Some(Err(e)) => return Err(fail("watching the results bucket", &e)),
@@ -239,9 +242,16 @@ impl Drop for CancelOnDrop {
     }
 }
 
-fn decode(bytes: &[u8]) -> Result<AgentReply, AgentError> {
+fn decode(bytes: &[u8], job: &str, key: Option<&[u8; 32]>) -> Result<AgentReply, AgentError> {
     let r: JobResult = serde_json::from_slice(bytes)
         .map_err(|e| Nats::error(format!("a worker stored an unreadable result ({e})")))?;
+    // Refused loudly, and not served: a forged or broken result must not become an answer.
+    if let Err(why) = super::check_result(&r, job, key) {
+        return Err(AgentError::permanent(format!(
+            "the result stored for this agent (by `{}`) was refused: {why}",
+            crate::sanitize::line(&r.worker)
+        )));
+    }
     match r.outcome {
         Ok(w) => Ok(AgentReply {
             text: w.text,

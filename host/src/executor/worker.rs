@@ -49,6 +49,8 @@ struct Shared {
     /// Cancel switches of the calls in flight, by job id.
     cancels: Mutex<HashMap<String, watch::Sender<bool>>>,
     shutdown: watch::Receiver<bool>,
+    /// Signs every result (`--results-key-file`).
+    results_key: Option<[u8; 32]>,
     /// This worker's own agent types (its project's `.claude/agents`, and the built-ins).
     agents: crate::workflows::Resolver,
     /// For the health answer.
@@ -118,6 +120,7 @@ pub async fn serve(opts: WorkerOptions) -> Result<()> {
                 "a work queue made by an older wfhost has one consumer for every backend: remove it (`nats consumer rm {STREAM} {CONSUMER}`) once no old worker uses it"
             ))
         })?;
+    let results_key = super::results_key(&opts.auth)?;
     let mut cancels_sub = client.subscribe(format!("{CANCEL}.*")).await?;
     let mut health_all = client.subscribe(super::HEALTH.to_string()).await?;
     let mut health_mine = client
@@ -131,6 +134,7 @@ pub async fn serve(opts: WorkerOptions) -> Result<()> {
         client: client.clone(),
         cancels: Mutex::new(HashMap::new()),
         shutdown: stop_rx,
+        results_key,
         agents: crate::workflows::Resolver::discover(&std::env::current_dir()?),
         started: std::time::Instant::now(),
         served: std::sync::atomic::AtomicU64::new(0),
@@ -255,7 +259,7 @@ async fn handle(shared: &Arc<Shared>, msg: async_nats::jetstream::Message) {
     // Answered already (a redelivery, a duplicate): ack without a call. A stored failure is
     // not an answer: the job is made again.
     if let Ok(Some(bytes)) = p.results.get(&job.id).await
-        && super::is_answer(&bytes)
+        && super::is_answer(&bytes, &job.id, shared.results_key.as_ref())
     {
         let _ = msg.ack().await;
         return;
@@ -305,6 +309,8 @@ async fn handle(shared: &Arc<Shared>, msg: async_nats::jetstream::Message) {
                 short(&job.id)
             );
             let result = JobResult {
+                job: None,
+                signature: None,
                 worker: shared.opts.name.clone(),
                 outcome: Err(WireError {
                     message: refusal,
@@ -393,6 +399,8 @@ async fn handle(shared: &Arc<Shared>, msg: async_nats::jetstream::Message) {
     match ended {
         Ok(outcome) => {
             let result = JobResult {
+                job: None,
+                signature: None,
                 worker: shared.opts.name.clone(),
                 outcome: match outcome {
                     Ok(r) => Ok(WireReply {
@@ -469,6 +477,31 @@ async fn store_and_ack(
     msg: &async_nats::jetstream::Message,
     result: &JobResult,
 ) {
+    // Signed (when this worker has the shared results key) and tied to its job.
+    let result = &JobResult {
+        worker: result.worker.clone(),
+        signature: shared
+            .results_key
+            .as_ref()
+            .map(|k| super::sign(k, &job.id, &result.worker, &result.outcome)),
+        job: Some(job.id.clone()),
+        outcome: match &result.outcome {
+            Ok(r) => Ok(WireReply {
+                text: r.text.clone(),
+                structured: r.structured.clone(),
+                usage: r.usage,
+                cost_usd: r.cost_usd,
+                note: r.note.clone(),
+            }),
+            Err(e) => Err(WireError {
+                message: e.message.clone(),
+                transient: e.transient,
+                usage_limit: e.usage_limit,
+                resets_in_ms: e.resets_in_ms,
+                stops_run: e.stops_run,
+            }),
+        },
+    };
     let Ok(mut bytes) = serde_json::to_vec(result) else {
         return;
     };
@@ -476,19 +509,25 @@ async fn store_and_ack(
     // again, it would be just as large (a 2 MiB answer was paid for about 20 times).
     let max = shared.client.server_info().max_payload;
     if max > 0 && bytes.len() > max {
+        let outcome = Err(WireError {
+            message: format!(
+                "the agent's answer is {} and the NATS server takes messages of at most {} (its `max_payload`): raise `max_payload` in nats-server's configuration (up to 64MB), or run this script without `--executor`",
+                bytesize::ByteSize(bytes.len() as u64).display().iec(),
+                bytesize::ByteSize(max as u64).display().iec()
+            ),
+            transient: false,
+            usage_limit: false,
+            resets_in_ms: None,
+            stops_run: false,
+        });
         let too_large = JobResult {
             worker: shared.opts.name.clone(),
-            outcome: Err(WireError {
-                message: format!(
-                    "the agent's answer is {} and the NATS server takes messages of at most {} (its `max_payload`): raise `max_payload` in nats-server's configuration (up to 64MB), or run this script without `--executor`",
-                    bytesize::ByteSize(bytes.len() as u64).display().iec(),
-                    bytesize::ByteSize(max as u64).display().iec()
-                ),
-                transient: false,
-                usage_limit: false,
-                resets_in_ms: None,
-                stops_run: false,
-            }),
+            signature: shared
+                .results_key
+                .as_ref()
+                .map(|k| super::sign(k, &job.id, &shared.opts.name, &outcome)),
+            job: Some(job.id.clone()),
+            outcome,
         };
         eprintln!(
             "wfhost worker {}: job {}: the answer is larger than the server's max_payload; stored as a failure",
