@@ -128,3 +128,26 @@ fn the_control_socket_survives_running_out_of_file_descriptors() {
     stop.code(0);
     assert_eq!(status.code(), Some(130));
 }
+
+/// The result `wfhost run` prints carries bidi overrides and C1 controls as JSON escapes: the
+/// same value to a parser, nothing a terminal obeys.
+#[test]
+fn the_printed_result_escapes_bidi_and_c1_characters() {
+    let s = script("return 'safe\\u202eevil\\u0085end';");
+    let out = wfhost(["run", "w.js", "--backend", "mock", "--yes", "--quiet"])
+        .dir(s.path())
+        .run();
+    out.code(0);
+    assert!(
+        !out.stdout.contains('\u{202e}') && !out.stdout.contains('\u{85}'),
+        "{:?}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("\\u202e") && out.stdout.contains("\\u0085"),
+        "{}",
+        out.stdout
+    );
+    let back: String = serde_json::from_str(out.stdout.trim()).unwrap();
+    assert_eq!(back, "safe\u{202e}evil\u{85}end");
+}

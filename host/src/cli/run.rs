@@ -756,6 +756,26 @@ fn view_listing(source: &str) -> String {
     out
 }
 
+/// JSON with the characters that change how a terminal shows text — C1 controls, bidi
+/// overrides and isolates — written as `\uXXXX` escapes: the same JSON to a parser, and a
+/// result's `\u202e` cannot reorder what a person reads. (They can only occur inside strings.)
+fn escape_invisible(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        let u = u32::from(c);
+        if (0x80..=0x9f).contains(&u)
+            || matches!(u, 0x200e | 0x200f | 0x061c)
+            || (0x202a..=0x202e).contains(&u)
+            || (0x2066..=0x2069).contains(&u)
+        {
+            out.push_str(&format!("\\u{u:04x}"));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Prints the outcome; returns the exit code.
 fn finish(a: &RunArgs, report: &RunReport) -> u8 {
     if a.common.json {
@@ -770,7 +790,9 @@ fn finish(a: &RunArgs, report: &RunReport) -> u8 {
             let result = report.result.clone().unwrap_or_default();
             println!(
                 "{}",
-                serde_json::to_string_pretty(&result).expect("result serialises")
+                escape_invisible(
+                    &serde_json::to_string_pretty(&result).expect("result serialises")
+                )
             );
         }
         Outcome::Failed | Outcome::Rejected => {
