@@ -151,3 +151,50 @@ fn the_printed_result_escapes_bidi_and_c1_characters() {
     let back: String = serde_json::from_str(out.stdout.trim()).unwrap();
     assert_eq!(back, "safe\u{202e}evil\u{85}end");
 }
+
+/// A line that is not UTF-8 on the control socket gets an error line, and the connection goes
+/// on serving (it was closed without a word).
+#[test]
+fn invalid_utf8_on_the_control_socket_gets_an_error_line() {
+    use std::io::{BufRead as _, Write as _};
+    let s = script("return await agent('long [delay=60000]');");
+    let runs = s.path().join("runs");
+    let out = wfhost([
+        "run",
+        "w.js",
+        "--backend",
+        "mock",
+        "--yes",
+        "--detach",
+        "--json",
+    ])
+    .dir(s.path())
+    .env("WFHOST_RUNS_DIR", &runs)
+    .run();
+    out.code(0);
+    let id = out.report()["run_id"].as_str().unwrap().to_string();
+    let socket = runs.join(&id).join("control.sock");
+    super::wait_for(Duration::from_secs(20), "the control socket", || {
+        socket.exists()
+    });
+    let mut stream = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+    stream.write_all(b"\xff\xfe{\n").unwrap();
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    assert!(line.contains("not UTF-8"), "{line}");
+    stream
+        .write_all(b"{\"v\": 1, \"cmd\": \"status\", \"client\": \"test\"}\n")
+        .unwrap();
+    line.clear();
+    reader.read_line(&mut line).unwrap();
+    assert!(line.contains("\"ok\":true"), "{line}");
+    wfhost(["stop", &id])
+        .dir(s.path())
+        .env("WFHOST_RUNS_DIR", &runs)
+        .run()
+        .code(0);
+}

@@ -127,12 +127,30 @@ async fn serve(control: Arc<Control>, stream: UnixStream, owner: u32) -> std::io
             .await?;
         return Ok(());
     }
-    let mut lines = BufReader::new(read.take(MAX_CONNECTION_BYTES)).lines();
-    while let Some(line) = lines.next_line().await? {
+    let mut reader = BufReader::new(read.take(MAX_CONNECTION_BYTES));
+    let mut raw = Vec::new();
+    loop {
+        raw.clear();
+        if reader.read_until(b'\n', &mut raw).await? == 0 {
+            break;
+        }
+        // A line that is not UTF-8 gets an error line, as any other bad request does (it closed
+        // the connection without a word).
+        let Ok(line) = std::str::from_utf8(&raw) else {
+            let error = format!(
+                "not a request of control protocol {PROTOCOL_VERSION}: the line is not UTF-8 text"
+            );
+            write
+                .write_all(
+                    send(json!({"v": PROTOCOL_VERSION, "ok": false, "error": error})).as_bytes(),
+                )
+                .await?;
+            continue;
+        };
         if line.trim().is_empty() {
             continue;
         }
-        let request: Request = match serde_json::from_str(&line) {
+        let request: Request = match serde_json::from_str(line) {
             Ok(r) => r,
             Err(e) => {
                 let error = format!("not a request of control protocol {PROTOCOL_VERSION}: {e}");
