@@ -119,13 +119,27 @@ fn the_control_socket_survives_running_out_of_file_descriptors() {
         .collect();
     std::thread::sleep(Duration::from_millis(500));
     drop(held);
-    std::thread::sleep(Duration::from_millis(300));
-    let stop = wfhost(["stop", &id])
-        .dir(s.path())
-        .env("WFHOST_RUNS_DIR", &runs)
-        .run();
+    // Once the descriptors come back (the server drains the connections it could not take,
+    // backing off up to a second between tries), `wfhost stop` gets through.
+    let mut stop = None;
+    super::wait_for(
+        Duration::from_secs(20),
+        "`wfhost stop` to get through",
+        || {
+            let out = wfhost(["stop", &id])
+                .dir(s.path())
+                .env("WFHOST_RUNS_DIR", &runs)
+                .run();
+            let ok = out.code == 0;
+            stop = Some(out);
+            if !ok {
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            ok
+        },
+    );
     let status = run.wait().unwrap();
-    stop.code(0);
+    stop.unwrap().code(0);
     assert_eq!(status.code(), Some(130));
 }
 
