@@ -796,16 +796,22 @@ fn a_run_with_no_worker_for_its_backend_says_so() {
             "no warning within 15 s: {seen:?}"
         );
     };
+    assert!(warning.contains("wfhost worker --nats"), "{warning}");
+    // The same warning as an event (the views and the event log see it in turn: wait for it
+    // before the run is killed).
+    let logged = || {
+        std::fs::read_to_string(&events).is_ok_and(|e| {
+            e.lines()
+                .any(|l| l.contains("\"log\"") && l.contains("no worker has taken"))
+        })
+    };
+    super::wait_for(
+        Duration::from_secs(5),
+        "the warning in the event log",
+        logged,
+    );
     let _ = run.kill();
     let _ = run.wait();
-    assert!(warning.contains("wfhost worker --nats"), "{warning}");
-    let events = std::fs::read_to_string(&events).unwrap();
-    assert!(
-        events
-            .lines()
-            .any(|l| l.contains("\"log\"") && l.contains("no worker has taken")),
-        "{events}"
-    );
 }
 
 /// A failure a worker stored is the run host's news, not an answer: a resume asks that agent
