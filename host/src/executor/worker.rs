@@ -320,7 +320,7 @@ async fn handle(shared: &Arc<Shared>, msg: async_nats::jetstream::Message) {
                     stops_run: false,
                 }),
             };
-            store_and_ack(shared, &job, &msg, &result).await;
+            store_and_ack(shared, &job, &msg, result).await;
             let _ = shared.leases.delete(&job.id).await;
             return;
         }
@@ -421,7 +421,7 @@ async fn handle(shared: &Arc<Shared>, msg: async_nats::jetstream::Message) {
                     }),
                 },
             };
-            store_and_ack(shared, &job, &msg, &result).await;
+            store_and_ack(shared, &job, &msg, result).await;
         }
         // The run host no longer wants it (a kill, a stop): off the queue, no result.
         Err(Abandoned::Cancelled) => {
@@ -475,34 +475,15 @@ async fn store_and_ack(
     shared: &Arc<Shared>,
     job: &Job,
     msg: &async_nats::jetstream::Message,
-    result: &JobResult,
+    mut result: JobResult,
 ) {
     // Signed (when this worker has the shared results key) and tied to its job.
-    let result = &JobResult {
-        worker: result.worker.clone(),
-        signature: shared
-            .results_key
-            .as_ref()
-            .map(|k| super::sign(k, &job.id, &result.worker, &result.outcome)),
-        job: Some(job.id.clone()),
-        outcome: match &result.outcome {
-            Ok(r) => Ok(WireReply {
-                text: r.text.clone(),
-                structured: r.structured.clone(),
-                usage: r.usage,
-                cost_usd: r.cost_usd,
-                note: r.note.clone(),
-            }),
-            Err(e) => Err(WireError {
-                message: e.message.clone(),
-                transient: e.transient,
-                usage_limit: e.usage_limit,
-                resets_in_ms: e.resets_in_ms,
-                stops_run: e.stops_run,
-            }),
-        },
-    };
-    let Ok(mut bytes) = serde_json::to_vec(result) else {
+    result.signature = shared
+        .results_key
+        .as_ref()
+        .map(|k| super::sign(k, &job.id, &result.worker, &result.outcome));
+    result.job = Some(job.id.clone());
+    let Ok(mut bytes) = serde_json::to_vec(&result) else {
         return;
     };
     // An answer the server cannot carry is stored as a failure that says so — once, now: made
