@@ -180,6 +180,16 @@ pub fn sign(
     blake3::keyed_hash(key, &body).to_hex().to_string()
 }
 
+/// Why a message cannot travel: `what` ("this agent's job", "the agent's answer") is `len`
+/// bytes, and the server takes at most `max` (its `max_payload`).
+pub fn over_max_payload(what: &str, len: usize, max: usize) -> String {
+    format!(
+        "{what} is {} and the NATS server takes messages of at most {} (its `max_payload`): raise `max_payload` in nats-server's configuration (up to 64MB), or run this script without `--executor`",
+        bytesize::ByteSize(len as u64).display().iec(),
+        bytesize::ByteSize(max as u64).display().iec()
+    )
+}
+
 /// The most one agent's answer may say it cost. Why $1,000: far above any single model call
 /// today; a larger (or negative, or not finite) number is a broken or forged result, and
 /// taken as it is it would switch off `--max-cost`.

@@ -149,10 +149,10 @@ impl Nats {
         // cannot help, and neither can a resume.
         let max = self.client.server_info().max_payload;
         if max > 0 && payload.len() > max {
-            return Ok(Err(AgentError::permanent(format!(
-                "this agent's job is {} and the NATS server takes messages of at most {} (its `max_payload`): raise `max_payload` in nats-server's configuration (up to 64MB), or run this script without `--executor`",
-                bytesize::ByteSize(payload.len() as u64).display().iec(),
-                bytesize::ByteSize(max as u64).display().iec()
+            return Ok(Err(AgentError::permanent(super::over_max_payload(
+                "this agent's job",
+                payload.len(),
+                max,
             ))));
         }
         let subject = super::jobs_subject(&self.spec, &self.run_id);

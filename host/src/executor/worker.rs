@@ -491,11 +491,7 @@ async fn store_and_ack(
     let max = shared.client.server_info().max_payload;
     if max > 0 && bytes.len() > max {
         let outcome = Err(WireError {
-            message: format!(
-                "the agent's answer is {} and the NATS server takes messages of at most {} (its `max_payload`): raise `max_payload` in nats-server's configuration (up to 64MB), or run this script without `--executor`",
-                bytesize::ByteSize(bytes.len() as u64).display().iec(),
-                bytesize::ByteSize(max as u64).display().iec()
-            ),
+            message: super::over_max_payload("the agent's answer", bytes.len(), max),
             transient: false,
             usage_limit: false,
             resets_in_ms: None,
