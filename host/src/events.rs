@@ -91,8 +91,11 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         agent: Option<u32>,
         tool: String,
-        /// The tool's input, as JSON (at most 500 characters).
+        /// The tool's input, as JSON: all of it up to 64 KiB (`control::permission`).
         input: String,
+        /// What answering "always" would allow from now on: `Bash(git status:*)`.
+        #[serde(default)]
+        always: String,
     },
     PermissionAnswered {
         id: u32,
@@ -152,9 +155,15 @@ impl Event {
                 *by = l(by);
                 *detail = detail.as_ref().map(l);
             }
-            Event::Permission { tool, input, .. } => {
+            Event::Permission {
+                tool,
+                input,
+                always,
+                ..
+            } => {
                 *tool = l(tool);
                 *input = l(input);
+                *always = l(always);
             }
             Event::PermissionAnswered { tool, detail, .. } => {
                 *tool = l(tool);

@@ -87,6 +87,8 @@ pub struct PermissionRow {
     pub agent: Option<u32>,
     pub tool: String,
     pub input: String,
+    /// What "always" would allow: `Bash(git status:*)`.
+    pub always: String,
 }
 
 /// The state of a run, as its events have told it so far.
@@ -274,11 +276,13 @@ impl LiveRun {
                 agent,
                 tool,
                 input,
+                always,
             } => self.permissions.push(PermissionRow {
                 id: *id,
                 agent: *agent,
                 tool: tool.clone(),
                 input: input.clone(),
+                always: always.clone(),
             }),
             Event::PermissionAnswered { id, .. } => self.permissions.retain(|p| p.id != *id),
             Event::Budget { .. } => {}

@@ -152,6 +152,7 @@ pub(super) fn runs(a: RunsArgs) -> Result<u8> {
                     "summary": summary, "phases": history.phases, "agents": agents,
                     "result": history.result, "error": history.error,
                     "torn_tail": history.torn_tail, "controls": history.controls,
+                    "permissions": history.permissions,
                 });
                 println!("{}", serde_json::to_string_pretty(&v)?);
                 return Ok(crate::exit::OK);
@@ -205,6 +206,29 @@ pub(super) fn runs(a: RunsArgs) -> Result<u8> {
                     c.at,
                     c.action,
                     sanitize::line(&c.by)
+                );
+            }
+            for p in &history.permissions {
+                let agent = p.agent.map(|n| format!(" agent {n}")).unwrap_or_default();
+                let rule = p
+                    .rule
+                    .as_ref()
+                    .map(|r| format!(" · rule {}", sanitize::line(r)))
+                    .unwrap_or_default();
+                println!(
+                    "  ⚿ {} {}{agent} {} ({}) by {}{rule}: {}",
+                    p.at,
+                    sanitize::line(&p.tool),
+                    if p.allowed { "allowed" } else { "denied" },
+                    p.decision,
+                    sanitize::line(&p.by),
+                    truncate(
+                        crate::control::permission::show_input(&p.input)
+                            .trim_end()
+                            .replace('\n', " · ")
+                            .as_str(),
+                        500
+                    )
                 );
             }
             match (&history.result, &history.error) {

@@ -5,6 +5,7 @@
 //! The protocol is in docs/control.md.
 
 pub mod client;
+pub mod permission;
 pub mod server;
 
 use crate::events::{Event, Events};
@@ -62,8 +63,9 @@ pub enum Command {
         #[serde(default)]
         input: Value,
     },
-    /// An operator's answer to a permission request: `once`, `always` (this tool, for the rest
-    /// of the run) or `deny`.
+    /// An operator's answer to a permission request: `once`, `always` (for the rest of the
+    /// run, this tool with inputs of the pattern the request showed: `Bash(git status:*)`) or
+    /// `deny`.
     Answer {
         id: u32,
         decision: String,
@@ -157,10 +159,29 @@ struct Inner {
     doomed: HashMap<u32, Cancel>,
     finished: bool,
     /// Permission requests waiting for an operator, by id.
-    asking: HashMap<u32, tokio::sync::oneshot::Sender<(bool, String)>>,
+    asking: HashMap<u32, Asking>,
     next_permission: u32,
-    /// Tools an operator allowed for the rest of the run.
-    always: std::collections::HashSet<String>,
+    /// What operators allowed for the rest of the run ("always"): each a tool and a pattern
+    /// of its input, with who set it.
+    always: Vec<(permission::Rule, String)>,
+}
+
+/// A permission request waiting for an operator.
+struct Asking {
+    tx: tokio::sync::oneshot::Sender<Decision>,
+    tool: String,
+    input: Value,
+}
+
+/// How a permission request was decided: what the agent is told, and what the journal keeps.
+struct Decision {
+    allowed: bool,
+    message: String,
+    /// `once`, `always`, `deny`, `rule` (a standing "always") or `timeout`.
+    how: &'static str,
+    by: String,
+    /// The rule it set (`always`) or matched (`rule`), as a person reads it.
+    rule: Option<String>,
 }
 
 /// Who sent a command: the peer's credentials (SO_PEERCRED) and the client's own name.
@@ -222,58 +243,102 @@ impl Control {
         }
     }
 
-    /// An agent asks to use `tool`: allowed at once when an operator allowed it for the run;
-    /// otherwise the request waits for an answer (`answer`), and is denied, with the reason,
-    /// when nobody answers in time. Returns (allowed, message).
+    /// An agent asks to use `tool` with `input`: allowed at once when it matches a rule an
+    /// operator set ("always"); otherwise the request waits for an answer (`answer`), and is
+    /// denied, with the reason, when nobody answers in time. Every decision — a standing
+    /// rule's too — is an event and a journal record. Returns (allowed, message).
     pub async fn ask_permission(
         &self,
         agent: Option<u32>,
         tool: &str,
         input: &Value,
     ) -> (bool, String) {
-        let (id, rx) = {
+        let rule = permission::Rule::for_request(tool, input);
+        let (id, standing, rx) = {
             let mut inner = self.inner();
-            if inner.always.contains(tool) {
-                return (true, format!("`{tool}` is allowed for this run"));
-            }
             inner.next_permission += 1;
             let id = inner.next_permission;
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            inner.asking.insert(id, tx);
-            (id, rx)
+            let standing = inner
+                .always
+                .iter()
+                .find(|(r, _)| r.matches(tool, input))
+                .map(|(r, by)| (r.describe(), by.clone()));
+            let rx = if standing.is_none() {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                inner.asking.insert(
+                    id,
+                    Asking {
+                        tx,
+                        tool: tool.to_string(),
+                        input: input.clone(),
+                    },
+                );
+                Some(rx)
+            } else {
+                None
+            };
+            (id, standing, rx)
         };
-        let mut summary = input.to_string();
-        if summary.chars().count() > 500 {
-            summary = format!("{}…", summary.chars().take(499).collect::<String>());
-        }
         self.emit(Event::Permission {
             id,
             agent,
             tool: tool.to_string(),
-            input: summary,
+            input: permission::event_input(input),
+            always: rule.describe(),
         });
-        let wait = self.permission_wait.lock().map_or(PERMISSION_WAIT, |w| *w);
-        let (allowed, message) = match tokio::time::timeout(wait, rx).await {
-            Ok(Ok(answer)) => answer,
-            _ => {
-                self.inner().asking.remove(&id);
-                (
-                    false,
-                    format!(
-                        "nobody answered this permission request within {} (wfhost --permission-timeout): `{tool}` is not allowed for this agent; do the task without it, or say what you needed",
-                        humantime::format_duration(wait)
-                    ),
-                )
+        let d = match (standing, rx) {
+            (Some((rule, by)), _) => Decision {
+                allowed: true,
+                message: format!("allowed by the standing rule `{rule}` an operator set ({by})"),
+                how: "rule",
+                by,
+                rule: Some(rule),
+            },
+            (None, rx) => {
+                let wait = self.permission_wait.lock().map_or(PERMISSION_WAIT, |w| *w);
+                let answered = match rx {
+                    Some(rx) => tokio::time::timeout(wait, rx)
+                        .await
+                        .ok()
+                        .and_then(Result::ok),
+                    None => None,
+                };
+                answered.unwrap_or_else(|| {
+                    self.inner().asking.remove(&id);
+                    Decision {
+                        allowed: false,
+                        message: format!(
+                            "nobody answered this permission request within {} (wfhost --permission-timeout): `{tool}` is not allowed for this agent; do the task without it, or say what you needed",
+                            humantime::format_duration(wait)
+                        ),
+                        how: "timeout",
+                        by: "nobody".into(),
+                        rule: None,
+                    }
+                })
             }
         };
+        if let Some(j) = &self.journal {
+            let _ = j.append(&Record::Permission {
+                id,
+                agent,
+                tool: tool.to_string(),
+                input: permission::event_input(input),
+                allowed: d.allowed,
+                decision: d.how.to_string(),
+                rule: d.rule,
+                by: d.by,
+                at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+            });
+        }
         self.emit(Event::PermissionAnswered {
             id,
             agent,
             tool: tool.to_string(),
-            allowed,
-            detail: message.clone(),
+            allowed: d.allowed,
+            detail: d.message.clone(),
         });
-        (allowed, message)
+        (d.allowed, d.message)
     }
 
     fn answer(&self, id: u32, decision: &str, who: &Who) -> Result<Value, String> {
@@ -287,28 +352,38 @@ impl Control {
             }
         };
         let mut inner = self.inner();
-        let Some(tx) = inner.asking.remove(&id) else {
+        let Some(asking) = inner.asking.remove(&id) else {
             return Err(format!(
                 "there is no open permission request {id} (it was answered, or timed out)"
             ));
         };
-        let tool = inner
-            .live
-            .permissions
-            .iter()
-            .find(|p| p.id == id)
-            .map(|p| p.tool.clone())
-            .unwrap_or_default();
+        let tool = asking.tool.clone();
+        let mut rule = None;
         if decision == "always" {
-            inner.always.insert(tool.clone());
+            let r = permission::Rule::for_request(&asking.tool, &asking.input);
+            rule = Some(r.describe());
+            inner.always.push((r, who.to_string()));
         }
-        let message = match decision {
-            "once" => format!("allowed once by the operator ({who})"),
-            "always" => format!("`{tool}` allowed for this run by the operator ({who})"),
+        let message = match (&rule, decision) {
+            (Some(rule), _) => {
+                format!("allowed by the operator ({who}), and from now on `{rule}`")
+            }
+            (None, "once") => format!("allowed once by the operator ({who})"),
             _ => format!("denied by the operator ({who}): do the task without `{tool}`"),
         };
-        let _ = tx.send((allowed, message));
-        Ok(json!({ "id": id, "allowed": allowed, "tool": tool }))
+        let how = match decision {
+            "once" => "once",
+            "always" => "always",
+            _ => "deny",
+        };
+        let _ = asking.tx.send(Decision {
+            allowed,
+            message,
+            how,
+            by: who.to_string(),
+            rule: rule.clone(),
+        });
+        Ok(json!({ "id": id, "allowed": allowed, "tool": tool, "rule": rule }))
     }
 
     /// Writes every line of the stream to `file` as well (the run's `events.jsonl`).

@@ -241,18 +241,11 @@ pub fn draw(frame: &mut Frame<'_>, app: &App, now_ms: u64) {
     // Footer: the question awaiting an answer, else the last message, else the keys.
     // Replies echo labels and errors the script controls: made safe here, where they are shown.
     let asking = app.run.permissions.first().map(|p| {
-        let agent = p
-            .agent
-            .map_or_else(|| "an agent".into(), |n| format!("agent {n}"));
         format!(
-            "{agent} asks to use {}: {} — [a]llow once · allow [A]lways · [d]eny{}",
+            "{} asks to use {} (above) — [a]llow once · allow [A]lways {} · [d]eny",
+            asker(p.agent),
             p.tool,
-            p.input.chars().take(80).collect::<String>(),
-            if app.run.permissions.len() > 1 {
-                format!(" ({} more waiting)", app.run.permissions.len() - 1)
-            } else {
-                String::new()
-            }
+            p.always
         )
     });
     let footer_line = match (&app.confirm, &app.message, asking) {
@@ -272,20 +265,73 @@ pub fn draw(frame: &mut Frame<'_>, app: &App, now_ms: u64) {
     frame.render_widget(Paragraph::new(footer_line), footer);
 
     if let Some(d) = &app.detail {
-        let area = popup(frame.area());
-        frame.render_widget(Clear, area);
-        frame.render_widget(
-            Paragraph::new(d.text.as_str())
-                .wrap(Wrap { trim: false })
-                .scroll((d.scroll, 0))
-                .block(
-                    Block::bordered()
-                        .title(format!(" {} · ↑↓ scroll · Esc close ", d.title))
-                        .border_style(Style::new().fg(Color::Cyan)),
-                ),
-            area,
-        );
+        draw_detail(frame, d);
+    } else if let Some(p) = app.run.permissions.first() {
+        draw_permission(frame, app, p);
     }
+}
+
+fn asker(agent: Option<u32>) -> String {
+    agent.map_or_else(|| "an agent".into(), |n| format!("agent {n}"))
+}
+
+/// An agent's permission request, over the lists until it is answered: the whole input
+/// (wrapped, scrollable, padding and controls made visible) and, always in view below it,
+/// the three answers and what "always" would allow.
+fn draw_permission(frame: &mut Frame<'_>, app: &App, p: &crate::live::PermissionRow) {
+    let area = popup(frame.area());
+    frame.render_widget(Clear, area);
+    let more = match app.run.permissions.len() {
+        1 => String::new(),
+        n => format!(" · {} more waiting", n - 1),
+    };
+    let block = Block::bordered()
+        .title(format!(
+            " {} asks to use {} · ↑↓ scroll{more} ",
+            asker(p.agent),
+            p.tool
+        ))
+        .border_style(Style::new().fg(Color::Yellow));
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let [body, keys] = Layout::vertical([Constraint::Min(1), Constraint::Length(2)]).areas(inner);
+    frame.render_widget(
+        Paragraph::new(crate::control::permission::show_input(&p.input))
+            .wrap(Wrap { trim: false })
+            .scroll((app.asking_scroll(), 0)),
+        body,
+    );
+    frame.render_widget(
+        Paragraph::new(vec![
+            Line::from(vec![
+                Span::raw("[a] ").bold(),
+                Span::raw("allow once   "),
+                Span::raw("[A] ").bold(),
+                Span::raw(format!("allow always: {}   ", p.always)),
+                Span::raw("[d] ").bold(),
+                Span::raw("deny"),
+            ]),
+            Line::raw("a request nobody answers is denied (--permission-timeout)").dark_gray(),
+        ])
+        .wrap(Wrap { trim: false }),
+        keys,
+    );
+}
+
+fn draw_detail(frame: &mut Frame<'_>, d: &super::state::Detail) {
+    let area = popup(frame.area());
+    frame.render_widget(Clear, area);
+    frame.render_widget(
+        Paragraph::new(d.text.as_str())
+            .wrap(Wrap { trim: false })
+            .scroll((d.scroll, 0))
+            .block(
+                Block::bordered()
+                    .title(format!(" {} · ↑↓ scroll · Esc close ", d.title))
+                    .border_style(Style::new().fg(Color::Cyan)),
+            ),
+        area,
+    );
 }
 
 /// The detail pane: most of the screen, centred.

@@ -27,6 +27,8 @@ x             kill the selected agent (it resolves to null)              — ask
 r             restart the selected agent (its call is asked again)       — asks y/N
 s             save the script as a workflow (`wfhost run NAME`)
 a / A / d     answer an agent's permission request: allow once / always / deny
+              (its whole input is shown, ↑↓ scroll it; \"always\" allows the pattern
+              the request names — `Bash(git status:*)` — never the whole tool)
 Esc           close this pane
 q             leave the dashboard: the run goes on (`wfhost watch` returns to it)
 Ctrl-C        in `wfhost run`: stop the run (resumable)";
@@ -182,6 +184,7 @@ mod tests {
                 agent: Some(1),
                 tool: "Bash".into(),
                 input: "{}".into(),
+                always: "Bash(this exact input)".into(),
             },
         );
         let always = KeyEvent::new(KeyCode::Char('A'), KeyModifiers::SHIFT);

@@ -75,6 +75,8 @@ pub struct App {
     pub quit: bool,
     /// The phase selection follows the run's current phase until the operator picks one.
     pub follow: bool,
+    /// How far the open permission request (the oldest) is scrolled, and which one it is.
+    pub asking_scroll: (u32, u16),
 }
 
 impl App {
@@ -91,6 +93,15 @@ impl App {
             ended: false,
             quit: false,
             follow: true,
+            asking_scroll: (0, 0),
+        }
+    }
+
+    /// The scroll of the permission request shown now (a new request starts at the top).
+    pub fn asking_scroll(&self) -> u16 {
+        match self.run.permissions.first() {
+            Some(p) if p.id == self.asking_scroll.0 => self.asking_scroll.1,
+            _ => 0,
         }
     }
 
@@ -134,6 +145,13 @@ impl App {
             let max = len.saturating_sub(1);
             i.saturating_add_signed(delta).min(max)
         };
+        if self.detail.is_none()
+            && let Some(p) = self.run.permissions.first()
+        {
+            let scroll = i64::from(self.asking_scroll()) + delta as i64;
+            self.asking_scroll = (p.id, u16::try_from(scroll).unwrap_or(0).min(u16::MAX - 1));
+            return;
+        }
         match (&mut self.detail, self.focus) {
             (Some(d), _) => {
                 d.scroll = u16::try_from(i64::from(d.scroll) + delta as i64)

@@ -131,6 +131,8 @@ pub struct History {
     pub torn_tail: bool,
     /// Commands operators sent on the control socket, in order.
     pub controls: Vec<ControlEntry>,
+    /// Every decision on an agent's permission request, in order.
+    pub permissions: Vec<PermissionEntry>,
     /// The last pause was not followed by a continue (in the latest attempt).
     pub paused: bool,
     index: HashMap<(String, u32), usize>,
@@ -142,6 +144,21 @@ pub struct ControlEntry {
     pub action: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub agent: Option<u32>,
+    pub by: String,
+    pub at: String,
+}
+
+/// A journaled decision on a permission request.
+#[derive(Debug, Clone, Serialize)]
+pub struct PermissionEntry {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent: Option<u32>,
+    pub tool: String,
+    pub input: String,
+    pub allowed: bool,
+    pub decision: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
     pub by: String,
     pub at: String,
 }
@@ -172,6 +189,7 @@ impl History {
             error: None,
             torn_tail: loaded.torn_tail,
             controls: Vec::new(),
+            permissions: Vec::new(),
             paused: false,
             index: HashMap::new(),
         };
@@ -362,6 +380,26 @@ impl History {
                     RunStatus::Interrupted
                 };
             }
+            Record::Permission {
+                agent,
+                tool,
+                input,
+                allowed,
+                decision,
+                rule,
+                by,
+                at,
+                ..
+            } => self.permissions.push(PermissionEntry {
+                agent: *agent,
+                tool: tool.clone(),
+                input: input.clone(),
+                allowed: *allowed,
+                decision: decision.clone(),
+                rule: rule.clone(),
+                by: by.clone(),
+                at: at.clone(),
+            }),
             Record::Control {
                 action,
                 agent,

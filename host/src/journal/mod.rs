@@ -125,6 +125,22 @@ pub enum Record {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         duration_ms: Option<u64>,
     },
+    /// A decision on an agent's permission request: the tool and its input (as the prompt
+    /// showed it), allowed or not, how (`once`, `always`, `deny`, `rule`: a standing
+    /// "always", `timeout`), the rule set or matched, who decided, when.
+    Permission {
+        id: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        agent: Option<u32>,
+        tool: String,
+        input: String,
+        allowed: bool,
+        decision: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rule: Option<String>,
+        by: String,
+        at: String,
+    },
     /// A command on the run's control socket: what, which agent, who, when.
     Control {
         action: String,
