@@ -182,6 +182,28 @@ if wave_s:
 else:
     row("8 agents of 1 s over http://", "≈ 1 s", "not measured: " + ((wave.stderr.strip().splitlines() or ["no output"])[-1]), "MISSED")
 
+# 8. What `wfhost plan` (and the approval preview) holds and spends before anyone says yes
+# (issue "Hardening III"): 60 distinct prompts of 8 MiB took 1 GB; the barrier check over
+# 2 × 480 agents of 400 KiB took 32 s of CPU.
+def plan_cost(path):
+    probe = ("import resource, subprocess, sys; out = subprocess.run(sys.argv[1:], capture_output=True); "
+             "r = resource.getrusage(resource.RUSAGE_CHILDREN); "
+             "print(out.returncode, r.ru_maxrss, r.ru_utime + r.ru_stime)")
+    code, rss_kb, cpu = subprocess.run([sys.executable, "-c", probe, WFHOST, "plan", path], env=ENV,
+                                       capture_output=True, text=True).stdout.split()
+    if code != "0":
+        sys.exit(f"wfhost plan {path} failed")
+    return int(rss_kb) / 1024, float(cpu)
+
+big = script("plan-big", "const big = 'x'.repeat((8 << 20) - 16);\nfor (let i = 0; i < 60; i++) await agent(`${i} ${big}`);")
+rss, _ = plan_cost(big)
+row("`wfhost plan`, 60 distinct prompts of 8 MiB: peak memory", "≤ 200 MB (was 1 GB)", f"{rss:.0f} MB", "ok" if rss <= 200 else "MISSED")
+fan = script("plan-barrier", "const pad = 'y'.repeat(400 << 10);\n"
+             "const first = await parallel(Array.from({ length: 480 }, (_, i) => () => agent(`find ${i} ${pad}`)));\n"
+             "await parallel(first.map((f, i) => () => agent(`fix ${i}: ${f} ${pad}`)));")
+_, cpu = plan_cost(fan)
+row("`wfhost plan`, 2 × 480 agents of 400 KiB (the barrier check): CPU", "≤ 8 s (was 32 s)", f"{cpu:.1f} s", "ok" if cpu <= 8 else "MISSED")
+
 machine = subprocess.run(["uname", "-srm"], capture_output=True, text=True).stdout.strip()
 cores = os.cpu_count()
 with open(f"{HERE}/RESULTS-perf.md", "w") as f:

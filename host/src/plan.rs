@@ -32,23 +32,151 @@ pub const OUTPUT_SCHEMA: (u64, u64) = (40, 600);
 /// above `large` warns before the run.
 pub const SIZE_LARGE: usize = 50;
 
-/// The backend of a plan: the mock model, recording every request it is asked.
+/// What a plan keeps of each agent it was asked: sizes and hashes, never the prompt. A plan
+/// (and the approval preview, its twin) runs before anyone said yes: 60 prompts of 8 MiB must
+/// not take a gigabyte of the host's memory.
+#[derive(Debug, Clone)]
+pub struct Asked {
+    pub phase: Option<String>,
+    pub model: Option<String>,
+    pub schema: bool,
+    /// The prompt's length, in characters.
+    pub chars: u64,
+    /// blake3 of the prompt: which agents are sent the same prompt.
+    prompt: blake3::Hash,
+    /// blake3 of prompt, model and schema: which agents' input is counted once.
+    request: blake3::Hash,
+    /// The prompt's first 60 characters, for a warning that names it.
+    head: String,
+    /// The `parallel()` that started it.
+    parallel: Option<u64>,
+    /// Earlier agents (each of a `parallel()`) whose answer is in this prompt (at most
+    /// `MAX_FEEDERS`).
+    fed_by: Vec<usize>,
+}
+
+/// Why 1 KiB: the barrier check looks for an agent's answer inside later prompts; a
+/// synthesized answer is a short text or a small object, and longer ones are not looked for.
+const MAX_FED_ANSWER: usize = 1 << 10;
+/// Why 8 bytes: shorter answers would be found inside prompts by accident.
+const MIN_FED_ANSWER: usize = 8;
+/// Why 64: a prompt built from more earlier answers than this is a reduce, not one step of a
+/// pipeline; the check needs to know only that it is fed by more than one.
+const MAX_FEEDERS: usize = 64;
+/// Why 64 MiB: the answer index is rebuilt when answers arrive between prompts; this bounds
+/// the work of every rebuild together (a script that alternates them cannot make the check
+/// quadratic), after which later answers are not looked for.
+const MAX_INDEX_WORK: usize = 64 << 20;
+
+/// The answers of agents started by a `parallel()`, and an Aho–Corasick automaton over them:
+/// each later prompt is scanned once for all of them (linear in the prompt, whatever the
+/// number of answers), instead of once per answer.
+#[derive(Default)]
+struct AnswerIndex {
+    answers: Vec<String>,
+    /// The agent each answer is of.
+    agents: Vec<usize>,
+    automaton: Option<aho_corasick::AhoCorasick>,
+    /// How many answers the automaton holds.
+    built: usize,
+    work: usize,
+}
+
+impl AnswerIndex {
+    fn add(&mut self, agent: usize, answer: String) {
+        if (MIN_FED_ANSWER..=MAX_FED_ANSWER).contains(&answer.len()) {
+            self.answers.push(answer);
+            self.agents.push(agent);
+        }
+    }
+
+    /// The agents whose answer `prompt` contains.
+    fn fed_by(&mut self, prompt: &str) -> Vec<usize> {
+        if self.built < self.answers.len() {
+            let cost: usize = self.answers.iter().map(String::len).sum();
+            if self.work + cost <= MAX_INDEX_WORK {
+                self.work += cost;
+                self.automaton = aho_corasick::AhoCorasick::new(&self.answers).ok();
+                self.built = self.answers.len();
+            }
+        }
+        let Some(ac) = &self.automaton else {
+            return Vec::new();
+        };
+        let mut found: Vec<usize> = Vec::new();
+        for m in ac.find_overlapping_iter(prompt) {
+            let agent = self.agents[m.pattern().as_usize()];
+            if !found.contains(&agent) {
+                found.push(agent);
+                if found.len() > MAX_FEEDERS {
+                    break;
+                }
+            }
+        }
+        found
+    }
+}
+
+#[derive(Default)]
+struct Record {
+    asked: Vec<Asked>,
+    answers: AnswerIndex,
+    /// Input tokens the count-tokens endpoint counted, by request hash (`None`: being
+    /// counted, or the count failed).
+    counted: std::collections::HashMap<blake3::Hash, Option<u64>>,
+}
+
+/// The backend of a plan: the mock model, recording what it needs of every request.
 pub struct Planner {
     inner: Mock,
     model: Option<String>,
-    pub asked: Mutex<Vec<AgentRequest>>,
-    /// The synthesized answer each asked agent got (its text, or its object as JSON).
-    pub answers: Mutex<Vec<String>>,
+    /// Counts each distinct request's input with the Messages API (`wfhost plan` on `messages`).
+    counter: Option<Arc<crate::backend::messages::Messages>>,
+    record: Mutex<Record>,
 }
 
 impl Planner {
-    pub fn new(model: Option<String>) -> Planner {
+    pub fn new(
+        model: Option<String>,
+        counter: Option<Arc<crate::backend::messages::Messages>>,
+    ) -> Planner {
         Planner {
             inner: Mock::default(),
             model,
-            asked: Mutex::new(Vec::new()),
-            answers: Mutex::new(Vec::new()),
+            counter,
+            record: Mutex::new(Record::default()),
         }
+    }
+
+    /// Counts `request`'s input once per distinct request, up to `MAX_COUNTED`.
+    async fn count(&self, request: &AgentRequest, key: blake3::Hash) {
+        let Some(m) = &self.counter else { return };
+        {
+            let Ok(mut r) = self.record.lock() else {
+                return;
+            };
+            if r.counted.len() >= MAX_COUNTED || r.counted.contains_key(&key) {
+                return;
+            }
+            r.counted.insert(key, None);
+        }
+        let n = m.count_tokens(request).await.ok();
+        if let Ok(mut r) = self.record.lock() {
+            r.counted.insert(key, n);
+        }
+    }
+
+    /// What was asked, and each agent's counted input (`None`: estimated).
+    fn take(&self) -> (Vec<Asked>, Vec<Option<u64>>) {
+        let Ok(mut r) = self.record.lock() else {
+            return (Vec::new(), Vec::new());
+        };
+        let asked = std::mem::take(&mut r.asked);
+        let counted = asked
+            .iter()
+            .map(|a| r.counted.get(&a.request).copied().flatten())
+            .collect();
+        (asked, counted)
     }
 }
 
@@ -69,17 +197,50 @@ impl Backend for Planner {
         let mut quick = request.clone();
         quick.prompt = quick.prompt.replace("[delay=", "[was-delay=");
         let mut reply = self.inner.run(&quick, feedback).await?;
+        drop(quick);
         reply.usage = Usage::default();
-        if feedback.is_none()
-            && let (Ok(mut asked), Ok(mut answers)) = (self.asked.lock(), self.answers.lock())
-        {
-            asked.push(request.clone());
-            answers.push(
-                reply
+        if feedback.is_some() {
+            return Ok(reply);
+        }
+        let prompt = blake3::hash(request.prompt.as_bytes());
+        let mut h = blake3::Hasher::new();
+        h.update(prompt.as_bytes());
+        h.update(request.model.as_deref().unwrap_or("").as_bytes());
+        h.update(b"\0");
+        if let Some(schema) = &request.schema {
+            h.update(crate::journal::canonical_json(schema).as_bytes());
+        }
+        let key = h.finalize();
+        self.count(request, key).await;
+        let parallel = request
+            .group
+            .as_ref()
+            .filter(|g| g["kind"] == "parallel")
+            .and_then(|g| g["id"].as_u64());
+        if let Ok(mut r) = self.record.lock() {
+            let fed_by = match parallel {
+                Some(_) => r.answers.fed_by(&request.prompt),
+                None => Vec::new(),
+            };
+            let me = r.asked.len();
+            r.asked.push(Asked {
+                phase: request.phase.clone(),
+                model: request.model.clone(),
+                schema: request.schema.is_some(),
+                chars: request.prompt.chars().count() as u64,
+                prompt,
+                request: key,
+                head: request.prompt.chars().take(60).collect(),
+                parallel,
+                fed_by,
+            });
+            if parallel.is_some() {
+                let answer = reply
                     .structured
                     .as_ref()
-                    .map_or_else(|| reply.text.clone(), ToString::to_string),
-            );
+                    .map_or_else(|| reply.text.clone(), ToString::to_string);
+                r.answers.add(me, answer);
+            }
         }
         Ok(reply)
     }
@@ -118,7 +279,7 @@ pub struct Plan {
 /// Projects the recorded requests.
 pub fn project(
     name: &str,
-    asked: &[AgentRequest],
+    asked: &[Asked],
     default_model: Option<&str>,
     config: &crate::config::Config,
     cap_hit: bool,
@@ -128,24 +289,22 @@ pub fn project(
     let mut total = Projection::default();
     let mut phases: BTreeMap<String, Projection> = BTreeMap::new();
     let mut models: BTreeMap<String, usize> = BTreeMap::new();
-    let mut same: BTreeMap<&str, usize> = BTreeMap::new();
+    // Prompt hash → (how many, the first agent sent it).
+    let mut same: std::collections::HashMap<blake3::Hash, (usize, usize)> =
+        std::collections::HashMap::new();
     let mut priced = true;
     for (i, r) in asked.iter().enumerate() {
         let input = counted
             .get(i)
             .copied()
             .flatten()
-            .unwrap_or_else(|| (r.prompt.chars().count() as u64).div_ceil(4) + FRAMING_TOKENS);
-        let (lo, hi) = if r.schema.is_some() {
-            OUTPUT_SCHEMA
-        } else {
-            OUTPUT_TEXT
-        };
+            .unwrap_or_else(|| r.chars.div_ceil(4) + FRAMING_TOKENS);
+        let (lo, hi) = if r.schema { OUTPUT_SCHEMA } else { OUTPUT_TEXT };
         let model = r.model.as_deref().or(default_model);
         *models
             .entry(model.unwrap_or("(default)").to_string())
             .or_default() += 1;
-        *same.entry(r.prompt.as_str()).or_default() += 1;
+        same.entry(r.prompt).or_insert((0, i)).0 += 1;
         let price = model.and_then(|m| config.price(m));
         priced &= price.is_some();
         let cost = |out: u64| {
@@ -190,8 +349,10 @@ pub fn project(
             total.agents
         ));
     }
-    for (prompt, n) in same.into_iter().filter(|(_, n)| *n >= 3) {
-        let head: String = prompt.chars().take(60).collect();
+    let mut repeated: Vec<(usize, usize)> = same.into_values().filter(|(n, _)| *n >= 3).collect();
+    repeated.sort_by_key(|(_, first)| *first);
+    for (n, first) in repeated {
+        let head = &asked[first].head;
         warnings.push(format!(
             "the same prompt is sent {n} times (\"{head}…\"): with no difference between them, every answer after the first may be wasted"
         ));
@@ -298,7 +459,7 @@ pub async fn dry_run(
                 .and_then(|b| b.default_model())
         })
     });
-    let planner = Arc::new(Planner::new(model.clone()));
+    let planner = Arc::new(Planner::new(model.clone(), counter.clone()));
     let cache = crate::compile::Cache::new(no_cache);
     let sandbox = crate::sandbox::Sandbox::new(limits.clone(), &cache)?;
     let opts = crate::run::RunOptions {
@@ -324,17 +485,8 @@ pub async fn dry_run(
         crate::run::new_run_id(),
     )
     .await?;
-    let asked = planner.asked.lock().map(|a| a.clone()).unwrap_or_default();
-    let answers = planner
-        .answers
-        .lock()
-        .map(|a| a.clone())
-        .unwrap_or_default();
+    let (asked, counted) = planner.take();
     let hit_cap = report.agents >= cap;
-    let counted = match &counter {
-        Some(m) => count_inputs(m, &asked).await,
-        None => Vec::new(),
-    };
     let mut plan = project(
         &name,
         &asked,
@@ -351,7 +503,7 @@ pub async fn dry_run(
             asked.len()
         ));
     }
-    plan.warnings.extend(barriers(&asked, &answers));
+    plan.warnings.extend(barriers(&asked));
     if let Some(error) = report.error.filter(|_| !hit_cap) {
         plan.warnings.push(format!(
             "the script failed on synthesized answers, so the plan may be short: {}",
@@ -361,85 +513,45 @@ pub async fn dry_run(
     Ok(plan)
 }
 
-/// Each agent's input tokens as the Messages API counts them (its count-tokens endpoint, with
-/// the system prompt, framing and tools the backend would send): distinct prompts only, at
-/// most `MAX_COUNTED`, 8 at a time. Agents past that, and any whose count failed, stay
-/// estimates (and the plan says how many were counted).
-async fn count_inputs(
-    m: &Arc<crate::backend::messages::Messages>,
-    asked: &[AgentRequest],
-) -> Vec<Option<u64>> {
-    use futures_util::StreamExt as _;
-    let mut distinct: Vec<usize> = Vec::new();
-    let mut first_of: std::collections::HashMap<(&str, Option<&str>, String), usize> =
-        std::collections::HashMap::new();
-    let mut same_as = vec![0usize; asked.len()];
-    for (i, r) in asked.iter().enumerate() {
-        let key = (
-            r.prompt.as_str(),
-            r.model.as_deref(),
-            r.schema
-                .as_ref()
-                .map(ToString::to_string)
-                .unwrap_or_default(),
-        );
-        same_as[i] = *first_of.entry(key).or_insert_with(|| {
-            distinct.push(i);
-            i
-        });
-    }
-    let counts: std::collections::HashMap<usize, u64> =
-        futures_util::stream::iter(distinct.iter().take(MAX_COUNTED).copied())
-            .map(|i| async move { (i, m.count_tokens(&asked[i]).await.ok()) })
-            .buffer_unordered(8)
-            .filter_map(|(i, n)| async move { n.map(|n| (i, n)) })
-            .collect()
-            .await;
-    asked
-        .iter()
-        .enumerate()
-        .map(|(i, _)| counts.get(&same_as[i]).copied())
-        .collect()
-}
-
 /// Barriers that could be pipelines: a `parallel()` whose agents each feed exactly one agent of
 /// a later `parallel()` (its answer appears in that agent's prompt, and in no other's). The
 /// second fan-out waits for the slowest of the first, where `pipeline(items, a, b)` would start
 /// each second step as soon as its own first step is done.
-pub fn barriers(asked: &[AgentRequest], answers: &[String]) -> Vec<String> {
+///
+/// Linear in the agents: each later `parallel()` is checked only against the groups that fed
+/// its first agent, from what each agent recorded of the answers in its prompt.
+pub fn barriers(asked: &[Asked]) -> Vec<String> {
     // parallel() id → the indices of its agents, in the order they were asked.
     let mut groups: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
     for (i, r) in asked.iter().enumerate() {
-        if let Some(g) = r.group.as_ref().filter(|g| g["kind"] == "parallel")
-            && let Some(id) = g["id"].as_u64()
-        {
+        if let Some(id) = r.parallel {
             groups.entry(id).or_default().push(i);
         }
     }
     let mut warnings = Vec::new();
-    let ids: Vec<u64> = groups.keys().copied().collect();
-    for (n, first) in ids.iter().enumerate() {
-        let a = &groups[first];
-        // Answers too short to be recognised inside a prompt would match by accident.
-        if a.len() < 2 || a.iter().any(|i| answers[*i].len() < 8) {
-            continue;
-        }
-        for second in &ids[n + 1..] {
-            let b = &groups[second];
-            if b.len() != a.len() {
+    let mut reported: std::collections::HashSet<u64> = std::collections::HashSet::new();
+    for (second, b) in &groups {
+        // The earlier groups that fed B's first agent: the only candidates.
+        let mut candidates: Vec<u64> = asked[b[0]]
+            .fed_by
+            .iter()
+            .filter_map(|f| asked[*f].parallel)
+            .filter(|g| g < second && !reported.contains(g))
+            .collect();
+        candidates.dedup();
+        for first in candidates {
+            let a = &groups[&first];
+            if a.len() < 2 || a.len() != b.len() {
                 continue;
             }
-            let mut fed = vec![false; a.len()];
+            let mut fed = std::collections::HashSet::new();
             let one_to_one = b.iter().all(|j| {
-                let mut feeding = a
+                let mut feeding = asked[*j]
+                    .fed_by
                     .iter()
-                    .enumerate()
-                    .filter(|(_, i)| asked[*j].prompt.contains(&answers[**i]));
+                    .filter(|f| asked[**f].parallel == Some(first));
                 match (feeding.next(), feeding.next()) {
-                    (Some((k, _)), None) if !fed[k] => {
-                        fed[k] = true;
-                        true
-                    }
+                    (Some(k), None) => fed.insert(*k),
                     _ => false,
                 }
             });
@@ -457,6 +569,7 @@ pub fn barriers(asked: &[AgentRequest], answers: &[String]) -> Vec<String> {
                     phase(a[0]),
                     phase(b[0]),
                 ));
+                reported.insert(first);
                 break;
             }
         }

@@ -383,3 +383,30 @@ fn a_permission_prompt_shows_everything_and_always_allows_only_its_pattern() {
         text.stdout
     );
 }
+
+/// `wfhost plan` (and the approval preview, which runs the same dry run before anyone said
+/// yes) keeps sizes and hashes of prompts, not the prompts: 60 distinct prompts of 8 MiB took
+/// 1 GB of the host's memory. Not a speed target (those are in `just bench-perf`): a bound on
+/// what an unapproved script can make the host hold. nextest runs each test in a process of its
+/// own, so the children's peak is this `wfhost plan`'s.
+#[test]
+fn plan_does_not_keep_the_prompts_it_is_asked() {
+    let s = script(
+        "const big = 'x'.repeat((8 << 20) - 16);\nfor (let i = 0; i < 60; i++) await agent(`${i} ${big}`);\nreturn 'ok';",
+    );
+    let out = wfhost(["plan", "w.js", "--json"]).dir(s.path()).run();
+    out.code(0);
+    let plan: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(plan["total"]["agents"], 60, "{plan}");
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage fills the struct it is given.
+    assert_eq!(
+        unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &raw mut usage) },
+        0
+    );
+    let peak_mb = usage.ru_maxrss / 1024;
+    assert!(
+        peak_mb < 300,
+        "`wfhost plan` peaked at {peak_mb} MB for 480 MiB of prompts it should not keep"
+    );
+}
