@@ -91,6 +91,9 @@ pub struct McpConfig {
     /// Whether `workflow_run` accepts an inline `script` (else only saved workflows and files
     /// of the project) [default: true].
     pub inline_scripts: Option<bool>,
+    /// Runs one MCP client (one stdio server, one HTTP session) may have going at once
+    /// [default: 4].
+    pub max_runs: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -788,3 +788,232 @@ fn a_claude_agents_permission_request_reaches_a_person() {
         "the allowed tool ran: {said}"
     );
 }
+
+/// One client's runs going at once are capped (`[mcp] max_runs`), and `args` go to the run
+/// through a private file, not its command line: a negative number and 200 KiB of args (past
+/// what one argv string can hold) start runs like any others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_client_has_a_run_cap_and_any_args_reach_the_run() {
+    let s = project();
+    s.file("wfhost.toml", "backend = \"mock\"\n[mcp]\nmax_runs = 2\n");
+    s.file(
+        "echo.js",
+        "export const meta = { name: 'echo', description: 'returns its args' };\nreturn typeof args === 'number' ? args : args.big.length;\n",
+    );
+    let c = connect(&s, Client::default()).await;
+    let negative = data(
+        &call(
+            &c,
+            "workflow_run",
+            json!({ "scriptPath": "echo.js", "args": -5, "wait": 30 }),
+        )
+        .await,
+    );
+    assert_eq!(negative["result"], -5, "{negative}");
+    let big = "x".repeat(200 << 10);
+    let large = data(
+        &call(
+            &c,
+            "workflow_run",
+            json!({ "scriptPath": "echo.js", "args": { "big": big }, "wait": 30 }),
+        )
+        .await,
+    );
+    assert_eq!(large["result"], 200 << 10, "{}", large["status"]);
+    let id = large["runId"].as_str().unwrap();
+    let file = s
+        .path()
+        .join(".wfhost/runs")
+        .join(id)
+        .join("args.request.json");
+    use std::os::unix::fs::PermissionsExt as _;
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    // Two long runs are this client's cap; a third is refused until one ends.
+    let long = json!({ "script": SCRIPT, "args": { "delay": 60000, "items": ["a"] } });
+    let first = data(&call(&c, "workflow_run", long.clone()).await);
+    let second = data(&call(&c, "workflow_run", long.clone()).await);
+    tool_error(
+        &call(&c, "workflow_run", long.clone()).await,
+        "this client already has 2 runs going",
+    );
+    // Another client has a cap of its own.
+    let other = connect(&s, Client::default()).await;
+    let theirs = data(&call(&other, "workflow_run", long.clone()).await);
+    data(
+        &call(
+            &other,
+            "workflow_control",
+            json!({ "runId": theirs["runId"], "action": "stop" }),
+        )
+        .await,
+    );
+    other.cancel().await.unwrap();
+    data(
+        &call(
+            &c,
+            "workflow_control",
+            json!({ "runId": first["runId"], "action": "stop" }),
+        )
+        .await,
+    );
+    let ended = data(
+        &call(
+            &c,
+            "workflow_result",
+            json!({ "runId": first["runId"], "wait": 30 }),
+        )
+        .await,
+    );
+    assert_ne!(ended["status"], "running", "{ended}");
+    let third = data(&call(&c, "workflow_run", long).await);
+    for r in [&second, &third] {
+        data(
+            &call(
+                &c,
+                "workflow_control",
+                json!({ "runId": r["runId"], "action": "stop" }),
+            )
+            .await,
+        );
+    }
+    c.cancel().await.unwrap();
+}
+
+/// `wfhost mcp --http` holds up against a local user without the token: a connection that
+/// sends nothing, or trickles its headers, is closed; connections past the cap get a 503 at
+/// once and the server goes on serving; a browser page of another origin is refused even with
+/// the token; `initialize` past the session cap gets a 503 until a session ends.
+#[test]
+fn mcp_over_http_holds_up_against_a_local_user_without_the_token() {
+    use std::io::{BufRead as _, Read as _, Write as _};
+    let s = project();
+    let token = "test-token-0123456789abcdef";
+    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_wfhost"))
+        .args(["mcp", "--http", "127.0.0.1:0"])
+        .current_dir(s.path())
+        .env("WFHOST_MCP_TOKEN", token)
+        .env("WFHOST_CACHE_DIR", super::cache_dir())
+        .env("HOME", s.path().join("home"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(server.stderr.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://127.0.0.1:"))
+        .unwrap_or_else(|| panic!("the address: {line}"))
+        .to_string();
+    let addr = url
+        .trim_start_matches("http://")
+        .trim_end_matches("/mcp")
+        .to_string();
+    let connect = || {
+        let c = std::net::TcpStream::connect(&addr).unwrap();
+        c.set_read_timeout(Some(std::time::Duration::from_secs(40)))
+            .unwrap();
+        c
+    };
+    // Closed by the server: reading ends (EOF or reset), not the 40 s read timeout.
+    let closed_within = |mut c: std::net::TcpStream| {
+        let start = std::time::Instant::now();
+        let mut buf = [0u8; 256];
+        loop {
+            match c.read(&mut buf) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+                Err(e) => panic!("the server kept a dead connection open: {e}"),
+            }
+        }
+        start.elapsed()
+    };
+    let silent = connect();
+    let mut trickle = connect();
+    trickle
+        .write_all(b"POST /mcp HTTP/1.1\r\nhost: 127.0.0.1\r\n")
+        .unwrap();
+    let (silent, trickle) = std::thread::scope(|t| {
+        let a = t.spawn(|| closed_within(silent));
+        let b = t.spawn(|| closed_within(trickle));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    assert!(
+        silent.as_secs() < 30 && trickle.as_secs() < 30,
+        "closed after {silent:?} and {trickle:?}"
+    );
+
+    let post = |headers: &[String], body: &str, method: &str| -> String {
+        let mut cmd = std::process::Command::new("curl");
+        cmd.args(["-s", "-D", "-", "-X", method, &url, "--max-time", "10"])
+            .args(["-H", "content-type: application/json"])
+            .args(["-H", "accept: application/json, text/event-stream"])
+            .args(["-d", body]);
+        for h in headers {
+            cmd.args(["-H", h]);
+        }
+        String::from_utf8(cmd.output().expect("curl runs").stdout).unwrap()
+    };
+    let auth = format!("authorization: Bearer {token}");
+    let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"curl","version":"1"}}}"#;
+
+    // Past the connection cap: 503 at once; the held ones closed, the server serves again.
+    let held: Vec<std::net::TcpStream> = (0..64).map(|_| connect()).collect();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let mut extra = connect();
+    let mut reply = String::new();
+    extra.read_to_string(&mut reply).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 503"), "{reply}");
+    assert!(reply.contains("too many connections"), "{reply}");
+    drop(held);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+
+    // Another origin: refused even with the token; this server's own origin is served.
+    let evil = post(
+        &[auth.clone(), "origin: http://evil.example".into()],
+        init,
+        "POST",
+    );
+    assert!(evil.starts_with("HTTP/1.1 403"), "{evil}");
+    let own = post(
+        &[auth.clone(), format!("origin: http://{addr}")],
+        init,
+        "POST",
+    );
+    assert!(own.starts_with("HTTP/1.1 200"), "{own}");
+
+    // Sessions: 32 at most (this server's own origin opened one above).
+    let mut sessions = Vec::new();
+    for _ in 0..31 {
+        let ok = post(std::slice::from_ref(&auth), init, "POST");
+        assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+        sessions.push(
+            ok.lines()
+                .find_map(|l| l.strip_prefix("mcp-session-id: "))
+                .unwrap()
+                .trim()
+                .to_string(),
+        );
+    }
+    let full = post(std::slice::from_ref(&auth), init, "POST");
+    assert!(
+        full.starts_with("HTTP/1.1 503") && full.contains("too many open sessions"),
+        "{full}"
+    );
+    let ended = post(
+        &[auth.clone(), format!("mcp-session-id: {}", sessions[0])],
+        "",
+        "DELETE",
+    );
+    assert!(ended.starts_with("HTTP/1.1 2"), "{ended}");
+    let again = post(&[auth], init, "POST");
+    assert!(again.starts_with("HTTP/1.1 200"), "{again}");
+    server.kill().unwrap();
+    let _ = server.wait();
+}

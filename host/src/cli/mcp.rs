@@ -26,7 +26,7 @@ pub(super) async fn mcp(a: McpArgs) -> Result<u8> {
     let cwd = std::env::current_dir()?;
     let config = crate::config::load(&cwd)?.config;
     match a.http {
-        Some(addr) => crate::mcp::serve_http(cwd, config, addr).await?,
+        Some(addr) => crate::mcp::http::serve(cwd, config, addr).await?,
         None => crate::mcp::serve_stdio(cwd, config).await?,
     }
     Ok(crate::exit::OK)

@@ -5,6 +5,7 @@
 //! `name`, `args`, `resumeFromRunId`). Policy: the project's configuration plus `[mcp]`.
 //! docs/mcp.md.
 
+pub mod http;
 pub mod permission;
 pub mod runs;
 
@@ -131,8 +132,14 @@ pub struct Empty {}
 pub struct Server {
     cwd: PathBuf,
     config: Arc<Config>,
+    /// The runs this client started (for `[mcp] max_runs`).
+    started: Arc<std::sync::Mutex<Vec<String>>>,
     tool_router: ToolRouter<Server>,
 }
+
+/// Why 4: a coding agent follows a run or two at a time; more at once from one client is a
+/// loop gone wrong, and each run holds a process, a pool of agents and their spend.
+pub const MAX_RUNS_PER_CLIENT: u32 = 4;
 
 /// A tool error the model sees (and can act on), not a protocol error.
 fn refuse(s: impl Into<String>) -> Result<CallToolResult, McpError> {
@@ -165,6 +172,7 @@ impl Server {
         Server {
             cwd,
             config: Arc::new(config),
+            started: Arc::default(),
             tool_router: Self::tool_router(),
         }
     }
@@ -250,6 +258,23 @@ impl Server {
                 }
             }
         }
+        // One client's runs going at once are capped: the runs it started that still run.
+        let cap = policy.max_runs.unwrap_or(MAX_RUNS_PER_CLIENT);
+        let going: Vec<String> = {
+            let mut started = self
+                .started
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            started.retain(|id| RunDir::existing(&self.cwd, id).is_ok_and(|d| d.is_running()));
+            started.clone()
+        };
+        if going.len() >= cap as usize {
+            return refuse(format!(
+                "this client already has {} runs going ({}), as many as [mcp] max_runs allows ({cap}): wait for one to end (workflow_result {{runId, wait}}) or stop one (workflow_control)",
+                going.len(),
+                going.join(", ")
+            ));
+        }
         // The script: read, then checked as `wfhost run` checks it.
         let inline = p.script.is_some();
         let (origin, source, path) = match (&p.script, &p.script_path, &p.name) {
@@ -328,6 +353,10 @@ impl Server {
             Ok(id) => id,
             Err(e) => return refuse(format!("the run did not start: {e:#}")),
         };
+        self.started
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(run_id.clone());
         let dir = self
             .run_dir(&run_id)
             .map_err(|e| McpError::internal_error(e, None))?;
@@ -680,96 +709,4 @@ pub async fn serve_stdio(cwd: PathBuf, config: Config) -> anyhow::Result<()> {
         .await?;
     service.waiting().await?;
     Ok(())
-}
-
-/// Serves MCP as streamable HTTP on `addr` (loopback only) at `/mcp`, each request carrying
-/// `Authorization: Bearer TOKEN`; others get 401. The token is `$WFHOST_MCP_TOKEN`, or a fresh
-/// random one printed on stderr.
-pub async fn serve_http(
-    cwd: PathBuf,
-    config: Config,
-    addr: std::net::SocketAddr,
-) -> anyhow::Result<()> {
-    use http_body_util::BodyExt as _;
-    use hyper_util::rt::{TokioExecutor, TokioIo};
-    use hyper_util::service::TowerToHyperService;
-    use rmcp::transport::streamable_http_server::{
-        StreamableHttpService, session::local::LocalSessionManager,
-    };
-    if !addr.ip().is_loopback() {
-        anyhow::bail!(
-            crate::ExitError::usage(format!("`--http {addr}` is not a loopback address"))
-                .hint("wfhost mcp serves this machine only: use 127.0.0.1:PORT or [::1]:PORT (put a proxy with TLS and auth in front to reach it from elsewhere)")
-        );
-    }
-    let token = match std::env::var("WFHOST_MCP_TOKEN") {
-        Ok(t) if t.len() >= 16 => t,
-        Ok(_) => anyhow::bail!(
-            crate::ExitError::usage("$WFHOST_MCP_TOKEN is shorter than 16 characters")
-                .hint("use a long random token, or unset it and wfhost makes one")
-        ),
-        Err(_) => {
-            let t = blake3::hash(
-                format!(
-                    "{:?}{}{}",
-                    std::time::SystemTime::now(),
-                    std::process::id(),
-                    fastrand::u128(..)
-                )
-                .as_bytes(),
-            )
-            .to_hex()[..32]
-                .to_string();
-            eprintln!("wfhost mcp: bearer token {t} (set $WFHOST_MCP_TOKEN to choose it)");
-            t
-        }
-    };
-    let expected = format!("Bearer {token}");
-    let service = TowerToHyperService::new(StreamableHttpService::new(
-        move || Ok(Server::new(cwd.clone(), config.clone())),
-        LocalSessionManager::default().into(),
-        rmcp::transport::streamable_http_server::StreamableHttpServerConfig::default(),
-    ));
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    eprintln!(
-        "wfhost mcp: serving streamable HTTP on http://{}/mcp",
-        listener.local_addr()?
-    );
-    loop {
-        let (stream, _) = listener.accept().await?;
-        let (service, expected) = (service.clone(), expected.clone());
-        tokio::spawn(async move {
-            let guarded = hyper::service::service_fn(
-                move |req: hyper::Request<hyper::body::Incoming>| {
-                    let service = service.clone();
-                    let authorized = req
-                        .headers()
-                        .get(hyper::header::AUTHORIZATION)
-                        .is_some_and(|v| v.as_bytes() == expected.as_bytes());
-                    async move {
-                        use hyper::service::Service as _;
-                        if !authorized {
-                            let body = http_body_util::Full::new(hyper::body::Bytes::from_static(
-                            b"wfhost mcp: a bearer token is required (Authorization: Bearer TOKEN)\n",
-                        ))
-                        .map_err(|never| match never {})
-                        .boxed_unsync();
-                            return Ok(hyper::Response::builder()
-                                .status(401)
-                                .header("www-authenticate", "Bearer")
-                                .body(body)
-                                .expect("a valid response"));
-                        }
-                        service
-                            .call(req)
-                            .await
-                            .map(|r| r.map(|b| b.map_err(|never| match never {}).boxed_unsync()))
-                    }
-                },
-            );
-            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), guarded)
-                .await;
-        });
-    }
 }

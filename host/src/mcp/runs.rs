@@ -114,8 +114,19 @@ pub fn start(l: &Launch<'_>, cwd: &Path) -> Result<String> {
             } else if let Some(id) = l.run_id {
                 cmd.args(["--run-id", id]);
             }
+            // Through a private file of the run's directory, not argv: an argument of 128 KiB
+            // or more does not fit (E2BIG), `-5` would read as a flag, and `ps` shows argv to
+            // every local user.
             if let Some(args) = l.args {
-                cmd.args(["--args", &args.to_string()]);
+                let id = resume
+                    .or(l.run_id)
+                    .ok_or_else(|| anyhow!("a run with args needs its id"))?;
+                let dir = crate::run_dir::RunDir::new(cwd, id)?;
+                dir.create()?;
+                let file = dir.path().join("args.request.json");
+                crate::run_dir::RunDir::write_private(&file, args.to_string().as_bytes())
+                    .with_context(|| format!("cannot write `{}`", file.display()))?;
+                cmd.arg("--args-file").arg(file);
             }
         }
         (None, None) => return Err(anyhow!("nothing to run")),
