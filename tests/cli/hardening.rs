@@ -410,3 +410,92 @@ fn plan_does_not_keep_the_prompts_it_is_asked() {
         "`wfhost plan` peaked at {peak_mb} MB for 480 MiB of prompts it should not keep"
     );
 }
+
+/// The resident memory of a live process, in KiB.
+fn rss_kib(pid: u64) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap()
+}
+
+/// Subscribers that never read cost the run nothing: each is a cursor into the stream the run
+/// keeps anyway (each held a copy of the backlog and a queue of its own, ~1.5 MB per
+/// subscriber in the review). 40 such subscribers over 60,000 events add less than 24 MB to
+/// the run, where a copy each would be ~40 MB and the queues as much again.
+#[test]
+fn subscribers_that_never_read_cost_the_run_nothing() {
+    use std::io::Write as _;
+    let s = script(
+        "await agent('gate [delay=1500]');\nfor (let i = 0; i < 60000; i++) log(`line ${i} of the stream`);\nreturn await agent('hold [delay=60000]');",
+    );
+    let runs = s.path().join("runs");
+    let start = || {
+        let out = wfhost([
+            "run",
+            "w.js",
+            "--backend",
+            "mock",
+            "--yes",
+            "--detach",
+            "--json",
+        ])
+        .dir(s.path())
+        .env("WFHOST_RUNS_DIR", &runs)
+        .run();
+        out.code(0);
+        let r = out.report();
+        (
+            r["run_id"].as_str().unwrap().to_string(),
+            r["pid"].as_u64().unwrap(),
+        )
+    };
+    let held = |id: &str| {
+        super::wait_for(Duration::from_secs(60), "the run to log its lines", || {
+            std::fs::read_to_string(runs.join(id).join("events.jsonl"))
+                .is_ok_and(|e| e.contains("hold [delay=60000]"))
+        });
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let stop = |id: &str| {
+        wfhost(["stop", id])
+            .dir(s.path())
+            .env("WFHOST_RUNS_DIR", &runs)
+            .run();
+    };
+
+    let (alone, alone_pid) = start();
+    held(&alone);
+    let baseline = rss_kib(alone_pid);
+    stop(&alone);
+
+    let (id, pid) = start();
+    let socket = runs.join(&id).join("control.sock");
+    super::wait_for(Duration::from_secs(20), "the control socket", || {
+        socket.exists()
+    });
+    let stuck: Vec<std::os::unix::net::UnixStream> = (0..40)
+        .map(|_| {
+            let mut c = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+            writeln!(c, r#"{{"v": 1, "cmd": "subscribe"}}"#).unwrap();
+            c
+        })
+        .collect();
+    held(&id);
+    let with = rss_kib(pid);
+    // The run is still served: a reader gets the whole stream.
+    let status = wfhost(["runs", "show", &id, "--json"])
+        .dir(s.path())
+        .env("WFHOST_RUNS_DIR", &runs)
+        .run();
+    status.code(0);
+    stop(&id);
+    drop(stuck);
+    eprintln!("run memory: alone {baseline} KiB, with 40 subscribers that never read {with} KiB");
+    assert!(
+        with.saturating_sub(baseline) < 24 * 1024,
+        "40 subscribers that never read grew the run from {baseline} KiB to {with} KiB"
+    );
+}

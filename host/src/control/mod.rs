@@ -141,7 +141,13 @@ pub struct Control {
     log: OnceLock<Mutex<std::io::LineWriter<std::fs::File>>>,
     /// How long a permission request waits for an operator before it is denied.
     permission_wait: Mutex<std::time::Duration>,
+    /// How many lines the stream has: socket subscribers wait on it (`lines_from`).
+    appended: watch::Sender<usize>,
 }
+
+/// Why 256: a socket subscriber copies this many line pointers at a time out of the stream,
+/// under its lock — enough to write in large batches, small enough never to hold the lock long.
+const SUBSCRIBER_CHUNK: usize = 256;
 
 /// Why 60 s: an agent waiting for a person holds a pool slot; someone watching answers in
 /// seconds, and with nobody attached the agent is told no, with the reason, and goes on.
@@ -228,6 +234,7 @@ impl Control {
             inner: Mutex::new(Inner::default()),
             log: OnceLock::new(),
             permission_wait: Mutex::new(PERMISSION_WAIT),
+            appended: watch::Sender::new(0),
         })
     }
 
@@ -428,6 +435,33 @@ impl Control {
             // Dropping the senders ends every subscription once its backlog is written.
             inner.subscribers.clear();
         }
+        let appended = inner.lines.len();
+        drop(inner);
+        self.appended.send_replace(appended);
+    }
+
+    /// For a socket subscriber: up to `SUBSCRIBER_CHUNK` lines of the stream from `from` on,
+    /// and whether the stream ends after them. A subscriber is a cursor into the stream the
+    /// run keeps anyway, never a queue of its own: one that never reads costs the run nothing.
+    pub fn lines_from(&self, from: usize) -> (Vec<Arc<str>>, bool) {
+        let inner = self.inner();
+        let end = inner.lines.len().min(from.saturating_add(SUBSCRIBER_CHUNK));
+        let chunk = inner
+            .lines
+            .get(from..end)
+            .map(<[_]>::to_vec)
+            .unwrap_or_default();
+        (chunk, inner.finished && end >= inner.lines.len())
+    }
+
+    /// How many lines the stream has now.
+    pub fn stream_len(&self) -> usize {
+        self.inner().lines.len()
+    }
+
+    /// Changes whenever the stream grows (`lines_from` has more).
+    pub fn appended(&self) -> watch::Receiver<usize> {
+        self.appended.subscribe()
     }
 
     /// The stream so far and, unless the run has finished, the rest as it happens.

@@ -176,30 +176,38 @@ async fn serve(control: Arc<Control>, stream: UnixStream, owner: u32) -> std::io
             continue;
         }
         if request.command == Command::Subscribe {
-            let (backlog, live) = control.subscribe();
             write
                 .write_all(
                     send(json!({"v": PROTOCOL_VERSION, "ok": true, "subscribed": true})).as_bytes(),
                 )
                 .await?;
+            // A cursor into the run's stream: the subscriber reads at its own pace, and one
+            // that never reads holds nothing but its place.
+            let mut appended = control.appended();
             let mut out = tokio::io::BufWriter::new(write);
-            for line in backlog {
-                out.write_all(line.as_bytes()).await?;
-                out.write_all(b"\n").await?;
-            }
-            out.flush().await?;
-            if let Some(mut rx) = live {
-                while let Some(line) = rx.recv().await {
+            let mut cursor = 0;
+            loop {
+                let (chunk, ended) = control.lines_from(cursor);
+                if chunk.is_empty() {
+                    if ended || appended.changed().await.is_err() {
+                        break;
+                    }
+                    continue;
+                }
+                cursor += chunk.len();
+                for line in chunk {
                     out.write_all(line.as_bytes()).await?;
                     out.write_all(b"\n").await?;
-                    // Write what is queued in one go, then flush.
-                    while let Ok(line) = rx.try_recv() {
-                        out.write_all(line.as_bytes()).await?;
-                        out.write_all(b"\n").await?;
-                    }
+                }
+                if ended {
+                    break;
+                }
+                // Flush when caught up; a backlog goes out in large writes.
+                if cursor >= control.stream_len() {
                     out.flush().await?;
                 }
             }
+            out.flush().await?;
             out.shutdown().await?;
             return Ok(());
         }
