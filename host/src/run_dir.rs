@@ -96,6 +96,7 @@ impl RunDir {
                 }
             }
         }
+        dir.refuse_foreign()?;
         if dir.journal().is_file() {
             // A run directory made by an older wfhost (0755) is made private when it is opened.
             let _ = private(&dir.path, 0o700);
@@ -159,6 +160,61 @@ impl RunDir {
 
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// Refuses (exit 77) a run directory that is another user's, or that holds a symbolic link
+    /// where the run keeps a file: resuming another user's run would run a script that user can
+    /// edit, and a planted link would make wfhost read (or write) a file of the planter's
+    /// choosing. A directory this user cannot even look at is refused the same way (it was an
+    /// internal error, exit 70).
+    fn refuse_foreign(&self) -> Result<()> {
+        use std::os::unix::fs::MetadataExt as _;
+        let meta = match std::fs::symlink_metadata(&self.path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => {
+                return Err(ExitError::refused(format!(
+                    "run `{}` cannot be opened: {e}",
+                    self.id
+                ))
+                .hint("a run directory is its owner's alone (0700): run wfhost as the user who started the run")
+                .into());
+            }
+        };
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let me = unsafe { libc::geteuid() };
+        if meta.file_type().is_symlink() || meta.uid() != me {
+            return Err(ExitError::refused(format!(
+                "run `{}` belongs to uid {}, not to you (uid {me}): its script and journal are that user's to edit",
+                self.id,
+                meta.uid()
+            ))
+            .hint(format!(
+                "to run the same script as yourself, copy it and `wfhost run` it: `{}`",
+                self.script().display()
+            ))
+            .into());
+        }
+        for file in [
+            self.journal(),
+            self.journal_key(),
+            self.script(),
+            self.args(),
+            self.events(),
+            self.output(),
+            self.transcripts_log(),
+            self.path.join("result.json"),
+        ] {
+            if std::fs::symlink_metadata(&file).is_ok_and(|m| m.file_type().is_symlink()) {
+                return Err(ExitError::refused(format!(
+                    "`{}` is a symbolic link: a run directory holds plain files, so something other than wfhost put it there",
+                    file.display()
+                ))
+                .hint("look at who made it; remove the link, or the run directory")
+                .into());
+            }
+        }
+        Ok(())
     }
     pub fn path(&self) -> &Path {
         &self.path

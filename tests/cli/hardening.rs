@@ -499,3 +499,64 @@ fn subscribers_that_never_read_cost_the_run_nothing() {
         "40 subscribers that never read grew the run from {baseline} KiB to {with} KiB"
     );
 }
+
+/// A run directory that is another user's, or holds a symbolic link where the run keeps a
+/// file, is refused (exit 77) before anything in it is read or run: resuming another uid's run
+/// ran that uid's editable script, and a link planted as `script.js` or `result.json` was
+/// followed.
+#[test]
+fn foreign_run_directories_and_planted_links_are_refused() {
+    use std::os::unix::fs::MetadataExt as _;
+    let s = script("return await agent('quick');");
+    let runs = s.path().join("runs");
+    let wf = |args: &[&str]| {
+        wfhost(args)
+            .dir(s.path())
+            .env("WFHOST_RUNS_DIR", &runs)
+            .run()
+    };
+    let out = wf(&["run", "w.js", "--backend", "mock", "--yes", "--json"]);
+    out.code(0);
+    let id = out.report()["run_id"].as_str().unwrap().to_string();
+    let dir = runs.join(&id);
+
+    // A link planted as the script snapshot.
+    let elsewhere = s.file(
+        "elsewhere.js",
+        "export const meta = { name: 'x', description: 'planted' };\nreturn 'planted';",
+    );
+    std::fs::rename(dir.join("script.js"), dir.join("script.real")).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, dir.join("script.js")).unwrap();
+    let resumed = wf(&["resume", &id, "--yes", "--backend", "mock"]);
+    resumed.code(77);
+    assert!(
+        resumed.stderr.contains("script.js` is a symbolic link"),
+        "{}",
+        resumed.stderr
+    );
+    std::fs::remove_file(dir.join("script.js")).unwrap();
+    std::fs::rename(dir.join("script.real"), dir.join("script.js")).unwrap();
+    wf(&["runs", "show", &id]).code(0);
+
+    // Another user's run (as root: the directory given away; otherwise: one this user
+    // cannot look into).
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if root {
+        std::os::unix::fs::chown(&dir, Some(65534), Some(65534)).unwrap();
+        assert_eq!(std::fs::metadata(&dir).unwrap().uid(), 65534);
+    } else {
+        std::fs::set_permissions(&runs, std::fs::Permissions::from_mode(0o000)).unwrap();
+    }
+    let theirs = wf(&["resume", &id, "--yes", "--backend", "mock"]);
+    if !root {
+        std::fs::set_permissions(&runs, std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    theirs.code(77);
+    assert!(
+        theirs.stderr.contains("belongs to uid 65534")
+            || theirs.stderr.contains("cannot be opened"),
+        "{}",
+        theirs.stderr
+    );
+}

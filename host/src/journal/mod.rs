@@ -489,6 +489,23 @@ fn refuse_unsealed(path: &Path) -> Result<()> {
     .into())
 }
 
+/// A run directory's file, read whole without following a symbolic link in its place (one
+/// planted there would hand the journal's reader a file of the planter's choosing).
+pub(crate) fn read_nofollow(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
 /// Reads the journal's lines and hands the records `wanted` accepts to `each`, after checking
 /// their MACs (when the run has a key). Lines `wanted` passes over are neither parsed nor
 /// checked: nothing in them reaches the caller. Returns whether the last line was torn.
@@ -497,7 +514,7 @@ fn scan(
     wanted: impl Fn(usize, &[u8]) -> bool,
     mut each: impl FnMut(Record),
 ) -> Result<bool> {
-    let text = std::fs::read(path).with_context(|| format!("cannot read `{}`", path.display()))?;
+    let text = read_nofollow(path).with_context(|| format!("cannot read `{}`", path.display()))?;
     let key = seal::Key::read(&path.with_file_name("journal.key"))?;
     let lines: Vec<&[u8]> = text
         .split(|b| *b == b'\n')

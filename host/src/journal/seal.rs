@@ -47,8 +47,8 @@ impl Key {
 
     /// The key beside a journal, if there is one.
     pub(crate) fn read(path: &Path) -> Result<Option<Key>> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
+        let text = match super::read_nofollow(path) {
+            Ok(t) => String::from_utf8_lossy(&t).into_owned(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e).with_context(|| format!("cannot read `{}`", path.display())),
         };

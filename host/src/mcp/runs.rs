@@ -274,7 +274,7 @@ pub fn result(dir: &RunDir) -> Result<(String, Value)> {
         let text = serde_json::to_string_pretty(result)?;
         if text.chars().count() > MAX_RESULT_CHARS {
             let path = dir.path().join("result.json");
-            std::fs::write(&path, &text)?;
+            crate::run_dir::RunDir::write_private(&path, text.as_bytes())?;
             v["result"] = json!(text.chars().take(MAX_RESULT_CHARS).collect::<String>());
             v["resultTruncated"] = json!(true);
             v["resultPath"] = json!(path);
