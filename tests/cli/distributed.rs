@@ -1187,3 +1187,75 @@ fn forged_results_are_refused() {
     );
     assert_eq!(report["usage"]["agents_done"], 3, "{report}");
 }
+
+/// Whoever can publish on NATS cannot abandon a call the run host waits for: a cancel must
+/// carry the secret only the job's run host knows. A forger that cancels every job it sees
+/// taken (`wfhost.progress.<job>`) is ignored — the worker says so — and each prompt is asked
+/// once (the host waited a stall timeout, and paid twice).
+#[test]
+fn a_forged_cancel_is_ignored_and_each_call_is_paid_once() {
+    let Some(nats) = NatsServer::start("a_forged_cancel_is_ignored_and_each_call_is_paid_once")
+    else {
+        return;
+    };
+    let (api, mut workers) = cluster(&nats, 1500, 1, 4);
+    let s = Scratch::new();
+    s.file(
+        "w.js",
+        "export const meta = { name: 'forged', description: 'forged cancels' };\nreturn await parallel(Array.from({ length: 4 }, (_, i) => () => agent('slow task ' + i)));",
+    );
+    s.file("wfhost.toml", "model = \"claude-sonnet-4-5\"\n");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let forged = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let url = nats.url();
+    let count = forged.clone();
+    rt.spawn(async move {
+        use futures_util::StreamExt as _;
+        let client = async_nats::connect(url).await.unwrap();
+        let mut taken = client.subscribe("wfhost.progress.*").await.unwrap();
+        let mut seen = std::collections::HashSet::new();
+        while let Some(m) = taken.next().await {
+            let job = m.subject.as_str().rsplit('.').next().unwrap().to_string();
+            if seen.insert(job.clone()) {
+                for payload in ["cancel", "", "0000"] {
+                    client
+                        .publish(format!("wfhost.cancel.{job}"), payload.into())
+                        .await
+                        .unwrap();
+                }
+                client.flush().await.unwrap();
+                count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    });
+    let out = host(
+        &s,
+        &nats,
+        &["run", "w.js", "--yes", "--json", "--backend", "messages"],
+    )
+    .run();
+    out.code(0);
+    rt.shutdown_background();
+    assert_eq!(
+        out.report()["result"].as_array().map(Vec::len),
+        Some(4),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        forged.load(std::sync::atomic::Ordering::Relaxed) >= 4,
+        "the forger saw every job taken"
+    );
+    let counts = answered_counts(&api);
+    assert_eq!(counts.len(), 4);
+    assert!(
+        counts.iter().all(|n| *n == 1),
+        "each prompt once: {counts:?}"
+    );
+    let worker = &mut workers[0].0;
+    let _ = worker.kill();
+    let _ = worker.wait();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut worker.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(stderr.contains("ignored a cancel of job"), "{stderr}");
+}

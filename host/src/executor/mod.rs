@@ -392,6 +392,21 @@ pub struct Job {
     pub feedback: Option<String>,
     /// `agentType`'s definition, resolved on the run host.
     pub definition: Option<AgentDef>,
+    /// blake3 (hex) of the secret a cancel of this job must carry: only the run host that
+    /// published the job knows it, so whoever else can publish `wfhost.cancel.<job>` cannot
+    /// abandon a call the host waits for (it would wait a stall timeout, and pay twice).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancel: Option<String>,
+}
+
+/// Whether a cancel message's `payload` is the secret a job's `cancel` hash names (a job from
+/// a run host that sends none takes any cancel, as before).
+pub fn cancel_is_genuine(expected: Option<&str>, payload: &[u8]) -> bool {
+    match expected {
+        None => true,
+        // `blake3::Hash`'s `==` is constant-time.
+        Some(hash) => blake3::Hash::from_hex(hash).is_ok_and(|h| h == blake3::hash(payload)),
+    }
 }
 
 /// What a worker stores under the job id.

@@ -29,6 +29,8 @@ pub struct Nats {
     results_key: Option<[u8; 32]>,
     /// When the run was last told that no worker takes its jobs (said at most once a minute).
     warned: std::sync::Mutex<Option<std::time::Instant>>,
+    /// Each job's cancel secret is derived from this (random, never published).
+    cancel_key: [u8; 32],
 }
 
 /// A job no worker has taken for this long makes the run host ask who serves its backend. Why
@@ -57,6 +59,14 @@ impl Nats {
             url: url.to_string(),
             results_key: super::results_key(auth)?,
             warned: std::sync::Mutex::new(None),
+            cancel_key: {
+                use std::io::Read as _;
+                let mut key = [0u8; 32];
+                std::fs::File::open("/dev/urandom")
+                    .and_then(|mut f| f.read_exact(&mut key))
+                    .map_err(|e| anyhow::anyhow!("cannot read /dev/urandom: {e}"))?;
+                key
+            },
         })
     }
 
@@ -132,6 +142,9 @@ impl Nats {
             self.served_from_kv.fetch_add(1, Ordering::Relaxed);
             return Ok(decode(&bytes, &id, self.results_key.as_ref()));
         }
+        let cancel_secret = blake3::keyed_hash(&self.cancel_key, id.as_bytes())
+            .to_hex()
+            .to_string();
         let job = Job {
             id: id.clone(),
             run_id: self.run_id.clone(),
@@ -140,6 +153,7 @@ impl Nats {
             call,
             feedback: feedback.map(str::to_owned),
             definition: crate::backend::agent_definition().map(|d| (*d).clone()),
+            cancel: Some(blake3::hash(cancel_secret.as_bytes()).to_hex().to_string()),
         };
         let payload = match serde_json::to_vec(&job) {
             Ok(p) => p,
@@ -185,6 +199,7 @@ impl Nats {
         let mut guard = CancelOnDrop {
             client: self.client.clone(),
             subject: Some(format!("{CANCEL}.{id}")),
+            secret: cancel_secret,
         };
         // Until a worker says it took the job (its first sign of life).
         let untaken = tokio::time::sleep(TAKEN_WITHIN);
@@ -228,14 +243,17 @@ impl Nats {
 struct CancelOnDrop {
     client: async_nats::Client,
     subject: Option<String>,
+    /// What the worker checks against the job's `cancel` hash.
+    secret: String,
 }
 
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {
         if let Some(subject) = self.subject.take() {
             let client = self.client.clone();
+            let secret = std::mem::take(&mut self.secret);
             tokio::spawn(async move {
-                let _ = client.publish(subject, "cancel".into()).await;
+                let _ = client.publish(subject, secret.into()).await;
                 let _ = client.flush().await;
             });
         }

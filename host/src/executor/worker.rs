@@ -46,8 +46,8 @@ struct Shared {
     plumbing: super::Plumbing,
     leases: async_nats::jetstream::kv::Store,
     client: async_nats::Client,
-    /// Cancel switches of the calls in flight, by job id.
-    cancels: Mutex<HashMap<String, watch::Sender<bool>>>,
+    /// Cancel switches of the calls in flight, and the hash their cancel secret has, by job id.
+    cancels: Mutex<HashMap<String, (watch::Sender<bool>, Option<String>)>>,
     shutdown: watch::Receiver<bool>,
     /// Signs every result (`--results-key-file`).
     results_key: Option<[u8; 32]>,
@@ -167,13 +167,21 @@ pub async fn serve(opts: WorkerOptions) -> Result<()> {
                     .next()
                     .unwrap_or_default()
                     .to_string();
-                if let Some(tx) = shared
+                let cancels = shared
                     .cancels
                     .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .get(&id)
-                {
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let Some((tx, expected)) = cancels.get(&id) else {
+                    continue;
+                };
+                if super::cancel_is_genuine(expected.as_deref(), &m.payload) {
                     let _ = tx.send(true);
+                } else {
+                    eprintln!(
+                        "wfhost worker {}: ignored a cancel of job {} without its secret (not from its run host)",
+                        shared.opts.name,
+                        short(&id)
+                    );
                 }
             }
         });
@@ -299,7 +307,7 @@ async fn handle(shared: &Arc<Shared>, msg: async_nats::jetstream::Message) {
         .cancels
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .insert(job.id.clone(), cancel_tx);
+        .insert(job.id.clone(), (cancel_tx, job.cancel.clone()));
     let definition = match definition(shared, &job) {
         Ok(d) => d,
         Err(refusal) => {
