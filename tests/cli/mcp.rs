@@ -1017,3 +1017,60 @@ fn mcp_over_http_holds_up_against_a_local_user_without_the_token() {
     server.kill().unwrap();
     let _ = server.wait();
 }
+
+/// `[mcp] max_agents` counts agents that run, not those a resume serves from the journal: a run
+/// that used all 3 of its agents, resumed with a script that adds a fourth, runs that one (the
+/// three served counted against the cap, and the fourth was refused).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mcp_max_agents_does_not_count_agents_a_resume_serves() {
+    let s = project();
+    s.file("wfhost.toml", "backend = \"mock\"\n[mcp]\nmax_agents = 3\n");
+    let script = |items: &str| {
+        format!(
+            "export const meta = {{ name: 'capped', description: 'cap and resume' }};\nreturn await parallel({items}.map(x => () => agent('do ' + x)));\n"
+        )
+    };
+    let c = connect(&s, Client::default()).await;
+    let first = data(
+        &call(
+            &c,
+            "workflow_run",
+            json!({ "script": script("['a', 'b', 'c']"), "wait": 30 }),
+        )
+        .await,
+    );
+    assert_eq!(first["result"].as_array().map(Vec::len), Some(3), "{first}");
+    let resumed = data(
+        &call(
+            &c,
+            "workflow_run",
+            json!({ "script": script("['a', 'b', 'c', 'd']"), "resumeFromRunId": first["runId"], "wait": 30 }),
+        )
+        .await,
+    );
+    let result = resumed["result"].as_array().expect("a result");
+    assert!(
+        result
+            .iter()
+            .all(|r| r.as_str().is_some_and(|t| t.starts_with("R(do "))),
+        "every agent answered (three served, one run): {resumed}"
+    );
+    assert_eq!(result.len(), 4);
+    // The cap still holds for agents that run: a fifth and sixth new one are one too many.
+    let capped = data(
+        &call(
+            &c,
+            "workflow_run",
+            json!({ "script": script("['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h']"), "resumeFromRunId": resumed["runId"], "wait": 30 }),
+        )
+        .await,
+    );
+    let answered = capped["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r.is_string())
+        .count();
+    assert_eq!(answered, 7, "four served and three run, the cap: {capped}");
+    c.cancel().await.unwrap();
+}

@@ -41,13 +41,16 @@ enum Abandoned {
     ShuttingDown,
 }
 
+/// A call's cancel switch, and the hash of the secret a cancel of it must carry.
+type CancelSwitch = (watch::Sender<bool>, Option<String>);
+
 struct Shared {
     opts: WorkerOptions,
     plumbing: super::Plumbing,
     leases: async_nats::jetstream::kv::Store,
     client: async_nats::Client,
     /// Cancel switches of the calls in flight, and the hash their cancel secret has, by job id.
-    cancels: Mutex<HashMap<String, (watch::Sender<bool>, Option<String>)>>,
+    cancels: Mutex<HashMap<String, CancelSwitch>>,
     shutdown: watch::Receiver<bool>,
     /// Signs every result (`--results-key-file`).
     results_key: Option<[u8; 32]>,

@@ -27,6 +27,8 @@ pub struct Agents {
     occurrences: HashMap<String, u32>,
     /// Bytes of prompts the host holds for agents queued or running (`--max-queued-bytes`).
     queued_bytes: u64,
+    /// Agents served from the journal so far (the agent cap does not count them).
+    served_started: u32,
     /// Agents started in this guest turn, queued together when the guest next waits (so the
     /// scheduler sees a fan-out whole: scheduler::stagger).
     pending: Vec<AgentJob>,
@@ -48,6 +50,7 @@ impl Agents {
             cache,
             occurrences: HashMap::new(),
             queued_bytes: 0,
+            served_started: 0,
             pending: Vec::new(),
         }
     }
@@ -215,13 +218,6 @@ impl Capabilities {
                 ),
             )));
         }
-        let cap = policy.limits.max_agents;
-        if self.ledger.agents_started >= cap {
-            return Ok(Err(error(
-                "WorkflowAgentCapError",
-                &super::cap_message(cap),
-            )));
-        }
         if let Some(max) = policy.max_cost
             && self.ledger.cost() >= max
         {
@@ -280,11 +276,19 @@ impl Capabilities {
             group: group.clone(),
         };
         let key = journal::agent_key(&request, &policy.backend_identity);
-        let occurrence = {
-            let n = self.agents.occurrences.entry(key.clone()).or_insert(0);
-            *n += 1;
-            *n - 1
-        };
+        let occurrence = self.agents.occurrences.get(&key).copied().unwrap_or(0);
+        // The agent cap counts agents that run: one a resume serves from the journal starts
+        // nothing and costs nothing (`[mcp] max_agents` on a resume of a run that already
+        // had that many agents refused every one of them).
+        let served = self.agents.cache.contains_key(&(key.clone(), occurrence));
+        let cap = policy.limits.max_agents;
+        if !served && self.ledger.agents_started - self.agents.served_started >= cap {
+            return Ok(Err(error(
+                "WorkflowAgentCapError",
+                &super::cap_message(cap),
+            )));
+        }
+        self.agents.occurrences.insert(key.clone(), occurrence + 1);
         let handle = self.next_handle();
         self.ledger.agents_started += 1;
         let phase = request.phase.clone();
@@ -299,6 +303,7 @@ impl Capabilities {
             },
         );
         if let Some(hit) = self.agents.cache.get(&(key.clone(), occurrence)) {
+            self.agents.served_started += 1;
             let outcome = AgentOutcome {
                 result: Ok(hit.value.clone()),
                 usage: hit.usage,

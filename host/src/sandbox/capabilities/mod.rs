@@ -111,8 +111,12 @@ impl Capabilities {
             .unwrap_or_else(|| {
                 tokio::time::Instant::now() + Duration::from_secs(100 * 365 * 86_400)
             });
+        // Results a resume may serve: the guest's own count of agents left allows them on top
+        // of the cap, which counts only agents that run (the host refuses past it).
+        let servable = u32::try_from(setup.cache.len()).unwrap_or(u32::MAX);
         Capabilities {
             policy: Arc::new(Policy::new(
+                servable,
                 setup.args,
                 setup.budget_total,
                 setup.max_cost,
@@ -177,7 +181,7 @@ impl Capabilities {
                 Ok(call) => Ok(match self.spawn_agent(call)? {
                     Ok(handle) => json!({
                         "handle": handle,
-                        "agentsLeft": self.policy.limits.max_agents - self.ledger.agents_started,
+                        "agentsLeft": self.policy.limits.max_agents.saturating_sub(self.ledger.agents_started),
                     }),
                     Err(refusal) => refusal,
                 }),

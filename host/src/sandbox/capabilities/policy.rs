@@ -23,7 +23,12 @@ pub struct Policy {
 }
 
 impl Policy {
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the run's fixed inputs, each once; one caller (Capabilities::new)"
+    )]
     pub fn new(
+        servable: u32,
         args: Option<Value>,
         budget_total: Option<u64>,
         max_cost: Option<f64>,
@@ -34,7 +39,7 @@ impl Policy {
     ) -> Policy {
         let mut context = json!({
             "budgetTotal": budget_total,
-            "agentCap": limits.max_agents,
+            "agentCap": limits.max_agents.saturating_add(servable),
             "capMessage": cap_message(limits.max_agents),
         });
         if let Some(a) = args {
