@@ -492,6 +492,9 @@
       if (!["decimal", "percent", "currency"].includes(style))
         throw new RangeError(`Value ${style} out of range for Intl.NumberFormat options property style`);
       const currency = o.currency === undefined ? undefined : String(o.currency).toUpperCase();
+      // ECMA-402's IsWellFormedCurrencyCode: three ASCII letters.
+      if (currency !== undefined && !/^[A-Z]{3}$/.test(currency))
+        throw new RangeError(`Invalid currency code : ${String(o.currency)}`);
       if (style === "currency" && currency === undefined)
         throw new TypeError("Currency code is required with currency style.");
       const digits = (v, dflt, name) => {
@@ -507,8 +510,19 @@
       return { style, currency, min, max, grouping: o.useGrouping === undefined ? true : !!o.useGrouping && o.useGrouping !== "false" };
     }
     const SYMBOLS = { USD: "$", EUR: "€", GBP: "£", JPY: "¥" };
+    // A BigInt is formatted from its own digits (as a Number, 10n ** 400n would be ∞).
+    function formatBigInt(o, x) {
+      const neg = x < 0n;
+      let digits = String(neg ? -x : x);
+      if (o.style === "percent") digits = digits === "0" ? "0" : digits + "00";
+      if (o.grouping) digits = digits.replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+      let text = o.min > 0 ? digits + "." + "0".repeat(o.min) : digits;
+      if (o.style === "percent") text += "%";
+      if (o.style === "currency") text = (SYMBOLS[o.currency] || o.currency + "\u00a0") + text;
+      return neg ? "-" + text : text;
+    }
     function formatNumber(o, x) {
-      if (typeof x === "bigint") x = Number(x);
+      if (typeof x === "bigint") return formatBigInt(o, x);
       x = Number(x);
       if (o.style === "percent") x *= 100;
       const neg = x < 0 || Object.is(x, -0);
@@ -608,6 +622,49 @@
       return Object.assign({ locale: "en-US", calendar: "gregory", numberingSystem: "latn", timeZone: "UTC" }, this.__options);
     });
     hidden(DateTimeFormat, "supportedLocalesOf", () => ["en-US"]);
+
+    hidden(BigInt.prototype, "toLocaleString", function toLocaleString(locales, options) {
+      return formatBigInt(numberOptions(options), BigInt.prototype.valueOf.call(this));
+    });
+
+    // Case mappings that depend on the language: Turkish and Azeri dotted and dotless i.
+    const turkic = (locales) => {
+      const l = Array.isArray(locales) ? locales[0] : locales;
+      return typeof l === "string" && /^(tr|az)(-|_|$)/i.test(l);
+    };
+    const coercible = (v, name) => {
+      if (v === undefined || v === null) throw new TypeError(`String.prototype.${name} called on null or undefined`);
+      return String(v);
+    };
+    hidden(String.prototype, "toLocaleUpperCase", function toLocaleUpperCase(locales) {
+      const s = coercible(this, "toLocaleUpperCase");
+      return turkic(locales) ? s.replace(/i/g, "\u0130").toUpperCase() : s.toUpperCase();
+    });
+    hidden(String.prototype, "toLocaleLowerCase", function toLocaleLowerCase(locales) {
+      const s = coercible(this, "toLocaleLowerCase");
+      return turkic(locales) ? s.replace(/\u0130/g, "i").replace(/I/g, "\u0131").toLowerCase() : s.toLowerCase();
+    });
+
+    // `[a, [a]]` with a cycle: engines give "" for an array already being joined; QuickJS's
+    // own recursed until the stack overflowed, past what a script could catch.
+    const joining = new Set();
+    hidden(Array.prototype, "toLocaleString", function toLocaleString(locales, options) {
+      const a = Object(this);
+      if (joining.has(a)) return "";
+      joining.add(a);
+      try {
+        const n = Math.min(Number(a.length) || 0, Number.MAX_SAFE_INTEGER);
+        let out = "";
+        for (let i = 0; i < n; i++) {
+          if (i > 0) out += ",";
+          const e = a[i];
+          if (e !== undefined && e !== null) out += String(e.toLocaleString(locales, options));
+        }
+        return out;
+      } finally {
+        joining.delete(a);
+      }
+    });
 
     const Intl = typeof g.Intl === "object" && g.Intl !== null && !Object.isFrozen(g.Intl) ? g.Intl : {};
     hidden(Intl, "Collator", Collator);

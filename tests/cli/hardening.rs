@@ -560,3 +560,41 @@ fn foreign_run_directories_and_planted_links_are_refused() {
         theirs.stderr
     );
 }
+
+/// ICU edges from the review, as ECMA-402 engines (V8's ICU) give them: a BigInt too large for
+/// a Number is formatted from its digits (it was `∞`), a currency code that is not three
+/// letters is a RangeError (`ZZZZ` was accepted), Turkish case mapping has its dotted and
+/// dotless i, and a cyclic array's `toLocaleString()` is `""` at the cycle (it was a stack
+/// overflow the script could not catch).
+#[test]
+fn locale_edges_behave_as_ecma_402_engines() {
+    let (r, out) = super::run_script(
+        r#"const out = {};
+out.big = new Intl.NumberFormat().format(10n ** 30n);
+out.bigLen = (10n ** 5000n).toLocaleString().length;
+out.bigNeg = (-1234567n).toLocaleString();
+out.bigUsd = new Intl.NumberFormat('en-US', { style: 'currency', currency: 'USD' }).format(12345n);
+try { new Intl.NumberFormat('en-US', { style: 'currency', currency: 'ZZZZ' }); out.zzzz = 'accepted'; }
+catch (e) { out.zzzz = e.name + ': ' + e.message; }
+out.usd = (5).toLocaleString('en-US', { style: 'currency', currency: 'usd' });
+out.upper = 'istanbul'.toLocaleUpperCase('tr');
+out.lower = 'ISTANBUL İ'.toLocaleLowerCase('tr-TR');
+out.plainUpper = 'istanbul'.toLocaleUpperCase('en-US');
+const a = [1, 2]; a.push(a);
+out.cyclic = a.toLocaleString();
+return out;"#,
+        &[],
+    );
+    out.code(0);
+    let v = &r["result"];
+    assert_eq!(v["big"], "1,000,000,000,000,000,000,000,000,000,000", "{v}");
+    assert_eq!(v["bigLen"], 5001 + 1666, "{v}");
+    assert_eq!(v["bigNeg"], "-1,234,567");
+    assert_eq!(v["bigUsd"], "$12,345.00");
+    assert_eq!(v["zzzz"], "RangeError: Invalid currency code : ZZZZ");
+    assert_eq!(v["usd"], "$5.00");
+    assert_eq!(v["upper"], "İSTANBUL");
+    assert_eq!(v["lower"], "ıstanbul i");
+    assert_eq!(v["plainUpper"], "ISTANBUL");
+    assert_eq!(v["cyclic"], "1,2,");
+}
