@@ -1107,7 +1107,10 @@ fn forged_results_are_refused() {
                         result["signature"] = sig.into();
                     }
                     kv.put(&id, result.to_string().into()).await.unwrap();
-                    m.ack().await.unwrap();
+                    // Acked for sure before the consumer goes: a plain ack still in flight
+                    // left the job in the work queue, for the next forger to take instead of
+                    // one of its own run's (and that run then waited forever).
+                    m.double_ack().await.unwrap();
                 }
                 // A work queue takes one consumer per subject: the worker's comes next.
                 drop(msgs);
@@ -1152,7 +1155,31 @@ fn forged_results_are_refused() {
         report["cost"]["total_usd"].as_f64().unwrap() >= 0.0,
         "{report}"
     );
-    // With a key: a plausible but unsigned (or wrongly signed) result is refused.
+    // With a key: a plausible but wrongly signed result is refused.
+    let forger = forge(nats.url(), Some("00".repeat(32).leak()));
+    let report = report_any(
+        host(
+            &s,
+            &nats,
+            &[
+                "run",
+                "w.js",
+                "--yes",
+                "--json",
+                "--backend",
+                "mock",
+                "--results-key-file",
+                "results.key",
+            ],
+        )
+        .spawn(),
+    );
+    forger.join().unwrap();
+    assert_eq!(report["usage"]["agents_failed"], 3, "{report}");
+    assert!(
+        report["failures"].to_string().contains("sign"),
+        "the refusal names the signature: {report}"
+    );
     // A worker with the key: its signed results are taken.
     let _worker = Worker(
         wfhost([
