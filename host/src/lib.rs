@@ -61,7 +61,30 @@ pub struct ExitError {
     pub hint: Option<String>,
 }
 
+/// An error as every command prints it: `error: …` with its causes, then the `hint: …` of the
+/// `ExitError` inside it, if it has one.
+pub fn render_error(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    let text = format!("{e:#}");
+    let mut lines = text.lines();
+    if let Some(first) = lines.next() {
+        out.push_str(&format!("error: {first}\n"));
+    }
+    for l in lines {
+        out.push_str(&format!("{l}\n"));
+    }
+    if let Some(hint) = ExitError::find(e).and_then(|x| x.hint.as_deref()) {
+        out.push_str(&format!("hint: {hint}\n"));
+    }
+    out
+}
+
 impl ExitError {
+    /// The `ExitError` somewhere in `e`'s chain (context added on the way up keeps it).
+    pub fn find(e: &anyhow::Error) -> Option<&ExitError> {
+        e.chain().find_map(|c| c.downcast_ref::<ExitError>())
+    }
+
     pub fn new(code: u8, message: impl Into<String>) -> ExitError {
         ExitError {
             code,

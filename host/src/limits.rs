@@ -11,6 +11,10 @@ use std::time::Duration;
 /// `args` or in files agents read.
 pub const MAX_SCRIPT_BYTES: usize = 4 << 20;
 
+/// How deeply `--args` JSON (and a script's JSON to the host) may nest. Why 128: serde_json's
+/// own recursion limit; deeper JSON is refused by name rather than arriving as a string.
+pub const MAX_JSON_DEPTH: usize = 128;
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Limits {
     /// Linear memory of the guest, in bytes.

@@ -98,10 +98,8 @@ pub fn new_run_id() -> String {
 
 /// `--args` / `--args-file` text: a value that parses as JSON arrives as JSON, otherwise as a
 /// string; a JSON string that itself holds JSON arrives parsed (as on the reference runtime).
-/// JSON nested deeper than this (serde_json's limit) is refused by name rather than arriving
+/// JSON nested deeper than `limits::MAX_JSON_DEPTH` is refused by name rather than arriving
 /// as a string.
-pub const MAX_JSON_DEPTH: usize = 128;
-
 pub fn parse_args(text: &str) -> Result<Value> {
     let too_deep = |e: &serde_json::Error| e.to_string().contains("recursion limit exceeded");
     let v = match serde_json::from_str(text.trim()) {
@@ -159,7 +157,8 @@ fn strip_position(message: &str) -> &str {
 
 fn args_too_deep() -> anyhow::Error {
     crate::ExitError::usage(format!(
-        "the args are JSON nested deeper than {MAX_JSON_DEPTH} levels"
+        "the args are JSON nested deeper than {} levels",
+        crate::limits::MAX_JSON_DEPTH
     ))
     .hint("flatten them, or pass the deep part as a string the script parses")
     .into()

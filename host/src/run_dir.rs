@@ -290,11 +290,6 @@ impl RunDir {
             Err(_) => false,
         }
     }
-
-    /// Reads the run's journal.
-    pub fn load(&self) -> Result<crate::journal::Loaded> {
-        crate::journal::load(&self.journal())
-    }
 }
 
 /// Sets `path`'s permission bits to `mode` unless they are that already (a directory or file

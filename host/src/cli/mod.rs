@@ -317,32 +317,11 @@ fn parse_size(s: &str) -> Result<u64, String> {
 /// Prints an error the way every command does: `error: …` with its causes, then the
 /// `hint: …` of the `ExitError` inside it, if it has one.
 pub fn print_error(e: &anyhow::Error) {
-    eprint!("{}", render_error(e));
-}
-
-/// The text `print_error` prints.
-pub fn render_error(e: &anyhow::Error) -> String {
-    let mut out = String::new();
-    let text = format!("{e:#}");
-    let mut lines = text.lines();
-    if let Some(first) = lines.next() {
-        out.push_str(&format!("error: {first}\n"));
-    }
-    for l in lines {
-        out.push_str(&format!("{l}\n"));
-    }
-    if let Some(hint) = exit_error(e).and_then(|x| x.hint.as_deref()) {
-        out.push_str(&format!("hint: {hint}\n"));
-    }
-    out
-}
-
-fn exit_error(e: &anyhow::Error) -> Option<&crate::ExitError> {
-    e.chain().find_map(|c| c.downcast_ref::<crate::ExitError>())
+    eprint!("{}", crate::render_error(e));
 }
 
 pub fn error_code(e: &anyhow::Error) -> u8 {
-    exit_error(e).map_or(exit::INTERNAL, |x| x.code)
+    crate::ExitError::find(e).map_or(exit::INTERNAL, |x| x.code)
 }
 
 /// `--color WHEN` (or `--color=WHEN`) as given, before clap parses anything.

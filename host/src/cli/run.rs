@@ -513,7 +513,7 @@ fn detach(a: &RunArgs, run_id: &str, cwd: &Path) -> Result<u8> {
     };
     // Ended already: a quick run may finish before this process looks. It started if its
     // journal has a record; otherwise it ended before it began, and its output says why.
-    let began = dir.load().is_ok_and(|l| !l.records.is_empty());
+    let began = crate::journal::load_run(&dir).is_ok_and(|l| !l.records.is_empty());
     if let Some(status) = code.filter(|_| !began) {
         let out = std::fs::read_to_string(dir.output()).unwrap_or_default();
         eprint!("{}", sanitize::text(&out));

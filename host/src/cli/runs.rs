@@ -92,7 +92,7 @@ pub(super) fn runs(a: RunsArgs) -> Result<u8> {
         None => {
             let mut summaries = Vec::new();
             for run in RunDir::list(&cwd) {
-                match run.load() {
+                match crate::journal::load_run(&run) {
                     Ok(loaded) => summaries.push(summarise(&run, &History::fold(&loaded))),
                     Err(e) => eprintln!("warning: skipping run `{}`: {e:#}", run.id()),
                 }
@@ -134,7 +134,7 @@ pub(super) fn runs(a: RunsArgs) -> Result<u8> {
         }
         Some(RunsCommand::Show { run_id }) => {
             let run = RunDir::existing(&cwd, &run_id)?;
-            let history = History::fold(&run.load()?);
+            let history = History::fold(&crate::journal::load_run(&run)?);
             let summary = summarise(&run, &history);
             let transcripts = Transcripts::load(&run);
             let duration = |c: &crate::journal::Call| transcripts.duration_ms(&c.key, c.occurrence);
@@ -248,8 +248,7 @@ pub(super) fn runs(a: RunsArgs) -> Result<u8> {
             let (mut removed, mut kept) = (0, 0);
             for run in RunDir::list(&cwd) {
                 let id = run.id();
-                let started = run
-                    .load()
+                let started = crate::journal::load_run(&run)
                     .ok()
                     .and_then(|l| humantime::parse_rfc3339(&History::fold(&l).started_at).ok());
                 let started = started.or_else(|| {

@@ -38,7 +38,7 @@ pub(super) struct TraceArgs {
 pub(super) fn trace(a: TraceArgs) -> Result<u8> {
     let cwd = std::env::current_dir()?;
     let run = RunDir::existing(&cwd, &a.run_id)?;
-    let t = trace::build(&run, &History::fold(&run.load()?));
+    let t = trace::build(&run, &History::fold(&crate::journal::load_run(&run)?));
     let text = match a.format {
         Format::Mermaid => trace::mermaid(&t),
         Format::Dot => trace::dot(&t),

@@ -14,8 +14,7 @@ use tokio::net::unix::OwnedReadHalf;
 /// Why a run cannot be reached, in words: finished, crashed or not started yet.
 fn not_live(dir: &RunDir) -> anyhow::Error {
     let id = dir.id();
-    let status = dir
-        .load()
+    let status = crate::journal::load_run(dir)
         .ok()
         .map(|l| crate::journal::History::fold(&l).status);
     let (what, hint) = match status {

@@ -173,7 +173,7 @@ fn detail(dir: Option<&RunDir>, app: &App, handle: u32) -> Detail {
         }
     }
     let found = dir.and_then(|dir| {
-        let loaded = dir.load().ok()?;
+        let loaded = crate::journal::load_run(dir).ok()?;
         let (key, occurrence) = loaded.records.iter().find_map(|r| match r {
             crate::journal::Record::AgentStarted {
                 key,

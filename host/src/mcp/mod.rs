@@ -504,7 +504,7 @@ impl Server {
                 Ok(answer(&format!("{}: done", p.action), &reply))
             }
             Err(e) => {
-                let hint = crate::cli::render_error(&e);
+                let hint = crate::render_error(&e);
                 refuse(hint.trim_start_matches("error: ").trim_end().to_string())
             }
         }
@@ -570,7 +570,9 @@ impl Server {
     ) -> Result<CallToolResult, McpError> {
         let mut out = Vec::new();
         for dir in RunDir::list(&self.cwd).into_iter().take(50) {
-            let Ok(loaded) = dir.load() else { continue };
+            let Ok(loaded) = crate::journal::load_run(&dir) else {
+                continue;
+            };
             let h = crate::journal::History::fold(&loaded);
             let status = h.status_now(dir.is_running());
             out.push(json!({

@@ -171,7 +171,7 @@ pub async fn status(dir: &RunDir) -> Result<Value> {
         }
         return Ok(v);
     }
-    let h = History::fold(&dir.load()?);
+    let h = History::fold(&crate::journal::load_run(dir)?);
     Ok(finished(dir, &h))
 }
 
@@ -223,7 +223,7 @@ pub async fn wait_end(dir: &RunDir, wait: Duration, tick: impl Fn(&Value) + Send
 /// agents failed, the result (capped; the whole of it in `result.json`), the failures, and
 /// where the transcripts are.
 pub fn result(dir: &RunDir) -> Result<(String, Value)> {
-    let h = History::fold(&dir.load()?);
+    let h = History::fold(&crate::journal::load_run(dir)?);
     let status = h.status_now(dir.is_running());
     let mut v = finished(dir, &h);
     let (done, failed) = (h.done() + h.served, h.failed());

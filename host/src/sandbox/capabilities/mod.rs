@@ -276,7 +276,7 @@ impl Capabilities {
             let error = if e.to_string().contains("recursion limit exceeded") {
                 format!(
                     "the script's result is nested deeper than {} levels; return a flatter value (or a JSON string)",
-                    crate::run::MAX_JSON_DEPTH
+                    crate::limits::MAX_JSON_DEPTH
                 )
             } else {
                 format!("the guest sent a malformed outcome: {e}")
