@@ -432,22 +432,33 @@ impl Plan {
     }
 }
 
-/// Runs `script` on synthesized answers and projects what it asked (the whole of `wfhost plan`
-/// but the printing; also what the approval prompt shows).
-#[allow(
-    clippy::too_many_arguments,
-    reason = "the run's inputs, each needed once; two callers"
-)]
-pub async fn dry_run(
-    script: crate::script::Script,
-    args: Option<serde_json::Value>,
-    config: std::sync::Arc<crate::config::Config>,
-    limits: crate::limits::Limits,
-    cwd: std::path::PathBuf,
-    no_cache: bool,
-    backend_model: Option<Option<String>>,
-    counter: Option<Arc<crate::backend::messages::Messages>>,
-) -> anyhow::Result<Plan> {
+/// What a dry run needs: the script and everything a run of it would get.
+pub struct DryRun {
+    pub script: crate::script::Script,
+    pub args: Option<serde_json::Value>,
+    pub config: Arc<crate::config::Config>,
+    pub limits: crate::limits::Limits,
+    pub cwd: std::path::PathBuf,
+    pub no_cache: bool,
+    /// The chosen backend's default model, when the caller knows the backend.
+    pub backend_model: Option<Option<String>>,
+    /// Counts input with the Messages API (`wfhost plan` on `messages`).
+    pub counter: Option<Arc<crate::backend::messages::Messages>>,
+}
+
+/// Runs the script on synthesized answers and projects what it asked (the whole of `wfhost
+/// plan` but the printing; also what the approval prompt shows).
+pub async fn dry_run(d: DryRun) -> anyhow::Result<Plan> {
+    let DryRun {
+        script,
+        args,
+        config,
+        limits,
+        cwd,
+        no_cache,
+        backend_model,
+        counter,
+    } = d;
     let name = script.meta.name.clone();
     let cap = limits.max_agents;
     // The model agents would get: the chosen backend's default (when the caller knows the

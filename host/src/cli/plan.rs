@@ -83,16 +83,16 @@ pub(super) async fn plan(a: PlanArgs) -> Result<u8> {
     };
     let claude_default = (backend.as_deref() == Some("claude") && config.model.is_none())
         .then(|| config.model().to_string());
-    let mut plan = crate::plan::dry_run(
+    let mut plan = crate::plan::dry_run(crate::plan::DryRun {
         script,
         args,
         config,
-        a.limits.limits(),
+        limits: a.limits.limits(),
         cwd,
-        a.limits.no_cache(),
-        model,
+        no_cache: a.limits.no_cache(),
+        backend_model: model,
         counter,
-    )
+    })
     .await?;
     if let Some(model) = claude_default {
         plan.warnings.push(format!(

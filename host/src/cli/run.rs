@@ -218,16 +218,16 @@ pub(super) async fn run(mut a: RunArgs) -> Result<u8> {
         // Before asking a person: what the run is projected to start and cost (`wfhost plan`).
         let asking = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
         let projection = match (&target, asking) {
-            (Target::Script(s), true) => crate::plan::dry_run(
-                s.clone(),
-                args.clone(),
-                config.clone(),
-                limits.clone(),
-                cwd.clone(),
-                a.common.limits.no_cache(),
-                Some(backend.default_model()),
-                None,
-            )
+            (Target::Script(s), true) => crate::plan::dry_run(crate::plan::DryRun {
+                script: s.clone(),
+                args: args.clone(),
+                config: config.clone(),
+                limits: limits.clone(),
+                cwd: cwd.clone(),
+                no_cache: a.common.limits.no_cache(),
+                backend_model: Some(backend.default_model()),
+                counter: None,
+            })
             .await
             .ok(),
             _ => None,
