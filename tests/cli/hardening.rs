@@ -15,6 +15,43 @@ fn script(body: &str) -> Scratch {
     s
 }
 
+/// A detached run of `w.js` on the mock backend, its runs directory under the scratch one.
+struct Detached {
+    id: String,
+    pid: u64,
+    socket: std::path::PathBuf,
+}
+
+/// Starts `w.js` detached (with `extra` flags); returns once its control socket is up.
+fn detach(s: &Scratch, extra: &[&str]) -> Detached {
+    let runs = s.path().join("runs");
+    let out = wfhost([
+        "run",
+        "w.js",
+        "--backend",
+        "mock",
+        "--yes",
+        "--detach",
+        "--json",
+    ])
+    .args(extra)
+    .dir(s.path())
+    .env("WFHOST_RUNS_DIR", &runs)
+    .run();
+    out.code(0);
+    let r = out.report();
+    let id = r["run_id"].as_str().unwrap().to_string();
+    let socket = runs.join(&id).join("control.sock");
+    super::wait_for(Duration::from_secs(20), "the control socket", || {
+        socket.exists()
+    });
+    Detached {
+        id,
+        pid: r["pid"].as_u64().unwrap(),
+        socket,
+    }
+}
+
 fn mode(p: &std::path::Path) -> u32 {
     std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o777
 }
@@ -173,24 +210,7 @@ fn invalid_utf8_on_the_control_socket_gets_an_error_line() {
     use std::io::{BufRead as _, Write as _};
     let s = script("return await agent('long [delay=60000]');");
     let runs = s.path().join("runs");
-    let out = wfhost([
-        "run",
-        "w.js",
-        "--backend",
-        "mock",
-        "--yes",
-        "--detach",
-        "--json",
-    ])
-    .dir(s.path())
-    .env("WFHOST_RUNS_DIR", &runs)
-    .run();
-    out.code(0);
-    let id = out.report()["run_id"].as_str().unwrap().to_string();
-    let socket = runs.join(&id).join("control.sock");
-    super::wait_for(Duration::from_secs(20), "the control socket", || {
-        socket.exists()
-    });
+    let Detached { id, socket, .. } = detach(&s, &[]);
     let mut stream = std::os::unix::net::UnixStream::connect(&socket).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
@@ -252,26 +272,7 @@ fn request_tool(
 fn a_permission_prompt_shows_everything_and_always_allows_only_its_pattern() {
     let s = script("return await agent('long [delay=60000]');");
     let runs = s.path().join("runs");
-    let out = wfhost([
-        "run",
-        "w.js",
-        "--backend",
-        "mock",
-        "--yes",
-        "--detach",
-        "--json",
-        "--permission-timeout",
-        "120s",
-    ])
-    .dir(s.path())
-    .env("WFHOST_RUNS_DIR", &runs)
-    .run();
-    out.code(0);
-    let id = out.report()["run_id"].as_str().unwrap().to_string();
-    let socket = runs.join(&id).join("control.sock");
-    super::wait_for(Duration::from_secs(20), "the control socket", || {
-        socket.exists()
-    });
+    let Detached { id, socket, .. } = detach(&s, &["--permission-timeout", "120s"]);
     let cmd = format!(
         "cd {} && env -u CI TERM=xterm-256color WFHOST_RUNS_DIR=runs {} watch {id}; echo WATCH-EXIT=$?; sleep 60",
         s.path().display(),
@@ -433,24 +434,8 @@ fn subscribers_that_never_read_cost_the_run_nothing() {
     );
     let runs = s.path().join("runs");
     let start = || {
-        let out = wfhost([
-            "run",
-            "w.js",
-            "--backend",
-            "mock",
-            "--yes",
-            "--detach",
-            "--json",
-        ])
-        .dir(s.path())
-        .env("WFHOST_RUNS_DIR", &runs)
-        .run();
-        out.code(0);
-        let r = out.report();
-        (
-            r["run_id"].as_str().unwrap().to_string(),
-            r["pid"].as_u64().unwrap(),
-        )
+        let d = detach(&s, &[]);
+        (d.id, d.pid, d.socket)
     };
     let held = |id: &str| {
         super::wait_for(Duration::from_secs(60), "the run to log its lines", || {
@@ -466,16 +451,12 @@ fn subscribers_that_never_read_cost_the_run_nothing() {
             .run();
     };
 
-    let (alone, alone_pid) = start();
+    let (alone, alone_pid, _) = start();
     held(&alone);
     let baseline = rss_kib(alone_pid);
     stop(&alone);
 
-    let (id, pid) = start();
-    let socket = runs.join(&id).join("control.sock");
-    super::wait_for(Duration::from_secs(20), "the control socket", || {
-        socket.exists()
-    });
+    let (id, pid, socket) = start();
     let stuck: Vec<std::os::unix::net::UnixStream> = (0..40)
         .map(|_| {
             let mut c = std::os::unix::net::UnixStream::connect(&socket).unwrap();

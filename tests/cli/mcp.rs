@@ -515,13 +515,9 @@ fn claude_code_runs_a_workflow_through_wfhost_mcp() {
     );
 }
 
-/// `wfhost mcp --http`: streamable HTTP on loopback, every request needing the bearer token;
-/// a non-loopback address is refused.
-#[test]
-fn mcp_over_http_needs_the_bearer_token() {
+/// `wfhost mcp --http 127.0.0.1:0` in the project with `token`; returns it and its URL.
+fn http_server(s: &Scratch, token: &str) -> (std::process::Child, String) {
     use std::io::BufRead as _;
-    let s = project();
-    let token = "test-token-0123456789abcdef";
     let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_wfhost"))
         .args(["mcp", "--http", "127.0.0.1:0"])
         .current_dir(s.path())
@@ -540,6 +536,16 @@ fn mcp_over_http_needs_the_bearer_token() {
         .find(|w| w.starts_with("http://127.0.0.1:"))
         .unwrap_or_else(|| panic!("the address: {line}"))
         .to_string();
+    (server, url)
+}
+
+/// `wfhost mcp --http`: streamable HTTP on loopback, every request needing the bearer token;
+/// a non-loopback address is refused.
+#[test]
+fn mcp_over_http_needs_the_bearer_token() {
+    let s = project();
+    let token = "test-token-0123456789abcdef";
+    let (mut server, url) = http_server(&s, token);
     let post = |auth: Option<&str>, body: &str, session: Option<&str>| -> String {
         let mut cmd = std::process::Command::new("curl");
         cmd.args(["-s", "-D", "-", "-X", "POST", &url])
@@ -889,27 +895,10 @@ async fn one_client_has_a_run_cap_and_any_args_reach_the_run() {
 /// the token; `initialize` past the session cap gets a 503 until a session ends.
 #[test]
 fn mcp_over_http_holds_up_against_a_local_user_without_the_token() {
-    use std::io::{BufRead as _, Read as _, Write as _};
+    use std::io::{Read as _, Write as _};
     let s = project();
     let token = "test-token-0123456789abcdef";
-    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_wfhost"))
-        .args(["mcp", "--http", "127.0.0.1:0"])
-        .current_dir(s.path())
-        .env("WFHOST_MCP_TOKEN", token)
-        .env("WFHOST_CACHE_DIR", super::cache_dir())
-        .env("HOME", s.path().join("home"))
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(server.stderr.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://127.0.0.1:"))
-        .unwrap_or_else(|| panic!("the address: {line}"))
-        .to_string();
+    let (mut server, url) = http_server(&s, token);
     let addr = url
         .trim_start_matches("http://")
         .trim_end_matches("/mcp")
