@@ -61,6 +61,14 @@ pub struct ExitError {
     pub hint: Option<String>,
 }
 
+/// 32 bytes from the kernel's random source: journal keys, job cancel secrets, MCP tokens.
+pub fn random_key() -> std::io::Result<[u8; 32]> {
+    use std::io::Read as _;
+    let mut key = [0u8; 32];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut key)?;
+    Ok(key)
+}
+
 /// An error as every command prints it: `error: …` with its causes, then the `hint: …` of the
 /// `ExitError` inside it, if it has one.
 pub fn render_error(e: &anyhow::Error) -> String {

@@ -1125,24 +1125,17 @@ fn forged_results_are_refused() {
         let stdout = String::from_utf8_lossy(&out.stdout);
         serde_json::from_str(stdout.lines().last().unwrap_or("{}")).unwrap()
     };
-    let forger = forge(nats.url(), None);
-    let report = report_any(
+    let mock_run = |extra: &[&str]| {
         host(
             &s,
             &nats,
-            &[
-                "run",
-                "w.js",
-                "--yes",
-                "--json",
-                "--backend",
-                "mock",
-                "--max-cost",
-                "1",
-            ],
+            &["run", "w.js", "--yes", "--json", "--backend", "mock"],
         )
-        .spawn(),
-    );
+        .args(extra)
+        .spawn()
+    };
+    let forger = forge(nats.url(), None);
+    let report = report_any(mock_run(&["--max-cost", "1"]));
     forger.join().unwrap();
     assert_eq!(report["usage"]["agents_failed"], 3, "{report}");
     assert!(
@@ -1157,23 +1150,7 @@ fn forged_results_are_refused() {
     );
     // With a key: a plausible but wrongly signed result is refused.
     let forger = forge(nats.url(), Some("00".repeat(32).leak()));
-    let report = report_any(
-        host(
-            &s,
-            &nats,
-            &[
-                "run",
-                "w.js",
-                "--yes",
-                "--json",
-                "--backend",
-                "mock",
-                "--results-key-file",
-                "results.key",
-            ],
-        )
-        .spawn(),
-    );
+    let report = report_any(mock_run(&["--results-key-file", "results.key"]));
     forger.join().unwrap();
     assert_eq!(report["usage"]["agents_failed"], 3, "{report}");
     assert!(
@@ -1195,23 +1172,7 @@ fn forged_results_are_refused() {
         ])
         .spawn(),
     );
-    let report = report_of(
-        host(
-            &s,
-            &nats,
-            &[
-                "run",
-                "w.js",
-                "--yes",
-                "--json",
-                "--backend",
-                "mock",
-                "--results-key-file",
-                "results.key",
-            ],
-        )
-        .spawn(),
-    );
+    let report = report_of(mock_run(&["--results-key-file", "results.key"]));
     assert_eq!(report["usage"]["agents_done"], 3, "{report}");
 }
 

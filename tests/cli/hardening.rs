@@ -233,22 +233,6 @@ fn invalid_utf8_on_the_control_socket_gets_an_error_line() {
         .code(0);
 }
 
-/// Sends `request` on a run's control socket and returns the reply line (a `permission`
-/// request's reply comes when it is decided).
-fn ask(socket: &std::path::Path, request: &serde_json::Value) -> serde_json::Value {
-    use std::io::{BufRead as _, Write as _};
-    let mut stream = std::os::unix::net::UnixStream::connect(socket).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(60)))
-        .unwrap();
-    writeln!(stream, "{request}").unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(&stream)
-        .read_line(&mut line)
-        .unwrap();
-    serde_json::from_str(&line).unwrap()
-}
-
 /// An agent's permission request, as its helper sends it: held until it is decided.
 fn request_tool(
     socket: &std::path::Path,
@@ -260,7 +244,7 @@ fn request_tool(
         "v": 1, "cmd": "permission", "agent": agent, "tool": "Bash",
         "input": { "command": command }, "client": "wfhost permission-server",
     });
-    std::thread::spawn(move || ask(&socket, &request))
+    std::thread::spawn(move || super::control_request(&socket, &request))
 }
 
 /// The permission prompt in `wfhost watch` (a real terminal) shows a padded command whole —
@@ -466,12 +450,9 @@ fn subscribers_that_never_read_cost_the_run_nothing() {
         .collect();
     held(&id);
     let with = rss_kib(pid);
-    // The run is still served: a reader gets the whole stream.
-    let status = wfhost(["runs", "show", &id, "--json"])
-        .dir(s.path())
-        .env("WFHOST_RUNS_DIR", &runs)
-        .run();
-    status.code(0);
+    // The run still answers on its socket beside them.
+    let status = super::control_request(&socket, &serde_json::json!({"v": 1, "cmd": "status"}));
+    assert_eq!(status["ok"], true, "{status}");
     stop(&id);
     drop(stuck);
     eprintln!("run memory: alone {baseline} KiB, with 40 subscribers that never read {with} KiB");

@@ -200,6 +200,22 @@ pub fn missing_tool(test: &str, what: &str) {
     eprintln!("SKIPPED {test}: {what} (.ci/run installs it)");
 }
 
+/// Sends `request` on a run's control socket and returns the reply line (a `permission`
+/// request's reply comes when it is decided; at most a minute).
+pub fn control_request(socket: &Path, request: &Value) -> Value {
+    use std::io::{BufRead as _, Write as _};
+    let mut stream = std::os::unix::net::UnixStream::connect(socket).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .unwrap();
+    writeln!(stream, "{request}").unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(&stream)
+        .read_line(&mut line)
+        .unwrap();
+    serde_json::from_str(&line).unwrap()
+}
+
 /// Polls until `done` holds, for at most `limit` (then fails, naming `what`).
 pub fn wait_for(limit: std::time::Duration, what: &str, mut done: impl FnMut() -> bool) {
     let start = std::time::Instant::now();

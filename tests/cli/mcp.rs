@@ -746,16 +746,7 @@ fn a_claude_agents_permission_request_reaches_a_person() {
         .unwrap()
         .to_string();
     let socket = s.path().join(".wfhost/runs").join(&id).join("control.sock");
-    let ask = |request: Value| -> Value {
-        use std::io::{BufRead as _, Write as _};
-        let mut stream = std::os::unix::net::UnixStream::connect(&socket).unwrap();
-        writeln!(stream, "{request}").unwrap();
-        let mut line = String::new();
-        std::io::BufReader::new(&stream)
-            .read_line(&mut line)
-            .unwrap();
-        serde_json::from_str(&line).unwrap()
-    };
+    let ask = |request: Value| -> Value { super::control_request(&socket, &request) };
     let mut pending = Value::Null;
     for _ in 0..400 {
         let status = ask(json!({"v": 1, "cmd": "status"}));

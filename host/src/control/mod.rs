@@ -176,7 +176,8 @@ struct Inner {
 struct Asking {
     tx: tokio::sync::oneshot::Sender<Decision>,
     tool: String,
-    input: Value,
+    /// What "always" on it would allow.
+    rule: permission::Rule,
 }
 
 /// How a permission request was decided: what the agent is told, and what the journal keeps.
@@ -261,7 +262,8 @@ impl Control {
         input: &Value,
     ) -> (bool, String) {
         let rule = permission::Rule::for_request(tool, input);
-        let (id, standing, rx) = {
+        // A standing rule decides at once; otherwise the request waits for an operator.
+        let (id, waiting) = {
             let mut inner = self.inner();
             inner.next_permission += 1;
             let id = inner.next_permission;
@@ -270,59 +272,57 @@ impl Control {
                 .iter()
                 .find(|(r, _)| r.matches(tool, input))
                 .map(|(r, by)| (r.describe(), by.clone()));
-            let rx = if standing.is_none() {
-                let (tx, rx) = tokio::sync::oneshot::channel();
-                inner.asking.insert(
-                    id,
-                    Asking {
-                        tx,
-                        tool: tool.to_string(),
-                        input: input.clone(),
-                    },
-                );
-                Some(rx)
-            } else {
-                None
+            let waiting = match standing {
+                Some(standing) => Err(standing),
+                None => {
+                    let (tx, rx) = tokio::sync::oneshot::channel();
+                    inner.asking.insert(
+                        id,
+                        Asking {
+                            tx,
+                            tool: tool.to_string(),
+                            rule: rule.clone(),
+                        },
+                    );
+                    Ok(rx)
+                }
             };
-            (id, standing, rx)
+            (id, waiting)
         };
+        let shown = permission::event_input(input);
         self.emit(Event::Permission {
             id,
             agent,
             tool: tool.to_string(),
-            input: permission::event_input(input),
+            input: shown.clone(),
             always: rule.describe(),
         });
-        let d = match (standing, rx) {
-            (Some((rule, by)), _) => Decision {
+        let d = match waiting {
+            Err((rule, by)) => Decision {
                 allowed: true,
                 message: format!("allowed by the standing rule `{rule}` an operator set ({by})"),
                 how: "rule",
                 by,
                 rule: Some(rule),
             },
-            (None, rx) => {
+            Ok(rx) => {
                 let wait = self.permission_wait.lock().map_or(PERMISSION_WAIT, |w| *w);
-                let answered = match rx {
-                    Some(rx) => tokio::time::timeout(wait, rx)
-                        .await
-                        .ok()
-                        .and_then(Result::ok),
-                    None => None,
-                };
-                answered.unwrap_or_else(|| {
-                    self.inner().asking.remove(&id);
-                    Decision {
-                        allowed: false,
-                        message: format!(
-                            "nobody answered this permission request within {} (wfhost --permission-timeout): `{tool}` is not allowed for this agent; do the task without it, or say what you needed",
-                            humantime::format_duration(wait)
-                        ),
-                        how: "timeout",
-                        by: "nobody".into(),
-                        rule: None,
+                match tokio::time::timeout(wait, rx).await {
+                    Ok(Ok(answered)) => answered,
+                    _ => {
+                        self.inner().asking.remove(&id);
+                        Decision {
+                            allowed: false,
+                            message: format!(
+                                "nobody answered this permission request within {} (wfhost --permission-timeout): `{tool}` is not allowed for this agent; do the task without it, or say what you needed",
+                                humantime::format_duration(wait)
+                            ),
+                            how: "timeout",
+                            by: "nobody".into(),
+                            rule: None,
+                        }
                     }
-                })
+                }
             }
         };
         if let Some(j) = &self.journal {
@@ -330,7 +330,7 @@ impl Control {
                 id,
                 agent,
                 tool: tool.to_string(),
-                input: permission::event_input(input),
+                input: shown,
                 allowed: d.allowed,
                 decision: d.how.to_string(),
                 rule: d.rule,
@@ -367,9 +367,8 @@ impl Control {
         let tool = asking.tool.clone();
         let mut rule = None;
         if decision == "always" {
-            let r = permission::Rule::for_request(&asking.tool, &asking.input);
-            rule = Some(r.describe());
-            inner.always.push((r, who.to_string()));
+            rule = Some(asking.rule.describe());
+            inner.always.push((asking.rule, who.to_string()));
         }
         let message = match (&rule, decision) {
             (Some(rule), _) => {

@@ -59,14 +59,8 @@ impl Nats {
             url: url.to_string(),
             results_key: super::results_key(auth)?,
             warned: std::sync::Mutex::new(None),
-            cancel_key: {
-                use std::io::Read as _;
-                let mut key = [0u8; 32];
-                std::fs::File::open("/dev/urandom")
-                    .and_then(|mut f| f.read_exact(&mut key))
-                    .map_err(|e| anyhow::anyhow!("cannot read /dev/urandom: {e}"))?;
-                key
-            },
+            cancel_key: crate::random_key()
+                .map_err(|e| anyhow::anyhow!("cannot read /dev/urandom: {e}"))?,
         })
     }
 

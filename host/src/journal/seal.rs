@@ -27,11 +27,7 @@ impl Key {
         if !fresh {
             return Ok(None);
         }
-        let mut bytes = [0u8; 32];
-        use std::io::Read as _;
-        std::fs::File::open("/dev/urandom")
-            .and_then(|mut f| f.read_exact(&mut bytes))
-            .context("reading /dev/urandom for the journal key")?;
+        let bytes = crate::random_key().context("reading /dev/urandom for the journal key")?;
         use std::io::Write as _;
         use std::os::unix::fs::OpenOptionsExt as _;
         let mut f = std::fs::OpenOptions::new()

@@ -287,10 +287,7 @@ fn token() -> anyhow::Result<String> {
                 .hint("use a long random token, or unset it and wfhost makes one")
         ),
         Err(_) => {
-            use std::io::Read as _;
-            let mut random = [0u8; 32];
-            std::fs::File::open("/dev/urandom")
-                .and_then(|mut f| f.read_exact(&mut random))
+            let random = crate::random_key()
                 .map_err(|e| anyhow::anyhow!("cannot read /dev/urandom for a token: {e}"))?;
             let t = blake3::hash(&random).to_hex()[..32].to_string();
             eprintln!("wfhost mcp: bearer token {t} (set $WFHOST_MCP_TOKEN to choose it)");
