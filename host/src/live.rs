@@ -133,6 +133,10 @@ impl LiveRun {
     }
 
     /// Applies one event (at `t_ms` since the run started).
+    #[expect(
+        clippy::too_many_lines,
+        reason = "a fold over the event kinds: one short arm per kind"
+    )]
     pub fn apply(&mut self, t_ms: u64, e: &Event) {
         self.t_ms = self.t_ms.max(t_ms);
         match e {

@@ -53,6 +53,17 @@ pub struct RunOptions {
     pub wait_on_limit: bool,
 }
 
+impl RunOptions {
+    /// The ceilings in force, as the journal and the report keep them.
+    fn ceilings(&self) -> Ceilings {
+        Ceilings {
+            budget_tokens: self.budget_tokens,
+            max_cost: self.max_cost,
+            limits: self.limits.clone(),
+        }
+    }
+}
+
 /// An open run directory, and what a resume may serve from it.
 pub struct RunJournal {
     pub journal: Arc<Journal>,
@@ -208,75 +219,124 @@ pub fn rejected(
     }
 }
 
+/// Runs a workflow to its end, in steps: compile (a script QuickJS cannot compile is rejected
+/// before anything runs) → prepare (the run directory, `RunStarted`) → start (scheduler and
+/// capabilities, then the guest) → the outcome → the journal's last record and the report.
 pub async fn execute(
     sandbox: &Sandbox,
     cache: &Cache,
     target: Target,
-    opts: RunOptions,
+    mut opts: RunOptions,
     run_id: String,
 ) -> Result<RunReport> {
     let started = Instant::now();
-    let backend_name = opts.backend.name().to_string();
-    let (origin, meta) = match &target {
-        Target::Script(s) => (s.origin.clone(), Some(s.meta.clone())),
-        Target::Module { meta, .. } => ("module".to_string(), meta.clone()),
-    };
-
     let mut timings = Timings {
         guest_load_ms: ms(sandbox.load_time),
         guest_source: sandbox.artifact.source.to_string(),
         ..Timings::default()
     };
-    // Compile first: a script QuickJS cannot compile is rejected before anything runs.
+    let bytecode = match compile(sandbox, cache, &target, &mut timings).await? {
+        Ok(b) => b,
+        Err(rejection) => {
+            return Ok(rejected(run_id, &rejection, opts.backend.name(), started));
+        }
+    };
+    let (journal, served, resume) = match opts.journal.take() {
+        Some(j) => (Some(j.journal), j.cache, j.resume),
+        None => (None, HashMap::new(), false),
+    };
+    prepare(&target, &opts, journal.as_ref(), &run_id, resume)?;
+    let caps = start(&target, &mut opts, journal.clone(), served);
+    let run_start = Instant::now();
+    let (ending, caps) = match (&target, bytecode) {
+        (Target::Module { module, .. }, _) => sandbox.run_module(module, caps).await,
+        (_, Some(bytecode)) => sandbox.run_bytecode(&bytecode, caps).await,
+        (Target::Script(_), None) => unreachable!("scripts always have bytecode"),
+    };
+    timings.run_ms = ms(run_start.elapsed());
+    timings.instantiate_ms = ms(caps.instantiate);
+    let ended = Ended::of(
+        ending,
+        &caps.ledger,
+        &opts.limits,
+        journal.as_ref(),
+        &run_id,
+    );
+    Ok(finish(
+        ended,
+        caps.ledger,
+        opts,
+        journal,
+        run_id,
+        started,
+        timings,
+    ))
+}
+
+/// The guest's bytecode for a script (`None` for a precompiled module), or the rejection of a
+/// script with a syntax error.
+async fn compile(
+    sandbox: &Sandbox,
+    cache: &Cache,
+    target: &Target,
+    timings: &mut Timings,
+) -> Result<Result<Option<Vec<u8>>, Rejection>> {
     let compile_start = Instant::now();
-    let bytecode = match &target {
+    let bytecode = match target {
         Target::Script(script) => match sandbox.bytecode(cache, &script.module).await? {
             (Ok(b), cached) => {
                 timings.bytecode_cached = cached;
                 Some(b)
             }
             (Err(message), _) => {
-                let rejection = Rejection {
+                return Ok(Err(Rejection {
                     message: format!(
                         "Workflow script has a syntax error and was not launched:\n  {message}"
                     ),
                     location: Some(script.origin.clone()),
                     hint: None,
-                };
-                return Ok(rejected(run_id, &rejection, &backend_name, started));
+                }));
             }
         },
         Target::Module { .. } => None,
     };
     timings.compile_ms = ms(compile_start.elapsed());
+    Ok(Ok(bytecode))
+}
 
-    let (journal, cache, resume) = match opts.journal {
-        Some(j) => (Some(j.journal), j.cache, j.resume),
-        None => (None, HashMap::new(), false),
+/// The run directory gets the script, its args and `RunStarted` (a run that cannot write them
+/// does not start: exit 75); the views get `run_started`.
+fn prepare(
+    target: &Target,
+    opts: &RunOptions,
+    journal: Option<&Arc<Journal>>,
+    run_id: &str,
+    resume: bool,
+) -> Result<()> {
+    let (origin, meta) = match target {
+        Target::Script(s) => (s.origin.clone(), Some(s.meta.clone())),
+        Target::Module { meta, .. } => ("module".to_string(), meta.clone()),
     };
-    if let Some(j) = &journal {
+    if let Some(j) = journal {
         let dir = j.dir();
         let unwritable = |e: anyhow::Error| -> anyhow::Error {
             crate::ExitError::temporary(format!("the run cannot start: {e:#}"))
                 .hint("free space on that disk (or point $WFHOST_RUNS_DIR elsewhere), then run it again")
                 .into()
         };
-        if let Target::Script(s) = &target {
-            RunDir::write_private(&dir.script(), s.source.as_bytes()).map_err(|e| {
-                unwritable(
-                    anyhow::Error::new(e).context(format!("writing `{}`", dir.script().display())),
-                )
-            })?;
+        let write = |path: PathBuf, bytes: &[u8]| {
+            RunDir::write_private(&path, bytes).map_err(|e| {
+                unwritable(anyhow::Error::new(e).context(format!("writing `{}`", path.display())))
+            })
+        };
+        if let Target::Script(s) = target {
+            write(dir.script(), s.source.as_bytes())?;
         }
         if let Some(args) = &opts.args {
-            RunDir::write_private(&dir.args(), &serde_json::to_vec_pretty(args)?).map_err(|e| {
-                unwritable(
-                    anyhow::Error::new(e).context(format!("writing `{}`", dir.args().display())),
-                )
-            })?;
+            write(dir.args(), &serde_json::to_vec_pretty(args)?)?;
         }
         j.append(&Record::RunStarted {
-            run_id: run_id.clone(),
+            run_id: run_id.to_string(),
             script: origin.clone(),
             name: meta
                 .as_ref()
@@ -284,25 +344,34 @@ pub async fn execute(
             backend: opts.backend.spec(),
             started_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
             resume,
-            ceilings: Some(Ceilings {
-                budget_tokens: opts.budget_tokens,
-                max_cost: opts.max_cost,
-                limits: opts.limits.clone(),
-            }),
+            ceilings: Some(opts.ceilings()),
         })
         .map_err(unwritable)?;
     }
-    let phase_models = meta.clone();
     if let Some(meta) = meta {
         opts.events.emit(Event::RunStarted {
-            run_id: run_id.clone(),
+            run_id: run_id.to_string(),
             script: origin,
             meta,
-            backend: backend_name.clone(),
+            backend: opts.backend.name().to_string(),
             model: opts.backend.default_model(),
         });
     }
-    let phase_models: HashMap<String, String> = phase_models
+    Ok(())
+}
+
+/// The scheduler (the bounded pool of agents) and the capabilities the guest will run with.
+fn start(
+    target: &Target,
+    opts: &mut RunOptions,
+    journal: Option<Arc<Journal>>,
+    served: HashMap<(String, u32), Cached>,
+) -> Capabilities {
+    let meta = match target {
+        Target::Script(s) => Some(&s.meta),
+        Target::Module { meta, .. } => meta.as_ref(),
+    };
+    let phase_models: HashMap<String, String> = meta
         .iter()
         .flat_map(|m| &m.phases)
         .filter_map(|p| p.model.clone().map(|model| (p.title.clone(), model)))
@@ -322,114 +391,132 @@ pub async fn execute(
         wait_on_limit: opts.wait_on_limit,
         agent_timeout: opts.limits.agent_timeout,
     });
-    let caps = Capabilities::new(RunSetup {
-        args: opts.args,
+    Capabilities::new(RunSetup {
+        args: opts.args.take(),
         budget_total: opts.budget_tokens,
         limits: opts.limits.clone(),
         scheduler,
         completions: (tx, rx),
         workflows: Resolver::discover(&opts.cwd),
         events: opts.events.clone(),
-        journal: journal.clone(),
-        cache,
+        journal,
+        cache: served,
         backend_identity: opts.backend.identity(),
         max_cost: opts.max_cost,
         phase_models,
-    });
-    let run_start = Instant::now();
-    let (ending, caps) = match (&target, bytecode) {
-        (Target::Module { module, .. }, _) => sandbox.run_module(module, caps).await,
-        (_, Some(bytecode)) => sandbox.run_bytecode(&bytecode, caps).await,
-        (Target::Script(_), None) => unreachable!("scripts always have bytecode"),
-    };
+    })
+}
 
-    timings.run_ms = ms(run_start.elapsed());
-    timings.instantiate_ms = ms(caps.instantiate);
-    let r = caps.ledger;
-    let usage_limited = matches!(
-        ending,
-        Ending::Limit(LimitHit::UsageLimit | LimitHit::Unreachable)
-    );
-    let misconfigured = matches!(ending, Ending::Limit(LimitHit::Misconfigured));
-    let (outcome, result, error, stack, internal) = match ending {
-        Ending::Finished(o) if o["ok"] == Value::Bool(true) => (
-            Outcome::Completed,
-            Some(o["value"].clone()),
-            None,
-            None,
-            false,
-        ),
-        Ending::Finished(o) => {
-            let text = |k: &str| o[k].as_str().map(str::to_owned);
-            (
-                Outcome::Failed,
-                None,
-                text("error"),
-                text("stack")
-                    .map(|s| script_frames(&s))
-                    .filter(|s| !s.trim().is_empty()),
-                false,
-            )
-        }
-        Ending::Limit(LimitHit::UsageLimit) => (
-            Outcome::Failed,
-            None,
-            Some(format!(
+/// How the guest ended, as the report and the journal say it.
+struct Ended {
+    outcome: Outcome,
+    result: Option<Value>,
+    error: Option<String>,
+    stack: Option<String>,
+    /// A trap inside wfhost (exit 70), not the script's fault.
+    internal: bool,
+    /// A provider's usage limit or an unreachable provider: exit 75, resume later.
+    usage_limited: bool,
+    /// A backend that is set up wrong: exit 2.
+    misconfigured: bool,
+}
+
+impl Ended {
+    fn of(
+        ending: Ending,
+        ledger: &crate::sandbox::capabilities::Ledger,
+        limits: &Limits,
+        journal: Option<&Arc<Journal>>,
+        run_id: &str,
+    ) -> Ended {
+        let usage_limited = matches!(
+            ending,
+            Ending::Limit(LimitHit::UsageLimit | LimitHit::Unreachable)
+        );
+        let misconfigured = matches!(ending, Ending::Limit(LimitHit::Misconfigured));
+        let failed = |error: String| Ended {
+            outcome: Outcome::Failed,
+            result: None,
+            error: Some(error),
+            stack: None,
+            internal: false,
+            usage_limited,
+            misconfigured,
+        };
+        match ending {
+            Ending::Finished(o) if o["ok"] == Value::Bool(true) => Ended {
+                outcome: Outcome::Completed,
+                result: Some(o["value"].clone()),
+                error: None,
+                ..failed(String::new())
+            },
+            Ending::Finished(o) => {
+                let text = |k: &str| o[k].as_str().map(str::to_owned);
+                Ended {
+                    error: text("error"),
+                    stack: text("stack")
+                        .map(|s| script_frames(&s))
+                        .filter(|s| !s.trim().is_empty()),
+                    ..failed(String::new())
+                }
+            }
+            Ending::Limit(LimitHit::UsageLimit) => failed(format!(
                 "{}\nhint: when the limit resets, `wfhost resume {run_id} --yes` runs only what did not finish",
-                LimitHit::UsageLimit.describe(&opts.limits)
+                LimitHit::UsageLimit.describe(limits)
             )),
-            None,
-            false,
-        ),
-        // Said once, with the failing agent's error (the URL and the cause), not agent by agent.
-        Ending::Limit(limit @ (LimitHit::Unreachable | LimitHit::Misconfigured)) => {
-            let cause = r
-                .failures
-                .last()
-                .map(|(_, e)| e.clone())
-                .unwrap_or_default();
-            let resume = if limit == LimitHit::Unreachable {
-                format!(
-                    "\nhint: once it answers, `wfhost resume {run_id} --yes` runs only what did not finish"
-                )
-            } else {
-                String::new()
-            };
-            (
-                Outcome::Failed,
-                None,
-                Some(format!("{}\n{cause}{resume}", limit.describe(&opts.limits))),
-                None,
-                false,
-            )
-        }
-        Ending::Limit(LimitHit::Journal) => {
-            let why = journal
-                .as_ref()
-                .and_then(|j| j.failure().map(str::to_owned))
-                .unwrap_or_default();
-            (
-                Outcome::Failed,
-                None,
-                Some(format!(
+            // Said once, with the failing agent's error (the URL and the cause), not agent by agent.
+            Ending::Limit(limit @ (LimitHit::Unreachable | LimitHit::Misconfigured)) => {
+                let cause = ledger
+                    .failures
+                    .last()
+                    .map(|(_, e)| e.clone())
+                    .unwrap_or_default();
+                let resume = if limit == LimitHit::Unreachable {
+                    format!(
+                        "\nhint: once it answers, `wfhost resume {run_id} --yes` runs only what did not finish"
+                    )
+                } else {
+                    String::new()
+                };
+                failed(format!("{}\n{cause}{resume}", limit.describe(limits)))
+            }
+            Ending::Limit(LimitHit::Journal) => {
+                let why = journal
+                    .and_then(|j| j.failure().map(str::to_owned))
+                    .unwrap_or_default();
+                failed(format!(
                     "{}\n{why}\nhint: free space, then `wfhost resume {run_id} --yes`: every result saved before is served again",
-                    LimitHit::Journal.describe(&opts.limits)
-                )),
-                None,
-                false,
-            )
+                    LimitHit::Journal.describe(limits)
+                ))
+            }
+            Ending::Limit(limit) => failed(limit.describe(limits)),
+            Ending::Trapped { message, internal } => Ended {
+                internal,
+                ..failed(message)
+            },
         }
-        Ending::Limit(limit) => (
-            Outcome::Failed,
-            None,
-            Some(limit.describe(&opts.limits)),
-            None,
-            false,
-        ),
-        Ending::Trapped { message, internal } => {
-            (Outcome::Failed, None, Some(message), None, internal)
-        }
-    };
+    }
+}
+
+/// The journal's `RunFinished`, the `run_finished` event, and the report with its exit code.
+fn finish(
+    ended: Ended,
+    r: crate::sandbox::capabilities::Ledger,
+    opts: RunOptions,
+    journal: Option<Arc<Journal>>,
+    run_id: String,
+    started: Instant,
+    timings: Timings,
+) -> RunReport {
+    let Ended {
+        outcome,
+        result,
+        error,
+        stack,
+        internal,
+        usage_limited,
+        misconfigured,
+    } = ended;
     let duration_ms = millis(started.elapsed());
     let outcome_name = format!("{outcome:?}").to_lowercase();
     if let Some(j) = &journal {
@@ -448,12 +535,29 @@ pub async fn execute(
         let _ = j.sync();
     }
     let journal_failed = journal.as_ref().is_some_and(|j| j.failure().is_some());
-
     opts.events.emit(Event::RunFinished {
         outcome: outcome_name,
         duration_ms,
     });
-    Ok(RunReport {
+    // A journal that failed is a temporary condition (free space, resume): exit 75.
+    // A full disk or a provider's usage limit is temporary: free space or wait, then resume.
+    let exit_code = if journal_failed || usage_limited {
+        crate::exit::TEMPORARY
+    } else if misconfigured {
+        crate::exit::USAGE
+    } else {
+        exit_code(
+            outcome,
+            AgentTally {
+                done: r.agents_done,
+                failed: r.agents_failed,
+                cached: r.agents_cached,
+                transient: r.transient_failures,
+            },
+            internal,
+        )
+    };
+    RunReport {
         run_id,
         outcome,
         result,
@@ -463,7 +567,7 @@ pub async fn execute(
         logs: r.logs,
         agents: r.agents_started,
         usage: ReportUsage::new(r.usage, r.agents_done, r.agents_failed, r.agents_cached),
-        backend: backend_name,
+        backend: opts.backend.name().to_string(),
         model: opts.backend.default_model(),
         cost: Cost {
             total_usd: round_usd(r.cost_usd),
@@ -478,29 +582,8 @@ pub async fn execute(
         duration_ms,
         run_dir: journal.map(|j| j.dir().path().display().to_string()),
         timings,
-        ceilings: Some(Ceilings {
-            budget_tokens: opts.budget_tokens,
-            max_cost: opts.max_cost,
-            limits: opts.limits.clone(),
-        }),
+        ceilings: Some(opts.ceilings()),
         ceilings_note: opts.ceilings_note,
-        // A journal that failed is a temporary condition (free space, resume): exit 75.
-        // A full disk or a provider's usage limit is temporary: free space or wait, then resume.
-        exit_code: if journal_failed || usage_limited {
-            crate::exit::TEMPORARY
-        } else if misconfigured {
-            crate::exit::USAGE
-        } else {
-            exit_code(
-                outcome,
-                AgentTally {
-                    done: r.agents_done,
-                    failed: r.agents_failed,
-                    cached: r.agents_cached,
-                    transient: r.transient_failures,
-                },
-                internal,
-            )
-        },
-    })
+        exit_code,
+    }
 }

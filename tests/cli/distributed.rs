@@ -856,6 +856,10 @@ fn a_stored_failure_is_asked_again_on_resume() {
 /// Whoever can publish a job must not choose what a worker's `claude` agents may do: a job's
 /// agent type is the worker's own definition (a type it lacks is refused), a definition whose
 /// tools are not tool names is refused before `claude` starts, and no value becomes a flag.
+#[expect(
+    clippy::too_many_lines,
+    reason = "one end-to-end scenario, step by step"
+)]
 #[test]
 fn a_published_job_cannot_put_flags_on_a_claude_workers_command_line() {
     let Some(nats) =

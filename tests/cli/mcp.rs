@@ -97,6 +97,10 @@ fn tool_error(r: &CallToolResult, needle: &str) {
     assert!(text(r).contains(needle), "`{needle}` in: {}", text(r));
 }
 
+#[expect(
+    clippy::too_many_lines,
+    reason = "one end-to-end scenario, step by step"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mcp_server_runs_watches_and_steers_workflows() {
     let s = project();

@@ -113,6 +113,10 @@ pub(super) struct RunCommon {
     pub(super) limits: LimitArgs,
 }
 
+#[expect(
+    clippy::too_many_lines,
+    reason = "to split: choose views / attach control / wait or stop (issue 26, item 4)"
+)]
 pub(super) async fn run(mut a: RunArgs) -> Result<u8> {
     let started = Instant::now();
     if a.common.json && a.common.events.as_deref() == Some("-") {

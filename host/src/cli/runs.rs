@@ -86,6 +86,10 @@ pub(super) fn summarise(run: &RunDir, h: &History) -> Summary {
     }
 }
 
+#[expect(
+    clippy::too_many_lines,
+    reason = "to split into named steps (issue 26, item 4)"
+)]
 pub(super) fn runs(a: RunsArgs) -> Result<u8> {
     let cwd = std::env::current_dir()?;
     match a.command {

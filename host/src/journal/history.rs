@@ -248,6 +248,10 @@ impl History {
         });
     }
 
+    #[expect(
+        clippy::too_many_lines,
+        reason = "a fold over the record kinds: one short arm per kind"
+    )]
     fn apply(&mut self, r: &Record) {
         match r {
             Record::RunStarted {

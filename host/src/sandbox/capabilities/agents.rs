@@ -2,6 +2,7 @@
 //! serving a resume from the journal, queueing on the scheduler, and accounting for what
 //! comes back.
 
+use super::policy::{Refusal, Spent};
 use super::{Capabilities, error};
 use crate::agent::AgentRequest;
 use crate::events::{Event, LogLevel};
@@ -155,13 +156,73 @@ impl AgentCall {
     }
 }
 
+/// An `agent()` call that passed the checks at the boundary: its request and how to run it.
+struct Admitted {
+    request: AgentRequest,
+    schema: Option<Schema>,
+    agent_def: Option<std::sync::Arc<crate::workflows::AgentDef>>,
+    workflow: Option<String>,
+    group: Option<Value>,
+    stall_ms: Option<u64>,
+    shared_head: Option<usize>,
+    prompt_bytes: u64,
+}
+
 impl Capabilities {
     /// Starts an agent after the host's checks: its handle, or the refusal the script sees as an
     /// error (`{"name", "message"}`). `Err` stops the run (a limit, a journal that failed).
+    ///
+    /// In steps: admit (the typed checks at the boundary) → the request and its journal key →
+    /// the agent cap (which a result the journal can serve does not count against) → served
+    /// from the journal, or queued on the scheduler.
     pub(super) fn spawn_agent(&mut self, call: AgentCall) -> Result<Result<u32, Value>, LimitHit> {
         if self.agents.scheduler.is_none() {
             return Ok(Err(error("Error", "agents cannot be started now")));
         }
+        let admitted = match self.admit(call)? {
+            Ok(a) => a,
+            Err(refusal) => {
+                if refusal.counts_as_started() {
+                    self.ledger.agents_started += 1;
+                }
+                return Ok(Err(refusal.to_js()));
+            }
+        };
+        let key = journal::agent_key(&admitted.request, &self.policy.backend_identity);
+        let occurrence = self.agents.occurrences.get(&key).copied().unwrap_or(0);
+        // The agent cap counts agents that run: one a resume serves from the journal starts
+        // nothing and costs nothing (`[mcp] max_agents` on a resume of a run that already
+        // had that many agents refused every one of them).
+        let served = self.agents.cache.contains_key(&(key.clone(), occurrence));
+        let cap = self.policy.limits.max_agents;
+        if !served && self.ledger.agents_started - self.agents.served_started >= cap {
+            return Ok(Err(Refusal::AgentCap(cap).to_js()));
+        }
+        self.agents.occurrences.insert(key.clone(), occurrence + 1);
+        let handle = self.next_handle();
+        self.ledger.agents_started += 1;
+        self.agents.queued_bytes += admitted.prompt_bytes;
+        self.agents.in_flight.insert(
+            handle,
+            AgentInfo {
+                prompt_bytes: admitted.prompt_bytes,
+                label: admitted.request.label.clone(),
+                workflow: admitted.workflow.clone(),
+                phase: admitted.request.phase.clone(),
+            },
+        );
+        if served {
+            self.serve_cached(handle, key, occurrence, admitted)?;
+        } else {
+            self.enqueue(handle, key, occurrence, admitted)?;
+        }
+        Ok(Ok(handle))
+    }
+
+    /// The checks at the boundary, in the reference's order: the schema and the agent type
+    /// (refusals that count as started agents), then the policy's ceilings; then the request
+    /// as the backend will see it. `Err` stops the run (the label passed the output limit).
+    fn admit(&mut self, call: AgentCall) -> Result<Result<Admitted, Refusal>, LimitHit> {
         let AgentCall {
             prompt,
             label,
@@ -176,80 +237,30 @@ impl Capabilities {
             stall_ms,
             shared_head,
         } = call;
-        // A call refused here still counts in the run's agents, as on the reference.
         let schema = match &schema {
             Value::Null => None,
             s => match Schema::new(s.clone()) {
                 Ok(s) => Some(s),
-                Err(e) => {
-                    self.ledger.agents_started += 1;
-                    return Ok(Err(error("TelemetrySafeError", &e)));
-                }
+                Err(e) => return Ok(Err(Refusal::BadSchema(e))),
             },
         };
         // Resolved once here, at the boundary; the backend applies it (prompt, model, tools).
         let agent_def = match &agent_type {
             Some(t) => match self.policy.workflows.agent_def(t) {
                 Ok(def) => Some(std::sync::Arc::new(def.clone())),
-                Err(e) => {
-                    self.ledger.agents_started += 1;
-                    return Ok(Err(error("Error", &e)));
-                }
+                Err(e) => return Ok(Err(Refusal::UnknownAgentType(e))),
             },
             None => None,
         };
-        let policy = self.policy.clone();
         let prompt_bytes = prompt.len() as u64;
-        if prompt_bytes > policy.limits.max_prompt_bytes {
-            return Ok(Err(error(
-                "RangeError",
-                &format!(
-                    "agent() prompt is {prompt_bytes} bytes, more than the {} --max-prompt-bytes allows",
-                    policy.limits.max_prompt_bytes
-                ),
-            )));
-        }
-        if self.agents.queued_bytes + prompt_bytes > policy.limits.max_queued_bytes {
-            return Ok(Err(error(
-                "RangeError",
-                &format!(
-                    "the host already holds {} bytes of prompts for agents queued or running; this one ({prompt_bytes} bytes) would pass the {} --max-queued-bytes allows. Start fewer large agents at once",
-                    self.agents.queued_bytes, policy.limits.max_queued_bytes
-                ),
-            )));
-        }
-        if let Some(max) = policy.max_cost
-            && self.ledger.cost() >= max
-        {
-            return Ok(Err(error(
-                "WorkflowBudgetError",
-                &format!(
-                    "the cost ceiling is reached (${:.4} of ${max:.4}); no new agents can start. Raise --max-cost if this is expected",
-                    self.ledger.cost()
-                ),
-            )));
-        }
-        let used = self.ledger.usage.input_tokens + self.ledger.usage.output_tokens;
-        if let Some(max) = policy.limits.max_tokens
-            && used >= max
-        {
-            return Ok(Err(error(
-                "WorkflowBudgetError",
-                &format!(
-                    "the token ceiling is reached ({used} of {max} tokens, input and output); no new agents can start. Raise --max-tokens if this is expected"
-                ),
-            )));
-        }
-        if let Some(total) = policy.budget_total
-            && self.ledger.spent() >= total
-        {
-            return Ok(Err(error(
-                "WorkflowBudgetError",
-                &format!(
-                    "the token budget is spent ({} of {total} output tokens); no new agents can start. Check budget.remaining() before starting agents, or raise --budget-tokens",
-                    self.ledger.spent()
-                ),
-            )));
+        let spent = Spent {
+            cost_usd: self.ledger.cost(),
+            tokens: self.ledger.usage.input_tokens + self.ledger.usage.output_tokens,
+            budget: self.ledger.spent(),
+            queued_bytes: self.agents.queued_bytes,
+        };
+        if let Err(refusal) = self.policy.admit(prompt_bytes, spent) {
+            return Ok(Err(refusal));
         }
         let label = label
             .filter(|l| !l.is_empty())
@@ -260,7 +271,7 @@ impl Capabilities {
         let model = model.or_else(|| {
             phase
                 .as_ref()
-                .and_then(|p| policy.phase_models.get(p))
+                .and_then(|p| self.policy.phase_models.get(p))
                 .cloned()
         });
         let request = AgentRequest {
@@ -270,88 +281,102 @@ impl Capabilities {
             effort,
             agent_type,
             isolation,
-            label: label.clone(),
+            label,
             phase,
             call: None,
             group: group.clone(),
         };
-        let key = journal::agent_key(&request, &policy.backend_identity);
-        let occurrence = self.agents.occurrences.get(&key).copied().unwrap_or(0);
-        // The agent cap counts agents that run: one a resume serves from the journal starts
-        // nothing and costs nothing (`[mcp] max_agents` on a resume of a run that already
-        // had that many agents refused every one of them).
-        let served = self.agents.cache.contains_key(&(key.clone(), occurrence));
-        let cap = policy.limits.max_agents;
-        if !served && self.ledger.agents_started - self.agents.served_started >= cap {
-            return Ok(Err(error(
-                "WorkflowAgentCapError",
-                &super::cap_message(cap),
-            )));
-        }
-        self.agents.occurrences.insert(key.clone(), occurrence + 1);
-        let handle = self.next_handle();
-        self.ledger.agents_started += 1;
-        let phase = request.phase.clone();
-        self.agents.queued_bytes += prompt_bytes;
-        self.agents.in_flight.insert(
-            handle,
-            AgentInfo {
-                prompt_bytes,
-                label: label.clone(),
-                workflow,
-                phase: phase.clone(),
-            },
-        );
-        if let Some(hit) = self.agents.cache.get(&(key.clone(), occurrence)) {
-            self.agents.served_started += 1;
-            let outcome = AgentOutcome {
-                result: Ok(hit.value.clone()),
-                usage: hit.usage,
-                cost_usd: hit.cost_usd,
-                transient: false,
-                duration: std::time::Duration::ZERO,
-                cached: true,
-                note: None,
-                usage_limit: false,
-                limit_resets_in: None,
-                stops_run: false,
-                rejects: false,
-            };
-            self.served.push(ServedCall {
-                key,
-                occurrence,
-                label: label.clone(),
-                phase: phase.clone(),
-                group,
-                handle,
-            });
-            if self.served.len() >= SERVED_BATCH {
-                self.flush_served()?;
-            }
-            self.events.emit(Event::AgentCached {
-                handle,
-                label,
-                phase,
-            });
-            let _ = self
-                .completions_tx
-                .send(crate::scheduler::Completion::Agent { handle, outcome });
-            return Ok(Ok(handle));
-        }
-        self.journal(&Record::AgentStarted {
-            key: key.clone(),
+        Ok(Ok(Admitted {
+            request,
+            schema,
+            agent_def,
+            workflow,
+            group,
+            stall_ms,
+            shared_head,
+            prompt_bytes,
+        }))
+    }
+
+    /// A result the journal already has (a resume): served without asking the backend.
+    fn serve_cached(
+        &mut self,
+        handle: u32,
+        key: String,
+        occurrence: u32,
+        admitted: Admitted,
+    ) -> Result<(), LimitHit> {
+        let Some(hit) = self.agents.cache.get(&(key.clone(), occurrence)) else {
+            return Ok(());
+        };
+        self.agents.served_started += 1;
+        let outcome = AgentOutcome {
+            result: Ok(hit.value.clone()),
+            usage: hit.usage,
+            cost_usd: hit.cost_usd,
+            transient: false,
+            duration: std::time::Duration::ZERO,
+            cached: true,
+            note: None,
+            usage_limit: false,
+            limit_resets_in: None,
+            stops_run: false,
+            rejects: false,
+        };
+        let AgentRequest { label, phase, .. } = admitted.request;
+        self.served.push(ServedCall {
+            key,
             occurrence,
             label: label.clone(),
             phase: phase.clone(),
+            group: admitted.group,
+            handle,
+        });
+        if self.served.len() >= SERVED_BATCH {
+            self.flush_served()?;
+        }
+        self.events.emit(Event::AgentCached {
+            handle,
+            label,
+            phase,
+        });
+        let _ = self
+            .completions_tx
+            .send(crate::scheduler::Completion::Agent { handle, outcome });
+        Ok(())
+    }
+
+    /// A new agent: journaled as started, then handed to the scheduler (with the others of
+    /// this guest turn when the pool batches).
+    fn enqueue(
+        &mut self,
+        handle: u32,
+        key: String,
+        occurrence: u32,
+        admitted: Admitted,
+    ) -> Result<(), LimitHit> {
+        let Admitted {
+            mut request,
+            schema,
+            agent_def,
+            group,
+            stall_ms,
+            shared_head,
+            ..
+        } = admitted;
+        self.journal(&Record::AgentStarted {
+            key: key.clone(),
+            occurrence,
+            label: request.label.clone(),
+            phase: request.phase.clone(),
             group,
             handle: Some(handle),
         })?;
         self.events.emit(Event::AgentQueued {
             handle,
-            label,
-            phase,
+            label: request.label.clone(),
+            phase: request.phase.clone(),
         });
-        let mut request = request;
         request.call = Some((key.clone(), occurrence));
         let job = AgentJob {
             handle,
@@ -376,7 +401,7 @@ impl Capabilities {
             Some(s) => s.submit(job),
             None => {}
         }
-        Ok(Ok(handle))
+        Ok(())
     }
 
     /// Accounts for a finished agent; returns the value the script receives, or (`Err`) the

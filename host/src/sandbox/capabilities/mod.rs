@@ -15,7 +15,7 @@ mod timers;
 use agents::AgentCall;
 pub use agents::Agents;
 pub use ledger::Ledger;
-pub use policy::{Policy, cap_message};
+pub use policy::{Policy, Refusal, Spent, cap_message};
 pub use timers::{MAX_TIMER_MS, Timers};
 
 use super::abi::{Exports, GuestExports, read_string, return_bytes, return_string};
@@ -389,6 +389,10 @@ fn text_sink<T: Send + 'static>(
 
 /// Links the capability surface into `linker`. `project` finds the capabilities in the store's
 /// data, as `wasmtime_wasi::p1::add_to_linker_async` finds its WASI context.
+#[expect(
+    clippy::too_many_lines,
+    reason = "the link table: one short entry per WIT function"
+)]
 pub fn add_to_linker<T: Send + 'static>(
     linker: &mut Linker<T>,
     project: impl Fn(&mut T) -> &mut Capabilities + Send + Sync + Copy + 'static,

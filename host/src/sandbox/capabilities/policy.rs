@@ -63,3 +63,131 @@ pub fn cap_message(cap: u32) -> String {
         "Workflow agent() call cap reached ({cap}). This usually means a loop using budget.remaining() never terminates because no token budget was set — remaining() returns Infinity when budget.total is null. Add a hard iteration cap to the loop, or pass a token budget."
     )
 }
+
+/// Why an `agent()` call was refused at the boundary, before anything was asked of a backend.
+/// The script sees it as an error with `js_name()` and `message()`; the run goes on.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Refusal {
+    /// `schema` is not a JSON Schema the host can check answers against.
+    BadSchema(String),
+    /// `agentType` names no built-in or project agent type (the message lists them).
+    UnknownAgentType(String),
+    /// The prompt alone is larger than `--max-prompt-bytes`.
+    PromptTooLarge { bytes: u64, max: u64 },
+    /// Prompts held for queued and running agents would pass `--max-queued-bytes`.
+    QueueFull { held: u64, bytes: u64, max: u64 },
+    /// `--max-cost` is reached.
+    Cost { spent: f64, max: f64 },
+    /// `--max-tokens` is reached.
+    Tokens { used: u64, max: u64 },
+    /// `--budget-tokens` is spent.
+    Budget { spent: u64, total: u64 },
+    /// `--max-agents` agents have run.
+    AgentCap(u32),
+}
+
+impl Refusal {
+    /// The name of the error the script's `agent()` call throws (the reference's where it has one).
+    pub fn js_name(&self) -> &'static str {
+        match self {
+            Refusal::BadSchema(_) => "TelemetrySafeError",
+            Refusal::UnknownAgentType(_) => "Error",
+            Refusal::PromptTooLarge { .. } | Refusal::QueueFull { .. } => "RangeError",
+            Refusal::Cost { .. } | Refusal::Tokens { .. } | Refusal::Budget { .. } => {
+                "WorkflowBudgetError"
+            }
+            Refusal::AgentCap(_) => "WorkflowAgentCapError",
+        }
+    }
+
+    /// Whether the refused call still counts among the run's agents (as on the reference: a
+    /// call with a bad schema or an unknown type was started, then failed).
+    pub fn counts_as_started(&self) -> bool {
+        matches!(self, Refusal::BadSchema(_) | Refusal::UnknownAgentType(_))
+    }
+
+    pub fn message(&self) -> String {
+        match self {
+            Refusal::BadSchema(m) | Refusal::UnknownAgentType(m) => m.clone(),
+            Refusal::PromptTooLarge { bytes, max } => format!(
+                "agent() prompt is {bytes} bytes, more than the {max} --max-prompt-bytes allows"
+            ),
+            Refusal::QueueFull { held, bytes, max } => format!(
+                "the host already holds {held} bytes of prompts for agents queued or running; this one ({bytes} bytes) would pass the {max} --max-queued-bytes allows. Start fewer large agents at once"
+            ),
+            Refusal::Cost { spent, max } => format!(
+                "the cost ceiling is reached (${spent:.4} of ${max:.4}); no new agents can start. Raise --max-cost if this is expected"
+            ),
+            Refusal::Tokens { used, max } => format!(
+                "the token ceiling is reached ({used} of {max} tokens, input and output); no new agents can start. Raise --max-tokens if this is expected"
+            ),
+            Refusal::Budget { spent, total } => format!(
+                "the token budget is spent ({spent} of {total} output tokens); no new agents can start. Check budget.remaining() before starting agents, or raise --budget-tokens"
+            ),
+            Refusal::AgentCap(cap) => cap_message(*cap),
+        }
+    }
+
+    /// The `{"error": {name, message}}` the guest's `agent()` rejects with.
+    pub fn to_js(&self) -> Value {
+        json!({ "error": { "name": self.js_name(), "message": self.message() } })
+    }
+}
+
+/// What the run has used so far, as `Policy::admit` needs it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Spent {
+    pub cost_usd: f64,
+    /// Input and output tokens.
+    pub tokens: u64,
+    /// Output tokens against `--budget-tokens`.
+    pub budget: u64,
+    /// Prompt bytes held for agents queued or running.
+    pub queued_bytes: u64,
+}
+
+impl Policy {
+    /// The ceilings an `agent()` call of `prompt_bytes` must pass before it is queued: checked
+    /// here, at the boundary, so a refused call reaches no backend.
+    pub fn admit(&self, prompt_bytes: u64, spent: Spent) -> Result<(), Refusal> {
+        let limits = &self.limits;
+        if prompt_bytes > limits.max_prompt_bytes {
+            return Err(Refusal::PromptTooLarge {
+                bytes: prompt_bytes,
+                max: limits.max_prompt_bytes,
+            });
+        }
+        if spent.queued_bytes + prompt_bytes > limits.max_queued_bytes {
+            return Err(Refusal::QueueFull {
+                held: spent.queued_bytes,
+                bytes: prompt_bytes,
+                max: limits.max_queued_bytes,
+            });
+        }
+        if let Some(max) = self.max_cost
+            && spent.cost_usd >= max
+        {
+            return Err(Refusal::Cost {
+                spent: spent.cost_usd,
+                max,
+            });
+        }
+        if let Some(max) = limits.max_tokens
+            && spent.tokens >= max
+        {
+            return Err(Refusal::Tokens {
+                used: spent.tokens,
+                max,
+            });
+        }
+        if let Some(total) = self.budget_total
+            && spent.budget >= total
+        {
+            return Err(Refusal::Budget {
+                spent: spent.budget,
+                total,
+            });
+        }
+        Ok(())
+    }
+}
