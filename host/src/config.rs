@@ -46,6 +46,32 @@ pub struct Config {
     /// How the pool rides a provider's rate limits (docs/cost.md).
     #[serde(default)]
     pub rate_limits: RateLimitsConfig,
+    /// The tools of API agents (`messages`): which, and their guard rails (docs/tools.md).
+    #[serde(default)]
+    pub tools: ToolsConfig,
+}
+
+/// `[tools]`: what agents on an HTTP API may use, contained by the host (docs/tools.md).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolsConfig {
+    /// The tools agents get: `Read`, `Glob`, `Grep`, `Edit`, `Write`, `Bash` (`[]`: none)
+    /// [default: the read-only set, `["Read", "Glob", "Grep"]`].
+    pub allow: Option<Vec<String>>,
+    /// Model turns one agent may take [default: 50].
+    pub max_turns: Option<u32>,
+    /// Tool calls one agent may make [default: 200].
+    pub max_tool_calls: Option<u32>,
+    /// The largest tool result handed back to the model, e.g. `64KiB` [default: 100KiB].
+    pub max_result: Option<String>,
+    /// A `Bash` call's timeout when it names none, e.g. `2m` [default: 2m; at most 10m].
+    pub bash_timeout: Option<String>,
+    /// Run `Bash` without the kernel's confinement where the kernel cannot confine it
+    /// [default: false: `Bash` is refused there, with the reason].
+    pub unconfined_bash: Option<bool>,
+    /// The agents' workspace: the only directory their tools reach [default: the directory
+    /// the run was started in].
+    pub workspace: Option<std::path::PathBuf>,
 }
 
 /// `[executor]`.

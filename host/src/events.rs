@@ -45,6 +45,23 @@ pub enum Event {
         handle: u32,
         text: String,
     },
+    /// A tool-using agent (`messages` with tools) calls a tool: `summary` is the call in one
+    /// line (`Read src/lib.rs`, `Bash cargo test`), `turn` the model turn that asked for it.
+    ToolCall {
+        handle: u32,
+        turn: u32,
+        tool: String,
+        summary: String,
+    },
+    /// The call's result: an error or not, its size, and its first line.
+    ToolResult {
+        handle: u32,
+        turn: u32,
+        tool: String,
+        is_error: bool,
+        bytes: u64,
+        head: String,
+    },
     AgentFinished {
         handle: u32,
         label: String,
@@ -146,6 +163,8 @@ impl Event {
                 *label = l(label);
             }
             Event::AgentOutput { text, .. } => *text = crate::sanitize::text(text).into_owned(),
+            Event::ToolCall { summary, .. } => *summary = l(summary),
+            Event::ToolResult { head, .. } => *head = l(head),
             Event::AgentFailed { label, error, .. } => {
                 *label = l(label);
                 *error = l(error);

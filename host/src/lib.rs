@@ -28,6 +28,7 @@ pub mod sanitize;
 pub mod scheduler;
 pub mod schema;
 pub mod script;
+pub mod tools;
 pub mod trace;
 pub mod workflows;
 

@@ -217,6 +217,8 @@ impl LiveRun {
                     a.output.clear();
                 }
             }
+            // Shown in the agent's pane through its output (`⚙ Read src/lib.rs`, `→ 40 lines`).
+            Event::ToolCall { .. } | Event::ToolResult { .. } => {}
             Event::AgentOutput { handle, text } => {
                 if let Some(a) = self.agent_mut(*handle) {
                     a.output.push_str(text);

@@ -68,6 +68,8 @@ impl RunOptions {
 pub struct RunJournal {
     pub journal: Arc<Journal>,
     pub cache: HashMap<(String, u32), Cached>,
+    /// The journaled turns of tool-using agents that did not finish (tools::transcript).
+    pub turns: crate::tools::transcript::Turns,
     pub resume: bool,
 }
 
@@ -85,9 +87,15 @@ pub fn open_journal(
         RunDir::new(cwd, run_id)?
     };
     tracing::debug!(dir = %dir.path().display(), resume, "run directory");
+    let turns = if resume {
+        crate::journal::resume_turns(&dir.journal())?
+    } else {
+        HashMap::new()
+    };
     let journal = Arc::new(Journal::open(&dir)?);
     Ok(RunJournal {
         journal,
+        turns,
         cache: served.unwrap_or_default(),
         resume,
     })
@@ -241,12 +249,12 @@ pub async fn execute(
             return Ok(rejected(run_id, &rejection, opts.backend.name(), started));
         }
     };
-    let (journal, served, resume) = match opts.journal.take() {
-        Some(j) => (Some(j.journal), j.cache, j.resume),
-        None => (None, HashMap::new(), false),
+    let (journal, served, turns, resume) = match opts.journal.take() {
+        Some(j) => (Some(j.journal), j.cache, j.turns, j.resume),
+        None => (None, HashMap::new(), HashMap::new(), false),
     };
     prepare(&target, &opts, journal.as_ref(), &run_id, resume)?;
-    let caps = start(&target, &mut opts, journal.clone(), served);
+    let caps = start(&target, &mut opts, journal.clone(), (served, turns));
     let run_start = Instant::now();
     let (ending, caps) = match (&target, bytecode) {
         (Target::Module { module, .. }, _) => sandbox.run_module(module, caps).await,
@@ -365,7 +373,10 @@ fn start(
     target: &Target,
     opts: &mut RunOptions,
     journal: Option<Arc<Journal>>,
-    served: HashMap<(String, u32), Cached>,
+    (served, turns): (
+        HashMap<(String, u32), Cached>,
+        crate::tools::transcript::Turns,
+    ),
 ) -> Capabilities {
     let meta = match target {
         Target::Script(s) => Some(&s.meta),
@@ -401,6 +412,7 @@ fn start(
         events: opts.events.clone(),
         journal,
         cache: served,
+        turns,
         backend_identity: opts.backend.identity(),
         max_cost: opts.max_cost,
         phase_models,

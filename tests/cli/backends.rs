@@ -3,7 +3,7 @@
 
 use super::fake_api::{FakeApi, Serve};
 use super::{Scratch, wfhost};
-use serde_json::json;
+use serde_json::{Value, json};
 
 fn project(script: &str, toml: &str) -> Scratch {
     let s = Scratch::new();
@@ -136,11 +136,26 @@ fn messages_backend_retries_faults_and_accounts_usage_and_cost() {
         json!({"type": "enabled", "budget_tokens": 16384})
     );
     assert!(plain_req["max_tokens"].as_u64().unwrap() > 16384);
-    let schema_req = seen.bodies.iter().find(|b| b["tools"].is_array()).unwrap();
+    // With the default tools (Read, Glob, Grep) the structured answer is one tool among them,
+    // chosen by the model (a forced choice would forbid the others).
+    let tool_names = |b: &Value| -> Vec<String> {
+        b["tools"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t["name"].as_str().map(str::to_owned))
+            .collect()
+    };
+    let schema_req = seen
+        .bodies
+        .iter()
+        .find(|b| tool_names(b).contains(&"StructuredOutput".to_string()))
+        .unwrap();
     assert_eq!(
-        schema_req["tool_choice"],
-        json!({"type": "tool", "name": "StructuredOutput"})
+        tool_names(schema_req),
+        ["Read", "Glob", "Grep", "StructuredOutput"]
     );
+    assert_eq!(schema_req["tool_choice"], json!({"type": "auto"}));
     assert!(
         schema_req["system"][0]["text"]
             .as_str()

@@ -49,6 +49,14 @@ pub(crate) struct Seen {
     /// (cache read, cache write, uncached input) tokens of each answered request whose prompt
     /// has a `cache_control` breakpoint.
     pub cache_usage: Vec<(u64, u64, u64)>,
+    /// Scripted tool-using agents: a prompt with `[play:NAME]` is answered turn by turn with
+    /// the tool calls of `plays[NAME]` (each turn a list of `{name, input}`), then with
+    /// `DONE ` and the JSON of every tool result it was handed (`{content, is_error}`).
+    pub plays: HashMap<String, Vec<Vec<Value>>>,
+    /// (play, turn index) of every request a play answered, in order.
+    pub play_turns: Vec<(String, usize)>,
+    /// The tool names each play's requests offered, by play.
+    pub play_tools: HashMap<String, Vec<String>>,
 }
 
 /// A token bucket of requests: `capacity` at once, refilled at `per_second`.
@@ -379,6 +387,12 @@ async fn handle(
         );
         return Ok(Response::new(Full::new(Bytes::from(text))));
     }
+    if let Some(text) = player(&body, &seen) {
+        return Ok(Response::builder()
+            .header("content-type", "text/event-stream")
+            .body(Full::new(Bytes::from(text)))
+            .unwrap());
+    }
     if let Some(turn) = conductor(&body) {
         let text = sse(&[
             ("message_start", start),
@@ -507,7 +521,13 @@ fn answer_lean(bytes: &[u8], seen: &Mutex<Seen>) -> Option<Response<Full<Bytes>>
         model: Cow<'a, str>,
         #[serde(borrow)]
         messages: Vec<Message<'a>>,
-        tools: Option<serde::de::IgnoredAny>,
+        #[serde(borrow, default)]
+        tools: Vec<Tool<'a>>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Tool<'a> {
+        #[serde(borrow)]
+        name: Cow<'a, str>,
     }
     #[derive(serde::Deserialize)]
     struct Message<'a> {
@@ -524,7 +544,9 @@ fn answer_lean(bytes: &[u8], seen: &Mutex<Seen>) -> Option<Response<Full<Bytes>>
     }
     let r: Request<'_> = serde_json::from_slice(bytes).ok()?;
     let [m] = &r.messages[..] else { return None };
-    if r.tools.is_some() || m.role != "user" || m.content.iter().any(|b| b.cache_control.is_some())
+    if r.tools.iter().any(|t| t.name == "StructuredOutput")
+        || m.role != "user"
+        || m.content.iter().any(|b| b.cache_control.is_some())
     {
         return None;
     }
@@ -594,6 +616,38 @@ pub(crate) struct Serve {
 }
 
 impl FakeApi {
+    /// Scripts the tool calls of the agent whose prompt says `[play:NAME]` (`Seen::plays`).
+    pub(crate) fn play(&self, name: &str, turns: Vec<Vec<Value>>) {
+        self.seen
+            .lock()
+            .unwrap()
+            .plays
+            .insert(name.to_string(), turns);
+    }
+
+    /// The turn indexes the play's requests asked for, in order.
+    pub(crate) fn play_turns(&self, name: &str) -> Vec<usize> {
+        self.seen
+            .lock()
+            .unwrap()
+            .play_turns
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, t)| *t)
+            .collect()
+    }
+
+    /// The tools the play's latest request offered.
+    pub(crate) fn play_tools(&self, name: &str) -> Vec<String> {
+        self.seen
+            .lock()
+            .unwrap()
+            .play_tools
+            .get(name)
+            .cloned()
+            .unwrap_or_default()
+    }
+
     pub(crate) fn start(tls: bool) -> FakeApi {
         FakeApi::serve(Serve {
             tls,
@@ -725,6 +779,72 @@ struct Turn {
     block: Value,
     delta: Value,
     stop: &'static str,
+}
+
+/// A scripted tool-using agent (`Seen::plays`): the SSE answer to this request, or `None`
+/// when the prompt names no play.
+fn player(body: &Value, seen: &Arc<Mutex<Seen>>) -> Option<String> {
+    let messages = body["messages"].as_array()?;
+    let task = unframe(&content_text(&messages.first()?["content"]));
+    let name = task.split("[play:").nth(1)?.split(']').next()?.to_string();
+    let turn = messages.iter().filter(|m| m["role"] == "assistant").count();
+    let calls = {
+        let mut s = seen.lock().unwrap();
+        s.play_turns.push((name.clone(), turn));
+        let offered = body["tools"]
+            .as_array()
+            .map(|t| {
+                t.iter()
+                    .filter_map(|t| t["name"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        s.play_tools.insert(name.clone(), offered);
+        s.plays.get(&name)?.get(turn).cloned()
+    };
+    let start = json!({"type": "message_start", "message": {"id": format!("msg_{turn}"), "type": "message", "role": "assistant",
+        "model": body["model"], "content": [], "usage": {"input_tokens": 100, "output_tokens": 1}}});
+    let mut events = vec![("message_start", start)];
+    let stop = match calls {
+        Some(calls) => {
+            for (i, c) in calls.iter().enumerate() {
+                events.push(("content_block_start", json!({"type": "content_block_start", "index": i,
+                    "content_block": {"type": "tool_use", "id": format!("toolu_{name}_{turn}_{i}"), "name": c["name"], "input": {}}})));
+                events.push((
+                    "content_block_delta",
+                    json!({"type": "content_block_delta", "index": i,
+                    "delta": {"type": "input_json_delta", "partial_json": c["input"].to_string()}}),
+                ));
+                events.push((
+                    "content_block_stop",
+                    json!({"type": "content_block_stop", "index": i}),
+                ));
+            }
+            "tool_use"
+        }
+        None => {
+            // Every tool result of the conversation, in order.
+            let results: Vec<Value> = messages
+                .iter()
+                .filter(|m| m["role"] == "user")
+                .filter_map(|m| m["content"].as_array())
+                .flatten()
+                .filter(|b| b["type"] == "tool_result")
+                .map(|b| json!({"content": b["content"], "is_error": b["is_error"]}))
+                .collect();
+            let text = format!("DONE {}", Value::Array(results));
+            events.push(("content_block_start", json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})));
+            events.push(("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": text}})));
+            events.push((
+                "content_block_stop",
+                json!({"type": "content_block_stop", "index": 0}),
+            ));
+            "end_turn"
+        }
+    };
+    events.push(("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": stop}, "usage": {"output_tokens": 20}})));
+    events.push(("message_stop", json!({"type": "message_stop"})));
+    Some(sse(&events))
 }
 
 /// The text of a message's content (a string, or its text and tool-result blocks).

@@ -15,6 +15,7 @@ mod mcp;
 mod resume;
 mod runtime;
 mod sandbox;
+mod tools;
 mod views;
 mod workflows;
 

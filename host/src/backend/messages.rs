@@ -12,6 +12,7 @@
 use super::reach::{Reach, SendError};
 use super::{AgentError, AgentReply, AgentRequest, Backend, Usage};
 use crate::config::{self, Config};
+use crate::tools::{Tally, ToolName, ToolOutput, Toolbox, Turn, turn};
 use anyhow::Result;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
@@ -51,6 +52,8 @@ pub struct Messages {
     first: tokio::sync::Mutex<()>,
     requests: AtomicU64,
     retries: AtomicU64,
+    /// The agents' tools (`None`: no tools, one model call per agent).
+    tools: Option<Arc<Toolbox>>,
 }
 
 /// How one attempt ended, when it did not produce a reply.
@@ -181,6 +184,7 @@ impl Messages {
             first: tokio::sync::Mutex::new(()),
             requests: AtomicU64::new(0),
             retries: AtomicU64::new(0),
+            tools: Toolbox::from_config(&cfg.tools)?,
         })
     }
 
@@ -366,7 +370,7 @@ impl Messages {
         }
     }
 
-    async fn attempt(&self, body: &Bytes, model: &str) -> Result<AgentReply, Failure> {
+    async fn attempt(&self, body: &Bytes, model: &str) -> Result<Streamed, Failure> {
         // The pool's rate-limit state: paused after a 429, paced by the provider's headers.
         let throttle = super::throttle();
         let permit = match &throttle {
@@ -439,6 +443,181 @@ impl Messages {
     }
 }
 
+impl Messages {
+    /// One model call with its retries, bounded by `messages.timeout` (retries and waits
+    /// included, as documented; each attempt is bounded by it too, in `attempt`).
+    async fn call(&self, body: &Bytes, model: &str) -> Result<Streamed, AgentError> {
+        let attempts = async {
+            let mut attempt = 1;
+            loop {
+                match self.attempt(body, model).await {
+                    Ok(streamed) => return Ok(streamed),
+                    Err(Failure::Fatal(e)) => return Err(e),
+                    Err(Failure::Retry { error, .. }) if attempt >= self.max_attempts => {
+                        return Err(AgentError {
+                            usage_limit: false,
+                            stops_run: error.stops_run,
+                            resets_in: None,
+                            // Before the hint, when the message has one.
+                            message: match error.message.split_once("\nhint: ") {
+                                Some((what, hint)) => format!(
+                                    "{what} (gave up after {attempt} attempts)\nhint: {hint}"
+                                ),
+                                None => {
+                                    format!("{} (gave up after {attempt} attempts)", error.message)
+                                }
+                            },
+                            transient: true,
+                        });
+                    }
+                    Err(Failure::Retry { after, .. }) => {
+                        self.retries.fetch_add(1, Ordering::Relaxed);
+                        tokio::time::sleep(after.unwrap_or_else(|| backoff(attempt))).await;
+                        attempt += 1;
+                    }
+                }
+            }
+        };
+        tokio::time::timeout(self.timeout, attempts)
+            .await
+            .unwrap_or_else(|_| {
+                Err(AgentError {
+                    usage_limit: false,
+                    stops_run: false,
+                    resets_in: None,
+                    message: format!(
+                        "no complete answer within {}, retries included (messages.timeout)",
+                        humantime::format_duration(self.timeout)
+                    ),
+                    transient: true,
+                })
+            })
+    }
+}
+
+/// Told to a schema agent that ended its turn without giving its answer.
+const ANSWER_NOW: &str = "Give your final answer now, through the StructuredOutput tool.";
+
+impl Messages {
+    /// A tool-using agent: model call → its tool calls, run by the host → their results →
+    /// the next call, until the model ends its turn (or gives its structured answer). Every
+    /// turn that called tools is journaled (tools::transcript): a call that continues an
+    /// interrupted agent starts from its last finished turn, without asking the model again.
+    async fn run_with_tools(
+        &self,
+        req: &AgentRequest,
+        feedback: Option<&str>,
+        tools: &Arc<Toolbox>,
+        offered: &[ToolName],
+    ) -> Result<AgentReply, AgentError> {
+        let (first, model) = self.body(req, feedback, false);
+        let mut base: Value = serde_json::from_slice(&first)
+            .map_err(|e| AgentError::permanent(format!("internal: the request body: {e}")))?;
+
+        let mut specs = Toolbox::specs(offered);
+        if let Some(schema) = &req.schema {
+            specs.push(json!({
+                "name": "StructuredOutput",
+                "description": "Return your final answer. Its input is the answer, matching the schema exactly.",
+                "input_schema": schema,
+            }));
+        }
+        base["tools"] = Value::Array(specs);
+        base["tool_choice"] = json!({"type": "auto"});
+        let mut messages: Vec<Value> = base["messages"].as_array().cloned().unwrap_or_default();
+        let transcript = super::call_context().transcript;
+        let mut tally = Tally::default();
+        // The turns this call already took (a resume, a stall restart, a schema re-ask).
+        for t in transcript.iter().flat_map(|t| t.turns()) {
+            let _ = tally.turn(&tools.rails);
+            let results = match &t.results {
+                Some(r) => r.clone(),
+                None => {
+                    let r = turn::recover(tools, offered, &t).await;
+                    if let Some(tr) = &transcript {
+                        tr.keep(Turn {
+                            results: Some(r.clone()),
+                            ..t.clone()
+                        });
+                    }
+                    r
+                }
+            };
+            messages.push(json!({"role": "assistant", "content": t.assistant}));
+            messages.push(results_message(&results));
+        }
+        let mut usage = super::Usage::default();
+        let mut forced = false;
+        if let Some(hint) = super::cache_hint() {
+            hint.before_send().await;
+        }
+        loop {
+            tally.turn(&tools.rails).map_err(AgentError::permanent)?;
+            base["messages"] = Value::Array(messages.clone());
+            if forced {
+                base["tool_choice"] = json!({"type": "tool", "name": "StructuredOutput"});
+            }
+            let body = Bytes::from(serde_json::to_vec(&base).unwrap_or_default());
+            let streamed = self.call(&body, &model).await?;
+            usage += streamed.reply.usage;
+            let assistant = Value::Array(streamed.blocks.iter().map(Block::to_json).collect());
+            if streamed.reply.structured.is_some() {
+                return Ok(AgentReply {
+                    usage,
+                    ..streamed.reply
+                });
+            }
+            let calls = turn::calls_of(&assistant);
+            if calls.is_empty() {
+                if req.schema.is_some() && !forced {
+                    forced = true;
+                    if !streamed.blocks.is_empty() {
+                        messages.push(json!({"role": "assistant", "content": assistant}));
+                        messages.push(json!({"role": "user", "content": ANSWER_NOW}));
+                    }
+                    continue;
+                }
+                return Ok(AgentReply {
+                    usage,
+                    ..streamed.reply
+                });
+            }
+            let n = tally.turns();
+            let keep = |results: Option<Vec<(String, ToolOutput)>>| {
+                if let Some(t) = &transcript {
+                    t.keep(Turn {
+                        turn: n,
+                        assistant: assistant.clone(),
+                        results,
+                    });
+                }
+            };
+            keep(None);
+            let results = turn::run(tools, offered, n, &calls, &mut tally)
+                .await
+                .map_err(AgentError::permanent)?;
+            keep(Some(results.clone()));
+            messages.push(json!({"role": "assistant", "content": assistant}));
+            messages.push(results_message(&results));
+        }
+    }
+}
+
+/// The user turn that hands a turn's tool results back, with a cache breakpoint at its end:
+/// the next turn reads the whole conversation so far from the prompt cache.
+fn results_message(results: &[(String, ToolOutput)]) -> Value {
+    let mut content: Vec<Value> = results
+        .iter()
+        .map(|(id, r)| {
+            json!({"type": "tool_result", "tool_use_id": id, "content": r.content, "is_error": r.is_error})
+        })
+        .collect();
+    if let Some(last) = content.last_mut() {
+        last["cache_control"] = json!({"type": "ephemeral"});
+    }
+    json!({"role": "user", "content": content})
+}
+
 /// What to do with an HTTP error status.
 fn classify(status: u16, message: &str, retry_after: Option<Duration>) -> Failure {
     let lower = message.to_lowercase();
@@ -506,8 +685,114 @@ impl Answer {
     }
 }
 
+/// One content block of an answer, as the stream built it.
+#[derive(Debug)]
+enum Block {
+    Text(String),
+    ToolUse {
+        id: String,
+        name: String,
+        json: String,
+    },
+    /// Extended thinking: carried to the next turn exactly as signed (the API requires it
+    /// when a thinking agent uses tools).
+    Thinking {
+        thinking: String,
+        signature: String,
+    },
+    /// Anything else (thinking, …): kept as the API sent it.
+    Other(Value),
+}
+
+impl Block {
+    /// `content_block_delta`: more of the block at `index` (its text also goes to `text`, the
+    /// reply's, and to the views).
+    fn delta(blocks: &mut Vec<Block>, index: usize, delta: &Delta<'_>, text: &mut String) {
+        match delta.kind.as_deref() {
+            Some("text_delta") => {
+                let t = delta.text.as_deref().unwrap_or("");
+                super::output(t);
+                text.push_str(t);
+                if let Some(Block::Text(b)) = blocks.get_mut(index) {
+                    b.push_str(t);
+                }
+            }
+            Some("thinking_delta") => {
+                if let Some(Block::Thinking { thinking, .. }) = blocks.get_mut(index) {
+                    thinking.push_str(delta.thinking.as_deref().unwrap_or(""));
+                }
+            }
+            Some("signature_delta") => {
+                if let Some(Block::Thinking { signature, .. }) = blocks.get_mut(index) {
+                    signature.push_str(delta.signature.as_deref().unwrap_or(""));
+                }
+            }
+            Some("input_json_delta") => {
+                let part = delta.partial_json.as_deref().unwrap_or("");
+                if !matches!(blocks.get(index), Some(Block::ToolUse { .. })) {
+                    // A stream without content_block_start: one tool call, the answer's.
+                    Block::start(
+                        blocks,
+                        index,
+                        json!({"type": "tool_use", "name": "StructuredOutput"}),
+                    );
+                }
+                if let Some(Block::ToolUse { json, .. }) = blocks.get_mut(index) {
+                    json.push_str(part);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// `content_block_start`: the block at `index` begins.
+    fn start(blocks: &mut Vec<Block>, index: usize, b: Value) {
+        let block = match b["type"].as_str() {
+            Some("text") => Block::Text(String::new()),
+            Some("thinking") => Block::Thinking {
+                thinking: String::new(),
+                signature: String::new(),
+            },
+            Some("tool_use") => Block::ToolUse {
+                id: b["id"].as_str().unwrap_or_default().to_string(),
+                name: b["name"].as_str().unwrap_or_default().to_string(),
+                json: String::new(),
+            },
+            _ => Block::Other(b),
+        };
+        if blocks.len() <= index {
+            blocks.resize_with(index + 1, || Block::Text(String::new()));
+        }
+        blocks[index] = block;
+    }
+
+    /// The block as the next request's assistant message carries it.
+    fn to_json(&self) -> Value {
+        match self {
+            Block::Text(t) => json!({"type": "text", "text": t}),
+            Block::ToolUse { id, name, json } => json!({
+                "type": "tool_use", "id": id, "name": name,
+                "input": serde_json::from_str::<Value>(json).unwrap_or_else(|_| json!({})),
+            }),
+            Block::Thinking {
+                thinking,
+                signature,
+            } => json!({"type": "thinking", "thinking": thinking, "signature": signature}),
+            Block::Other(v) => v.clone(),
+        }
+    }
+}
+
+/// What one model call answered: the reply (text, usage, structured answer) and its content
+/// blocks (text, and the tool calls it wants run).
+#[derive(Debug)]
+struct Streamed {
+    reply: AgentReply,
+    blocks: Vec<Block>,
+}
+
 /// Reads a Messages SSE stream into a reply.
-async fn read_stream(mut body: Answer) -> Result<AgentReply, Failure> {
+async fn read_stream(mut body: Answer) -> Result<Streamed, Failure> {
     let retry = |message: String| Failure::Retry {
         error: AgentError {
             usage_limit: false,
@@ -520,7 +805,7 @@ async fn read_stream(mut body: Answer) -> Result<AgentReply, Failure> {
     };
     let mut events = super::sse::Parser::default();
     let mut reply = AgentReply::default();
-    let mut tool_json = String::new();
+    let mut blocks: Vec<Block> = Vec::new();
     let mut stopped = false;
     loop {
         let Some(event) = events.next_event() else {
@@ -541,7 +826,11 @@ async fn read_stream(mut body: Answer) -> Result<AgentReply, Failure> {
         let data: StreamEvent<'_> = serde_json::from_str(&event.data)
             .map_err(|e| retry(format!("malformed event in the answer stream ({e})")))?;
         let delta = data.delta.unwrap_or_default();
+        let index = data.index.unwrap_or(0);
         match data.kind.as_deref().unwrap_or(event.event.as_str()) {
+            "content_block_start" => {
+                Block::start(&mut blocks, index, data.content_block.unwrap_or_default());
+            }
             "message_start" => {
                 // The answer has begun: the prompt's cache entry exists, and the calls that
                 // share its head may go (scheduler::stagger).
@@ -558,17 +847,7 @@ async fn read_stream(mut body: Answer) -> Result<AgentReply, Failure> {
                     };
                 }
             }
-            "content_block_delta" => match delta.kind.as_deref() {
-                Some("text_delta") => {
-                    let text = delta.text.as_deref().unwrap_or("");
-                    super::output(text);
-                    reply.text.push_str(text);
-                }
-                Some("input_json_delta") => {
-                    tool_json.push_str(delta.partial_json.as_deref().unwrap_or(""));
-                }
-                _ => {}
-            },
+            "content_block_delta" => Block::delta(&mut blocks, index, &delta, &mut reply.text),
             "message_delta" => {
                 // message_delta carries the final output count (cumulative).
                 if let Some(out) = data.usage.and_then(|u| u.output_tokens) {
@@ -601,12 +880,16 @@ async fn read_stream(mut body: Answer) -> Result<AgentReply, Failure> {
     if !stopped {
         return Err(retry("the answer stream ended before message_stop".into()));
     }
-    if !tool_json.is_empty() {
-        let v: Value = serde_json::from_str(&tool_json)
-            .map_err(|e| retry(format!("malformed StructuredOutput input ({e})")))?;
-        reply.structured = Some(v);
+    for b in &blocks {
+        if let Block::ToolUse { name, json, .. } = b {
+            let v: Value = serde_json::from_str(if json.is_empty() { "{}" } else { json })
+                .map_err(|e| retry(format!("malformed `{name}` tool input ({e})")))?;
+            if name == "StructuredOutput" {
+                reply.structured = Some(v);
+            }
+        }
     }
-    Ok(reply)
+    Ok(Streamed { reply, blocks })
 }
 
 /// The thinking budget for an agent's `effort` (`low` or none: no extended thinking).
@@ -709,6 +992,10 @@ struct StreamEvent<'a> {
     usage: Option<DeltaUsage>,
     #[serde(default, borrow)]
     error: Option<StreamError<'a>>,
+    #[serde(default)]
+    index: Option<usize>,
+    #[serde(default)]
+    content_block: Option<Value>,
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
@@ -738,6 +1025,10 @@ struct Delta<'a> {
     text: Option<std::borrow::Cow<'a, str>>,
     #[serde(default, borrow)]
     partial_json: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    thinking: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    signature: Option<std::borrow::Cow<'a, str>>,
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
@@ -768,7 +1059,15 @@ impl Backend for Messages {
     }
 
     fn identity(&self) -> String {
-        format!("messages:{}:{}", self.model, self.max_tokens)
+        match &self.tools {
+            Some(t) => format!(
+                "messages:{}:{}:{}",
+                self.model,
+                self.max_tokens,
+                t.identity()
+            ),
+            None => format!("messages:{}:{}", self.model, self.max_tokens),
+        }
     }
 
     fn default_model(&self) -> Option<String> {
@@ -784,58 +1083,18 @@ impl Backend for Messages {
         req: &AgentRequest,
         feedback: Option<&str>,
     ) -> Result<AgentReply, AgentError> {
+        if let Some(tools) = &self.tools {
+            let offered = tools.for_agent(super::agent_definition().as_deref());
+            if !offered.is_empty() {
+                return self.run_with_tools(req, feedback, tools, &offered).await;
+            }
+        }
         let (body, model) = self.body(req, feedback, false);
         // Sharing a head with a call that is writing it to the cache: wait until it can be read.
         if let Some(hint) = super::cache_hint() {
             hint.before_send().await;
         }
-        let attempts = async {
-            let mut attempt = 1;
-            loop {
-                match self.attempt(&body, &model).await {
-                    Ok(reply) => return Ok(reply),
-                    Err(Failure::Fatal(e)) => return Err(e),
-                    Err(Failure::Retry { error, .. }) if attempt >= self.max_attempts => {
-                        return Err(AgentError {
-                            usage_limit: false,
-                            stops_run: error.stops_run,
-                            resets_in: None,
-                            // Before the hint, when the message has one.
-                            message: match error.message.split_once("\nhint: ") {
-                                Some((what, hint)) => format!(
-                                    "{what} (gave up after {attempt} attempts)\nhint: {hint}"
-                                ),
-                                None => {
-                                    format!("{} (gave up after {attempt} attempts)", error.message)
-                                }
-                            },
-                            transient: true,
-                        });
-                    }
-                    Err(Failure::Retry { after, .. }) => {
-                        self.retries.fetch_add(1, Ordering::Relaxed);
-                        tokio::time::sleep(after.unwrap_or_else(|| backoff(attempt))).await;
-                        attempt += 1;
-                    }
-                }
-            }
-        };
-        // `messages.timeout` bounds the whole agent, retries and waits included, as documented
-        // (each attempt is bounded by it too, in `attempt`).
-        tokio::time::timeout(self.timeout, attempts)
-            .await
-            .unwrap_or_else(|_| {
-                Err(AgentError {
-                    usage_limit: false,
-                    stops_run: false,
-                    resets_in: None,
-                    message: format!(
-                        "no complete answer within {}, retries included (messages.timeout)",
-                        humantime::format_duration(self.timeout)
-                    ),
-                    transient: true,
-                })
-            })
+        Ok(self.call(&body, &model).await?.reply)
     }
 
     fn stats(&self) -> Option<Value> {

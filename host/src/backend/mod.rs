@@ -99,6 +99,10 @@ pub struct CallContext {
     /// The run's events, for what a backend has to say while a call waits (the `nats`
     /// executor: no worker has taken its jobs).
     pub events: Option<crate::events::Events>,
+    /// The agent's handle (what the run's events name it by).
+    pub handle: Option<u32>,
+    /// A tool-using agent's turns so far (tools::transcript).
+    pub transcript: Option<Arc<crate::tools::Transcript>>,
 }
 
 impl std::fmt::Debug for crate::events::Events {
@@ -115,6 +119,11 @@ pub fn cache_hint() -> Option<Arc<crate::scheduler::stagger::CacheHint>> {
 /// The run's throttle (outside a scheduled call: none, and nothing is throttled).
 pub fn throttle() -> Option<Arc<crate::scheduler::throttle::Throttle>> {
     CALL.try_with(|c| c.throttle.clone()).ok().flatten()
+}
+
+/// The current call's context (outside a scheduled call: the default, which has nothing).
+pub fn call_context() -> CallContext {
+    CALL.try_with(Clone::clone).unwrap_or_default()
 }
 
 /// The definition of the agent type the current call names (outside a scheduled call: none).
@@ -170,13 +179,31 @@ pub fn spawn_in_group(cmd: &mut tokio::process::Command) -> std::io::Result<toki
 }
 
 /// Ends an agent's process group when its call is dropped before the process exited.
-struct GroupGuard {
-    pgid: Option<i32>,
+pub(crate) struct GroupGuard {
+    /// 0 once the leader is reaped (or when it had no id).
+    pgid: std::sync::atomic::AtomicI32,
+}
+
+impl GroupGuard {
+    /// The guard of a child started by `spawn_in_group` (it leads its group).
+    pub(crate) fn of(child: &tokio::process::Child) -> GroupGuard {
+        GroupGuard {
+            pgid: std::sync::atomic::AtomicI32::new(
+                child.id().and_then(|p| i32::try_from(p).ok()).unwrap_or(0),
+            ),
+        }
+    }
+
+    /// The leader was reaped: its id may be reused from here on, so it must not be signalled.
+    pub(crate) fn reaped(&self) {
+        self.pgid.store(0, Ordering::Relaxed);
+    }
 }
 
 impl Drop for GroupGuard {
     fn drop(&mut self) {
-        if let Some(pgid) = self.pgid.filter(|p| *p > 0) {
+        let pgid = self.pgid.load(Ordering::Relaxed);
+        if pgid > 0 {
             // SAFETY: kill has no memory preconditions; a negative pid names the process group
             // this call's process leads (spawn_in_group), which is still alive: its leader has
             // not been reaped, so the group id cannot have been reused.
@@ -202,9 +229,7 @@ pub async fn output_with_lines(
     mut child: tokio::process::Child,
     shown: fn(&str) -> Option<String>,
 ) -> std::io::Result<std::process::Output> {
-    let mut guard = GroupGuard {
-        pgid: child.id().and_then(|p| i32::try_from(p).ok()),
-    };
+    let guard = GroupGuard::of(&child);
     use tokio::io::AsyncReadExt as _;
     async fn drain<R: tokio::io::AsyncRead + Unpin>(
         r: Option<R>,
@@ -236,8 +261,7 @@ pub async fn output_with_lines(
     let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
     let status = async {
         let status = child.wait().await;
-        // Reaped: its id may be reused from here on, so the guard must not signal it.
-        guard.pgid = None;
+        guard.reaped();
         status
     };
     let (stdout, stderr, status) =

@@ -12,6 +12,7 @@ mod resume;
 mod run;
 mod runs;
 mod steer;
+mod tools;
 mod trace;
 mod watch;
 mod worker;

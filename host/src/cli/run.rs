@@ -106,6 +106,8 @@ pub(super) struct RunCommon {
     pub(super) executor: Option<String>,
     #[command(flatten, next_help_heading = "NATS executor")]
     pub(super) nats: crate::executor::NatsArgs,
+    #[command(flatten)]
+    pub(super) tools: super::tools::ToolArgs,
     /// Store every answer in DIR, for `--backend replay:DIR`.
     #[arg(long, value_name = "DIR", help_heading = "Agents")]
     pub(super) record: Option<PathBuf>,
@@ -126,7 +128,9 @@ pub(super) async fn run(mut a: RunArgs) -> Result<u8> {
         );
     }
     let cwd = std::env::current_dir()?;
-    let config = Arc::new(crate::config::load(&cwd)?.config);
+    let mut config = crate::config::load(&cwd)?.config;
+    a.common.tools.apply(&mut config.tools, &cwd);
+    let config = Arc::new(config);
     // `--resume` may name the run by a prefix or `@last`: from here on, its whole id.
     if let Some(id) = &a.resume
         && a.resume_point.is_none()

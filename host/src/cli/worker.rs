@@ -61,7 +61,9 @@ pub(super) async fn worker(a: WorkerArgs) -> Result<u8> {
         })?;
     }
     let cwd = std::env::current_dir()?;
-    let config = crate::config::load(&cwd)?.config;
+    let mut config = crate::config::load(&cwd)?.config;
+    // Agents' tools run here, on the worker, in its workdir, under the same containment.
+    super::tools::ToolArgs::default().apply(&mut config.tools, &cwd);
     let backend: Arc<dyn crate::backend::Backend> =
         crate::backend::select(a.backend.as_deref(), &config)?;
     let host = std::fs::read_to_string("/etc/hostname")

@@ -384,6 +384,8 @@ impl History {
                     RunStatus::Interrupted
                 };
             }
+            // A tool-using agent's turns: its transcript, for resume (tools::transcript).
+            Record::Turn { .. } => {}
             Record::Permission {
                 agent,
                 tool,

@@ -125,6 +125,16 @@ pub enum Record {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         duration_ms: Option<u64>,
     },
+    /// A turn of a tool-using agent (`tools::transcript`): written when the model has asked
+    /// for its tool calls, then again with their results.
+    Turn {
+        key: String,
+        occurrence: u32,
+        turn: u32,
+        assistant: Value,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        results: Option<Vec<(String, crate::tools::ToolOutput)>>,
+    },
     /// A decision on an agent's permission request: the tool and its input (as the prompt
     /// showed it), allowed or not, how (`once`, `always`, `deny`, `rule`: a standing
     /// "always", `timeout`), the rule set or matched, who decided, when.
@@ -437,6 +447,18 @@ pub struct ResumePoint {
     pub attempts: u32,
     pub backend: Option<String>,
     pub ceilings: Option<crate::limits::Ceilings>,
+}
+
+/// The journaled turns of tool-using agents (tools::transcript), read for a resume without
+/// deserialising any other line.
+pub fn resume_turns(path: &Path) -> Result<crate::tools::transcript::Turns> {
+    let mut records = Vec::new();
+    scan(
+        path,
+        |_, line| line.starts_with(br#"{"type":"turn""#),
+        |r| records.push(r),
+    )?;
+    Ok(crate::tools::transcript::collect(records))
 }
 
 pub fn resume_point(path: &Path) -> Result<ResumePoint> {

@@ -62,6 +62,8 @@ pub struct AgentJob {
     pub shared_head: Option<usize>,
     /// Set when the job is queued: its prompt's shared head and its place in the stagger.
     pub cache: Option<Arc<stagger::CacheHint>>,
+    /// A tool-using agent's journaled turns, when a resume continues it (tools::transcript).
+    pub turns: Vec<crate::tools::Turn>,
 }
 
 /// The end of a job (agent or timer), in the order the guest receives them.
@@ -321,6 +323,31 @@ async fn supervise(
     outcome
 }
 
+/// What the backend may know of the call it makes. One per call, across stall restarts and
+/// schema re-asks: a tool-using agent's transcript continues from its last finished turn.
+fn context(
+    setup: &SchedulerSetup,
+    job: &AgentJob,
+    throttle: &Arc<throttle::Throttle>,
+) -> crate::backend::CallContext {
+    crate::backend::CallContext {
+        control_socket: setup.control.socket(),
+        // The agent's number as `wfhost watch` shows it (given when it was queued).
+        agent: setup.control.number(job.handle),
+        definition: job.agent_def.clone(),
+        cache: job.cache.clone(),
+        throttle: Some(throttle.clone()),
+        events: Some(setup.events.clone()),
+        handle: Some(job.handle),
+        transcript: Some(crate::tools::Transcript::new(
+            setup.journal.clone(),
+            job.key.clone(),
+            job.occurrence,
+            job.turns.clone(),
+        )),
+    }
+}
+
 async fn supervised(
     setup: &SchedulerSetup,
     job: &AgentJob,
@@ -348,8 +375,7 @@ async fn supervised(
     let stall = job.stall.unwrap_or(setup.stall_timeout);
     let deadline = tokio::time::Instant::from_std(start + setup.agent_timeout);
     let mut stalls = 0;
-    // The agent's number as `wfhost watch` shows it (given when it was queued).
-    let number = setup.control.number(job.handle);
+    let context = context(setup, job, throttle);
     let outcome = loop {
         setup.events.emit(Event::AgentStarted {
             handle: job.handle,
@@ -368,17 +394,9 @@ async fn supervised(
             ),
         });
         let progress = Progress::new();
-        let context = crate::backend::CallContext {
-            control_socket: setup.control.socket(),
-            agent: number,
-            definition: job.agent_def.clone(),
-            cache: job.cache.clone(),
-            throttle: Some(throttle.clone()),
-            events: Some(setup.events.clone()),
-        };
         let call = PROGRESS.scope(
             progress.clone(),
-            crate::backend::CALL.scope(context, run(setup, job)),
+            crate::backend::CALL.scope(context.clone(), run(setup, job)),
         );
         tokio::pin!(call);
         let ended = loop {
@@ -427,7 +445,7 @@ async fn supervised(
                 });
                 setup.events.emit(Event::Control {
                     action: "stall".into(),
-                    agent: number,
+                    agent: context.agent,
                     by: "wfhost".into(),
                     detail: Some(why),
                     wait_ms: None,

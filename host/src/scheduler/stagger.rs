@@ -234,6 +234,7 @@ mod tests {
             agent_def: None,
             shared_head: shared,
             cache: None,
+            turns: Vec::new(),
         }
     }
 

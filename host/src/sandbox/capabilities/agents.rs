@@ -24,6 +24,8 @@ pub struct Agents {
     in_flight: HashMap<u32, AgentInfo>,
     /// Results a resume may serve instead of running the agent again.
     cache: HashMap<(String, u32), Cached>,
+    /// Turns of tool-using agents a resume continues from (tools::transcript).
+    turns: crate::tools::transcript::Turns,
     /// How many times each key was asked for in this run (the occurrence of the next call).
     occurrences: HashMap<String, u32>,
     /// Bytes of prompts the host holds for agents queued or running (`--max-queued-bytes`).
@@ -44,11 +46,16 @@ struct AgentInfo {
 }
 
 impl Agents {
-    pub fn new(scheduler: Scheduler, cache: HashMap<(String, u32), Cached>) -> Agents {
+    pub fn new(
+        scheduler: Scheduler,
+        cache: HashMap<(String, u32), Cached>,
+        turns: crate::tools::transcript::Turns,
+    ) -> Agents {
         Agents {
             scheduler: Some(scheduler),
             in_flight: HashMap::new(),
             cache,
+            turns,
             occurrences: HashMap::new(),
             queued_bytes: 0,
             served_started: 0,
@@ -378,7 +385,13 @@ impl Capabilities {
             phase: request.phase.clone(),
         });
         request.call = Some((key.clone(), occurrence));
+        let turns = self
+            .agents
+            .turns
+            .remove(&(key.clone(), occurrence))
+            .unwrap_or_default();
         let job = AgentJob {
+            turns,
             handle,
             request,
             schema,

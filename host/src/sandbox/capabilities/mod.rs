@@ -95,6 +95,8 @@ pub struct RunSetup {
     pub events: Events,
     pub journal: Option<Arc<Journal>>,
     pub cache: HashMap<(String, u32), Cached>,
+    /// Journaled turns of tool-using agents a resume continues from.
+    pub turns: crate::tools::transcript::Turns,
     pub backend_identity: String,
     /// `--max-cost`: no new agents once the run's cost reaches it (USD).
     pub max_cost: Option<f64>,
@@ -126,7 +128,7 @@ impl Capabilities {
                 setup.phase_models,
             )),
             ledger,
-            agents: Agents::new(setup.scheduler, setup.cache),
+            agents: Agents::new(setup.scheduler, setup.cache, setup.turns),
             timers: Timers::default(),
             completions_tx: setup.completions.0,
             completions: setup.completions.1,

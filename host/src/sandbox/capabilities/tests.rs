@@ -65,6 +65,7 @@ impl Harness {
             agent_timeout: limits.agent_timeout,
         });
         let caps = Capabilities::new(RunSetup {
+            turns: HashMap::new(),
             args: Some(json!({"files": ["a.rs"]})),
             budget_total: None,
             limits,

@@ -1,0 +1,341 @@
+//! Agent tools: what an agent on an HTTP API (`messages`) can use to read, search, edit and
+//! run, with Claude Code's names and input schemas — contained by the host, not by a prompt.
+//!
+//! One file per tool (`read`, `glob`, `grep`, `edit`, `write`, `bash`); `workspace` is the
+//! containment of the file tools (every path resolved beneath the workspace by cap-std, after
+//! symlinks), `confine` the kernel's confinement of `Bash` (Landlock, a network namespace, a
+//! scrubbed environment, limits); `transcript` keeps an agent's finished turns, so a resumed
+//! agent continues from its last one; `rails` are the per-agent guard rails. The loop that
+//! asks the model and runs its calls is the backend's (`backend::messages`).
+
+mod bash;
+pub mod confine;
+mod edit;
+mod glob;
+mod grep;
+mod rails;
+mod read;
+pub mod transcript;
+pub mod turn;
+mod workspace;
+mod write;
+
+pub use rails::{Rails, Tally};
+pub use transcript::{Transcript, Turn};
+pub use workspace::{HIDDEN, READ_ONLY, Workspace};
+
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The tools, by their Claude Code names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ToolName {
+    Read,
+    Glob,
+    Grep,
+    Edit,
+    Write,
+    Bash,
+}
+
+impl ToolName {
+    pub const ALL: [ToolName; 6] = [
+        ToolName::Read,
+        ToolName::Glob,
+        ToolName::Grep,
+        ToolName::Edit,
+        ToolName::Write,
+        ToolName::Bash,
+    ];
+    /// What agents get when neither `--tools` nor `[tools] allow` says otherwise.
+    pub const READ_ONLY: [ToolName; 3] = [ToolName::Read, ToolName::Glob, ToolName::Grep];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ToolName::Read => "Read",
+            ToolName::Glob => "Glob",
+            ToolName::Grep => "Grep",
+            ToolName::Edit => "Edit",
+            ToolName::Write => "Write",
+            ToolName::Bash => "Bash",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<ToolName> {
+        ToolName::ALL.into_iter().find(|t| t.as_str() == name)
+    }
+
+    /// Only reads: calls of one turn that all only read run concurrently.
+    pub fn read_only(self) -> bool {
+        matches!(self, ToolName::Read | ToolName::Glob | ToolName::Grep)
+    }
+
+    /// Changes the workspace (or may): never run twice for one journaled call.
+    pub fn mutates(self) -> bool {
+        !self.read_only()
+    }
+
+    fn spec(self) -> (&'static str, Value) {
+        match self {
+            ToolName::Read => (read::DESCRIPTION, read::schema()),
+            ToolName::Glob => (glob::DESCRIPTION, glob::schema()),
+            ToolName::Grep => (grep::DESCRIPTION, grep::schema()),
+            ToolName::Edit => (edit::DESCRIPTION, edit::schema()),
+            ToolName::Write => (write::DESCRIPTION, write::schema()),
+            ToolName::Bash => (bash::DESCRIPTION, bash::schema()),
+        }
+    }
+}
+
+/// Parses a list of tool names (`--tools`, `[tools] allow`, an agent type's `tools:`):
+/// `none` or an empty list is no tools.
+pub fn parse_list<S: AsRef<str>>(names: &[S]) -> Result<Vec<ToolName>, String> {
+    let mut out = Vec::new();
+    for n in names {
+        let n = n.as_ref().trim();
+        if n.is_empty() || n.eq_ignore_ascii_case("none") {
+            continue;
+        }
+        let Some(t) = ToolName::parse(n) else {
+            return Err(format!(
+                "`{n}` is not a tool wfhost gives agents; the tools are {}",
+                names_of(&ToolName::ALL)
+            ));
+        };
+        if !out.contains(&t) {
+            out.push(t);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// `Read, Glob, Grep`.
+pub fn names_of(tools: &[ToolName]) -> String {
+    if tools.is_empty() {
+        return "(none)".to_string();
+    }
+    tools
+        .iter()
+        .map(|t| t.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// What a tool call gives back to the model.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ToolOutput {
+    pub content: String,
+    pub is_error: bool,
+}
+
+impl ToolOutput {
+    fn ok(content: String) -> ToolOutput {
+        ToolOutput {
+            content,
+            is_error: false,
+        }
+    }
+    pub fn error(content: impl Into<String>) -> ToolOutput {
+        ToolOutput {
+            content: content.into(),
+            is_error: true,
+        }
+    }
+}
+
+/// The run's tools: the workspace, the tools in force and their limits. Built once per run
+/// from `[tools]` and the flags; a `Bash` call checks the kernel's confinement when it starts.
+#[derive(Debug)]
+pub struct Toolbox {
+    workspace: Workspace,
+    allowed: Vec<ToolName>,
+    pub rails: Rails,
+    bash: bash::Policy,
+}
+
+impl Toolbox {
+    /// `None` when no tool is allowed (agents are then one model call, as before).
+    pub fn from_config(cfg: &crate::config::ToolsConfig) -> anyhow::Result<Option<Arc<Toolbox>>> {
+        let allowed = match &cfg.allow {
+            Some(list) => parse_list(list).map_err(|e| {
+                crate::ExitError::usage(e)
+                    .hint("list them with `--tools Read,Grep,…` or `[tools] allow = [\"Read\", …]`")
+            })?,
+            None => ToolName::READ_ONLY.to_vec(),
+        };
+        if allowed.is_empty() {
+            return Ok(None);
+        }
+        let root = match &cfg.workspace {
+            Some(p) => p.clone(),
+            None => std::env::current_dir()?,
+        };
+        let workspace = Workspace::open(&root)?;
+        let rails = Rails::from_config(cfg)?;
+        let bash = bash::Policy {
+            default_timeout: rails.bash_timeout,
+            unconfined: cfg.unconfined_bash == Some(true),
+        };
+        Ok(Some(Arc::new(Toolbox {
+            workspace,
+            allowed,
+            rails,
+            bash,
+        })))
+    }
+
+    pub fn workspace(&self) -> &Workspace {
+        &self.workspace
+    }
+
+    pub fn allowed(&self) -> &[ToolName] {
+        &self.allowed
+    }
+
+    /// The tools one agent is offered: the run's, narrowed by its agent type's `tools:`.
+    pub fn for_agent(&self, def: Option<&crate::workflows::AgentDef>) -> Vec<ToolName> {
+        let Some(def) = def.filter(|d| !d.tools.is_empty()) else {
+            return self.allowed.clone();
+        };
+        let named: Vec<ToolName> = def
+            .tools
+            .iter()
+            .filter_map(|t| ToolName::parse(t.trim()))
+            .collect();
+        self.allowed
+            .iter()
+            .copied()
+            .filter(|t| named.contains(t))
+            .collect()
+    }
+
+    /// What, besides the request, determines an agent's answer: the tools in force and the
+    /// workspace (part of the journal key).
+    pub fn identity(&self) -> String {
+        format!(
+            "tools={}@{}",
+            names_of(&self.allowed).replace(' ', ""),
+            self.workspace.root().display()
+        )
+    }
+
+    /// The tool definitions a model is offered: `{name, description, input_schema}`.
+    pub fn specs(tools: &[ToolName]) -> Vec<Value> {
+        tools
+            .iter()
+            .map(|t| {
+                let (description, schema) = t.spec();
+                json!({"name": t.as_str(), "description": description, "input_schema": schema})
+            })
+            .collect()
+    }
+
+    /// The tool a call names, if this agent was offered it; otherwise the error result that
+    /// names it.
+    fn check(name: &str, offered: &[ToolName]) -> Result<ToolName, ToolOutput> {
+        ToolName::parse(name)
+            .filter(|t| offered.contains(t))
+            .ok_or_else(|| {
+                ToolOutput::error(format!(
+                    "`{name}` is not among this agent's tools ({}). Use only those; the operator can allow more with `--tools` or `[tools] allow`.",
+                    names_of(offered)
+                ))
+            })
+    }
+
+    /// Runs one call the model made: a tool outside `offered` gets an error result naming it;
+    /// every result is capped at `rails.max_result` bytes.
+    pub async fn call(&self, name: &str, input: &Value, offered: &[ToolName]) -> ToolOutput {
+        match Toolbox::check(name, offered) {
+            Ok(ToolName::Bash) => self.cap(bash::call(&self.workspace, &self.bash, input).await),
+            Ok(_) => self.call_file(name, input, offered),
+            Err(refused) => refused,
+        }
+    }
+
+    /// A call of a file tool (they read and write the disk: run it on a blocking thread).
+    pub fn call_file(&self, name: &str, input: &Value, offered: &[ToolName]) -> ToolOutput {
+        let ws = &self.workspace;
+        let result = match Toolbox::check(name, offered) {
+            Ok(ToolName::Read) => read::call(ws, input),
+            Ok(ToolName::Glob) => glob::call(ws, input),
+            Ok(ToolName::Grep) => grep::call(ws, input),
+            Ok(ToolName::Edit) => edit::call(ws, input),
+            Ok(ToolName::Write) => write::call(ws, input),
+            Ok(ToolName::Bash) => Err("`Bash` is not a file tool".to_string()),
+            Err(refused) => return refused,
+        };
+        self.cap(match result {
+            Ok(text) => ToolOutput::ok(text),
+            Err(e) => ToolOutput::error(e),
+        })
+    }
+
+    fn cap(&self, mut out: ToolOutput) -> ToolOutput {
+        let max = self.rails.max_result;
+        if out.content.len() > max {
+            let mut cut = max;
+            while !out.content.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            let total = out.content.len();
+            out.content.truncate(cut);
+            out.content.push_str(&format!(
+                "\n… (cut: {total} bytes, more than the {max} a tool result may hand back; narrow the call)"
+            ));
+        }
+        out
+    }
+}
+
+/// A string field of a tool's input, or an error naming it.
+fn text<'a>(input: &'a Value, key: &str) -> Result<&'a str, String> {
+    input[key]
+        .as_str()
+        .ok_or_else(|| format!("`{key}` is required and must be a string"))
+}
+
+/// A whole-number field of a tool's input (absent: `None`).
+fn number(input: &Value, key: &str) -> Result<Option<u64>, String> {
+    match &input[key] {
+        Value::Null => Ok(None),
+        v => v
+            .as_u64()
+            .or_else(|| {
+                v.as_f64()
+                    .filter(|f| *f >= 0.0 && f.fract() == 0.0 && *f < 9e15)
+                    .map(|f| {
+                        #[allow(
+                            clippy::cast_possible_truncation,
+                            clippy::cast_sign_loss,
+                            reason = "a whole number in 0..9e15"
+                        )]
+                        let n = f as u64;
+                        n
+                    })
+            })
+            .map(Some)
+            .ok_or_else(|| format!("`{key}` must be a whole number of 0 or more")),
+    }
+}
+
+/// A one-line summary of a call, as views show it: `Read src/lib.rs`, `Bash cargo test`.
+pub fn summary(name: &str, input: &Value) -> String {
+    let arg = ["file_path", "pattern", "command", "path"]
+        .iter()
+        .find_map(|k| input[*k].as_str())
+        .unwrap_or("");
+    let arg: String = arg
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(120)
+        .collect();
+    format!("{name} {arg}").trim_end().to_string()
+}
+
+/// How long a call may take at most: `Bash`'s own timeout bounds it; the others are quick.
+pub fn max_duration() -> Duration {
+    bash::MAX_TIMEOUT
+}

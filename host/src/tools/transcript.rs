@@ -1,0 +1,122 @@
+//! An agent's finished turns, journaled as they happen, so that an agent interrupted by a
+//! crash, `stop`, a stall restart or a schema re-ask continues from its last turn: the model
+//! is not asked again for a turn it already took, and a journaled `Edit`, `Write` or `Bash` is
+//! never applied twice.
+//!
+//! A turn is journaled twice: when the model has asked for its tool calls (before any runs),
+//! then with their results. A turn found with calls but no results was interrupted while its
+//! tools ran: its read-only calls run again; a call that may have changed the workspace is
+//! not repeated — the model is told it may or may not have been applied.
+
+use super::ToolOutput;
+use crate::journal::{Journal, Record};
+use serde_json::Value;
+use std::sync::{Arc, Mutex};
+
+/// One model turn that called tools.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Turn {
+    /// 1-based.
+    pub turn: u32,
+    /// The model's message: its content blocks, as the API gave them (text, tool_use).
+    pub assistant: Value,
+    /// The results of its tool calls, by `tool_use` id, in the order of the calls (`None`:
+    /// not all of them finished).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub results: Option<Vec<(String, ToolOutput)>>,
+}
+
+/// The turns of one agent call (its journal key and occurrence).
+pub struct Transcript {
+    journal: Option<Arc<Journal>>,
+    key: String,
+    occurrence: u32,
+    turns: Mutex<Vec<Turn>>,
+}
+
+impl Transcript {
+    /// `previous`: what the journal has of this call (a resume), in turn order.
+    pub fn new(
+        journal: Option<Arc<Journal>>,
+        key: String,
+        occurrence: u32,
+        previous: Vec<Turn>,
+    ) -> Arc<Transcript> {
+        Arc::new(Transcript {
+            journal,
+            key,
+            occurrence,
+            turns: Mutex::new(previous),
+        })
+    }
+
+    pub fn turns(&self) -> Vec<Turn> {
+        self.lock().clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Turn>> {
+        self.turns
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Keeps a turn (new, or now with its results) and journals it.
+    pub fn keep(&self, turn: Turn) {
+        if let Some(j) = &self.journal {
+            let _ = j.append(&Record::Turn {
+                key: self.key.clone(),
+                occurrence: self.occurrence,
+                turn: turn.turn,
+                assistant: turn.assistant.clone(),
+                results: turn.results.clone(),
+            });
+        }
+        let mut turns = self.lock();
+        match turns.iter_mut().find(|t| t.turn == turn.turn) {
+            Some(t) => *t = turn,
+            None => turns.push(turn),
+        }
+    }
+}
+
+impl std::fmt::Debug for Transcript {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transcript")
+            .field("key", &self.key)
+            .field("occurrence", &self.occurrence)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Journaled turns by call (journal key, occurrence).
+pub type Turns = std::collections::HashMap<(String, u32), Vec<Turn>>;
+
+/// The turns a journal holds, by call: the latest record of each turn wins.
+pub fn collect(records: impl IntoIterator<Item = Record>) -> Turns {
+    let mut out = Turns::default();
+    for r in records {
+        if let Record::Turn {
+            key,
+            occurrence,
+            turn,
+            assistant,
+            results,
+        } = r
+        {
+            let turns = out.entry((key, occurrence)).or_default();
+            let t = Turn {
+                turn,
+                assistant,
+                results,
+            };
+            match turns.iter_mut().find(|x| x.turn == turn) {
+                Some(x) => *x = t,
+                None => turns.push(t),
+            }
+        }
+    }
+    for turns in out.values_mut() {
+        turns.sort_by_key(|t| t.turn);
+    }
+    out
+}

@@ -1,0 +1,146 @@
+//! One turn's tool calls, as any backend's loop runs them (`messages` now; `openai` next):
+//! the guard rails first, the calls (concurrently when they all only read), a sign of life
+//! for the stall timeout while they run, and what the views and events show of them.
+
+use super::{Tally, ToolName, ToolOutput, Toolbox, Turn};
+use crate::events::Event;
+use serde_json::Value;
+use std::sync::Arc;
+
+/// A tool call the model made.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub id: String,
+    pub name: String,
+    pub input: Value,
+}
+
+/// How often a running tool shows the call is alive: a 9-minute test suite is not a stall.
+const ALIVE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Runs the calls of turn `turn`; `Err` ends the agent (a guard rail, with the reason).
+pub async fn run(
+    tools: &Arc<Toolbox>,
+    offered: &[ToolName],
+    turn: u32,
+    calls: &[Call],
+    tally: &mut Tally,
+) -> Result<Vec<(String, ToolOutput)>, String> {
+    for c in calls {
+        tally.call(&tools.rails, &c.name, &c.input)?;
+    }
+    let ctx = crate::backend::call_context();
+    for c in calls {
+        let summary = super::summary(&c.name, &c.input);
+        crate::backend::output(&format!("\n⚙ {summary}\n"));
+        if let (Some(events), Some(handle)) = (&ctx.events, ctx.handle) {
+            events.emit(Event::ToolCall {
+                handle,
+                turn,
+                tool: c.name.clone(),
+                summary,
+            });
+        }
+    }
+    let all_read = calls
+        .iter()
+        .all(|c| ToolName::parse(&c.name).is_some_and(ToolName::read_only));
+    let work = async {
+        if all_read {
+            futures_util::future::join_all(calls.iter().map(|c| one(tools, offered, c))).await
+        } else {
+            let mut out = Vec::with_capacity(calls.len());
+            for c in calls {
+                out.push(one(tools, offered, c).await);
+            }
+            out
+        }
+    };
+    tokio::pin!(work);
+    let mut alive = tokio::time::interval(ALIVE_EVERY);
+    let results = loop {
+        tokio::select! {
+            r = &mut work => break r,
+            _ = alive.tick() => crate::backend::progress(),
+        }
+    };
+    for (c, r) in calls.iter().zip(&results) {
+        shown(&ctx, turn, c, r);
+    }
+    Ok(calls.iter().map(|c| c.id.clone()).zip(results).collect())
+}
+
+/// One call: the file tools on a blocking thread (they read the disk), `Bash` as it is.
+async fn one(tools: &Arc<Toolbox>, offered: &[ToolName], c: &Call) -> ToolOutput {
+    if ToolName::parse(&c.name) == Some(ToolName::Bash) {
+        return tools.call(&c.name, &c.input, offered).await;
+    }
+    let (tools, offered, c) = (tools.clone(), offered.to_vec(), c.clone());
+    tokio::task::spawn_blocking(move || tools.call_file(&c.name, &c.input, &offered))
+        .await
+        .unwrap_or_else(|e| ToolOutput::error(format!("the tool failed: {e}")))
+}
+
+fn shown(ctx: &crate::backend::CallContext, turn: u32, c: &Call, r: &ToolOutput) {
+    let head: String = r
+        .content
+        .lines()
+        .next()
+        .unwrap_or("")
+        .chars()
+        .take(120)
+        .collect();
+    let lines = r.content.lines().count();
+    crate::backend::output(&if r.is_error {
+        format!("  ✗ {head}\n")
+    } else {
+        format!("  → {lines} line{}\n", if lines == 1 { "" } else { "s" })
+    });
+    if let (Some(events), Some(handle)) = (&ctx.events, ctx.handle) {
+        events.emit(Event::ToolResult {
+            handle,
+            turn,
+            tool: c.name.clone(),
+            is_error: r.is_error,
+            bytes: r.content.len() as u64,
+            head,
+        });
+    }
+}
+
+/// The calls of a turn's assistant message (its `tool_use` blocks).
+pub fn calls_of(assistant: &Value) -> Vec<Call> {
+    assistant
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|b| b["type"] == "tool_use")
+        .map(|b| Call {
+            id: b["id"].as_str().unwrap_or_default().to_string(),
+            name: b["name"].as_str().unwrap_or_default().to_string(),
+            input: b["input"].clone(),
+        })
+        .collect()
+}
+
+/// The results of a journaled turn that was interrupted while its tools ran: read-only
+/// calls run again; a call that may have changed the workspace is not repeated, and the
+/// model is told so (tools::transcript).
+pub async fn recover(
+    tools: &Arc<Toolbox>,
+    offered: &[ToolName],
+    turn: &Turn,
+) -> Vec<(String, ToolOutput)> {
+    let mut out = Vec::new();
+    for c in calls_of(&turn.assistant) {
+        let result = match ToolName::parse(&c.name) {
+            Some(t) if t.mutates() => ToolOutput::error(format!(
+                "This `{}` call was interrupted (the run stopped) before its result was kept: it may or may not have been applied. Check the workspace before repeating it.",
+                c.name
+            )),
+            _ => one(tools, offered, &c).await,
+        };
+        out.push((c.id, result));
+    }
+    out
+}

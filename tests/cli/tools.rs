@@ -1,0 +1,474 @@
+//! Agents that do the work: API agents (`messages`) with Claude Code's tools, contained by
+//! the host. The fake Messages API scripts the model's tool calls (`FakeApi::play`); the real
+//! binary runs them in a real workspace, `Bash` under the kernel's confinement.
+
+use super::fake_api::FakeApi;
+use super::{Out, wfhost};
+use serde_json::{Value, json};
+use std::path::PathBuf;
+
+/// A workspace `ws/` beside a directory it must not reach, `outside/` (with a secret), and a
+/// home directory with another.
+struct Bench {
+    _root: tempfile::TempDir,
+    ws: PathBuf,
+    outside: PathBuf,
+    home: PathBuf,
+}
+
+const SECRET: &str = "TOP-SECRET-4242";
+
+impl Bench {
+    fn new(script: &str) -> Bench {
+        let root = tempfile::tempdir().unwrap();
+        let base = std::fs::canonicalize(root.path()).unwrap();
+        let (ws, outside, home) = (base.join("ws"), base.join("outside"), base.join("home"));
+        for d in [&ws, &outside, &home] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        std::fs::write(outside.join("secret.txt"), SECRET).unwrap();
+        std::fs::write(home.join(".secret"), SECRET).unwrap();
+        std::fs::write(
+            ws.join("w.js"),
+            format!("export const meta = {{ name: 'tools', description: 'agents with tools' }};\n{script}"),
+        )
+        .unwrap();
+        Bench {
+            _root: root,
+            ws,
+            outside,
+            home,
+        }
+    }
+
+    fn file(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.ws.join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    fn read(&self, name: &str) -> String {
+        std::fs::read_to_string(self.ws.join(name)).unwrap_or_default()
+    }
+
+    fn wf(&self, api: &FakeApi, args: &[&str]) -> super::Wf {
+        let mut wf = wfhost(args)
+            .dir(&self.ws)
+            .home(&self.home)
+            .arg("--backend")
+            .arg("messages");
+        for (k, v) in api.env() {
+            wf = wf.env(k, v);
+        }
+        wf
+    }
+
+    fn run(&self, api: &FakeApi, extra: &[&str]) -> Out {
+        let mut args = vec!["run", "w.js", "--yes", "--json"];
+        args.extend_from_slice(extra);
+        self.wf(api, &args).run()
+    }
+}
+
+/// The tool results a play's agent was handed, from its `DONE [...]` answer.
+fn results(answer: &Value) -> Vec<Value> {
+    let text = answer
+        .as_str()
+        .unwrap_or_else(|| panic!("not text: {answer}"));
+    let json = text
+        .strip_prefix("DONE ")
+        .unwrap_or_else(|| panic!("not a finished play: {text}"));
+    serde_json::from_str::<Vec<Value>>(json).unwrap()
+}
+
+fn call(name: &str, input: Value) -> Value {
+    json!({"name": name, "input": input})
+}
+
+#[test]
+fn an_agent_reads_searches_and_edits_the_workspace() {
+    let b = Bench::new("return await agent('[play:work] review the code', { label: 'reviewer' });");
+    let lib = b.file("src/lib.rs", "fn alpha() {}\nfn beta() {}\n");
+    b.file("notes.md", "alpha, then alpha again\n");
+    b.file(".gitignore", "ignored.txt\n");
+    b.file("ignored.txt", "alpha\n");
+    let api = FakeApi::start(false);
+    api.play(
+        "work",
+        vec![
+            // Read-only calls of one turn (run concurrently).
+            vec![
+                call("Read", json!({"file_path": lib})),
+                call("Grep", json!({"pattern": "alpha"})),
+                call("Glob", json!({"pattern": "**/*.rs"})),
+                call(
+                    "Grep",
+                    json!({"pattern": "fn b\\w+", "output_mode": "content", "-n": true}),
+                ),
+            ],
+            vec![
+                call(
+                    "Edit",
+                    json!({"file_path": lib, "old_string": "beta", "new_string": "gamma"}),
+                ),
+                call(
+                    "Edit",
+                    json!({"file_path": "notes.md", "old_string": "alpha", "new_string": "x"}),
+                ),
+            ],
+        ],
+    );
+    let out = b.run(&api, &["--tools", "Read,Glob,Grep,Edit"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let r = results(&out.report()["result"]);
+    assert_eq!(r.len(), 6, "{r:?}");
+    assert_eq!(
+        r[0]["content"].as_str().unwrap(),
+        "     1\tfn alpha() {}\n     2\tfn beta() {}\n"
+    );
+    let grep = r[1]["content"].as_str().unwrap();
+    assert!(
+        grep.starts_with("Found 2 files")
+            && grep.contains(&b.ws.join("src/lib.rs").display().to_string())
+            && grep.contains("notes.md")
+            && !grep.contains("ignored.txt"),
+        "{grep}"
+    );
+    assert_eq!(r[2]["content"], format!("{}\n", lib.display()));
+    assert_eq!(
+        r[3]["content"],
+        format!("{}:2:fn beta() {{}}", lib.display()),
+        "ripgrep's path:line:text"
+    );
+    assert_eq!(r[4]["is_error"], false, "{}", r[4]);
+    assert_eq!(b.read("src/lib.rs"), "fn alpha() {}\nfn gamma() {}\n");
+    // A non-unique old_string is an error result, as in Claude Code, and nothing changes.
+    assert_eq!(r[5]["is_error"], true);
+    assert!(
+        r[5]["content"]
+            .as_str()
+            .unwrap()
+            .starts_with("Found 2 matches of the string to replace, but replace_all is false."),
+        "{}",
+        r[5]
+    );
+    assert_eq!(b.read("notes.md"), "alpha, then alpha again\n");
+    assert_eq!(api.play_tools("work"), ["Read", "Glob", "Grep", "Edit"]);
+}
+
+#[test]
+fn file_tools_reach_only_the_workspace() {
+    let b = Bench::new("return await agent('[play:escape] look around');");
+    b.file("inside.txt", "in\n");
+    std::os::unix::fs::symlink(&b.outside, b.ws.join("link")).unwrap();
+    let outside = b.outside.display().to_string();
+    let api = FakeApi::start(false);
+    api.play(
+        "escape",
+        vec![
+            vec![
+                call("Read", json!({"file_path": "../outside/secret.txt"})),
+                call(
+                    "Read",
+                    json!({"file_path": format!("{outside}/secret.txt")}),
+                ),
+                call("Read", json!({"file_path": "link/secret.txt"})),
+                call("Read", json!({"file_path": "src/../../outside/secret.txt"})),
+                call(
+                    "Read",
+                    json!({"file_path": format!("/{}", b.outside.join("secret.txt").display())}),
+                ),
+                call("Grep", json!({"pattern": "SECRET", "path": "link"})),
+                call("Glob", json!({"pattern": "*", "path": "../outside"})),
+                call("Read", json!({"file_path": ".wfhost/runs"})),
+                call("Read", json!({"file_path": "inside.txt"})),
+            ],
+            vec![
+                call(
+                    "Write",
+                    json!({"file_path": "../outside/planted.txt", "content": "x"}),
+                ),
+                call(
+                    "Write",
+                    json!({"file_path": "link/planted.txt", "content": "x"}),
+                ),
+                call(
+                    "Write",
+                    json!({"file_path": ".git/hooks/pre-commit", "content": "x"}),
+                ),
+                call(
+                    "Write",
+                    json!({"file_path": "made/here.txt", "content": "made"}),
+                ),
+            ],
+        ],
+    );
+    std::fs::create_dir_all(b.ws.join(".git/hooks")).unwrap();
+    let out = b.run(&api, &["--tools", "Read,Glob,Grep,Write"]);
+    assert_eq!(out.code, 0, "the run goes on: {}", out.stderr);
+    let answer = out.report()["result"].clone();
+    assert!(!answer.to_string().contains(SECRET), "{answer}");
+    let r = results(&answer);
+    for (i, refused) in r[..8].iter().enumerate() {
+        assert_eq!(refused["is_error"], true, "call {i}: {refused}");
+    }
+    let text = |i: usize| r[i]["content"].as_str().unwrap().to_string();
+    assert!(
+        text(0).contains("leads outside the workspace"),
+        "{}",
+        text(0)
+    );
+    assert!(text(1).contains("is outside the workspace"), "{}", text(1));
+    assert!(
+        text(2).contains("leads outside the workspace"),
+        "{}",
+        text(2)
+    );
+    assert!(text(7).contains("wfhost's own run data"), "{}", text(7));
+    assert_eq!(text(8), "     1\tin\n");
+    for (i, refused) in r.iter().enumerate().take(12).skip(9) {
+        assert_eq!(refused["is_error"], true, "write {i}: {refused}");
+    }
+    assert!(text(11).contains("inside `.git`"), "{}", text(11));
+    assert_eq!(r[12]["is_error"], false, "{}", r[12]);
+    assert_eq!(b.read("made/here.txt"), "made");
+    assert!(!b.outside.join("planted.txt").exists());
+    assert!(!b.ws.join(".git/hooks/pre-commit").exists());
+}
+
+/// Bash under the kernel's confinement: the workspace and a private temp dir, nothing else —
+/// not a sibling directory, not `$HOME`, not the network (a listener on 127.0.0.1 hears
+/// nothing), not the host's environment; and what it starts dies with it.
+#[test]
+fn bash_is_confined_by_the_kernel() {
+    let b = Bench::new("return await agent('[play:shell] run things');");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let outside = b.outside.display().to_string();
+    let home = b.home.display().to_string();
+    let bash = |command: String| call("Bash", json!({"command": command}));
+    let api = FakeApi::start(false);
+    api.play(
+        "shell",
+        vec![
+            vec![bash("echo made > made.txt && cat made.txt && echo tmp > \"$TMPDIR/t\" && cat \"$TMPDIR/t\"".into())],
+            vec![bash(format!("cat {outside}/secret.txt"))],
+            vec![bash(format!("cat {home}/.secret"))],
+            vec![bash(format!("echo x > {outside}/planted.txt"))],
+            vec![bash(format!("exec 3<>/dev/tcp/127.0.0.1/{port} && echo connected"))],
+            vec![bash("echo key=[$ANTHROPIC_API_KEY] base=[$ANTHROPIC_BASE_URL] home=$HOME".into())],
+            vec![bash("ls -a .wfhost/runs 2>&1; cat /proc/self/environ 2>&1 | head -c 100; exit 3".into())],
+        ],
+    );
+    let out = b.run(&api, &["--tools", "Bash"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let answer = out.report()["result"].clone();
+    assert!(!answer.to_string().contains(SECRET), "{answer}");
+    let r = results(&answer);
+    let text = |i: usize| r[i]["content"].as_str().unwrap().to_string();
+    assert_eq!(text(0), "made\ntmp\n", "{}", r[0]);
+    assert_eq!(b.read("made.txt"), "made\n");
+    for (i, refused) in r.iter().enumerate().take(5).skip(1) {
+        assert_eq!(refused["is_error"], true, "call {i}: {refused}");
+    }
+    assert!(text(1).contains("Permission denied"), "{}", text(1));
+    assert!(text(2).contains("Permission denied"), "{}", text(2));
+    assert!(text(3).contains("Permission denied"), "{}", text(3));
+    assert!(!text(4).contains("connected"), "{}", text(4));
+    assert!(
+        matches!(listener.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "the listener heard a connection"
+    );
+    assert!(!b.outside.join("planted.txt").exists());
+    assert!(text(5).starts_with("key=[] base=[] home=/"), "{}", text(5));
+    assert!(!text(5).contains(&home), "{}", text(5));
+    // The run directory is hidden; /proc is out of reach; the exit code is reported.
+    assert!(!text(6).contains("journal"), "{}", text(6));
+    assert!(text(6).ends_with("Exit code 3"), "{}", text(6));
+    assert_eq!(r[6]["is_error"], true);
+}
+
+/// A tool-using agent SIGKILLed in its third of five turns continues from its last finished
+/// turn: the model is asked only for the missing turns, and a command journaled in turn 2 ran
+/// once. The interrupted turn's command is not run again (it may have had effects).
+#[test]
+fn a_killed_agent_resumes_turn_by_turn() {
+    let b = Bench::new("return await agent('[play:five] five turns');");
+    b.file("a.txt", "a\n");
+    let api = FakeApi::start(false);
+    let bash = |command: &str| vec![call("Bash", json!({"command": command}))];
+    api.play(
+        "five",
+        vec![
+            vec![call("Read", json!({"file_path": "a.txt"}))],
+            bash("echo once >> log.txt"),
+            bash("sleep 37"),
+            vec![call("Read", json!({"file_path": "log.txt"}))],
+            vec![call("Glob", json!({"pattern": "*.txt"}))],
+        ],
+    );
+    let tools = ["--tools", "Read,Glob,Bash", "--run-id", "five-turns"];
+    let mut args = vec!["run", "w.js", "--yes", "--json"];
+    args.extend_from_slice(&tools);
+    let mut child = b.wf(&api, &args).spawn();
+    let start = std::time::Instant::now();
+    while !api.play_turns("five").contains(&2) {
+        assert!(start.elapsed().as_secs() < 60, "turn 3 never came");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // Turn 3's command is running.
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let sleeping = std::process::Command::new("pgrep")
+        .args(["-f", "sleep 37"])
+        .output()
+        .unwrap();
+    assert!(
+        sleeping.stdout.is_empty(),
+        "the command outlived its run: {}",
+        String::from_utf8_lossy(&sleeping.stdout)
+    );
+    assert_eq!(api.play_turns("five"), [0, 1, 2]);
+    let out = b
+        .wf(
+            &api,
+            &[
+                "resume",
+                "five-turns",
+                "--yes",
+                "--json",
+                "--tools",
+                "Read,Glob,Bash",
+            ],
+        )
+        .run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    // Only the missing turns (4, 5, and the answer) were asked for.
+    assert_eq!(api.play_turns("five"), [0, 1, 2, 3, 4, 5]);
+    assert_eq!(b.read("log.txt"), "once\n", "turn 2's command ran once");
+    let r = results(&out.report()["result"]);
+    assert_eq!(r.len(), 5, "{r:?}");
+    assert_eq!(r[0]["content"], "     1\ta\n");
+    assert_eq!(r[2]["is_error"], true);
+    assert!(
+        r[2]["content"].as_str().unwrap().contains("interrupted"),
+        "{}",
+        r[2]
+    );
+    assert_eq!(r[3]["content"], "     1\tonce\n");
+}
+
+#[test]
+fn guard_rails_end_looping_and_long_agents() {
+    let b = Bench::new(
+        "return [await agent('[play:loop] loop'), await agent('[play:long] long'), await agent('[play:slow] slow')];",
+    );
+    b.file("a.txt", "a\n");
+    let api = FakeApi::start(false);
+    let read = |p: &str| vec![call("Read", json!({"file_path": p}))];
+    api.play("loop", vec![read("a.txt"); 6]);
+    api.play(
+        "long",
+        (0..6).map(|i| read(&format!("missing-{i}.txt"))).collect(),
+    );
+    // Longer than the stall timeout, inside its own: a running tool is progress.
+    api.play(
+        "slow",
+        vec![vec![call(
+            "Bash",
+            json!({"command": "sleep 3; echo slept"}),
+        )]],
+    );
+    let out = b.run(
+        &api,
+        &[
+            "--tools",
+            "Read,Bash",
+            "--max-turns",
+            "4",
+            "--stall-timeout",
+            "1s",
+        ],
+    );
+    let report = out.report();
+    // A failed agent is `null` to the script (as on the reference) and a failure in the report.
+    let r = report["result"].clone();
+    assert_eq!(
+        (r[0].clone(), r[1].clone()),
+        (Value::Null, Value::Null),
+        "{report}"
+    );
+    let failures = report["failures"].to_string();
+    assert!(
+        failures
+            .contains("the agent made the same `Read` call with the same input 3 times in a row"),
+        "{failures}"
+    );
+    assert_eq!(
+        api.play_turns("loop"),
+        [0, 1, 2],
+        "the third identical call ends it"
+    );
+    assert!(
+        failures.contains("the agent took 4 turns, the most `--max-turns`"),
+        "{failures}"
+    );
+    assert_eq!(api.play_turns("long"), [0, 1, 2, 3]);
+    let slow = results(&r[2]);
+    assert_eq!(slow[0]["content"], "slept\n", "{}", out.stderr);
+}
+
+#[test]
+fn an_agent_type_narrows_the_tools() {
+    let b = Bench::new("return await agent('[play:typed] read only', { agentType: 'reader' });");
+    b.file(
+        ".claude/agents/reader.md",
+        "---\nname: reader\ndescription: reads\ntools: Read, Grep\n---\nYou read.\n",
+    );
+    let api = FakeApi::start(false);
+    api.play(
+        "typed",
+        vec![vec![call(
+            "Write",
+            json!({"file_path": "x.txt", "content": "x"}),
+        )]],
+    );
+    let out = b.run(&api, &["--tools", "Read,Glob,Grep,Write"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(api.play_tools("typed"), ["Read", "Grep"]);
+    let r = results(&out.report()["result"]);
+    assert_eq!(r[0]["is_error"], true);
+    assert!(
+        r[0]["content"]
+            .as_str()
+            .unwrap()
+            .starts_with("`Write` is not among this agent's tools (Read, Grep)"),
+        "{}",
+        r[0]
+    );
+    assert!(!b.ws.join("x.txt").exists());
+}
+
+/// `--tools none`: an agent is one model call, as before tools existed (a schema agent's
+/// answer through the forced StructuredOutput tool).
+#[test]
+fn no_tools_means_one_model_call() {
+    let b = Bench::new(
+        "return await agent('classify this', { schema: { type: 'object', properties: { ok: { type: 'boolean' } }, required: ['ok'] } });",
+    );
+    let api = FakeApi::start(false);
+    let out = b.run(&api, &["--tools", "none"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let seen = api.seen.lock().unwrap();
+    assert_eq!(seen.bodies.len(), 1);
+    assert_eq!(seen.bodies[0]["tools"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        seen.bodies[0]["tool_choice"],
+        json!({"type": "tool", "name": "StructuredOutput"})
+    );
+    assert!(out.report()["result"]["ok"].is_boolean());
+}
