@@ -274,6 +274,9 @@ pub struct Plan {
     /// Agents whose input was counted by the Messages API's count-tokens endpoint (the rest
     /// are estimated: characters ÷ 4 plus the framing).
     pub input_counted: usize,
+    /// The tools API agents would get (`messages`): names, workspace, rails (tools::describe).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tools: Option<serde_json::Value>,
 }
 
 /// Projects the recorded requests.
@@ -371,6 +374,7 @@ pub fn project(
         warnings,
         hit_cap: cap_hit,
         input_counted: counted.iter().flatten().count(),
+        tools: None,
     }
 }
 
@@ -425,6 +429,24 @@ impl Plan {
         } else {
             "input: estimated from prompt sizes (characters ÷ 4, plus the framing)\n".to_string()
         });
+        if let Some(t) = &self.tools {
+            let names: Vec<&str> = t["allowed"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v.as_str())
+                .collect();
+            out.push_str(&if names.is_empty() {
+                "tools: none (each agent is one model call)\n".to_string()
+            } else {
+                format!(
+                    "tools: {} in {} (at most {} turns per agent); tool results are input on top of this projection\n",
+                    names.join(", "),
+                    crate::sanitize::line(t["workspace"].as_str().unwrap_or("")),
+                    t["max_turns"]
+                )
+            });
+        }
         for w in &self.warnings {
             out.push_str(&format!("warning: {}\n", crate::sanitize::line(w)));
         }

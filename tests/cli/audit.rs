@@ -89,5 +89,6 @@ fn audit_snapshot() {
     settings.add_filter(r"[0-9a-f]{64}", "[sha256]");
     settings.add_filter(r"\(\d+ bytes\)", "([size] bytes)");
     settings.add_filter(r"concurrency +\d+", "concurrency [n]");
+    settings.add_filter(r"/tmp/\.tmp\w+", "[workspace]");
     settings.bind(|| insta::assert_snapshot!(out.stdout));
 }

@@ -1251,3 +1251,63 @@ fn a_forged_cancel_is_ignored_and_each_call_is_paid_once() {
     std::io::Read::read_to_string(&mut worker.stderr.take().unwrap(), &mut stderr).unwrap();
     assert!(stderr.contains("ignored a cancel of job"), "{stderr}");
 }
+
+/// Tools run on the worker, in its `--workdir`, under the same containment: the run host
+/// has neither the files nor the key.
+#[test]
+fn a_workers_agents_use_tools_in_its_workdir() {
+    let Some(nats) = NatsServer::start("a_workers_agents_use_tools_in_its_workdir") else {
+        return;
+    };
+    let api = FakeApi::start(false);
+    let workdir = tempfile::tempdir().unwrap();
+    let workdir_path = std::fs::canonicalize(workdir.path()).unwrap();
+    std::fs::write(workdir_path.join("only-here.txt"), "on the worker\n").unwrap();
+    api.play(
+        "remote",
+        vec![vec![
+            serde_json::json!({"name": "Read", "input": {"file_path": "only-here.txt"}}),
+            serde_json::json!({"name": "Read", "input": {"file_path": "/etc/hostname"}}),
+        ]],
+    );
+    let mut wf = wfhost([
+        "worker",
+        "--nats",
+        &nats.url(),
+        "--backend",
+        "messages",
+        "--name",
+        "tooled",
+        "--workdir",
+    ])
+    .arg(&workdir_path);
+    for (k, v) in api.env() {
+        wf = wf.env(k, v);
+    }
+    let _worker = Worker(wf.spawn());
+    let s = Scratch::new();
+    s.file(
+        "w.js",
+        "export const meta = { name: 'remote-tools', description: 'tools on a worker' };\nreturn await agent('[play:remote] read it');",
+    );
+    let out = host(
+        &s,
+        &nats,
+        &["run", "w.js", "--yes", "--json", "--backend", "messages"],
+    )
+    .run();
+    out.code(0);
+    let text = out.report()["result"].as_str().unwrap().to_string();
+    let results: Vec<serde_json::Value> =
+        serde_json::from_str(text.strip_prefix("DONE ").unwrap()).unwrap();
+    assert_eq!(results[0]["content"], "     1\ton the worker\n");
+    assert_eq!(results[1]["is_error"], true, "{}", results[1]);
+    assert!(
+        results[1]["content"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("reach only `{}`", workdir_path.display())),
+        "{}",
+        results[1]
+    );
+}

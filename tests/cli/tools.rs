@@ -472,3 +472,50 @@ fn no_tools_means_one_model_call() {
     );
     assert!(out.report()["result"]["ok"].is_boolean());
 }
+
+/// A security reviewer sees the tools in force, where they reach, and whether this kernel
+/// confines `Bash`; `plan` says which tools its agents would get.
+#[test]
+fn audit_and_plan_show_the_tools_in_force() {
+    let b = Bench::new("return await agent('x');");
+    let ws = b.ws.display().to_string();
+    let out = wfhost(["audit", "--tools", "Read,Bash"])
+        .dir(&b.ws)
+        .home(&b.home)
+        .run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("  tools       Read, Bash  --tools"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains(&format!("  workspace   {ws}  ")),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("  Bash        confined: Landlock"),
+        "{}",
+        out.stdout
+    );
+    let out = wfhost(["audit", "--json"]).dir(&b.ws).home(&b.home).run();
+    let audit: Value = serde_json::from_str(&out.stdout).unwrap();
+    let t = &audit["agent_tools"];
+    assert_eq!(
+        t["allowed"],
+        json!(["Read", "Glob", "Grep"]),
+        "the read-only default"
+    );
+    assert_eq!(t["bash"], Value::Null);
+    let api = FakeApi::start(false);
+    let out = b.wf(&api, &["plan", "w.js", "--tools", "Read,Grep"]).run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.contains(&format!(
+            "tools: Read, Grep in {ws} (at most 50 turns per agent)"
+        )),
+        "{}",
+        out.stdout
+    );
+}

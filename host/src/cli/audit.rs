@@ -28,6 +28,8 @@ pub(super) struct AuditArgs {
     json: bool,
     #[command(flatten)]
     limits: LimitArgs,
+    #[command(flatten)]
+    tools: super::tools::ToolArgs,
 }
 
 #[expect(
@@ -36,6 +38,10 @@ pub(super) struct AuditArgs {
 )]
 pub(super) fn audit(a: AuditArgs) -> Result<u8> {
     let limits = a.limits.limits();
+    let cwd = std::env::current_dir()?;
+    let mut config = crate::config::load(&cwd)?.config;
+    a.tools.apply(&mut config.tools, &cwd);
+    let tools = crate::tools::describe(&config.tools)?;
     let sandbox = Sandbox::new(limits.clone(), &Cache::new(a.limits.no_cache))?;
     let guest = wasmtime::Module::new(sandbox.engine(), compile::GUEST)?;
     let guest_imports = sandbox::audit_imports(&guest, None);
@@ -91,6 +97,7 @@ pub(super) fn audit(a: AuditArgs) -> Result<u8> {
             "wasi_allow": wasi::WASI_ALLOW,
             "wasi": wasi_facts,
             "limits": limits,
+            "agent_tools": tools,
             "verdict": if refused { "refused" } else { "allowed" },
         });
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -167,6 +174,7 @@ pub(super) fn audit(a: AuditArgs) -> Result<u8> {
             size(limits.max_queued_bytes)
         );
         println!("  concurrency {:>10}  --concurrency", limits.concurrency);
+        print_tools(&tools);
         println!("\nthe contract (wit/wfhost.wit):\n");
         for line in WIT.lines() {
             println!("  {line}");
@@ -185,6 +193,54 @@ pub(super) fn audit(a: AuditArgs) -> Result<u8> {
     } else {
         crate::exit::OK
     })
+}
+
+/// What a script can do through its API agents' tools (`messages`; `claude` agents have
+/// Claude Code's own, bounded by its permission mode: docs/security.md).
+fn print_tools(t: &serde_json::Value) {
+    println!("\nAPI agents' tools (messages backend; docs/tools.md):");
+    let allowed: Vec<&str> = t["allowed"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str())
+        .collect();
+    if allowed.is_empty() {
+        println!("  none: each agent is one model call (--tools, [tools] allow)");
+        return;
+    }
+    println!(
+        "  tools       {}  --tools, [tools] allow",
+        allowed.join(", ")
+    );
+    println!(
+        "  workspace   {}  (the only directory they reach; [tools] workspace)",
+        t["workspace"].as_str().unwrap_or("")
+    );
+    for h in t["hidden"].as_array().into_iter().flatten() {
+        println!(
+            "  hidden      {}  (wfhost's run data)",
+            h.as_str().unwrap_or("")
+        );
+    }
+    println!("  read-only   .git  (for the file tools; hooks and config also for Bash)");
+    println!(
+        "  rails       {} turns (--max-turns), {} tool calls (--max-tool-calls), 3 identical calls in a row, {} bytes per result",
+        t["max_turns"], t["max_tool_calls"], t["max_result_bytes"]
+    );
+    match &t["bash"] {
+        serde_json::Value::Null => {}
+        b if b["confined"] == true => println!(
+            "  Bash        confined: {}; timeout {} (--bash-timeout)",
+            b["by"].as_str().unwrap_or(""),
+            t["bash_timeout"].as_str().unwrap_or("")
+        ),
+        b => println!(
+            "  Bash        NOT CONFINED here ({}): {}",
+            b["why"].as_str().unwrap_or(""),
+            b["note"].as_str().unwrap_or("")
+        ),
+    }
 }
 
 fn print_imports(imports: &[ImportCheck]) {

@@ -42,11 +42,15 @@ pub(super) struct PlanArgs {
     backend: Option<String>,
     #[command(flatten)]
     limits: LimitArgs,
+    #[command(flatten)]
+    tools: super::tools::ToolArgs,
 }
 
 pub(super) async fn plan(a: PlanArgs) -> Result<u8> {
     let cwd = std::env::current_dir()?;
-    let config = Arc::new(crate::config::load(&cwd)?.config);
+    let mut config = crate::config::load(&cwd)?.config;
+    a.tools.apply(&mut config.tools, &cwd);
+    let config = Arc::new(config);
     let args = match (&a.args, &a.args_file) {
         (Some(text), _) => Some(parse_args(text)?),
         (None, Some(path)) => Some(parse_args(&String::from_utf8_lossy(&read_file(path)?))?),
@@ -86,7 +90,7 @@ pub(super) async fn plan(a: PlanArgs) -> Result<u8> {
     let mut plan = crate::plan::dry_run(crate::plan::DryRun {
         script,
         args,
-        config,
+        config: config.clone(),
         limits: a.limits.limits(),
         cwd,
         no_cache: a.limits.no_cache(),
@@ -94,6 +98,9 @@ pub(super) async fn plan(a: PlanArgs) -> Result<u8> {
         counter,
     })
     .await?;
+    if backend.as_deref() == Some("messages") {
+        plan.tools = Some(crate::tools::describe(&config.tools)?);
+    }
     if let Some(model) = claude_default {
         plan.warnings.push(format!(
             "`claude` agents use Claude Code's default model, which this plan cannot know: projected at `{model}`'s price (set `model` in wfhost.toml for another); their input is estimated and is a floor (files and tool results come on top)"

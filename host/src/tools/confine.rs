@@ -42,6 +42,30 @@ const DEVICES: &[&str] = &[
     "/dev/urandom",
 ];
 
+/// Whether this machine's kernel confines `Bash` calls (`wfhost audit`): the helper is run
+/// once on `/bin/true` with the workspace as its only writable directory.
+pub fn probe(workspace: &std::path::Path) -> Result<(), String> {
+    let exe = std::env::current_exe().map_err(|e| format!("no path to wfhost: {e}"))?;
+    let out = std::process::Command::new(exe)
+        .arg(ARG)
+        .arg("--rw")
+        .arg(workspace)
+        .args(["--", "/bin/true"])
+        .env_clear()
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot start the helper: {e}"))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let err = String::from_utf8_lossy(&out.stderr);
+    Err(err
+        .trim()
+        .strip_prefix(REFUSED)
+        .unwrap_or(err.trim())
+        .to_string())
+}
+
 /// The helper's options, as `bash::call` passes them.
 struct Options {
     rw: Vec<OsString>,

@@ -290,6 +290,38 @@ impl Toolbox {
     }
 }
 
+/// What `wfhost audit` and `wfhost plan` say of the agents' tools: which, where, their rails
+/// and (for `Bash`) whether this kernel confines it.
+pub fn describe(cfg: &crate::config::ToolsConfig) -> anyhow::Result<Value> {
+    let Some(tb) = Toolbox::from_config(cfg)? else {
+        return Ok(json!({"allowed": [], "note": "no tools: each API agent is one model call"}));
+    };
+    let bash = if tb.allowed.contains(&ToolName::Bash) {
+        Some(match confine::probe(tb.workspace.root()) {
+            Ok(()) => {
+                json!({"confined": true, "by": "Landlock (files, TCP, signals, abstract sockets), network + PID + mount namespaces, rlimits, a scrubbed environment"})
+            }
+            Err(why) if tb.bash.unconfined => {
+                json!({"confined": false, "why": why, "note": "[tools] unconfined_bash = true: Bash runs WITHOUT confinement"})
+            }
+            Err(why) => json!({"confined": false, "why": why, "note": "Bash calls are refused"}),
+        })
+    } else {
+        None
+    };
+    Ok(json!({
+        "allowed": tb.allowed.iter().map(|t| t.as_str()).collect::<Vec<_>>(),
+        "workspace": tb.workspace.root(),
+        "hidden": tb.workspace.hidden(),
+        "read_only": [READ_ONLY],
+        "max_turns": tb.rails.max_turns,
+        "max_tool_calls": tb.rails.max_tool_calls,
+        "max_result_bytes": tb.rails.max_result,
+        "bash_timeout": humantime::format_duration(tb.rails.bash_timeout).to_string(),
+        "bash": bash,
+    }))
+}
+
 /// A string field of a tool's input, or an error naming it.
 fn text<'a>(input: &'a Value, key: &str) -> Result<&'a str, String> {
     input[key]
