@@ -147,6 +147,12 @@ bench-cost:
 bench-distributed: build
     python3 bench/distributed.py {{wfhost}}
 
+# Agents' tools: host time per Read and Grep (beside `rg`), a confined Bash call's start, a
+# 50-file review against the ideal. Needs Debian's `ripgrep`. Writes bench/RESULTS-tools.md.
+[group('bench')]
+bench-tools:
+    cargo nextest run --release --run-ignored only --no-capture -E 'test(=tools::bench_tools)'
+
 # wfhost against node side by side: start-up, fan-out, scheduling, resume, memory, scaling.
 # Writes bench/RESULTS.md.
 [group('bench')]

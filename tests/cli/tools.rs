@@ -519,3 +519,124 @@ fn audit_and_plan_show_the_tools_in_force() {
         out.stdout
     );
 }
+
+/// `just bench-tools`: the host's cost of agents' tools. Writes bench/RESULTS-tools.md.
+/// - host time per tool call: `Read` of a small file; `Grep` over this repository beside `rg`
+///   doing the same search (Debian's `ripgrep`);
+/// - starting a confined `Bash` call (`wfhost __confine`: namespaces + Landlock) beside an
+///   unconfined `bash -c true`;
+/// - a 50-file review (each agent: one `Read` turn, then its answer) on the fake API whose
+///   answers begin after 200 ms: wall time beside the ideal, 2 model calls × 200 ms.
+#[test]
+#[ignore = "a benchmark: `just bench-tools` runs it"]
+fn bench_tools() {
+    use std::time::{Duration, Instant};
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let repo = std::fs::canonicalize(repo).unwrap();
+    let toolbox = |root: &std::path::Path| {
+        let cfg = wfhost::config::ToolsConfig {
+            allow: Some(vec!["Read".into(), "Grep".into()]),
+            workspace: Some(root.to_path_buf()),
+            max_result: Some("16MiB".into()),
+            ..Default::default()
+        };
+        wfhost::tools::Toolbox::from_config(&cfg).unwrap().unwrap()
+    };
+    let offered = [wfhost::tools::ToolName::Read, wfhost::tools::ToolName::Grep];
+    let per_call = |n: u32, f: &dyn Fn()| {
+        f();
+        let t = Instant::now();
+        for _ in 0..n {
+            f();
+        }
+        t.elapsed() / n
+    };
+    let tb = toolbox(&repo);
+    let read = per_call(2000, &|| {
+        let out = tb.call_file("Read", &json!({"file_path": "justfile"}), &offered);
+        assert!(!out.is_error);
+    });
+    let pattern = "fn [a-z_]+_timeout";
+    let grep = per_call(10, &|| {
+        let out = tb.call_file(
+            "Grep",
+            &json!({"pattern": pattern, "output_mode": "content"}),
+            &offered,
+        );
+        assert!(out.content.contains("stall_timeout"), "{}", out.content);
+    });
+    let rg = per_call(10, &|| {
+        let out = std::process::Command::new("rg")
+            .args(["-n", pattern, "."])
+            .current_dir(&repo)
+            .output()
+            .expect("`rg` (Debian's ripgrep) is needed for this benchmark");
+        assert!(out.status.success());
+    });
+    let exe = env!("CARGO_BIN_EXE_wfhost");
+    let ws = tempfile::tempdir().unwrap();
+    let spawn = |confined: bool| {
+        let mut c = if confined {
+            let mut c = std::process::Command::new(exe);
+            c.args(["__confine", "--rw"])
+                .arg(ws.path())
+                .args(["--", "/bin/bash", "-c", "true"]);
+            c
+        } else {
+            let mut c = std::process::Command::new("/bin/bash");
+            c.args(["-c", "true"]);
+            c
+        };
+        let st = c.env_clear().status().unwrap();
+        assert!(st.success());
+    };
+    let confined = per_call(50, &|| spawn(true));
+    let unconfined = per_call(50, &|| spawn(false));
+
+    // The 50-file review.
+    let b = Bench::new(
+        "return await parallel(Array.from({ length: 50 }, (_, i) => () => agent(`[play:f${i}] review f${i}.rs`)));",
+    );
+    // Over TLS + HTTP/2, as the real API (HTTP/1.1 holds a first wave until the server is heard).
+    let api = FakeApi::start(true);
+    let latency = Duration::from_millis(200);
+    api.seen.lock().unwrap().first_token = latency;
+    for i in 0..50 {
+        b.file(&format!("f{i}.rs"), &"fn x() {}\n".repeat(200));
+        api.play(
+            &format!("f{i}"),
+            vec![vec![call("Read", json!({"file_path": format!("f{i}.rs")}))]],
+        );
+    }
+    let t = Instant::now();
+    let out = b.run(&api, &["--concurrency", "50", "--no-journal"]);
+    let wall = t.elapsed();
+    // What a run costs with no agent at all: start-up, compile cache, report.
+    let empty = Bench::new("return 1;");
+    let t = Instant::now();
+    assert_eq!(empty.run(&api, &["--no-journal"]).code, 0);
+    let baseline = t.elapsed();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let ideal = latency * 2;
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let report = format!(
+        "# Agents' tools: what the host spends\n\n\
+         `just bench-tools` (tests/cli/tools.rs `bench_tools`), release build, this machine (2 cores).\n\n\
+         | measure | wfhost | beside |\n|---|---|---|\n\
+         | `Read` of a small file (the justfile), per call | {:.0} µs | |\n\
+         | `Grep` `{pattern}` over this repository (content mode), per call | {:.1} ms | `rg -n` (a process): {:.1} ms |\n\
+         | starting a `Bash` call, confined (namespaces + Landlock) | {:.2} ms | unconfined `bash -c true`: {:.2} ms |\n\
+         | 50-file review, one `Read` turn per agent, answers after 200 ms (TLS + HTTP/2) | {:.0} ms | ideal (2 model calls): {:.0} ms, plus a run without agents: {:.0} ms |\n",
+        us(read),
+        ms(grep),
+        ms(rg),
+        ms(confined),
+        ms(unconfined),
+        ms(wall),
+        ms(ideal),
+        ms(baseline),
+    );
+    print!("{report}");
+    std::fs::write(repo.join("bench/RESULTS-tools.md"), report).unwrap();
+}
