@@ -45,6 +45,14 @@ pub enum Event {
         handle: u32,
         text: String,
     },
+    /// A tool-using agent's model turn ended: how many tool calls it made, what it cost in
+    /// tokens (the agent's `agent_finished` has the total and its price).
+    AgentTurn {
+        handle: u32,
+        turn: u32,
+        tool_calls: u32,
+        usage: Usage,
+    },
     /// A tool-using agent (`messages` with tools) calls a tool: `summary` is the call in one
     /// line (`Read src/lib.rs`, `Bash cargo test`), `turn` the model turn that asked for it.
     ToolCall {
@@ -188,7 +196,7 @@ impl Event {
                 *tool = l(tool);
                 *detail = l(detail);
             }
-            Event::Budget { .. } | Event::RunFinished { .. } => {}
+            Event::Budget { .. } | Event::RunFinished { .. } | Event::AgentTurn { .. } => {}
         }
         e
     }

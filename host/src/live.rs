@@ -218,7 +218,7 @@ impl LiveRun {
                 }
             }
             // Shown in the agent's pane through its output (`⚙ Read src/lib.rs`, `→ 40 lines`).
-            Event::ToolCall { .. } | Event::ToolResult { .. } => {}
+            Event::ToolCall { .. } | Event::ToolResult { .. } | Event::AgentTurn { .. } => {}
             Event::AgentOutput { handle, text } => {
                 if let Some(a) = self.agent_mut(*handle) {
                     a.output.push_str(text);

@@ -119,10 +119,41 @@ fn an_agent_reads_searches_and_edits_the_workspace() {
             ],
         ],
     );
-    let out = b.run(&api, &["--tools", "Read,Glob,Grep,Edit"]);
+    let events = b.home.join("events.jsonl");
+    let out = b.run(
+        &api,
+        &[
+            "--tools",
+            "Read,Glob,Grep,Edit",
+            "--events",
+            events.to_str().unwrap(),
+        ],
+    );
     assert_eq!(out.code, 0, "{}", out.stderr);
     let r = results(&out.report()["result"]);
     assert_eq!(r.len(), 6, "{r:?}");
+    // The events say each turn and call (abbreviated) for machines.
+    let events: Vec<Value> = std::fs::read_to_string(&events)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let of = |kind: &str| {
+        events
+            .iter()
+            .filter(|e| e["type"] == kind)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(of("agent_turn").len(), 3, "two tool turns and the answer");
+    assert_eq!(of("agent_turn")[0]["tool_calls"], 4);
+    assert_eq!(of("tool_call").len(), 6);
+    assert_eq!(
+        of("tool_call")[0]["summary"],
+        format!("Read {}", lib.display())
+    );
+    let results_ev = of("tool_result");
+    assert_eq!(results_ev.len(), 6);
+    assert_eq!(results_ev[5]["is_error"], true);
     assert_eq!(
         r[0]["content"].as_str().unwrap(),
         "     1\tfn alpha() {}\n     2\tfn beta() {}\n"
@@ -418,6 +449,8 @@ fn guard_rails_end_looping_and_long_agents() {
         "{failures}"
     );
     assert_eq!(api.play_turns("long"), [0, 1, 2, 3]);
+    // What the failed agents' turns cost is counted (each answer: 100 input tokens): 3 + 4 + 2.
+    assert_eq!(report["usage"]["input_tokens"], 900, "{report}");
     let slow = results(&r[2]);
     assert_eq!(slow[0]["content"], "slept\n", "{}", out.stderr);
 }

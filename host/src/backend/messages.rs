@@ -560,7 +560,9 @@ impl Messages {
             let body = Bytes::from(serde_json::to_vec(&base).unwrap_or_default());
             let streamed = self.call(&body, &model).await?;
             usage += streamed.reply.usage;
+            super::spent(streamed.reply.usage);
             let assistant = Value::Array(streamed.blocks.iter().map(Block::to_json).collect());
+            turn::turn_taken(tally.turns(), &assistant, streamed.reply.usage);
             if streamed.reply.structured.is_some() {
                 return Ok(AgentReply {
                     usage,

@@ -28,6 +28,9 @@ pub struct Progress {
     /// What the agent has said since the views last took it (`output`): its streamed text,
     /// as the dashboard's agent pane shows it while the call runs.
     said: std::sync::Mutex<String>,
+    /// What a multi-call agent (a tool loop) has spent so far in this call: billed even when
+    /// the agent then fails (a guard rail, a broken stream), so the run counts it.
+    spent: std::sync::Mutex<Usage>,
 }
 
 /// The most of an agent's unseen output kept between two looks: the views show the last
@@ -40,6 +43,7 @@ impl Progress {
             start: Instant::now(),
             last_ms: AtomicU64::new(0),
             said: std::sync::Mutex::new(String::new()),
+            spent: std::sync::Mutex::new(Usage::default()),
         })
     }
 
@@ -160,6 +164,29 @@ pub fn system_prompt(
 /// `claude`'s stream-json, output from a command. Outside a scheduled call it does nothing.
 pub fn progress() {
     let _ = PROGRESS.try_with(|p| p.touch());
+}
+
+/// A model call of the current agent was billed `usage` (a tool loop, turn by turn).
+pub fn spent(usage: Usage) {
+    let _ = PROGRESS.try_with(|p| {
+        *p.spent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) += usage;
+    });
+}
+
+/// What the current call has reported spent since the last look (and forgets it).
+pub fn take_spent() -> Usage {
+    PROGRESS
+        .try_with(|p| {
+            std::mem::take(
+                &mut *p
+                    .spent
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+            )
+        })
+        .unwrap_or_default()
 }
 
 /// Text the current call's agent produced (a streamed delta, a line of its output): a sign of

@@ -498,6 +498,7 @@ async fn run(setup: &SchedulerSetup, job: &AgentJob) -> AgentOutcome {
     };
     let attempts = 1 + setup.config.schema_retries.unwrap_or(SCHEMA_RETRIES);
     for attempt in 1..=attempts {
+        crate::backend::take_spent();
         let reply = match backend.run(&job.request, feedback.as_deref()).await {
             Ok(r) => r,
             Err(e) => {
@@ -505,7 +506,17 @@ async fn run(setup: &SchedulerSetup, job: &AgentJob) -> AgentOutcome {
                     usage_limit: e.usage_limit,
                     limit_resets_in: e.resets_in,
                     stops_run: e.stops_run,
-                    ..done(Err(e.message), usage, cost, e.transient, note)
+                    ..done(
+                        Err(e.message),
+                        {
+                            let mut u = usage;
+                            u += crate::backend::take_spent();
+                            u
+                        },
+                        cost,
+                        e.transient,
+                        note,
+                    )
                 };
             }
         };

@@ -108,6 +108,19 @@ fn shown(ctx: &crate::backend::CallContext, turn: u32, c: &Call, r: &ToolOutput)
     }
 }
 
+/// A model turn ended: the `agent_turn` event (its tool calls and what it cost in tokens).
+pub fn turn_taken(turn: u32, assistant: &Value, usage: crate::agent::Usage) {
+    let ctx = crate::backend::call_context();
+    if let (Some(events), Some(handle)) = (&ctx.events, ctx.handle) {
+        events.emit(Event::AgentTurn {
+            handle,
+            turn,
+            tool_calls: u32::try_from(calls_of(assistant).len()).unwrap_or(u32::MAX),
+            usage,
+        });
+    }
+}
+
 /// The calls of a turn's assistant message (its `tool_use` blocks).
 pub fn calls_of(assistant: &Value) -> Vec<Call> {
     assistant
