@@ -673,3 +673,83 @@ fn bench_tools() {
     print!("{report}");
     std::fs::write(repo.join("bench/RESULTS-tools.md"), report).unwrap();
 }
+
+/// A tool outside the agent's set, while someone watches the run: the question goes to them
+/// (as a `claude` agent's does); allowed once, it runs under the same containment; denied, the
+/// agent gets the refusal and goes on. (Unwatched, it is refused at once: see
+/// `an_agent_type_narrows_the_tools`.)
+#[test]
+fn a_tool_outside_the_set_is_asked_of_whoever_watches() {
+    use std::io::Write as _;
+    let b = Bench::new("return await agent('[play:ask] write it');");
+    let api = FakeApi::start(false);
+    // Time to subscribe before the model's first answer.
+    api.seen.lock().unwrap().first_token = std::time::Duration::from_millis(1500);
+    api.play(
+        "ask",
+        vec![
+            vec![call(
+                "Write",
+                json!({"file_path": "asked.txt", "content": "yes"}),
+            )],
+            vec![call(
+                "Write",
+                json!({"file_path": "denied.txt", "content": "no"}),
+            )],
+        ],
+    );
+    let runs = b.home.join("runs");
+    let child = b
+        .wf(
+            &api,
+            &[
+                "run", "w.js", "--yes", "--json", "--tools", "Read", "--run-id", "asked",
+            ],
+        )
+        .env("WFHOST_RUNS_DIR", &runs)
+        .spawn();
+    let socket = runs.join("asked").join("control.sock");
+    let start = std::time::Instant::now();
+    let mut watcher = loop {
+        if let Ok(s) = std::os::unix::net::UnixStream::connect(&socket) {
+            break s;
+        }
+        assert!(start.elapsed().as_secs() < 20, "no control socket");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    writeln!(watcher, r#"{{"v": 1, "cmd": "subscribe"}}"#).unwrap();
+    let ask = |request: Value| super::control_request(&socket, &request);
+    for decision in ["once", "deny"] {
+        let mut pending = Value::Null;
+        for _ in 0..400 {
+            let status = ask(json!({"v": 1, "cmd": "status"}));
+            if let Some(p) = status["permissions"].as_array().and_then(|p| p.first()) {
+                pending = p.clone();
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        assert_eq!(pending["tool"], "Write", "{pending}");
+        let answered = ask(
+            json!({"v": 1, "cmd": "answer", "id": pending["id"], "decision": decision, "client": "test"}),
+        );
+        assert_eq!(answered["ok"], true, "{answered}");
+    }
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let report: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let r = results(&report["result"]);
+    assert_eq!(r[0]["is_error"], false, "{}", r[0]);
+    assert_eq!(b.read("asked.txt"), "yes");
+    assert_eq!(r[1]["is_error"], true);
+    assert!(
+        r[1]["content"]
+            .as_str()
+            .unwrap()
+            .starts_with("`Write` was not allowed"),
+        "{}",
+        r[1]
+    );
+    assert!(!b.ws.join("denied.txt").exists());
+}

@@ -107,6 +107,8 @@ pub struct CallContext {
     pub handle: Option<u32>,
     /// A tool-using agent's turns so far (tools::transcript).
     pub transcript: Option<Arc<crate::tools::Transcript>>,
+    /// The run's control (a tool outside an agent's set is asked of whoever watches).
+    pub control: Option<Arc<crate::control::Control>>,
 }
 
 impl std::fmt::Debug for crate::events::Events {

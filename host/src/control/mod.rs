@@ -143,6 +143,9 @@ pub struct Control {
     permission_wait: Mutex<std::time::Duration>,
     /// How many lines the stream has: socket subscribers wait on it (`lines_from`).
     appended: watch::Sender<usize>,
+    /// Clients subscribed to the run's stream right now (`wfhost watch`, MCP, `logs -f`): a
+    /// person may be there to answer an agent's permission question.
+    watchers: std::sync::atomic::AtomicUsize,
 }
 
 /// Why 256: a socket subscriber copies this many line pointers at a time out of the stream,
@@ -212,6 +215,25 @@ impl std::fmt::Display for Who {
     }
 }
 
+impl std::fmt::Debug for Control {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Control")
+            .field("run_id", &self.run_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One subscriber of a run's stream, counted while it lasts (`Control::watching`).
+pub struct Watching(Arc<Control>);
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        self.0
+            .watchers
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// A command's answer: the JSON line sent back.
 pub type Reply = Result<Value, String>;
 
@@ -236,12 +258,25 @@ impl Control {
             log: OnceLock::new(),
             permission_wait: Mutex::new(PERMISSION_WAIT),
             appended: watch::Sender::new(0),
+            watchers: std::sync::atomic::AtomicUsize::new(0),
         })
     }
 
     /// The run's control socket, when it has a directory (what agents' helpers connect to).
     pub fn socket(&self) -> Option<std::path::PathBuf> {
         self.journal.as_ref().map(|j| j.dir().control_socket())
+    }
+
+    /// A client subscribed to the stream; the guard counts it until dropped.
+    pub fn watching(self: &Arc<Self>) -> Watching {
+        self.watchers
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Watching(self.clone())
+    }
+
+    /// Whether anyone is subscribed to the run's stream now (and could answer a question).
+    pub fn watched(&self) -> bool {
+        self.watchers.load(std::sync::atomic::Ordering::Relaxed) > 0
     }
 
     /// `--permission-timeout`.

@@ -183,6 +183,7 @@ async fn serve(control: Arc<Control>, stream: UnixStream, owner: u32) -> std::io
                 .await?;
             // A cursor into the run's stream: the subscriber reads at its own pace, and one
             // that never reads holds nothing but its place.
+            let _watching = control.watching();
             let mut appended = control.appended();
             let mut out = tokio::io::BufWriter::new(write);
             let mut cursor = 0;

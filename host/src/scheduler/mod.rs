@@ -339,6 +339,7 @@ fn context(
         throttle: Some(throttle.clone()),
         events: Some(setup.events.clone()),
         handle: Some(job.handle),
+        control: Some(setup.control.clone()),
         transcript: Some(crate::tools::Transcript::new(
             setup.journal.clone(),
             job.key.clone(),

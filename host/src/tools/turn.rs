@@ -70,8 +70,23 @@ pub async fn run(
     Ok(calls.iter().map(|c| c.id.clone()).zip(results).collect())
 }
 
-/// One call: the file tools on a blocking thread (they read the disk), `Bash` as it is.
+/// One call: the file tools on a blocking thread (they read the disk), `Bash` as it is. A
+/// tool outside the agent's set is refused — or, when someone watches the run (`wfhost watch`,
+/// MCP), asked of them as a `claude` agent's permission question is; allowed, it runs under the
+/// same containment.
 async fn one(tools: &Arc<Toolbox>, offered: &[ToolName], c: &Call) -> ToolOutput {
+    let mut offered = offered.to_vec();
+    if let Some(t) = ToolName::parse(&c.name).filter(|t| !offered.contains(t)) {
+        let ctx = crate::backend::call_context();
+        if let Some(control) = ctx.control.filter(|c| c.watched()) {
+            let (allowed, message) = control.ask_permission(ctx.agent, &c.name, &c.input).await;
+            if !allowed {
+                return ToolOutput::error(format!("`{}` was not allowed: {message}", c.name));
+            }
+            offered.push(t);
+        }
+    }
+    let offered = offered.as_slice();
     if ToolName::parse(&c.name) == Some(ToolName::Bash) {
         return tools.call(&c.name, &c.input, offered).await;
     }
