@@ -418,7 +418,7 @@ pub trait Backend: Send + Sync {
 /// The options, for errors and `--help`.
 pub const CHOICES: &str = "\
   claude      Claude Code (`npm install -g @anthropic-ai/claude-code`): agents with tools
-  messages    the Anthropic Messages API (export ANTHROPIC_API_KEY=…): one model call per agent
+  messages    the Anthropic Messages API (export ANTHROPIC_API_KEY=…): agents with contained tools (docs/tools.md)
   command     any program, request JSON on stdin, answer JSON on stdout (docs/backends.md)
   mock        the deterministic offline model, for dry runs
   replay:DIR  answers recorded earlier with --record DIR";

@@ -32,10 +32,7 @@ fn state_style(state: AgentState) -> Style {
     }
 }
 
-#[expect(
-    clippy::too_many_lines,
-    reason = "to split into render_* per area (issue 26, item 4)"
-)]
+/// The dashboard, one area at a time (ratatui's demo2: one render function per area).
 pub fn draw(frame: &mut Frame<'_>, app: &App, now_ms: u64) {
     let run = &app.run;
     let phase_rows = u16::try_from(run.phases.len().clamp(1, 8)).unwrap_or(8) + 3;
@@ -47,31 +44,74 @@ pub fn draw(frame: &mut Frame<'_>, app: &App, now_ms: u64) {
         Constraint::Length(1),
     ])
     .areas(frame.area());
-
-    // Header: run, script, status, backend, tokens, cost, elapsed.
-    let status = if app.ended {
-        run.outcome_shown().unwrap_or_else(|| "ended".into())
-    } else {
-        run.status_at(now_ms)
-    };
-    let status_style = match status.as_str() {
-        "running" => Style::new().fg(Color::Yellow).bold(),
-        s if s.starts_with("rate limited") => Style::new().fg(Color::Magenta).bold(),
-        "paused" => Style::new().fg(Color::Magenta).bold(),
-        "completed" => Style::new().fg(Color::Green).bold(),
-        s if s.starts_with("completed ⚠") => Style::new().fg(Color::Yellow).bold(),
-        _ => Style::new().fg(Color::Red).bold(),
-    };
-    let title = Line::from(vec![
-        Span::raw(" wfhost ").bold(),
-        Span::raw(format!("{} ", run.name)),
-        Span::raw(format!("· run {} ", run.run_id)).dark_gray(),
-    ]);
+    // The clock the areas share: the run's own once it ended.
     let elapsed = if app.ended {
         run.t_ms
     } else {
         now_ms.max(run.t_ms)
     };
+    render_header(frame, header, app, now_ms, elapsed);
+    render_phases(frame, phases, app, elapsed);
+    render_agents(frame, agents, app, elapsed);
+    render_logs(frame, logs, app);
+    render_footer(frame, footer, app);
+    if let Some(d) = &app.detail {
+        draw_detail(frame, d);
+    } else if let Some(p) = app.run.permissions.first() {
+        draw_permission(frame, app, p);
+    }
+}
+
+/// Colours that carry meaning, in one place.
+mod theme {
+    use super::super::state::{App, Focus};
+    use ratatui::style::{Color, Style};
+
+    /// The status word in the header.
+    pub(super) fn status(status: &str) -> Style {
+        match status {
+            "running" => Style::new().fg(Color::Yellow).bold(),
+            s if s.starts_with("rate limited") => Style::new().fg(Color::Magenta).bold(),
+            "paused" => Style::new().fg(Color::Magenta).bold(),
+            "completed" => Style::new().fg(Color::Green).bold(),
+            s if s.starts_with("completed ⚠") => Style::new().fg(Color::Yellow).bold(),
+            _ => Style::new().fg(Color::Red).bold(),
+        }
+    }
+
+    /// A list's border: cyan while it has the keys.
+    pub(super) fn focus(app: &App, f: Focus) -> Style {
+        if app.focus == f && app.detail.is_none() {
+            Style::new().fg(Color::Cyan)
+        } else {
+            Style::new()
+        }
+    }
+
+    /// A count of failures: red and bold when there are any.
+    pub(super) fn failures(any: bool) -> Style {
+        if any {
+            Style::new().fg(Color::Red).bold()
+        } else {
+            Style::new()
+        }
+    }
+}
+
+/// Run, script, status, backend, agents, tokens, cost, elapsed.
+fn render_header(frame: &mut Frame<'_>, area: Rect, app: &App, now_ms: u64, elapsed: u64) {
+    let run = &app.run;
+    let status = if app.ended {
+        run.outcome_shown().unwrap_or_else(|| "ended".into())
+    } else {
+        run.status_at(now_ms)
+    };
+    let status_style = theme::status(&status);
+    let title = Line::from(vec![
+        Span::raw(" wfhost ").bold(),
+        Span::raw(format!("{} ", run.name)),
+        Span::raw(format!("· run {} ", run.run_id)).dark_gray(),
+    ]);
     let failed = run.counts.failed;
     let mut facts = vec![
         Span::styled(status, status_style),
@@ -88,7 +128,7 @@ pub fn draw(frame: &mut Frame<'_>, app: &App, now_ms: u64) {
         facts.push(Span::raw(", "));
         facts.push(Span::styled(
             format!("{failed} failed"),
-            Style::new().fg(Color::Red).bold(),
+            theme::failures(true),
         ));
     }
     facts.push(Span::raw(format!(
@@ -100,10 +140,13 @@ pub fn draw(frame: &mut Frame<'_>, app: &App, now_ms: u64) {
     )));
     frame.render_widget(
         Paragraph::new(Line::from(facts)).block(Block::new().title(title)),
-        header,
+        area,
     );
+}
 
-    // Phases: one row each, with its counts.
+/// One row per phase, with its counts.
+fn render_phases(frame: &mut Frame<'_>, area: Rect, app: &App, elapsed: u64) {
+    let run = &app.run;
     let rows: Vec<Row<'_>> = run
         .phases
         .iter()
@@ -124,24 +167,13 @@ pub fn draw(frame: &mut Frame<'_>, app: &App, now_ms: u64) {
                 Cell::from(c.done.to_string()).green(),
                 Cell::from(c.running.to_string()).yellow(),
                 Cell::from(c.queued.to_string()),
-                Cell::from(c.failed.to_string()).style(if c.failed > 0 {
-                    Style::new().fg(Color::Red).bold()
-                } else {
-                    Style::new()
-                }),
+                Cell::from(c.failed.to_string()).style(theme::failures(c.failed > 0)),
                 Cell::from(c.cached.to_string()).blue(),
                 Cell::from(p.tokens.to_string()),
                 Cell::from(took),
             ])
         })
         .collect();
-    let focus_style = |f: Focus| {
-        if app.focus == f && app.detail.is_none() {
-            Style::new().fg(Color::Cyan)
-        } else {
-            Style::new()
-        }
-    };
     let table = Table::new(
         rows,
         [
@@ -165,12 +197,14 @@ pub fn draw(frame: &mut Frame<'_>, app: &App, now_ms: u64) {
     .block(
         Block::bordered()
             .title(" Phases ")
-            .border_style(focus_style(Focus::Phases)),
+            .border_style(theme::focus(app, Focus::Phases)),
     );
     let mut state = TableState::default().with_selected(Some(app.phase));
-    frame.render_stateful_widget(table, phases, &mut state);
+    frame.render_stateful_widget(table, area, &mut state);
+}
 
-    // The selected phase's agents.
+/// The selected phase's agents.
+fn render_agents(frame: &mut Frame<'_>, area: Rect, app: &App, elapsed: u64) {
     let visible = app.visible();
     let rows: Vec<Row<'_>> = visible
         .iter()
@@ -221,13 +255,16 @@ pub fn draw(frame: &mut Frame<'_>, app: &App, now_ms: u64) {
     .block(
         Block::bordered()
             .title(title)
-            .border_style(focus_style(Focus::Agents)),
+            .border_style(theme::focus(app, Focus::Agents)),
     );
     let mut state = TableState::default().with_selected((!visible.is_empty()).then_some(app.agent));
-    frame.render_stateful_widget(table, agents, &mut state);
+    frame.render_stateful_widget(table, area, &mut state);
+}
 
-    // The last log lines.
-    let shown = usize::from(logs.height.saturating_sub(2));
+/// The last log lines.
+fn render_logs(frame: &mut Frame<'_>, area: Rect, app: &App) {
+    let run = &app.run;
+    let shown = usize::from(area.height.saturating_sub(2));
     let lines: Vec<Line<'_>> = run
         .logs
         .iter()
@@ -239,11 +276,13 @@ pub fn draw(frame: &mut Frame<'_>, app: &App, now_ms: u64) {
         .collect();
     frame.render_widget(
         Paragraph::new(lines).block(Block::bordered().title(" Log ")),
-        logs,
+        area,
     );
+}
 
-    // Footer: the question awaiting an answer, else the last message, else the keys.
-    // Replies echo labels and errors the script controls: made safe here, where they are shown.
+/// The question awaiting an answer, else the last message, else the keys. Replies echo labels
+/// and errors the script controls: made safe here, where they are shown.
+fn render_footer(frame: &mut Frame<'_>, area: Rect, app: &App) {
     let asking = app.run.permissions.first().map(|p| {
         format!(
             "{} asks to use {} (above) — [a]llow once · allow [A]lways {} · [d]eny",
@@ -266,13 +305,7 @@ pub fn draw(frame: &mut Frame<'_>, app: &App, now_ms: u64) {
         ]),
         (None, None, None) => Line::raw(HELP).dark_gray(),
     };
-    frame.render_widget(Paragraph::new(footer_line), footer);
-
-    if let Some(d) = &app.detail {
-        draw_detail(frame, d);
-    } else if let Some(p) = app.run.permissions.first() {
-        draw_permission(frame, app, p);
-    }
+    frame.render_widget(Paragraph::new(footer_line), area);
 }
 
 fn asker(agent: Option<u32>) -> String {
