@@ -21,7 +21,7 @@ mod workflows;
 use crate::exit;
 use crate::limits::Limits;
 use clap::{Args, Parser, Subcommand};
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -498,7 +498,7 @@ pub fn main() -> ExitCode {
 }
 
 /// Reads a file the user named; failing is a usage error (exit 2), not an internal one.
-pub fn read_file(path: &PathBuf) -> anyhow::Result<Vec<u8>> {
+pub fn read_file(path: &Path) -> anyhow::Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| {
         let error = crate::ExitError::usage(format!("cannot read `{}`: {e}", path.display()));
         match e.kind() {

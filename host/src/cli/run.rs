@@ -115,55 +115,17 @@ pub(super) struct RunCommon {
     pub(super) limits: LimitArgs,
 }
 
-#[expect(
-    clippy::too_many_lines,
-    reason = "to split: choose views / attach control / wait or stop (issue 26, item 4)"
-)]
+/// `wfhost run` (and `resume`), in steps: configure → the run id and what a resume serves →
+/// the backend, args and ceilings → load the target → approval → (detach) → the journal, the
+/// control and the views → execute, or stop on a signal or `wfhost stop`.
 pub(super) async fn run(mut a: RunArgs) -> Result<u8> {
     let started = Instant::now();
-    if a.common.json && a.common.events.as_deref() == Some("-") {
-        bail!(
-            ExitError::usage("`--json` and `--events -` would both write to stdout")
-                .hint("write the events to a file (`--events run.jsonl`), or drop `--json`: the event stream ends with `run_finished`")
-        );
-    }
     let cwd = std::env::current_dir()?;
-    let mut config = crate::config::load(&cwd)?.config;
-    a.common.tools.apply(&mut config.tools, &cwd);
-    let config = Arc::new(config);
-    // `--resume` may name the run by a prefix or `@last`: from here on, its whole id.
-    if let Some(id) = &a.resume
-        && a.resume_point.is_none()
-    {
-        a.resume = Some(RunDir::existing(&cwd, id)?.id().to_string());
-    }
-    let run_id = a
-        .resume
-        .clone()
-        .or_else(|| a.run_id.clone())
-        .unwrap_or_else(new_run_id);
+    let config = Arc::new(check_and_configure(&a, &cwd)?);
+    let run_id = run_id(&mut a, &cwd)?;
     let backend = executor_backend(&a, &config, &run_id).await?;
-    let args = match (&a.args, &a.args_file) {
-        (Some(text), _) => Some(parse_args(text)?),
-        (None, Some(path)) => Some(parse_args(&String::from_utf8_lossy(&read_file(path)?))?),
-        // A resume: the run's own args, exactly as stored (no string-to-JSON rule again, so
-        // the string "123" stays a string).
-        (None, None) if a.args_exact.is_some() => {
-            let path = a.args_exact.as_ref().expect("checked");
-            Some(serde_json::from_slice(&read_file(path)?).with_context(|| {
-                format!("`{}` (the run's stored args) is not JSON", path.display())
-            })?)
-        }
-        (None, None) => None,
-    };
-    // A resume reads its journal once: the results to serve, the backend, the ceilings.
-    let mut point = match &a.resume {
-        Some(id) => Some(match a.resume_point.take() {
-            Some(p) => *p,
-            None => crate::journal::resume_point(&RunDir::existing(&cwd, id)?.journal())?,
-        }),
-        None => None,
-    };
+    let args = script_args(&a)?;
+    let mut point = resume_point(&mut a, &cwd)?;
     let stored = point.as_mut().and_then(|p| p.ceilings.take());
     let (ceilings, ceilings_note) = ceilings(&a, stored, &config)?;
     let limits = ceilings.limits.clone();
@@ -171,45 +133,11 @@ pub(super) async fn run(mut a: RunArgs) -> Result<u8> {
 
     let target_path = resolve_target(&a.target, &cwd)?;
     let sandbox = Sandbox::new(limits.clone(), &cache)?;
-    let target = if target_path.extension().is_some_and(|e| e == "wasm") {
-        let bytes = read_file(&target_path)?;
-        let info = compile::module_info(&bytes)?;
-        let module = wasmtime::Module::new(sandbox.engine(), &bytes).map_err(|e| {
-            ExitError::usage(format!(
-                "`{}` is not a valid WebAssembly module: {e}",
-                target_path.display()
-            ))
-        })?;
-        sandbox::check_imports(&module, Some(compile::PLUGIN_NAMESPACE))?;
-        match &info.guest_sha256 {
-            Some(sha) if sha == compile::GUEST_SHA256 => {}
-            other => bail!(
-                ExitError::usage(format!(
-                    "`{}` was compiled for guest {}, but this wfhost carries guest {}",
-                    target_path.display(),
-                    other.as_deref().unwrap_or("(unknown)"),
-                    compile::GUEST_SHA256,
-                ))
-                .hint(format!(
-                    "recompile it: `wfhost compile SCRIPT.js -o {}`",
-                    target_path.display()
-                ))
-            ),
-        }
-        Target::Module {
-            module,
-            meta: info.meta,
-        }
-    } else {
-        let source = String::from_utf8(read_file(&target_path)?).map_err(|_| {
-            ExitError::usage(format!("`{}` is not UTF-8 text", target_path.display()))
-        })?;
-        match Script::parse(&target_path.display().to_string(), &source) {
-            Ok(s) => Target::Script(s),
-            Err(rejection) => {
-                let report = rejected(run_id, &rejection, backend.name(), started);
-                return Ok(finish(&a, &report));
-            }
+    let target = match load_target(&target_path, &sandbox)? {
+        Ok(t) => t,
+        Err(rejection) => {
+            let report = rejected(run_id, &rejection, backend.name(), started);
+            return Ok(finish(&a, &report));
         }
     };
 
@@ -261,6 +189,239 @@ pub(super) async fn run(mut a: RunArgs) -> Result<u8> {
     if let Some(wait) = a.common.permission_timeout {
         control.set_permission_wait(wait);
     }
+    let (consumers, dashboard, plain_on) =
+        consumers(&a, &control, journal_handle.as_ref().map(|j| j.dir()))?;
+    let events = crate::events::Events::tee(consumers);
+    control.attach(events.clone());
+    let server = listen(&control, journal_handle.as_ref().map(|j| j.dir()));
+    let backend_for_record = backend.clone();
+    let opts = RunOptions {
+        args,
+        budget_tokens: ceilings.budget_tokens,
+        limits,
+        backend,
+        cwd,
+        events: events.clone(),
+        journal,
+        config: config.clone(),
+        recorder: recorder(&a, backend_for_record.as_ref())?,
+        max_cost: ceilings.max_cost,
+        ceilings_note,
+        control: control.clone(),
+        wait_on_limit: a.common.wait_on_limit || config.wait_on_limit == Some(true),
+    };
+    let view = dashboard.then(|| {
+        start_dashboard(
+            control.clone(),
+            journal_handle.as_ref().map(|j| j.dir().clone()),
+            plain_on.clone(),
+        )
+    });
+    let (reason, message) = tokio::select! {
+        report = execute(&sandbox, &cache, target, opts, run_id.clone()) => {
+            if let Some(s) = server {
+                s.shutdown().await;
+            }
+            close_view(view).await;
+            return Ok(finish(&a, &report?));
+        }
+        signal = stop_signal() => (signal.to_string(), format!("interrupted ({signal})")),
+        reason = control.stopped() => (reason.clone(), reason),
+    };
+    stop(
+        &control,
+        journal_handle.as_deref(),
+        &events,
+        &reason,
+        started,
+    );
+    if let Some(s) = server {
+        s.shutdown().await;
+    }
+    close_view(view).await;
+    // Exact: the run's backend and ceilings are stored with it, and resume reuses them.
+    eprintln!("\n{message}: finished agents are kept in the journal; resume with:");
+    eprintln!("  wfhost resume {run_id} --yes");
+    Ok(exit::INTERRUPTED)
+}
+
+/// Flags that cannot go together are refused before anything starts; the configuration, with
+/// the flags that override it.
+fn check_and_configure(a: &RunArgs, cwd: &Path) -> Result<crate::config::Config> {
+    if a.common.json && a.common.events.as_deref() == Some("-") {
+        bail!(
+            ExitError::usage("`--json` and `--events -` would both write to stdout")
+                .hint("write the events to a file (`--events run.jsonl`), or drop `--json`: the event stream ends with `run_finished`")
+        );
+    }
+    let mut config = crate::config::load(cwd)?.config;
+    a.common.tools.apply(&mut config.tools, cwd);
+    Ok(config)
+}
+
+/// The run's id: a resume's (named by a prefix or `@last`: from here on, its whole id), the
+/// one `--detach` chose, or a new one.
+fn run_id(a: &mut RunArgs, cwd: &Path) -> Result<String> {
+    if let Some(id) = &a.resume
+        && a.resume_point.is_none()
+    {
+        a.resume = Some(RunDir::existing(cwd, id)?.id().to_string());
+    }
+    Ok(a.resume
+        .clone()
+        .or_else(|| a.run_id.clone())
+        .unwrap_or_else(new_run_id))
+}
+
+/// A resume reads its journal once: the results to serve, the backend, the ceilings.
+fn resume_point(a: &mut RunArgs, cwd: &Path) -> Result<Option<crate::journal::ResumePoint>> {
+    let Some(id) = &a.resume else {
+        return Ok(None);
+    };
+    Ok(Some(match a.resume_point.take() {
+        Some(p) => *p,
+        None => crate::journal::resume_point(&RunDir::existing(cwd, id)?.journal())?,
+    }))
+}
+
+/// `--record DIR`: every answer stored for `--backend replay:DIR`.
+fn recorder(
+    a: &RunArgs,
+    backend: &dyn crate::backend::Backend,
+) -> Result<Option<Arc<crate::backend::replay::Recorder>>> {
+    Ok(match &a.common.record {
+        Some(dir) => Some(Arc::new(crate::backend::replay::Recorder::new(
+            dir, backend,
+        )?)),
+        None => None,
+    })
+}
+
+/// The script's `args`: `--args`, `--args-file`, or on a resume the run's own, exactly as
+/// stored (no string-to-JSON rule again, so the string "123" stays a string).
+fn script_args(a: &RunArgs) -> Result<Option<serde_json::Value>> {
+    Ok(match (&a.args, &a.args_file) {
+        (Some(text), _) => Some(parse_args(text)?),
+        (None, Some(path)) => Some(parse_args(&String::from_utf8_lossy(&read_file(path)?))?),
+        (None, None) => match &a.args_exact {
+            Some(path) => Some(serde_json::from_slice(&read_file(path)?).with_context(|| {
+                format!("`{}` (the run's stored args) is not JSON", path.display())
+            })?),
+            None => None,
+        },
+    })
+}
+
+/// The dashboard's terminal is restored before anything else is printed; what it showed is
+/// summarised.
+async fn close_view(view: Option<tokio::task::JoinHandle<Option<crate::live::LiveRun>>>) {
+    if let Some(view) = view
+        && let Ok(Some(run)) = view.await
+    {
+        eprintln!("{}", printer::summary(&run));
+    }
+}
+
+/// The run's control socket (`wfhost stop`, `watch`, MCP); a run whose socket cannot be
+/// opened goes on, unsteerable, and says so.
+fn listen(control: &Arc<Control>, run_dir: Option<&RunDir>) -> Option<Server> {
+    let dir = run_dir?;
+    match Server::listen(control.clone(), &dir.control_socket()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            eprintln!(
+                "warning: this run cannot be steered (`wfhost stop`, `watch`): its control socket `{}` could not be opened: {e}",
+                dir.control_socket().display()
+            );
+            None
+        }
+    }
+}
+
+/// Stopped (a signal, or `stop` on the control socket): running calls are abandoned, and
+/// every finished agent is already in the journal. Records why the run stopped.
+fn stop(
+    control: &Control,
+    journal: Option<&crate::journal::Journal>,
+    events: &crate::events::Events,
+    reason: &str,
+    started: Instant,
+) {
+    control.halt(reason);
+    if let Some(j) = journal {
+        let _ = j.append(&Record::Interrupted {
+            reason: reason.to_string(),
+            duration_ms: Some(crate::report::millis(started.elapsed())),
+        });
+        let _ = j.sync();
+    }
+    events.emit(crate::events::Event::RunFinished {
+        outcome: "stopped".into(),
+        duration_ms: crate::report::millis(started.elapsed()),
+    });
+}
+
+/// The run's target: a compiled module (its imports and guest checked) or a script (parsed;
+/// `Err`: rejected before it ran, as the report will say).
+fn load_target(
+    target_path: &Path,
+    sandbox: &Sandbox,
+) -> Result<Result<Target, crate::script::Rejection>> {
+    Ok(Ok(
+        if target_path.extension().is_some_and(|e| e == "wasm") {
+            let bytes = read_file(target_path)?;
+            let info = compile::module_info(&bytes)?;
+            let module = wasmtime::Module::new(sandbox.engine(), &bytes).map_err(|e| {
+                ExitError::usage(format!(
+                    "`{}` is not a valid WebAssembly module: {e}",
+                    target_path.display()
+                ))
+            })?;
+            sandbox::check_imports(&module, Some(compile::PLUGIN_NAMESPACE))?;
+            match &info.guest_sha256 {
+                Some(sha) if sha == compile::GUEST_SHA256 => {}
+                other => bail!(
+                    ExitError::usage(format!(
+                        "`{}` was compiled for guest {}, but this wfhost carries guest {}",
+                        target_path.display(),
+                        other.as_deref().unwrap_or("(unknown)"),
+                        compile::GUEST_SHA256,
+                    ))
+                    .hint(format!(
+                        "recompile it: `wfhost compile SCRIPT.js -o {}`",
+                        target_path.display()
+                    ))
+                ),
+            }
+            Target::Module {
+                module,
+                meta: info.meta,
+            }
+        } else {
+            let source = String::from_utf8(read_file(target_path)?).map_err(|_| {
+                ExitError::usage(format!("`{}` is not UTF-8 text", target_path.display()))
+            })?;
+            match Script::parse(&target_path.display().to_string(), &source) {
+                Ok(s) => Target::Script(s),
+                Err(rejection) => return Ok(Err(rejection)),
+            }
+        },
+    ))
+}
+
+/// Who reads the run's events: the control socket's stream; on a terminal the dashboard
+/// (the plain lines take over if the operator leaves it), else plain lines; `--events`; the
+/// run's own event log. Returns them, whether the dashboard is wanted, and the plain lines'
+/// switch.
+fn consumers(
+    a: &RunArgs,
+    control: &Arc<Control>,
+    run_dir: Option<&RunDir>,
+) -> Result<(
+    Vec<crate::events::Events>,
+    bool,
+    Arc<std::sync::atomic::AtomicBool>,
+)> {
     let mut consumers = vec![control.consumer()];
     // On a terminal, the dashboard (started below, once the stream exists); the plain lines
     // take over if the operator leaves it and the run goes on. Off a terminal: plain lines.
@@ -281,120 +442,45 @@ pub(super) async fn run(mut a: RunArgs) -> Result<u8> {
                 .map_err(|e| anyhow!("cannot write events to `{target}`: {e}"))?,
         );
     }
-    if let Some(j) = &journal_handle {
+    if let Some(dir) = run_dir {
         // The run's own event log (`wfhost logs`); a resume appends its attempt.
-        let log = RunDir::private_file(&j.dir().events());
+        let log = RunDir::private_file(&dir.events());
         match log {
             Ok(f) => control.log_to(f),
             Err(e) => eprintln!("warning: no event log for `wfhost logs`: {e}"),
         }
     }
-    let events = crate::events::Events::tee(consumers);
-    control.attach(events.clone());
-    let server = match &journal_handle {
-        Some(j) => match Server::listen(control.clone(), &j.dir().control_socket()) {
-            Ok(s) => Some(s),
+    Ok((consumers, dashboard, plain_on))
+}
+
+/// The dashboard on this terminal: leaving it (`q`) hands over to the plain lines; Ctrl-C in
+/// it stops the run. Its last view of the run, when the run ended under it.
+fn start_dashboard(
+    control: Arc<Control>,
+    run_dir: Option<RunDir>,
+    plain_on: Arc<std::sync::atomic::AtomicBool>,
+) -> tokio::task::JoinHandle<Option<crate::live::LiveRun>> {
+    let link = Link::Local(control.clone(), run_dir);
+    tokio::spawn(async move {
+        let ended = dashboard::run(link, true).await;
+        match &ended {
+            // Left with `q`: the run goes on, in plain lines.
+            Ok((Exit::Left, _)) => {
+                plain_on.store(true, std::sync::atomic::Ordering::Relaxed);
+                eprintln!("left the dashboard; the run goes on (Ctrl-C stops it)");
+            }
+            Ok((Exit::Interrupted, _)) => control.halt("interrupted (Ctrl-C)"),
+            Ok((Exit::RunEnded, _)) => {}
             Err(e) => {
-                eprintln!(
-                    "warning: this run cannot be steered (`wfhost stop`, `watch`): its control socket `{}` could not be opened: {e}",
-                    j.dir().control_socket().display()
-                );
-                None
+                plain_on.store(true, std::sync::atomic::Ordering::Relaxed);
+                eprintln!("warning: the dashboard failed ({e:#}); plain lines from here");
             }
-        },
-        None => None,
-    };
-    let backend_for_record = backend.clone();
-    let opts = RunOptions {
-        args,
-        budget_tokens: ceilings.budget_tokens,
-        limits,
-        backend,
-        cwd,
-        events: events.clone(),
-        journal,
-        config: config.clone(),
-        recorder: match &a.common.record {
-            Some(dir) => Some(Arc::new(crate::backend::replay::Recorder::new(
-                dir,
-                backend_for_record.as_ref(),
-            )?)),
-            None => None,
-        },
-        max_cost: ceilings.max_cost,
-        ceilings_note,
-        control: control.clone(),
-        wait_on_limit: a.common.wait_on_limit || config.wait_on_limit == Some(true),
-    };
-    let view = dashboard.then(|| {
-        let link = Link::Local(
-            control.clone(),
-            journal_handle.as_ref().map(|j| j.dir().clone()),
-        );
-        let (control, plain_on) = (control.clone(), plain_on.clone());
-        tokio::spawn(async move {
-            let ended = dashboard::run(link, true).await;
-            match &ended {
-                // Left with `q`: the run goes on, in plain lines.
-                Ok((Exit::Left, _)) => {
-                    plain_on.store(true, std::sync::atomic::Ordering::Relaxed);
-                    eprintln!("left the dashboard; the run goes on (Ctrl-C stops it)");
-                }
-                Ok((Exit::Interrupted, _)) => control.halt("interrupted (Ctrl-C)"),
-                Ok((Exit::RunEnded, _)) => {}
-                Err(e) => {
-                    plain_on.store(true, std::sync::atomic::Ordering::Relaxed);
-                    eprintln!("warning: the dashboard failed ({e:#}); plain lines from here");
-                }
-            }
-            ended
-                .ok()
-                .filter(|(exit, _)| *exit != Exit::Left)
-                .map(|(_, run)| run)
-        })
-    });
-    // The dashboard's terminal is restored before anything else is printed; what it showed
-    // is summarised.
-    let close_view = async |view: Option<tokio::task::JoinHandle<Option<crate::live::LiveRun>>>| {
-        if let Some(view) = view
-            && let Ok(Some(run)) = view.await
-        {
-            eprintln!("{}", printer::summary(&run));
         }
-    };
-    let (reason, message) = tokio::select! {
-        report = execute(&sandbox, &cache, target, opts, run_id.clone()) => {
-            if let Some(s) = server {
-                s.shutdown().await;
-            }
-            close_view(view).await;
-            return Ok(finish(&a, &report?));
-        }
-        signal = stop_signal() => (signal.to_string(), format!("interrupted ({signal})")),
-        reason = control.stopped() => (reason.clone(), reason),
-    };
-    // Stopped (a signal, or `stop` on the control socket): running calls are abandoned, and
-    // every finished agent is already in the journal. Record why the run stopped.
-    control.halt(&reason);
-    if let Some(j) = &journal_handle {
-        let _ = j.append(&Record::Interrupted {
-            reason: reason.clone(),
-            duration_ms: Some(crate::report::millis(started.elapsed())),
-        });
-        let _ = j.sync();
-    }
-    events.emit(crate::events::Event::RunFinished {
-        outcome: "stopped".into(),
-        duration_ms: crate::report::millis(started.elapsed()),
-    });
-    if let Some(s) = server {
-        s.shutdown().await;
-    }
-    close_view(view).await;
-    // Exact: the run's backend and ceilings are stored with it, and resume reuses them.
-    eprintln!("\n{message}: finished agents are kept in the journal; resume with:");
-    eprintln!("  wfhost resume {run_id} --yes");
-    Ok(exit::INTERRUPTED)
+        ended
+            .ok()
+            .filter(|(exit, _)| *exit != Exit::Left)
+            .map(|(_, run)| run)
+    })
 }
 
 /// `--detach`: the same command again, in its own session (setsid), its output in the run
