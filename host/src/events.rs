@@ -131,7 +131,7 @@ pub enum Event {
         detail: String,
     },
     RunFinished {
-        outcome: String,
+        outcome: crate::report::Outcome,
         duration_ms: u64,
     },
 }

@@ -108,7 +108,7 @@ pub struct LiveRun {
     /// Nothing is sent before this (ms since the run started): a provider's rate or usage limit.
     pub held_until_ms: Option<u64>,
     /// `completed`, `failed`, … once the run has finished.
-    pub outcome: Option<String>,
+    pub outcome: Option<crate::report::Outcome>,
     /// The time of the last event (ms since the run started).
     pub t_ms: u64,
     pub current_phase: Option<String>,
@@ -124,10 +124,10 @@ impl LiveRun {
     /// The outcome as the views show it: a run that completed while agents failed never reads
     /// as a plain "completed".
     pub fn outcome_shown(&self) -> Option<String> {
-        let outcome = self.outcome.as_deref()?;
+        let outcome = self.outcome?;
         Some(match (outcome, self.counts.failed) {
             (_, 0) => outcome.to_string(),
-            ("completed", n) => format!("completed ⚠ {n} agent(s) failed"),
+            (crate::report::Outcome::Completed, n) => format!("completed ⚠ {n} agent(s) failed"),
             (other, n) => format!("{other} ({n} agent(s) failed)"),
         })
     }
@@ -274,7 +274,7 @@ impl LiveRun {
                 _ => {}
             },
             Event::RunFinished { outcome, .. } => {
-                self.outcome = Some(outcome.clone());
+                self.outcome = Some(*outcome);
                 self.paused = false;
             }
             Event::Permission {
@@ -381,7 +381,7 @@ impl LiveRun {
     /// `running`, `paused`, or the outcome.
     pub fn status(&self) -> &str {
         match (&self.outcome, self.paused) {
-            (Some(o), _) => o,
+            (Some(o), _) => o.as_str(),
             (None, true) => "paused",
             (None, false) => "running",
         }

@@ -5,7 +5,9 @@ use crate::exit;
 use serde::Serialize;
 use serde_json::Value;
 
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+/// How a run ended: one type for the report, the journal's `run_finished`, the
+/// `run_finished` event, the live view and the dashboard (as JSON: the lowercase name).
+#[derive(Debug, Clone, Copy, Serialize, serde::Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {
     /// The script returned.
@@ -14,6 +16,26 @@ pub enum Outcome {
     Failed,
     /// The script was refused before it ran (meta, syntax, import).
     Rejected,
+    /// An operator or a signal stopped it (resumable).
+    Stopped,
+}
+
+impl Outcome {
+    /// The word the JSON, the journal and the views use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Completed => "completed",
+            Outcome::Failed => "failed",
+            Outcome::Rejected => "rejected",
+            Outcome::Stopped => "stopped",
+        }
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -184,6 +206,7 @@ pub fn exit_code(outcome: Outcome, agents: AgentTally, internal: bool) -> u8 {
             }
         }
         Outcome::Completed => exit::OK,
+        Outcome::Stopped => exit::INTERRUPTED,
         _ if internal => exit::INTERNAL,
         // A script that failed after agents failed for temporary reasons will likely pass on
         // a retry: say so, so CI can retry instead of reporting a broken script.

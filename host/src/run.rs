@@ -530,10 +530,9 @@ fn finish(
         misconfigured,
     } = ended;
     let duration_ms = millis(started.elapsed());
-    let outcome_name = format!("{outcome:?}").to_lowercase();
     if let Some(j) = &journal {
         let _ = j.append(&Record::RunFinished {
-            outcome: outcome_name.clone(),
+            outcome,
             result: result.clone(),
             error: error.clone(),
             duration_ms,
@@ -548,7 +547,7 @@ fn finish(
     }
     let journal_failed = journal.as_ref().is_some_and(|j| j.failure().is_some());
     opts.events.emit(Event::RunFinished {
-        outcome: outcome_name,
+        outcome,
         duration_ms,
     });
     // A journal that failed is a temporary condition (free space, resume): exit 75.

@@ -356,7 +356,7 @@ fn stop(
         let _ = j.sync();
     }
     events.emit(crate::events::Event::RunFinished {
-        outcome: "stopped".into(),
+        outcome: Outcome::Stopped,
         duration_ms: crate::report::millis(started.elapsed()),
     });
 }
@@ -889,7 +889,7 @@ fn finish(a: &RunArgs, report: &RunReport) -> u8 {
                 )
             );
         }
-        Outcome::Failed | Outcome::Rejected => {
+        Outcome::Failed | Outcome::Rejected | Outcome::Stopped => {
             let what = if report.outcome == Outcome::Rejected {
                 "the script was rejected"
             } else {
@@ -931,7 +931,7 @@ fn finish(a: &RunArgs, report: &RunReport) -> u8 {
                 (exit::OK, _) => "⚠", // completed, but not every agent answered
                 _ => "✗",
             },
-            format!("{:?}", report.outcome).to_lowercase(),
+            report.outcome,
             report.duration_ms as f64 / 1000.0,
             report.agents,
             u.agents_done,

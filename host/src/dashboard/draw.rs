@@ -67,16 +67,20 @@ mod theme {
     use super::super::state::{App, Focus};
     use ratatui::style::{Color, Style};
 
-    /// The status word in the header.
-    pub(super) fn status(status: &str) -> Style {
-        match status {
-            "running" => Style::new().fg(Color::Yellow).bold(),
-            s if s.starts_with("rate limited") => Style::new().fg(Color::Magenta).bold(),
-            "paused" => Style::new().fg(Color::Magenta).bold(),
-            "completed" => Style::new().fg(Color::Green).bold(),
-            s if s.starts_with("completed ⚠") => Style::new().fg(Color::Yellow).bold(),
-            _ => Style::new().fg(Color::Red).bold(),
-        }
+    /// The status in the header, from the run's state (not from the words shown): green
+    /// completed, yellow running or completed with failed agents, magenta held (paused, rate
+    /// limited), red anything else that ended.
+    pub(super) fn status(run: &crate::live::LiveRun, ended: bool, now_ms: u64) -> Style {
+        use crate::report::Outcome;
+        let colour = match run.outcome {
+            Some(Outcome::Completed) if run.counts.failed == 0 => Color::Green,
+            Some(Outcome::Completed) => Color::Yellow,
+            Some(_) => Color::Red,
+            None if ended => Color::Red,
+            None if run.paused || run.held_until_ms.is_some_and(|u| u > now_ms) => Color::Magenta,
+            None => Color::Yellow,
+        };
+        Style::new().fg(colour).bold()
     }
 
     /// A list's border: cyan while it has the keys.
@@ -106,7 +110,7 @@ fn render_header(frame: &mut Frame<'_>, area: Rect, app: &App, now_ms: u64, elap
     } else {
         run.status_at(now_ms)
     };
-    let status_style = theme::status(&status);
+    let status_style = theme::status(run, app.ended, now_ms);
     let title = Line::from(vec![
         Span::raw(" wfhost ").bold(),
         Span::raw(format!("{} ", run.name)),

@@ -27,11 +27,13 @@ pub enum RunStatus {
 }
 
 impl RunStatus {
-    fn from_outcome(outcome: &str) -> RunStatus {
+    fn from_outcome(outcome: crate::report::Outcome) -> RunStatus {
+        use crate::report::Outcome;
         match outcome {
-            "completed" => RunStatus::Completed,
-            "rejected" => RunStatus::Rejected,
-            _ => RunStatus::Failed,
+            Outcome::Completed => RunStatus::Completed,
+            Outcome::Rejected => RunStatus::Rejected,
+            Outcome::Failed => RunStatus::Failed,
+            Outcome::Stopped => RunStatus::Stopped,
         }
     }
     pub fn as_str(self) -> &'static str {
@@ -370,7 +372,7 @@ impl History {
                 duration_ms,
                 ..
             } => {
-                self.status = RunStatus::from_outcome(outcome);
+                self.status = RunStatus::from_outcome(*outcome);
                 self.duration_ms += duration_ms;
                 self.result.clone_from(result);
                 self.error.clone_from(error);

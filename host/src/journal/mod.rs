@@ -108,7 +108,7 @@ pub enum Record {
         group: Option<Value>,
     },
     RunFinished {
-        outcome: String,
+        outcome: crate::report::Outcome,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         result: Option<Value>,
         #[serde(default)]
