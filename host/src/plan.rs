@@ -430,12 +430,7 @@ impl Plan {
             "input: estimated from prompt sizes (characters ÷ 4, plus the framing)\n".to_string()
         });
         if let Some(t) = &self.tools {
-            let names: Vec<&str> = t["allowed"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|v| v.as_str())
-                .collect();
+            let names = crate::tools::allowed_in(t);
             out.push_str(&if names.is_empty() {
                 "tools: none (each agent is one model call)\n".to_string()
             } else {

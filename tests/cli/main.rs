@@ -201,6 +201,18 @@ pub fn missing_tool(test: &str, what: &str) {
     eprintln!("SKIPPED {test}: {what} (.ci/run installs it)");
 }
 
+/// The first permission request waiting in a run's status (`Null` if none came in 20 s).
+pub fn pending_permission(socket: &Path) -> Value {
+    for _ in 0..400 {
+        let status = control_request(socket, &serde_json::json!({"v": 1, "cmd": "status"}));
+        if let Some(p) = status["permissions"].as_array().and_then(|p| p.first()) {
+            return p.clone();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    Value::Null
+}
+
 /// Sends `request` on a run's control socket and returns the reply line (a `permission`
 /// request's reply comes when it is decided; at most a minute).
 pub fn control_request(socket: &Path, request: &Value) -> Value {

@@ -751,15 +751,7 @@ fn a_claude_agents_permission_request_reaches_a_person() {
         .to_string();
     let socket = s.path().join(".wfhost/runs").join(&id).join("control.sock");
     let ask = |request: Value| -> Value { super::control_request(&socket, &request) };
-    let mut pending = Value::Null;
-    for _ in 0..400 {
-        let status = ask(json!({"v": 1, "cmd": "status"}));
-        if let Some(p) = status["permissions"].as_array().and_then(|p| p.first()) {
-            pending = p.clone();
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    let pending = super::pending_permission(&socket);
     assert_eq!(
         pending["tool"], "Bash",
         "the request is in the run's status"

@@ -720,15 +720,7 @@ fn a_tool_outside_the_set_is_asked_of_whoever_watches() {
     writeln!(watcher, r#"{{"v": 1, "cmd": "subscribe"}}"#).unwrap();
     let ask = |request: Value| super::control_request(&socket, &request);
     for decision in ["once", "deny"] {
-        let mut pending = Value::Null;
-        for _ in 0..400 {
-            let status = ask(json!({"v": 1, "cmd": "status"}));
-            if let Some(p) = status["permissions"].as_array().and_then(|p| p.first()) {
-                pending = p.clone();
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
+        let pending = super::pending_permission(&socket);
         assert_eq!(pending["tool"], "Write", "{pending}");
         let answered = ask(
             json!({"v": 1, "cmd": "answer", "id": pending["id"], "decision": decision, "client": "test"}),

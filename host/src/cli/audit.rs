@@ -199,12 +199,7 @@ pub(super) fn audit(a: AuditArgs) -> Result<u8> {
 /// Claude Code's own, bounded by its permission mode: docs/security.md).
 fn print_tools(t: &serde_json::Value) {
     println!("\nAPI agents' tools (messages backend; docs/tools.md):");
-    let allowed: Vec<&str> = t["allowed"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|v| v.as_str())
-        .collect();
+    let allowed = crate::tools::allowed_in(t);
     if allowed.is_empty() {
         println!("  none: each agent is one model call (--tools, [tools] allow)");
         return;

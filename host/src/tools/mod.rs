@@ -322,6 +322,16 @@ pub fn describe(cfg: &crate::config::ToolsConfig) -> anyhow::Result<Value> {
     }))
 }
 
+/// The tool names of a `describe` answer.
+pub fn allowed_in(described: &Value) -> Vec<&str> {
+    described["allowed"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str())
+        .collect()
+}
+
 /// A string field of a tool's input, or an error naming it.
 fn text<'a>(input: &'a Value, key: &str) -> Result<&'a str, String> {
     input[key]
