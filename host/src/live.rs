@@ -5,7 +5,7 @@
 
 use crate::agent::{AgentState, Usage};
 use crate::events::{Event, LogLevel};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
 
 /// How many log lines a live view keeps (older ones are in `events.jsonl`). Why 500: a screen
@@ -43,7 +43,7 @@ pub struct AgentRow {
 const OUTPUT_TAIL: usize = 8 * 1024;
 
 /// Agents of one state, for a phase or the whole run.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counts {
     pub queued: u32,
     pub running: u32,
@@ -68,7 +68,7 @@ impl Counts {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PhaseRow {
     pub title: String,
     pub counts: Counts,
@@ -80,8 +80,23 @@ pub struct PhaseRow {
     pub last_ms: Option<u64>,
 }
 
+impl PhaseRow {
+    /// A phase with nothing in it yet.
+    pub fn titled(title: &str) -> PhaseRow {
+        PhaseRow {
+            title: title.to_string(),
+            counts: Counts::default(),
+            tokens: 0,
+            cost_usd: 0.0,
+            declared: false,
+            first_ms: None,
+            last_ms: None,
+        }
+    }
+}
+
 /// A permission request waiting for an operator.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PermissionRow {
     pub id: u32,
     pub agent: Option<u32>,
@@ -304,15 +319,7 @@ impl LiveRun {
         {
             Some(i) => i,
             None => {
-                self.phases.push(PhaseRow {
-                    title: title.to_string(),
-                    counts: Counts::default(),
-                    tokens: 0,
-                    cost_usd: 0.0,
-                    declared: false,
-                    first_ms: None,
-                    last_ms: None,
-                });
+                self.phases.push(PhaseRow::titled(title));
                 self.phases.len() - 1
             }
         };

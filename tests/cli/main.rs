@@ -252,15 +252,20 @@ pub fn run_script(body: &str, extra: &[&str]) -> (Value, Out) {
     (out.report(), out)
 }
 
-pub fn tmux(args: &[&str]) -> String {
+/// Runs tmux against one terminal's own server (`-L`): tests running at once never share a
+/// server, so one test ending its last session (which ends a shared server) cannot take
+/// another's terminal with it.
+fn tmux(server: &str, args: &[&str]) -> String {
     let out = std::process::Command::new("tmux")
+        .args(["-L", server])
         .args(args)
         .output()
         .expect("tmux runs");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// A detached tmux session running `cmd` in a 160×48 terminal; killed when dropped.
+/// A detached tmux session running `cmd` in a 160×48 terminal, on a tmux server of its own;
+/// killed when dropped.
 pub struct Terminal(String);
 
 impl Terminal {
@@ -275,17 +280,24 @@ impl Terminal {
             return None;
         }
         let name = format!("wfhost-{test}-{}", std::process::id());
-        tmux(&[
-            "new-session",
-            "-d",
-            "-s",
-            &name,
-            "-x",
-            "160",
-            "-y",
-            "48",
-            cmd,
-        ]);
+        let started = std::process::Command::new("tmux")
+            .args([
+                "-L",
+                &name,
+                "-f",
+                "/dev/null",
+                "new-session",
+                "-d",
+                "-s",
+                &name,
+            ])
+            .args(["-x", "160", "-y", "48", cmd])
+            .status()
+            .expect("tmux runs");
+        assert!(
+            started.success(),
+            "tmux could not start a session for {test}"
+        );
         Some(Terminal(name))
     }
 
@@ -293,7 +305,10 @@ impl Terminal {
     pub fn wait_for(&self, needle: &str) -> String {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         loop {
-            let screen = tmux(&["capture-pane", "-p", "-S", "-100", "-t", &self.0]);
+            let screen = tmux(
+                &self.0,
+                &["capture-pane", "-p", "-S", "-100", "-t", &self.0],
+            );
             if screen.contains(needle) || std::time::Instant::now() > deadline {
                 return screen;
             }
@@ -302,24 +317,24 @@ impl Terminal {
     }
 
     pub fn keys(&self, keys: &str) {
-        tmux(&["send-keys", "-t", &self.0, keys, "Enter"]);
+        tmux(&self.0, &["send-keys", "-t", &self.0, keys, "Enter"]);
     }
 
     /// Sends keys as tmux names them (`Down`, `x`, `C-c`), without Enter.
     pub fn press(&self, keys: &[&str]) {
         let mut args = vec!["send-keys", "-t", &self.0];
         args.extend_from_slice(keys);
-        tmux(&args);
+        tmux(&self.0, &args);
     }
 
     /// The screen now.
     pub fn screen(&self) -> String {
-        tmux(&["capture-pane", "-p", "-t", &self.0])
+        tmux(&self.0, &["capture-pane", "-p", "-t", &self.0])
     }
 }
 
 impl Drop for Terminal {
     fn drop(&mut self) {
-        tmux(&["kill-session", "-t", &self.0]);
+        tmux(&self.0, &["kill-server"]);
     }
 }

@@ -217,9 +217,10 @@ async fn mcp_server_runs_watches_and_steers_workflows() {
     );
     let long_id = long["runId"].as_str().unwrap().to_string();
     let mut done = 0;
+    let mut live = Value::Null;
     for _ in 0..100 {
-        let st = data(&call(&c, "workflow_status", json!({ "runId": long_id })).await);
-        done = st["agents"]["done"].as_u64().unwrap_or(0);
+        live = data(&call(&c, "workflow_status", json!({ "runId": long_id })).await);
+        done = live["agents"]["done"].as_u64().unwrap_or(0);
         if done == 2 {
             break;
         }
@@ -235,6 +236,29 @@ async fn mcp_server_runs_watches_and_steers_workflows() {
         .await,
     );
     assert_eq!(stopped["status"], "stopped", "{stopped}");
+    // One status shape, live (from the socket) and ended (from the run directory): the same
+    // keys, the same casing, phases with their counts either way.
+    let ended = data(&call(&c, "workflow_status", json!({ "runId": long_id })).await);
+    let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    assert_eq!(keys(&live), keys(&ended), "live: {live}\nended: {ended}");
+    assert_eq!(live["status"], "running", "{live}");
+    assert_eq!(ended["status"], "stopped", "{ended}");
+    assert_eq!(ended["agents"]["done"], 2, "{ended}");
+    assert_eq!(ended["run_dir"], live["run_dir"], "{ended}");
+    assert!(ended["phases"][0]["counts"]["done"].is_u64(), "{ended}");
+    // An action outside the enum is refused by its schema, naming the ones there are.
+    let unknown = c
+        .call_tool(
+            CallToolRequestParams::new("workflow_control").with_arguments(
+                json!({ "runId": long_id, "action": "explode" })
+                    .as_object()
+                    .unwrap()
+                    .clone(),
+            ),
+        )
+        .await;
+    let text = format!("{unknown:?}");
+    assert!(text.contains("kill_agent"), "{text}");
     let resumed = data(
         &call(
             &c,

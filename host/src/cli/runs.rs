@@ -1,7 +1,7 @@
 //! `wfhost runs`: the runs of this project, from their journals.
 
 use crate::agent::Usage;
-use crate::journal::{History, RunStatus, Transcripts};
+use crate::journal::{History, Lifecycle, Transcripts};
 use crate::run_dir::{RunDir, runs_root};
 use crate::sanitize;
 use anyhow::Result;
@@ -49,7 +49,7 @@ pub(super) struct Summary {
     pub name: String,
     pub script: String,
     pub backend: String,
-    pub status: RunStatus,
+    pub status: Lifecycle,
     pub agents_done: u32,
     pub agents_failed: u32,
     pub agents_cached: u32,
@@ -118,7 +118,7 @@ pub(super) fn runs(a: RunsArgs) -> Result<u8> {
                 );
                 for s in &summaries {
                     let status = match s.status {
-                        RunStatus::Running | RunStatus::Paused => {
+                        Lifecycle::Running | Lifecycle::Paused => {
                             format!("{} ({})", s.status, s.agents_unfinished)
                         }
                         other => other.to_string(),

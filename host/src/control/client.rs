@@ -3,7 +3,7 @@
 
 use super::{Command, PROTOCOL_VERSION, Request};
 use crate::ExitError;
-use crate::journal::RunStatus;
+use crate::journal::Lifecycle;
 use crate::run_dir::RunDir;
 use anyhow::Result;
 use serde_json::Value;
@@ -18,15 +18,15 @@ fn not_live(dir: &RunDir) -> anyhow::Error {
         .ok()
         .map(|l| crate::journal::History::fold(&l).status);
     let (what, hint) = match status {
-        Some(RunStatus::Crashed) => (
+        Some(Lifecycle::Crashed) => (
             format!("run `{id}` is not running: it crashed (its process ended without finishing)"),
             format!("`wfhost resume {id} --yes` continues it; finished agents are served from its journal"),
         ),
-        Some(RunStatus::Interrupted | RunStatus::Stopped) => (
+        Some(Lifecycle::Interrupted | Lifecycle::Stopped) => (
             format!("run `{id}` is not running: it was stopped"),
             format!("`wfhost resume {id} --yes` continues it"),
         ),
-        Some(s) if s != RunStatus::Running => (
+        Some(s) if s != Lifecycle::Running => (
             format!("run `{id}` is not running: it has finished ({s})"),
             format!("`wfhost runs show {id}` shows what it did; `wfhost logs {id}` its output"),
         ),
@@ -92,13 +92,10 @@ impl Client {
         if v["ok"] == true {
             Ok(v)
         } else {
-            let error = v["error"].as_str().unwrap_or("refused").to_string();
-            let (message, hint) = match error.split_once("\nhint: ") {
-                Some((m, h)) => (m.to_string(), Some(h.to_string())),
-                None => (error, None),
-            };
-            let mut e = ExitError::usage(message);
-            if let Some(h) = hint {
+            let refused: super::Refused =
+                serde_json::from_value(v).unwrap_or_else(|_| "refused".into());
+            let mut e = ExitError::usage(refused.error);
+            if let Some(h) = refused.hint {
                 e = e.hint(h);
             }
             Err(e.into())

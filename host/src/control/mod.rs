@@ -7,6 +7,9 @@
 pub mod client;
 pub mod permission;
 pub mod server;
+mod status;
+
+pub use status::{FailedAgent, RunStatus};
 
 use crate::events::{Event, Events};
 use crate::journal::{Journal, Record};
@@ -235,7 +238,54 @@ impl Drop for Watching {
 }
 
 /// A command's answer: the JSON line sent back.
-pub type Reply = Result<Value, String>;
+pub type Reply = Result<Value, Refused>;
+
+/// A refused command, as the socket sends it: `{"ok": false, "error": …, "hint": …}` — what is
+/// wrong and, when there is one, what to do instead (never one string to split again).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refused {
+    pub error: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
+impl Refused {
+    pub fn hint(mut self, hint: impl Into<String>) -> Refused {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
+impl From<String> for Refused {
+    fn from(error: String) -> Refused {
+        Refused { error, hint: None }
+    }
+}
+
+impl From<&str> for Refused {
+    fn from(error: &str) -> Refused {
+        Refused::from(error.to_string())
+    }
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.error)?;
+        match &self.hint {
+            Some(h) => write!(f, " (hint: {h})"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl From<&crate::ExitError> for Refused {
+    fn from(e: &crate::ExitError) -> Refused {
+        Refused {
+            error: e.message.clone(),
+            hint: e.hint.clone(),
+        }
+    }
+}
 
 impl Control {
     pub fn new(
@@ -383,21 +433,21 @@ impl Control {
         (d.allowed, d.message)
     }
 
-    fn answer(&self, id: u32, decision: &str, who: &Who) -> Result<Value, String> {
+    fn answer(&self, id: u32, decision: &str, who: &Who) -> Reply {
         let allowed = match decision {
             "once" | "always" => true,
             "deny" => false,
             other => {
-                return Err(format!(
-                    "`{other}` is not an answer: use once, always or deny"
-                ));
+                return Err(Refused::from(format!("`{other}` is not an answer"))
+                    .hint("answer `once`, `always` or `deny`"));
             }
         };
         let mut inner = self.inner();
         let Some(asking) = inner.asking.remove(&id) else {
-            return Err(format!(
+            return Err(Refused::from(format!(
                 "there is no open permission request {id} (it was answered, or timed out)"
-            ));
+            ))
+            .hint("`wfhost status RUN` lists the open ones"));
         };
         let tool = asking.tool.clone();
         let mut rule = None;
@@ -627,7 +677,7 @@ impl Control {
     pub fn command(&self, command: &Command, who: &Who) -> Reply {
         let reply = match command {
             Command::Subscribe => return Err("`subscribe` is a stream, not a command".into()),
-            Command::Status => return Ok(self.status()),
+            Command::Status => return Ok(self.status().to_value()),
             Command::Pause | Command::Continue => {
                 let pause = *command == Command::Pause;
                 self.paused.send_replace(pause);
@@ -668,9 +718,13 @@ impl Control {
         Ok(reply)
     }
 
-    fn cancel(&self, agent: &AgentRef, cancel: Cancel) -> Result<Value, String> {
+    fn cancel(&self, agent: &AgentRef, cancel: Cancel) -> Reply {
         let mut inner = self.inner();
-        let row = inner.live.find(&agent.to_string())?.clone();
+        let row = inner
+            .live
+            .find(&agent.to_string())
+            .map_err(|e| Refused::from(e).hint("`wfhost status RUN` lists the run's agents"))?
+            .clone();
         let what = if cancel == Cancel::Kill {
             "killed"
         } else {
@@ -691,28 +745,27 @@ impl Control {
                 "agent {} ({}) has not started yet: there is nothing to restart",
                 row.number,
                 crate::sanitize::line(&row.label)
-            )),
+            )
+            .into()),
             (state, _) => Err(format!(
                 "agent {} ({}) has already finished ({state})",
                 row.number,
                 crate::sanitize::line(&row.label)
-            )),
+            )
+            .into()),
         }
     }
 
-    fn save(&self, personal: bool, force: bool) -> Result<Value, String> {
+    fn save(&self, personal: bool, force: bool) -> Reply {
         let Some((origin, source)) = &self.script else {
             return Err("this run has no script to save (it runs a compiled module)".into());
         };
         match crate::workflows::save(origin, source, &self.cwd, personal, force) {
             Ok(Ok((name, path))) => Ok(json!({ "name": name, "path": path })),
-            Ok(Err(rejection)) => Err(rejection.render()),
+            Ok(Err(rejection)) => Err(rejection.render().into()),
             Err(e) => Err(match e.downcast_ref::<crate::ExitError>() {
-                Some(x) => match &x.hint {
-                    Some(h) => format!("{}\nhint: {h}", x.message),
-                    None => x.message.clone(),
-                },
-                None => format!("{e:#}"),
+                Some(x) => Refused::from(x),
+                None => format!("{e:#}").into(),
             }),
         }
     }
@@ -736,37 +789,14 @@ impl Control {
         });
     }
 
-    /// The `status` reply: the run, its counts, and each phase.
-    pub fn status(&self) -> Value {
+    /// The `status` reply: the run, its counts, each phase, who waits and who failed.
+    pub fn status(&self) -> RunStatus {
         let inner = self.inner();
-        let live = &inner.live;
-        let stopping = self.stopping.borrow().is_some();
-        json!({
-            "run_id": self.run_id,
-            "name": live.name,
-            "status": if stopping && live.outcome.is_none() { "stopping" } else { live.status() },
-            "paused": live.paused,
-            "backend": live.backend,
-            "agents": live.counts,
-            "usage": live.usage,
-            "cost_usd": live.cost_usd,
-            "elapsed_ms": crate::report::millis(self.start.elapsed()),
-            "phase": live.current_phase,
-            "phases": live.phases,
-            // Agents waiting for a person to allow a tool (answer with `answer`).
-            "permissions": live.permissions,
-            // Which agents failed and why (the first line), the first 20.
-            "failed": live
-                .agents
-                .iter()
-                .filter(|a| a.state == crate::agent::AgentState::Failed)
-                .take(20)
-                .map(|a| json!({
-                    "agent": a.number,
-                    "label": a.label,
-                    "error": a.error.as_deref().and_then(|e| e.lines().next()).map(|l| l.chars().take(200).collect::<String>()),
-                }))
-                .collect::<Vec<_>>(),
-        })
+        RunStatus::live(
+            &self.run_id,
+            &inner.live,
+            self.stopping.borrow().is_some(),
+            crate::report::millis(self.start.elapsed()),
+        )
     }
 }

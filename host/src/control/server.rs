@@ -117,14 +117,20 @@ impl Drop for Server {
     }
 }
 
+/// A refusal's line: `{"v": 1, "ok": false, "error": …, "hint": …}`.
+fn refusal(refused: impl Into<super::Refused>) -> String {
+    let mut v = json!(refused.into());
+    v["v"] = PROTOCOL_VERSION.into();
+    v["ok"] = false.into();
+    format!("{v}\n")
+}
+
 async fn serve(control: Arc<Control>, stream: UnixStream, owner: u32) -> std::io::Result<()> {
     let cred = stream.peer_cred()?;
     let (read, mut write) = stream.into_split();
     let send = |v: serde_json::Value| format!("{v}\n");
     if let Err(e) = authorize(cred.uid(), owner) {
-        write
-            .write_all(send(json!({"v": PROTOCOL_VERSION, "ok": false, "error": e})).as_bytes())
-            .await?;
+        write.write_all(refusal(e).as_bytes()).await?;
         return Ok(());
     }
     let mut reader = BufReader::new(read.take(MAX_CONNECTION_BYTES));
@@ -140,11 +146,7 @@ async fn serve(control: Arc<Control>, stream: UnixStream, owner: u32) -> std::io
             let error = format!(
                 "not a request of control protocol {PROTOCOL_VERSION}: the line is not UTF-8 text"
             );
-            write
-                .write_all(
-                    send(json!({"v": PROTOCOL_VERSION, "ok": false, "error": error})).as_bytes(),
-                )
-                .await?;
+            write.write_all(refusal(error).as_bytes()).await?;
             continue;
         };
         if line.trim().is_empty() {
@@ -154,12 +156,7 @@ async fn serve(control: Arc<Control>, stream: UnixStream, owner: u32) -> std::io
             Ok(r) => r,
             Err(e) => {
                 let error = format!("not a request of control protocol {PROTOCOL_VERSION}: {e}");
-                write
-                    .write_all(
-                        send(json!({"v": PROTOCOL_VERSION, "ok": false, "error": error}))
-                            .as_bytes(),
-                    )
-                    .await?;
+                write.write_all(refusal(error).as_bytes()).await?;
                 continue;
             }
         };
@@ -168,11 +165,7 @@ async fn serve(control: Arc<Control>, stream: UnixStream, owner: u32) -> std::io
                 "this run speaks control protocol {PROTOCOL_VERSION}, not {}",
                 request.v
             );
-            write
-                .write_all(
-                    send(json!({"v": PROTOCOL_VERSION, "ok": false, "error": error})).as_bytes(),
-                )
-                .await?;
+            write.write_all(refusal(error).as_bytes()).await?;
             continue;
         }
         if request.command == Command::Subscribe {
@@ -237,7 +230,10 @@ async fn serve(control: Arc<Control>, stream: UnixStream, owner: u32) -> std::io
                 }
                 v
             }
-            Err(error) => json!({"v": PROTOCOL_VERSION, "ok": false, "error": error}),
+            Err(refused) => {
+                write.write_all(refusal(refused).as_bytes()).await?;
+                continue;
+            }
         };
         write.write_all(send(reply).as_bytes()).await?;
     }

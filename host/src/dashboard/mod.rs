@@ -112,14 +112,16 @@ impl Link {
             Link::Local(control, _) => {
                 // SAFETY: geteuid has no preconditions and cannot fail.
                 let uid = unsafe { libc::geteuid() };
-                control.command(
-                    &command,
-                    &Who {
-                        uid,
-                        pid: i32::try_from(std::process::id()).ok(),
-                        client: Some("wfhost run dashboard".into()),
-                    },
-                )
+                control
+                    .command(
+                        &command,
+                        &Who {
+                            uid,
+                            pid: i32::try_from(std::process::id()).ok(),
+                            client: Some("wfhost run dashboard".into()),
+                        },
+                    )
+                    .map_err(|r| r.to_string())
             }
         }
     }

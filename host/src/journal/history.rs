@@ -7,10 +7,11 @@ use serde::Serialize;
 use serde_json::Value;
 use std::collections::HashMap;
 
-/// How a run ended, as its journal tells it (`Running` comes from the lock, not the journal).
+/// Where a run is in its life: how it ended, as its journal tells it (`Running` and `Paused`
+/// come from the lock and the last control command, not from an end record).
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
-pub enum RunStatus {
+pub enum Lifecycle {
     /// A live process holds the run's lock.
     Running,
     Completed,
@@ -26,31 +27,31 @@ pub enum RunStatus {
     Crashed,
 }
 
-impl RunStatus {
-    fn from_outcome(outcome: crate::report::Outcome) -> RunStatus {
+impl Lifecycle {
+    fn from_outcome(outcome: crate::report::Outcome) -> Lifecycle {
         use crate::report::Outcome;
         match outcome {
-            Outcome::Completed => RunStatus::Completed,
-            Outcome::Rejected => RunStatus::Rejected,
-            Outcome::Failed => RunStatus::Failed,
-            Outcome::Stopped => RunStatus::Stopped,
+            Outcome::Completed => Lifecycle::Completed,
+            Outcome::Rejected => Lifecycle::Rejected,
+            Outcome::Failed => Lifecycle::Failed,
+            Outcome::Stopped => Lifecycle::Stopped,
         }
     }
     pub fn as_str(self) -> &'static str {
         match self {
-            RunStatus::Running => "running",
-            RunStatus::Completed => "completed",
-            RunStatus::Failed => "failed",
-            RunStatus::Rejected => "rejected",
-            RunStatus::Interrupted => "interrupted",
-            RunStatus::Stopped => "stopped",
-            RunStatus::Paused => "paused",
-            RunStatus::Crashed => "crashed",
+            Lifecycle::Running => "running",
+            Lifecycle::Completed => "completed",
+            Lifecycle::Failed => "failed",
+            Lifecycle::Rejected => "rejected",
+            Lifecycle::Interrupted => "interrupted",
+            Lifecycle::Stopped => "stopped",
+            Lifecycle::Paused => "paused",
+            Lifecycle::Crashed => "crashed",
         }
     }
 }
 
-impl std::fmt::Display for RunStatus {
+impl std::fmt::Display for Lifecycle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }
@@ -114,7 +115,7 @@ pub struct History {
     pub started_at: String,
     /// 1 + the number of resumes.
     pub attempts: u32,
-    pub status: RunStatus,
+    pub status: Lifecycle,
     /// The sum of the attempts' durations.
     pub duration_ms: u64,
     /// Tokens spent by every stored result.
@@ -180,7 +181,7 @@ impl History {
             ceilings: None,
             started_at: String::new(),
             attempts: 0,
-            status: RunStatus::Crashed,
+            status: Lifecycle::Crashed,
             duration_ms: 0,
             usage: Usage::default(),
             phases: Vec::new(),
@@ -274,7 +275,7 @@ impl History {
                 }
                 self.backend.clone_from(backend);
                 self.attempts += 1;
-                self.status = RunStatus::Crashed;
+                self.status = Lifecycle::Crashed;
                 self.paused = false;
                 self.last_attempt.clear();
             }
@@ -372,7 +373,7 @@ impl History {
                 duration_ms,
                 ..
             } => {
-                self.status = RunStatus::from_outcome(*outcome);
+                self.status = Lifecycle::from_outcome(*outcome);
                 self.duration_ms += duration_ms;
                 self.result.clone_from(result);
                 self.error.clone_from(error);
@@ -381,9 +382,9 @@ impl History {
                 self.duration_ms += duration_ms.unwrap_or(0);
                 let stopped = self.controls.last().is_some_and(|c| c.action == "stop");
                 self.status = if stopped {
-                    RunStatus::Stopped
+                    Lifecycle::Stopped
                 } else {
-                    RunStatus::Interrupted
+                    Lifecycle::Interrupted
                 };
             }
             // A tool-using agent's turns: its transcript, for resume (tools::transcript).
@@ -431,10 +432,10 @@ impl History {
 
     /// The run's status now: `running` (or `paused`) while a process holds its lock
     /// (`RunDir::is_running`), else how its journal says it ended.
-    pub fn status_now(&self, running: bool) -> RunStatus {
+    pub fn status_now(&self, running: bool) -> Lifecycle {
         match (running, self.paused) {
-            (true, true) => RunStatus::Paused,
-            (true, false) => RunStatus::Running,
+            (true, true) => Lifecycle::Paused,
+            (true, false) => Lifecycle::Running,
             (false, _) => self.status,
         }
     }

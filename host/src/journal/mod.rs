@@ -17,7 +17,7 @@ mod transcripts;
 
 pub use transcripts::Transcripts;
 
-pub use history::{Call, ControlEntry, History, RunStatus, Start};
+pub use history::{Call, ControlEntry, History, Lifecycle, Start};
 
 use crate::agent::{AgentRequest, Usage};
 use crate::run_dir::RunDir;

@@ -6,6 +6,7 @@
 //! docs/mcp.md.
 
 pub mod http;
+mod launch;
 pub mod permission;
 pub mod runs;
 
@@ -107,13 +108,38 @@ pub struct ResultParams {
 pub struct ControlParams {
     /// The run's id.
     pub run_id: String,
-    /// pause (no new agent starts; running ones finish), continue, stop (cancel running agents;
-    /// resumable with resumeFromRunId), kill_agent (it returns null to the script), or
-    /// restart_agent (asked again; the script gets the new answer).
-    pub action: String,
+    pub action: Action,
     /// For kill_agent and restart_agent: the agent's number (as workflow_status lists failed
     /// agents, 1 = the first started) or its label.
     pub agent: Option<String>,
+}
+
+/// What `workflow_control` does to a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// No new agent starts; running ones finish.
+    Pause,
+    /// Dispatching goes on after a pause.
+    Continue,
+    /// Cancels running agents and ends the run (resumable with resumeFromRunId).
+    Stop,
+    /// The agent returns null to the script.
+    KillAgent,
+    /// The agent is asked again; the script gets the new answer.
+    RestartAgent,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Pause => "pause",
+            Action::Continue => "continue",
+            Action::Stop => "stop",
+            Action::KillAgent => "kill_agent",
+            Action::RestartAgent => "restart_agent",
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -141,9 +167,38 @@ pub struct Server {
 /// loop gone wrong, and each run holds a process, a pool of agents and their spend.
 pub const MAX_RUNS_PER_CLIENT: u32 = 4;
 
-/// A tool error the model sees (and can act on), not a protocol error.
-fn refuse(s: impl Into<String>) -> Result<CallToolResult, McpError> {
-    Ok(CallToolResult::error(vec![ContentBlock::text(s.into())]))
+/// A tool error the model sees (and can act on), not a protocol error: handlers return
+/// `ToolResult` and use `?`; rmcp marks the result `isError`.
+#[derive(Debug)]
+pub struct ToolError(String);
+
+/// What every tool handler returns.
+type ToolResult = Result<CallToolResult, ToolError>;
+
+impl From<String> for ToolError {
+    fn from(message: String) -> ToolError {
+        ToolError(message)
+    }
+}
+
+impl From<&str> for ToolError {
+    fn from(message: &str) -> ToolError {
+        ToolError(message.to_string())
+    }
+}
+
+/// An error with its `hint:` line, as `wfhost` prints it (without the `error: ` prefix).
+impl From<anyhow::Error> for ToolError {
+    fn from(e: anyhow::Error) -> ToolError {
+        let text = crate::render_error(&e);
+        ToolError(text.trim_start_matches("error: ").trim_end().to_string())
+    }
+}
+
+impl rmcp::model::IntoContents for ToolError {
+    fn into_contents(self) -> Vec<ContentBlock> {
+        vec![ContentBlock::text(self.0)]
+    }
 }
 
 /// A JSON answer: a line for the model to read first, then the data.
@@ -177,9 +232,9 @@ impl Server {
         }
     }
 
-    fn run_dir(&self, id: &str) -> Result<RunDir, String> {
+    fn run_dir(&self, id: &str) -> Result<RunDir, ToolError> {
         RunDir::existing(&self.cwd, id).map_err(|_| {
-            format!("there is no run `{id}` in this project; workflow_runs lists them")
+            format!("there is no run `{id}` in this project; workflow_runs lists them").into()
         })
     }
 
@@ -190,355 +245,101 @@ impl Server {
         &self,
         Parameters(p): Parameters<RunParams>,
         ctx: RequestContext<RoleServer>,
-    ) -> Result<CallToolResult, McpError> {
-        let wait = match seconds(p.wait) {
-            Ok(w) => w,
-            Err(e) => return refuse(e),
-        };
-        let given = [
-            p.script.is_some(),
-            p.script_path.is_some(),
-            p.name.is_some(),
-        ]
-        .iter()
-        .filter(|g| **g)
-        .count();
-        if given > 1 {
-            return refuse("give exactly one of `script`, `scriptPath` or `name`, not several");
-        }
-        if given == 0 && p.resume_from_run_id.is_none() {
-            return refuse(
-                "nothing to run: give `script` (the source), `scriptPath` (a .js file of the project) or `name` (a saved workflow; see workflow_list)",
-            );
-        }
-        let policy = &self.config.mcp;
-        let permitted = |backend: &str| {
-            policy.allowed_backends.as_ref().is_none_or(|allowed| {
-                allowed
-                    .iter()
-                    .any(|b| b == backend || backend.starts_with(&format!("{b}:")))
-            })
-        };
-        let allowed_list = || {
-            policy
-                .allowed_backends
-                .clone()
-                .unwrap_or_default()
-                .join(", ")
-        };
-        let backend = self
-            .config
-            .backend
-            .clone()
-            .unwrap_or_else(|| "(automatic)".into());
-        if !permitted(&backend) {
-            return refuse(format!(
-                "the project's backend `{backend}` is not one [mcp] allowed_backends permits ({}); a person must change wfhost.toml",
-                allowed_list()
-            ));
-        }
-        if let Some(id) = &p.resume_from_run_id {
-            let dir = match self.run_dir(id) {
-                Ok(d) => d,
-                Err(e) => return refuse(e),
-            };
-            // A resume runs on the backend the run used, not the project's: the same policy
-            // holds for it (an edited script would otherwise send new prompts to a backend
-            // the project does not permit over MCP).
-            if policy.allowed_backends.is_some() {
-                let stored = crate::journal::resume_point(&dir.journal())
-                    .ok()
-                    .and_then(|point| point.backend)
-                    .unwrap_or_else(|| "(unknown)".into());
-                if !permitted(&stored) {
-                    return refuse(format!(
-                        "run `{id}` ran on the backend `{stored}`, which [mcp] allowed_backends does not permit ({}): a person can resume it with `wfhost resume {id}`",
-                        allowed_list()
-                    ));
-                }
-            }
-        }
-        // One client's runs going at once are capped: the runs it started that still run.
-        let cap = policy.max_runs.unwrap_or(MAX_RUNS_PER_CLIENT);
-        let going: Vec<String> = {
-            let mut started = self
-                .started
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            started.retain(|id| RunDir::existing(&self.cwd, id).is_ok_and(|d| d.is_running()));
-            started.clone()
-        };
-        if going.len() >= cap as usize {
-            return refuse(format!(
-                "this client already has {} runs going ({}), as many as [mcp] max_runs allows ({cap}): wait for one to end (workflow_result {{runId, wait}}) or stop one (workflow_control)",
-                going.len(),
-                going.join(", ")
-            ));
-        }
-        // The script: read, then checked as `wfhost run` checks it.
-        let inline = p.script.is_some();
-        let (origin, source, path) = match (&p.script, &p.script_path, &p.name) {
-            (Some(source), _, _) => {
-                if policy.inline_scripts == Some(false) {
-                    return refuse(
-                        "this project does not accept inline scripts over MCP ([mcp] inline_scripts = false): save the script as a file of the project and pass `scriptPath`, or run a saved workflow by `name`",
-                    );
-                }
-                ("script".to_string(), source.clone(), None)
-            }
-            (_, Some(sp), _) => {
-                let path = match runs::script_path(sp, &self.cwd) {
-                    Ok(p) => p,
-                    Err(e) => return refuse(e),
-                };
-                match runs::read(&path) {
-                    Ok(source) => (sp.clone(), source, Some(path)),
-                    Err(e) => return refuse(e),
-                }
-            }
-            (_, _, Some(name)) => {
-                let path = match Resolver::discover(&self.cwd).find(name) {
-                    Ok(p) => p,
-                    Err(e) => return refuse(e),
-                };
-                match runs::read(&path) {
-                    Ok(source) => (format!("workflow '{name}'"), source, Some(path)),
-                    Err(e) => return refuse(e),
-                }
-            }
-            (None, None, None) => (String::new(), String::new(), None),
-        };
-        let mut meta = None;
-        if !source.is_empty() {
-            match runs::check(&origin, &source).await {
-                Ok(script) => meta = Some(script.meta),
-                Err(e) => return refuse(format!("the script was rejected: {e}")),
-            }
-        }
-        // An inline script is saved in its run's directory, where the model can edit it.
+    ) -> ToolResult {
+        let wait = seconds(p.wait)?;
+        let given = launch::Given::of(&p)?;
+        self.admit(&p)?;
+        let mut source = self.script(&given).await?;
         let new_id = crate::run::new_run_id();
-        let path = match (path, inline) {
-            (_, true) => {
-                let dir = match &p.resume_from_run_id {
-                    Some(id) => self
-                        .run_dir(id)
-                        .map_err(|e| McpError::invalid_params(e, None))?,
-                    None => RunDir::new(&self.cwd, &new_id)
-                        .map_err(|e| McpError::internal_error(format!("{e:#}"), None))?,
-                };
-                let file = dir.path().join(if p.resume_from_run_id.is_some() {
-                    "script.next.js"
-                } else {
-                    "script.js"
-                });
-                let saved = dir
-                    .create()
-                    .and_then(|()| Ok(std::fs::write(&file, &source)?));
-                if let Err(e) = saved {
-                    return refuse(format!("the script could not be saved: {e:#}"));
-                }
-                Some(file)
-            }
-            (p, false) => p,
-        };
-        let launch = runs::Launch {
-            script: path.as_deref(),
-            args: p.args.as_ref(),
-            resume: p.resume_from_run_id.as_deref(),
-            run_id: Some(&new_id),
-            max_agents: policy.max_agents,
-            max_cost: policy.max_cost,
-        };
-        let run_id = match runs::start(&launch, &self.cwd) {
-            Ok(id) => id,
-            Err(e) => return refuse(format!("the run did not start: {e:#}")),
-        };
-        self.started
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(run_id.clone());
-        let dir = self
-            .run_dir(&run_id)
-            .map_err(|e| McpError::internal_error(e, None))?;
-        let mut v = json!({
-            "runId": run_id,
-            "status": "running",
-            "workflowName": meta.as_ref().map(|m| m.name.clone()),
-            "phases": meta.as_ref().map(|m| m.phases.iter().map(|p| p.title.clone()).collect::<Vec<_>>()),
-            "scriptPath": path.as_ref().map_or_else(|| dir.script(), Clone::clone),
-            "runDir": dir.path(),
-        });
-        let Some(wait) = wait else {
-            return Ok(answer(
+        self.save_inline(
+            &given,
+            &mut source,
+            p.resume_from_run_id.as_deref(),
+            &new_id,
+        )?;
+        let (dir, started) = self.launch(&p, &source, &new_id)?;
+        match wait {
+            None => Ok(answer(
                 &format!(
-                    "started run {run_id}; follow it with workflow_status or workflow_result {{runId, wait}}"
+                    "started run {}; follow it with workflow_status or workflow_result {{runId, wait}}",
+                    dir.id()
                 ),
-                &v,
-            ));
-        };
-        let token = ctx.meta.get_progress_token();
-        let peer = ctx.peer.clone();
-        let ended = runs::wait_end(&dir, wait, |s: &Value| {
-            if let Some(token) = &token {
-                let a = &s["agents"];
-                let n = |k: &str| a[k].as_u64().unwrap_or(0);
-                let (done, total) = (
-                    n("done") + n("cached") + n("failed"),
-                    n("done") + n("cached") + n("failed") + n("running") + n("queued"),
-                );
-                let message = format!(
-                    "{}: {done}/{total} agents done{}, {} tokens",
-                    s["phase"].as_str().unwrap_or("running"),
-                    if n("failed") > 0 {
-                        format!(" ({} failed)", n("failed"))
-                    } else {
-                        String::new()
-                    },
-                    s["usage"]["input_tokens"].as_u64().unwrap_or(0)
-                        + s["usage"]["output_tokens"].as_u64().unwrap_or(0)
-                );
-                #[allow(
-                    clippy::cast_precision_loss,
-                    reason = "agent counts are far below 2^52"
-                )]
-                let param = rmcp::model::ProgressNotificationParam::new(token.clone(), done as f64)
-                    .with_total(total as f64)
-                    .with_message(message);
-                let peer = peer.clone();
-                tokio::spawn(async move {
-                    let _ = peer.notify_progress(param).await;
-                });
-            }
-        })
-        .await;
-        if !ended {
-            v["status"] = json!("running");
-            return Ok(answer(
-                &format!(
-                    "run {run_id} is still running after {}s; workflow_result {{runId, wait}} waits for its end",
-                    wait.as_secs()
-                ),
-                &v,
-            ));
-        }
-        match runs::result(&dir) {
-            Ok((headline, mut r)) => {
-                if let (Value::Object(m), Value::Object(extra)) = (&mut r, v) {
-                    m.extend(extra.into_iter().filter(|(k, _)| k != "status"));
-                }
-                Ok(answer(&headline, &r))
-            }
-            Err(e) => refuse(format!(
-                "the run ended, but its journal cannot be read: {e:#}"
+                &started,
             )),
+            Some(wait) => self.follow(&dir, started, wait, &ctx).await,
         }
     }
 
     #[tool(
         description = "A run's progress: status (running, paused, completed, failed, stopped, crashed), agents queued/running/done/failed/cached, tokens, cost, elapsed, each phase's counts, and failed agents with the first line of their error."
     )]
-    async fn workflow_status(
-        &self,
-        Parameters(p): Parameters<RunRef>,
-    ) -> Result<CallToolResult, McpError> {
-        let dir = match self.run_dir(&p.run_id) {
-            Ok(d) => d,
-            Err(e) => return refuse(e),
-        };
-        match runs::status(&dir).await {
-            Ok(v) => Ok(answer(
-                &format!("run {}: {}", p.run_id, v["status"].as_str().unwrap_or("?")),
-                &v,
-            )),
-            Err(e) => refuse(format!("run `{}` cannot be read: {e:#}", p.run_id)),
-        }
+    async fn workflow_status(&self, Parameters(p): Parameters<RunRef>) -> ToolResult {
+        let dir = self.run_dir(&p.run_id)?;
+        let status = runs::status(&dir)
+            .await
+            .map_err(|e| format!("run `{}` cannot be read: {e:#}", p.run_id))?;
+        Ok(answer(
+            &format!("run {}: {}", p.run_id, status.status),
+            &status.to_value(),
+        ))
     }
 
     #[tool(
         description = "A run's outcome: the script's result (capped; the full JSON's path when longer), which agents failed and why, and where each agent's transcript is. With `wait` (seconds), waits for a running run to finish first. A run in which agents failed says so on its first line."
     )]
-    async fn workflow_result(
-        &self,
-        Parameters(p): Parameters<ResultParams>,
-    ) -> Result<CallToolResult, McpError> {
-        let dir = match self.run_dir(&p.run_id) {
-            Ok(d) => d,
-            Err(e) => return refuse(e),
-        };
-        let wait = match seconds(p.wait) {
-            Ok(w) => w.unwrap_or_default(),
-            Err(e) => return refuse(e),
-        };
+    async fn workflow_result(&self, Parameters(p): Parameters<ResultParams>) -> ToolResult {
+        let dir = self.run_dir(&p.run_id)?;
+        let wait = seconds(p.wait)?.unwrap_or_default();
         if !runs::wait_end(&dir, wait, |_| {}).await {
             let status = runs::status(&dir).await.unwrap_or_default();
             return Ok(answer(
                 &format!("run {} is still running: no result yet", p.run_id),
-                &status,
+                &status.to_value(),
             ));
         }
-        match runs::result(&dir) {
-            Ok((headline, v)) => Ok(answer(&headline, &v)),
-            Err(e) => refuse(format!("run `{}` cannot be read: {e:#}", p.run_id)),
-        }
+        let (headline, v) =
+            runs::result(&dir).map_err(|e| format!("run `{}` cannot be read: {e:#}", p.run_id))?;
+        Ok(answer(&headline, &v))
     }
 
     #[tool(
         description = "Steer a running run: pause, continue, stop, kill_agent or restart_agent (these two need `agent`: its number or label). Every command is journaled."
     )]
-    async fn workflow_control(
-        &self,
-        Parameters(p): Parameters<ControlParams>,
-    ) -> Result<CallToolResult, McpError> {
-        let dir = match self.run_dir(&p.run_id) {
-            Ok(d) => d,
-            Err(e) => return refuse(e),
-        };
-        match runs::control(&dir, &p.action, p.agent.as_deref()).await {
-            Ok(mut reply) => {
-                if let Value::Object(m) = &mut reply {
-                    m.remove("v");
-                    m.remove("ok");
-                }
-                let status = runs::status(&dir).await.unwrap_or_default();
-                reply["status"] = status["status"].clone();
-                Ok(answer(&format!("{}: done", p.action), &reply))
-            }
-            Err(e) => {
-                let hint = crate::render_error(&e);
-                refuse(hint.trim_start_matches("error: ").trim_end().to_string())
-            }
+    async fn workflow_control(&self, Parameters(p): Parameters<ControlParams>) -> ToolResult {
+        let dir = self.run_dir(&p.run_id)?;
+        let mut reply = runs::control(&dir, p.action, p.agent.as_deref()).await?;
+        if let Value::Object(m) = &mut reply {
+            m.remove("v");
+            m.remove("ok");
         }
+        let status = runs::status(&dir).await.unwrap_or_default();
+        reply["status"] = json!(status.status);
+        Ok(answer(&format!("{}: done", p.action.as_str()), &reply))
     }
 
     #[tool(
         description = "Check a workflow script without running it: meta, syntax (QuickJS compiles it), and that it imports nothing outside the sandbox's API. Returns the workflow's name, description and phases, or the error with how to fix it."
     )]
-    async fn workflow_validate(
-        &self,
-        Parameters(p): Parameters<ValidateParams>,
-    ) -> Result<CallToolResult, McpError> {
-        match runs::check("script", &p.script).await {
-            Ok(s) => Ok(answer(
-                "valid: it can run",
-                &json!({
-                    "valid": true,
-                    "name": s.meta.name,
-                    "description": s.meta.description,
-                    "phases": s.meta.phases.iter().map(|p| p.title.clone()).collect::<Vec<_>>(),
-                    "warnings": s.meta.warnings,
-                }),
-            )),
-            Err(e) => refuse(format!("the script was rejected: {e}")),
-        }
+    async fn workflow_validate(&self, Parameters(p): Parameters<ValidateParams>) -> ToolResult {
+        let s = runs::check("script", &p.script)
+            .await
+            .map_err(|e| format!("the script was rejected: {e}"))?;
+        Ok(answer(
+            "valid: it can run",
+            &json!({
+                "valid": true,
+                "name": s.meta.name,
+                "description": s.meta.description,
+                "phases": s.meta.phases.iter().map(|p| p.title.clone()).collect::<Vec<_>>(),
+                "warnings": s.meta.warnings,
+            }),
+        ))
     }
 
     #[tool(
         description = "Saved workflows of this project and the user: name, description, whenToUse, phases. Run one with workflow_run {name}."
     )]
-    async fn workflow_list(
-        &self,
-        Parameters(_): Parameters<Empty>,
-    ) -> Result<CallToolResult, McpError> {
+    async fn workflow_list(&self, Parameters(_): Parameters<Empty>) -> ToolResult {
         let list: Vec<Value> = Resolver::discover(&self.cwd)
             .list()
             .into_iter()
@@ -564,10 +365,7 @@ impl Server {
     #[tool(
         description = "This project's recent runs (newest first, at most 50): id, name, status, agent counts."
     )]
-    async fn workflow_runs(
-        &self,
-        Parameters(_): Parameters<Empty>,
-    ) -> Result<CallToolResult, McpError> {
+    async fn workflow_runs(&self, Parameters(_): Parameters<Empty>) -> ToolResult {
         let mut out = Vec::new();
         for dir in RunDir::list(&self.cwd).into_iter().take(50) {
             let Ok(loaded) = crate::journal::load_run(&dir) else {

@@ -4,8 +4,8 @@
 
 use crate::ExitError;
 use crate::control::client::Client;
-use crate::control::{AgentRef, Command};
-use crate::journal::{History, RunStatus};
+use crate::control::{AgentRef, Command, RunStatus};
+use crate::journal::{History, Lifecycle};
 use crate::run_dir::RunDir;
 use crate::script::Script;
 use anyhow::{Context as _, Result, anyhow};
@@ -158,24 +158,21 @@ pub fn start(l: &Launch<'_>, cwd: &Path) -> Result<String> {
         .ok_or_else(|| anyhow!("the run gave no id"))
 }
 
-/// A run's state: live from its socket, else from its journal.
-pub async fn status(dir: &RunDir) -> Result<Value> {
+/// A run's state: live from its socket, else from its run directory.
+pub async fn status(dir: &RunDir) -> Result<RunStatus> {
     if dir.is_running()
         && let Ok(mut c) = Client::connect(dir, "wfhost mcp").await
-        && let Ok(mut v) = c.request(Command::Status).await
+        && let Ok(v) = c.request(Command::Status).await
+        && let Ok(mut s) = serde_json::from_value::<RunStatus>(v)
     {
-        if let Value::Object(m) = &mut v {
-            m.remove("v");
-            m.remove("ok");
-            m.insert("runDir".into(), json!(dir.path()));
-        }
-        return Ok(v);
+        s.run_dir = Some(dir.path().to_path_buf());
+        return Ok(s);
     }
     let h = History::fold(&crate::journal::load_run(dir)?);
-    Ok(finished(dir, &h))
+    Ok(RunStatus::from_run_dir(dir, &h))
 }
 
-/// A run from its journal: status, counts, the failures grouped, where things are.
+/// A run that ended, for its result: its status and the failures grouped by error.
 fn finished(dir: &RunDir, h: &History) -> Value {
     let failures: Vec<(String, String)> = h
         .calls
@@ -183,23 +180,18 @@ fn finished(dir: &RunDir, h: &History) -> Value {
         .filter(|c| !c.answered)
         .filter_map(|c| c.error.clone().map(|e| (c.label.clone(), e)))
         .collect();
-    json!({
-        "run_id": dir.id(),
-        "name": h.name,
-        "status": h.status_now(dir.is_running()),
-        "backend": h.backend,
-        "agents": { "done": h.done(), "failed": h.failed(), "cached": h.served },
-        "usage": h.usage,
-        "elapsed_ms": h.duration_ms,
-        "phases": h.phases,
-        "failures": crate::report::group_failures(&failures),
-        "runDir": dir.path(),
-    })
+    let mut v = RunStatus::from_run_dir(dir, h).to_value();
+    v["failures"] = json!(crate::report::group_failures(&failures));
+    v
 }
 
 /// Waits until the run is no longer running, for at most `wait`, calling `tick` with its live
 /// status about once a second. True when it ended.
-pub async fn wait_end(dir: &RunDir, wait: Duration, tick: impl Fn(&Value) + Send + Sync) -> bool {
+pub async fn wait_end(
+    dir: &RunDir,
+    wait: Duration,
+    tick: impl Fn(&RunStatus) + Send + Sync,
+) -> bool {
     let deadline = Instant::now() + wait;
     let mut last = Instant::now() - Duration::from_secs(1);
     loop {
@@ -254,17 +246,17 @@ pub fn result(dir: &RunDir) -> Result<(String, Value)> {
         format!("; {} warning(s) in its log, see warnings", warnings.len())
     };
     let headline = match status {
-        RunStatus::Completed if failed == 0 && warnings.is_empty() => {
+        Lifecycle::Completed if failed == 0 && warnings.is_empty() => {
             format!("completed: all {done} agents answered")
         }
-        RunStatus::Completed if failed == 0 => {
+        Lifecycle::Completed if failed == 0 => {
             format!("completed: {done} agents answered{warned}")
         }
-        RunStatus::Completed => format!(
+        Lifecycle::Completed => format!(
             "completed, but {failed} of {} agents failed (they returned null to the script; see failures){warned}",
             done + failed
         ),
-        RunStatus::Running | RunStatus::Paused => format!("still {status}"),
+        Lifecycle::Running | Lifecycle::Paused => format!("still {status}"),
         other => format!(
             "{other}: {}",
             h.error.as_deref().unwrap_or("the run did not finish")
@@ -291,11 +283,13 @@ pub fn result(dir: &RunDir) -> Result<(String, Value)> {
 }
 
 /// `workflow_control`: one command on the run's socket.
-pub async fn control(dir: &RunDir, action: &str, agent: Option<&str>) -> Result<Value> {
+pub async fn control(dir: &RunDir, action: super::Action, agent: Option<&str>) -> Result<Value> {
+    use super::Action;
     let agent_ref = || -> Result<AgentRef> {
         let a = agent.ok_or_else(|| {
             anyhow!(
-                "`{action}` needs `agent`: its number (as workflow_status lists them) or its label"
+                "`{}` needs `agent`: its number (as workflow_status lists them) or its label",
+                action.as_str()
             )
         })?;
         Ok(match a.trim_start_matches('#').parse::<u32>() {
@@ -304,20 +298,15 @@ pub async fn control(dir: &RunDir, action: &str, agent: Option<&str>) -> Result<
         })
     };
     let command = match action {
-        "pause" => Command::Pause,
-        "continue" => Command::Continue,
-        "stop" => Command::Stop,
-        "kill_agent" => Command::Kill {
+        Action::Pause => Command::Pause,
+        Action::Continue => Command::Continue,
+        Action::Stop => Command::Stop,
+        Action::KillAgent => Command::Kill {
             agent: agent_ref()?,
         },
-        "restart_agent" => Command::Restart {
+        Action::RestartAgent => Command::Restart {
             agent: agent_ref()?,
         },
-        other => {
-            return Err(anyhow!(
-                "unknown action `{other}`: use pause, continue, stop, kill_agent or restart_agent"
-            ));
-        }
     };
     let stop = command == Command::Stop;
     let reply = Client::connect(dir, "wfhost mcp")
