@@ -77,11 +77,8 @@ impl Group {
 }
 
 /// Builds the trace of the last attempt of a run (a resume's trace includes what it served
-/// from the journal, marked `cached`).
-#[expect(
-    clippy::too_many_lines,
-    reason = "to split into named steps (issue 26, item 4)"
-)]
+/// from the journal, marked `cached`): a node per agent, the structure edges as they start,
+/// then the data edges.
 pub fn build(run: &RunDir, history: &History) -> Trace {
     let mut trace = Trace {
         run_id: run.id().to_string(),
@@ -91,34 +88,11 @@ pub fn build(run: &RunDir, history: &History) -> Trace {
     let transcripts = Transcripts::load(run);
     let mut prompts: Vec<String> = Vec::new();
     let mut answers: Vec<Option<String>> = Vec::new();
-    let mut frontier: Vec<usize> = Vec::new();
-    let mut open: Option<Group> = None;
-    let mut edges: Vec<Edge> = Vec::new();
-
+    let mut structure = Structure::default();
     for start in &history.last_attempt {
         let call = &history.calls[start.call];
         let id = trace.nodes.len();
-
-        let state = match (start.cached, call.answered, &call.error) {
-            (true, _, _) => AgentState::Cached,
-            (false, true, _) => AgentState::Done,
-            (false, false, Some(_)) => AgentState::Failed,
-            (false, false, None) => AgentState::Running,
-        };
-        let answered = call.answered;
-        trace.nodes.push(Node {
-            id,
-            label: call.label.clone(),
-            phase: call.phase.clone(),
-            state,
-            output_tokens: if answered {
-                call.usage.output_tokens
-            } else {
-                0
-            },
-            duration_ms: transcripts.duration_ms(&call.key, call.occurrence),
-            cost_usd: if answered { call.cost_usd } else { 0.0 },
-        });
+        trace.nodes.push(node(id, call, start.cached, &transcripts));
         prompts.push(
             transcripts
                 .prompt(&call.key, call.occurrence)
@@ -128,25 +102,66 @@ pub fn build(run: &RunDir, history: &History) -> Trace {
             Value::String(s) => s,
             other => other.to_string(),
         }));
-        let group = &start.group;
+        structure.place(id, start.group.as_ref().filter(|g| g.is_object()));
+    }
+    trace.edges = structure.edges;
+    data_edges(&prompts, &answers, &mut trace.edges);
+    trace
+}
 
-        // Structure: sequence, fork/join, pipeline stages.
-        let g = group.as_ref().filter(|g| g.is_object());
-        let same = |open: &Option<Group>| matches!((open, g), (Some(o), Some(g)) if g["id"].as_u64() == Some(o.id));
-        if !same(&open) {
-            if let Some(o) = open.take() {
-                frontier = o.leaves();
+/// An agent's node: its state in this attempt, and tokens and cost only once it answered.
+fn node(id: usize, call: &crate::journal::Call, cached: bool, transcripts: &Transcripts) -> Node {
+    let state = match (cached, call.answered, &call.error) {
+        (true, _, _) => AgentState::Cached,
+        (false, true, _) => AgentState::Done,
+        (false, false, Some(_)) => AgentState::Failed,
+        (false, false, None) => AgentState::Running,
+    };
+    let answered = call.answered;
+    Node {
+        id,
+        label: call.label.clone(),
+        phase: call.phase.clone(),
+        state,
+        output_tokens: if answered {
+            call.usage.output_tokens
+        } else {
+            0
+        },
+        duration_ms: transcripts.duration_ms(&call.key, call.occurrence),
+        cost_usd: if answered { call.cost_usd } else { 0.0 },
+    }
+}
+
+/// The structure edges as agents start: a sequence, forks into and joins out of a
+/// `parallel()` or `pipeline()` group, stages of one pipeline item.
+#[derive(Default)]
+struct Structure {
+    /// The nodes the next agent outside a group follows.
+    frontier: Vec<usize>,
+    /// The group agents are starting in.
+    open: Option<Group>,
+    edges: Vec<Edge>,
+}
+
+impl Structure {
+    /// Places node `id`, started in `group` (the journal's `{id, kind, index | item, stage}`).
+    fn place(&mut self, id: usize, g: Option<&Value>) {
+        let same = matches!((&self.open, g), (Some(o), Some(g)) if g["id"].as_u64() == Some(o.id));
+        if !same {
+            if let Some(o) = self.open.take() {
+                self.frontier = o.leaves();
             }
             if let Some(g) = g {
-                open = Some(Group {
+                self.open = Some(Group {
                     id: g["id"].as_u64().unwrap_or(0),
                     pipeline: g["kind"] == "pipeline",
-                    base: frontier.clone(),
+                    base: self.frontier.clone(),
                     members: Vec::new(),
                 });
             }
         }
-        match (&mut open, g) {
+        match (&mut self.open, g) {
             (Some(o), Some(g)) => {
                 let (item, stage) = if o.pipeline {
                     (
@@ -163,12 +178,12 @@ pub fn build(run: &RunDir, history: &History) -> Trace {
                     .max_by_key(|m| m.2)
                     .map(|m| m.0);
                 match previous_stage {
-                    Some(p) if o.pipeline => edges.push(Edge {
+                    Some(p) if o.pipeline => self.edges.push(Edge {
                         from: p,
                         to: id,
                         kind: EdgeKind::Stage,
                     }),
-                    _ => edges.extend(o.base.iter().map(|&b| Edge {
+                    _ => self.edges.extend(o.base.iter().map(|&b| Edge {
                         from: b,
                         to: id,
                         kind: EdgeKind::Fork,
@@ -177,22 +192,25 @@ pub fn build(run: &RunDir, history: &History) -> Trace {
                 o.members.push((id, item, stage));
             }
             _ => {
-                let kind = if frontier.len() > 1 {
+                let kind = if self.frontier.len() > 1 {
                     EdgeKind::Join
                 } else {
                     EdgeKind::Seq
                 };
-                edges.extend(frontier.iter().map(|&f| Edge {
+                self.edges.extend(self.frontier.iter().map(|&f| Edge {
                     from: f,
                     to: id,
                     kind,
                 }));
-                frontier = vec![id];
+                self.frontier = vec![id];
             }
         }
     }
+}
 
-    // Data flow: a prompt that contains an earlier agent's answer.
+/// Data flow: a prompt that contains an earlier agent's answer (of 8 characters or more, so
+/// that "yes" or "42" do not link everything).
+fn data_edges(prompts: &[String], answers: &[Option<String>], edges: &mut Vec<Edge>) {
     for (to, prompt) in prompts.iter().enumerate() {
         for (from, answer) in answers.iter().enumerate().take(to) {
             if let Some(a) = answer
@@ -208,8 +226,6 @@ pub fn build(run: &RunDir, history: &History) -> Trace {
             }
         }
     }
-    trace.edges = edges;
-    trace
 }
 
 /// A label for the text formats: one line, no quotes or brackets, controls made visible.

@@ -130,7 +130,7 @@ fn the_control_socket_survives_running_out_of_file_descriptors() {
         .env("WFHOST_CACHE_DIR", s.path().join("cache"))
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::fs::File::create(s.path().join("run.err")).unwrap())
         .spawn()
         .unwrap();
     let mut socket = None;
@@ -158,25 +158,25 @@ fn the_control_socket_survives_running_out_of_file_descriptors() {
     drop(held);
     // Once the descriptors come back (the server drains the connections it could not take,
     // backing off up to a second between tries), `wfhost stop` gets through.
-    let mut stop = None;
-    super::wait_for(
-        Duration::from_secs(20),
-        "`wfhost stop` to get through",
-        || {
-            let out = wfhost(["stop", &id])
-                .dir(s.path())
-                .env("WFHOST_RUNS_DIR", &runs)
-                .run();
-            let ok = out.code == 0;
-            stop = Some(out);
-            if !ok {
-                std::thread::sleep(Duration::from_millis(500));
-            }
-            ok
-        },
-    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let stop = loop {
+        let out = wfhost(["stop", &id])
+            .dir(s.path())
+            .env("WFHOST_RUNS_DIR", &runs)
+            .run();
+        if out.code == 0 {
+            break out;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "`wfhost stop` did not get through in 20 s; the last try said:\n{}\nthe run said:\n{}",
+            out.stderr,
+            std::fs::read_to_string(s.path().join("run.err")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
     let status = run.wait().unwrap();
-    stop.unwrap().code(0);
+    stop.code(0);
     assert_eq!(status.code(), Some(130));
 }
 

@@ -395,6 +395,21 @@ pub trait Backend: Send + Sync {
         self.name().to_string()
     }
     /// Runs one agent call. `feedback` is set when the previous reply did not match the schema.
+    ///
+    /// The contract, for every backend:
+    /// - **Signs of life.** A call that takes a while calls [`progress()`] whenever something
+    ///   happens (a streamed chunk, a tool turn, a line of a child's output). The scheduler
+    ///   cancels a call that reports nothing for the stall timeout (`limits.stall_timeout`) and
+    ///   asks it again as stalled; a backend that never reports progress is cancelled at that
+    ///   timeout however well it is doing.
+    /// - **Context.** What the call needs besides the request (its agent definition, the
+    ///   run's control for permission questions, the journaled turns to resume from) is
+    ///   [`CALL`], set by the scheduler (and by a NATS worker) around this future.
+    /// - **Cancellation.** The future may be dropped at any `.await` (a kill, a stop, a stall):
+    ///   children are killed on drop, nothing is half-written to the journal (the scheduler
+    ///   journals the result, not the backend).
+    /// - **Errors.** `transient` is retried with backoff; `usage_limit` stops dispatching;
+    ///   `stops_run` ends the run's dispatching once (an unreachable endpoint).
     async fn run(
         &self,
         request: &AgentRequest,

@@ -123,7 +123,14 @@ pub(super) async fn run(mut a: RunArgs) -> Result<u8> {
     let cwd = std::env::current_dir()?;
     let config = Arc::new(check_and_configure(&a, &cwd)?);
     let run_id = run_id(&mut a, &cwd)?;
-    let backend = executor_backend(&a, &config, &run_id).await?;
+    let backend = crate::executor::select(
+        a.common.executor.as_deref(),
+        a.common.backend.as_deref(),
+        &a.common.nats,
+        &config,
+        &run_id,
+    )
+    .await?;
     let args = script_args(&a)?;
     let mut point = resume_point(&mut a, &cwd)?;
     let stored = point.as_mut().and_then(|p| p.ceilings.take());
@@ -141,35 +148,17 @@ pub(super) async fn run(mut a: RunArgs) -> Result<u8> {
         }
     };
 
-    let meta = match &target {
-        Target::Script(s) => Some(&s.meta),
-        Target::Module { meta, .. } => meta.as_ref(),
-    };
-    if !a.common.quiet && !a.common.json {
-        for w in meta.map(|m| m.warnings.clone()).unwrap_or_default() {
-            eprintln!("warning: {w}");
-        }
-    }
-    if !a.common.yes {
-        // Before asking a person: what the run is projected to start and cost (`wfhost plan`).
-        let asking = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
-        let projection = match (&target, asking) {
-            (Target::Script(s), true) => crate::plan::dry_run(crate::plan::DryRun {
-                script: s.clone(),
-                args: args.clone(),
-                config: config.clone(),
-                limits: limits.clone(),
-                cwd: cwd.clone(),
-                no_cache: a.common.limits.no_cache(),
-                backend_model: Some(backend.default_model()),
-                counter: None,
-            })
-            .await
-            .ok(),
-            _ => None,
-        };
-        approve(meta, &target_path, &cwd, projection.as_ref())?;
-    }
+    confirm(
+        &a,
+        &target,
+        &target_path,
+        &cwd,
+        &args,
+        &config,
+        &limits,
+        backend.as_ref(),
+    )
+    .await?;
 
     if a.common.detach {
         return detach(&a, &run_id, &cwd);
@@ -485,42 +474,53 @@ fn start_dashboard(
 
 /// `--detach`: the same command again, in its own session (setsid), its output in the run
 /// directory; this process prints how to reach it and returns once its control socket is up.
-/// Who makes the run's agent calls: its backend, here (`local`), or the workers of a NATS
-/// JetStream work queue (`--executor nats://…`, `[executor] url`), which make them on the
-/// backend the run names — so the run host needs no API key.
-async fn executor_backend(
+/// The script's meta warnings, then — without `--yes` — the person's approval, shown what the
+/// run is projected to start and cost (`wfhost plan`) when a terminal asks.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the run's inputs as `run` has them; a struct would only rename them"
+)]
+async fn confirm(
     a: &RunArgs,
-    config: &crate::config::Config,
-    run_id: &str,
-) -> Result<Arc<dyn crate::backend::Backend>> {
-    let url = a
-        .common
-        .executor
-        .clone()
-        .or_else(|| config.executor.url.clone())
-        .filter(|u| u != "local");
-    let Some(url) = url else {
-        return crate::backend::select(a.common.backend.as_deref(), config);
+    target: &Target,
+    target_path: &Path,
+    cwd: &Path,
+    args: &Option<serde_json::Value>,
+    config: &Arc<crate::config::Config>,
+    limits: &crate::limits::Limits,
+    backend: &dyn crate::backend::Backend,
+) -> Result<()> {
+    let meta = match &target {
+        Target::Script(s) => Some(&s.meta),
+        Target::Module { meta, .. } => meta.as_ref(),
     };
-    if !(url.starts_with("nats://") || url.starts_with("tls://")) {
-        bail!(
-            ExitError::usage(format!("unknown executor `{url}`"))
-                .hint("use `local` or a NATS server, `nats://HOST:PORT` (docs/distributed.md)")
-        );
+    if !a.common.quiet && !a.common.json {
+        for w in meta.map(|m| m.warnings.clone()).unwrap_or_default() {
+            eprintln!("warning: {w}");
+        }
     }
-    let spec = a
-        .common
-        .backend
-        .clone()
-        .or_else(|| config.backend.clone())
-        .ok_or_else(|| {
-            ExitError::usage("with `--executor nats://…`, the run must name the backend its workers use")
-                .hint("add `--backend claude` (or messages, command, …), or `backend = \"…\"` in wfhost.toml")
-        })?;
-    Ok(Arc::new(
-        crate::executor::nats::Nats::connect(&url, &a.common.nats, run_id, &spec, config.model())
-            .await?,
-    ))
+    if !a.common.yes {
+        // Before asking a person: what the run is projected to start and cost (`wfhost plan`).
+        let asking = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+        let projection = match (target, asking) {
+            (Target::Script(s), true) => crate::plan::dry_run(crate::plan::DryRun {
+                script: s.clone(),
+                args: args.clone(),
+                config: config.clone(),
+                limits: limits.clone(),
+                cwd: cwd.to_path_buf(),
+                no_cache: a.common.limits.no_cache(),
+                backend_model: Some(backend.default_model()),
+                counter: None,
+            })
+            .await
+            .ok(),
+            _ => None,
+        };
+        approve(meta, target_path, cwd, projection.as_ref())?;
+    }
+
+    Ok(())
 }
 
 fn detach(a: &RunArgs, run_id: &str, cwd: &Path) -> Result<u8> {

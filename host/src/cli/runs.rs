@@ -86,199 +86,212 @@ pub(super) fn summarise(run: &RunDir, h: &History) -> Summary {
     }
 }
 
-#[expect(
-    clippy::too_many_lines,
-    reason = "to split into named steps (issue 26, item 4)"
-)]
 pub(super) fn runs(a: RunsArgs) -> Result<u8> {
     let cwd = std::env::current_dir()?;
     match a.command {
-        None => {
-            let mut summaries = Vec::new();
-            for run in RunDir::list(&cwd) {
-                match crate::journal::load_run(&run) {
-                    Ok(loaded) => summaries.push(summarise(&run, &History::fold(&loaded))),
-                    Err(e) => eprintln!("warning: skipping run `{}`: {e:#}", run.id()),
-                }
-            }
-            if a.json {
-                println!("{}", serde_json::to_string_pretty(&summaries)?);
-            } else if summaries.is_empty() {
-                eprintln!("no runs in `{}`", runs_root(&cwd).display());
-            } else {
-                println!(
-                    "{:<24} {:<18} {:<11} {:>16} {:>16} {:<21} {:>9}",
-                    "RUN",
-                    "NAME",
-                    "STATUS",
-                    "DONE/FAIL/CACHED",
-                    "TOKENS IN/OUT",
-                    "STARTED",
-                    "DURATION"
-                );
-                for s in &summaries {
-                    let status = match s.status {
-                        Lifecycle::Running | Lifecycle::Paused => {
-                            format!("{} ({})", s.status, s.agents_unfinished)
-                        }
-                        other => other.to_string(),
-                    };
-                    println!(
-                        "{:<24} {:<18} {:<11} {:>16} {:>16} {:<21} {:>8.1}s",
-                        s.run_id,
-                        truncate(&s.name, 18),
-                        status,
-                        format!("{}/{}/{}", s.agents_done, s.agents_failed, s.agents_cached),
-                        format!("{}/{}", s.usage.input_tokens, s.usage.output_tokens),
-                        s.started_at,
-                        s.duration_ms as f64 / 1000.0
-                    );
-                }
-            }
-        }
-        Some(RunsCommand::Show { run_id }) => {
-            let run = RunDir::existing(&cwd, &run_id)?;
-            let history = History::fold(&crate::journal::load_run(&run)?);
-            let summary = summarise(&run, &history);
-            let transcripts = Transcripts::load(&run);
-            let duration = |c: &crate::journal::Call| transcripts.duration_ms(&c.key, c.occurrence);
-            if a.json {
-                let agents: Vec<serde_json::Value> = history
-                    .calls
-                    .iter()
-                    .map(|c| {
-                        let mut v = serde_json::to_value(c).unwrap_or_default();
-                        v["duration_ms"] = duration(c).into();
-                        v
-                    })
-                    .collect();
-                let v = serde_json::json!({
-                    "summary": summary, "phases": history.phases, "agents": agents,
-                    "result": history.result, "error": history.error,
-                    "torn_tail": history.torn_tail, "controls": history.controls,
-                    "permissions": history.permissions,
-                });
-                println!("{}", serde_json::to_string_pretty(&v)?);
-                return Ok(crate::exit::OK);
-            }
-            println!(
-                "run {} — {} ({})",
-                summary.run_id,
-                sanitize::line(&summary.name),
-                summary.status
-            );
-            println!(
-                "  script {} · backend {} · started {} · {} attempt(s)",
-                sanitize::line(&summary.script),
-                summary.backend,
-                summary.started_at,
-                summary.attempts
-            );
-            let mut current: Option<&Option<String>> = None;
-            for row in &history.calls {
-                if current != Some(&row.phase) {
-                    println!(
-                        "{}",
-                        row.phase
-                            .as_deref()
-                            .map_or("(no phase)".to_string(), |p| format!(
-                                "phase {}",
-                                sanitize::line(p)
-                            ))
-                    );
-                    current = Some(&row.phase);
-                }
-                let detail = match (&row.value, &row.error) {
-                    (_, Some(e)) => format!("failed: {}", truncate(e, 60)),
-                    (Some(v), _) => truncate(&v.to_string(), 60),
-                    _ => String::new(),
-                };
-                let took = duration(row).map_or_else(String::new, |ms| {
-                    format!("{:.1}s", std::time::Duration::from_millis(ms).as_secs_f64())
-                });
-                println!(
-                    "  {} {:<32} {:>6} out {took:>7}  {detail}",
-                    row.state.mark(),
-                    truncate(&row.label, 32),
-                    row.usage.output_tokens
-                );
-            }
-            for c in &history.controls {
-                let agent = c.agent.map(|n| format!(" agent {n}")).unwrap_or_default();
-                println!(
-                    "  ⏵ {} {}{agent} by {}",
-                    c.at,
-                    c.action,
-                    sanitize::line(&c.by)
-                );
-            }
-            for p in &history.permissions {
-                let agent = p.agent.map(|n| format!(" agent {n}")).unwrap_or_default();
-                let rule = p
-                    .rule
-                    .as_ref()
-                    .map(|r| format!(" · rule {}", sanitize::line(r)))
-                    .unwrap_or_default();
-                println!(
-                    "  ⚿ {} {}{agent} {} ({}) by {}{rule}: {}",
-                    p.at,
-                    sanitize::line(&p.tool),
-                    if p.allowed { "allowed" } else { "denied" },
-                    p.decision,
-                    sanitize::line(&p.by),
-                    truncate(
-                        crate::control::permission::show_input(&p.input)
-                            .trim_end()
-                            .replace('\n', " · ")
-                            .as_str(),
-                        500
-                    )
-                );
-            }
-            match (&history.result, &history.error) {
-                (_, Some(e)) => println!("error: {}", sanitize::text(e)),
-                (Some(r), _) => println!(
-                    "result: {}",
-                    sanitize::text(&serde_json::to_string_pretty(r)?)
-                ),
-                _ => {}
-            }
-        }
+        None => list(&cwd, a.json)?,
+        Some(RunsCommand::Show { run_id }) => show(&cwd, &run_id, a.json)?,
         Some(RunsCommand::Gc {
             older_than,
             dry_run,
-        }) => {
-            let now = std::time::SystemTime::now();
-            let (mut removed, mut kept) = (0, 0);
-            for run in RunDir::list(&cwd) {
-                let id = run.id();
-                let started = crate::journal::load_run(&run)
-                    .ok()
-                    .and_then(|l| humantime::parse_rfc3339(&History::fold(&l).started_at).ok());
-                let started = started.or_else(|| {
-                    std::fs::metadata(run.path())
-                        .and_then(|m| m.modified())
-                        .ok()
-                });
-                let old =
-                    started.is_some_and(|t| now.duration_since(t).unwrap_or_default() > older_than);
-                if old && !run.is_running() {
-                    if !dry_run {
-                        std::fs::remove_dir_all(run.path())?;
-                    }
-                    println!("{} {id}", if dry_run { "would remove" } else { "removed" });
-                    removed += 1;
-                } else {
-                    kept += 1;
+        }) => gc(&cwd, older_than, dry_run)?,
+    }
+    Ok(crate::exit::OK)
+}
+
+/// `wfhost runs`: every run of the project, newest first, as a table or JSON.
+fn list(cwd: &std::path::Path, json: bool) -> Result<()> {
+    let mut summaries = Vec::new();
+    for run in RunDir::list(cwd) {
+        match crate::journal::load_run(&run) {
+            Ok(loaded) => summaries.push(summarise(&run, &History::fold(&loaded))),
+            Err(e) => eprintln!("warning: skipping run `{}`: {e:#}", run.id()),
+        }
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&summaries)?);
+    } else if summaries.is_empty() {
+        eprintln!("no runs in `{}`", runs_root(cwd).display());
+    } else {
+        println!(
+            "{:<24} {:<18} {:<11} {:>16} {:>16} {:<21} {:>9}",
+            "RUN", "NAME", "STATUS", "DONE/FAIL/CACHED", "TOKENS IN/OUT", "STARTED", "DURATION"
+        );
+        for s in &summaries {
+            let status = match s.status {
+                Lifecycle::Running | Lifecycle::Paused => {
+                    format!("{} ({})", s.status, s.agents_unfinished)
                 }
-            }
-            eprintln!(
-                "{removed} run(s) {}, {kept} kept",
-                if dry_run { "to remove" } else { "removed" }
+                other => other.to_string(),
+            };
+            println!(
+                "{:<24} {:<18} {:<11} {:>16} {:>16} {:<21} {:>8.1}s",
+                s.run_id,
+                truncate(&s.name, 18),
+                status,
+                format!("{}/{}/{}", s.agents_done, s.agents_failed, s.agents_cached),
+                format!("{}/{}", s.usage.input_tokens, s.usage.output_tokens),
+                s.started_at,
+                s.duration_ms as f64 / 1000.0
             );
         }
     }
-    Ok(crate::exit::OK)
+    Ok(())
+}
+
+/// `wfhost runs show RUN`: its agents phase by phase, the operators' commands and decisions,
+/// and its result or error.
+fn show(cwd: &std::path::Path, run_id: &str, json: bool) -> Result<()> {
+    let run = RunDir::existing(cwd, run_id)?;
+    let history = History::fold(&crate::journal::load_run(&run)?);
+    let summary = summarise(&run, &history);
+    let transcripts = Transcripts::load(&run);
+    let duration = |c: &crate::journal::Call| transcripts.duration_ms(&c.key, c.occurrence);
+    if json {
+        let agents: Vec<serde_json::Value> = history
+            .calls
+            .iter()
+            .map(|c| {
+                let mut v = serde_json::to_value(c).unwrap_or_default();
+                v["duration_ms"] = duration(c).into();
+                v
+            })
+            .collect();
+        let v = serde_json::json!({
+            "summary": summary, "phases": history.phases, "agents": agents,
+            "result": history.result, "error": history.error,
+            "torn_tail": history.torn_tail, "controls": history.controls,
+            "permissions": history.permissions,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    println!(
+        "run {} — {} ({})",
+        summary.run_id,
+        sanitize::line(&summary.name),
+        summary.status
+    );
+    println!(
+        "  script {} · backend {} · started {} · {} attempt(s)",
+        sanitize::line(&summary.script),
+        summary.backend,
+        summary.started_at,
+        summary.attempts
+    );
+    print_calls(&history, &duration);
+    print_steering(&history);
+    match (&history.result, &history.error) {
+        (_, Some(e)) => println!("error: {}", sanitize::text(e)),
+        (Some(r), _) => println!(
+            "result: {}",
+            sanitize::text(&serde_json::to_string_pretty(r)?)
+        ),
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Each agent call, under its phase: state, label, output tokens, how long, the start of its
+/// answer or error.
+fn print_calls(history: &History, duration: &dyn Fn(&crate::journal::Call) -> Option<u64>) {
+    let mut current: Option<&Option<String>> = None;
+    for row in &history.calls {
+        if current != Some(&row.phase) {
+            println!(
+                "{}",
+                row.phase
+                    .as_deref()
+                    .map_or("(no phase)".to_string(), |p| format!(
+                        "phase {}",
+                        sanitize::line(p)
+                    ))
+            );
+            current = Some(&row.phase);
+        }
+        let detail = match (&row.value, &row.error) {
+            (_, Some(e)) => format!("failed: {}", truncate(e, 60)),
+            (Some(v), _) => truncate(&v.to_string(), 60),
+            _ => String::new(),
+        };
+        let took = duration(row).map_or_else(String::new, |ms| {
+            format!("{:.1}s", std::time::Duration::from_millis(ms).as_secs_f64())
+        });
+        println!(
+            "  {} {:<32} {:>6} out {took:>7}  {detail}",
+            row.state.mark(),
+            truncate(&row.label, 32),
+            row.usage.output_tokens
+        );
+    }
+}
+
+/// What operators did: control commands, and decisions on agents' permission requests.
+fn print_steering(history: &History) {
+    for c in &history.controls {
+        let agent = c.agent.map(|n| format!(" agent {n}")).unwrap_or_default();
+        println!(
+            "  ⏵ {} {}{agent} by {}",
+            c.at,
+            c.action,
+            sanitize::line(&c.by)
+        );
+    }
+    for p in &history.permissions {
+        let agent = p.agent.map(|n| format!(" agent {n}")).unwrap_or_default();
+        let rule = p
+            .rule
+            .as_ref()
+            .map(|r| format!(" · rule {}", sanitize::line(r)))
+            .unwrap_or_default();
+        println!(
+            "  ⚿ {} {}{agent} {} ({}) by {}{rule}: {}",
+            p.at,
+            sanitize::line(&p.tool),
+            if p.allowed { "allowed" } else { "denied" },
+            p.decision,
+            sanitize::line(&p.by),
+            truncate(
+                crate::control::permission::show_input(&p.input)
+                    .trim_end()
+                    .replace('\n', " · ")
+                    .as_str(),
+                500
+            )
+        );
+    }
+}
+
+/// `wfhost runs gc`: removes runs older than `older_than` that are not running.
+fn gc(cwd: &std::path::Path, older_than: std::time::Duration, dry_run: bool) -> Result<()> {
+    let now = std::time::SystemTime::now();
+    let (mut removed, mut kept) = (0, 0);
+    for run in RunDir::list(cwd) {
+        let id = run.id();
+        let started = crate::journal::load_run(&run)
+            .ok()
+            .and_then(|l| humantime::parse_rfc3339(&History::fold(&l).started_at).ok());
+        let started = started.or_else(|| {
+            std::fs::metadata(run.path())
+                .and_then(|m| m.modified())
+                .ok()
+        });
+        let old = started.is_some_and(|t| now.duration_since(t).unwrap_or_default() > older_than);
+        if old && !run.is_running() {
+            if !dry_run {
+                std::fs::remove_dir_all(run.path())?;
+            }
+            println!("{} {id}", if dry_run { "would remove" } else { "removed" });
+            removed += 1;
+        } else {
+            kept += 1;
+        }
+    }
+    eprintln!(
+        "{removed} run(s) {}, {kept} kept",
+        if dry_run { "to remove" } else { "removed" }
+    );
+    Ok(())
 }
 
 /// One line of at most `n` characters, safe for a terminal.

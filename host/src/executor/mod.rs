@@ -16,6 +16,43 @@
 pub mod nats;
 pub mod worker;
 
+/// Who makes the run's agent calls (chosen as `backend::select` chooses the backend): the
+/// backend itself, here (`local`, the default), or the workers of a NATS JetStream work queue
+/// (`--executor nats://…`, `[executor] url`), which make them on the backend the run names — so
+/// the run host needs no API key.
+pub async fn select(
+    executor: Option<&str>,
+    backend: Option<&str>,
+    nats: &NatsArgs,
+    config: &crate::config::Config,
+    run_id: &str,
+) -> anyhow::Result<std::sync::Arc<dyn crate::backend::Backend>> {
+    use crate::ExitError;
+    let url = executor
+        .map(str::to_owned)
+        .or_else(|| config.executor.url.clone())
+        .filter(|u| u != "local");
+    let Some(url) = url else {
+        return crate::backend::select(backend, config);
+    };
+    if !(url.starts_with("nats://") || url.starts_with("tls://")) {
+        anyhow::bail!(
+            ExitError::usage(format!("unknown executor `{url}`"))
+                .hint("use `local` or a NATS server, `nats://HOST:PORT` (docs/distributed.md)")
+        );
+    }
+    let spec = backend
+        .map(str::to_owned)
+        .or_else(|| config.backend.clone())
+        .ok_or_else(|| {
+            ExitError::usage("with `--executor nats://…`, the run must name the backend its workers use")
+                .hint("add `--backend claude` (or messages, command, …), or `backend = \"…\"` in wfhost.toml")
+        })?;
+    Ok(std::sync::Arc::new(
+        nats::Nats::connect(&url, nats, run_id, &spec, config.model()).await?,
+    ))
+}
+
 use crate::agent::{AgentRequest, Usage};
 use crate::workflows::AgentDef;
 use anyhow::{Context as _, Result};

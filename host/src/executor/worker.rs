@@ -82,11 +82,8 @@ impl Shared {
     }
 }
 
-/// Serves until SIGTERM / SIGINT.
-#[expect(
-    clippy::too_many_lines,
-    reason = "to split into named steps (issue 26, item 4)"
-)]
+/// Serves until SIGTERM / SIGINT: connect, the consumer of this worker's backend, health and
+/// cancel listeners, then jobs pulled while slots are free, then a drain with a grace period.
 pub async fn serve(opts: WorkerOptions) -> Result<()> {
     let client = super::connect(
         &opts.url,
@@ -99,18 +96,46 @@ pub async fn serve(opts: WorkerOptions) -> Result<()> {
         .leases
         .clone()
         .ok_or_else(|| anyhow::anyhow!("the leases bucket is missing"))?;
-    // The consumer of this worker's backend: it sees only jobs for that backend.
-    let spec = opts.backend.name().to_string();
-    let consumer_name = super::consumer_name(&spec);
-    let consumer = plumbing
+    let consumer = consumer(&plumbing, opts.backend.name(), opts.lease).await?;
+    let results_key = super::results_key(&opts.auth)?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let shared = Arc::new(Shared {
+        opts,
+        plumbing,
+        leases,
+        client: client.clone(),
+        cancels: Mutex::new(HashMap::new()),
+        shutdown: stop_rx,
+        results_key,
+        agents: crate::workflows::Resolver::discover(&std::env::current_dir()?),
+        started: std::time::Instant::now(),
+        served: std::sync::atomic::AtomicU64::new(0),
+        failed: std::sync::atomic::AtomicU64::new(0),
+    });
+    answer_health(&shared).await?;
+    relay_cancels(&shared).await?;
+    let tasks = take_jobs(&shared, &consumer).await?;
+    drain(&shared, tasks, &stop_tx).await;
+    let _ = client.flush().await;
+    Ok(())
+}
+
+/// The consumer of a backend's jobs: this worker sees only jobs for the backend it runs.
+async fn consumer(
+    plumbing: &super::Plumbing,
+    spec: &str,
+    lease: Duration,
+) -> Result<async_nats::jetstream::consumer::Consumer<pull::Config>> {
+    let consumer_name = super::consumer_name(spec);
+    plumbing
         .stream
         .get_or_create_consumer(
             &consumer_name,
             pull::Config {
                 durable_name: Some(consumer_name.clone()),
-                filter_subject: format!("{JOBS}.{}.>", super::backend_token(&spec)),
+                filter_subject: format!("{JOBS}.{}.>", super::backend_token(spec)),
                 ack_policy: async_nats::jetstream::consumer::AckPolicy::Explicit,
-                ack_wait: opts.lease,
+                ack_wait: lease,
                 // Why 20: a job refused while another worker holds its lease comes back after a
                 // lease's time, so 20 deliveries outlast any lease; a poison job ends there
                 // (and the run host's stall timeout asks it again).
@@ -126,73 +151,76 @@ pub async fn serve(opts: WorkerOptions) -> Result<()> {
             .hint(format!(
                 "a work queue made by an older wfhost has one consumer for every backend: remove it (`nats consumer rm {STREAM} {CONSUMER}`) once no old worker uses it"
             ))
-        })?;
-    let results_key = super::results_key(&opts.auth)?;
-    let mut cancels_sub = client.subscribe(format!("{CANCEL}.*")).await?;
-    let mut health_all = client.subscribe(super::HEALTH.to_string()).await?;
-    let mut health_mine = client
-        .subscribe(format!("{}.{}", super::HEALTH, super::backend_token(&spec)))
+            .into()
+        })
+}
+
+/// Health: `wfhost workers` asks every worker, a run host whose jobs nobody takes asks the
+/// workers of its backend.
+async fn answer_health(shared: &Arc<Shared>) -> Result<()> {
+    let token = super::backend_token(shared.opts.backend.name());
+    let mut all = shared.client.subscribe(super::HEALTH.to_string()).await?;
+    let mut mine = shared
+        .client
+        .subscribe(format!("{}.{token}", super::HEALTH))
         .await?;
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let shared = Arc::new(Shared {
-        opts,
-        plumbing,
-        leases,
-        client: client.clone(),
-        cancels: Mutex::new(HashMap::new()),
-        shutdown: stop_rx,
-        results_key,
-        agents: crate::workflows::Resolver::discover(&std::env::current_dir()?),
-        started: std::time::Instant::now(),
-        served: std::sync::atomic::AtomicU64::new(0),
-        failed: std::sync::atomic::AtomicU64::new(0),
+    let shared = shared.clone();
+    tokio::spawn(async move {
+        loop {
+            let m = tokio::select! {
+                Some(m) = all.next() => m,
+                Some(m) = mine.next() => m,
+                else => break,
+            };
+            if let (Some(reply), Ok(body)) = (m.reply, serde_json::to_vec(&shared.health())) {
+                let _ = shared.client.publish(reply, body.into()).await;
+            }
+        }
     });
-    {
-        // Health: `wfhost workers`, and a run host whose jobs nobody takes.
-        let shared = shared.clone();
-        tokio::spawn(async move {
-            loop {
-                let m = tokio::select! {
-                    Some(m) = health_all.next() => m,
-                    Some(m) = health_mine.next() => m,
-                    else => break,
-                };
-                if let (Some(reply), Ok(body)) = (m.reply, serde_json::to_vec(&shared.health())) {
-                    let _ = shared.client.publish(reply, body.into()).await;
-                }
+    Ok(())
+}
+
+/// Cancels from run hosts: a job's cancel switch is thrown only by a message carrying that
+/// job's secret (anyone else on the bus is ignored, and said so).
+async fn relay_cancels(shared: &Arc<Shared>) -> Result<()> {
+    let mut cancels = shared.client.subscribe(format!("{CANCEL}.*")).await?;
+    let shared = shared.clone();
+    tokio::spawn(async move {
+        while let Some(m) = cancels.next().await {
+            let id = m
+                .subject
+                .as_str()
+                .rsplit('.')
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            let cancels = shared
+                .cancels
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let Some((tx, expected)) = cancels.get(&id) else {
+                continue;
+            };
+            if super::cancel_is_genuine(expected.as_deref(), &m.payload) {
+                let _ = tx.send(true);
+            } else {
+                eprintln!(
+                    "wfhost worker {}: ignored a cancel of job {} without its secret (not from its run host)",
+                    shared.opts.name,
+                    short(&id)
+                );
             }
-        });
-    }
-    {
-        let shared = shared.clone();
-        tokio::spawn(async move {
-            while let Some(m) = cancels_sub.next().await {
-                let id = m
-                    .subject
-                    .as_str()
-                    .rsplit('.')
-                    .next()
-                    .unwrap_or_default()
-                    .to_string();
-                let cancels = shared
-                    .cancels
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                let Some((tx, expected)) = cancels.get(&id) else {
-                    continue;
-                };
-                if super::cancel_is_genuine(expected.as_deref(), &m.payload) {
-                    let _ = tx.send(true);
-                } else {
-                    eprintln!(
-                        "wfhost worker {}: ignored a cancel of job {} without its secret (not from its run host)",
-                        shared.opts.name,
-                        short(&id)
-                    );
-                }
-            }
-        });
-    }
+        }
+    });
+    Ok(())
+}
+
+/// Pulls jobs while a slot is free, each handled in its own task, until SIGTERM / SIGINT; the
+/// tasks still in flight then.
+async fn take_jobs(
+    shared: &Arc<Shared>,
+    consumer: &async_nats::jetstream::consumer::Consumer<pull::Config>,
+) -> Result<tokio::task::JoinSet<()>> {
     let slots = Arc::new(tokio::sync::Semaphore::new(shared.opts.concurrency.max(1)));
     let mut messages = consumer
         .stream()
@@ -236,8 +264,18 @@ pub async fn serve(opts: WorkerOptions) -> Result<()> {
             drop(permit);
         });
     }
-    // Shutting down: take nothing more; calls in flight get the grace period.
+    // Shutting down: take nothing more.
     drop(messages);
+    Ok(tasks)
+}
+
+/// Calls in flight get the grace period; then their agents are cancelled (and their jobs
+/// handed back, for another worker to take).
+async fn drain(
+    shared: &Arc<Shared>,
+    mut tasks: tokio::task::JoinSet<()>,
+    stop_tx: &watch::Sender<bool>,
+) {
     eprintln!(
         "wfhost worker {}: stopping; {} calls in flight get {} to finish",
         shared.opts.name,
@@ -256,23 +294,52 @@ pub async fn serve(opts: WorkerOptions) -> Result<()> {
             }
         }
     }
-    let _ = client.flush().await;
-    Ok(())
 }
 
-/// One delivery of a job.
-#[expect(
-    clippy::too_many_lines,
-    reason = "to split into named steps (issue 26, item 4)"
-)]
+/// One delivery of a job: taken (or acked, handed back), its agent defined, called under a
+/// heartbeat, logged, and its result stored.
 async fn handle(shared: &Arc<Shared>, msg: async_nats::jetstream::Message) {
+    let Some((job, revision)) = take(shared, &msg).await else {
+        return;
+    };
+    let began = std::time::Instant::now();
+    let (cancel_tx, cancel_rx) = watch::channel(false);
+    shared
+        .cancels
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .insert(job.id.clone(), (cancel_tx, job.cancel.clone()));
+    let ended = match definition(shared, &job) {
+        Ok(definition) => call(shared, &job, &msg, revision, definition, cancel_rx).await,
+        Err(refusal) => {
+            eprintln!(
+                "wfhost worker {}: job {} refused: {refusal}",
+                shared.opts.name,
+                short(&job.id)
+            );
+            Ok(Err(crate::backend::AgentError::permanent(refusal)))
+        }
+    };
+    shared
+        .cancels
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .remove(&job.id);
+    log_job(shared, &job, &ended, began);
+    finish(shared, &job, &msg, ended).await;
+}
+
+/// Takes a delivery, or sees it off: a malformed job is dropped, one answered already is
+/// acked without a call, one for another backend or leased by another worker is handed back.
+/// The job and its lease's revision when this worker is to make it.
+async fn take(shared: &Arc<Shared>, msg: &async_nats::jetstream::Message) -> Option<(Job, u64)> {
     let p = &shared.plumbing;
     let job: Job = match serde_json::from_slice(&msg.payload) {
         Ok(j) => j,
         Err(e) => {
             eprintln!("wfhost worker: dropping a malformed job ({e})");
             let _ = msg.ack_with(AckKind::Term).await;
-            return;
+            return None;
         }
     };
     // Answered already (a redelivery, a duplicate): ack without a call. A stored failure is
@@ -281,7 +348,7 @@ async fn handle(shared: &Arc<Shared>, msg: async_nats::jetstream::Message) {
         && super::is_answer(&bytes, &job.id, shared.results_key.as_ref())
     {
         let _ = msg.ack().await;
-        return;
+        return None;
     }
     // Jobs reach only the workers of their backend (its subject); one that names another all
     // the same (published by hand, or by an older wfhost) is handed back for the right worker,
@@ -295,55 +362,39 @@ async fn handle(shared: &Arc<Shared>, msg: async_nats::jetstream::Message) {
             shared.opts.backend.name()
         );
         let _ = msg.ack_with(AckKind::Nak(Some(shared.opts.lease))).await;
-        return;
+        return None;
     }
     // Claim it. Held by another worker: hand it back; it returns after a while and is acked
     // then if that worker stored the result, or claimed if its lease ran out.
-    let Ok(mut revision) = shared
+    let Ok(revision) = shared
         .leases
         .create(&job.id, shared.opts.name.clone().into())
         .await
     else {
         let _ = msg.ack_with(AckKind::Nak(Some(shared.opts.lease))).await;
-        return;
+        return None;
     };
     // Taken: the run host's first sign that a worker serves its backend.
     let _ = shared
         .client
         .publish(format!("{PROGRESS}.{}", job.id), "".into())
         .await;
-    let began = std::time::Instant::now();
-    let (cancel_tx, mut cancel_rx) = watch::channel(false);
-    shared
-        .cancels
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .insert(job.id.clone(), (cancel_tx, job.cancel.clone()));
-    let definition = match definition(shared, &job) {
-        Ok(d) => d,
-        Err(refusal) => {
-            eprintln!(
-                "wfhost worker {}: job {} refused: {refusal}",
-                shared.opts.name,
-                short(&job.id)
-            );
-            let result = JobResult {
-                job: None,
-                signature: None,
-                worker: shared.opts.name.clone(),
-                outcome: Err(WireError {
-                    message: refusal,
-                    transient: false,
-                    usage_limit: false,
-                    resets_in_ms: None,
-                    stops_run: false,
-                }),
-            };
-            store_and_ack(shared, &job, &msg, result).await;
-            let _ = shared.leases.delete(&job.id).await;
-            return;
-        }
-    };
+    Some((job, revision))
+}
+
+/// What a call came to: the backend's answer or error, or why it was abandoned.
+type Ended = Result<Result<crate::backend::AgentReply, crate::backend::AgentError>, Abandoned>;
+
+/// Calls the backend while a heartbeat every third of a lease keeps the delivery and the lease
+/// alive and passes the call's signs of life on to the run host's stall timeout.
+async fn call(
+    shared: &Arc<Shared>,
+    job: &Job,
+    msg: &async_nats::jetstream::Message,
+    mut revision: u64,
+    definition: Option<Arc<crate::workflows::AgentDef>>,
+    mut cancel_rx: watch::Receiver<bool>,
+) -> Ended {
     let progress = crate::backend::Progress::new();
     let context = crate::backend::CallContext {
         definition,
@@ -360,12 +411,11 @@ async fn handle(shared: &Arc<Shared>, msg: async_nats::jetstream::Message) {
         }),
     );
     tokio::pin!(call);
-    let beat = shared.opts.lease / 3;
-    let mut heartbeat = tokio::time::interval(beat);
+    let mut heartbeat = tokio::time::interval(shared.opts.lease / 3);
     heartbeat.tick().await;
     let mut seen = progress.last();
     let mut shutdown = shared.shutdown.clone();
-    let ended = loop {
+    loop {
         tokio::select! {
             r = &mut call => break Ok(r),
             _ = cancel_rx.changed() => break Err(Abandoned::Cancelled),
@@ -384,13 +434,13 @@ async fn handle(shared: &Arc<Shared>, msg: async_nats::jetstream::Message) {
                 }
             }
         }
-    };
-    shared
-        .cancels
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .remove(&job.id);
-    let outcome = match &ended {
+    }
+}
+
+/// One line per job (when it began, which run and agent, how long, how it ended), and the
+/// worker's counts.
+fn log_job(shared: &Shared, job: &Job, ended: &Ended, began: std::time::Instant) {
+    let outcome = match ended {
         Ok(Ok(_)) => "ok".to_string(),
         Ok(Err(e)) => format!("failed: {}", e.message.lines().next().unwrap_or_default()),
         Err(Abandoned::Cancelled) => "cancelled by the run host".into(),
@@ -399,12 +449,11 @@ async fn handle(shared: &Arc<Shared>, msg: async_nats::jetstream::Message) {
     };
     {
         use std::sync::atomic::Ordering::Relaxed;
-        match &ended {
+        match ended {
             Ok(Ok(_)) => shared.served.fetch_add(1, Relaxed),
             _ => shared.failed.fetch_add(1, Relaxed),
         };
     }
-    // One line per job: when it began, which run and agent, how long, how it ended.
     eprintln!(
         "wfhost worker {}: {} job {} run {} `{}` {} in {:.1}s",
         shared.opts.name,
@@ -415,6 +464,17 @@ async fn handle(shared: &Arc<Shared>, msg: async_nats::jetstream::Message) {
         outcome,
         began.elapsed().as_secs_f64()
     );
+}
+
+/// Stores the answer (or error) and acks; an abandoned call stores nothing: cancelled, it
+/// leaves the queue; handed back, another worker takes it; its lease lost, someone else may be
+/// making it now.
+async fn finish(
+    shared: &Arc<Shared>,
+    job: &Job,
+    msg: &async_nats::jetstream::Message,
+    ended: Ended,
+) {
     match ended {
         Ok(outcome) => {
             let result = JobResult {
@@ -440,13 +500,11 @@ async fn handle(shared: &Arc<Shared>, msg: async_nats::jetstream::Message) {
                     }),
                 },
             };
-            store_and_ack(shared, &job, &msg, result).await;
+            store_and_ack(shared, job, msg, result).await;
         }
-        // The run host no longer wants it (a kill, a stop): off the queue, no result.
         Err(Abandoned::Cancelled) => {
             let _ = msg.ack_with(AckKind::Term).await;
         }
-        // Someone else may be making it now; nothing of ours is stored.
         Err(Abandoned::LeaseLost) => {
             eprintln!(
                 "wfhost worker: lost the lease of job {}; abandoned its call",
@@ -454,7 +512,6 @@ async fn handle(shared: &Arc<Shared>, msg: async_nats::jetstream::Message) {
             );
             return;
         }
-        // Hand it back at once for another worker.
         Err(Abandoned::ShuttingDown) => {
             let _ = msg.ack_with(AckKind::Nak(None)).await;
         }
