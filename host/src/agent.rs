@@ -10,7 +10,7 @@ use serde_json::Value;
 /// One agent call, as the script made it (after the host's checks).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
-pub struct AgentRequest {
+pub(crate) struct AgentRequest {
     pub prompt: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema: Option<Value>,
@@ -39,7 +39,7 @@ pub struct AgentRequest {
 
 /// Token usage of one backend call (or the sum of several).
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Usage {
+pub(crate) struct Usage {
     pub input_tokens: u64,
     pub output_tokens: u64,
     #[serde(default)]
@@ -60,7 +60,7 @@ impl std::ops::AddAssign for Usage {
 /// USD per million tokens.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct Price {
+pub(crate) struct Price {
     pub input: f64,
     pub output: f64,
     #[serde(default)]
@@ -71,7 +71,7 @@ pub struct Price {
 
 /// Built-in list prices (USD per million tokens) for Anthropic's current model families, so
 /// costs are shown without configuration. Override them under `[prices."MODEL"]`.
-pub const DEFAULT_PRICES: &[(&str, Price)] = &[
+pub(crate) const DEFAULT_PRICES: &[(&str, Price)] = &[
     (
         "claude-opus-4",
         Price {
@@ -111,7 +111,7 @@ pub const DEFAULT_PRICES: &[(&str, Price)] = &[
 ];
 
 impl Price {
-    pub fn cost(&self, u: &Usage) -> f64 {
+    pub(crate) fn cost(&self, u: &Usage) -> f64 {
         (u.input_tokens as f64 * self.input
             + u.output_tokens as f64 * self.output
             + u.cache_creation_input_tokens as f64 * self.cache_write
@@ -123,7 +123,7 @@ impl Price {
 /// Where one agent call stands. Journaled, shown by `runs show`, the trace and the views.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
 #[serde(rename_all = "lowercase")]
-pub enum AgentState {
+pub(crate) enum AgentState {
     /// Waiting for a slot in the pool (live views only: the journal records a start).
     Queued,
     /// Started (or queued) and no outcome recorded yet.
@@ -137,7 +137,7 @@ pub enum AgentState {
 }
 
 impl AgentState {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             AgentState::Queued => "queued",
             AgentState::Running => "running",
@@ -148,7 +148,7 @@ impl AgentState {
     }
 
     /// One character for terminal views.
-    pub fn mark(self) -> &'static str {
+    pub(crate) fn mark(self) -> &'static str {
         match self {
             AgentState::Queued => "·",
             AgentState::Running => "…",

@@ -15,16 +15,16 @@ use wasmtime::{Engine, Module};
 
 /// The pre-initialised guest (guest-sdk/dist/wfhost-guest.wasm), embedded by build.rs after it
 /// checked the file against its recorded sha256.
-pub static GUEST: &[u8] = include_bytes!(env!("WFHOST_GUEST_PATH"));
+pub(crate) static GUEST: &[u8] = include_bytes!(env!("WFHOST_GUEST_PATH"));
 /// sha256 of `GUEST`, hex.
-pub const GUEST_SHA256: &str = env!("WFHOST_GUEST_SHA256");
+pub(crate) const GUEST_SHA256: &str = env!("WFHOST_GUEST_SHA256");
 
 /// The namespace a standalone module imports the guest under (the guest's `import_namespace`).
-pub const PLUGIN_NAMESPACE: &str = "wfhost_plugin_v1";
+pub(crate) const PLUGIN_NAMESPACE: &str = "wfhost_plugin_v1";
 /// What a standalone module may import from the guest.
-pub const PLUGIN_IMPORTS: &[&str] = &["cabi_realloc", "invoke", "memory"];
+pub(crate) const PLUGIN_IMPORTS: &[&str] = &["cabi_realloc", "invoke", "memory"];
 /// Their types (`memory` for the memory).
-pub const PLUGIN_SIGNATURES: &[(&str, &str)] = &[
+pub(crate) const PLUGIN_SIGNATURES: &[(&str, &str)] = &[
     ("cabi_realloc", "(i32, i32, i32, i32) -> i32"),
     ("invoke", "(i32, i32, i32, i32, i32) -> ()"),
     ("memory", "memory"),
@@ -35,7 +35,7 @@ const GUEST_SECTION: &str = "wfhost:guest-sha256";
 
 /// Facts about the guest in use.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct GuestArtifact {
+pub(crate) struct GuestArtifact {
     pub sha256: String,
     pub size: usize,
     /// Where the precompiled artifact came from: `cache`, `compiled` or `compiled (no cache)`.
@@ -44,12 +44,12 @@ pub struct GuestArtifact {
 
 /// The versioned compile cache: `$WFHOST_CACHE_DIR`, else `$XDG_CACHE_HOME/wfhost`, then `v1/`.
 #[derive(Debug, Clone)]
-pub struct Cache {
+pub(crate) struct Cache {
     dir: Option<PathBuf>,
 }
 
 impl Cache {
-    pub fn new(no_cache: bool) -> Cache {
+    pub(crate) fn new(no_cache: bool) -> Cache {
         if no_cache {
             return Cache { dir: None };
         }
@@ -58,7 +58,7 @@ impl Cache {
         }
     }
 
-    pub fn dir(&self) -> Option<&PathBuf> {
+    pub(crate) fn dir(&self) -> Option<&PathBuf> {
         self.dir.as_ref()
     }
 
@@ -97,13 +97,13 @@ impl Cache {
 }
 
 /// The wasmtime this binary links (from Cargo.lock, by build.rs).
-pub const WASMTIME_VERSION: &str = env!("WFHOST_WASMTIME_VERSION");
+pub(crate) const WASMTIME_VERSION: &str = env!("WFHOST_WASMTIME_VERSION");
 
 /// Loads the guest: deserialises the cached precompiled artifact, or compiles it with
 /// Cranelift (~1 s) and caches it. The key is blake3(guest sha256 ‖ wasmtime version ‖ engine
 /// configuration (its compatibility hash: every setting that changes codegen) ‖ wfhost's
 /// version).
-pub fn load_guest(engine: &Engine, cache: &Cache) -> Result<(Module, GuestArtifact)> {
+pub(crate) fn load_guest(engine: &Engine, cache: &Cache) -> Result<(Module, GuestArtifact)> {
     if GUEST.is_empty() {
         bail!(
             crate::ExitError::new(
@@ -152,25 +152,25 @@ pub fn load_guest(engine: &Engine, cache: &Cache) -> Result<(Module, GuestArtifa
 }
 
 /// The bytecode cache key of a wrapped script module.
-pub fn bytecode_key(module_source: &str) -> String {
+pub(crate) fn bytecode_key(module_source: &str) -> String {
     let mut h = blake3::Hasher::new();
     h.update(module_source.as_bytes())
         .update(GUEST_SHA256.as_bytes());
     format!("{}.qjsbc", h.finalize().to_hex())
 }
 
-pub fn cached_bytecode(cache: &Cache, module_source: &str) -> Option<Vec<u8>> {
+pub(crate) fn cached_bytecode(cache: &Cache, module_source: &str) -> Option<Vec<u8>> {
     cache.read("bytecode", &bytecode_key(module_source))
 }
 
-pub fn store_bytecode(cache: &Cache, module_source: &str, bytecode: &[u8]) {
+pub(crate) fn store_bytecode(cache: &Cache, module_source: &str, bytecode: &[u8]) {
     cache.write("bytecode", &bytecode_key(module_source), bytecode);
 }
 
 /// A Javy dynamic-linking module: imports `wfhost_plugin_v1::{cabi_realloc, invoke, memory}`,
 /// carries the bytecode in a passive data segment, and `_start` copies it into the guest and
 /// calls `invoke`. Deterministic: the same bytecode and meta always give the same bytes.
-pub fn encode_module(bytecode: &[u8], meta: &Meta) -> Vec<u8> {
+pub(crate) fn encode_module(bytecode: &[u8], meta: &Meta) -> Vec<u8> {
     let len = i32::try_from(bytecode.len())
         .expect("a script's bytecode is far below 2 GiB: the guest that made it has 256 MiB");
     let mut types = TypeSection::new();
@@ -245,12 +245,12 @@ pub fn encode_module(bytecode: &[u8], meta: &Meta) -> Vec<u8> {
 }
 
 /// What `wfhost run OUT.wasm` needs from a standalone module's custom sections.
-pub struct ModuleInfo {
+pub(crate) struct ModuleInfo {
     pub meta: Option<Meta>,
     pub guest_sha256: Option<String>,
 }
 
-pub fn module_info(bytes: &[u8]) -> Result<ModuleInfo> {
+pub(crate) fn module_info(bytes: &[u8]) -> Result<ModuleInfo> {
     let mut info = ModuleInfo {
         meta: None,
         guest_sha256: None,

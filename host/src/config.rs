@@ -3,7 +3,7 @@
 //! Command-line flags override all of them. `wfhost config show` prints the merged result and
 //! where each value came from.
 
-pub use crate::agent::{DEFAULT_PRICES, Price};
+pub(crate) use crate::agent::{DEFAULT_PRICES, Price};
 use anyhow::{Context as _, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Config {
+pub(crate) struct Config {
     /// `claude`, `messages`, `command`, `mock` or `replay:DIR`.
     pub backend: Option<String>,
     /// The default model for agents that do not name one.
@@ -77,7 +77,7 @@ pub struct ToolsConfig {
 /// `[executor]`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ExecutorConfig {
+pub(crate) struct ExecutorConfig {
     /// `local`, or `nats://HOST:PORT` [default: local].
     pub url: Option<String>,
 }
@@ -85,7 +85,7 @@ pub struct ExecutorConfig {
 /// `[rate_limits]`: the pool's behaviour under a provider's rate limits.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RateLimitsConfig {
+pub(crate) struct RateLimitsConfig {
     /// A 429 pauses the whole pool for its `retry-after`, concurrency halves and ramps back
     /// up, requests are paced by the provider's `anthropic-ratelimit-*` headers [default: true].
     pub adaptive: Option<bool>,
@@ -97,7 +97,7 @@ pub struct RateLimitsConfig {
 /// `[rate_limits.models."PREFIX"]`.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct ModelLimits {
+pub(crate) struct ModelLimits {
     /// Requests a minute this model may be sent (paced evenly, bursts up to the minute's count).
     pub requests_per_minute: Option<u32>,
     /// Agents of this model running at once (below the run's `--concurrency`).
@@ -107,7 +107,7 @@ pub struct ModelLimits {
 /// `[mcp]`: the policy of `wfhost mcp`, on top of the project's backend and limits.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct McpConfig {
+pub(crate) struct McpConfig {
     /// Backends a run started over MCP may use [default: any].
     pub allowed_backends: Option<Vec<String>>,
     /// Agents one run started over MCP may start [default: the run's `--max-agents`, 1000].
@@ -124,7 +124,7 @@ pub struct McpConfig {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ClaudeConfig {
+pub(crate) struct ClaudeConfig {
     /// The `claude` binary [default: found on PATH].
     pub binary: Option<String>,
     /// `--permission-mode` (e.g. `acceptEdits`, `bypassPermissions`) [default: `default`].
@@ -139,7 +139,7 @@ pub struct ClaudeConfig {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct MessagesConfig {
+pub(crate) struct MessagesConfig {
     /// [default: `$ANTHROPIC_BASE_URL`, else https://api.anthropic.com]
     pub base_url: Option<String>,
     /// [default: 8192]
@@ -159,7 +159,7 @@ pub struct MessagesConfig {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CommandConfig {
+pub(crate) struct CommandConfig {
     /// The program that answers agents (request JSON on stdin, response JSON on stdout).
     pub program: Option<String>,
     #[serde(default)]
@@ -169,11 +169,11 @@ pub struct CommandConfig {
 }
 
 /// The default model when neither the script nor the configuration names one.
-pub const DEFAULT_MODEL: &str = "claude-sonnet-4-5";
+pub(crate) const DEFAULT_MODEL: &str = "claude-sonnet-4-5";
 
 impl Config {
     /// The price of a model: the longest configured (then built-in) prefix it starts with.
-    pub fn price(&self, model: &str) -> Option<Price> {
+    pub(crate) fn price(&self, model: &str) -> Option<Price> {
         let configured = self.prices.iter().map(|(k, v)| (k.as_str(), *v));
         let best = |it: &mut dyn Iterator<Item = (&str, Price)>| {
             it.filter(|(k, _)| model.starts_with(k))
@@ -184,7 +184,7 @@ impl Config {
     }
 
     /// The configured limits of a model: the longest `[rate_limits.models]` prefix it starts with.
-    pub fn model_limits(&self, model: &str) -> ModelLimits {
+    pub(crate) fn model_limits(&self, model: &str) -> ModelLimits {
         self.rate_limits
             .models
             .iter()
@@ -194,13 +194,13 @@ impl Config {
             .unwrap_or_default()
     }
 
-    pub fn model(&self) -> &str {
+    pub(crate) fn model(&self) -> &str {
         self.model.as_deref().unwrap_or(DEFAULT_MODEL)
     }
 }
 
 /// The merged configuration and where each value came from.
-pub struct Loaded {
+pub(crate) struct Loaded {
     pub config: Config,
     /// `dotted.key` → the file it came from.
     pub sources: BTreeMap<String, String>,
@@ -220,7 +220,7 @@ fn personal_file() -> Option<PathBuf> {
 }
 
 /// Loads personal then project configuration (project wins), remembering each value's source.
-pub fn load(cwd: &Path) -> Result<Loaded> {
+pub(crate) fn load(cwd: &Path) -> Result<Loaded> {
     let mut merged = toml::Table::new();
     let mut sources = BTreeMap::new();
     let mut files = Vec::new();
@@ -380,7 +380,7 @@ fn merge(
 }
 
 /// `10m`-style durations from the configuration, naming the key on error.
-pub fn duration(
+pub(crate) fn duration(
     value: &Option<String>,
     key: &str,
     default: std::time::Duration,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
-pub enum Event {
+pub(crate) enum Event {
     RunStarted {
         run_id: String,
         script: String,
@@ -140,7 +140,7 @@ impl Event {
     /// The event with every string the script controls made safe for a terminal
     /// (`sanitize::line`): what the views draw. JSON consumers take the raw event.
     #[must_use]
-    pub fn for_terminal(&self) -> Event {
+    pub(crate) fn for_terminal(&self) -> Event {
         use crate::sanitize::line;
         let l = |s: &String| line(s).into_owned();
         let mut e = self.clone();
@@ -204,14 +204,14 @@ impl Event {
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
-pub enum LogLevel {
+pub(crate) enum LogLevel {
     Info,
     Warn,
     Error,
 }
 
 impl LogLevel {
-    pub fn from_guest(level: u32) -> LogLevel {
+    pub(crate) fn from_guest(level: u32) -> LogLevel {
         match level {
             1 => LogLevel::Warn,
             2 => LogLevel::Error,
@@ -222,27 +222,27 @@ impl LogLevel {
 
 /// A cheap, cloneable handle to the run's event consumers.
 #[derive(Clone)]
-pub struct Events(Arc<dyn Fn(&Event) + Send + Sync>);
+pub(crate) struct Events(Arc<dyn Fn(&Event) + Send + Sync>);
 
 impl Events {
-    pub fn new(f: impl Fn(&Event) + Send + Sync + 'static) -> Events {
+    pub(crate) fn new(f: impl Fn(&Event) + Send + Sync + 'static) -> Events {
         Events(Arc::new(f))
     }
-    pub fn none() -> Events {
+    pub(crate) fn none() -> Events {
         Events::new(|_| {})
     }
     #[allow(
         clippy::needless_pass_by_value,
         reason = "events are built at the call site and handed over"
     )]
-    pub fn emit(&self, event: Event) {
+    pub(crate) fn emit(&self, event: Event) {
         (self.0)(&event);
     }
 
     /// Every consumer in `all` sees every event, all in the same order: events come from the
     /// sandbox and from every pool worker at once, and a subscriber, the event log and the
     /// views must not disagree about which came first.
-    pub fn tee(all: Vec<Events>) -> Events {
+    pub(crate) fn tee(all: Vec<Events>) -> Events {
         let order = std::sync::Mutex::new(());
         Events::new(move |e| {
             let _one_at_a_time = order
@@ -256,15 +256,15 @@ impl Events {
 /// How much of a prompt `agent_started` carries. Why 2,000 characters: enough to recognise the
 /// task in the dashboard's agent pane; the whole prompt is in the transcript once it ends, and
 /// a fan-out of large prompts must not copy them all into the event stream.
-pub const PROMPT_HEAD: usize = 2_000;
+pub(crate) const PROMPT_HEAD: usize = 2_000;
 
 /// The version of the JSON-lines schema written by `--events` (docs/events.md). Bumped when a
 /// field is removed or changes meaning; new fields and event types may be added within it.
-pub const SCHEMA_VERSION: u32 = 1;
+pub(crate) const SCHEMA_VERSION: u32 = 1;
 
 /// One event as a line of the JSON-lines schema: `{"v": 1, "t_ms": …, "type": …, …}` (no
 /// newline). `t_ms`: milliseconds since `start`, the run's start.
-pub fn to_line(start: std::time::Instant, e: &Event) -> String {
+pub(crate) fn to_line(start: std::time::Instant, e: &Event) -> String {
     /// Written straight from the event (no `serde_json::Value` in between: this runs three
     /// times per agent).
     #[derive(Serialize)]
@@ -284,14 +284,14 @@ pub fn to_line(start: std::time::Instant, e: &Event) -> String {
 
 /// A line of the JSON-lines schema read back: its time and its event (`None`: an event type
 /// this version does not know, which readers skip).
-pub fn from_line(line: &str) -> Option<(u64, Event)> {
+pub(crate) fn from_line(line: &str) -> Option<(u64, Event)> {
     let v: serde_json::Value = serde_json::from_str(line).ok()?;
     let t_ms = v["t_ms"].as_u64().unwrap_or(0);
     Some((t_ms, serde_json::from_value(v).ok()?))
 }
 
 /// `--events FILE` (or `-` for stdout): one JSON object per line, `{"v": 1, "t_ms": …, "type": …}`.
-pub fn json_lines(target: &str) -> std::io::Result<Events> {
+pub(crate) fn json_lines(target: &str) -> std::io::Result<Events> {
     let out: Box<dyn std::io::Write + Send> = match target {
         "-" => Box::new(std::io::stdout()),
         path => Box::new(std::fs::File::create(path)?),
@@ -300,7 +300,10 @@ pub fn json_lines(target: &str) -> std::io::Result<Events> {
 }
 
 /// Every event as a line of the JSON-lines schema, written to `out` as it happens.
-pub fn write_lines(out: Box<dyn std::io::Write + Send>, start: std::time::Instant) -> Events {
+pub(crate) fn write_lines(
+    out: Box<dyn std::io::Write + Send>,
+    start: std::time::Instant,
+) -> Events {
     use std::io::Write;
     let out = std::sync::Mutex::new(std::io::LineWriter::new(out));
     Events::new(move |e| {

@@ -4,33 +4,55 @@
 //! `script` (parse, meta) → `compile` (guest, bytecode) → `sandbox` (Wasmtime, capabilities)
 //! → `scheduler` (bounded pool) → `backend` (who answers agents) → `events` / `report`.
 
-pub mod agent;
-pub mod backend;
-pub mod cli;
-pub mod compile;
-pub mod config;
-pub mod control;
-pub mod dashboard;
-pub mod events;
-pub mod executor;
-pub mod journal;
-pub mod limits;
-pub mod live;
-pub mod mcp;
-pub mod paths;
-pub mod plan;
-pub mod printer;
-pub mod report;
-pub mod run;
-pub mod run_dir;
-pub mod sandbox;
-pub mod sanitize;
-pub mod scheduler;
-pub mod schema;
-pub mod script;
-pub mod tools;
-pub mod trace;
-pub mod workflows;
+// Every stage is private to the crate: the binary needs `main` and the `Bash` tool's
+// confinement; the tests and `bin/guest_init.rs` reach a few items through `testing`. So
+// `unreachable_pub` and rustc's dead-code analysis see the whole crate.
+mod agent;
+mod backend;
+mod cli;
+mod compile;
+mod config;
+mod control;
+mod dashboard;
+mod events;
+mod executor;
+mod journal;
+mod limits;
+mod live;
+mod mcp;
+mod paths;
+mod plan;
+mod printer;
+mod report;
+mod run;
+mod run_dir;
+mod sandbox;
+mod sanitize;
+mod scheduler;
+mod schema;
+mod script;
+mod tools;
+mod trace;
+mod workflows;
+
+pub use cli::main;
+
+/// The kernel's confinement of an agent's `Bash` call: `wfhost __confine …` is intercepted by
+/// `main.rs` before the async runtime starts (it must be single-threaded to unshare).
+pub mod confine {
+    pub use crate::tools::confine::{ARG, main};
+}
+
+/// What the integration tests and `bin/guest_init.rs` use from inside the crate. Not an API.
+#[doc(hidden)]
+pub mod testing {
+    pub use crate::backend::PROVENANCE;
+    pub use crate::backend::mock::fill;
+    pub use crate::config::ToolsConfig;
+    pub use crate::plan::FRAMING_TOKENS;
+    pub use crate::sandbox::wasi::deterministic;
+    pub use crate::tools::{ToolName, Toolbox};
+}
 
 /// Documented exit codes (also in `wfhost --help`).
 pub mod exit {

@@ -9,14 +9,14 @@ use std::time::Duration;
 /// Why 4 MiB: published workflow scripts are tens of KiB; QuickJS compiles inside the guest's
 /// 256 MiB, and a 100 MB script used to end in "wasm trap: unreachable". Large inputs belong in
 /// `args` or in files agents read.
-pub const MAX_SCRIPT_BYTES: usize = 4 << 20;
+pub(crate) const MAX_SCRIPT_BYTES: usize = 4 << 20;
 
 /// How deeply `--args` JSON (and a script's JSON to the host) may nest. Why 128: serde_json's
 /// own recursion limit; deeper JSON is refused by name rather than arriving as a string.
-pub const MAX_JSON_DEPTH: usize = 128;
+pub(crate) const MAX_JSON_DEPTH: usize = 128;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Limits {
+pub(crate) struct Limits {
     /// Linear memory of the guest, in bytes.
     /// Why 256 MiB: QuickJS plus the prelude needs ~2 MiB; a workflow holds prompts and agent
     /// results, rarely more than tens of MiB. 256 MiB leaves room for large fan-outs while a
@@ -128,14 +128,14 @@ fn default_timeout() -> Duration {
     Duration::from_secs(12 * 60 * 60)
 }
 
-pub fn default_concurrency() -> usize {
+pub(crate) fn default_concurrency() -> usize {
     let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
     16.min(2.max(cores.saturating_sub(2)))
 }
 
 /// A limit a run hit: which one, and the flag that raises it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LimitHit {
+pub(crate) enum LimitHit {
     Memory,
     Cpu,
     /// The output ledger's bytes.
@@ -160,7 +160,7 @@ pub enum LimitHit {
 }
 
 impl LimitHit {
-    pub fn describe(self, limits: &Limits) -> String {
+    pub(crate) fn describe(self, limits: &Limits) -> String {
         let (what, flag) = match self {
             LimitHit::Memory => (
                 format!(
@@ -242,7 +242,7 @@ mod humantime_serde_compat {
 
 /// What the command line asked for: each ceiling, or `None` where no flag was given.
 #[derive(Debug, Clone, Default)]
-pub struct Requested {
+pub(crate) struct Requested {
     pub budget_tokens: Option<u64>,
     pub max_cost: Option<f64>,
     pub max_memory: Option<u64>,
@@ -264,7 +264,7 @@ pub struct Requested {
 /// its journal's `run_started` record) so `resume` keeps them: a run interrupted under
 /// `--budget-tokens 20` must not resume without a budget.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Ceilings {
+pub(crate) struct Ceilings {
     pub budget_tokens: Option<u64>,
     pub max_cost: Option<f64>,
     pub limits: Limits,
@@ -304,7 +304,7 @@ fn pick_set<T: PartialOrd + Copy + std::fmt::Debug>(
 
 impl Ceilings {
     /// A new run's ceilings: the flags given, else `base` (defaults and configuration).
-    pub fn new(requested: &Requested, base: &Limits) -> Ceilings {
+    pub(crate) fn new(requested: &Requested, base: &Limits) -> Ceilings {
         Ceilings {
             budget_tokens: requested.budget_tokens,
             max_cost: requested.max_cost,
@@ -330,7 +330,7 @@ impl Ceilings {
     /// flag that asks for more is refused (`Err` names it): a resume cannot raise a ceiling the
     /// run was started under. Also returns the names of the ceilings a flag tightened.
     /// `--concurrency` is a pace, not a ceiling: it may go either way.
-    pub fn tighten(&self, r: &Requested) -> Result<(Ceilings, Vec<&'static str>), String> {
+    pub(crate) fn tighten(&self, r: &Requested) -> Result<(Ceilings, Vec<&'static str>), String> {
         let mut t = Vec::new();
         let l = &self.limits;
         let cpu_timeout = pick_set("cpu_timeout", l.cpu_timeout, r.cpu_timeout, &mut t)?;

@@ -14,7 +14,7 @@ const KEPT_LOGS: usize = 500;
 
 /// One agent as the views show it. `number` is what an operator types: `wfhost agent kill RUN 3`.
 #[derive(Debug, Clone, Serialize)]
-pub struct AgentRow {
+pub(crate) struct AgentRow {
     pub number: u32,
     #[serde(skip)]
     pub handle: u32,
@@ -44,7 +44,7 @@ const OUTPUT_TAIL: usize = 8 * 1024;
 
 /// Agents of one state, for a phase or the whole run.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Counts {
+pub(crate) struct Counts {
     pub queued: u32,
     pub running: u32,
     pub done: u32,
@@ -63,13 +63,13 @@ impl Counts {
         };
         *slot = u32::try_from((i64::from(*slot) + n).max(0)).unwrap_or(u32::MAX);
     }
-    pub fn total(&self) -> u32 {
+    pub(crate) fn total(&self) -> u32 {
         self.queued + self.running + self.done + self.failed + self.cached
     }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PhaseRow {
+pub(crate) struct PhaseRow {
     pub title: String,
     pub counts: Counts,
     pub tokens: u64,
@@ -82,7 +82,7 @@ pub struct PhaseRow {
 
 impl PhaseRow {
     /// A phase with nothing in it yet.
-    pub fn titled(title: &str) -> PhaseRow {
+    pub(crate) fn titled(title: &str) -> PhaseRow {
         PhaseRow {
             title: title.to_string(),
             counts: Counts::default(),
@@ -97,7 +97,7 @@ impl PhaseRow {
 
 /// A permission request waiting for an operator.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PermissionRow {
+pub(crate) struct PermissionRow {
     pub id: u32,
     pub agent: Option<u32>,
     pub tool: String,
@@ -108,7 +108,7 @@ pub struct PermissionRow {
 
 /// The state of a run, as its events have told it so far.
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct LiveRun {
+pub(crate) struct LiveRun {
     pub run_id: String,
     pub name: String,
     pub script: String,
@@ -138,7 +138,7 @@ pub struct LiveRun {
 impl LiveRun {
     /// The outcome as the views show it: a run that completed while agents failed never reads
     /// as a plain "completed".
-    pub fn outcome_shown(&self) -> Option<String> {
+    pub(crate) fn outcome_shown(&self) -> Option<String> {
         let outcome = self.outcome?;
         Some(match (outcome, self.counts.failed) {
             (_, 0) => outcome.to_string(),
@@ -152,7 +152,7 @@ impl LiveRun {
         clippy::too_many_lines,
         reason = "a fold over the event kinds: one short arm per kind"
     )]
-    pub fn apply(&mut self, t_ms: u64, e: &Event) {
+    pub(crate) fn apply(&mut self, t_ms: u64, e: &Event) {
         self.t_ms = self.t_ms.max(t_ms);
         match e {
             Event::RunStarted {
@@ -354,7 +354,7 @@ impl LiveRun {
 
     /// The agent an operator means: its number (`3`, `#3`), or a label that names exactly one
     /// agent.
-    pub fn find(&self, agent: &str) -> Result<&AgentRow, String> {
+    pub(crate) fn find(&self, agent: &str) -> Result<&AgentRow, String> {
         let a = agent.trim().trim_start_matches('#');
         if let Ok(n) = a.parse::<u32>() {
             return self.agents.iter().find(|r| r.number == n).ok_or_else(|| {
@@ -381,12 +381,12 @@ impl LiveRun {
     }
 
     /// The agent with this handle.
-    pub fn by_handle(&self, handle: u32) -> Option<&AgentRow> {
+    pub(crate) fn by_handle(&self, handle: u32) -> Option<&AgentRow> {
         self.agents.get(*self.by_handle.get(&handle)?)
     }
 
     /// `running`, `paused`, or the outcome.
-    pub fn status(&self) -> &str {
+    pub(crate) fn status(&self) -> &str {
         match (&self.outcome, self.paused) {
             (Some(o), _) => o.as_str(),
             (None, true) => "paused",
@@ -395,7 +395,7 @@ impl LiveRun {
     }
 
     /// The status as a view shows it at `now_ms`: a held pool says for how long.
-    pub fn status_at(&self, now_ms: u64) -> String {
+    pub(crate) fn status_at(&self, now_ms: u64) -> String {
         match self.held_until_ms {
             Some(until) if self.outcome.is_none() && !self.paused && until > now_ms => format!(
                 "rate limited, continuing in {} s",

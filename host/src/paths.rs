@@ -13,17 +13,17 @@
 use std::path::{Path, PathBuf};
 
 /// The nearest directory from `cwd` up that holds `.git`, if any.
-pub fn repository_root(cwd: &Path) -> Option<&Path> {
+pub(crate) fn repository_root(cwd: &Path) -> Option<&Path> {
     cwd.ancestors().find(|d| d.join(".git").exists())
 }
 
 /// The project `cwd` belongs to: its repository root, else `cwd` itself.
-pub fn project_root(cwd: &Path) -> &Path {
+pub(crate) fn project_root(cwd: &Path) -> &Path {
     repository_root(cwd).unwrap_or(cwd)
 }
 
 /// The directories from `cwd` up to the project root, closest first.
-pub fn project_dirs(cwd: &Path) -> Vec<&Path> {
+pub(crate) fn project_dirs(cwd: &Path) -> Vec<&Path> {
     match repository_root(cwd) {
         Some(root) => cwd
             .ancestors()
@@ -35,12 +35,12 @@ pub fn project_dirs(cwd: &Path) -> Vec<&Path> {
 }
 
 /// The user's home directory.
-pub fn home() -> Option<PathBuf> {
+pub(crate) fn home() -> Option<PathBuf> {
     dirs::home_dir()
 }
 
 /// `$XDG_CONFIG_HOME/wfhost`, else `~/.config/wfhost`.
-pub fn config_dir() -> Option<PathBuf> {
+pub(crate) fn config_dir() -> Option<PathBuf> {
     std::env::var_os("XDG_CONFIG_HOME")
         .map(PathBuf::from)
         .filter(|p| p.is_absolute())
@@ -49,12 +49,12 @@ pub fn config_dir() -> Option<PathBuf> {
 }
 
 /// Personal saved workflows: `<config dir>/workflows`.
-pub fn personal_workflows() -> Option<PathBuf> {
+pub(crate) fn personal_workflows() -> Option<PathBuf> {
     config_dir().map(|d| d.join("workflows"))
 }
 
 /// `$WFHOST_CACHE_DIR`, else `$XDG_CACHE_HOME/wfhost`, else `~/.cache/wfhost`.
-pub fn cache_dir() -> Option<PathBuf> {
+pub(crate) fn cache_dir() -> Option<PathBuf> {
     std::env::var_os("WFHOST_CACHE_DIR")
         .map(PathBuf::from)
         .or_else(|| dirs::cache_dir().map(|d| d.join("wfhost")))

@@ -25,18 +25,18 @@ const MAX_COUNTED: usize = 200;
 pub const FRAMING_TOKENS: u64 = 120;
 /// Output tokens of a text agent: (low, high). Why: a short answer to a focused question is a
 /// few hundred tokens; a report or a patch runs to a couple of thousand.
-pub const OUTPUT_TEXT: (u64, u64) = (150, 2000);
+pub(crate) const OUTPUT_TEXT: (u64, u64) = (150, 2000);
 /// Output tokens of a schema agent: (low, high). Structured answers are short.
-pub const OUTPUT_SCHEMA: (u64, u64) = (40, 600);
+pub(crate) const OUTPUT_SCHEMA: (u64, u64) = (40, 600);
 /// The reference's size guideline: small / medium / large runs of 5 / 10 / 50 agents. A plan
 /// above `large` warns before the run.
-pub const SIZE_LARGE: usize = 50;
+pub(crate) const SIZE_LARGE: usize = 50;
 
 /// What a plan keeps of each agent it was asked: sizes and hashes, never the prompt. A plan
 /// (and the approval preview, its twin) runs before anyone said yes: 60 prompts of 8 MiB must
 /// not take a gigabyte of the host's memory.
 #[derive(Debug, Clone)]
-pub struct Asked {
+pub(crate) struct Asked {
     pub phase: Option<String>,
     pub model: Option<String>,
     pub schema: bool,
@@ -127,7 +127,7 @@ struct Record {
 }
 
 /// The backend of a plan: the mock model, recording what it needs of every request.
-pub struct Planner {
+pub(crate) struct Planner {
     inner: Mock,
     model: Option<String>,
     /// Counts each distinct request's input with the Messages API (`wfhost plan` on `messages`).
@@ -136,7 +136,7 @@ pub struct Planner {
 }
 
 impl Planner {
-    pub fn new(
+    pub(crate) fn new(
         model: Option<String>,
         counter: Option<Arc<crate::backend::messages::Messages>>,
     ) -> Planner {
@@ -251,7 +251,7 @@ impl Backend for Planner {
 
 /// One phase of the plan (or the whole run).
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct Projection {
+pub(crate) struct Projection {
     pub agents: usize,
     pub input_tokens: u64,
     pub output_tokens_low: u64,
@@ -262,7 +262,7 @@ pub struct Projection {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Plan {
+pub(crate) struct Plan {
     pub name: String,
     pub total: Projection,
     pub phases: BTreeMap<String, Projection>,
@@ -280,7 +280,7 @@ pub struct Plan {
 }
 
 /// Projects the recorded requests.
-pub fn project(
+pub(crate) fn project(
     name: &str,
     asked: &[Asked],
     default_model: Option<&str>,
@@ -380,7 +380,7 @@ pub fn project(
 
 impl Plan {
     /// The plan as a person reads it.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let cost = |p: &Projection| match (p.cost_low, p.cost_high) {
             (Some(lo), Some(hi)) => format!("${lo:.2}–${hi:.2}"),
             _ => "—".into(),
@@ -450,7 +450,7 @@ impl Plan {
 }
 
 /// What a dry run needs: the script and everything a run of it would get.
-pub struct DryRun {
+pub(crate) struct DryRun {
     pub script: crate::script::Script,
     pub args: Option<serde_json::Value>,
     pub config: Arc<crate::config::Config>,
@@ -465,7 +465,7 @@ pub struct DryRun {
 
 /// Runs the script on synthesized answers and projects what it asked (the whole of `wfhost
 /// plan` but the printing; also what the approval prompt shows).
-pub async fn dry_run(d: DryRun) -> anyhow::Result<Plan> {
+pub(crate) async fn dry_run(d: DryRun) -> anyhow::Result<Plan> {
     let DryRun {
         script,
         args,
@@ -548,7 +548,7 @@ pub async fn dry_run(d: DryRun) -> anyhow::Result<Plan> {
 ///
 /// Linear in the agents: each later `parallel()` is checked only against the groups that fed
 /// its first agent, from what each agent recorded of the answers in its prompt.
-pub fn barriers(asked: &[Asked]) -> Vec<String> {
+pub(crate) fn barriers(asked: &[Asked]) -> Vec<String> {
     // parallel() id → the indices of its agents, in the order they were asked.
     let mut groups: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
     for (i, r) in asked.iter().enumerate() {
@@ -607,7 +607,7 @@ pub fn barriers(asked: &[Asked]) -> Vec<String> {
 
 impl Plan {
     /// One line for the approval prompt: agents, models, tokens, cost.
-    pub fn headline(&self) -> String {
+    pub(crate) fn headline(&self) -> String {
         let cost = match (self.total.cost_low, self.total.cost_high) {
             (Some(lo), Some(hi)) => format!(" · ${lo:.2}–${hi:.2}"),
             _ => String::new(),

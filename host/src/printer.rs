@@ -11,11 +11,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-/// Prints events as lines on stderr (no ANSI codes; safe for CI logs).
-pub fn plain() -> Events {
-    plain_when(Arc::new(AtomicBool::new(true)))
-}
-
 /// The plain view while `on` is set (`wfhost run` turns it on when the operator leaves the
 /// dashboard and the run goes on).
 ///
@@ -23,7 +18,7 @@ pub fn plain() -> Events {
 /// per finished agent while they finish slowly (at most one a second), and otherwise a tally
 /// every `HEARTBEAT` (done, running, failed, tokens, cost) — never silence between a phase
 /// header and the end, never a line per agent at a thousand agents a second.
-pub fn plain_when(on: Arc<AtomicBool>) -> Events {
+pub(crate) fn plain_when(on: Arc<AtomicBool>) -> Events {
     let progress = Arc::new(std::sync::Mutex::new(Progress::default()));
     heartbeat(Arc::downgrade(&progress), on.clone());
     Events::new(move |e| {
@@ -177,7 +172,7 @@ fn heartbeat(progress: std::sync::Weak<std::sync::Mutex<Progress>>, on: Arc<Atom
 
 /// The plain view's line for an event (`None`: the plain view does not show it). Every
 /// string the script controls is made safe for a terminal.
-pub fn plain_line(e: &Event) -> Option<String> {
+pub(crate) fn plain_line(e: &Event) -> Option<String> {
     let e = &e.for_terminal();
     Some(match e {
         Event::RunStarted {
@@ -228,7 +223,7 @@ fn human_tokens(n: u64) -> String {
 
 /// What a terminal keeps after the dashboard of `wfhost run` closes (its screen is gone): the
 /// log lines, then a table with a row per phase and the outcome.
-pub fn summary(run: &LiveRun) -> String {
+pub(crate) fn summary(run: &LiveRun) -> String {
     let mut out = String::new();
     for (level, text) in &run.logs {
         let mark = if *level == LogLevel::Info { "│" } else { "!" };

@@ -9,7 +9,7 @@ use serde_json::Value;
 /// `run_finished` event, the live view and the dashboard (as JSON: the lowercase name).
 #[derive(Debug, Clone, Copy, Serialize, serde::Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// The script returned.
     Completed,
     /// The script threw, or was stopped by a limit.
@@ -22,7 +22,7 @@ pub enum Outcome {
 
 impl Outcome {
     /// The word the JSON, the journal and the views use.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Outcome::Completed => "completed",
             Outcome::Failed => "failed",
@@ -39,7 +39,7 @@ impl std::fmt::Display for Outcome {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct RunReport {
+pub(crate) struct RunReport {
     pub run_id: String,
     pub outcome: Outcome,
     /// The script's return value (`null` when it returned nothing).
@@ -82,7 +82,7 @@ pub struct RunReport {
 
 /// Where the time of a run went, in milliseconds (fractional).
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct Timings {
+pub(crate) struct Timings {
     /// Loading the guest: deserialising the cached artifact, or compiling it with Cranelift.
     pub guest_load_ms: f64,
     /// `cache`, `compiled` or `compiled (no cache)`.
@@ -98,7 +98,7 @@ pub struct Timings {
 
 /// Agents that failed with the same error.
 #[derive(Debug, Clone, Serialize)]
-pub struct FailureGroup {
+pub(crate) struct FailureGroup {
     /// The error's first line (at most 200 characters).
     pub error: String,
     pub count: u32,
@@ -107,7 +107,7 @@ pub struct FailureGroup {
 }
 
 /// Groups (label, error) pairs by the error's first line, most frequent first.
-pub fn group_failures(failures: &[(String, String)]) -> Vec<FailureGroup> {
+pub(crate) fn group_failures(failures: &[(String, String)]) -> Vec<FailureGroup> {
     let mut groups: Vec<FailureGroup> = Vec::new();
     for (label, error) in failures {
         let first: String = error
@@ -138,27 +138,27 @@ pub fn group_failures(failures: &[(String, String)]) -> Vec<FailureGroup> {
 /// What the run cost in USD: agents that ran now (`total_usd`, and by phase), and the answers
 /// served from the journal (`cached_usd`, paid by an earlier attempt).
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct Cost {
+pub(crate) struct Cost {
     pub total_usd: f64,
     pub cached_usd: f64,
     pub by_phase: std::collections::BTreeMap<String, f64>,
 }
 
-pub fn round_usd(v: f64) -> f64 {
+pub(crate) fn round_usd(v: f64) -> f64 {
     (v * 1e6).round() / 1e6
 }
 
 /// Whole milliseconds (a duration of more than 584 million years reads as `u64::MAX`).
-pub fn millis(d: std::time::Duration) -> u64 {
+pub(crate) fn millis(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-pub fn ms(d: std::time::Duration) -> f64 {
+pub(crate) fn ms(d: std::time::Duration) -> f64 {
     (d.as_secs_f64() * 1e6).round() / 1e3
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct ReportUsage {
+pub(crate) struct ReportUsage {
     pub input_tokens: u64,
     pub output_tokens: u64,
     pub cache_creation_input_tokens: u64,
@@ -169,7 +169,7 @@ pub struct ReportUsage {
 }
 
 impl ReportUsage {
-    pub fn new(u: Usage, done: u32, failed: u32, cached: u32) -> Self {
+    pub(crate) fn new(u: Usage, done: u32, failed: u32, cached: u32) -> Self {
         ReportUsage {
             input_tokens: u.input_tokens,
             output_tokens: u.output_tokens,
@@ -184,7 +184,7 @@ impl ReportUsage {
 
 /// How a run's agents fared, for its exit code.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct AgentTally {
+pub(crate) struct AgentTally {
     pub done: u32,
     pub failed: u32,
     pub cached: u32,
@@ -193,7 +193,7 @@ pub struct AgentTally {
 }
 
 /// The exit code of a run that got as far as a report.
-pub fn exit_code(outcome: Outcome, agents: AgentTally, internal: bool) -> u8 {
+pub(crate) fn exit_code(outcome: Outcome, agents: AgentTally, internal: bool) -> u8 {
     let transient_failures = agents.transient;
     match outcome {
         // A script that returned although every agent it started failed (a 429 storm, a wrong

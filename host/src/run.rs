@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// What to run.
-pub enum Target {
+pub(crate) enum Target {
     Script(Script),
     /// A standalone module from `wfhost compile` (already import-checked).
     Module {
@@ -31,7 +31,7 @@ pub enum Target {
     },
 }
 
-pub struct RunOptions {
+pub(crate) struct RunOptions {
     pub args: Option<Value>,
     pub budget_tokens: Option<u64>,
     pub limits: Limits,
@@ -65,7 +65,7 @@ impl RunOptions {
 }
 
 /// An open run directory, and what a resume may serve from it.
-pub struct RunJournal {
+pub(crate) struct RunJournal {
     pub journal: Arc<Journal>,
     pub cache: HashMap<(String, u32), Cached>,
     /// The journaled turns of tool-using agents that did not finish (tools::transcript).
@@ -75,7 +75,7 @@ pub struct RunJournal {
 
 /// Opens the directory of `run_id`: a new run, or a resume (`served`: the stored results it
 /// serves again, read once by `journal::resume_point`).
-pub fn open_journal(
+pub(crate) fn open_journal(
     cwd: &Path,
     run_id: &str,
     served: Option<HashMap<(String, u32), Cached>>,
@@ -102,7 +102,7 @@ pub fn open_journal(
 }
 
 /// A new run id: sortable by start time, unique enough for one project.
-pub fn new_run_id() -> String {
+pub(crate) fn new_run_id() -> String {
     let now = std::time::SystemTime::now();
     let stamp = humantime::format_rfc3339_seconds(now)
         .to_string()
@@ -119,7 +119,7 @@ pub fn new_run_id() -> String {
 /// string; a JSON string that itself holds JSON arrives parsed (as on the reference runtime).
 /// JSON nested deeper than `limits::MAX_JSON_DEPTH` is refused by name rather than arriving
 /// as a string.
-pub fn parse_args(text: &str) -> Result<Value> {
+pub(crate) fn parse_args(text: &str) -> Result<Value> {
     let too_deep = |e: &serde_json::Error| e.to_string().contains("recursion limit exceeded");
     let v = match serde_json::from_str(text.trim()) {
         Ok(v) => v,
@@ -198,7 +198,7 @@ fn script_frames(stack: &str) -> String {
 }
 
 /// A report for a script refused before it ran.
-pub fn rejected(
+pub(crate) fn rejected(
     run_id: String,
     rejection: &Rejection,
     backend: &str,
@@ -230,7 +230,7 @@ pub fn rejected(
 /// Runs a workflow to its end, in steps: compile (a script QuickJS cannot compile is rejected
 /// before anything runs) → prepare (the run directory, `RunStarted`) → start (scheduler and
 /// capabilities, then the guest) → the outcome → the journal's last record and the report.
-pub async fn execute(
+pub(crate) async fn execute(
     sandbox: &Sandbox,
     cache: &Cache,
     target: Target,

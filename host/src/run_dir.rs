@@ -26,13 +26,13 @@ use std::path::{Path, PathBuf};
 
 /// One run's directory (it may not exist yet: a new run creates it when its journal opens).
 #[derive(Debug, Clone)]
-pub struct RunDir {
+pub(crate) struct RunDir {
     id: String,
     path: PathBuf,
 }
 
 /// Where the runs of the project containing `cwd` live.
-pub fn runs_root(cwd: &Path) -> PathBuf {
+pub(crate) fn runs_root(cwd: &Path) -> PathBuf {
     if let Some(d) = std::env::var_os("WFHOST_RUNS_DIR") {
         return PathBuf::from(d);
     }
@@ -41,7 +41,7 @@ pub fn runs_root(cwd: &Path) -> PathBuf {
 
 impl RunDir {
     /// The directory run `id` has (or will have). Refuses ids that could name another path.
-    pub fn new(cwd: &Path, id: &str) -> Result<RunDir> {
+    pub(crate) fn new(cwd: &Path, id: &str) -> Result<RunDir> {
         if id.is_empty() || id.contains(['/', '\\']) || id.starts_with('.') {
             return Err(ExitError::usage(format!("`{id}` is not a run id"))
                 .hint("`wfhost runs` lists the runs of this project")
@@ -54,7 +54,8 @@ impl RunDir {
     }
 
     /// The run directory at `path` (its name is the run id).
-    pub fn at(path: PathBuf) -> RunDir {
+    #[cfg(test)]
+    pub(crate) fn at(path: PathBuf) -> RunDir {
         RunDir {
             id: path
                 .file_name()
@@ -67,7 +68,7 @@ impl RunDir {
     /// An existing run: the one "no run" error every command gives (exit 2).
     /// The run a user named: its id, a prefix of one id (`20261204T1530`), or `@last` (the
     /// newest run).
-    pub fn existing(cwd: &Path, id: &str) -> Result<RunDir> {
+    pub(crate) fn existing(cwd: &Path, id: &str) -> Result<RunDir> {
         if id == "@last" {
             return RunDir::list(cwd).into_iter().next().ok_or_else(|| {
                 ExitError::usage(format!("no runs in `{}`", runs_root(cwd).display()))
@@ -113,7 +114,7 @@ impl RunDir {
     }
 
     /// Opens (creating, appending) a file of a run directory, readable by its owner only.
-    pub fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
+    pub(crate) fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
         use std::os::unix::fs::OpenOptionsExt as _;
         let f = std::fs::OpenOptions::new()
             .create(true)
@@ -127,7 +128,7 @@ impl RunDir {
     }
 
     /// Writes a whole file of a run directory, readable by its owner only.
-    pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         use std::io::Write as _;
         use std::os::unix::fs::OpenOptionsExt as _;
         let mut f = std::fs::OpenOptions::new()
@@ -142,7 +143,7 @@ impl RunDir {
     }
 
     /// Every run of the project, newest first (run ids start with their start time).
-    pub fn list(cwd: &Path) -> Vec<RunDir> {
+    pub(crate) fn list(cwd: &Path) -> Vec<RunDir> {
         let mut runs: Vec<RunDir> = std::fs::read_dir(runs_root(cwd))
             .map(|rd| {
                 rd.filter_map(std::result::Result::ok)
@@ -158,7 +159,7 @@ impl RunDir {
         runs
     }
 
-    pub fn id(&self) -> &str {
+    pub(crate) fn id(&self) -> &str {
         &self.id
     }
 
@@ -216,49 +217,49 @@ impl RunDir {
         }
         Ok(())
     }
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
-    pub fn journal(&self) -> PathBuf {
+    pub(crate) fn journal(&self) -> PathBuf {
         self.path.join("journal.jsonl")
     }
-    pub fn script(&self) -> PathBuf {
+    pub(crate) fn script(&self) -> PathBuf {
         self.path.join("script.js")
     }
-    pub fn args(&self) -> PathBuf {
+    pub(crate) fn args(&self) -> PathBuf {
         self.path.join("args.json")
     }
-    pub fn transcripts(&self) -> PathBuf {
+    pub(crate) fn transcripts(&self) -> PathBuf {
         self.path.join("transcripts")
     }
-    pub fn transcripts_log(&self) -> PathBuf {
+    pub(crate) fn transcripts_log(&self) -> PathBuf {
         self.path.join("transcripts.jsonl")
     }
-    pub fn prompts(&self) -> PathBuf {
+    pub(crate) fn prompts(&self) -> PathBuf {
         self.path.join("prompts")
     }
-    pub fn prompt(&self, blake3_hex: &str) -> PathBuf {
+    pub(crate) fn prompt(&self, blake3_hex: &str) -> PathBuf {
         self.prompts().join(blake3_hex)
     }
-    pub fn lock(&self) -> PathBuf {
+    pub(crate) fn lock(&self) -> PathBuf {
         self.path.join("lock")
     }
-    pub fn control_socket(&self) -> PathBuf {
+    pub(crate) fn control_socket(&self) -> PathBuf {
         self.path.join("control.sock")
     }
-    pub fn events(&self) -> PathBuf {
+    pub(crate) fn events(&self) -> PathBuf {
         self.path.join("events.jsonl")
     }
-    pub fn output(&self) -> PathBuf {
+    pub(crate) fn output(&self) -> PathBuf {
         self.path.join("output.log")
     }
     /// The run's journal key: every record carries a MAC under it (journal/seal.rs).
-    pub fn journal_key(&self) -> PathBuf {
+    pub(crate) fn journal_key(&self) -> PathBuf {
         self.path.join("journal.key")
     }
 
     /// Creates the directory (and the runs root's `.gitignore`).
-    pub fn create(&self) -> Result<()> {
+    pub(crate) fn create(&self) -> Result<()> {
         use anyhow::Context as _;
         std::fs::create_dir_all(&self.path).with_context(|| {
             format!("cannot create the run directory `{}`", self.path.display())
@@ -284,7 +285,7 @@ impl RunDir {
     }
 
     /// True when a live process holds the run's lock.
-    pub fn is_running(&self) -> bool {
+    pub(crate) fn is_running(&self) -> bool {
         match File::open(self.lock()) {
             Ok(f) => f.try_lock_shared().is_err(),
             Err(_) => false,

@@ -52,18 +52,18 @@ fn escape(s: &str, keep_newlines: bool) -> Cow<'_, str> {
 
 /// For a single line (a label, a phase title, a log line): every control made visible, a
 /// newline too.
-pub fn line(s: &str) -> Cow<'_, str> {
+pub(crate) fn line(s: &str) -> Cow<'_, str> {
     escape(s, false)
 }
 
 /// For text that may span lines (an error with its stack, a result): newlines kept, every
 /// other control made visible.
-pub fn text(s: &str) -> Cow<'_, str> {
+pub(crate) fn text(s: &str) -> Cow<'_, str> {
     escape(s, true)
 }
 
 /// True when `s` holds anything [`line`] would change besides newlines.
-pub fn has_controls(s: &str) -> bool {
+pub(crate) fn has_controls(s: &str) -> bool {
     s.chars().any(|c| needs_escape(c, true))
 }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 /// A schema that passed the shape rule, compiled once per agent.
 #[derive(Clone)]
-pub struct Schema {
+pub(crate) struct Schema {
     pub value: Value,
     validator: Arc<jsonschema::Validator>,
 }
@@ -21,7 +21,7 @@ impl Schema {
     /// The root must be an object schema (`{type: "object", …}`): an agent answers with one
     /// object. As on the reference, nothing else is required of it: `properties` may be
     /// missing, and `required` may name a key `properties` does not have.
-    pub fn new(value: Value) -> Result<Schema, String> {
+    pub(crate) fn new(value: Value) -> Result<Schema, String> {
         let unusable = |why: &str| {
             Err(format!(
                 "agent({{schema}}) received an unusable JSON Schema — {why}"
@@ -46,7 +46,7 @@ impl Schema {
     }
 
     /// `Ok` when `instance` matches; otherwise every problem, one per line.
-    pub fn validate(&self, instance: &Value) -> Result<(), String> {
+    pub(crate) fn validate(&self, instance: &Value) -> Result<(), String> {
         let errors: Vec<String> = self
             .validator
             .iter_errors(instance)
@@ -70,7 +70,7 @@ impl Schema {
 
 /// The object an agent answered with: its structured output, or JSON found in its text
 /// (a bare object, or the last fenced ```json block).
-pub fn reply_object(structured: Option<&Value>, text: &str) -> Option<Value> {
+pub(crate) fn reply_object(structured: Option<&Value>, text: &str) -> Option<Value> {
     if let Some(v) = structured {
         return Some(v.clone());
     }

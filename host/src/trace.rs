@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Node {
+pub(crate) struct Node {
     pub id: usize,
     pub label: String,
     pub phase: Option<String>,
@@ -29,7 +29,7 @@ pub struct Node {
 
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
-pub enum EdgeKind {
+pub(crate) enum EdgeKind {
     Seq,
     Fork,
     Join,
@@ -38,14 +38,14 @@ pub enum EdgeKind {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Edge {
+pub(crate) struct Edge {
     pub from: usize,
     pub to: usize,
     pub kind: EdgeKind,
 }
 
 #[derive(Debug, Default, Serialize)]
-pub struct Trace {
+pub(crate) struct Trace {
     pub run_id: String,
     pub name: String,
     pub nodes: Vec<Node>,
@@ -79,7 +79,7 @@ impl Group {
 /// Builds the trace of the last attempt of a run (a resume's trace includes what it served
 /// from the journal, marked `cached`): a node per agent, the structure edges as they start,
 /// then the data edges.
-pub fn build(run: &RunDir, history: &History) -> Trace {
+pub(crate) fn build(run: &RunDir, history: &History) -> Trace {
     let mut trace = Trace {
         run_id: run.id().to_string(),
         name: history.name.clone(),
@@ -258,7 +258,7 @@ fn phases(t: &Trace) -> Vec<(Option<String>, Vec<&Node>)> {
     out
 }
 
-pub fn mermaid(t: &Trace) -> String {
+pub(crate) fn mermaid(t: &Trace) -> String {
     let mut s = String::from("flowchart TD\n");
     for (i, (phase, nodes)) in phases(t).iter().enumerate() {
         let indent = if phase.is_some() { "    " } else { "  " };
@@ -293,7 +293,7 @@ pub fn mermaid(t: &Trace) -> String {
     s
 }
 
-pub fn dot(t: &Trace) -> String {
+pub(crate) fn dot(t: &Trace) -> String {
     let mut s = format!(
         "digraph \"{}\" {{\n  rankdir=TB;\n  node [shape=box, style=\"rounded,filled\", fontname=\"Helvetica\"];\n",
         short(&t.name, 60)
@@ -347,7 +347,7 @@ fn esc(s: &str) -> String {
 
 /// One self-contained page: an SVG laid out in ranks (longest path from the first agent), the
 /// phases as labelled bands, and a table of every agent. No scripts, no external resources.
-pub fn html(t: &Trace) -> String {
+pub(crate) fn html(t: &Trace) -> String {
     const W: f64 = 210.0;
     const H: f64 = 54.0;
     const GX: f64 = 30.0;

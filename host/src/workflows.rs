@@ -13,7 +13,7 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 
 /// The agent types every run has (the reference's built-ins), with what each is for.
-pub const BUILTIN_AGENTS: [(&str, &str); 3] = [
+pub(crate) const BUILTIN_AGENTS: [(&str, &str); 3] = [
     (
         "general-purpose",
         "any task: research, code, multi-step work",
@@ -88,7 +88,7 @@ impl AgentDef {
 
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
-pub enum Scope {
+pub(crate) enum Scope {
     Project,
     Personal,
     /// Ships with wfhost (`host/workflows/`).
@@ -98,7 +98,7 @@ pub enum Scope {
 
 /// Workflows that ship with wfhost, listed as built-in and run by name like saved ones; a
 /// project or personal workflow of the same name wins.
-pub const BUILTIN_WORKFLOWS: [(&str, &str); 2] = [
+pub(crate) const BUILTIN_WORKFLOWS: [(&str, &str); 2] = [
     ("code-review", include_str!("../workflows/code-review.js")),
     (
         "deep-research",
@@ -128,7 +128,7 @@ fn materialize_builtins(dir: &Path) {
 }
 
 #[derive(Debug, Clone)]
-pub struct Resolver {
+pub(crate) struct Resolver {
     cwd: PathBuf,
     /// Search order: closest project directory first, personal last.
     dirs: Vec<(PathBuf, Scope)>,
@@ -138,7 +138,7 @@ pub struct Resolver {
 
 /// One saved workflow file.
 #[derive(Debug, Clone, Serialize)]
-pub struct Entry {
+pub(crate) struct Entry {
     pub name: String,
     pub path: PathBuf,
     pub scope: Scope,
@@ -148,7 +148,7 @@ pub struct Entry {
 }
 
 impl Resolver {
-    pub fn discover(cwd: &Path) -> Resolver {
+    pub(crate) fn discover(cwd: &Path) -> Resolver {
         let mut dirs = Vec::new();
         for dir in crate::paths::project_dirs(cwd) {
             for sub in [".wfhost/workflows", ".claude/workflows"] {
@@ -173,7 +173,7 @@ impl Resolver {
 
     /// Every saved workflow, in search order; later entries with a name already seen are
     /// marked as shadowed (they are listed, but never run by name).
-    pub fn list(&self) -> Vec<Entry> {
+    pub(crate) fn list(&self) -> Vec<Entry> {
         let mut out: Vec<Entry> = Vec::new();
         for (dir, scope) in &self.dirs {
             if *scope == Scope::Builtin {
@@ -207,7 +207,7 @@ impl Resolver {
     /// root) and of the user (`~/.claude/agents/`), as Claude Code reads them: YAML front matter
     /// (`name`, `description`, `tools`, `model`) and the body as the agent's system prompt. A
     /// name seen before hides a later one.
-    pub fn agent_defs(&self) -> &[AgentDef] {
+    pub(crate) fn agent_defs(&self) -> &[AgentDef] {
         self.agents.get_or_init(|| {
             let mut defs: Vec<AgentDef> = BUILTIN_AGENTS
                 .iter()
@@ -242,7 +242,7 @@ impl Resolver {
 
     /// The definition `agent({agentType})` names, or the reference's message listing the
     /// types there are.
-    pub fn agent_def(&self, agent_type: &str) -> Result<&AgentDef, String> {
+    pub(crate) fn agent_def(&self, agent_type: &str) -> Result<&AgentDef, String> {
         let defs = self.agent_defs();
         defs.iter().find(|d| d.name == agent_type).ok_or_else(|| {
             format!(
@@ -256,7 +256,7 @@ impl Resolver {
     }
 
     /// The file of the workflow called `name`.
-    pub fn find(&self, name: &str) -> Result<PathBuf, String> {
+    pub(crate) fn find(&self, name: &str) -> Result<PathBuf, String> {
         let entry = self.list().into_iter().find(|e| e.name == name);
         match entry {
             Some(e) if symlinked(&e.path, 3) => Err(format!(
@@ -283,7 +283,7 @@ impl Resolver {
     /// `workflow(name | {scriptPath})` from inside a script: resolve, read and check the child.
     /// The script is untrusted: nothing here may hang (a FIFO), and no message may tell it
     /// about the host's filesystem (absolute paths, whether a path outside the project exists).
-    pub fn load_child(&self, request: &Value) -> Result<Script, String> {
+    pub(crate) fn load_child(&self, request: &Value) -> Result<Script, String> {
         let (label, origin, source) = if let Some(name) = request["name"].as_str() {
             let label = format!("workflow('{name}')");
             let path = self.find(name)?;
@@ -333,7 +333,7 @@ impl Resolver {
 /// Reads a workflow script without ever blocking: opened non-blocking and without following a
 /// final symlink, refused unless it is a regular file (a FIFO would block forever, a device
 /// would never end), and no larger than `MAX_SCRIPT_BYTES`.
-pub fn read_script(path: &Path) -> Result<String, String> {
+pub(crate) fn read_script(path: &Path) -> Result<String, String> {
     use std::io::Read as _;
     use std::os::unix::fs::OpenOptionsExt as _;
     let file = std::fs::OpenOptions::new()
@@ -373,7 +373,7 @@ fn files_in(dir: &Path, ext: &str) -> Vec<PathBuf> {
 }
 
 /// True when `path` or one of its `levels - 1` parent directories is a symlink.
-pub fn symlinked(path: &Path, levels: usize) -> bool {
+pub(crate) fn symlinked(path: &Path, levels: usize) -> bool {
     path.ancestors()
         .take(levels)
         .any(|p| std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink()))
@@ -382,7 +382,7 @@ pub fn symlinked(path: &Path, levels: usize) -> bool {
 /// Saves a script as a workflow (`wfhost save`, and `save` on a run's control socket): checks
 /// it, then writes `.wfhost/workflows/NAME.js` of the project containing `cwd`, or the personal
 /// directory. `Ok(Err(_))`: the script itself was rejected. Returns its name and where it went.
-pub fn save(
+pub(crate) fn save(
     origin: &str,
     source: &str,
     cwd: &Path,

@@ -442,8 +442,7 @@ async fn handle(
             )
         }
         schema => {
-            let v =
-                wfhost::backend::mock::fill(&schema, &prompt.chars().take(20).collect::<String>());
+            let v = wfhost::testing::fill(&schema, &prompt.chars().take(20).collect::<String>());
             let s = v.to_string();
             (
                 json!({"type": "tool_use", "id": "toolu_1", "name": "StructuredOutput", "input": {}})
@@ -969,7 +968,7 @@ fn prober(body: &Value) -> Option<Turn> {
 /// task (a schema re-ask's feedback) is kept as it is.
 fn unframe(prompt: &str) -> String {
     let Some(task) = prompt
-        .strip_prefix(wfhost::backend::PROVENANCE)
+        .strip_prefix(wfhost::testing::PROVENANCE)
         .and_then(|r| r.strip_prefix("\n\n"))
     else {
         return prompt.to_string();

@@ -389,7 +389,7 @@ fn plan_projects_the_agents_and_tokens_a_mock_run_spends() {
     let spent = run["usage"]["input_tokens"].as_u64().unwrap();
     assert_eq!(
         projected,
-        spent + 11 * wfhost::plan::FRAMING_TOKENS,
+        spent + 11 * wfhost::testing::FRAMING_TOKENS,
         "projected {projected} input tokens, the mock run spent {spent}"
     );
     assert!(

@@ -567,15 +567,20 @@ fn bench_tools() {
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let repo = std::fs::canonicalize(repo).unwrap();
     let toolbox = |root: &std::path::Path| {
-        let cfg = wfhost::config::ToolsConfig {
+        let cfg = wfhost::testing::ToolsConfig {
             allow: Some(vec!["Read".into(), "Grep".into()]),
             workspace: Some(root.to_path_buf()),
             max_result: Some("16MiB".into()),
             ..Default::default()
         };
-        wfhost::tools::Toolbox::from_config(&cfg).unwrap().unwrap()
+        wfhost::testing::Toolbox::from_config(&cfg)
+            .unwrap()
+            .unwrap()
     };
-    let offered = [wfhost::tools::ToolName::Read, wfhost::tools::ToolName::Grep];
+    let offered = [
+        wfhost::testing::ToolName::Read,
+        wfhost::testing::ToolName::Grep,
+    ];
     let per_call = |n: u32, f: &dyn Fn()| {
         f();
         let t = Instant::now();

@@ -14,7 +14,7 @@ use std::process::Stdio;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 
-pub struct Claude {
+pub(crate) struct Claude {
     binary: PathBuf,
     model: Option<String>,
     permission_mode: Option<String>,
@@ -24,7 +24,7 @@ pub struct Claude {
 }
 
 /// `claude` on PATH (or the configured binary), if it exists.
-pub fn find(cfg: &Config) -> Option<PathBuf> {
+pub(crate) fn find(cfg: &Config) -> Option<PathBuf> {
     let name = cfg.claude.binary.clone().unwrap_or_else(|| "claude".into());
     if name.contains('/') {
         // Absolute now: agents may run in another directory (a worktree).
@@ -36,7 +36,7 @@ pub fn find(cfg: &Config) -> Option<PathBuf> {
 }
 
 impl Claude {
-    pub fn new(cfg: &Config) -> Result<Claude> {
+    pub(crate) fn new(cfg: &Config) -> Result<Claude> {
         let Some(binary) = find(cfg) else {
             bail!(
                 crate::ExitError::usage(
@@ -161,7 +161,7 @@ const CLAUDE_TOOLS: &[&str] = &[
 
 /// Whether `tool` is a tool name `--allowedTools` may carry: a known tool (with an optional
 /// `(rule)` of printable characters), or `mcp__server__tool`.
-pub fn is_tool_name(tool: &str) -> bool {
+pub(crate) fn is_tool_name(tool: &str) -> bool {
     let (name, rule) = match tool.split_once('(') {
         Some((name, rest)) => (name, rest.strip_suffix(')')),
         None => (tool, Some("")),
@@ -181,7 +181,7 @@ pub fn is_tool_name(tool: &str) -> bool {
 
 /// Whether `model` can be a model name (`claude-sonnet-4-5`, `opus`, `us.anthropic.…:0`,
 /// `claude-opus-4-1[1m]`): never an option.
-pub fn is_model_name(model: &str) -> bool {
+pub(crate) fn is_model_name(model: &str) -> bool {
     !model.is_empty()
         && model.len() <= 200
         && !model.starts_with('-')
@@ -261,7 +261,7 @@ fn stream_line_shown(line: &str) -> Option<String> {
 
 /// Parses the result envelope: the `result` line of `--output-format stream-json` (or the
 /// whole output, as `--output-format json` prints it).
-pub fn parse_envelope(stdout: &[u8], schema: bool) -> Result<AgentReply, AgentError> {
+pub(crate) fn parse_envelope(stdout: &[u8], schema: bool) -> Result<AgentReply, AgentError> {
     let result_line = stdout
         .split(|b| *b == b'\n')
         .rev()

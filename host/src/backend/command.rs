@@ -17,14 +17,14 @@ use std::process::Stdio;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 
-pub struct Command {
+pub(crate) struct Command {
     program: String,
     args: Vec<String>,
     timeout: Duration,
 }
 
 impl Command {
-    pub fn new(cfg: &Config) -> Result<Command> {
+    pub(crate) fn new(cfg: &Config) -> Result<Command> {
         let Some(program) = cfg.command.program.clone() else {
             bail!(
                 crate::ExitError::usage("the `command` backend needs a program")

@@ -33,9 +33,9 @@ type Connection =
 
 /// The server answered ALPN with something other than `h2`: use an HTTP/1.1 client instead.
 #[derive(Debug)]
-pub struct NotHttp2;
+pub(crate) struct NotHttp2;
 
-pub struct Http2 {
+pub(crate) struct Http2 {
     tls: tokio_rustls::TlsConnector,
     server_name: rustls::pki_types::ServerName<'static>,
     host: String,
@@ -49,7 +49,7 @@ pub struct Http2 {
 
 impl Http2 {
     /// For `https://` URLs (`None` otherwise). `tls` must offer `h2` in its ALPN protocols.
-    pub fn new(uri: &Uri, tls: Arc<rustls::ClientConfig>) -> Option<Http2> {
+    pub(crate) fn new(uri: &Uri, tls: Arc<rustls::ClientConfig>) -> Option<Http2> {
         if uri.scheme_str() != Some("https") {
             return None;
         }
@@ -68,7 +68,7 @@ impl Http2 {
 
     /// Sends a request with `body` and waits for the response's head. `Err(Ok(NotHttp2))`: the
     /// server does not speak h2 (nothing was sent; every later call gets it at once).
-    pub async fn send(
+    pub(crate) async fn send(
         &self,
         uri: &Uri,
         headers: &HeaderMap,
@@ -227,7 +227,7 @@ fn forget(current: &Slot, number: u64) {
 
 /// The next chunk of a response body, its flow-control credit given back at once (the body is
 /// read as it comes, so the window only guards against a peer that sends faster than that).
-pub async fn next_chunk(body: &mut h2::RecvStream) -> Option<Result<Bytes, h2::Error>> {
+pub(crate) async fn next_chunk(body: &mut h2::RecvStream) -> Option<Result<Bytes, h2::Error>> {
     let chunk = body.data().await?;
     if let Ok(bytes) = &chunk {
         let _ = body.flow_control().release_capacity(bytes.len());

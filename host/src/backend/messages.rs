@@ -28,7 +28,7 @@ const API_VERSION: &str = "2023-06-01";
 const SETTINGS: &str = "`messages.base_url` (wfhost.toml) or `ANTHROPIC_BASE_URL`";
 const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
 
-pub struct Messages {
+pub(crate) struct Messages {
     /// `https://`: the shared HTTP/2 connection (unless the server does not speak h2).
     http2: Option<super::http2::Http2>,
     /// `http://`, or a server without h2: hyper's pooled HTTP/1.1 client.
@@ -77,7 +77,7 @@ fn api_error(status: impl std::fmt::Display, message: &str, transient: bool) -> 
 }
 
 impl Messages {
-    pub fn new(cfg: &Config) -> Result<Messages> {
+    pub(crate) fn new(cfg: &Config) -> Result<Messages> {
         let api_key = std::env::var("ANTHROPIC_API_KEY")
             .ok()
             .filter(|k| !k.is_empty())
@@ -263,7 +263,7 @@ impl Messages {
     /// The input tokens of an agent's first request, as the API counts them (its free
     /// count-tokens endpoint; `wfhost plan`). The same body the agent would send, minus what the
     /// endpoint does not take.
-    pub async fn count_tokens(&self, req: &AgentRequest) -> Result<u64, AgentError> {
+    pub(crate) async fn count_tokens(&self, req: &AgentRequest) -> Result<u64, AgentError> {
         let (body, _) = self.body(req, None, true);
         // The Messages headers, but the answer is JSON, not a stream.
         let mut headers = self.headers.clone();
@@ -1049,7 +1049,7 @@ struct StreamError<'a> {
 
 /// Exponential backoff with jitter: 0.5 s, 1 s, 2 s, 4 s, 8 s, 8 s … each scaled by a random
 /// factor in [0.5, 1] so that a fan-out hit by one 529 does not retry in lockstep.
-pub fn backoff(attempt: u32) -> Duration {
+pub(crate) fn backoff(attempt: u32) -> Duration {
     let base = 0.5 * 2f64.powi(attempt.saturating_sub(1).min(4).cast_signed());
     Duration::from_secs_f64(base.min(8.0) * (0.5 + fastrand::f64() / 2.0))
 }

@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 #[derive(Default)]
-pub struct Mock {
+pub(crate) struct Mock {
     in_flight: AtomicU64,
     max_in_flight: AtomicU64,
     calls: AtomicU64,
@@ -38,7 +38,7 @@ fn tokens(s: &str) -> u64 {
 }
 
 /// The first `[delay=MS]` tag of a prompt.
-pub fn delay(prompt: &str) -> Option<Duration> {
+pub(crate) fn delay(prompt: &str) -> Option<Duration> {
     let rest = &prompt[prompt.find("[delay=")? + "[delay=".len()..];
     let digits = &rest[..rest.find(']')?];
     digits.trim().parse().ok().map(Duration::from_millis)

@@ -7,7 +7,7 @@ use std::error::Error;
 
 /// What kept a request from the server.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Reach {
+pub(crate) enum Reach {
     /// Nothing listens there (yet): worth retrying, then the run stops (75).
     Refused,
     /// The host name has no address: retried (DNS can be passing trouble), then the run stops.
@@ -21,13 +21,13 @@ pub enum Reach {
 
 /// A request that did not get an answer: what happened, and its class.
 #[derive(Debug, Clone)]
-pub struct SendError {
+pub(crate) struct SendError {
     pub detail: String,
     pub reach: Reach,
 }
 
 impl SendError {
-    pub fn other(detail: impl std::fmt::Display) -> SendError {
+    pub(crate) fn other(detail: impl std::fmt::Display) -> SendError {
         SendError {
             detail: detail.to_string(),
             reach: Reach::Other,
@@ -35,7 +35,7 @@ impl SendError {
     }
 
     /// From an error and its causes (hyper's, rustls', std's).
-    pub fn from_error(e: &(dyn Error + 'static)) -> SendError {
+    pub(crate) fn from_error(e: &(dyn Error + 'static)) -> SendError {
         SendError {
             detail: chain(e),
             reach: classify(e),
@@ -44,7 +44,7 @@ impl SendError {
 
     /// The message an agent fails with: the URL, the cause, and for a failure the user must
     /// fix, what to change.
-    pub fn message(&self, url: &str, settings: &str) -> String {
+    pub(crate) fn message(&self, url: &str, settings: &str) -> String {
         match &self.reach {
             Reach::Refused => format!(
                 "cannot connect to `{url}`: connection refused (nothing listens there)\nhint: start the server, or point {settings} at the right host and port"

@@ -12,12 +12,12 @@ use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-pub struct Recorder {
+pub(crate) struct Recorder {
     dir: PathBuf,
 }
 
 impl Recorder {
-    pub fn new(dir: &Path, backend: &dyn Backend) -> Result<Recorder> {
+    pub(crate) fn new(dir: &Path, backend: &dyn Backend) -> Result<Recorder> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create `{}`", dir.display()))?;
         let manifest = json!({ "backend": backend.name(), "identity": backend.identity() });
@@ -30,7 +30,7 @@ impl Recorder {
         })
     }
 
-    pub fn store(
+    pub(crate) fn store(
         &self,
         key: &str,
         occurrence: u32,
@@ -47,7 +47,7 @@ impl Recorder {
     }
 }
 
-pub struct Replay {
+pub(crate) struct Replay {
     dir: PathBuf,
     /// The directory as the user named it, for messages.
     shown: PathBuf,
@@ -56,7 +56,7 @@ pub struct Replay {
 }
 
 impl Replay {
-    pub fn new(dir: &Path) -> Result<Replay> {
+    pub(crate) fn new(dir: &Path) -> Result<Replay> {
         let manifest = dir.join("manifest.json");
         let text = std::fs::read_to_string(&manifest).map_err(|_| {
             crate::ExitError::usage(format!(

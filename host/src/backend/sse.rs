@@ -8,14 +8,14 @@
 
 /// One dispatched event.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct Event {
+pub(crate) struct Event {
     /// The `event:` field (`message` when the event names none).
     pub event: String,
     pub data: String,
 }
 
 #[derive(Default)]
-pub struct Parser {
+pub(crate) struct Parser {
     /// Bytes received, line ends normalised to `\n`; those before `start` are dispatched.
     buf: Vec<u8>,
     /// Where the first event not yet dispatched begins (the buffer is emptied, or its tail
@@ -29,7 +29,7 @@ pub struct Parser {
 
 impl Parser {
     /// Adds a chunk of the stream.
-    pub fn push(&mut self, chunk: &[u8]) {
+    pub(crate) fn push(&mut self, chunk: &[u8]) {
         if self.start > 0 {
             self.buf.drain(..self.start);
             self.scanned = self.scanned.saturating_sub(self.start);
@@ -62,7 +62,7 @@ impl Parser {
     }
 
     /// The next complete event, if one has arrived.
-    pub fn next_event(&mut self) -> Option<Event> {
+    pub(crate) fn next_event(&mut self) -> Option<Event> {
         loop {
             let mut from = self.scanned.max(self.start);
             let end = loop {

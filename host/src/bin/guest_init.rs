@@ -37,7 +37,7 @@ async fn main() -> Result<()> {
 async fn wizer(raw: &[u8]) -> Result<Vec<u8>> {
     let engine = Engine::default();
     let mut b = WasiCtxBuilder::new();
-    wfhost::sandbox::wasi::deterministic(&mut b);
+    wfhost::testing::deterministic(&mut b);
     let mut store = Store::new(&engine, b.build_p1());
     wasmtime_wizer::Wizer::new()
         .init_func("initialize-runtime")

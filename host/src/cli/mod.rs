@@ -200,7 +200,7 @@ enum Command {
 /// unless given, so a resume can tell a flag that tightens the run's stored ceilings from a
 /// default (see `limits::Ceilings`).
 #[derive(Args, Clone, Debug)]
-pub struct LimitArgs {
+pub(crate) struct LimitArgs {
     /// Guest linear-memory cap (e.g. 256MiB, 1GiB) [default: 256MiB].
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     max_memory: Option<u64>,
@@ -252,17 +252,17 @@ pub struct LimitArgs {
 
 impl LimitArgs {
     /// `--no-cache`.
-    pub fn no_cache(&self) -> bool {
+    pub(crate) fn no_cache(&self) -> bool {
         self.no_cache
     }
 
     /// The limits: each flag given, else its default.
-    pub fn limits(&self) -> Limits {
+    pub(crate) fn limits(&self) -> Limits {
         crate::limits::Ceilings::new(&self.requested(), &Limits::default()).limits
     }
 
     /// The limits the flags ask for (`None` where no flag was given).
-    pub fn requested(&self) -> crate::limits::Requested {
+    pub(crate) fn requested(&self) -> crate::limits::Requested {
         crate::limits::Requested {
             max_memory: self.max_memory,
             cpu_timeout: self.cpu_timeout,
@@ -317,11 +317,11 @@ fn parse_size(s: &str) -> Result<u64, String> {
 
 /// Prints an error the way every command does: `error: …` with its causes, then the
 /// `hint: …` of the `ExitError` inside it, if it has one.
-pub fn print_error(e: &anyhow::Error) {
+pub(crate) fn print_error(e: &anyhow::Error) {
     eprint!("{}", crate::render_error(e));
 }
 
-pub fn error_code(e: &anyhow::Error) -> u8 {
+pub(crate) fn error_code(e: &anyhow::Error) -> u8 {
     crate::ExitError::find(e).map_or(exit::INTERNAL, |x| x.code)
 }
 
@@ -498,7 +498,7 @@ pub fn main() -> ExitCode {
 }
 
 /// Reads a file the user named; failing is a usage error (exit 2), not an internal one.
-pub fn read_file(path: &Path) -> anyhow::Result<Vec<u8>> {
+pub(crate) fn read_file(path: &Path) -> anyhow::Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| {
         let error = crate::ExitError::usage(format!("cannot read `{}`: {e}", path.display()));
         match e.kind() {

@@ -39,7 +39,7 @@ fn not_live(dir: &RunDir) -> anyhow::Error {
 }
 
 /// A connection to a run's control socket.
-pub struct Client {
+pub(crate) struct Client {
     lines: Lines<BufReader<OwnedReadHalf>>,
     write: tokio::net::unix::OwnedWriteHalf,
     name: String,
@@ -47,7 +47,7 @@ pub struct Client {
 
 impl Client {
     /// Connects to the live run `dir`. `name` is how the journal will name this client.
-    pub async fn connect(dir: &RunDir, name: &str) -> Result<Client> {
+    pub(crate) async fn connect(dir: &RunDir, name: &str) -> Result<Client> {
         let path = dir.control_socket();
         let stream = match UnixStream::connect(&path).await {
             Ok(s) => s,
@@ -103,14 +103,14 @@ impl Client {
     }
 
     /// Sends one command and returns its reply (an error when the run refused it).
-    pub async fn request(&mut self, command: Command) -> Result<Value> {
+    pub(crate) async fn request(&mut self, command: Command) -> Result<Value> {
         self.send(command).await?;
         self.reply().await
     }
 
     /// Subscribes: the lines of the event stream from the run's start, then live; `None` when
     /// the run has ended.
-    pub async fn subscribe(mut self) -> Result<Lines<BufReader<OwnedReadHalf>>> {
+    pub(crate) async fn subscribe(mut self) -> Result<Lines<BufReader<OwnedReadHalf>>> {
         self.send(Command::Subscribe).await?;
         self.reply().await?;
         Ok(self.lines)

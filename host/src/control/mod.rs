@@ -4,12 +4,12 @@
 //! Unix socket; `client` is how `wfhost stop`, `watch`, `logs` and the MCP server reach it.
 //! The protocol is in docs/control.md.
 
-pub mod client;
-pub mod permission;
-pub mod server;
+pub(crate) mod client;
+pub(crate) mod permission;
+pub(crate) mod server;
 mod status;
 
-pub use status::{FailedAgent, RunStatus};
+pub(crate) use status::RunStatus;
 
 use crate::events::{Event, Events};
 use crate::journal::{Journal, Record};
@@ -23,11 +23,11 @@ use tokio::sync::{mpsc, watch};
 
 /// The version of the control protocol (docs/control.md). A request names the version it
 /// speaks; a server refuses one it does not know rather than guess.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub(crate) const PROTOCOL_VERSION: u32 = 1;
 
 /// One request: a JSON line `{"v": 1, "cmd": "kill", "agent": "3"}`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Request {
+pub(crate) struct Request {
     pub v: u32,
     #[serde(flatten)]
     pub command: Command,
@@ -38,7 +38,7 @@ pub struct Request {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "cmd", rename_all = "snake_case")]
-pub enum Command {
+pub(crate) enum Command {
     /// The whole event stream from the start, then live, until the run ends.
     Subscribe,
     Status,
@@ -78,7 +78,7 @@ pub enum Command {
 /// An agent as an operator names it: its number, or its label.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(untagged)]
-pub enum AgentRef {
+pub(crate) enum AgentRef {
     Number(u32),
     Name(String),
 }
@@ -94,7 +94,7 @@ impl std::fmt::Display for AgentRef {
 
 impl Command {
     /// The name the journal and the event stream use.
-    pub fn action(&self) -> &'static str {
+    pub(crate) fn action(&self) -> &'static str {
         match self {
             Command::Subscribe => "subscribe",
             Command::Status => "status",
@@ -112,7 +112,7 @@ impl Command {
 
 /// Why a running agent's call is being cancelled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Cancel {
+pub(crate) enum Cancel {
     /// It resolves to `null`, counted as failed.
     Kill,
     /// Its request is asked again; the script gets the new answer.
@@ -122,11 +122,11 @@ pub enum Cancel {
 }
 
 /// The error an agent killed by an operator fails with (the script sees `null`).
-pub const KILLED: &str = "killed by the operator";
+pub(crate) const KILLED: &str = "killed by the operator";
 
 /// The run's side of the control socket (shared by the scheduler, the sandbox's event stream
 /// and the socket server).
-pub struct Control {
+pub(crate) struct Control {
     run_id: String,
     start: Instant,
     journal: Option<Arc<Journal>>,
@@ -157,7 +157,7 @@ const SUBSCRIBER_CHUNK: usize = 256;
 
 /// Why 60 s: an agent waiting for a person holds a pool slot; someone watching answers in
 /// seconds, and with nobody attached the agent is told no, with the reason, and goes on.
-pub const PERMISSION_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+pub(crate) const PERMISSION_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 #[derive(Default)]
 struct Inner {
@@ -199,7 +199,7 @@ struct Decision {
 
 /// Who sent a command: the peer's credentials (SO_PEERCRED) and the client's own name.
 #[derive(Debug, Clone)]
-pub struct Who {
+pub(crate) struct Who {
     pub uid: u32,
     pub pid: Option<i32>,
     pub client: Option<String>,
@@ -227,7 +227,7 @@ impl std::fmt::Debug for Control {
 }
 
 /// One subscriber of a run's stream, counted while it lasts (`Control::watching`).
-pub struct Watching(Arc<Control>);
+pub(crate) struct Watching(Arc<Control>);
 
 impl Drop for Watching {
     fn drop(&mut self) {
@@ -238,19 +238,19 @@ impl Drop for Watching {
 }
 
 /// A command's answer: the JSON line sent back.
-pub type Reply = Result<Value, Refused>;
+pub(crate) type Reply = Result<Value, Refused>;
 
 /// A refused command, as the socket sends it: `{"ok": false, "error": …, "hint": …}` — what is
 /// wrong and, when there is one, what to do instead (never one string to split again).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Refused {
+pub(crate) struct Refused {
     pub error: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hint: Option<String>,
 }
 
 impl Refused {
-    pub fn hint(mut self, hint: impl Into<String>) -> Refused {
+    pub(crate) fn hint(mut self, hint: impl Into<String>) -> Refused {
         self.hint = Some(hint.into());
         self
     }
@@ -288,7 +288,7 @@ impl From<&crate::ExitError> for Refused {
 }
 
 impl Control {
-    pub fn new(
+    pub(crate) fn new(
         run_id: &str,
         journal: Option<Arc<Journal>>,
         script: Option<(String, String)>,
@@ -313,24 +313,24 @@ impl Control {
     }
 
     /// The run's control socket, when it has a directory (what agents' helpers connect to).
-    pub fn socket(&self) -> Option<std::path::PathBuf> {
+    pub(crate) fn socket(&self) -> Option<std::path::PathBuf> {
         self.journal.as_ref().map(|j| j.dir().control_socket())
     }
 
     /// A client subscribed to the stream; the guard counts it until dropped.
-    pub fn watching(self: &Arc<Self>) -> Watching {
+    pub(crate) fn watching(self: &Arc<Self>) -> Watching {
         self.watchers
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Watching(self.clone())
     }
 
     /// Whether anyone is subscribed to the run's stream now (and could answer a question).
-    pub fn watched(&self) -> bool {
+    pub(crate) fn watched(&self) -> bool {
         self.watchers.load(std::sync::atomic::Ordering::Relaxed) > 0
     }
 
     /// `--permission-timeout`.
-    pub fn set_permission_wait(&self, wait: std::time::Duration) {
+    pub(crate) fn set_permission_wait(&self, wait: std::time::Duration) {
         if let Ok(mut w) = self.permission_wait.lock() {
             *w = wait;
         }
@@ -340,7 +340,7 @@ impl Control {
     /// operator set ("always"); otherwise the request waits for an answer (`answer`), and is
     /// denied, with the reason, when nobody answers in time. Every decision — a standing
     /// rule's too — is an event and a journal record. Returns (allowed, message).
-    pub async fn ask_permission(
+    pub(crate) async fn ask_permission(
         &self,
         agent: Option<u32>,
         tool: &str,
@@ -478,7 +478,7 @@ impl Control {
     }
 
     /// Writes every line of the stream to `file` as well (the run's `events.jsonl`).
-    pub fn log_to(&self, file: std::fs::File) {
+    pub(crate) fn log_to(&self, file: std::fs::File) {
         let _ = self.log.set(Mutex::new(std::io::LineWriter::new(file)));
     }
 
@@ -491,13 +491,13 @@ impl Control {
 
     /// The consumer that records the run's events (tee it with the views), and the handle
     /// the control emits its own events through (`all`: every consumer, this one included).
-    pub fn consumer(self: &Arc<Self>) -> Events {
+    pub(crate) fn consumer(self: &Arc<Self>) -> Events {
         let me = self.clone();
         Events::new(move |e| me.observe(e))
     }
 
     /// Where the control's own events go: every consumer of the run's stream.
-    pub fn attach(&self, all: Events) {
+    pub(crate) fn attach(&self, all: Events) {
         let _ = self.events.set(all);
     }
 
@@ -527,7 +527,7 @@ impl Control {
     /// For a socket subscriber: up to `SUBSCRIBER_CHUNK` lines of the stream from `from` on,
     /// and whether the stream ends after them. A subscriber is a cursor into the stream the
     /// run keeps anyway, never a queue of its own: one that never reads costs the run nothing.
-    pub fn lines_from(&self, from: usize) -> (Vec<Arc<str>>, bool) {
+    pub(crate) fn lines_from(&self, from: usize) -> (Vec<Arc<str>>, bool) {
         let inner = self.inner();
         let end = inner.lines.len().min(from.saturating_add(SUBSCRIBER_CHUNK));
         let chunk = inner
@@ -539,17 +539,17 @@ impl Control {
     }
 
     /// How many lines the stream has now.
-    pub fn stream_len(&self) -> usize {
+    pub(crate) fn stream_len(&self) -> usize {
         self.inner().lines.len()
     }
 
     /// Changes whenever the stream grows (`lines_from` has more).
-    pub fn appended(&self) -> watch::Receiver<usize> {
+    pub(crate) fn appended(&self) -> watch::Receiver<usize> {
         self.appended.subscribe()
     }
 
     /// The stream so far and, unless the run has finished, the rest as it happens.
-    pub fn subscribe(&self) -> (Vec<Arc<str>>, Option<mpsc::UnboundedReceiver<Arc<str>>>) {
+    pub(crate) fn subscribe(&self) -> (Vec<Arc<str>>, Option<mpsc::UnboundedReceiver<Arc<str>>>) {
         let mut inner = self.inner();
         let backlog = inner.lines.clone();
         if inner.finished {
@@ -560,16 +560,11 @@ impl Control {
         (backlog, Some(rx))
     }
 
-    /// A copy of the live state.
-    pub fn snapshot(&self) -> LiveRun {
-        self.inner().live.clone()
-    }
-
     // ---- the scheduler's side ----
 
     /// Waits while the run is paused or held for a usage limit. `false`: the run is stopping,
     /// start nothing.
-    pub async fn dispatch_allowed(&self) -> bool {
+    pub(crate) async fn dispatch_allowed(&self) -> bool {
         let mut paused = self.paused.subscribe();
         let mut stopping = self.stopping.subscribe();
         loop {
@@ -595,7 +590,7 @@ impl Control {
 
     /// The provider's usage limit is reached: no call starts for `wait` (or until the latest
     /// reset any agent was told), and the run says so.
-    pub fn hold(&self, wait: std::time::Duration, label: &str) {
+    pub(crate) fn hold(&self, wait: std::time::Duration, label: &str) {
         let until = tokio::time::Instant::now() + wait;
         self.held_until
             .send_modify(|h| *h = Some(h.map_or(until, |old| old.max(until))));
@@ -618,7 +613,7 @@ impl Control {
 
     /// An agent's call begins: the switch that cancels it, or the reason it must not run
     /// (killed while queued, or the run is stopping).
-    pub fn begin(&self, handle: u32) -> Result<watch::Receiver<Option<Cancel>>, Cancel> {
+    pub(crate) fn begin(&self, handle: u32) -> Result<watch::Receiver<Option<Cancel>>, Cancel> {
         if self.stopping.borrow().is_some() {
             return Err(Cancel::Stop);
         }
@@ -632,12 +627,12 @@ impl Control {
     }
 
     /// The call ended (answered, failed or cancelled).
-    pub fn end(&self, handle: u32) {
+    pub(crate) fn end(&self, handle: u32) {
         self.inner().running.remove(&handle);
     }
 
     /// Resolves when an operator (or a signal) stops the run: the reason.
-    pub async fn stopped(&self) -> String {
+    pub(crate) async fn stopped(&self) -> String {
         let mut rx = self.stopping.subscribe();
         match rx.wait_for(Option::is_some).await {
             Ok(r) => r.clone().unwrap_or_default(),
@@ -647,7 +642,7 @@ impl Control {
 
     /// Stops the run: nothing more starts, and every running call is abandoned (its process
     /// ended, its request dropped). `stopped()` resolves with `reason`.
-    pub fn halt(&self, reason: &str) {
+    pub(crate) fn halt(&self, reason: &str) {
         if self.stopping.borrow().is_none() {
             self.stopping.send_replace(Some(reason.to_string()));
         }
@@ -659,7 +654,7 @@ impl Control {
     }
 
     /// Emits an event on the run's stream (views, `--events`, subscribers).
-    pub fn emit(&self, event: Event) {
+    pub(crate) fn emit(&self, event: Event) {
         match self.events.get() {
             Some(all) => all.emit(event),
             None => self.observe(&event),
@@ -667,14 +662,14 @@ impl Control {
     }
 
     /// The agent number the views show for a handle.
-    pub fn number(&self, handle: u32) -> Option<u32> {
+    pub(crate) fn number(&self, handle: u32) -> Option<u32> {
         self.inner().live.by_handle(handle).map(|a| a.number)
     }
 
     // ---- commands ----
 
     /// Carries out one command from `who` (subscribe is the server's, not here).
-    pub fn command(&self, command: &Command, who: &Who) -> Reply {
+    pub(crate) fn command(&self, command: &Command, who: &Who) -> Reply {
         let reply = match command {
             Command::Subscribe => return Err("`subscribe` is a stream, not a command".into()),
             Command::Status => return Ok(self.status().to_value()),
@@ -790,7 +785,7 @@ impl Control {
     }
 
     /// The `status` reply: the run, its counts, each phase, who waits and who failed.
-    pub fn status(&self) -> RunStatus {
+    pub(crate) fn status(&self) -> RunStatus {
         let inner = self.inner();
         RunStatus::live(
             &self.run_id,

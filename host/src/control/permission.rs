@@ -12,11 +12,11 @@ use serde_json::Value;
 
 /// Why 64 KiB: a tool's input is a command, a path and an edit, a few KiB at most; the prompt
 /// shows all of it up to here, and says how much it did not show beyond.
-pub const MAX_SHOWN_INPUT: usize = 64 << 10;
+pub(crate) const MAX_SHOWN_INPUT: usize = 64 << 10;
 
 /// A standing "allow always": the tool, and which of its inputs.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rule {
+pub(crate) struct Rule {
     tool: String,
     scope: Scope,
 }
@@ -91,7 +91,7 @@ fn url_host(url: &str) -> Option<String> {
 
 impl Rule {
     /// The rule "allow always" on this request would set.
-    pub fn for_request(tool: &str, input: &Value) -> Rule {
+    pub(crate) fn for_request(tool: &str, input: &Value) -> Rule {
         let scope = Self::scope_of(tool, input)
             .unwrap_or_else(|| Scope::Exact(crate::journal::canonical_json(input)));
         Rule {
@@ -137,7 +137,7 @@ impl Rule {
     }
 
     /// Whether this rule lets `tool` with `input` through.
-    pub fn matches(&self, tool: &str, input: &Value) -> bool {
+    pub(crate) fn matches(&self, tool: &str, input: &Value) -> bool {
         if tool != self.tool {
             return false;
         }
@@ -171,7 +171,7 @@ impl Rule {
 
     /// The rule as a person reads it: `Bash(git status:*)`, `Edit(/work/src/**)`,
     /// `WebFetch(domain:docs.rs)`, `Bash(this exact input)`.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match &self.scope {
             Scope::CommandPrefix(p) => format!("{}({}:*)", self.tool, p.join(" ")),
             Scope::Under(d) => format!("{}({}/**)", self.tool, d),
@@ -224,7 +224,7 @@ fn show_text(s: &str, out: &mut String) {
 /// A tool's input (JSON text, as the `permission` event carries it) as the prompt shows it:
 /// one `field: value` per line, string values unquoted and shown by [`show_text`], other
 /// values as JSON. Nothing is left out.
-pub fn show_input(input: &str) -> String {
+pub(crate) fn show_input(input: &str) -> String {
     let mut out = String::new();
     match serde_json::from_str::<Value>(input) {
         Ok(Value::Object(map)) => {
@@ -245,7 +245,7 @@ pub fn show_input(input: &str) -> String {
 
 /// The input as the `permission` event carries it: its JSON, whole up to [`MAX_SHOWN_INPUT`],
 /// and past that cut on a character boundary with how much was left out.
-pub fn event_input(input: &Value) -> String {
+pub(crate) fn event_input(input: &Value) -> String {
     let json = input.to_string();
     if json.len() <= MAX_SHOWN_INPUT {
         return json;

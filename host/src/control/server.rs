@@ -26,7 +26,7 @@ const DRAIN: Duration = Duration::from_secs(2);
 const ACCEPT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// A listening control socket. Dropping it (or `shutdown`) removes the socket file.
-pub struct Server {
+pub(crate) struct Server {
     path: PathBuf,
     accept: tokio::task::JoinHandle<()>,
     connections: Arc<tokio::sync::Mutex<JoinSet<()>>>,
@@ -35,7 +35,7 @@ pub struct Server {
 /// Whether a peer may use the socket: only the uid the run belongs to. (The file's 0600 mode
 /// already keeps other users out; this holds even if the mode were changed, or for root's
 /// processes connecting to another user's run through a path they can reach.)
-pub fn authorize(peer_uid: u32, owner_uid: u32) -> Result<(), String> {
+pub(crate) fn authorize(peer_uid: u32, owner_uid: u32) -> Result<(), String> {
     if peer_uid == owner_uid {
         Ok(())
     } else {
@@ -53,7 +53,7 @@ fn my_uid() -> u32 {
 impl Server {
     /// Listens on `path`. A socket file already there is stale: the caller holds the run's
     /// lock, so no live process can be serving it (a crashed attempt left it).
-    pub fn listen(control: Arc<Control>, path: &Path) -> std::io::Result<Server> {
+    pub(crate) fn listen(control: Arc<Control>, path: &Path) -> std::io::Result<Server> {
         if std::fs::symlink_metadata(path).is_ok() {
             std::fs::remove_file(path)?;
         }
@@ -100,7 +100,7 @@ impl Server {
 
     /// Stops accepting, gives subscribers a moment to receive the end of the stream, and
     /// removes the socket.
-    pub async fn shutdown(self) {
+    pub(crate) async fn shutdown(self) {
         self.accept.abort();
         let _ = std::fs::remove_file(&self.path);
         let mut set = self.connections.lock().await;

@@ -21,7 +21,7 @@ const ERROR_CHARS: usize = 200;
 
 /// A run's state: the reply to `status` on the control socket and of MCP's `workflow_status`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct RunStatus {
+pub(crate) struct RunStatus {
     pub run_id: String,
     pub name: String,
     /// `running`, `paused` or `stopping` while the run lives; then how it ended: `completed`,
@@ -48,7 +48,7 @@ pub struct RunStatus {
 
 /// A failed agent in a status: its number (what `agent kill RUN N` takes), label and error.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct FailedAgent {
+pub(crate) struct FailedAgent {
     pub agent: u32,
     pub label: String,
     pub error: Option<String>,
@@ -56,7 +56,7 @@ pub struct FailedAgent {
 
 impl RunStatus {
     /// From a run's live fold; `stopping` when a stop was asked and the run has not ended.
-    pub fn live(run_id: &str, live: &LiveRun, stopping: bool, elapsed_ms: u64) -> RunStatus {
+    pub(crate) fn live(run_id: &str, live: &LiveRun, stopping: bool, elapsed_ms: u64) -> RunStatus {
         RunStatus {
             run_id: run_id.to_string(),
             name: live.name.clone(),
@@ -96,7 +96,7 @@ impl RunStatus {
     /// A run that is not live (ended, crashed, or between attempts): its event log replayed
     /// through the views' fold, with the journal's word on how it ended. A run without an event
     /// log (older runs) is told from its journal alone.
-    pub fn from_run_dir(dir: &RunDir, h: &History) -> RunStatus {
+    pub(crate) fn from_run_dir(dir: &RunDir, h: &History) -> RunStatus {
         let mut live = LiveRun::default();
         let replayed = std::fs::read_to_string(dir.events()).is_ok_and(|text| {
             for (t_ms, e) in text.lines().filter_map(crate::events::from_line) {
@@ -135,7 +135,7 @@ impl RunStatus {
     }
 
     /// As JSON (a struct of strings, numbers and lists: it always serializes).
-    pub fn to_value(&self) -> serde_json::Value {
+    pub(crate) fn to_value(&self) -> serde_json::Value {
         serde_json::to_value(self).unwrap_or_default()
     }
 }

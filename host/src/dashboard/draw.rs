@@ -33,7 +33,7 @@ fn state_style(state: AgentState) -> Style {
 }
 
 /// The dashboard, one area at a time (ratatui's demo2: one render function per area).
-pub fn draw(frame: &mut Frame<'_>, app: &App, now_ms: u64) {
+pub(crate) fn draw(frame: &mut Frame<'_>, app: &App, now_ms: u64) {
     let run = &app.run;
     let phase_rows = u16::try_from(run.phases.len().clamp(1, 8)).unwrap_or(8) + 3;
     let [header, phases, agents, logs, footer] = Layout::vertical([

@@ -7,17 +7,17 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 /// What a key asks of the run.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Action {
+pub(crate) enum Action {
     /// Send this command on the control socket.
     Send(Command),
     /// Open the detail pane of the agent with this handle.
     Open(u32),
 }
 
-pub const HELP: &str = "↑↓ move · Tab phases/agents · Enter open · f filter · p pause · x kill · r restart · s save · ? keys · q leave";
+pub(crate) const HELP: &str = "↑↓ move · Tab phases/agents · Enter open · f filter · p pause · x kill · r restart · s save · ? keys · q leave";
 
 /// What `?` shows.
-pub const KEYS: &str = "\
+pub(crate) const KEYS: &str = "\
 ↑ ↓ / k j     move in the list that has the focus (PgUp PgDn: ten rows)
 Tab ← →       switch between the phases and the agents
 Enter         open the selected agent: its prompt, answer or error, transcript
@@ -33,7 +33,7 @@ Esc           close this pane
 q             leave the dashboard: the run goes on (`wfhost watch` returns to it)
 Ctrl-C        in `wfhost run`: stop the run (resumable)";
 
-pub fn handle(app: &mut App, key: KeyEvent) -> Option<Action> {
+pub(crate) fn handle(app: &mut App, key: KeyEvent) -> Option<Action> {
     let ctrl_c = key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c');
     if ctrl_c {
         app.quit = true;

@@ -6,9 +6,9 @@
 //! The terminal is always restored: on leaving, on the run's end, on a panic (ratatui's hook)
 //! and on SIGTERM or SIGINT. It redraws at most ten times a second, however fast events come.
 
-pub mod draw;
-pub mod input;
-pub mod state;
+pub(crate) mod draw;
+pub(crate) mod input;
+pub(crate) mod state;
 
 use crate::control::client::Client;
 use crate::control::{Command, Control, Who};
@@ -27,7 +27,7 @@ use tokio::sync::mpsc;
 const FRAME: Duration = Duration::from_millis(100);
 
 /// Where the dashboard's run is.
-pub enum Link {
+pub(crate) enum Link {
     /// A run in another process, through its control socket (`wfhost watch`).
     Socket(RunDir),
     /// This process's own run (`wfhost run` on a terminal).
@@ -225,7 +225,7 @@ fn detail(dir: Option<&RunDir>, app: &App, handle: u32) -> Detail {
 
 /// How the dashboard ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Exit {
+pub(crate) enum Exit {
     /// The operator left (`q`); the run goes on.
     Left,
     /// The run ended.
@@ -236,7 +236,7 @@ pub enum Exit {
 
 /// Runs the dashboard until the operator leaves, or (with `leave_at_end`) the run ends; returns
 /// how it ended and the run as it stood then.
-pub async fn run(link: Link, leave_at_end: bool) -> Result<(Exit, crate::live::LiveRun)> {
+pub(crate) async fn run(link: Link, leave_at_end: bool) -> Result<(Exit, crate::live::LiveRun)> {
     let mut lines = link.stream().await?;
     let (keys_tx, mut keys) = mpsc::unbounded_channel();
     // crossterm's reads block: a thread of their own, which ends with the dashboard.

@@ -8,21 +8,21 @@ use crate::live::{AgentRow, LiveRun};
 
 /// Which list the arrow keys move in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Focus {
+pub(crate) enum Focus {
     Phases,
     Agents,
 }
 
 /// Which agents the agent list shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Filter {
+pub(crate) enum Filter {
     All,
     Only(AgentState),
 }
 
 impl Filter {
     /// `f`: all → running → queued → failed → done → cached → all.
-    pub fn next(self) -> Filter {
+    pub(crate) fn next(self) -> Filter {
         use AgentState::{Cached, Done, Failed, Queued, Running};
         match self {
             Filter::All => Filter::Only(Running),
@@ -33,7 +33,7 @@ impl Filter {
             Filter::Only(Cached) => Filter::All,
         }
     }
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Filter::All => "all",
             Filter::Only(s) => s.as_str(),
@@ -49,7 +49,7 @@ impl Filter {
 
 /// An open detail pane: an agent's prompt, answer or error, and transcript.
 #[derive(Debug, Clone)]
-pub struct Detail {
+pub(crate) struct Detail {
     pub title: String,
     pub text: String,
     pub scroll: u16,
@@ -58,7 +58,7 @@ pub struct Detail {
 }
 
 /// Everything the dashboard shows.
-pub struct App {
+pub(crate) struct App {
     pub run: LiveRun,
     pub focus: Focus,
     pub phase: usize,
@@ -80,7 +80,7 @@ pub struct App {
 }
 
 impl App {
-    pub fn new() -> App {
+    pub(crate) fn new() -> App {
         App {
             run: LiveRun::default(),
             focus: Focus::Agents,
@@ -98,7 +98,7 @@ impl App {
     }
 
     /// The scroll of the permission request shown now (a new request starts at the top).
-    pub fn asking_scroll(&self) -> u16 {
+    pub(crate) fn asking_scroll(&self) -> u16 {
         match self.run.permissions.first() {
             Some(p) if p.id == self.asking_scroll.0 => self.asking_scroll.1,
             _ => 0,
@@ -106,13 +106,13 @@ impl App {
     }
 
     /// The selected phase's title (`None`: the run has no phases yet).
-    pub fn phase_title(&self) -> Option<&str> {
+    pub(crate) fn phase_title(&self) -> Option<&str> {
         self.run.phases.get(self.phase).map(|p| p.title.as_str())
     }
 
     /// The agents the list shows: the selected phase's (every agent when the run has no
     /// phases), through the filter.
-    pub fn visible(&self) -> Vec<&AgentRow> {
+    pub(crate) fn visible(&self) -> Vec<&AgentRow> {
         let phase = self.phase_title();
         self.run
             .agents
@@ -122,12 +122,12 @@ impl App {
             .collect()
     }
 
-    pub fn selected_agent(&self) -> Option<&AgentRow> {
+    pub(crate) fn selected_agent(&self) -> Option<&AgentRow> {
         self.visible().get(self.agent).copied()
     }
 
     /// Keeps the selections inside their lists as they grow and shrink.
-    pub fn clamp(&mut self) {
+    pub(crate) fn clamp(&mut self) {
         if self.follow
             && let Some(current) = &self.run.current_phase
             && let Some(i) = self.run.phases.iter().position(|p| &p.title == current)
@@ -140,7 +140,7 @@ impl App {
         self.agent = self.agent.min(self.visible().len().saturating_sub(1));
     }
 
-    pub fn move_by(&mut self, delta: isize) {
+    pub(crate) fn move_by(&mut self, delta: isize) {
         let step = |i: usize, len: usize| -> usize {
             let max = len.saturating_sub(1);
             i.saturating_add_signed(delta).min(max)

@@ -13,14 +13,14 @@
 //! an atomic `create` in `wfhost-leases` (a lease its heartbeat renews), stores the result before
 //! it acks, and acks a redelivered job whose result exists without a call. docs/distributed.md.
 
-pub mod nats;
-pub mod worker;
+pub(crate) mod nats;
+pub(crate) mod worker;
 
 /// Who makes the run's agent calls (chosen as `backend::select` chooses the backend): the
 /// backend itself, here (`local`, the default), or the workers of a NATS JetStream work queue
 /// (`--executor nats://…`, `[executor] url`), which make them on the backend the run names — so
 /// the run host needs no API key.
-pub async fn select(
+pub(crate) async fn select(
     executor: Option<&str>,
     backend: Option<&str>,
     nats: &NatsArgs,
@@ -61,27 +61,27 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// The work-queue stream and its subjects (`wfhost.jobs.<backend>.<run id>`).
-pub const STREAM: &str = "WFHOST_JOBS";
-pub const JOBS: &str = "wfhost.jobs";
+pub(crate) const STREAM: &str = "WFHOST_JOBS";
+pub(crate) const JOBS: &str = "wfhost.jobs";
 /// The durable consumer the workers of one backend pull from (`wfhost-workers-<backend>`):
 /// a job goes only to a worker that serves its backend, so a fleet can mix backends.
-pub const CONSUMER: &str = "wfhost-workers";
+pub(crate) const CONSUMER: &str = "wfhost-workers";
 /// Core-NATS request subject every worker answers with its `WorkerHealth`
 /// (`wfhost.health.<backend>`: the workers of one backend).
-pub const HEALTH: &str = "wfhost.health";
+pub(crate) const HEALTH: &str = "wfhost.health";
 /// Results by job id: the source of truth. Why 7 days: long enough to resume a run after a
 /// weekend; a result older than that is asked again.
-pub const RESULTS: &str = "wfhost-results";
-pub const RESULTS_TTL: Duration = Duration::from_secs(7 * 86_400);
+pub(crate) const RESULTS: &str = "wfhost-results";
+pub(crate) const RESULTS_TTL: Duration = Duration::from_secs(7 * 86_400);
 /// Leases by job id: which worker is making the call.
-pub const LEASES: &str = "wfhost-leases";
+pub(crate) const LEASES: &str = "wfhost-leases";
 /// Core-NATS subjects: a call's cancel (`wfhost.cancel.<job>`) and its signs of life.
-pub const CANCEL: &str = "wfhost.cancel";
-pub const PROGRESS: &str = "wfhost.progress";
+pub(crate) const CANCEL: &str = "wfhost.cancel";
+pub(crate) const PROGRESS: &str = "wfhost.progress";
 
 /// A backend's name as one subject token: `replay:DIR` is `replay`, and anything that
 /// could split or widen a subject (`.`, `*`, `>`, white space) becomes `_`.
-pub fn backend_token(spec: &str) -> String {
+pub(crate) fn backend_token(spec: &str) -> String {
     let name = spec.split(':').next().unwrap_or_default();
     let token: String = name
         .chars()
@@ -97,19 +97,19 @@ pub fn backend_token(spec: &str) -> String {
 }
 
 /// Where the jobs of a run on a backend are published.
-pub fn jobs_subject(spec: &str, run_id: &str) -> String {
+pub(crate) fn jobs_subject(spec: &str, run_id: &str) -> String {
     format!("{JOBS}.{}.{run_id}", backend_token(spec))
 }
 
 /// The durable consumer of a backend's workers.
-pub fn consumer_name(spec: &str) -> String {
+pub(crate) fn consumer_name(spec: &str) -> String {
     format!("{CONSUMER}-{}", backend_token(spec))
 }
 
 /// What a worker answers on `wfhost.health` (`wfhost workers` prints it; a run host asks it
 /// when nobody takes its jobs).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct WorkerHealth {
+pub(crate) struct WorkerHealth {
     pub name: String,
     pub backend: String,
     pub version: String,
@@ -122,7 +122,7 @@ pub struct WorkerHealth {
 
 /// Asks the workers (of one backend, or all) how they are; every answer that comes within
 /// `wait`.
-pub async fn ask_workers(
+pub(crate) async fn ask_workers(
     client: &async_nats::Client,
     backend: Option<&str>,
     wait: Duration,
@@ -151,7 +151,7 @@ pub async fn ask_workers(
 
 /// How to reach and authenticate to the NATS deployment (the run host and workers alike).
 #[derive(clap::Args, Clone, Debug, Default)]
-pub struct NatsArgs {
+pub(crate) struct NatsArgs {
     /// NATS user name (with `--nats-password`, or $WFHOST_NATS_PASSWORD).
     #[arg(long, value_name = "USER")]
     pub nats_user: Option<String>,
@@ -179,7 +179,7 @@ pub struct NatsArgs {
 
 /// The key results are signed with (`--results-key-file`, $WFHOST_RESULTS_KEY), derived from
 /// the shared secret; `None` when neither is given.
-pub fn results_key(auth: &NatsArgs) -> Result<Option<[u8; 32]>> {
+pub(crate) fn results_key(auth: &NatsArgs) -> Result<Option<[u8; 32]>> {
     let secret = match &auth.results_key_file {
         Some(path) => std::fs::read_to_string(path).map_err(|e| {
             crate::ExitError::usage(format!(
@@ -207,7 +207,7 @@ pub fn results_key(auth: &NatsArgs) -> Result<Option<[u8; 32]>> {
 }
 
 /// The signature of a result: the job it answers, the worker, and the outcome, under the key.
-pub fn sign(
+pub(crate) fn sign(
     key: &[u8; 32],
     job: &str,
     worker: &str,
@@ -219,7 +219,7 @@ pub fn sign(
 
 /// Why a message cannot travel: `what` ("this agent's job", "the agent's answer") is `len`
 /// bytes, and the server takes at most `max` (its `max_payload`).
-pub fn over_max_payload(what: &str, len: usize, max: usize) -> String {
+pub(crate) fn over_max_payload(what: &str, len: usize, max: usize) -> String {
     format!(
         "{what} is {} and the NATS server takes messages of at most {} (its `max_payload`): raise `max_payload` in nats-server's configuration (up to 64MB), or run this script without `--executor`",
         bytesize::ByteSize(len as u64).display().iec(),
@@ -230,11 +230,11 @@ pub fn over_max_payload(what: &str, len: usize, max: usize) -> String {
 /// The most one agent's answer may say it cost. Why $1,000: far above any single model call
 /// today; a larger (or negative, or not finite) number is a broken or forged result, and
 /// taken as it is it would switch off `--max-cost`.
-pub const MAX_AGENT_COST_USD: f64 = 1000.0;
+pub(crate) const MAX_AGENT_COST_USD: f64 = 1000.0;
 
 /// Checks a stored result before the run host takes it: signed under the shared key (when one
 /// is set), for this job, with a cost that can be one. `Err`: why it is refused.
-pub fn check_result(r: &JobResult, job: &str, key: Option<&[u8; 32]>) -> Result<(), String> {
+pub(crate) fn check_result(r: &JobResult, job: &str, key: Option<&[u8; 32]>) -> Result<(), String> {
     if let Some(key) = key {
         let want = sign(key, job, &r.worker, &r.outcome);
         match &r.signature {
@@ -268,7 +268,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// Connects with the given authentication; `name` identifies the client to the server.
-pub async fn connect(url: &str, auth: &NatsArgs, name: &str) -> Result<async_nats::Client> {
+pub(crate) async fn connect(url: &str, auth: &NatsArgs, name: &str) -> Result<async_nats::Client> {
     let mut o = async_nats::ConnectOptions::new()
         .name(name)
         // A restarted server is reconnected to forever; the run's own timeouts bound a call.
@@ -319,7 +319,7 @@ pub async fn connect(url: &str, auth: &NatsArgs, name: &str) -> Result<async_nat
 }
 
 /// The JetStream pieces both sides use, created if missing.
-pub struct Plumbing {
+pub(crate) struct Plumbing {
     pub js: async_nats::jetstream::Context,
     pub stream: async_nats::jetstream::stream::Stream,
     pub results: async_nats::jetstream::kv::Store,
@@ -330,7 +330,10 @@ pub struct Plumbing {
 /// Opens (creating when missing) the work-queue stream, the results bucket and, for a worker
 /// (`lease`: the leases' time to live — a dead worker's jobs are claimable again that long after
 /// its last heartbeat), the leases bucket.
-pub async fn plumbing(client: &async_nats::Client, lease: Option<Duration>) -> Result<Plumbing> {
+pub(crate) async fn plumbing(
+    client: &async_nats::Client,
+    lease: Option<Duration>,
+) -> Result<Plumbing> {
     use async_nats::jetstream::{self, stream};
     let js = jetstream::new(client.clone());
     let no_js = |e: &dyn std::fmt::Display| {
@@ -417,7 +420,7 @@ async fn bucket(
 
 /// One agent call, as a job message. Carries no credentials: API keys live on the workers.
 #[derive(Debug, Serialize, Deserialize)]
-pub struct Job {
+pub(crate) struct Job {
     pub id: String,
     pub run_id: String,
     /// The backend the run asked for (`messages`, `claude`, …): a worker with another refuses.
@@ -438,7 +441,7 @@ pub struct Job {
 
 /// Whether a cancel message's `payload` is the secret a job's `cancel` hash names (a job from
 /// a run host that sends none takes any cancel, as before).
-pub fn cancel_is_genuine(expected: Option<&str>, payload: &[u8]) -> bool {
+pub(crate) fn cancel_is_genuine(expected: Option<&str>, payload: &[u8]) -> bool {
     match expected {
         None => true,
         // `blake3::Hash`'s `==` is constant-time.
@@ -448,7 +451,7 @@ pub fn cancel_is_genuine(expected: Option<&str>, payload: &[u8]) -> bool {
 
 /// What a worker stores under the job id.
 #[derive(Debug, Serialize, Deserialize)]
-pub struct JobResult {
+pub(crate) struct JobResult {
     pub worker: String,
     pub outcome: Result<WireReply, WireError>,
     /// The job it answers (checked by the run host).
@@ -460,7 +463,7 @@ pub struct JobResult {
 }
 
 #[derive(Debug, Serialize, Deserialize)]
-pub struct WireReply {
+pub(crate) struct WireReply {
     pub text: String,
     pub structured: Option<serde_json::Value>,
     pub usage: Usage,
@@ -469,7 +472,7 @@ pub struct WireReply {
 }
 
 #[derive(Debug, Serialize, Deserialize)]
-pub struct WireError {
+pub(crate) struct WireError {
     pub message: String,
     pub transient: bool,
     pub usage_limit: bool,
@@ -483,14 +486,14 @@ pub struct WireError {
 /// it must learn of it — but it is never served again: a resume, or a redelivered job, asks
 /// once more (a passing failure would otherwise be "the answer" for the results' 7 days).
 /// (A result that fails `check_result` is no answer either.)
-pub fn is_answer(bytes: &[u8], job: &str, key: Option<&[u8; 32]>) -> bool {
+pub(crate) fn is_answer(bytes: &[u8], job: &str, key: Option<&[u8; 32]>) -> bool {
     serde_json::from_slice::<JobResult>(bytes)
         .is_ok_and(|r| r.outcome.is_ok() && check_result(&r, job, key).is_ok())
 }
 
 /// The job id: run, journal key, occurrence and re-ask feedback, hashed (a valid KV key and
 /// message id).
-pub fn job_id(run_id: &str, call: Option<&(String, u32)>, feedback: Option<&str>) -> String {
+pub(crate) fn job_id(run_id: &str, call: Option<&(String, u32)>, feedback: Option<&str>) -> String {
     let mut h = blake3::Hasher::new();
     for field in [
         run_id,

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// 8 s) that is about 75 s, which outlasts a server restart; longer, and a CI run would hang.
 const NATS_ATTEMPTS: u32 = 12;
 
-pub struct Nats {
+pub(crate) struct Nats {
     client: async_nats::Client,
     plumbing: Plumbing,
     run_id: String,
@@ -39,7 +39,7 @@ pub struct Nats {
 const TAKEN_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl Nats {
-    pub async fn connect(
+    pub(crate) async fn connect(
         url: &str,
         auth: &super::NatsArgs,
         run_id: &str,

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
 
-pub struct WorkerOptions {
+pub(crate) struct WorkerOptions {
     pub url: String,
     pub auth: super::NatsArgs,
     pub concurrency: usize,
@@ -84,7 +84,7 @@ impl Shared {
 
 /// Serves until SIGTERM / SIGINT: connect, the consumer of this worker's backend, health and
 /// cancel listeners, then jobs pulled while slots are free, then a drain with a grace period.
-pub async fn serve(opts: WorkerOptions) -> Result<()> {
+pub(crate) async fn serve(opts: WorkerOptions) -> Result<()> {
     let client = super::connect(
         &opts.url,
         &opts.auth,

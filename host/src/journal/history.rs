@@ -11,7 +11,7 @@ use std::collections::HashMap;
 /// come from the lock and the last control command, not from an end record).
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
-pub enum Lifecycle {
+pub(crate) enum Lifecycle {
     /// A live process holds the run's lock.
     Running,
     Completed,
@@ -37,7 +37,7 @@ impl Lifecycle {
             Outcome::Stopped => Lifecycle::Stopped,
         }
     }
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Lifecycle::Running => "running",
             Lifecycle::Completed => "completed",
@@ -59,7 +59,7 @@ impl std::fmt::Display for Lifecycle {
 
 /// One agent call of the run (a journal key and its occurrence), across every attempt.
 #[derive(Debug, Clone, Serialize)]
-pub struct Call {
+pub(crate) struct Call {
     pub label: String,
     pub phase: Option<String>,
     pub key: String,
@@ -81,7 +81,7 @@ pub struct Call {
 
 /// An agent the last attempt started (or served from the journal), in order.
 #[derive(Debug, Clone)]
-pub struct Start {
+pub(crate) struct Start {
     /// The order the script started it in: its handle, or (journals written before handles
     /// were recorded) its position.
     order: u64,
@@ -105,7 +105,7 @@ struct Started<'a> {
 
 /// Everything the journal says about a run.
 #[derive(Debug, Clone)]
-pub struct History {
+pub(crate) struct History {
     pub name: String,
     pub script: String,
     /// The backend of the latest attempt (its spec).
@@ -143,7 +143,7 @@ pub struct History {
 
 /// A journaled control command.
 #[derive(Debug, Clone, Serialize)]
-pub struct ControlEntry {
+pub(crate) struct ControlEntry {
     pub action: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub agent: Option<u32>,
@@ -153,7 +153,7 @@ pub struct ControlEntry {
 
 /// A journaled decision on a permission request.
 #[derive(Debug, Clone, Serialize)]
-pub struct PermissionEntry {
+pub(crate) struct PermissionEntry {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub agent: Option<u32>,
     pub tool: String,
@@ -173,7 +173,7 @@ fn count<I: Iterator>(it: I) -> u32 {
 
 impl History {
     /// Folds the records in one pass.
-    pub fn fold(loaded: &Loaded) -> History {
+    pub(crate) fn fold(loaded: &Loaded) -> History {
         let mut h = History {
             name: String::new(),
             script: String::new(),
@@ -432,7 +432,7 @@ impl History {
 
     /// The run's status now: `running` (or `paused`) while a process holds its lock
     /// (`RunDir::is_running`), else how its journal says it ended.
-    pub fn status_now(&self, running: bool) -> Lifecycle {
+    pub(crate) fn status_now(&self, running: bool) -> Lifecycle {
         match (running, self.paused) {
             (true, true) => Lifecycle::Paused,
             (true, false) => Lifecycle::Running,
@@ -441,12 +441,12 @@ impl History {
     }
 
     /// Calls that have a stored result.
-    pub fn done(&self) -> u32 {
+    pub(crate) fn done(&self) -> u32 {
         count(self.calls.iter().filter(|c| c.answered))
     }
 
     /// Calls that failed and were never answered since.
-    pub fn failed(&self) -> u32 {
+    pub(crate) fn failed(&self) -> u32 {
         count(
             self.calls
                 .iter()

@@ -15,9 +15,9 @@ mod history;
 mod seal;
 mod transcripts;
 
-pub use transcripts::Transcripts;
+pub(crate) use transcripts::Transcripts;
 
-pub use history::{Call, ControlEntry, History, Lifecycle, Start};
+pub(crate) use history::{Call, History, Lifecycle};
 
 use crate::agent::{AgentRequest, Usage};
 use crate::run_dir::RunDir;
@@ -38,7 +38,7 @@ const SYNC_INTERVAL: Duration = Duration::from_millis(50);
 /// One line of `journal.jsonl`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "type", rename_all = "snake_case")]
-pub enum Record {
+pub(crate) enum Record {
     RunStarted {
         run_id: String,
         script: String,
@@ -164,7 +164,7 @@ pub enum Record {
 /// The journal key of an agent call: blake3 of the canonical JSON of what determines its
 /// answer — prompt, schema, model, effort, agentType, isolation and the backend's identity.
 /// Not `label` or `phase`: renaming an agent must not re-run it.
-pub fn agent_key(request: &AgentRequest, backend_identity: &str) -> String {
+pub(crate) fn agent_key(request: &AgentRequest, backend_identity: &str) -> String {
     // The bytes of `canonical_json` of that object, streamed into the hash field by field
     // (keys in their sorted order) instead of built as a `Value` and a string for each field:
     // this runs once per agent. A test holds it to the canonical form, so keys never change.
@@ -198,7 +198,7 @@ pub fn agent_key(request: &AgentRequest, backend_identity: &str) -> String {
 }
 
 /// JSON with object keys sorted at every level, so equal values always hash equally.
-pub fn canonical_json(v: &Value) -> String {
+pub(crate) fn canonical_json(v: &Value) -> String {
     match v {
         Value::Object(map) => {
             let mut keys: Vec<&String> = map.keys().collect();
@@ -223,7 +223,7 @@ pub fn canonical_json(v: &Value) -> String {
 
 /// One call an attempt served from the journal.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct ServedCall {
+pub(crate) struct ServedCall {
     pub key: String,
     pub occurrence: u32,
     pub label: String,
@@ -237,18 +237,18 @@ pub struct ServedCall {
 /// How many served calls are buffered before they are written as one `served` record.
 /// Why 4096: a fan-out's worth, so a resume writes a line or two, not one per agent, and a
 /// crash loses at most that many lines of trace detail (never a result).
-pub const SERVED_BATCH: usize = 4096;
+pub(crate) const SERVED_BATCH: usize = 4096;
 
 /// A stored result, ready to be served again.
 #[derive(Debug, Clone)]
-pub struct Cached {
+pub(crate) struct Cached {
     pub value: Value,
     pub usage: Usage,
     pub cost_usd: f64,
 }
 
 /// The open journal of a run: the lock, the append handle, the flusher.
-pub struct Journal {
+pub(crate) struct Journal {
     dir: RunDir,
     /// Seals every record (`None`: a journal started before records were sealed).
     seal: Option<seal::Key>,
@@ -270,7 +270,7 @@ struct Tail {
 impl Journal {
     /// Opens (creating if needed) the run directory and takes its lock. Fails with a clear
     /// error when another live process holds it.
-    pub fn open(dir: &RunDir) -> Result<Journal> {
+    pub(crate) fn open(dir: &RunDir) -> Result<Journal> {
         dir.create()?;
         let lock = OpenOptions::new()
             .create(true)
@@ -307,7 +307,7 @@ impl Journal {
         Ok(journal)
     }
 
-    pub fn dir(&self) -> &RunDir {
+    pub(crate) fn dir(&self) -> &RunDir {
         &self.dir
     }
 
@@ -332,7 +332,7 @@ impl Journal {
     /// Appends one record (a whole line in one write). A write that fails (a full disk) is
     /// cut back to the last complete record, so the journal stays valid whatever happens next,
     /// and the failure is remembered ([`Journal::failure`]): the run must stop.
-    pub fn append(&self, record: &Record) -> Result<()> {
+    pub(crate) fn append(&self, record: &Record) -> Result<()> {
         let mut line = serde_json::to_vec(record)?;
         if let Some(key) = &self.seal {
             key.seal(&mut line);
@@ -358,12 +358,12 @@ impl Journal {
     }
 
     /// Why the journal stopped taking records, if it did.
-    pub fn failure(&self) -> Option<&str> {
+    pub(crate) fn failure(&self) -> Option<&str> {
         self.failure.get().map(String::as_str)
     }
 
     /// Writes everything to stable storage now (at the end of a run).
-    pub fn sync(&self) -> Result<()> {
+    pub(crate) fn sync(&self) -> Result<()> {
         let t = self
             .file
             .lock()
@@ -374,7 +374,7 @@ impl Journal {
 
     /// Appends an agent call's transcript (best effort: the journal record is what resume
     /// relies on). See journal/transcripts.rs.
-    pub fn write_transcript(&self, key: &str, occurrence: u32, transcript: Value) {
+    pub(crate) fn write_transcript(&self, key: &str, occurrence: u32, transcript: Value) {
         self.transcripts.write(key, occurrence, transcript);
     }
 }
@@ -417,7 +417,7 @@ fn repair_torn_tail(path: &Path) -> Result<()> {
 
 /// A journal read back.
 #[derive(Debug, Default)]
-pub struct Loaded {
+pub(crate) struct Loaded {
     pub records: Vec<Record>,
     /// The last line was cut short (the process died mid-write); it was ignored.
     pub torn_tail: bool,
@@ -428,11 +428,11 @@ pub struct Loaded {
 /// record must carry a valid MAC: an edited record is refused with its line number, never
 /// served.
 /// Reads a run directory's journal (the journal knows run directories; they do not know it).
-pub fn load_run(dir: &RunDir) -> Result<Loaded> {
+pub(crate) fn load_run(dir: &RunDir) -> Result<Loaded> {
     load(&dir.journal())
 }
 
-pub fn load(path: &Path) -> Result<Loaded> {
+pub(crate) fn load(path: &Path) -> Result<Loaded> {
     let mut loaded = Loaded::default();
     loaded.torn_tail = scan(path, |_, _| true, |r| loaded.records.push(r))?;
     Ok(loaded)
@@ -442,7 +442,7 @@ pub fn load(path: &Path) -> Result<Loaded> {
 /// and ceilings. Read without deserialising the lines it does not need (`cached`,
 /// `agent_started`, …), so a resume does not slow down as resumes pile up their records.
 #[derive(Debug, Default)]
-pub struct ResumePoint {
+pub(crate) struct ResumePoint {
     pub cache: HashMap<(String, u32), Cached>,
     pub attempts: u32,
     pub backend: Option<String>,
@@ -451,7 +451,7 @@ pub struct ResumePoint {
 
 /// The journaled turns of tool-using agents (tools::transcript), read for a resume without
 /// deserialising any other line.
-pub fn resume_turns(path: &Path) -> Result<crate::tools::transcript::Turns> {
+pub(crate) fn resume_turns(path: &Path) -> Result<crate::tools::transcript::Turns> {
     let mut records = Vec::new();
     scan(
         path,
@@ -461,7 +461,7 @@ pub fn resume_turns(path: &Path) -> Result<crate::tools::transcript::Turns> {
     Ok(crate::tools::transcript::collect(records))
 }
 
-pub fn resume_point(path: &Path) -> Result<ResumePoint> {
+pub(crate) fn resume_point(path: &Path) -> Result<ResumePoint> {
     let mut point = ResumePoint::default();
     let wanted = |_: usize, line: &[u8]| {
         line.starts_with(br#"{"type":"result""#) || line.starts_with(br#"{"type":"run_started""#)

@@ -69,14 +69,14 @@ impl Writer {
 
 /// A run's transcripts, read back.
 #[derive(Debug, Default)]
-pub struct Transcripts {
+pub(crate) struct Transcripts {
     by_call: HashMap<(String, u32), Value>,
     dir: Option<RunDir>,
 }
 
 impl Transcripts {
     /// Reads `transcripts.jsonl` (and the per-call files of older runs).
-    pub fn load(run: &RunDir) -> Transcripts {
+    pub(crate) fn load(run: &RunDir) -> Transcripts {
         let mut by_call = HashMap::new();
         if let Ok(text) = std::fs::read_to_string(run.transcripts_log()) {
             for line in text.lines() {
@@ -114,17 +114,17 @@ impl Transcripts {
         }
     }
 
-    pub fn get(&self, key: &str, occurrence: u32) -> Option<&Value> {
+    pub(crate) fn get(&self, key: &str, occurrence: u32) -> Option<&Value> {
         self.by_call.get(&(key.to_string(), occurrence))
     }
 
     /// How long the call took.
-    pub fn duration_ms(&self, key: &str, occurrence: u32) -> Option<u64> {
+    pub(crate) fn duration_ms(&self, key: &str, occurrence: u32) -> Option<u64> {
         self.get(key, occurrence)?["duration_ms"].as_u64()
     }
 
     /// The call's prompt, inline or from `prompts/`.
-    pub fn prompt(&self, key: &str, occurrence: u32) -> Option<String> {
+    pub(crate) fn prompt(&self, key: &str, occurrence: u32) -> Option<String> {
         let request = &self.get(key, occurrence)?["request"];
         if let Some(p) = request["prompt"].as_str() {
             return Some(p.to_string());

@@ -19,21 +19,21 @@ use std::time::{Duration, Instant};
 
 /// Why 10 s: a client on this machine sends a request's headers in milliseconds; one that
 /// trickles them holds a connection for nothing.
-pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Why 60 s: a live connection is never that quiet — an open event stream carries a ping every
 /// 15 s (rmcp's `sse_keep_alive`) — so a connection with no byte either way for a minute is
 /// abandoned, or held open on purpose.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Why 64: an MCP client holds one or two connections (its requests and its event stream);
 /// 64 serves a few dozen clients, and stays far below the process's file descriptors, so a
 /// flood of connections cannot take the server down with it.
-pub const MAX_CONNECTIONS: usize = 64;
+pub(crate) const MAX_CONNECTIONS: usize = 64;
 /// Why 32: a session is a client that said `initialize`; a person's coding agents are a
 /// handful. Past this, `initialize` is answered 503 until a session ends or expires.
-pub const MAX_SESSIONS: usize = 32;
+pub(crate) const MAX_SESSIONS: usize = 32;
 /// Why 5 minutes: a session nobody used for that long is gone (its client reconnects with a
 /// new `initialize`); its memory comes back.
-pub const SESSION_IDLE: Duration = Duration::from_secs(300);
+pub(crate) const SESSION_IDLE: Duration = Duration::from_secs(300);
 
 /// The first wait after a failed `accept` (EMFILE…), doubled up to a second.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
@@ -164,7 +164,11 @@ impl Gate {
 /// Serves MCP as streamable HTTP on `addr` (loopback only) at `/mcp`, each request carrying
 /// `Authorization: Bearer TOKEN`; others get 401. The token is `$WFHOST_MCP_TOKEN`, or a fresh
 /// random one printed on stderr.
-pub async fn serve(cwd: PathBuf, config: Config, addr: std::net::SocketAddr) -> anyhow::Result<()> {
+pub(crate) async fn serve(
+    cwd: PathBuf,
+    config: Config,
+    addr: std::net::SocketAddr,
+) -> anyhow::Result<()> {
     if !addr.ip().is_loopback() {
         anyhow::bail!(
             crate::ExitError::usage(format!("`--http {addr}` is not a loopback address"))

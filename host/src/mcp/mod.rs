@@ -5,10 +5,10 @@
 //! `name`, `args`, `resumeFromRunId`). Policy: the project's configuration plus `[mcp]`.
 //! docs/mcp.md.
 
-pub mod http;
+pub(crate) mod http;
 mod launch;
-pub mod permission;
-pub mod runs;
+pub(crate) mod permission;
+pub(crate) mod runs;
 
 use crate::config::Config;
 use crate::run_dir::RunDir;
@@ -33,7 +33,7 @@ use std::time::Duration;
 
 /// The authoring reference every model gets (the `workflow-authoring` prompt and resource),
 /// kept with docs/script-api.md.
-pub const AUTHORING: &str = include_str!("../../../docs/authoring.md");
+pub(crate) const AUTHORING: &str = include_str!("../../../docs/authoring.md");
 
 /// Why 10 minutes: a tool call that waits longer than this holds the client's turn; longer
 /// runs are followed with `workflow_result {wait}` or `workflow_status`.
@@ -46,7 +46,7 @@ follow it with `workflow_status`, and read the outcome with `workflow_result`. R
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct RunParams {
+pub(crate) struct RunParams {
     /// The workflow script's full source: JavaScript with `export const meta = { name, description }`
     /// and a body that calls agent(), parallel(), pipeline(). Give exactly one of script,
     /// scriptPath or name (or only resumeFromRunId, to continue a run as it was).
@@ -87,14 +87,14 @@ fn lenient_seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<f64>
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct RunRef {
+pub(crate) struct RunRef {
     /// The run's id, as workflow_run or workflow_runs gave it.
     pub run_id: String,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ResultParams {
+pub(crate) struct ResultParams {
     /// The run's id.
     pub run_id: String,
     /// Seconds to wait for the run to finish (at most 600) if it is still running.
@@ -105,7 +105,7 @@ pub struct ResultParams {
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ControlParams {
+pub(crate) struct ControlParams {
     /// The run's id.
     pub run_id: String,
     pub action: Action,
@@ -117,7 +117,7 @@ pub struct ControlParams {
 /// What `workflow_control` does to a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum Action {
+pub(crate) enum Action {
     /// No new agent starts; running ones finish.
     Pause,
     /// Dispatching goes on after a pause.
@@ -131,7 +131,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Action::Pause => "pause",
             Action::Continue => "continue",
@@ -144,18 +144,18 @@ impl Action {
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ValidateParams {
+pub(crate) struct ValidateParams {
     /// The workflow script's full source.
     pub script: String,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Empty {}
+pub(crate) struct Empty {}
 
 /// The server: the project it serves and its policy.
 #[derive(Clone)]
-pub struct Server {
+pub(crate) struct Server {
     cwd: PathBuf,
     config: Arc<Config>,
     /// The runs this client started (for `[mcp] max_runs`).
@@ -165,12 +165,12 @@ pub struct Server {
 
 /// Why 4: a coding agent follows a run or two at a time; more at once from one client is a
 /// loop gone wrong, and each run holds a process, a pool of agents and their spend.
-pub const MAX_RUNS_PER_CLIENT: u32 = 4;
+pub(crate) const MAX_RUNS_PER_CLIENT: u32 = 4;
 
 /// A tool error the model sees (and can act on), not a protocol error: handlers return
 /// `ToolResult` and use `?`; rmcp marks the result `isError`.
 #[derive(Debug)]
-pub struct ToolError(String);
+pub(crate) struct ToolError(String);
 
 /// What every tool handler returns.
 type ToolResult = Result<CallToolResult, ToolError>;
@@ -223,7 +223,7 @@ fn seconds(wait: Option<f64>) -> Result<Option<Duration>, String> {
 
 #[tool_router]
 impl Server {
-    pub fn new(cwd: PathBuf, config: Config) -> Server {
+    pub(crate) fn new(cwd: PathBuf, config: Config) -> Server {
         Server {
             cwd,
             config: Arc::new(config),
@@ -502,7 +502,7 @@ impl ServerHandler for Server {
 }
 
 /// Serves MCP on stdin/stdout until the client closes it.
-pub async fn serve_stdio(cwd: PathBuf, config: Config) -> anyhow::Result<()> {
+pub(crate) async fn serve_stdio(cwd: PathBuf, config: Config) -> anyhow::Result<()> {
     use rmcp::ServiceExt as _;
     let service = Server::new(cwd, config)
         .serve(rmcp::transport::stdio())

@@ -14,18 +14,16 @@ use serde_json::{Value, json};
 use std::path::PathBuf;
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
-pub struct ApproveParams {
+pub(crate) struct ApproveParams {
     /// The tool the agent wants to use.
     pub tool_name: String,
     /// Its input.
     #[serde(default)]
     pub input: Value,
-    #[serde(default)]
-    pub tool_use_id: Option<String>,
 }
 
 #[derive(Clone)]
-pub struct PermissionServer {
+pub(crate) struct PermissionServer {
     socket: PathBuf,
     agent: Option<u32>,
     tool_router: ToolRouter<PermissionServer>,
@@ -77,7 +75,7 @@ async fn ask(socket: &PathBuf, agent: Option<u32>, tool: &str, input: &Value) ->
 
 #[tool_router]
 impl PermissionServer {
-    pub fn new(socket: PathBuf, agent: Option<u32>) -> PermissionServer {
+    pub(crate) fn new(socket: PathBuf, agent: Option<u32>) -> PermissionServer {
         PermissionServer {
             socket,
             agent,
@@ -115,7 +113,7 @@ impl ServerHandler for PermissionServer {
 }
 
 /// Serves the permission tool on stdio until the agent's Claude Code closes it.
-pub async fn serve(socket: PathBuf, agent: Option<u32>) -> anyhow::Result<()> {
+pub(crate) async fn serve(socket: PathBuf, agent: Option<u32>) -> anyhow::Result<()> {
     use rmcp::ServiceExt as _;
     PermissionServer::new(socket, agent)
         .serve(rmcp::transport::stdio())

@@ -15,11 +15,11 @@ use std::time::{Duration, Instant};
 
 /// Why 16 KiB: a tool result lands in a model's context window; a larger result is written to
 /// `result.json` in the run directory and the tool gives its path.
-pub const MAX_RESULT_CHARS: usize = 16 << 10;
+pub(crate) const MAX_RESULT_CHARS: usize = 16 << 10;
 
 /// Checks a script as `wfhost run` does before launching it: meta, imports and syntax (the
 /// guest's QuickJS compiles it). `Err`: the message and hint `wfhost run` would print.
-pub async fn check(origin: &str, source: &str) -> Result<Script, String> {
+pub(crate) async fn check(origin: &str, source: &str) -> Result<Script, String> {
     let script = Script::parse(origin, source).map_err(|r| r.render())?;
     let compiled = async {
         let cache = crate::compile::Cache::new(false);
@@ -41,7 +41,7 @@ pub async fn check(origin: &str, source: &str) -> Result<Script, String> {
 /// A `scriptPath` a model gave: inside the project (or its runs directory, where inline scripts
 /// are saved), a `.js` file, no `..`, no symlink on the way. Relative paths are from the
 /// project's directory.
-pub fn script_path(p: &str, cwd: &Path) -> Result<PathBuf, String> {
+pub(crate) fn script_path(p: &str, cwd: &Path) -> Result<PathBuf, String> {
     use std::path::Component;
     let refuse = |why: &str| {
         format!(
@@ -82,13 +82,13 @@ pub fn script_path(p: &str, cwd: &Path) -> Result<PathBuf, String> {
 }
 
 /// Reads a script file without blocking or following a final symlink.
-pub fn read(path: &Path) -> Result<String, String> {
+pub(crate) fn read(path: &Path) -> Result<String, String> {
     crate::workflows::read_script(path)
         .map_err(|why| format!("`{}` cannot be read: {why}", path.display()))
 }
 
 /// What to start.
-pub struct Launch<'a> {
+pub(crate) struct Launch<'a> {
     /// The script file to run (`None`: resume the run's own snapshot).
     pub script: Option<&'a Path>,
     pub args: Option<&'a Value>,
@@ -100,7 +100,7 @@ pub struct Launch<'a> {
 }
 
 /// Starts a detached run with this very binary; returns its id once its control socket is up.
-pub fn start(l: &Launch<'_>, cwd: &Path) -> Result<String> {
+pub(crate) fn start(l: &Launch<'_>, cwd: &Path) -> Result<String> {
     let exe = std::env::current_exe().context("cannot find the wfhost binary")?;
     let mut cmd = std::process::Command::new(exe);
     match (l.script, l.resume) {
@@ -159,7 +159,7 @@ pub fn start(l: &Launch<'_>, cwd: &Path) -> Result<String> {
 }
 
 /// A run's state: live from its socket, else from its run directory.
-pub async fn status(dir: &RunDir) -> Result<RunStatus> {
+pub(crate) async fn status(dir: &RunDir) -> Result<RunStatus> {
     if dir.is_running()
         && let Ok(mut c) = Client::connect(dir, "wfhost mcp").await
         && let Ok(v) = c.request(Command::Status).await
@@ -187,7 +187,7 @@ fn finished(dir: &RunDir, h: &History) -> Value {
 
 /// Waits until the run is no longer running, for at most `wait`, calling `tick` with its live
 /// status about once a second. True when it ended.
-pub async fn wait_end(
+pub(crate) async fn wait_end(
     dir: &RunDir,
     wait: Duration,
     tick: impl Fn(&RunStatus) + Send + Sync,
@@ -214,7 +214,7 @@ pub async fn wait_end(
 /// A finished run's outcome for a model: a first line that never reads as a plain success when
 /// agents failed, the result (capped; the whole of it in `result.json`), the failures, and
 /// where the transcripts are.
-pub fn result(dir: &RunDir) -> Result<(String, Value)> {
+pub(crate) fn result(dir: &RunDir) -> Result<(String, Value)> {
     let h = History::fold(&crate::journal::load_run(dir)?);
     let status = h.status_now(dir.is_running());
     let mut v = finished(dir, &h);
@@ -283,7 +283,11 @@ pub fn result(dir: &RunDir) -> Result<(String, Value)> {
 }
 
 /// `workflow_control`: one command on the run's socket.
-pub async fn control(dir: &RunDir, action: super::Action, agent: Option<&str>) -> Result<Value> {
+pub(crate) async fn control(
+    dir: &RunDir,
+    action: super::Action,
+    agent: Option<&str>,
+) -> Result<Value> {
     use super::Action;
     let agent_ref = || -> Result<AgentRef> {
         let a = agent.ok_or_else(|| {

@@ -8,13 +8,13 @@ use wasmtime::{Caller, Extern, Memory, TypedFunc};
 
 /// The largest string a guest may pass to the host in one call. Why 64 MiB: a prompt or a
 /// result larger than that is a bug, and reading it must not take the host's memory with it.
-pub const MAX_GUEST_STRING: u32 = 64 << 20;
+pub(crate) const MAX_GUEST_STRING: u32 = 64 << 20;
 
 /// A guest broke the capability protocol in a way only the script can cause (an oversized
 /// string, waiting with nothing outstanding after it replaced a built-in): the run fails as the
 /// script's fault (exit 65), not as an internal error.
 #[derive(Debug)]
-pub struct ScriptFault(pub String);
+pub(crate) struct ScriptFault(pub String);
 
 impl std::fmt::Display for ScriptFault {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -28,13 +28,16 @@ impl std::error::Error for ScriptFault {}
 /// looking an export up by name and checking its type at every crossing was a visible share of
 /// each agent's cost. A store holds one guest instance, so what is found once stays right.
 #[derive(Default)]
-pub struct GuestExports {
+pub(crate) struct GuestExports {
     memory: Option<Memory>,
     realloc: Option<TypedFunc<(i32, i32, i32, i32), i32>>,
 }
 
 /// Where a store's `T` keeps its [`GuestExports`].
-pub trait Exports<T>: Fn(&mut T) -> &mut GuestExports + Copy + Send + Sync + 'static {}
+pub(crate) trait Exports<T>:
+    Fn(&mut T) -> &mut GuestExports + Copy + Send + Sync + 'static
+{
+}
 impl<T, F: Fn(&mut T) -> &mut GuestExports + Copy + Send + Sync + 'static> Exports<T> for F {}
 
 fn memory<T>(caller: &mut Caller<'_, T>, exports: impl Exports<T>) -> wasmtime::Result<Memory> {
@@ -66,7 +69,7 @@ fn realloc<T>(
 }
 
 /// Reads `len` bytes at `ptr` of the caller's memory as text (invalid UTF-8 is replaced).
-pub fn read_string<T>(
+pub(crate) fn read_string<T>(
     caller: &mut Caller<'_, T>,
     exports: impl Exports<T>,
     ptr: u32,
@@ -90,7 +93,7 @@ pub fn read_string<T>(
 }
 
 /// Allocates `s` in the guest (through `cabi_realloc`) and returns `(ptr << 32) | len`.
-pub async fn return_string<T: Send>(
+pub(crate) async fn return_string<T: Send>(
     caller: &mut Caller<'_, T>,
     exports: impl Exports<T>,
     s: &str,
@@ -99,7 +102,7 @@ pub async fn return_string<T: Send>(
 }
 
 /// Allocates `bytes` in the guest (through `cabi_realloc`) and returns `(ptr << 32) | len`.
-pub async fn return_bytes<T: Send>(
+pub(crate) async fn return_bytes<T: Send>(
     caller: &mut Caller<'_, T>,
     exports: impl Exports<T>,
     s: &[u8],

@@ -5,9 +5,9 @@
 //! resource limiter, and the wfhost capabilities (none while only compiling). Nothing else is
 //! reachable from the guest.
 
-pub mod abi;
-pub mod capabilities;
-pub mod wasi;
+pub(crate) mod abi;
+pub(crate) mod capabilities;
+pub(crate) mod wasi;
 
 use crate::compile::{self, GuestArtifact};
 use crate::limits::{LimitHit, Limits};
@@ -25,7 +25,7 @@ use wasmtime_wasi::p1::WasiP1Ctx;
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// The T in `Store<T>`.
-pub struct RunState {
+pub(crate) struct RunState {
     pub wasi: WasiP1Ctx,
     pub limiter: Limiter,
     /// The capability surface of a run; `None` in an instance that only compiles, whose
@@ -43,7 +43,7 @@ impl RunState {
 }
 
 /// Caps linear memory and tables, remembering when it said no.
-pub struct Limiter {
+pub(crate) struct Limiter {
     max_memory: usize,
     pub hit: bool,
 }
@@ -72,7 +72,7 @@ impl ResourceLimiter for Limiter {
 
 /// How one guest run ended, before it becomes a report.
 #[derive(Debug)]
-pub enum Ending {
+pub(crate) enum Ending {
     /// The guest called `finish`: `{ok: true, value}` or `{ok: false, error, stack?}`.
     Finished(serde_json::Value),
     /// A limit stopped it.
@@ -82,7 +82,7 @@ pub enum Ending {
     Trapped { message: String, internal: bool },
 }
 
-pub struct Sandbox {
+pub(crate) struct Sandbox {
     engine: Engine,
     linker: Linker<RunState>,
     /// The guest linked for runs: WASI and the capability surface.
@@ -126,7 +126,7 @@ fn engine() -> Result<Engine> {
 
 impl Sandbox {
     /// Loads the embedded guest (from the compile cache when possible) and checks its imports.
-    pub fn new(limits: Limits, cache: &compile::Cache) -> Result<Sandbox> {
+    pub(crate) fn new(limits: Limits, cache: &compile::Cache) -> Result<Sandbox> {
         let engine = engine()?;
         let start = std::time::Instant::now();
         let (module, artifact) = compile::load_guest(&engine, cache)?;
@@ -154,7 +154,7 @@ impl Sandbox {
         })
     }
 
-    pub fn engine(&self) -> &Engine {
+    pub(crate) fn engine(&self) -> &Engine {
         &self.engine
     }
 
@@ -190,7 +190,7 @@ impl Sandbox {
     /// A wrapped script module's bytecode: from the compile cache, else compiled (and
     /// cached). `Ok((Err(message), _))` is a compile error in the script; the flag says whether
     /// the cache served it.
-    pub async fn bytecode(
+    pub(crate) async fn bytecode(
         &self,
         cache: &compile::Cache,
         module_source: &str,
@@ -207,7 +207,7 @@ impl Sandbox {
 
     /// Compiles a wrapped script module to QuickJS bytecode with the guest's `compile-src`.
     /// `Ok(Err(message))` is a compile error in the script.
-    pub async fn compile_src(
+    pub(crate) async fn compile_src(
         &self,
         module_source: &str,
     ) -> Result<std::result::Result<Vec<u8>, String>> {
@@ -234,7 +234,7 @@ impl Sandbox {
     }
 
     /// Runs compiled bytecode in a fresh guest instance ("direct mode").
-    pub async fn run_bytecode(
+    pub(crate) async fn run_bytecode(
         &self,
         bytecode: &[u8],
         caps: Capabilities,
@@ -257,7 +257,11 @@ impl Sandbox {
 
     /// Runs a standalone module made by `wfhost compile` (a Javy dynamic module): the guest is
     /// instantiated first and linked under the module's import namespace.
-    pub async fn run_module(&self, module: &Module, caps: Capabilities) -> (Ending, Capabilities) {
+    pub(crate) async fn run_module(
+        &self,
+        module: &Module,
+        caps: Capabilities,
+    ) -> (Ending, Capabilities) {
         let (mut store, captured) = self.store(Some(caps));
         let result = async {
             let start = std::time::Instant::now();
@@ -388,7 +392,7 @@ async fn copy_in(
 
 /// What one import is, and whether the sandbox allows it.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct ImportCheck {
+pub(crate) struct ImportCheck {
     pub module: String,
     pub name: String,
     pub allowed: bool,
@@ -420,7 +424,7 @@ fn signature(ty: &wasmtime::ExternType) -> String {
 
 /// Lists a module's imports against the allow-list. `plugin_namespace`: a standalone module
 /// may import the guest's exports under this namespace (and nothing else).
-pub fn audit_imports(module: &Module, plugin_namespace: Option<&str>) -> Vec<ImportCheck> {
+pub(crate) fn audit_imports(module: &Module, plugin_namespace: Option<&str>) -> Vec<ImportCheck> {
     module
         .imports()
         .map(|i| {
@@ -453,7 +457,7 @@ pub fn audit_imports(module: &Module, plugin_namespace: Option<&str>) -> Vec<Imp
 }
 
 /// Refuses a module that imports anything outside the allow-list, naming the import.
-pub fn check_imports(module: &Module, plugin_namespace: Option<&str>) -> Result<()> {
+pub(crate) fn check_imports(module: &Module, plugin_namespace: Option<&str>) -> Result<()> {
     if let Some(bad) = audit_imports(module, plugin_namespace)
         .into_iter()
         .find(|i| !i.allowed)

@@ -13,7 +13,7 @@ use wasmtime_wasi::{
 /// The only WASI preview-1 functions a guest may import. Everything else — `path_open`,
 /// `sock_*`, `fd_prestat_*`, `args_*`, `poll_oneoff` … — is refused before instantiation.
 /// These are exactly what the QuickJS guest's libc needs to start and to write to stdio.
-pub const WASI_ALLOW: &[&str] = &[
+pub(crate) const WASI_ALLOW: &[&str] = &[
     "fd_write",
     "fd_close",
     "fd_seek",
@@ -25,11 +25,11 @@ pub const WASI_ALLOW: &[&str] = &[
     "proc_exit",
 ];
 
-pub const WASI_MODULE: &str = "wasi_snapshot_preview1";
+pub(crate) const WASI_MODULE: &str = "wasi_snapshot_preview1";
 
 /// The core signature of each allowed WASI function (as `audit` prints signatures): an import
 /// of the right name with another type could not link, and is refused as such.
-pub const WASI_SIGNATURES: &[(&str, &str)] = &[
+pub(crate) const WASI_SIGNATURES: &[(&str, &str)] = &[
     ("fd_write", "(i32, i32, i32, i32) -> i32"),
     ("fd_close", "(i32) -> i32"),
     ("fd_seek", "(i32, i64, i32, i32) -> i32"),
@@ -43,22 +43,18 @@ pub const WASI_SIGNATURES: &[(&str, &str)] = &[
 
 /// The captured output of a guest.
 #[derive(Clone)]
-pub struct Captured {
+pub(crate) struct Captured {
     pub stdout: MemoryOutputPipe,
     pub stderr: MemoryOutputPipe,
 }
 
 impl Captured {
     /// Bytes captured so far, both streams.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.stdout.contents().len() + self.stderr.contents().len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    pub fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         let mut s = String::from_utf8_lossy(&self.stdout.contents()).into_owned();
         s.push_str(&String::from_utf8_lossy(&self.stderr.contents()));
         s
@@ -66,7 +62,7 @@ impl Captured {
 }
 
 /// Builds the guest's WASI context. `max_output` caps each captured stream.
-pub fn context(max_output: usize) -> (WasiP1Ctx, Captured) {
+pub(crate) fn context(max_output: usize) -> (WasiP1Ctx, Captured) {
     let captured = Captured {
         stdout: MemoryOutputPipe::new(max_output),
         stderr: MemoryOutputPipe::new(max_output),

@@ -11,8 +11,8 @@
 //! the journal (and the recording, with `--record`) and sends the outcome to the run's
 //! completion channel, which the guest drains through `wait-next`.
 
-pub mod stagger;
-pub mod throttle;
+pub(crate) mod stagger;
+pub(crate) mod throttle;
 
 use crate::agent::{AgentRequest, Usage};
 use crate::backend::Backend;
@@ -32,7 +32,7 @@ use tokio::sync::{Mutex, mpsc};
 /// before `agent()` rejects. Why 5: the reference's `MAX_STRUCTURED_OUTPUT_RETRIES`, as peers
 /// report it; matching it keeps scripts' cost and control flow the same. Config:
 /// `schema_retries`.
-pub const SCHEMA_RETRIES: u32 = 5;
+pub(crate) const SCHEMA_RETRIES: u32 = 5;
 
 /// How often a running agent's new output is passed to the views (`agent_output`). Why
 /// 250 ms: four updates a second reads as live in the dashboard, and a call that answers
@@ -40,14 +40,14 @@ pub const SCHEMA_RETRIES: u32 = 5;
 const OUTPUT_LOOK: Duration = Duration::from_millis(250);
 
 /// What `agent({schema})` rejects with when no answer ever matched (the reference's words).
-pub const SCHEMA_NEVER_MET: &str = "agent({schema}): subagent completed without calling StructuredOutput (after in-conversation nudge)";
+pub(crate) const SCHEMA_NEVER_MET: &str = "agent({schema}): subagent completed without calling StructuredOutput (after in-conversation nudge)";
 
 /// How long `--wait-on-limit` waits when the provider gives no reset time. Why 5 min: usage
 /// limits reset on the scale of minutes to hours; asking every 5 minutes costs one refused call.
-pub const LIMIT_WAIT: Duration = Duration::from_secs(5 * 60);
+pub(crate) const LIMIT_WAIT: Duration = Duration::from_secs(5 * 60);
 
 /// One agent to run.
-pub struct AgentJob {
+pub(crate) struct AgentJob {
     pub handle: u32,
     pub request: AgentRequest,
     pub schema: Option<Schema>,
@@ -68,13 +68,13 @@ pub struct AgentJob {
 
 /// The end of a job (agent or timer), in the order the guest receives them.
 #[derive(Debug)]
-pub enum Completion {
+pub(crate) enum Completion {
     Agent { handle: u32, outcome: AgentOutcome },
     Timer { handle: u32 },
 }
 
 #[derive(Debug)]
-pub struct AgentOutcome {
+pub(crate) struct AgentOutcome {
     /// The agent's text, or its object when a schema was given; the error message otherwise.
     pub result: Result<Value, String>,
     pub usage: Usage,
@@ -98,7 +98,7 @@ pub struct AgentOutcome {
 }
 
 /// What the workers need.
-pub struct SchedulerSetup {
+pub(crate) struct SchedulerSetup {
     /// Set when the provider reports a usage or spend limit: no further job starts.
     pub limited: std::sync::atomic::AtomicBool,
     pub backend: Arc<dyn Backend>,
@@ -118,7 +118,7 @@ pub struct SchedulerSetup {
 }
 
 #[derive(Clone)]
-pub struct Scheduler {
+pub(crate) struct Scheduler {
     queue: mpsc::UnboundedSender<AgentJob>,
     /// For a backend that places cache breakpoints (`Backend::caches_prompts`).
     stagger: Option<Arc<std::sync::Mutex<stagger::Stagger>>>,
@@ -128,7 +128,7 @@ impl Scheduler {
     /// Starts `concurrency` workers that run jobs in submission order, record each outcome in
     /// the journal (before anyone sees it: a crash after that point loses nothing), and send it
     /// to `done`. The workers stop when the scheduler (every clone) is dropped.
-    pub fn start(setup: SchedulerSetup) -> Scheduler {
+    pub(crate) fn start(setup: SchedulerSetup) -> Scheduler {
         let (queue, rx) = mpsc::unbounded_channel::<AgentJob>();
         let rx = Arc::new(Mutex::new(rx));
         let throttle = throttle::Throttle::new(
@@ -207,13 +207,13 @@ impl Scheduler {
     /// Whether agents started together should reach the pool together (`submit_batch`): only
     /// for a backend that places cache breakpoints. Any other gets each job at once, so the
     /// pool starts working while the script is still starting a fan-out.
-    pub fn batches(&self) -> bool {
+    pub(crate) fn batches(&self) -> bool {
         self.stagger.is_some()
     }
 
     /// Queues agents started together (one guest turn's `agent()` calls, in order), after the
     /// stagger has found the heads they share.
-    pub fn submit_batch(&self, mut jobs: Vec<AgentJob>) {
+    pub(crate) fn submit_batch(&self, mut jobs: Vec<AgentJob>) {
         if let Some(stagger) = &self.stagger {
             stagger
                 .lock()
@@ -225,7 +225,7 @@ impl Scheduler {
         }
     }
 
-    pub fn submit(&self, job: AgentJob) {
+    pub(crate) fn submit(&self, job: AgentJob) {
         // A send error means the workers are gone, i.e. the run is being torn down.
         let _ = self.queue.send(job);
     }

@@ -25,12 +25,12 @@ use tokio::sync::watch;
 
 /// The shortest head worth a cache entry, in bytes. Why 4096: the Messages API caches prefixes
 /// from 1,024 tokens (2,048 for Haiku), about 4 characters a token.
-pub const MIN_SHARED_HEAD: usize = 4096;
+pub(crate) const MIN_SHARED_HEAD: usize = 4096;
 
 /// The longest a follower waits for its writer. Why 5 s: the writer's answer begins once its
 /// prompt is read, a second or two for a long head; past that something is wrong with the
 /// writer, and a follower that writes the entry itself costs 25 % more on its head, not a stall.
-pub const MAX_HOLD: Duration = Duration::from_secs(5);
+pub(crate) const MAX_HOLD: Duration = Duration::from_secs(5);
 
 /// How many recent prompts (of at least [`MIN_SHARED_HEAD`] bytes: a shorter one cannot share a
 /// head worth an entry) a new batch is compared with (sequential fan-outs, pipelines).
@@ -38,7 +38,7 @@ const RECENT: usize = 32;
 
 /// Opens when the writer's answer has begun (or it ended without one).
 #[derive(Debug)]
-pub struct Gate {
+pub(crate) struct Gate {
     open: watch::Sender<bool>,
 }
 
@@ -58,7 +58,7 @@ impl Gate {
 
 /// What a backend is told about one call's prompt.
 #[derive(Debug)]
-pub struct CacheHint {
+pub(crate) struct CacheHint {
     /// Bytes of the prompt that are the shared head (a character boundary).
     pub head: usize,
     gate: Arc<Gate>,
@@ -69,7 +69,7 @@ pub struct CacheHint {
 
 impl CacheHint {
     /// Before sending: a follower waits for its writer's answer to begin (at most `MAX_HOLD`).
-    pub async fn before_send(&self) {
+    pub(crate) async fn before_send(&self) {
         if self.writer || !self.hold || self.gate.is_open() {
             return;
         }
@@ -78,25 +78,26 @@ impl CacheHint {
     }
 
     /// The answer has begun (the cache entry exists): the writer lets its followers go.
-    pub fn begun(&self) {
+    pub(crate) fn begun(&self) {
         if self.writer {
             self.gate.open();
         }
     }
 
     /// The call ended, answered or not: a writer's followers must not wait for it any more.
-    pub fn release(&self) {
+    pub(crate) fn release(&self) {
         self.begun();
     }
 
-    pub fn is_writer(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_writer(&self) -> bool {
         self.writer
     }
 }
 
 /// The run's memory of heads and their writers.
 #[derive(Default)]
-pub struct Stagger {
+pub(crate) struct Stagger {
     hold: bool,
     recent: std::collections::VecDeque<String>,
     /// (model, head) → the gate of the call that writes that entry.
@@ -104,7 +105,7 @@ pub struct Stagger {
 }
 
 impl Stagger {
-    pub fn new(hold: bool) -> Stagger {
+    pub(crate) fn new(hold: bool) -> Stagger {
         Stagger {
             hold,
             ..Stagger::default()
@@ -113,7 +114,7 @@ impl Stagger {
 
     /// Gives each job of a batch (agents started together) its cache hint, if it has a head
     /// worth caching. `explicit`: `sharedHeadLength` per job, when the script gave one.
-    pub fn plan(&mut self, batch: &mut [AgentJob]) {
+    pub(crate) fn plan(&mut self, batch: &mut [AgentJob]) {
         if batch.is_empty() {
             return;
         }
@@ -210,7 +211,7 @@ fn shared_heads(batch: &[AgentJob], recent: &[String]) -> Vec<Option<usize>> {
 }
 
 /// Bytes two strings share from the start, backed off to a character boundary.
-pub fn common_prefix(a: &str, b: &str) -> usize {
+pub(crate) fn common_prefix(a: &str, b: &str) -> usize {
     let n = a.bytes().zip(b.bytes()).take_while(|(x, y)| x == y).count();
     (0..=n).rev().find(|i| b.is_char_boundary(*i)).unwrap_or(0)
 }

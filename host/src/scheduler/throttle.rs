@@ -34,7 +34,7 @@ use tokio::time::Instant;
 const MAX_PAUSE: Duration = Duration::from_secs(300);
 
 /// The pool-wide state of a run's calls.
-pub struct Throttle {
+pub(crate) struct Throttle {
     adaptive: bool,
     /// The run's `--concurrency`: the window never grows past it.
     concurrency: f64,
@@ -99,7 +99,7 @@ impl Bucket {
 }
 
 /// A request in flight: hold it for the length of the HTTP exchange. Dropped, its slot frees.
-pub struct Permit {
+pub(crate) struct Permit {
     throttle: Arc<Throttle>,
     model: String,
 }
@@ -119,7 +119,7 @@ impl Drop for Permit {
 
 /// What the provider said of its limits, from one response's headers.
 #[derive(Debug, Default, Clone, PartialEq)]
-pub struct Limits {
+pub(crate) struct Limits {
     /// `anthropic-ratelimit-requests-limit`: requests a minute.
     pub requests_limit: Option<f64>,
     /// `anthropic-ratelimit-requests-remaining`.
@@ -130,7 +130,7 @@ pub struct Limits {
 
 impl Limits {
     /// Reads the `anthropic-ratelimit-*` headers (`get` looks a header up by name).
-    pub fn from_headers(get: impl Fn(&str) -> Option<String>) -> Limits {
+    pub(crate) fn from_headers(get: impl Fn(&str) -> Option<String>) -> Limits {
         let num = |name: &str| get(name).and_then(|v| v.trim().parse::<f64>().ok());
         let mut exhausted_for = None;
         // Requests are paced by the bucket; a token limit that says none remain pauses the pool.
@@ -177,7 +177,7 @@ impl std::fmt::Debug for Throttle {
 }
 
 impl Throttle {
-    pub fn new(config: Arc<Config>, concurrency: usize, events: Events) -> Arc<Throttle> {
+    pub(crate) fn new(config: Arc<Config>, concurrency: usize, events: Events) -> Arc<Throttle> {
         let concurrency = concurrency.max(1) as f64;
         Arc::new(Throttle {
             adaptive: config.rate_limits.adaptive.unwrap_or(true),
@@ -221,7 +221,7 @@ impl Throttle {
 
     /// Waits until a request for `model` may be sent: the pool is not paused, the window and
     /// the model's concurrency have room, and its buckets a token.
-    pub async fn acquire(self: &Arc<Self>, model: &str) -> Permit {
+    pub(crate) async fn acquire(self: &Arc<Self>, model: &str) -> Permit {
         loop {
             let notified = self.changed.notified();
             tokio::pin!(notified);
@@ -278,7 +278,7 @@ impl Throttle {
 
     /// A response came back: what its headers say of the limits, and (`ok`) whether it was an
     /// answer, which widens the window.
-    pub fn observe(&self, permit: &Permit, limits: &Limits, ok: bool) {
+    pub(crate) fn observe(&self, permit: &Permit, limits: &Limits, ok: bool) {
         if !self.adaptive {
             return;
         }
@@ -314,7 +314,7 @@ impl Throttle {
     }
 
     /// The provider refused a request for its rate limit (a 429) and said to wait `after`.
-    pub fn limited(&self, after: Option<Duration>) {
+    pub(crate) fn limited(&self, after: Option<Duration>) {
         if !self.adaptive {
             return;
         }

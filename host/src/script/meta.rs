@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 /// The checked metadata of a workflow.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
-pub struct Meta {
+pub(crate) struct Meta {
     pub name: String,
     #[serde(default)]
     pub description: String,
@@ -31,7 +31,7 @@ pub struct Meta {
 }
 
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
-pub struct Phase {
+pub(crate) struct Phase {
     pub title: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
@@ -42,7 +42,7 @@ pub struct Phase {
 impl Meta {
     /// `name — description`, then one line per phase: how a workflow introduces itself
     /// (approval prompt, `wfhost show`).
-    pub fn summary(&self) -> String {
+    pub(crate) fn summary(&self) -> String {
         let mut s = format!("{} — {}", self.name, self.description);
         for p in &self.phases {
             s.push_str(&format!("\n  · {}", p.title));
@@ -56,7 +56,7 @@ impl Meta {
 
 /// A meta problem: the message (the reference's wording), where it is, and how to fix it.
 #[derive(Debug, Clone)]
-pub struct MetaError {
+pub(crate) struct MetaError {
     pub message: String,
     pub span: Span,
     pub hint: &'static str,
@@ -71,7 +71,7 @@ const NOT_FIRST: &str =
     "`export const meta = { name, description, phases }` must be the FIRST statement in the script";
 
 /// Finds the meta statement; returns its span (to strip it from the body) and the checked meta.
-pub fn extract(program: &Program<'_>) -> Result<(Span, Meta), MetaError> {
+pub(crate) fn extract(program: &Program<'_>) -> Result<(Span, Meta), MetaError> {
     let not_first = |span| MetaError {
         message: NOT_FIRST.into(),
         span,

@@ -5,7 +5,7 @@
 //! closely (the reference runtime's error messages name ESTree node types), it reports syntax
 //! errors with spans, and it rejects TypeScript syntax when asked to parse plain JavaScript.
 
-pub mod meta;
+pub(crate) mod meta;
 
 use oxc_allocator::Allocator;
 use oxc_ast::ast::{ImportExpression, ImportMeta, Statement};
@@ -13,11 +13,11 @@ use oxc_ast_visit::Visit;
 use oxc_parser::{ParseOptions, Parser};
 use oxc_span::{GetSpan, SourceType, Span};
 
-pub use meta::{Meta, Phase};
+pub(crate) use meta::Meta;
 
 /// A checked script, ready to compile.
 #[derive(Debug, Clone)]
-pub struct Script {
+pub(crate) struct Script {
     /// How the script is named in messages (its path, or `workflow:NAME`).
     pub origin: String,
     pub source: String,
@@ -30,7 +30,7 @@ pub struct Script {
 /// Why a script was refused before running. `message`'s first line is the reference runtime's
 /// wording; `location` and `hint` are ours.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Rejection {
+pub(crate) struct Rejection {
     pub message: String,
     pub location: Option<String>,
     pub hint: Option<String>,
@@ -38,7 +38,7 @@ pub struct Rejection {
 
 impl Rejection {
     /// The full text: message, location line, hint line.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut s = self.message.clone();
         if let Some(l) = &self.location {
             s.push_str(&format!("\n  --> {l}"));
@@ -57,7 +57,7 @@ const INVALID: &str = "Invalid workflow script:";
 const API: &str = "agent, parallel, pipeline, workflow, phase, log, console, args, budget, setTimeout, clearTimeout";
 
 impl Script {
-    pub fn parse(origin: &str, source: &str) -> Result<Script, Rejection> {
+    pub(crate) fn parse(origin: &str, source: &str) -> Result<Script, Rejection> {
         let max = crate::limits::MAX_SCRIPT_BYTES;
         if source.len() > max {
             return Err(Rejection {
@@ -197,7 +197,7 @@ fn is_typescript(source: &str) -> bool {
 }
 
 /// 1-based `line:column` of a byte offset (columns count characters).
-pub fn line_col(source: &str, offset: u32) -> String {
+pub(crate) fn line_col(source: &str, offset: u32) -> String {
     let offset = (offset as usize).min(source.len());
     let before = &source[..offset];
     let line = before.matches('\n').count() + 1;
@@ -207,6 +207,7 @@ pub fn line_col(source: &str, offset: u32) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::meta::Phase;
     use super::*;
 
     fn reject(src: &str) -> String {

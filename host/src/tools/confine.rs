@@ -25,9 +25,9 @@ use std::os::unix::ffi::OsStrExt as _;
 /// The argument that selects the helper (`wfhost __confine …`); not a documented command.
 pub const ARG: &str = "__confine";
 /// The helper's exit code when the kernel cannot confine the command.
-pub const UNAVAILABLE: i32 = 125;
+pub(crate) const UNAVAILABLE: i32 = 125;
 /// What the helper's refusal starts with on stderr.
-pub const REFUSED: &str = "wfhost-confine: ";
+pub(crate) const REFUSED: &str = "wfhost-confine: ";
 
 /// Read and execute, never write: the system's programs and libraries.
 const SYSTEM_DIRS: &[&str] = &[
@@ -44,7 +44,7 @@ const DEVICES: &[&str] = &[
 
 /// Whether this machine's kernel confines `Bash` calls (`wfhost audit`): the helper is run
 /// once on `/bin/true` with the workspace as its only writable directory.
-pub fn probe(workspace: &std::path::Path) -> Result<(), String> {
+pub(crate) fn probe(workspace: &std::path::Path) -> Result<(), String> {
     let exe = std::env::current_exe().map_err(|e| format!("no path to wfhost: {e}"))?;
     let out = std::process::Command::new(exe)
         .arg(ARG)

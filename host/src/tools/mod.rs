@@ -9,24 +9,23 @@
 //! asks the model and runs its calls is the backend's (`backend::messages`).
 
 mod bash;
-pub mod confine;
+pub(crate) mod confine;
 mod edit;
 mod glob;
 mod grep;
 mod rails;
 mod read;
-pub mod transcript;
-pub mod turn;
+pub(crate) mod transcript;
+pub(crate) mod turn;
 mod workspace;
 mod write;
 
-pub use rails::{Rails, Tally};
-pub use transcript::{Transcript, Turn};
-pub use workspace::{HIDDEN, READ_ONLY, Workspace};
+pub(crate) use rails::{Rails, Tally};
+pub(crate) use transcript::{Transcript, Turn};
+pub(crate) use workspace::{READ_ONLY, Workspace};
 
 use serde_json::{Value, json};
 use std::sync::Arc;
-use std::time::Duration;
 
 /// The tools, by their Claude Code names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -90,7 +89,7 @@ impl ToolName {
 
 /// Parses a list of tool names (`--tools`, `[tools] allow`, an agent type's `tools:`):
 /// `none` or an empty list is no tools.
-pub fn parse_list<S: AsRef<str>>(names: &[S]) -> Result<Vec<ToolName>, String> {
+pub(crate) fn parse_list<S: AsRef<str>>(names: &[S]) -> Result<Vec<ToolName>, String> {
     let mut out = Vec::new();
     for n in names {
         let n = n.as_ref().trim();
@@ -112,7 +111,7 @@ pub fn parse_list<S: AsRef<str>>(names: &[S]) -> Result<Vec<ToolName>, String> {
 }
 
 /// `Read, Glob, Grep`.
-pub fn names_of(tools: &[ToolName]) -> String {
+pub(crate) fn names_of(tools: &[ToolName]) -> String {
     if tools.is_empty() {
         return "(none)".to_string();
     }
@@ -292,7 +291,7 @@ impl Toolbox {
 
 /// What `wfhost audit` and `wfhost plan` say of the agents' tools: which, where, their rails
 /// and (for `Bash`) whether this kernel confines it.
-pub fn describe(cfg: &crate::config::ToolsConfig) -> anyhow::Result<Value> {
+pub(crate) fn describe(cfg: &crate::config::ToolsConfig) -> anyhow::Result<Value> {
     let Some(tb) = Toolbox::from_config(cfg)? else {
         return Ok(json!({"allowed": [], "note": "no tools: each API agent is one model call"}));
     };
@@ -323,7 +322,7 @@ pub fn describe(cfg: &crate::config::ToolsConfig) -> anyhow::Result<Value> {
 }
 
 /// The tool names of a `describe` answer.
-pub fn allowed_in(described: &Value) -> Vec<&str> {
+pub(crate) fn allowed_in(described: &Value) -> Vec<&str> {
     described["allowed"]
         .as_array()
         .into_iter()
@@ -364,7 +363,7 @@ fn number(input: &Value, key: &str) -> Result<Option<u64>, String> {
 }
 
 /// A one-line summary of a call, as views show it: `Read src/lib.rs`, `Bash cargo test`.
-pub fn summary(name: &str, input: &Value) -> String {
+pub(crate) fn summary(name: &str, input: &Value) -> String {
     let arg = ["file_path", "pattern", "command", "path"]
         .iter()
         .find_map(|k| input[*k].as_str())
@@ -375,9 +374,4 @@ pub fn summary(name: &str, input: &Value) -> String {
         .take(120)
         .collect();
     format!("{name} {arg}").trim_end().to_string()
-}
-
-/// How long a call may take at most: `Bash`'s own timeout bounds it; the others are quick.
-pub fn max_duration() -> Duration {
-    bash::MAX_TIMEOUT
 }

@@ -62,7 +62,7 @@ impl Rails {
 
 /// What one agent has used of its rails so far.
 #[derive(Debug, Default)]
-pub struct Tally {
+pub(crate) struct Tally {
     turns: u32,
     calls: u32,
     last: Option<(String, String)>,
@@ -71,7 +71,7 @@ pub struct Tally {
 
 impl Tally {
     /// Before a model turn: `Err` ends the agent with the reason.
-    pub fn turn(&mut self, rails: &Rails) -> Result<(), String> {
+    pub(crate) fn turn(&mut self, rails: &Rails) -> Result<(), String> {
         if self.turns >= rails.max_turns {
             return Err(format!(
                 "the agent took {} turns, the most `--max-turns` (`[tools] max_turns`) allows; raise it if the task needs more",
@@ -83,7 +83,7 @@ impl Tally {
     }
 
     /// Before a tool call: `Err` ends the agent with the reason.
-    pub fn call(&mut self, rails: &Rails, name: &str, input: &Value) -> Result<(), String> {
+    pub(crate) fn call(&mut self, rails: &Rails, name: &str, input: &Value) -> Result<(), String> {
         if self.calls >= rails.max_tool_calls {
             return Err(format!(
                 "the agent made {} tool calls, the most `--max-tool-calls` (`[tools] max_tool_calls`) allows; raise it if the task needs more",
@@ -106,7 +106,7 @@ impl Tally {
         Ok(())
     }
 
-    pub fn turns(&self) -> u32 {
+    pub(crate) fn turns(&self) -> u32 {
         self.turns
     }
 }

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 
 /// One model turn that called tools.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Turn {
+pub(crate) struct Turn {
     /// 1-based.
     pub turn: u32,
     /// The model's message: its content blocks, as the API gave them (text, tool_use).
@@ -27,7 +27,7 @@ pub struct Turn {
 }
 
 /// The turns of one agent call (its journal key and occurrence).
-pub struct Transcript {
+pub(crate) struct Transcript {
     journal: Option<Arc<Journal>>,
     key: String,
     occurrence: u32,
@@ -36,7 +36,7 @@ pub struct Transcript {
 
 impl Transcript {
     /// `previous`: what the journal has of this call (a resume), in turn order.
-    pub fn new(
+    pub(crate) fn new(
         journal: Option<Arc<Journal>>,
         key: String,
         occurrence: u32,
@@ -50,7 +50,7 @@ impl Transcript {
         })
     }
 
-    pub fn turns(&self) -> Vec<Turn> {
+    pub(crate) fn turns(&self) -> Vec<Turn> {
         self.lock().clone()
     }
 
@@ -61,7 +61,7 @@ impl Transcript {
     }
 
     /// Keeps a turn (new, or now with its results) and journals it.
-    pub fn keep(&self, turn: Turn) {
+    pub(crate) fn keep(&self, turn: Turn) {
         if let Some(j) = &self.journal {
             let _ = j.append(&Record::Turn {
                 key: self.key.clone(),
@@ -89,10 +89,10 @@ impl std::fmt::Debug for Transcript {
 }
 
 /// Journaled turns by call (journal key, occurrence).
-pub type Turns = std::collections::HashMap<(String, u32), Vec<Turn>>;
+pub(crate) type Turns = std::collections::HashMap<(String, u32), Vec<Turn>>;
 
 /// The turns a journal holds, by call: the latest record of each turn wins.
-pub fn collect(records: impl IntoIterator<Item = Record>) -> Turns {
+pub(crate) fn collect(records: impl IntoIterator<Item = Record>) -> Turns {
     let mut out = Turns::default();
     for r in records {
         if let Record::Turn {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 /// A tool call the model made.
 #[derive(Debug, Clone)]
-pub struct Call {
+pub(crate) struct Call {
     pub id: String,
     pub name: String,
     pub input: Value,
@@ -19,7 +19,7 @@ pub struct Call {
 const ALIVE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Runs the calls of turn `turn`; `Err` ends the agent (a guard rail, with the reason).
-pub async fn run(
+pub(crate) async fn run(
     tools: &Arc<Toolbox>,
     offered: &[ToolName],
     turn: u32,
@@ -124,7 +124,7 @@ fn shown(ctx: &crate::backend::CallContext, turn: u32, c: &Call, r: &ToolOutput)
 }
 
 /// A model turn ended: the `agent_turn` event (its tool calls and what it cost in tokens).
-pub fn turn_taken(turn: u32, assistant: &Value, usage: crate::agent::Usage) {
+pub(crate) fn turn_taken(turn: u32, assistant: &Value, usage: crate::agent::Usage) {
     let ctx = crate::backend::call_context();
     if let (Some(events), Some(handle)) = (&ctx.events, ctx.handle) {
         events.emit(Event::AgentTurn {
@@ -137,7 +137,7 @@ pub fn turn_taken(turn: u32, assistant: &Value, usage: crate::agent::Usage) {
 }
 
 /// The calls of a turn's assistant message (its `tool_use` blocks).
-pub fn calls_of(assistant: &Value) -> Vec<Call> {
+pub(crate) fn calls_of(assistant: &Value) -> Vec<Call> {
     assistant
         .as_array()
         .into_iter()
@@ -154,7 +154,7 @@ pub fn calls_of(assistant: &Value) -> Vec<Call> {
 /// The results of a journaled turn that was interrupted while its tools ran: read-only
 /// calls run again; a call that may have changed the workspace is not repeated, and the
 /// model is told so (tools::transcript).
-pub async fn recover(
+pub(crate) async fn recover(
     tools: &Arc<Toolbox>,
     offered: &[ToolName],
     turn: &Turn,

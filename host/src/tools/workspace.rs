@@ -10,10 +10,10 @@ use std::path::{Component, Path, PathBuf};
 /// Inside the workspace but never reached by agents' tools: wfhost's own run directories
 /// (journals, their seal keys, control sockets). A tool that changed them could forge a
 /// resume's results or steer the run.
-pub const HIDDEN: &str = ".wfhost";
+pub(crate) const HIDDEN: &str = ".wfhost";
 /// Inside the workspace, read but never written by the file tools: a repository's internals,
 /// whose hooks and config run code outside any sandbox the next time someone uses git.
-pub const READ_ONLY: &str = ".git";
+pub(crate) const READ_ONLY: &str = ".git";
 
 #[derive(Debug)]
 pub struct Workspace {

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 const DISPATCH_CHUNK: usize = 64;
 
 /// The agents of a run: the pool they run on, those in flight, and what a resume may serve.
-pub struct Agents {
+pub(crate) struct Agents {
     scheduler: Option<Scheduler>,
     in_flight: HashMap<u32, AgentInfo>,
     /// Results a resume may serve instead of running the agent again.
@@ -46,7 +46,7 @@ struct AgentInfo {
 }
 
 impl Agents {
-    pub fn new(
+    pub(crate) fn new(
         scheduler: Scheduler,
         cache: HashMap<(String, u32), Cached>,
         turns: crate::tools::transcript::Turns,
@@ -64,7 +64,7 @@ impl Agents {
     }
 
     /// Queues the agents started since the guest last waited.
-    pub fn dispatch(&mut self) {
+    pub(crate) fn dispatch(&mut self) {
         if self.pending.is_empty() {
             return;
         }
@@ -74,16 +74,12 @@ impl Agents {
         }
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.in_flight.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.in_flight.is_empty()
-    }
-
     /// Forgets queued agents: the scheduler's workers end with the run.
-    pub fn shutdown(&mut self) {
+    pub(crate) fn shutdown(&mut self) {
         self.scheduler = None;
     }
 }

@@ -11,7 +11,7 @@ use crate::limits::{LimitHit, Limits};
 use std::collections::BTreeMap;
 
 #[derive(Debug, Default)]
-pub struct Ledger {
+pub(crate) struct Ledger {
     max_bytes: u64,
     max_lines: u64,
     /// Bytes of script-made output so far.
@@ -39,7 +39,7 @@ pub struct Ledger {
 }
 
 impl Ledger {
-    pub fn new(limits: &Limits) -> Ledger {
+    pub(crate) fn new(limits: &Limits) -> Ledger {
         Ledger {
             max_bytes: limits.max_output_bytes,
             max_lines: limits.max_log_lines,
@@ -48,7 +48,7 @@ impl Ledger {
     }
 
     /// Charges `bytes` of output that is not a line (a label, the result, captured stdio).
-    pub fn charge(&mut self, bytes: usize) -> Result<(), LimitHit> {
+    pub(crate) fn charge(&mut self, bytes: usize) -> Result<(), LimitHit> {
         self.bytes = self.bytes.saturating_add(bytes as u64);
         if self.bytes > self.max_bytes {
             return Err(LimitHit::OutputBytes);
@@ -57,7 +57,7 @@ impl Ledger {
     }
 
     /// Charges one narrator line (a log line or a phase title) and its newline.
-    pub fn charge_line(&mut self, text: &str) -> Result<(), LimitHit> {
+    pub(crate) fn charge_line(&mut self, text: &str) -> Result<(), LimitHit> {
         self.lines += 1;
         if self.lines > self.max_lines {
             return Err(LimitHit::OutputLines);
@@ -66,19 +66,20 @@ impl Ledger {
     }
 
     /// Bytes charged so far.
-    pub fn bytes(&self) -> u64 {
+    #[cfg(test)]
+    pub(crate) fn bytes(&self) -> u64 {
         self.bytes
     }
 
     /// Output tokens this run has spent, as `budget.spent()` reports them. Results served from
     /// the journal count too: a resumed script must see the numbers the first attempt saw, or
     /// its control flow (and so its later calls) could differ.
-    pub fn spent(&self) -> u64 {
+    pub(crate) fn spent(&self) -> u64 {
         self.usage.output_tokens + self.cached_usage.output_tokens
     }
 
     /// The run's cost as `--max-cost` counts it (served results included, as for spent()).
-    pub fn cost(&self) -> f64 {
+    pub(crate) fn cost(&self) -> f64 {
         self.cost_usd + self.cached_cost_usd
     }
 }

@@ -13,10 +13,10 @@ mod policy;
 mod timers;
 
 use agents::AgentCall;
-pub use agents::Agents;
-pub use ledger::Ledger;
-pub use policy::{Policy, Refusal, Spent, cap_message};
-pub use timers::{MAX_TIMER_MS, Timers};
+pub(crate) use agents::Agents;
+pub(crate) use ledger::Ledger;
+pub(crate) use policy::Policy;
+pub(crate) use timers::Timers;
 
 use super::abi::{Exports, GuestExports, read_string, return_bytes, return_string};
 use crate::events::{Event, Events, LogLevel};
@@ -32,11 +32,11 @@ use tokio::sync::mpsc;
 use wasmtime::{Caller, Linker};
 
 /// The import module name of the capability surface.
-pub const MODULE: &str = "wfhost";
+pub(crate) const MODULE: &str = "wfhost";
 
 /// Every function of the surface: (name, core signature). The audit prints this list and a
 /// test checks it against wit/wfhost.wit.
-pub const FUNCTIONS: &[(&str, &str)] = &[
+pub(crate) const FUNCTIONS: &[(&str, &str)] = &[
     ("context", "() -> i64"),
     ("spawn", "(i32, i32) -> i64"),
     (
@@ -53,7 +53,7 @@ pub const FUNCTIONS: &[(&str, &str)] = &[
 ];
 
 /// What a run of a script may do, and what it did.
-pub struct Capabilities {
+pub(crate) struct Capabilities {
     pub policy: Arc<Policy>,
     pub ledger: Ledger,
     agents: Agents,
@@ -82,7 +82,7 @@ pub struct Capabilities {
 }
 
 /// The per-run inputs of the capability surface.
-pub struct RunSetup {
+pub(crate) struct RunSetup {
     pub args: Option<Value>,
     pub budget_total: Option<u64>,
     pub limits: Limits,
@@ -105,7 +105,7 @@ pub struct RunSetup {
 }
 
 impl Capabilities {
-    pub fn new(setup: RunSetup) -> Capabilities {
+    pub(crate) fn new(setup: RunSetup) -> Capabilities {
         let ledger = Ledger::new(&setup.limits);
         // A timeout too large to add (a typo like 1000000000h) means no deadline in practice.
         let deadline = tokio::time::Instant::now()
@@ -307,7 +307,7 @@ impl Capabilities {
 
     /// Stops timers and forgets queued agents (the scheduler's workers end with the run), and
     /// writes what was served from the journal.
-    pub fn shutdown(&mut self) {
+    pub(crate) fn shutdown(&mut self) {
         self.timers.shutdown();
         self.agents.shutdown();
         // A failure is the journal's, reported with the run's ending; served calls are trace
@@ -395,7 +395,7 @@ fn text_sink<T: Send + 'static>(
     clippy::too_many_lines,
     reason = "the link table: one short entry per WIT function"
 )]
-pub fn add_to_linker<T: Send + 'static>(
+pub(crate) fn add_to_linker<T: Send + 'static>(
     linker: &mut Linker<T>,
     project: impl Fn(&mut T) -> &mut Capabilities + Send + Sync + Copy + 'static,
 ) -> wasmtime::Result<()> {

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 /// The run's policy: its ceilings, its limits and what identifies its backend.
 #[derive(Debug)]
-pub struct Policy {
+pub(crate) struct Policy {
     /// `{args?, budgetTotal, agentCap, capMessage}`, handed to the guest by `context`.
     pub context: String,
     /// `--budget-tokens`: no new agents once this many output tokens are spent.
@@ -27,7 +27,7 @@ impl Policy {
         clippy::too_many_arguments,
         reason = "the run's fixed inputs, each once; one caller (Capabilities::new)"
     )]
-    pub fn new(
+    pub(crate) fn new(
         servable: u32,
         args: Option<Value>,
         budget_total: Option<u64>,
@@ -58,7 +58,7 @@ impl Policy {
 }
 
 /// The reference runtime's message when a run reaches its agent cap.
-pub fn cap_message(cap: u32) -> String {
+pub(crate) fn cap_message(cap: u32) -> String {
     format!(
         "Workflow agent() call cap reached ({cap}). This usually means a loop using budget.remaining() never terminates because no token budget was set — remaining() returns Infinity when budget.total is null. Add a hard iteration cap to the loop, or pass a token budget."
     )
@@ -67,7 +67,7 @@ pub fn cap_message(cap: u32) -> String {
 /// Why an `agent()` call was refused at the boundary, before anything was asked of a backend.
 /// The script sees it as an error with `js_name()` and `message()`; the run goes on.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     /// `schema` is not a JSON Schema the host can check answers against.
     BadSchema(String),
     /// `agentType` names no built-in or project agent type (the message lists them).
@@ -88,7 +88,7 @@ pub enum Refusal {
 
 impl Refusal {
     /// The name of the error the script's `agent()` call throws (the reference's where it has one).
-    pub fn js_name(&self) -> &'static str {
+    pub(crate) fn js_name(&self) -> &'static str {
         match self {
             Refusal::BadSchema(_) => "TelemetrySafeError",
             Refusal::UnknownAgentType(_) => "Error",
@@ -102,11 +102,11 @@ impl Refusal {
 
     /// Whether the refused call still counts among the run's agents (as on the reference: a
     /// call with a bad schema or an unknown type was started, then failed).
-    pub fn counts_as_started(&self) -> bool {
+    pub(crate) fn counts_as_started(&self) -> bool {
         matches!(self, Refusal::BadSchema(_) | Refusal::UnknownAgentType(_))
     }
 
-    pub fn message(&self) -> String {
+    pub(crate) fn message(&self) -> String {
         match self {
             Refusal::BadSchema(m) | Refusal::UnknownAgentType(m) => m.clone(),
             Refusal::PromptTooLarge { bytes, max } => format!(
@@ -129,14 +129,14 @@ impl Refusal {
     }
 
     /// The `{"error": {name, message}}` the guest's `agent()` rejects with.
-    pub fn to_js(&self) -> Value {
+    pub(crate) fn to_js(&self) -> Value {
         json!({ "error": { "name": self.js_name(), "message": self.message() } })
     }
 }
 
 /// What the run has used so far, as `Policy::admit` needs it.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Spent {
+pub(crate) struct Spent {
     pub cost_usd: f64,
     /// Input and output tokens.
     pub tokens: u64,
@@ -149,7 +149,7 @@ pub struct Spent {
 impl Policy {
     /// The ceilings an `agent()` call of `prompt_bytes` must pass before it is queued: checked
     /// here, at the boundary, so a refused call reaches no backend.
-    pub fn admit(&self, prompt_bytes: u64, spent: Spent) -> Result<(), Refusal> {
+    pub(crate) fn admit(&self, prompt_bytes: u64, spent: Spent) -> Result<(), Refusal> {
         let limits = &self.limits;
         if prompt_bytes > limits.max_prompt_bytes {
             return Err(Refusal::PromptTooLarge {

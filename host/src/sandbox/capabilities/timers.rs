@@ -6,16 +6,16 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 /// Why 1 hour: longer timers in a workflow are a mistake (or an attempt to hang CI).
-pub const MAX_TIMER_MS: u64 = 60 * 60 * 1000;
+pub(crate) const MAX_TIMER_MS: u64 = 60 * 60 * 1000;
 
 #[derive(Debug, Default)]
-pub struct Timers {
+pub(crate) struct Timers {
     running: HashMap<u32, JoinHandle<()>>,
 }
 
 impl Timers {
     /// Starts timer `handle`; it sends `Completion::Timer` on `done` after `ms`.
-    pub fn start(
+    pub(crate) fn start(
         &mut self,
         handle: u32,
         ms: u64,
@@ -35,26 +35,22 @@ impl Timers {
     }
 
     /// `clearTimeout`: a timer that already fired or never existed is ignored.
-    pub fn cancel(&mut self, handle: u32) {
+    pub(crate) fn cancel(&mut self, handle: u32) {
         if let Some(t) = self.running.remove(&handle) {
             t.abort();
         }
     }
 
     /// Timer `handle` fired and its completion was delivered.
-    pub fn fired(&mut self, handle: u32) {
+    pub(crate) fn fired(&mut self, handle: u32) {
         self.running.remove(&handle);
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.running.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.running.is_empty()
-    }
-
-    pub fn shutdown(&mut self) {
+    pub(crate) fn shutdown(&mut self) {
         for (_, t) in self.running.drain() {
             t.abort();
         }
