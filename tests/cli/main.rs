@@ -106,6 +106,13 @@ impl Wf {
         child
     }
 
+    /// The hermetic command itself, for a test that drives the process its own way (a tokio
+    /// child, rmcp's transport). Its home directory is left behind, as for `spawn`.
+    pub fn command(self) -> Command {
+        let _ = self.home.keep();
+        self.cmd
+    }
+
     pub fn env_remove(mut self, k: &str) -> Self {
         self.cmd.env_remove(k);
         self

@@ -8,7 +8,7 @@ use rmcp::model::{
     ProgressNotificationParam, ProgressToken, RequestMetaObject,
 };
 use rmcp::service::{NotificationContext, RunningService};
-use rmcp::transport::{ConfigureCommandExt, TokioChildProcess};
+use rmcp::transport::TokioChildProcess;
 use rmcp::{ClientHandler, RoleClient, ServiceExt};
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
@@ -46,19 +46,8 @@ fn project() -> Scratch {
 
 async fn connect(s: &Scratch, client: Client) -> RunningService<RoleClient, Client> {
     let home = s.path().join("home");
-    let transport = TokioChildProcess::new(
-        tokio::process::Command::new(env!("CARGO_BIN_EXE_wfhost")).configure(|cmd| {
-            cmd.arg("mcp")
-                .current_dir(s.path())
-                .env_remove("CI")
-                .env_remove("WFHOST_RUNS_DIR")
-                .env("WFHOST_CACHE_DIR", super::cache_dir())
-                .env("HOME", &home)
-                .env("XDG_CONFIG_HOME", home.join(".config"))
-                .env("XDG_CACHE_HOME", home.join(".cache"));
-        }),
-    )
-    .unwrap();
+    let command = super::wfhost(["mcp"]).dir(s.path()).home(&home).command();
+    let transport = TokioChildProcess::new(tokio::process::Command::from(command)).unwrap();
     client.serve(transport).await.unwrap()
 }
 
@@ -546,12 +535,11 @@ fn claude_code_runs_a_workflow_through_wfhost_mcp() {
 /// `wfhost mcp --http 127.0.0.1:0` in the project with `token`; returns it and its URL.
 fn http_server(s: &Scratch, token: &str) -> (std::process::Child, String) {
     use std::io::BufRead as _;
-    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_wfhost"))
-        .args(["mcp", "--http", "127.0.0.1:0"])
-        .current_dir(s.path())
+    let mut server = super::wfhost(["mcp", "--http", "127.0.0.1:0"])
+        .dir(s.path())
+        .home(s.path().join("home"))
         .env("WFHOST_MCP_TOKEN", token)
-        .env("WFHOST_CACHE_DIR", super::cache_dir())
-        .env("HOME", s.path().join("home"))
+        .command()
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
