@@ -182,7 +182,6 @@ impl Server {
         dir.create()
             .and_then(|()| Ok(std::fs::write(&file, &source.source)?))
             .map_err(|e| format!("the script could not be saved: {e:#}"))?;
-        debug_assert!(!source.origin.is_empty());
         source.path = Some(file);
         Ok(())
     }
