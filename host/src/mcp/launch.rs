@@ -39,10 +39,9 @@ impl<'a> Given<'a> {
     }
 }
 
-/// The script to run: how messages name it, its source, its file (`None` for inline ones until
-/// saved), and its meta once checked.
+/// The script to run: its source, its file (`None` for inline ones until saved), and its meta
+/// once checked.
 pub(super) struct Source {
-    origin: String,
     source: String,
     path: Option<PathBuf>,
     pub(super) meta: Option<Meta>,
@@ -140,7 +139,6 @@ impl Server {
             }
             Given::Resume => {
                 return Ok(Source {
-                    origin: String::new(),
                     source: String::new(),
                     path: None,
                     meta: None,
@@ -151,7 +149,6 @@ impl Server {
             .await
             .map_err(|e| format!("the script was rejected: {e}"))?;
         Ok(Source {
-            origin,
             source,
             path,
             meta: Some(script.meta),
