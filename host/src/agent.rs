@@ -35,6 +35,10 @@ pub(crate) struct AgentRequest {
     pub label: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<String>,
+    /// Where the agent works when it is not the run's directory: an isolated agent's worktree
+    /// (set by the host around the call, backend::worktree). Not part of the journal key.
+    #[serde(skip)]
+    pub workspace: Option<std::path::PathBuf>,
 }
 
 /// Token usage of one backend call (or the sum of several).

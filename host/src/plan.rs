@@ -188,6 +188,10 @@ impl Backend for Planner {
     fn identity(&self) -> String {
         "plan".into()
     }
+    /// A plan checks that isolated agents could get worktrees, and makes none.
+    fn place(&self) -> crate::backend::worktree::Place {
+        crate::backend::worktree::Place::Nowhere
+    }
     async fn run(
         &self,
         request: &AgentRequest,

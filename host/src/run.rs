@@ -416,6 +416,7 @@ fn start(
         backend_identity: opts.backend.identity(),
         max_cost: opts.max_cost,
         phase_models,
+        worktrees: crate::backend::worktree::Check::new(&opts.cwd, opts.backend.place()),
     })
 }
 

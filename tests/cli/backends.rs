@@ -397,6 +397,37 @@ fn config_show_names_each_source() {
     );
 }
 
+/// Where no worktree can be made — outside a git repository, or in one without a commit —
+/// `agent({isolation: "worktree"})` throws the reference's error before any agent starts
+/// (the mock included: the refusal is the host's, not a backend's), and the script goes on.
+#[test]
+fn isolation_where_no_worktree_can_be_made_throws_before_any_agent_starts() {
+    let s = project(
+        "const out = {}; try { await agent('isolated', { isolation: 'worktree' }); } catch (e) { out.caught = String(e); } out.after = await agent('plain'); return out;",
+        "",
+    );
+    let r = run_with(&s, None, &["--backend", "mock"]).report();
+    assert_eq!(
+        r["result"]["caught"],
+        "Error: Cannot create agent worktree: not in a git repository and no WorktreeCreate hooks are configured. Configure WorktreeCreate/WorktreeRemove hooks in settings.json to use worktree isolation with other VCS systems.",
+        "{r}"
+    );
+    assert_eq!(r["result"]["after"], "R(plain)");
+    assert_eq!(r["agents"], 1, "the refused call started no agent: {r}");
+    let o = std::process::Command::new("git")
+        .args(["init", "-q"])
+        .current_dir(s.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let r = run_with(&s, None, &["--backend", "mock"]).report();
+    assert_eq!(
+        r["result"]["caught"],
+        "Error: Failed to resolve base branch \"HEAD\": git rev-parse failed",
+        "a repository without a commit has no HEAD to make a worktree of: {r}"
+    );
+}
+
 /// `isolation: "worktree"`: each agent runs in a fresh git worktree; one that changed nothing is
 /// removed, one with changes is kept and reported. (A stub stands in for `claude` here: the
 /// real CLI cannot be made to edit files by the fake API.)
@@ -408,8 +439,9 @@ fn worktree_isolation_keeps_only_worktrees_with_changes() {
     );
     s.file(
         "fake-claude",
-        "#!/bin/sh\nprompt=$(cat)\ncase \"$prompt\" in *edit*) echo changed >> notes.txt ;; esac\n\
-         printf '{\"type\":\"result\",\"subtype\":\"success\",\"is_error\":false,\"result\":\"in %s\",\"usage\":{\"input_tokens\":1,\"output_tokens\":1}}' \"$(pwd)\"\n",
+        "#!/bin/sh\nprompt=$(cat)\ncase \"$prompt\" in *'edit the file'*) echo changed >> notes.txt ;; esac\n\
+         told=no; case \"$prompt\" in *\"isolated git worktree at $(pwd) \"*) told=yes ;; esac\n\
+         printf '{\"type\":\"result\",\"subtype\":\"success\",\"is_error\":false,\"result\":\"in %s told=%s\",\"usage\":{\"input_tokens\":1,\"output_tokens\":1}}' \"$(pwd)\" \"$told\"\n",
     );
     #[cfg(unix)]
     {
@@ -457,7 +489,18 @@ fn worktree_isolation_keeps_only_worktrees_with_changes() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|v| v.as_str().unwrap().trim_start_matches("in ").to_string())
+        .map(|v| {
+            let answer = v.as_str().unwrap_or_else(|| panic!("{r}"));
+            let (dir, told) = answer
+                .trim_start_matches("in ")
+                .split_once(" told=")
+                .unwrap();
+            assert_eq!(
+                told, "yes",
+                "the agent is told where it works (the reference's notice): {r}"
+            );
+            dir.to_string()
+        })
         .collect();
     assert!(
         dirs.iter().all(|d| d.contains("wfhost-worktree-")),

@@ -750,3 +750,108 @@ fn a_tool_outside_the_set_is_asked_of_whoever_watches() {
     );
     assert!(!b.ws.join("denied.txt").exists());
 }
+
+/// `isolation: "worktree"` on the `messages` backend: each isolated agent's tools reach its own
+/// worktree of the repository and nothing else (not even the repository it was made from);
+/// the model is told where it works; a worktree with changes is kept and reported, one without
+/// is removed.
+#[test]
+fn an_isolated_agent_works_in_its_own_worktree() {
+    let b = Bench::new(
+        "return await parallel([() => agent('[play:iso] change it', { isolation: 'worktree', label: 'iso' }), () => agent('[play:look] only look', { isolation: 'worktree' })]);",
+    );
+    let lib = b.file("src/lib.rs", "fn beta() {}\n");
+    let git = |args: &[&str]| {
+        let o = std::process::Command::new("git")
+            .args(["-c", "user.email=t@t", "-c", "user.name=t"])
+            .args(args)
+            .current_dir(&b.ws)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    git(&["init", "-q"]);
+    git(&["add", "src/lib.rs", "w.js"]);
+    git(&["commit", "-qm", "init"]);
+    let api = FakeApi::start(false);
+    api.play(
+        "iso",
+        vec![vec![
+            call(
+                "Edit",
+                json!({"file_path": "src/lib.rs", "old_string": "beta", "new_string": "gamma"}),
+            ),
+            // The repository it was made from is outside its workspace.
+            call("Read", json!({"file_path": lib})),
+        ]],
+    );
+    api.play(
+        "look",
+        vec![vec![call("Read", json!({"file_path": "src/lib.rs"}))]],
+    );
+    let out = b.run(&api, &["--tools", "Read,Edit"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let report = out.report();
+    let iso = results(&report["result"][0]);
+    assert_eq!(iso[0]["is_error"], false, "{}", iso[0]);
+    assert_eq!(
+        iso[1]["is_error"], true,
+        "the parent repository is refused: {}",
+        iso[1]
+    );
+    assert_eq!(
+        results(&report["result"][1])[0]["content"],
+        "     1\tfn beta() {}\n"
+    );
+    assert_eq!(
+        b.read("src/lib.rs"),
+        "fn beta() {}\n",
+        "the repository is untouched"
+    );
+    let logs: Vec<&str> = report["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(
+        logs.len(),
+        1,
+        "only the agent with changes is reported: {logs:?}"
+    );
+    let kept = logs[0]
+        .strip_prefix("[iso] changes kept in worktree ")
+        .unwrap_or_else(|| panic!("{logs:?}"));
+    assert_eq!(
+        std::fs::read_to_string(std::path::Path::new(kept).join("src/lib.rs")).unwrap(),
+        "fn gamma() {}\n"
+    );
+    // The model was told, as the reference tells it, where it works.
+    let prompts: Vec<String> = api
+        .seen
+        .lock()
+        .unwrap()
+        .bodies
+        .iter()
+        .map(|b| b["messages"][0]["content"].to_string())
+        .collect();
+    assert!(
+        prompts.iter().any(|p| p.contains("[play:iso]")
+            && p.contains(&format!(
+                "You are operating in an isolated git worktree at {kept} — same repository"
+            ))),
+        "{prompts:?}"
+    );
+    let worktrees = git(&["worktree", "list", "--porcelain"]);
+    assert_eq!(
+        worktrees.matches("worktree ").count(),
+        2,
+        "the repository and the kept worktree: {worktrees}"
+    );
+    git(&["worktree", "remove", "--force", kept]);
+}

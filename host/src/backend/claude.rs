@@ -9,7 +9,7 @@ use super::{AgentError, AgentReply, AgentRequest, Backend, Usage};
 use crate::config::{self, Config};
 use anyhow::{Result, bail};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
@@ -334,24 +334,6 @@ pub(crate) fn parse_envelope(stdout: &[u8], schema: bool) -> Result<AgentReply, 
     })
 }
 
-async fn git(dir: &Path, args: &[&str]) -> Result<String, AgentError> {
-    let out = tokio::process::Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .output()
-        .await
-        .map_err(|e| AgentError::permanent(format!("git: {e}")))?;
-    if !out.status.success() {
-        return Err(AgentError::permanent(format!(
-            "git {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
 #[async_trait::async_trait]
 impl Backend for Claude {
     fn name(&self) -> &str {
@@ -387,38 +369,19 @@ impl Backend for Claude {
                 "\n\nYour previous answer did not match the required schema:\n{f}"
             ));
         }
-        let worktree = match req.isolation.as_deref() {
-            Some("worktree") => {
-                let cwd =
-                    std::env::current_dir().map_err(|e| AgentError::permanent(e.to_string()))?;
-                let dir =
-                    std::env::temp_dir().join(format!("wfhost-worktree-{}", fastrand::u64(..)));
-                git(
-                    &cwd,
-                    &[
-                        "worktree",
-                        "add",
-                        "--detach",
-                        &dir.display().to_string(),
-                        "HEAD",
-                    ],
-                )
-                .await?;
-                Some((cwd, dir))
-            }
-            Some(other) => {
-                return Err(AgentError::permanent(format!(
-                    "isolation `{other}` is not supported (use \"worktree\")"
-                )));
-            }
-            None => None,
-        };
+        // `isolation: "worktree"` is made around the call (backend::worktree) and arrives as
+        // the request's workspace; no other isolation is known.
+        if let Some(other) = req.isolation.as_deref().filter(|i| *i != "worktree") {
+            return Err(AgentError::permanent(format!(
+                "isolation `{other}` is not supported (use \"worktree\")"
+            )));
+        }
         let mut cmd = tokio::process::Command::new(&self.binary);
         cmd.args(self.args(req))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        if let Some((_, dir)) = &worktree {
+        if let Some(dir) = &req.workspace {
             cmd.current_dir(dir);
         }
         if let Some(t) = thinking_tokens(req.effort.as_deref()) {
@@ -435,7 +398,7 @@ impl Backend for Claude {
             super::output_with_lines(child, stream_line_shown),
         )
         .await;
-        let mut reply = match output {
+        match output {
             Err(_) => Err(AgentError {
                 usage_limit: false,
                 stops_run: false,
@@ -453,25 +416,7 @@ impl Backend for Claude {
                 String::from_utf8_lossy(&o.stderr).trim()
             ))),
             Ok(Ok(o)) => parse_envelope(&o.stdout, req.schema.is_some()),
-        };
-        if let Some((repo, dir)) = worktree {
-            let changed = git(&dir, &["status", "--porcelain"])
-                .await
-                .map(|s| !s.trim().is_empty())
-                .unwrap_or(true);
-            if changed {
-                if let Ok(r) = &mut reply {
-                    r.note = Some(format!("changes kept in worktree {}", dir.display()));
-                }
-            } else {
-                let _ = git(
-                    &repo,
-                    &["worktree", "remove", "--force", &dir.display().to_string()],
-                )
-                .await;
-            }
         }
-        reply
     }
 }
 

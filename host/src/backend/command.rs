@@ -84,6 +84,10 @@ impl Backend for Command {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        // An isolated agent's program runs in its worktree (backend::worktree).
+        if let Some(dir) = &req.workspace {
+            cmd.current_dir(dir);
+        }
         let mut child = super::spawn_in_group(&mut cmd)
             .map_err(|e| AgentError::permanent(format!("cannot start `{}`: {e}", self.program)))?;
         if let Some(mut stdin) = child.stdin.take() {

@@ -1088,6 +1088,19 @@ impl Backend for Messages {
         if let Some(tools) = &self.tools {
             let offered = tools.for_agent(super::agent_definition().as_deref());
             if !offered.is_empty() {
+                // An isolated agent's tools reach its worktree, not the run's workspace.
+                let isolated;
+                let tools = match &req.workspace {
+                    Some(dir) => {
+                        isolated = Arc::new(
+                            tools
+                                .in_workspace(dir)
+                                .map_err(|e| AgentError::permanent(format!("{e:#}")))?,
+                        );
+                        &isolated
+                    }
+                    None => tools,
+                };
                 return self.run_with_tools(req, feedback, tools, &offered).await;
             }
         }

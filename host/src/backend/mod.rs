@@ -11,6 +11,7 @@ pub(crate) mod mock;
 pub(crate) mod reach;
 pub(crate) mod replay;
 pub(crate) mod sse;
+pub(crate) mod worktree;
 
 pub(crate) use crate::agent::{AgentRequest, Usage};
 use serde_json::Value;
@@ -429,6 +430,11 @@ pub(crate) trait Backend: Send + Sync {
     /// Backend-specific counters for the run report.
     fn stats(&self) -> Option<Value> {
         None
+    }
+    /// Where its agents work, and so where an isolated agent's worktree is made (on this
+    /// machine unless the backend says otherwise).
+    fn place(&self) -> worktree::Place {
+        worktree::Place::Here
     }
 }
 

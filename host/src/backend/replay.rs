@@ -94,6 +94,11 @@ impl Backend for Replay {
         self.identity.clone()
     }
 
+    /// Recorded answers: no agent works anywhere, so no worktree is made.
+    fn place(&self) -> super::worktree::Place {
+        super::worktree::Place::Nowhere
+    }
+
     async fn run(
         &self,
         req: &AgentRequest,

@@ -296,6 +296,10 @@ impl Backend for Nats {
     fn default_model(&self) -> Option<String> {
         Some(self.model.clone())
     }
+    /// The worker that takes the job makes an isolated agent's worktree, in its own directory.
+    fn place(&self) -> crate::backend::worktree::Place {
+        crate::backend::worktree::Place::Elsewhere
+    }
 
     async fn run(
         &self,

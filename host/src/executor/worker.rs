@@ -407,7 +407,23 @@ async fn call(
     let call = crate::backend::PROGRESS.scope(
         progress.clone(),
         crate::backend::CALL.scope(context, async move {
-            backend.run(&request, feedback.as_deref()).await
+            // An isolated agent works in a worktree of the worker's own directory.
+            if request.isolation.as_deref() != Some("worktree")
+                || backend.place() != crate::backend::worktree::Place::Here
+            {
+                return backend.run(&request, feedback.as_deref()).await;
+            }
+            let cwd = std::env::current_dir().map_err(|e| {
+                crate::backend::AgentError::permanent(format!("cannot create agent worktree: {e}"))
+            })?;
+            let worktree = crate::backend::worktree::Worktree::make(&cwd).await?;
+            let mut reply = backend
+                .run(&worktree.request(&request), feedback.as_deref())
+                .await;
+            if let (Some(kept), Ok(r)) = (worktree.finish().await, &mut reply) {
+                r.note = Some(kept);
+            }
+            reply
         }),
     );
     tokio::pin!(call);

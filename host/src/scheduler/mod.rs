@@ -470,15 +470,55 @@ async fn supervised(
     Some(outcome)
 }
 
-/// Asks the backend, enforcing the schema; prices what it spent.
+/// One agent call: in a worktree of its own when it asked for isolation (made here when the
+/// backend's agents work here, backend::worktree), then asked of the backend.
 async fn run(setup: &SchedulerSetup, job: &AgentJob) -> AgentOutcome {
+    let isolated = job.request.isolation.as_deref() == Some("worktree")
+        && setup.backend.place() == crate::backend::worktree::Place::Here;
+    if !isolated {
+        return ask(setup, job, &job.request).await;
+    }
+    let start = Instant::now();
+    let made = match std::env::current_dir() {
+        Ok(cwd) => crate::backend::worktree::Worktree::make(&cwd).await,
+        Err(e) => Err(crate::backend::AgentError::permanent(format!(
+            "cannot create agent worktree: {e}"
+        ))),
+    };
+    let worktree = match made {
+        Ok(w) => w,
+        Err(e) => {
+            return AgentOutcome {
+                result: Err(e.message),
+                usage: Usage::default(),
+                cost_usd: 0.0,
+                transient: false,
+                duration: start.elapsed(),
+                cached: false,
+                note: None,
+                usage_limit: false,
+                limit_resets_in: None,
+                stops_run: false,
+                rejects: false,
+            };
+        }
+    };
+    let mut outcome = ask(setup, job, &worktree.request(&job.request)).await;
+    if let Some(kept) = worktree.finish().await {
+        outcome.note = Some(kept);
+    }
+    outcome
+}
+
+/// Asks the backend, enforcing the schema; prices what it spent.
+async fn ask(
+    setup: &SchedulerSetup,
+    job: &AgentJob,
+    request: &crate::agent::AgentRequest,
+) -> AgentOutcome {
     let start = Instant::now();
     let backend = setup.backend.as_ref();
-    let model = job
-        .request
-        .model
-        .clone()
-        .or_else(|| backend.default_model());
+    let model = request.model.clone().or_else(|| backend.default_model());
     let price = model.as_deref().and_then(|m| setup.config.price(m));
     let mut usage = Usage::default();
     let mut cost: Option<f64> = None;
@@ -500,7 +540,7 @@ async fn run(setup: &SchedulerSetup, job: &AgentJob) -> AgentOutcome {
     let attempts = 1 + setup.config.schema_retries.unwrap_or(SCHEMA_RETRIES);
     for attempt in 1..=attempts {
         crate::backend::take_spent();
-        let reply = match backend.run(&job.request, feedback.as_deref()).await {
+        let reply = match backend.run(request, feedback.as_deref()).await {
             Ok(r) => r,
             Err(e) => {
                 return AgentOutcome {

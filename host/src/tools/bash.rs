@@ -18,7 +18,7 @@ const MAX_OUTPUT: usize = 30_000;
 /// a runaway `yes > f` stops long before it fills a disk.
 const MAX_FILE: u64 = 1 << 30;
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(super) struct Policy {
     pub(super) default_timeout: Duration,
     /// `[tools] unconfined_bash`: where the kernel cannot confine, run anyway (loudly).

@@ -189,6 +189,17 @@ impl Toolbox {
         &self.workspace
     }
 
+    /// The same tools, rails and `Bash` policy, reaching `root` instead (an isolated agent's
+    /// worktree, backend::worktree).
+    pub fn in_workspace(&self, root: &std::path::Path) -> anyhow::Result<Toolbox> {
+        Ok(Toolbox {
+            workspace: Workspace::open(root)?,
+            allowed: self.allowed.clone(),
+            rails: self.rails.clone(),
+            bash: self.bash.clone(),
+        })
+    }
+
     pub fn allowed(&self) -> &[ToolName] {
         &self.allowed
     }

@@ -255,6 +255,11 @@ impl Capabilities {
             },
             None => None,
         };
+        if isolation.as_deref() == Some("worktree")
+            && let Err(why) = self.policy.worktrees.check()
+        {
+            return Ok(Err(Refusal::NoWorktree(why)));
+        }
         let prompt_bytes = prompt.len() as u64;
         let spent = Spent {
             cost_usd: self.ledger.cost(),
@@ -288,6 +293,7 @@ impl Capabilities {
             phase,
             call: None,
             group: group.clone(),
+            workspace: None,
         };
         Ok(Ok(Admitted {
             request,

@@ -102,6 +102,8 @@ pub(crate) struct RunSetup {
     pub max_cost: Option<f64>,
     /// `meta.phases[].model`: the default model of each phase's agents (a wfhost extension).
     pub phase_models: HashMap<String, String>,
+    /// Whether isolated agents can be given worktrees (backend::worktree).
+    pub worktrees: crate::backend::worktree::Check,
 }
 
 impl Capabilities {
@@ -126,6 +128,7 @@ impl Capabilities {
                 setup.backend_identity,
                 setup.workflows,
                 setup.phase_models,
+                setup.worktrees,
             )),
             ledger,
             agents: Agents::new(setup.scheduler, setup.cache, setup.turns),

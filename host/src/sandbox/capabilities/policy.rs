@@ -20,6 +20,8 @@ pub(crate) struct Policy {
     pub workflows: Resolver,
     /// `meta.phases[].model`: an agent of that phase that names no model gets this one.
     pub phase_models: std::collections::HashMap<String, String>,
+    /// Whether isolated agents can be given worktrees (asked once, at the first that asks).
+    pub worktrees: crate::backend::worktree::Check,
 }
 
 impl Policy {
@@ -36,6 +38,7 @@ impl Policy {
         backend_identity: String,
         workflows: Resolver,
         phase_models: std::collections::HashMap<String, String>,
+        worktrees: crate::backend::worktree::Check,
     ) -> Policy {
         let mut context = json!({
             "budgetTotal": budget_total,
@@ -53,6 +56,7 @@ impl Policy {
             backend_identity,
             workflows,
             phase_models,
+            worktrees,
         }
     }
 }
@@ -72,6 +76,9 @@ pub(crate) enum Refusal {
     BadSchema(String),
     /// `agentType` names no built-in or project agent type (the message lists them).
     UnknownAgentType(String),
+    /// `isolation: "worktree"` where no worktree can be made (not a git repository, or no
+    /// commit yet): the reference's message, before any agent is started.
+    NoWorktree(&'static str),
     /// The prompt alone is larger than `--max-prompt-bytes`.
     PromptTooLarge { bytes: u64, max: u64 },
     /// Prompts held for queued and running agents would pass `--max-queued-bytes`.
@@ -91,7 +98,7 @@ impl Refusal {
     pub(crate) fn js_name(&self) -> &'static str {
         match self {
             Refusal::BadSchema(_) => "TelemetrySafeError",
-            Refusal::UnknownAgentType(_) => "Error",
+            Refusal::UnknownAgentType(_) | Refusal::NoWorktree(_) => "Error",
             Refusal::PromptTooLarge { .. } | Refusal::QueueFull { .. } => "RangeError",
             Refusal::Cost { .. } | Refusal::Tokens { .. } | Refusal::Budget { .. } => {
                 "WorkflowBudgetError"
@@ -109,6 +116,7 @@ impl Refusal {
     pub(crate) fn message(&self) -> String {
         match self {
             Refusal::BadSchema(m) | Refusal::UnknownAgentType(m) => m.clone(),
+            Refusal::NoWorktree(m) => (*m).to_string(),
             Refusal::PromptTooLarge { bytes, max } => format!(
                 "agent() prompt is {bytes} bytes, more than the {max} --max-prompt-bytes allows"
             ),

@@ -78,6 +78,10 @@ impl Harness {
             backend_identity: "mock".into(),
             max_cost: None,
             phase_models: HashMap::new(),
+            worktrees: crate::backend::worktree::Check::new(
+                std::path::Path::new("/nonexistent"),
+                crate::backend::worktree::Place::Here,
+            ),
         });
         let mut store = Store::new(&engine, caps);
         let instance = linker.instantiate_async(&mut store, &module).await.unwrap();
