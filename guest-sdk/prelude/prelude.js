@@ -247,10 +247,11 @@
       checkFanout("parallel", thunks);
       const id = ++state.groups;
       thunks.forEach((t, i) => {
-        if (typeof t !== "function")
-          throw new TypeError(
-            `parallel() expects an array of functions, not promises. Wrap each call: () => agent(...)\n(entry ${i} is ${t === null ? "null" : typeof t})`,
-          );
+        if (typeof t !== "function") {
+          // The reference's message, nothing more (scripts read it); which entry, in the run's log.
+          host.log(3, `parallel(): entry ${i} is ${t === null ? "null" : typeof t}, not a function`);
+          throw new TypeError("parallel() expects an array of functions, not promises. Wrap each call: () => agent(...)");
+        }
       });
       const settled = await Promise.all(
         thunks.map((t, index) => {
@@ -266,7 +267,7 @@
       );
       return settled.map((s, i) => {
         if (s.ok) return realmCopy(s.value, null);
-        host.log(0, `${prefix}parallel[${i}] failed: ${describe(s.error)}`);
+        host.log(0, `parallel[${i}] failed: ${describe(s.error)}`);
         return null;
       });
     }
@@ -275,8 +276,10 @@
       checkFanout("pipeline", items);
       const id = ++state.groups;
       stages.forEach((s, i) => {
-        if (typeof s !== "function")
-          throw new TypeError(`pipeline() stages must be functions: pipeline(items, item => ..., result => ...)\n(stage ${i + 1} is ${s === null ? "null" : typeof s})`);
+        if (typeof s !== "function") {
+          host.log(3, `pipeline(): stage ${i + 1} is ${s === null ? "null" : typeof s}, not a function`);
+          throw new TypeError("pipeline() stages must be functions: pipeline(items, item => ..., result => ...)");
+        }
       });
       const failures = [];
       const results = await Promise.all(
@@ -296,7 +299,7 @@
         }),
       );
       failures.sort((a, b) => a[0] - b[0]);
-      for (const [i, e] of failures) host.log(0, `${prefix}pipeline[${i}] failed: ${describe(e)}`);
+      for (const [i, e] of failures) host.log(0, `pipeline[${i}] failed: ${describe(e)}`);
       // Each item's final value crosses back as a copy (values between stages do not).
       const copies = new Map();
       return results.map((r) => realmCopy(r, copies));

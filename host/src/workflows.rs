@@ -12,20 +12,43 @@ use serde::Serialize;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
-/// The agent types every run has (the reference's built-ins), with what each is for.
-pub(crate) const BUILTIN_AGENTS: [(&str, &str); 3] = [
-    (
-        "general-purpose",
-        "any task: research, code, multi-step work",
-    ),
-    (
-        "Explore",
-        "fast read-only search: find files, symbols, where things are",
-    ),
-    (
-        "Plan",
-        "think a change through and write a plan, without editing",
-    ),
+/// A built-in agent type: its name, what it is for, and the tools it is offered (empty: all
+/// the run allows). Its model is the call's or the backend's: wfhost maps no type to a model.
+pub(crate) struct Builtin {
+    pub name: &'static str,
+    pub description: &'static str,
+    pub tools: &'static [&'static str],
+}
+
+/// The agent types every run has: the reference's built-ins (Claude Code 2.1's), each with the
+/// tools it has there. On the `messages` backend its tools narrow the run's (`--tools`); on
+/// `claude` they are pre-approved; `command` receives them with the request (docs/agents.md).
+pub(crate) const BUILTIN_AGENTS: [Builtin; 5] = [
+    Builtin {
+        name: "general-purpose",
+        description: "any task: research, code, multi-step work",
+        tools: &[],
+    },
+    Builtin {
+        name: "Explore",
+        description: "fast read-only search: find files, symbols, where things are",
+        tools: &["Read", "Glob", "Grep"],
+    },
+    Builtin {
+        name: "Plan",
+        description: "think a change through and write a plan, without editing",
+        tools: &["Read", "Glob", "Grep"],
+    },
+    Builtin {
+        name: "claude",
+        description: "the default agent, as a session starts one: every tool",
+        tools: &[],
+    },
+    Builtin {
+        name: "statusline-setup",
+        description: "configure Claude Code's status line (reads and edits its settings)",
+        tools: &["Read", "Edit"],
+    },
 ];
 
 /// An agent definition: a built-in, or a `.claude/agents/NAME.md` file.
@@ -211,10 +234,10 @@ impl Resolver {
         self.agents.get_or_init(|| {
             let mut defs: Vec<AgentDef> = BUILTIN_AGENTS
                 .iter()
-                .map(|(name, description)| AgentDef {
-                    name: (*name).to_string(),
-                    description: (*description).to_string(),
-                    tools: Vec::new(),
+                .map(|b| AgentDef {
+                    name: b.name.to_string(),
+                    description: b.description.to_string(),
+                    tools: b.tools.iter().map(|t| (*t).to_string()).collect(),
                     model: None,
                     prompt: String::new(),
                     path: None,
@@ -241,16 +264,16 @@ impl Resolver {
     }
 
     /// The definition `agent({agentType})` names, or the reference's message listing the
-    /// types there are.
+    /// types there are: built-in and project ones together, sorted as JavaScript's
+    /// `localeCompare` sorts them (ICU's collation: `alpha` before `Beta`, unlike byte order).
     pub(crate) fn agent_def(&self, agent_type: &str) -> Result<&AgentDef, String> {
         let defs = self.agent_defs();
         defs.iter().find(|d| d.name == agent_type).ok_or_else(|| {
+            let mut names: Vec<&str> = defs.iter().map(|d| d.name.as_str()).collect();
+            locale_sort(&mut names);
             format!(
                 "agent({{agentType}}): agent type '{agent_type}' not found. Available agents: {}",
-                defs.iter()
-                    .map(|d| d.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                names.join(", ")
             )
         })
     }
@@ -433,4 +456,14 @@ pub(crate) fn save(
     std::fs::create_dir_all(&dir)?;
     std::fs::write(&dest, source)?;
     Ok(Ok((name, dest)))
+}
+
+/// Sorts as `names.sort((a, b) => a.localeCompare(b))` does in the reference (Node's ICU, root
+/// collation, default strength); byte order where no collator can be made.
+fn locale_sort(names: &mut [&str]) {
+    use icu_collator::{Collator, options::CollatorOptions};
+    match Collator::try_new(Default::default(), CollatorOptions::default()) {
+        Ok(collator) => names.sort_by(|a, b| collator.compare(a, b)),
+        Err(_) => names.sort_unstable(),
+    }
 }

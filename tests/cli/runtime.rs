@@ -510,3 +510,33 @@ fn a_phase_model_is_the_default_of_its_agents() {
         "{started:?}"
     );
 }
+
+/// A misused `parallel()` throws the reference's message and nothing more (scripts read it);
+/// which entry was wrong goes to the run's own log (its events, its stderr), not to the
+/// script's narrator lines.
+#[test]
+fn misuse_detail_goes_to_the_runs_log_not_the_message() {
+    let events = tempfile::NamedTempFile::new().unwrap();
+    let (r, out) = run_script(
+        "try { await parallel([() => 1, 'oops']); } catch (e) { return e.message; }",
+        &["--events", events.path().to_str().unwrap()],
+    );
+    assert_eq!(
+        r["result"],
+        "parallel() expects an array of functions, not promises. Wrap each call: () => agent(...)"
+    );
+    assert_eq!(r["logs"], json!([]), "not a narrator line: {r}");
+    let logged: Vec<serde_json::Value> = std::fs::read_to_string(events.path())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|e: &serde_json::Value| e["type"] == "log")
+        .collect();
+    assert!(
+        logged
+            .iter()
+            .any(|e| e["text"] == "parallel(): entry 1 is string, not a function"),
+        "{logged:?}\n{}",
+        out.stderr
+    );
+}

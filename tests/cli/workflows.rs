@@ -304,8 +304,22 @@ fn agent_definitions_are_listed_and_applied() {
         .iter()
         .map(|d| d["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["general-purpose", "Explore", "Plan", "reviewer"]);
-    assert_eq!(defs[3]["tools"], serde_json::json!(["Read", "Grep"]));
+    assert_eq!(
+        names,
+        [
+            "general-purpose",
+            "Explore",
+            "Plan",
+            "claude",
+            "statusline-setup",
+            "reviewer"
+        ]
+    );
+    assert_eq!(defs[5]["tools"], serde_json::json!(["Read", "Grep"]));
+    assert_eq!(
+        defs[1]["tools"],
+        serde_json::json!(["Read", "Glob", "Grep"])
+    );
     let out = wfhost(["run", "w.js", "--yes", "--json"])
         .dir(s.path())
         .run();
@@ -313,6 +327,37 @@ fn agent_definitions_are_listed_and_applied() {
     assert_eq!(
         out.report()["result"],
         "You are a meticulous reviewer. Report only real bugs. | claude-haiku-4-5",
+        "{}",
+        out.stderr
+    );
+}
+
+/// An unknown agent type's error lists the built-in and project types together, sorted as the
+/// reference sorts them (`localeCompare`): `alpha` before `Beta` before `claude`, where byte
+/// order would put `Beta` and `Explore` first.
+#[test]
+fn unknown_agent_types_list_every_type_in_locale_order() {
+    let s = Scratch::new();
+    std::fs::create_dir(s.path().join(".git")).unwrap();
+    s.file(
+        ".claude/agents/alpha.md",
+        "---\nname: alpha\ndescription: a\n---\nA.\n",
+    );
+    s.file(
+        ".claude/agents/Beta.md",
+        "---\nname: Beta\ndescription: b\n---\nB.\n",
+    );
+    s.file(
+        "w.js",
+        "export const meta = { name: 'typed', description: 'agent types' };\ntry { await agent('x', { agentType: 'nope' }); } catch (e) { return e.message; }\n",
+    );
+    let out = wfhost(["run", "w.js", "--yes", "--json", "--backend", "mock"])
+        .dir(s.path())
+        .run();
+    out.code(0);
+    assert_eq!(
+        out.report()["result"],
+        "agent({agentType}): agent type 'nope' not found. Available agents: alpha, Beta, claude, Explore, general-purpose, Plan, statusline-setup",
         "{}",
         out.stderr
     );

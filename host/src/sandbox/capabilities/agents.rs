@@ -41,7 +41,6 @@ struct AgentInfo {
     /// The bytes of its prompt the host holds until it finishes.
     prompt_bytes: u64,
     label: String,
-    workflow: Option<String>,
     phase: Option<String>,
 }
 
@@ -91,7 +90,6 @@ pub(super) struct AgentCall {
     pub(super) prompt: String,
     pub(super) label: Option<String>,
     pub(super) phase: Option<String>,
-    pub(super) workflow: Option<String>,
     /// The parallel()/pipeline() slot: `{kind, id, index}` or `{kind, id, item, stage}`.
     pub(super) group: Option<Value>,
     pub(super) schema: Value,
@@ -118,7 +116,6 @@ impl AgentCall {
             prompt,
             label: text("label"),
             phase: text("phase"),
-            workflow: text("workflow"),
             group: Some(r["group"].clone()).filter(Value::is_object),
             ..AgentCall::default()
         };
@@ -164,7 +161,6 @@ struct Admitted {
     request: AgentRequest,
     schema: Option<Schema>,
     agent_def: Option<std::sync::Arc<crate::workflows::AgentDef>>,
-    workflow: Option<String>,
     group: Option<Value>,
     stall_ms: Option<u64>,
     shared_head: Option<usize>,
@@ -210,7 +206,6 @@ impl Capabilities {
             AgentInfo {
                 prompt_bytes: admitted.prompt_bytes,
                 label: admitted.request.label.clone(),
-                workflow: admitted.workflow.clone(),
                 phase: admitted.request.phase.clone(),
             },
         );
@@ -230,7 +225,6 @@ impl Capabilities {
             prompt,
             label,
             phase,
-            workflow,
             group,
             schema,
             model,
@@ -299,7 +293,6 @@ impl Capabilities {
             request,
             schema,
             agent_def,
-            workflow,
             group,
             stall_ms,
             shared_head,
@@ -440,20 +433,16 @@ impl Capabilities {
         let info = info.unwrap_or(AgentInfo {
             prompt_bytes: 0,
             label: String::new(),
-            workflow: None,
             phase: None,
         });
         self.ledger.usage += outcome.usage;
         self.ledger.cost_usd += outcome.cost_usd;
         let phase = info.phase.clone().unwrap_or_default();
         *self.ledger.cost_by_phase.entry(phase).or_default() += outcome.cost_usd;
-        let prefix = info
-            .workflow
-            .as_ref()
-            .map(|w| format!("[{w}] "))
-            .unwrap_or_default();
+        // The runtime's own lines carry no child workflow's `[name] ` (as on the reference,
+        // which prefixes only a child's `log()` and `console` lines).
         if let Some(note) = &outcome.note {
-            self.log(LogLevel::Info, format!("{prefix}[{}] {note}", info.label))?;
+            self.log(LogLevel::Info, format!("[{}] {note}", info.label))?;
         }
         let duration_ms = crate::report::millis(outcome.duration);
         let cost_usd = outcome.cost_usd;
@@ -487,10 +476,7 @@ impl Capabilities {
                 // An unreachable backend ends the run with this error once (run.rs), rather
                 // than a line per agent.
                 if !outcome.rejects && !unreachable {
-                    self.log(
-                        LogLevel::Warn,
-                        format!("{prefix}[{}] failed: {e}", info.label),
-                    )?;
+                    self.log(LogLevel::Warn, format!("[{}] failed: {e}", info.label))?;
                 }
                 self.events.emit(Event::AgentFailed {
                     handle,

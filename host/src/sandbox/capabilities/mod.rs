@@ -264,6 +264,18 @@ impl Capabilities {
         Ok(())
     }
 
+    /// A detail the runtime keeps out of what the script can read (which entry of a
+    /// `parallel()` was not a function): charged, shown and in the run's events, not among the
+    /// report's `logs` (the narrator lines the reference has).
+    fn note(&mut self, text: String) -> Result<(), LimitHit> {
+        self.ledger.charge_line(&text)?;
+        self.events.emit(Event::Log {
+            level: LogLevel::Warn,
+            text,
+        });
+        Ok(())
+    }
+
     /// `phase(title)`: charged as a line, then journaled and shown.
     fn phase(&mut self, title: String) -> Result<(), LimitHit> {
         self.ledger.charge_line(&title)?;
@@ -451,10 +463,13 @@ pub(crate) fn add_to_linker<T: Send + 'static>(
                 prompt: text(prompt)?,
                 label: some(text(label)?),
                 phase: some(text(phase)?),
-                workflow: some(text(workflow)?),
                 group: slot(group),
                 ..AgentCall::default()
             };
+            // The calling child workflow's name: read (and so checked) as every string of the
+            // call is, and not used: the runtime's lines carry no child prefix, as on the
+            // reference.
+            let _workflow = text(workflow)?;
             let options = text(options)?;
             if !options.is_empty() {
                 let parsed: Value = serde_json::from_str(&options).map_err(|e| {
@@ -537,8 +552,12 @@ pub(crate) fn add_to_linker<T: Send + 'static>(
         move |mut caller: Caller<'_, T>, level: u32, ptr: u32, len: u32| {
             let text = read_string(&mut caller, exports(project), ptr, len)?;
             let caps = project(caller.data_mut());
-            caps.log(LogLevel::from_guest(level), text)
-                .map_err(|limit| caps.hit(limit))
+            let logged = if level == NOTE_LEVEL {
+                caps.note(text)
+            } else {
+                caps.log(LogLevel::from_guest(level), text)
+            };
+            logged.map_err(|limit| caps.hit(limit))
         },
     )?;
     text_sink(linker, "phase", project, Capabilities::phase)?;
@@ -547,6 +566,9 @@ pub(crate) fn add_to_linker<T: Send + 'static>(
     })?;
     Ok(())
 }
+
+/// The guest's log level of a runtime note (`Capabilities::note`); 0–2 are narrator lines.
+const NOTE_LEVEL: u32 = 3;
 
 #[cfg(test)]
 mod tests;
