@@ -1311,3 +1311,96 @@ fn a_workers_agents_use_tools_in_its_workdir() {
         results[1]
     );
 }
+
+/// A tool-using agent on a worker that dies in its third of five turns continues, on the
+/// worker that takes the job next, from its last finished turn: the model is asked only for the
+/// missing turns, and the command of turn 2 ran once (the turns bucket, executor::TURNS).
+#[test]
+fn a_dead_workers_agent_continues_turn_by_turn() {
+    let Some(nats) = NatsServer::start("a_dead_workers_agent_continues_turn_by_turn") else {
+        return;
+    };
+    let api = FakeApi::start(false);
+    let workdir = tempfile::tempdir().unwrap();
+    let workdir = std::fs::canonicalize(workdir.keep()).unwrap();
+    std::fs::write(workdir.join("a.txt"), "a\n").unwrap();
+    std::fs::write(
+        workdir.join("wfhost.toml"),
+        "[tools]\nallow = [\"Read\", \"Glob\", \"Bash\"]\n",
+    )
+    .unwrap();
+    let bash =
+        |command: &str| vec![serde_json::json!({"name": "Bash", "input": {"command": command}})];
+    api.play(
+        "five",
+        vec![
+            vec![serde_json::json!({"name": "Read", "input": {"file_path": "a.txt"}})],
+            bash("echo once >> log.txt"),
+            bash("sleep 43"),
+            vec![serde_json::json!({"name": "Read", "input": {"file_path": "log.txt"}})],
+            vec![serde_json::json!({"name": "Glob", "input": {"pattern": "*.txt"}})],
+        ],
+    );
+    let worker = |name: &str| {
+        let mut wf = wfhost([
+            "worker",
+            "--nats",
+            &nats.url(),
+            "--backend",
+            "messages",
+            "--lease",
+            "2s",
+            "--grace",
+            "5s",
+            "--name",
+            name,
+            "--workdir",
+        ])
+        .arg(&workdir);
+        for (k, v) in api.env() {
+            wf = wf.env(k, v);
+        }
+        Worker(wf.spawn())
+    };
+    let mut first = worker("first");
+    let s = Scratch::new();
+    s.file(
+        "w.js",
+        "export const meta = { name: 'turns', description: 'turn by turn on a worker' };\nreturn await agent('[play:five] five turns');",
+    );
+    let run = host(
+        &s,
+        &nats,
+        &["run", "w.js", "--yes", "--json", "--backend", "messages"],
+    )
+    .spawn();
+    let start = Instant::now();
+    while !api.play_turns("five").contains(&2) {
+        assert!(start.elapsed().as_secs() < 60, "turn 3 never came");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Turn 3's command is running on the first worker: SIGKILL it.
+    std::thread::sleep(Duration::from_millis(800));
+    first.kill();
+    let _second = worker("second");
+    let report = report_of(run);
+    // Only the missing turns (4, 5, and the answer) were asked for.
+    assert_eq!(api.play_turns("five"), [0, 1, 2, 3, 4, 5], "{report}");
+    assert_eq!(
+        std::fs::read_to_string(workdir.join("log.txt")).unwrap(),
+        "once\n",
+        "turn 2's command ran once"
+    );
+    let text = report["result"].as_str().unwrap();
+    let r: Vec<serde_json::Value> =
+        serde_json::from_str(text.strip_prefix("DONE ").unwrap()).unwrap();
+    assert_eq!(r.len(), 5, "{r:?}");
+    assert_eq!(r[0]["content"], "     1\ta\n");
+    assert!(
+        r[2]["is_error"] == true && r[2]["content"].as_str().unwrap().contains("interrupted"),
+        "the interrupted command is not run again: {}",
+        r[2]
+    );
+    assert_eq!(r[3]["content"], "     1\tonce\n");
+    let _ = std::fs::remove_dir_all(&workdir);
+}

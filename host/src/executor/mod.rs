@@ -75,6 +75,11 @@ pub(crate) const RESULTS: &str = "wfhost-results";
 pub(crate) const RESULTS_TTL: Duration = Duration::from_secs(7 * 86_400);
 /// Leases by job id: which worker is making the call.
 pub(crate) const LEASES: &str = "wfhost-leases";
+/// A tool-using agent's finished turns, stored by the worker making the call under the call's
+/// id (`turns_id`: the job's, without a re-ask's feedback), so that whoever takes the call next
+/// — another worker after this one died, a resumed run, a schema re-ask — continues from its
+/// last finished turn, and the run host journals them as they come (tools::transcript).
+pub(crate) const TURNS: &str = "wfhost-turns";
 /// Core-NATS subjects: a call's cancel (`wfhost.cancel.<job>`) and its signs of life.
 pub(crate) const CANCEL: &str = "wfhost.cancel";
 pub(crate) const PROGRESS: &str = "wfhost.progress";
@@ -323,6 +328,8 @@ pub(crate) struct Plumbing {
     pub js: async_nats::jetstream::Context,
     pub stream: async_nats::jetstream::stream::Stream,
     pub results: async_nats::jetstream::kv::Store,
+    /// The turns of tool-using agents' calls (`TURNS`).
+    pub turns: async_nats::jetstream::kv::Store,
     /// Workers only: the run host never claims a job.
     pub leases: Option<async_nats::jetstream::kv::Store>,
 }
@@ -355,6 +362,9 @@ pub(crate) async fn plumbing(
     let results = bucket(&js, RESULTS, RESULTS_TTL)
         .await
         .map_err(|e| no_js(&e))?;
+    let turns = bucket(&js, TURNS, RESULTS_TTL)
+        .await
+        .map_err(|e| no_js(&e))?;
     let leases = match lease {
         None => None,
         Some(lease) => Some(bucket(&js, LEASES, lease).await.map_err(|e| no_js(&e))?),
@@ -363,6 +373,7 @@ pub(crate) async fn plumbing(
         js,
         stream,
         results,
+        turns,
         leases,
     })
 }
@@ -437,6 +448,10 @@ pub(crate) struct Job {
     /// abandon a call the host waits for (it would wait a stall timeout, and pay twice).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cancel: Option<String>,
+    /// The call's turns the run host has journaled (a resume of a tool-using agent): the worker
+    /// continues from these, or from the turns bucket when it holds more.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub turns: Vec<crate::tools::Turn>,
 }
 
 /// Whether a cancel message's `payload` is the secret a job's `cancel` hash names (a job from
@@ -489,6 +504,76 @@ pub(crate) struct WireError {
 pub(crate) fn is_answer(bytes: &[u8], job: &str, key: Option<&[u8; 32]>) -> bool {
     serde_json::from_slice::<JobResult>(bytes)
         .is_ok_and(|r| r.outcome.is_ok() && check_result(&r, job, key).is_ok())
+}
+
+/// What a worker stores under a call's `turns_id`: the call's turns so far.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct JobTurns {
+    pub worker: String,
+    /// The call they belong to (checked by whoever reads them).
+    pub call: String,
+    pub turns: Vec<crate::tools::Turn>,
+    /// `sign_turns` under the shared results key, when the worker has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
+}
+
+impl JobTurns {
+    pub(crate) fn new(
+        key: Option<&[u8; 32]>,
+        call: &str,
+        worker: &str,
+        turns: Vec<crate::tools::Turn>,
+    ) -> JobTurns {
+        let mut t = JobTurns {
+            worker: worker.to_string(),
+            call: call.to_string(),
+            turns,
+            signature: None,
+        };
+        t.signature = key.map(|k| t.signature_under(k));
+        t
+    }
+
+    fn signature_under(&self, key: &[u8; 32]) -> String {
+        let body = serde_json::to_vec(&("turns", &self.call, &self.worker, &self.turns))
+            .unwrap_or_default();
+        blake3::keyed_hash(key, &body).to_hex().to_string()
+    }
+
+    /// Stored turns as the run host or a worker may use them: for this call, and signed under
+    /// the shared key when there is one. Turns are tool results a model is shown and a record
+    /// of what changed the workspace: forged ones would steer the agent or have a write skipped.
+    pub(crate) fn read(
+        bytes: &[u8],
+        call: &str,
+        key: Option<&[u8; 32]>,
+    ) -> Result<JobTurns, String> {
+        let t: JobTurns =
+            serde_json::from_slice(bytes).map_err(|e| format!("unreadable turns ({e})"))?;
+        if t.call != call {
+            return Err(format!("they belong to another call (`{}`)", t.call));
+        }
+        if let Some(key) = key {
+            let want = t.signature_under(key);
+            match &t.signature {
+                Some(sig) if constant_time_eq(sig.as_bytes(), want.as_bytes()) => {}
+                Some(_) => return Err("their signature does not match the results key".into()),
+                None => {
+                    return Err(
+                        "they are not signed, and the results key asks for signed ones".into(),
+                    );
+                }
+            }
+        }
+        Ok(t)
+    }
+}
+
+/// The id of a call's turns: its job id without a re-ask's feedback (a schema re-ask continues
+/// the same conversation).
+pub(crate) fn turns_id(run_id: &str, call: Option<&(String, u32)>) -> String {
+    job_id(run_id, call, None)
 }
 
 /// The job id: run, journal key, occurrence and re-ask feedback, hashed (a valid KV key and

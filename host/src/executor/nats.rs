@@ -108,6 +108,37 @@ impl Nats {
         }
     }
 
+    /// Puts the job on the work queue (de-duplicated by its id).
+    async fn publish(&self, id: &str, payload: Vec<u8>) -> Result<(), String> {
+        let fail = |what: &str, e: &dyn std::fmt::Display| format!("{what}: {e}");
+        let subject = super::jobs_subject(&self.spec, &self.run_id);
+        let mut msg_id = id.to_string();
+        for generation in 1.. {
+            let ack = self
+                .plumbing
+                .js
+                .send_publish(
+                    subject.clone(),
+                    PublishMessage::build()
+                        .payload(payload.clone().into())
+                        .message_id(&msg_id),
+                )
+                .await
+                .map_err(|e| fail("publishing the job", &e))?
+                .await
+                .map_err(|e| fail("publishing the job", &e))?;
+            // A duplicate whose original is gone (its call was cancelled and the job taken off
+            // the queue) would never run: publish it again under a new message id. A duplicate
+            // whose original is still queued is harmless: the result bucket and the lease make
+            // the second delivery a no-op.
+            if !ack.duplicate || generation > 1 {
+                break;
+            }
+            msg_id = format!("{id}.{generation}");
+        }
+        Ok(())
+    }
+
     /// One go at a call: `Ok` with the worker's outcome, or `Err` with why NATS failed us.
     async fn call(
         &self,
@@ -136,6 +167,27 @@ impl Nats {
             self.served_from_kv.fetch_add(1, Ordering::Relaxed);
             return Ok(decode(&bytes, &id, self.results_key.as_ref()));
         }
+        // A tool-using agent's turns, as the worker making the call stores them: journaled here
+        // as they come (and those stored before, by a worker that went on after this host
+        // died), so a resume continues from the last one.
+        let transcript = crate::backend::call_context().transcript;
+        let turns_id = super::turns_id(&self.run_id, call.as_ref());
+        let mut turns_watch = match &transcript {
+            Some(_) => Some(
+                self.plumbing
+                    .turns
+                    .watch(&turns_id)
+                    .await
+                    .map_err(|e| fail("watching the turns bucket", &e))?,
+            ),
+            None => None,
+        };
+        if let Some(t) = &transcript
+            && let Ok(Some(bytes)) = self.plumbing.turns.get(&turns_id).await
+            && let Ok(stored) = super::JobTurns::read(&bytes, &turns_id, self.results_key.as_ref())
+        {
+            t.merge(stored.turns);
+        }
         let cancel_secret = blake3::keyed_hash(&self.cancel_key, id.as_bytes())
             .to_hex()
             .to_string();
@@ -148,6 +200,7 @@ impl Nats {
             feedback: feedback.map(str::to_owned),
             definition: crate::backend::agent_definition().map(|d| (*d).clone()),
             cancel: Some(blake3::hash(cancel_secret.as_bytes()).to_hex().to_string()),
+            turns: transcript.as_ref().map(|t| t.turns()).unwrap_or_default(),
         };
         let payload = match serde_json::to_vec(&job) {
             Ok(p) => p,
@@ -163,31 +216,7 @@ impl Nats {
                 max,
             ))));
         }
-        let subject = super::jobs_subject(&self.spec, &self.run_id);
-        let mut msg_id = id.clone();
-        for generation in 1.. {
-            let ack = self
-                .plumbing
-                .js
-                .send_publish(
-                    subject.clone(),
-                    PublishMessage::build()
-                        .payload(payload.clone().into())
-                        .message_id(&msg_id),
-                )
-                .await
-                .map_err(|e| fail("publishing the job", &e))?
-                .await
-                .map_err(|e| fail("publishing the job", &e))?;
-            // A duplicate whose original is gone (its call was cancelled and the job taken off
-            // the queue) would never run: publish it again under a new message id. A duplicate
-            // whose original is still queued is harmless: the result bucket and the lease make
-            // the second delivery a no-op.
-            if !ack.duplicate || generation > 1 {
-                break;
-            }
-            msg_id = format!("{id}.{generation}");
-        }
+        self.publish(&id, payload).await?;
         self.published.fetch_add(1, Ordering::Relaxed);
         // Dropped before the result came (a kill, a stop, a stall): the worker is told to stop.
         let mut guard = CancelOnDrop {
@@ -218,6 +247,15 @@ impl Nats {
                     taken = true;
                     crate::backend::progress();
                 }
+                Some(entry) = next_turns(&mut turns_watch) => {
+                    if let (Ok(e), Some(t)) = (entry, &transcript)
+                        && e.operation == async_nats::jetstream::kv::Operation::Put
+                        && let Ok(stored) = super::JobTurns::read(&e.value, &turns_id, self.results_key.as_ref())
+                    {
+                        t.merge(stored.turns);
+                        crate::backend::progress();
+                    }
+                }
             }
         }
     }
@@ -230,6 +268,16 @@ impl Nats {
             stops_run: false,
             resets_in: None,
         }
+    }
+}
+
+/// The next change to a call's stored turns (never, for an agent without tools).
+async fn next_turns(
+    watch: &mut Option<async_nats::jetstream::kv::Watch>,
+) -> Option<Result<async_nats::jetstream::kv::Entry, async_nats::jetstream::kv::WatcherError>> {
+    match watch {
+        Some(w) => w.next().await,
+        None => std::future::pending().await,
     }
 }
 

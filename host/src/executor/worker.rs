@@ -396,8 +396,16 @@ async fn call(
     mut cancel_rx: watch::Receiver<bool>,
 ) -> Ended {
     let progress = crate::backend::Progress::new();
+    // A tool-using agent continues from the call's last finished turn (another worker's, before
+    // it died; the run host's journal, on a resume), and every turn it finishes here is stored
+    // for the next taker and for the run host's journal.
+    let turns_id = super::turns_id(&job.run_id, job.call.as_ref());
+    let previous = previous_turns(shared, &turns_id, &job.turns).await;
+    let (relay_tx, relay_rx) = tokio::sync::mpsc::unbounded_channel();
+    let relay = tokio::spawn(store_turns(shared.clone(), turns_id, relay_rx));
     let context = crate::backend::CallContext {
         definition,
+        transcript: Some(crate::tools::Transcript::relayed(previous, relay_tx)),
         ..Default::default()
     };
     let mut request = job.request.clone();
@@ -426,12 +434,12 @@ async fn call(
             reply
         }),
     );
-    tokio::pin!(call);
+    let mut call = Box::pin(call);
     let mut heartbeat = tokio::time::interval(shared.opts.lease / 3);
     heartbeat.tick().await;
     let mut seen = progress.last();
     let mut shutdown = shared.shutdown.clone();
-    loop {
+    let ended = loop {
         tokio::select! {
             r = &mut call => break Ok(r),
             _ = cancel_rx.changed() => break Err(Abandoned::Cancelled),
@@ -449,6 +457,59 @@ async fn call(
                     let _ = shared.client.publish(format!("{PROGRESS}.{}", job.id), "".into()).await;
                 }
             }
+        }
+    };
+    // Every turn stored before the result is: whoever reads the result finds them all. Why 5 s:
+    // a put takes milliseconds; a NATS server that is away must not hold the worker's slot.
+    drop(call);
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), relay).await;
+    ended
+}
+
+/// The turns to continue from: the bucket's (signed as this worker's results are, for this
+/// call) when it holds more than the job brought, else the job's.
+async fn previous_turns(
+    shared: &Shared,
+    turns_id: &str,
+    brought: &[crate::tools::Turn],
+) -> Vec<crate::tools::Turn> {
+    let stored = match shared.plumbing.turns.get(turns_id).await {
+        Ok(Some(bytes)) => {
+            super::JobTurns::read(&bytes, turns_id, shared.results_key.as_ref()).ok()
+        }
+        _ => None,
+    };
+    match stored {
+        Some(s) if s.turns.len() >= brought.len() => s.turns,
+        _ => brought.to_vec(),
+    }
+}
+
+/// Stores a call's transcript each time it changes (the latest only, when changes come faster
+/// than the server takes them), until the call ends.
+async fn store_turns(
+    shared: Arc<Shared>,
+    turns_id: String,
+    mut changes: tokio::sync::mpsc::UnboundedReceiver<Vec<crate::tools::Turn>>,
+) {
+    while let Some(mut turns) = changes.recv().await {
+        while let Ok(newer) = changes.try_recv() {
+            turns = newer;
+        }
+        let stored = super::JobTurns::new(
+            shared.results_key.as_ref(),
+            &turns_id,
+            &shared.opts.name,
+            turns,
+        );
+        let Ok(bytes) = serde_json::to_vec(&stored) else {
+            continue;
+        };
+        if let Err(e) = shared.plumbing.turns.put(&turns_id, bytes.into()).await {
+            eprintln!(
+                "wfhost worker {}: cannot store the turns of call {turns_id}: {e} (a resume asks the model for them again)",
+                shared.opts.name
+            );
         }
     }
 }

@@ -32,6 +32,9 @@ pub(crate) struct Transcript {
     key: String,
     occurrence: u32,
     turns: Mutex<Vec<Turn>>,
+    /// On a NATS worker: every change, as the whole transcript, for the turns bucket
+    /// (executor::worker), which the run host journals from.
+    relay: Option<tokio::sync::mpsc::UnboundedSender<Vec<Turn>>>,
 }
 
 impl Transcript {
@@ -47,6 +50,21 @@ impl Transcript {
             key,
             occurrence,
             turns: Mutex::new(previous),
+            relay: None,
+        })
+    }
+
+    /// A worker's transcript of a call: no journal here; each change goes to `relay`.
+    pub(crate) fn relayed(
+        previous: Vec<Turn>,
+        relay: tokio::sync::mpsc::UnboundedSender<Vec<Turn>>,
+    ) -> Arc<Transcript> {
+        Arc::new(Transcript {
+            journal: None,
+            key: String::new(),
+            occurrence: 0,
+            turns: Mutex::new(previous),
+            relay: Some(relay),
         })
     }
 
@@ -75,6 +93,20 @@ impl Transcript {
         match turns.iter_mut().find(|t| t.turn == turn.turn) {
             Some(t) => *t = turn,
             None => turns.push(turn),
+        }
+        if let Some(relay) = &self.relay {
+            let _ = relay.send(turns.clone());
+        }
+    }
+
+    /// Turns kept elsewhere (a NATS worker's, from the turns bucket): each one this transcript
+    /// does not hold as it is is kept (and so journaled).
+    pub(crate) fn merge(&self, turns: Vec<Turn>) {
+        for turn in turns {
+            let known = self.lock().contains(&turn);
+            if !known {
+                self.keep(turn);
+            }
         }
     }
 }
