@@ -1,20 +1,16 @@
 //! `wfhost compile` → a standalone module → `wfhost run OUT.wasm`.
 
-use super::{Scratch, wfhost};
+use super::Project;
 
 const SCRIPT: &str = "export const meta = { name: 'mod', description: 'compiled', phases: [{ title: 'P' }] };\n\
                       phase('P');\nconst a = await agent('from module');\nreturn { a, args };";
 
 #[test]
 fn compiled_module_runs_and_is_deterministic() {
-    let s = Scratch::new();
+    let s = Project::new();
     s.file("w.js", SCRIPT);
-    wfhost(["compile", "w.js", "-o", "a.wasm"])
-        .dir(s.path())
-        .run()
-        .code(0);
-    wfhost(["compile", "w.js", "-o", "b.wasm", "--no-cache"])
-        .dir(s.path())
+    s.wf(["compile", "w.js", "-o", "a.wasm"]).run().code(0);
+    s.wf(["compile", "w.js", "-o", "b.wasm", "--no-cache"])
         .run()
         .code(0);
     let (a, b) = (
@@ -28,18 +24,18 @@ fn compiled_module_runs_and_is_deterministic() {
         a.len()
     );
 
-    let out = wfhost([
-        "run",
-        "a.wasm",
-        "--backend",
-        "mock",
-        "--json",
-        "--yes",
-        "--args",
-        "[1,2]",
-    ])
-    .dir(s.path())
-    .run();
+    let out = s
+        .wf([
+            "run",
+            "a.wasm",
+            "--backend",
+            "mock",
+            "--json",
+            "--yes",
+            "--args",
+            "[1,2]",
+        ])
+        .run();
     out.code(0);
     let r = out.report();
     assert_eq!(
@@ -47,7 +43,7 @@ fn compiled_module_runs_and_is_deterministic() {
         serde_json::json!({"a": "R(from module)", "args": [1, 2]})
     );
 
-    let audit = wfhost(["audit", "a.wasm", "--json"]).dir(s.path()).run();
+    let audit = s.wf(["audit", "a.wasm", "--json"]).run();
     audit.code(0);
     let audit: serde_json::Value = serde_json::from_str(&audit.stdout).unwrap();
     assert_eq!(audit["meta"]["name"], "mod");
@@ -75,14 +71,12 @@ fn compiled_module_runs_and_is_deterministic() {
 
 #[test]
 fn compile_rejects_bad_scripts_with_the_reference_message() {
-    let s = Scratch::new();
+    let s = Project::new();
     s.file(
         "bad.js",
         "const x = 1;\nexport const meta = { name: 'a', description: 'b' };",
     );
-    let out = wfhost(["compile", "bad.js", "-o", "x.wasm"])
-        .dir(s.path())
-        .run();
+    let out = s.wf(["compile", "bad.js", "-o", "x.wasm"]).run();
     out.code(65);
     assert!(
         out.stderr.contains("must be the FIRST statement"),
@@ -96,21 +90,21 @@ fn compile_rejects_bad_scripts_with_the_reference_message() {
 /// install starts warm (its report says the guest came from the cache).
 #[test]
 fn compile_warm_makes_the_first_run_warm() {
-    let s = Scratch::new();
+    let s = Project::new();
     let cache = s.path().join("cache");
     s.file(
         "w.js",
         "export const meta = { name: 't', description: 'warm' };\nreturn 1;",
     );
-    let warm = wfhost(["compile", "--warm"])
+    let warm = s
+        .wf(["compile", "--warm"])
         .env("WFHOST_CACHE_DIR", &cache)
-        .dir(s.path())
         .run();
     warm.code(0);
     assert!(warm.stderr.contains("guest ready in"), "{}", warm.stderr);
-    let out = wfhost(["run", "w.js", "--backend", "mock", "--yes", "--json"])
+    let out = s
+        .wf(["run", "w.js", "--backend", "mock", "--yes", "--json"])
         .env("WFHOST_CACHE_DIR", &cache)
-        .dir(s.path())
         .run();
     out.code(0);
     assert_eq!(out.report()["timings"]["guest_source"], "cache");

@@ -2,25 +2,15 @@
 //! shares a long head reads it from the provider's cache (the stagger), and a rate-limited
 //! provider is ridden pool-wide (the throttle) instead of 429 by 429.
 
+use super::Project;
 use super::fake_api::{Bucket, FakeApi};
-use super::{Scratch, wfhost};
 use std::time::Duration;
 
 /// A project whose `w.js` runs `script` (with `meta`), and whose wfhost.toml is `toml`.
-fn project(script: &str, toml: &str) -> Scratch {
-    let s = Scratch::new();
-    s.file(
-        "w.js",
-        format!("export const meta = {{ name: 'cost-probe', description: 'cost' }};\n{script}"),
-    );
-    s.file("wfhost.toml", toml);
-    s
-}
-
-fn run_messages(s: &Scratch, api: &FakeApi, extra: &[&str]) -> serde_json::Value {
-    let mut wf = wfhost(["run", "w.js", "--yes", "--json", "--backend", "messages"])
+fn run_messages(s: &Project, api: &FakeApi, extra: &[&str]) -> serde_json::Value {
+    let mut wf = s
+        .wf(["run", "w.js", "--yes", "--json", "--backend", "messages"])
         .args(extra)
-        .dir(s.path())
         .env("WFHOST_RUNS_DIR", s.path().join("runs"));
     for (k, v) in api.env() {
         wf = wf.env(k, v);
@@ -44,10 +34,9 @@ const HEAD_TOKENS: u64 = 19_000;
 fn shared_head_run(stagger: bool) -> (Vec<(u64, u64, u64)>, serde_json::Value) {
     let api = FakeApi::start(false);
     api.seen.lock().unwrap().first_token = Duration::from_millis(400);
-    let s = project(
-        SHARED_HEAD,
-        &format!("model = \"claude-sonnet-4-5\"\n[messages]\ncache_stagger = {stagger}\n"),
-    );
+    let s = Project::with_script(SHARED_HEAD).toml(&format!(
+        "model = \"claude-sonnet-4-5\"\n[messages]\ncache_stagger = {stagger}\n"
+    ));
     let report = run_messages(&s, &api, &["--concurrency", "16"]);
     assert_eq!(report["result"], 16, "{report}");
     let usage = api.seen.lock().unwrap().cache_usage.clone();
@@ -84,10 +73,7 @@ fn a_fan_out_sharing_a_long_head_reads_it_from_the_cache() {
 #[test]
 fn shared_head_length_places_the_breakpoint() {
     let api = FakeApi::start(false);
-    let s = project(
-        "return (await parallel(['a', 'b', 'c'].map(x => () => agent('Short shared part. Item ' + x, { sharedHeadLength: 18 })))).length;",
-        "model = \"claude-sonnet-4-5\"\n",
-    );
+    let s = Project::with_script("return (await parallel(['a', 'b', 'c'].map(x => () => agent('Short shared part. Item ' + x, { sharedHeadLength: 18 })))).length;").toml("model = \"claude-sonnet-4-5\"\n");
     run_messages(&s, &api, &[]);
     let seen = api.seen.lock().unwrap();
     assert_eq!(seen.bodies.len(), 3);
@@ -106,12 +92,9 @@ fn shared_head_length_places_the_breakpoint() {
 fn rate_limited_run(adaptive: bool) -> (f64, u32, FakeApi) {
     let api = FakeApi::start(false);
     api.seen.lock().unwrap().bucket = Some(Bucket::new(10.0, 20.0));
-    let s = project(
-        "return (await parallel(Array.from({ length: 200 }, (_, i) => () => agent('item ' + i)))).filter(Boolean).length;",
-        &format!(
+    let s = Project::with_script("return (await parallel(Array.from({ length: 200 }, (_, i) => () => agent('item ' + i)))).filter(Boolean).length;").toml(&format!(
             "model = \"claude-sonnet-4-5\"\n[rate_limits]\nadaptive = {adaptive}\n[messages]\nmax_attempts = 20\n"
-        ),
-    );
+        ));
     let report = run_messages(&s, &api, &["--concurrency", "16"]);
     assert_eq!(report["result"], 200, "{report}");
     let seen = api.seen.lock().unwrap();
@@ -149,23 +132,20 @@ fn a_rate_limited_provider_is_ridden_pool_wide() {
 #[test]
 fn a_429_pauses_the_whole_pool_and_the_views_say_so() {
     let api = FakeApi::start(false);
-    let s = project(
-        "return (await parallel(['first [429x1]', 'b', 'c', 'd', 'e'].map(p => () => agent(p)))).filter(Boolean).length;",
-        "model = \"claude-sonnet-4-5\"\n",
-    );
+    let s = Project::with_script("return (await parallel(['first [429x1]', 'b', 'c', 'd', 'e'].map(p => () => agent(p)))).filter(Boolean).length;").toml("model = \"claude-sonnet-4-5\"\n");
     let events = s.path().join("events.jsonl");
-    let mut wf = wfhost([
-        "run",
-        "w.js",
-        "--yes",
-        "--backend",
-        "messages",
-        "--concurrency",
-        "2",
-    ])
-    .args(["--events", events.to_str().unwrap()])
-    .dir(s.path())
-    .env("WFHOST_RUNS_DIR", s.path().join("runs"));
+    let mut wf = s
+        .wf([
+            "run",
+            "w.js",
+            "--yes",
+            "--backend",
+            "messages",
+            "--concurrency",
+            "2",
+        ])
+        .args(["--events", events.to_str().unwrap()])
+        .env("WFHOST_RUNS_DIR", s.path().join("runs"));
     for (k, v) in api.env() {
         wf = wf.env(k, v);
     }
@@ -197,11 +177,8 @@ fn a_429_pauses_the_whole_pool_and_the_views_say_so() {
 #[test]
 fn plan_counts_input_with_the_api_when_the_backend_is_messages() {
     let api = FakeApi::start(false);
-    let s = project(
-        "phase('Ask');\nconst a = await parallel(['one', 'two', 'two'].map(x => () => agent('Question ' + x + ' '.repeat(400))));\nreturn a.length;",
-        "model = \"claude-sonnet-4-5\"\n",
-    );
-    let mut wf = wfhost(["plan", "w.js", "--json", "--backend", "messages"]).dir(s.path());
+    let s = Project::with_script("phase('Ask');\nconst a = await parallel(['one', 'two', 'two'].map(x => () => agent('Question ' + x + ' '.repeat(400))));\nreturn a.length;").toml("model = \"claude-sonnet-4-5\"\n");
+    let mut wf = s.wf(["plan", "w.js", "--json", "--backend", "messages"]);
     for (k, v) in api.env() {
         wf = wf.env(k, v);
     }
@@ -219,7 +196,7 @@ fn plan_counts_input_with_the_api_when_the_backend_is_messages() {
     let input = plan["total"]["input_tokens"].as_u64().unwrap();
     assert!(input > 3 * 150, "{plan}");
     // Without the messages backend: estimated, and the API is not asked.
-    let out = wfhost(["plan", "w.js"]).dir(s.path()).run();
+    let out = s.wf(["plan", "w.js"]).run();
     out.code(0);
     assert!(
         out.stdout.contains("input: estimated from prompt sizes"),
@@ -235,8 +212,8 @@ fn plan_counts_input_with_the_api_when_the_backend_is_messages() {
 #[test]
 fn plan_warns_of_a_barrier_that_could_be_a_pipeline() {
     let plan = |body: &str| {
-        let s = project(body, "");
-        let out = wfhost(["plan", "w.js", "--json"]).dir(s.path()).run();
+        let s = Project::with_script(body).toml("");
+        let out = s.wf(["plan", "w.js", "--json"]).run();
         out.code(0);
         let plan: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
         plan["warnings"].to_string()

@@ -3,7 +3,7 @@
 //! run host has no API key; the workers do.
 
 use super::fake_api::FakeApi;
-use super::{Scratch, wait_for, wfhost};
+use super::{Project, wait_for, wfhost};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -115,21 +115,17 @@ impl Drop for Worker {
 }
 
 /// 60 agents, each answered by the fake API after `first_token`.
-fn project() -> Scratch {
-    let s = Scratch::new();
-    s.file(
-        "w.js",
-        "export const meta = { name: 'spread', description: 'many machines' };\nphase('Fan');\nconst r = await parallel(Array.from({ length: 60 }, (_, i) => () => agent('task ' + i)));\nreturn r;",
-    );
-    s.file("wfhost.toml", "model = \"claude-sonnet-4-5\"\n");
-    s
+const SPREAD: &str = "export const meta = { name: 'spread', description: 'many machines' };\nphase('Fan');\nconst r = await parallel(Array.from({ length: 60 }, (_, i) => () => agent('task ' + i)));\nreturn r;";
+
+/// The 60-agent project on a model with a known price.
+fn spread() -> Project {
+    Project::with_script(SPREAD).toml("model = \"claude-sonnet-4-5\"\n")
 }
 
 /// `wfhost run` (or `resume`) on the nats executor; the run host gets no API key.
-fn host(s: &Scratch, nats: &NatsServer, args: &[&str]) -> super::Wf {
-    wfhost(args)
+fn host(s: &Project, nats: &NatsServer, args: &[&str]) -> super::Wf {
+    s.wf(args)
         .args(["--executor", &nats.url(), "--concurrency", "12"])
-        .dir(s.path())
         .env("WFHOST_RUNS_DIR", s.path().join("runs"))
 }
 
@@ -193,7 +189,7 @@ fn three_workers_serve_a_run_and_each_prompt_is_asked_once() {
         return;
     };
     let (api, _workers) = cluster(&nats, 50, 3, 4);
-    let s = project();
+    let s = spread();
     let out = host(
         &s,
         &nats,
@@ -214,8 +210,8 @@ fn three_workers_serve_a_run_and_each_prompt_is_asked_once() {
         "each prompt once: {counts:?}"
     );
     // The same run on the local executor (with the key here) gives the same result.
-    let mut local = wfhost(["run", "w.js", "--yes", "--json", "--backend", "messages"])
-        .dir(s.path())
+    let mut local = s
+        .wf(["run", "w.js", "--yes", "--json", "--backend", "messages"])
         .env("WFHOST_RUNS_DIR", s.path().join("runs-local"));
     for (k, v) in api.env() {
         local = local.env(k, v);
@@ -231,7 +227,7 @@ fn a_killed_worker_loses_no_finished_work() {
         return;
     };
     let (api, mut workers) = cluster(&nats, 300, 3, 4);
-    let s = project();
+    let s = spread();
     let run = host(
         &s,
         &nats,
@@ -263,7 +259,7 @@ fn a_killed_run_host_resumes_from_the_results_bucket() {
         return;
     };
     let (api, _workers) = cluster(&nats, 300, 2, 6);
-    let s = project();
+    let s = spread();
     let started = host(
         &s,
         &nats,
@@ -344,7 +340,7 @@ fn kill_and_stop_reach_a_workers_running_call() {
     let Some(nats) = NatsServer::start("kill_and_stop_reach_a_workers_running_call") else {
         return;
     };
-    let workdir = Scratch::new();
+    let workdir = Project::new();
     workdir.file("agent.py", SLEEPER);
     workdir.file(
         "wfhost.toml",
@@ -364,7 +360,7 @@ fn kill_and_stop_reach_a_workers_running_call() {
         .arg(workdir.path())
         .spawn(),
     );
-    let s = Scratch::new();
+    let s = Project::new();
     // The executor from the configuration this time (`[executor] url`), not the flag.
     s.file(
         "wfhost.toml",
@@ -377,8 +373,8 @@ fn kill_and_stop_reach_a_workers_running_call() {
         "w.js",
         "export const meta = { name: 'steered', description: 'kill and stop' };\nconst r = await parallel(['one', 'two', 'three'].map((x, i) => () => agent(x + (i < 2 ? ' [sleep=60]' : ''), { label: x })));\nreturn r;",
     );
-    let started = wfhost(["run", "w.js", "--yes", "--detach", "--json"])
-        .dir(s.path())
+    let started = s
+        .wf(["run", "w.js", "--yes", "--detach", "--json"])
         .env("WFHOST_RUNS_DIR", s.path().join("runs"))
         .run();
     started.code(0);
@@ -392,8 +388,8 @@ fn kill_and_stop_reach_a_workers_running_call() {
         pid_of(workdir.path(), "two").unwrap(),
     );
     let steer = |args: &[&str]| {
-        let out = wfhost(args)
-            .dir(s.path())
+        let out = s
+            .wf(args)
             .env("WFHOST_RUNS_DIR", s.path().join("runs"))
             .run();
         out.code(0);
@@ -420,7 +416,7 @@ fn a_nats_server_restart_loses_nothing() {
         return;
     };
     let (api, _workers) = cluster(&nats, 100, 2, 4);
-    let s = project();
+    let s = spread();
     let run = host(
         &s,
         &nats,
@@ -454,7 +450,7 @@ fn sigterm_finishes_or_hands_back_a_workers_calls() {
     let Some(nats) = NatsServer::start("sigterm_finishes_or_hands_back_a_workers_calls") else {
         return;
     };
-    let workdir = Scratch::new();
+    let workdir = Project::new();
     // The live tests' agent: sleeps `[first-sleep=S]` on its first call for a label only and
     // counts calls per label.
     workdir.file("agent.py", super::live::AGENT);
@@ -486,7 +482,7 @@ fn sigterm_finishes_or_hands_back_a_workers_calls() {
         .spawn()
     };
     let mut first = worker("first");
-    let s = Scratch::new();
+    let s = Project::new();
     s.file(
         "w.js",
         "export const meta = { name: 'drain', description: 'sigterm' };\nreturn await parallel([agent('quick [first-sleep=1]', { label: 'quick' }), agent('long [first-sleep=60]', { label: 'long' })].map(p => () => p));",
@@ -541,7 +537,7 @@ fn nats_credentials_are_required_and_used() {
     ) else {
         return;
     };
-    let s = Scratch::new();
+    let s = Project::new();
     s.file(
         "w.js",
         "export const meta = { name: 'auth', description: 'auth' };\nreturn await agent('hello');",
@@ -616,13 +612,13 @@ fn nats_over_tls_with_a_private_ca() {
         return;
     };
     let url = format!("tls://127.0.0.1:{}", nats.port);
-    let s = Scratch::new();
+    let s = Project::new();
     s.file(
         "w.js",
         "export const meta = { name: 'tls', description: 'tls' };\nreturn await agent('over tls');",
     );
     let run = |extra: &[&str]| {
-        wfhost([
+        s.wf([
             "run",
             "w.js",
             "--yes",
@@ -633,7 +629,6 @@ fn nats_over_tls_with_a_private_ca() {
             &url,
         ])
         .args(extra)
-        .dir(s.path())
         .env("WFHOST_RUNS_DIR", s.path().join("runs"))
         .run()
     };
@@ -691,7 +686,7 @@ fn a_mixed_fleet_serves_each_run_on_its_own_backend() {
     };
     let (api, _messages_workers) = cluster(&nats, 20, 1, 4);
     let _mock_worker = worker_of(&nats, "mock", "m1");
-    let s = project();
+    let s = spread();
     let report = report_of(
         host(
             &s,
@@ -770,7 +765,7 @@ fn a_run_with_no_worker_for_its_backend_says_so() {
         return;
     };
     let _other = worker_of(&nats, "mock", "m1");
-    let s = project();
+    let s = spread();
     let events = s.path().join("events.jsonl");
     let mut run = host(&s, &nats, &["run", "w.js", "--yes", "--backend", "claude"])
         .args(["--events", events.to_str().unwrap()])
@@ -822,7 +817,7 @@ fn a_stored_failure_is_asked_again_on_resume() {
         return;
     };
     let (api, _workers) = cluster(&nats, 0, 1, 4);
-    let s = Scratch::new();
+    let s = Project::new();
     s.file(
         "w.js",
         "export const meta = { name: 'again', description: 'a failure is not an answer' };\nreturn await parallel(['one', 'two [400]', 'three'].map(p => () => agent(p)));",
@@ -867,7 +862,7 @@ fn a_published_job_cannot_put_flags_on_a_claude_workers_command_line() {
     else {
         return;
     };
-    let s = Scratch::new();
+    let s = Project::new();
     let argv = s.path().join("argv.log");
     s.file(
         "fake-claude",
@@ -1019,7 +1014,7 @@ fn payloads_over_the_servers_limit_fail_once_and_say_so() {
         return;
     };
     let (api, _workers) = cluster(&nats, 0, 1, 4);
-    let s = Scratch::new();
+    let s = Project::new();
     s.file(
         "w.js",
         "export const meta = { name: 'large', description: 'payload limits' };\nconst r = await parallel(['small', 'huge answer [bigx100]', 'long prompt ' + 'y'.repeat(80000)].map(p => () => agent(p)));\nreturn r.map(x => x === null ? null : x.length);",
@@ -1061,7 +1056,7 @@ fn forged_results_are_refused() {
     let Some(nats) = NatsServer::start("forged_results_are_refused") else {
         return;
     };
-    let s = Scratch::new();
+    let s = Project::new();
     s.file(
         "w.js",
         "export const meta = { name: 'forged', description: 'a hostile bucket' };\nreturn await parallel(['a', 'b', 'c'].map(p => () => agent(p)));",
@@ -1191,7 +1186,7 @@ fn a_forged_cancel_is_ignored_and_each_call_is_paid_once() {
         return;
     };
     let (api, mut workers) = cluster(&nats, 1500, 1, 4);
-    let s = Scratch::new();
+    let s = Project::new();
     s.file(
         "w.js",
         "export const meta = { name: 'forged', description: 'forged cancels' };\nreturn await parallel(Array.from({ length: 4 }, (_, i) => () => agent('slow task ' + i)));",
@@ -1285,7 +1280,7 @@ fn a_workers_agents_use_tools_in_its_workdir() {
         wf = wf.env(k, v);
     }
     let _worker = Worker(wf.spawn());
-    let s = Scratch::new();
+    let s = Project::new();
     s.file(
         "w.js",
         "export const meta = { name: 'remote-tools', description: 'tools on a worker' };\nreturn await agent('[play:remote] read it');",
@@ -1363,7 +1358,7 @@ fn a_dead_workers_agent_continues_turn_by_turn() {
         Worker(wf.spawn())
     };
     let mut first = worker("first");
-    let s = Scratch::new();
+    let s = Project::new();
     s.file(
         "w.js",
         "export const meta = { name: 'turns', description: 'turn by turn on a worker' };\nreturn await agent('[play:five] five turns');",

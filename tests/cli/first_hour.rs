@@ -3,12 +3,12 @@
 //! closed pipes, connection errors, `plan` on `claude`, run references, flags that mislead.
 
 use super::fake_api::FakeApi;
-use super::{Scratch, wfhost};
+use super::{Project, wfhost};
 use std::io::BufRead as _;
 use std::time::{Duration, Instant};
 
-fn script(body: &str) -> Scratch {
-    let s = Scratch::new();
+fn script(body: &str) -> Project {
+    let s = Project::new();
     s.file(
         "w.js",
         format!("export const meta = {{ name: 'first-hour', description: 'a new user' }};\n{body}"),
@@ -19,17 +19,17 @@ fn script(body: &str) -> Scratch {
 #[test]
 fn args_that_look_like_json_but_do_not_parse_are_a_usage_error() {
     let s = script("return args;");
-    let out = wfhost([
-        "run",
-        "w.js",
-        "--backend",
-        "mock",
-        "--yes",
-        "--args",
-        r#"{"files": ["a.rs",]}"#,
-    ])
-    .dir(s.path())
-    .run();
+    let out = s
+        .wf([
+            "run",
+            "w.js",
+            "--backend",
+            "mock",
+            "--yes",
+            "--args",
+            r#"{"files": ["a.rs",]}"#,
+        ])
+        .run();
     out.code(2);
     assert!(
         out.stderr
@@ -41,32 +41,32 @@ fn args_that_look_like_json_but_do_not_parse_are_a_usage_error() {
     );
     // The same from a file, on the second line.
     s.file("args.json", "{\n  \"files\": [\"a.rs\" \"b.rs\"]\n}\n");
-    let out = wfhost([
-        "run",
-        "w.js",
-        "--backend",
-        "mock",
-        "--yes",
-        "--args-file",
-        "args.json",
-    ])
-    .dir(s.path())
-    .run();
+    let out = s
+        .wf([
+            "run",
+            "w.js",
+            "--backend",
+            "mock",
+            "--yes",
+            "--args-file",
+            "args.json",
+        ])
+        .run();
     out.code(2);
     assert!(out.stderr.contains("at line 2"), "{}", out.stderr);
     // Text that is not meant as JSON still arrives as a string.
-    let out = wfhost([
-        "run",
-        "w.js",
-        "--backend",
-        "mock",
-        "--yes",
-        "--json",
-        "--args",
-        "just words",
-    ])
-    .dir(s.path())
-    .run();
+    let out = s
+        .wf([
+            "run",
+            "w.js",
+            "--backend",
+            "mock",
+            "--yes",
+            "--json",
+            "--args",
+            "just words",
+        ])
+        .run();
     out.code(0);
     assert_eq!(out.report()["result"], "just words");
 }
@@ -81,7 +81,7 @@ fn the_first_wave_over_http1_goes_out_together() {
         "return (await parallel(Array.from({length: 8}, (_, i) => () => agent('wave ' + i)))).length;",
     );
     s.file("wfhost.toml", "model = \"claude-sonnet-4-5\"\n");
-    let mut wf = wfhost([
+    let mut wf = s.wf([
         "run",
         "w.js",
         "--yes",
@@ -90,8 +90,7 @@ fn the_first_wave_over_http1_goes_out_together() {
         "messages",
         "--concurrency",
         "8",
-    ])
-    .dir(s.path());
+    ]);
     for (k, v) in api.env() {
         wf = wf.env(k, v);
     }
@@ -112,17 +111,17 @@ fn plain_output_shows_agents_as_they_finish() {
     let s = script(
         "phase('Work');\nreturn await parallel([300, 1500, 3000].map(ms => () => agent(`task ${ms} [delay=${ms}]`, {label: 'task ' + ms})));",
     );
-    let mut child = wfhost([
-        "run",
-        "w.js",
-        "--backend",
-        "mock",
-        "--yes",
-        "--concurrency",
-        "3",
-    ])
-    .dir(s.path())
-    .spawn();
+    let mut child = s
+        .wf([
+            "run",
+            "w.js",
+            "--backend",
+            "mock",
+            "--yes",
+            "--concurrency",
+            "3",
+        ])
+        .spawn();
     let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
     let started = Instant::now();
     let mut lines = Vec::new();
@@ -159,8 +158,8 @@ fn a_closed_pipe_ends_commands_quietly() {
         "return (await parallel(Array.from({length: 400}, (_, i) => () => agent('agent ' + i)))).length;",
     );
     let runs = s.path().join("runs");
-    let out = wfhost(["run", "w.js", "--backend", "mock", "--yes", "--quiet"])
-        .dir(s.path())
+    let out = s
+        .wf(["run", "w.js", "--backend", "mock", "--yes", "--quiet"])
         .env("WFHOST_RUNS_DIR", &runs)
         .run();
     out.code(0);
@@ -227,19 +226,19 @@ fn a_refused_connection_names_the_url_and_is_reported_once() {
         "wfhost.toml",
         "model = \"claude-sonnet-4-5\"\n[messages]\nmax_attempts = 2\n",
     );
-    let out = wfhost([
-        "run",
-        "w.js",
-        "--yes",
-        "--backend",
-        "messages",
-        "--concurrency",
-        "2",
-    ])
-    .dir(s.path())
-    .env("ANTHROPIC_BASE_URL", &url)
-    .env("ANTHROPIC_API_KEY", "test-key")
-    .run();
+    let out = s
+        .wf([
+            "run",
+            "w.js",
+            "--yes",
+            "--backend",
+            "messages",
+            "--concurrency",
+            "2",
+        ])
+        .env("ANTHROPIC_BASE_URL", &url)
+        .env("ANTHROPIC_API_KEY", "test-key")
+        .run();
     out.code(75);
     assert!(
         out.stderr.contains(&format!(
@@ -268,8 +267,8 @@ fn an_untrusted_certificate_is_a_configuration_error() {
         "return (await parallel(Array.from({length: 4}, (_, i) => () => agent('ask ' + i)))).length;",
     );
     s.file("wfhost.toml", "model = \"claude-sonnet-4-5\"\n");
-    let out = wfhost(["run", "w.js", "--yes", "--json", "--backend", "messages"])
-        .dir(s.path())
+    let out = s
+        .wf(["run", "w.js", "--yes", "--json", "--backend", "messages"])
         .env("ANTHROPIC_BASE_URL", &api.url)
         .env("ANTHROPIC_API_KEY", "test-key")
         // No SSL_CERT_FILE: the fake's self-signed certificate is not trusted.
@@ -294,8 +293,8 @@ fn plan_on_claude_needs_no_binary_and_shows_a_cost() {
     let s = script(
         "phase('Ask');\nreturn await parallel(['a', 'b'].map(x => () => agent('Question ' + x + ' '.repeat(400))));",
     );
-    let out = wfhost(["plan", "w.js", "--backend", "claude", "--json"])
-        .dir(s.path())
+    let out = s
+        .wf(["plan", "w.js", "--backend", "claude", "--json"])
         .env("PATH", "/usr/bin:/bin")
         .run();
     out.code(0);
@@ -324,8 +323,7 @@ fn runs_are_named_by_prefix_or_at_last() {
     let s = script("return 1;");
     let runs = s.path().join("runs");
     for _ in 0..2 {
-        wfhost(["run", "w.js", "--backend", "mock", "--yes", "--quiet"])
-            .dir(s.path())
+        s.wf(["run", "w.js", "--backend", "mock", "--yes", "--quiet"])
             .env("WFHOST_RUNS_DIR", &runs)
             .run()
             .code(0);
@@ -338,20 +336,20 @@ fn runs_are_named_by_prefix_or_at_last() {
         .collect();
     ids.sort();
     let newest = ids.last().unwrap().clone();
-    let out = wfhost(["runs", "show", "@last", "--json"])
-        .dir(s.path())
+    let out = s
+        .wf(["runs", "show", "@last", "--json"])
         .env("WFHOST_RUNS_DIR", &runs)
         .run();
     out.code(0);
     assert!(out.stdout.contains(&newest), "{}", out.stdout);
-    let out = wfhost(["runs", "show", &newest[..newest.len() - 3], "--json"])
-        .dir(s.path())
+    let out = s
+        .wf(["runs", "show", &newest[..newest.len() - 3], "--json"])
         .env("WFHOST_RUNS_DIR", &runs)
         .run();
     out.code(0);
     assert!(out.stdout.contains(&newest), "{}", out.stdout);
-    let out = wfhost(["runs", "show", "20", "--json"])
-        .dir(s.path())
+    let out = s
+        .wf(["runs", "show", "20", "--json"])
         .env("WFHOST_RUNS_DIR", &runs)
         .run();
     out.code(2);
@@ -361,31 +359,31 @@ fn runs_are_named_by_prefix_or_at_last() {
 #[test]
 fn flags_that_would_mislead_are_refused() {
     let s = script("return 1;");
-    let out = wfhost([
-        "run",
-        "w.js",
-        "--backend",
-        "mock",
-        "--yes",
-        "--max-memory",
-        "12",
-    ])
-    .dir(s.path())
-    .run();
+    let out = s
+        .wf([
+            "run",
+            "w.js",
+            "--backend",
+            "mock",
+            "--yes",
+            "--max-memory",
+            "12",
+        ])
+        .run();
     out.code(2);
     assert!(out.stderr.contains("a size needs a unit"), "{}", out.stderr);
-    let out = wfhost([
-        "run",
-        "w.js",
-        "--backend",
-        "mock",
-        "--yes",
-        "--json",
-        "--events",
-        "-",
-    ])
-    .dir(s.path())
-    .run();
+    let out = s
+        .wf([
+            "run",
+            "w.js",
+            "--backend",
+            "mock",
+            "--yes",
+            "--json",
+            "--events",
+            "-",
+        ])
+        .run();
     out.code(2);
     assert!(
         out.stderr.contains("would both write to stdout"),
@@ -394,9 +392,7 @@ fn flags_that_would_mislead_are_refused() {
     );
     // A script rejected before it ran names no run that does not exist.
     let bad = script("import fs from 'fs';\nreturn 1;");
-    let out = wfhost(["run", "w.js", "--backend", "mock", "--yes"])
-        .dir(bad.path())
-        .run();
+    let out = bad.wf(["run", "w.js", "--backend", "mock", "--yes"]).run();
     out.code(65);
     assert!(
         !out.stderr.contains(" · run ") && out.stderr.contains("no run kept"),
@@ -431,9 +427,7 @@ fn a_schema_failure_says_why_on_the_terminal() {
     let s = script(
         "const s = { type: 'object', properties: { n: { type: 'number' } }, required: ['n'] };\nawait agent('fine');\ntry { await agent('count [json={\"n\": \"three\"}]', { schema: s, label: 'bad' }); } catch (e) { return String(e); }",
     );
-    let out = wfhost(["run", "w.js", "--backend", "mock", "--yes"])
-        .dir(s.path())
-        .run();
+    let out = s.wf(["run", "w.js", "--backend", "mock", "--yes"]).run();
     out.code(0);
     assert!(
         out.stdout
@@ -461,8 +455,7 @@ fn watch_opens_a_finished_run_read_only() {
         "phase('Work');\nreturn await parallel([1, 2, 3].map(i => () => agent('task ' + i + (i === 2 ? ' [fail]' : ''), {label: 'task-' + i})));",
     );
     let runs = s.path().join("runs");
-    wfhost(["run", "w.js", "--backend", "mock", "--yes", "--quiet"])
-        .dir(s.path())
+    s.wf(["run", "w.js", "--backend", "mock", "--yes", "--quiet"])
         .env("WFHOST_RUNS_DIR", &runs)
         .run()
         .code(0);
@@ -496,18 +489,18 @@ fn watch_opens_a_finished_run_read_only() {
 #[test]
 fn verbose_prints_diagnostics_and_only_when_asked() {
     let s = script("return 1;");
-    let out = wfhost([
-        "run",
-        "w.js",
-        "--backend",
-        "mock",
-        "--yes",
-        "-v",
-        "--color",
-        "never",
-    ])
-    .dir(s.path())
-    .run();
+    let out = s
+        .wf([
+            "run",
+            "w.js",
+            "--backend",
+            "mock",
+            "--yes",
+            "-v",
+            "--color",
+            "never",
+        ])
+        .run();
     out.code(0);
     assert!(
         out.stderr.contains("choosing the backend") && out.stderr.contains("run directory"),
@@ -519,16 +512,14 @@ fn verbose_prints_diagnostics_and_only_when_asked() {
         "--color never: {}",
         out.stderr
     );
-    let quiet = wfhost(["run", "w.js", "--backend", "mock", "--yes"])
-        .dir(s.path())
-        .run();
+    let quiet = s.wf(["run", "w.js", "--backend", "mock", "--yes"]).run();
     assert!(
         !quiet.stderr.contains("choosing the backend"),
         "{}",
         quiet.stderr
     );
-    let logged = wfhost(["run", "w.js", "--backend", "mock", "--yes"])
-        .dir(s.path())
+    let logged = s
+        .wf(["run", "w.js", "--backend", "mock", "--yes"])
         .env("RUST_LOG", "wfhost=debug")
         .run();
     assert!(
@@ -542,13 +533,13 @@ fn verbose_prints_diagnostics_and_only_when_asked() {
 /// of the wrapper past the script's last line.
 #[test]
 fn a_stack_trace_names_only_the_scripts_lines() {
-    let s = Scratch::new();
+    let s = Project::new();
     s.file(
         "w.js",
         "export const meta = {\n  name: 'st',\n  description: 'stack',\n};\nfunction boom() {\n  throw new Error('boom');\n}\nboom();\n",
     );
-    let out = wfhost(["run", "w.js", "--backend", "mock", "--yes", "--json"])
-        .dir(s.path())
+    let out = s
+        .wf(["run", "w.js", "--backend", "mock", "--yes", "--json"])
         .run();
     out.code(65);
     let stack = out.report()["stack"].as_str().unwrap().to_string();
@@ -600,16 +591,13 @@ fn runs_count_failed_agents_spend_and_stopped_runs_time() {
         "const s = { type: 'object', properties: { n: { type: 'number' } }, required: ['n'] };\nawait agent('fine');\ntry { await agent('count [json={\"n\": \"three\"}]', { schema: s, label: 'bad' }); } catch (e) {}\nawait agent('slow [delay=30000]');\nreturn 1;",
     );
     let runs = s.path().join("runs");
-    let out = wfhost(["run", "w.js", "--backend", "mock", "--yes", "--detach"])
-        .dir(s.path())
+    let out = s
+        .wf(["run", "w.js", "--backend", "mock", "--yes", "--detach"])
         .env("WFHOST_RUNS_DIR", &runs)
         .run();
     out.code(0);
-    let summary = |s: &Scratch| -> serde_json::Value {
-        let out = wfhost(["runs", "--json"])
-            .dir(s.path())
-            .env("WFHOST_RUNS_DIR", &runs)
-            .run();
+    let summary = |s: &Project| -> serde_json::Value {
+        let out = s.wf(["runs", "--json"]).env("WFHOST_RUNS_DIR", &runs).run();
         out.code(0);
         serde_json::from_str::<serde_json::Value>(&out.stdout).unwrap()[0].clone()
     };
@@ -617,8 +605,7 @@ fn runs_count_failed_agents_spend_and_stopped_runs_time() {
         summary(&s)["agents_unfinished"] == 1
     });
     std::thread::sleep(Duration::from_millis(300));
-    wfhost(["stop", "@last"])
-        .dir(s.path())
+    s.wf(["stop", "@last"])
         .env("WFHOST_RUNS_DIR", &runs)
         .run()
         .code(0);
@@ -643,18 +630,18 @@ fn watch_asks_which_run_when_several_run() {
     let runs = s.path().join("runs");
     let mut ids = Vec::new();
     for _ in 0..2 {
-        let out = wfhost([
-            "run",
-            "w.js",
-            "--backend",
-            "mock",
-            "--yes",
-            "--detach",
-            "--json",
-        ])
-        .dir(s.path())
-        .env("WFHOST_RUNS_DIR", &runs)
-        .run();
+        let out = s
+            .wf([
+                "run",
+                "w.js",
+                "--backend",
+                "mock",
+                "--yes",
+                "--detach",
+                "--json",
+            ])
+            .env("WFHOST_RUNS_DIR", &runs)
+            .run();
         out.code(0);
         ids.push(out.report()["run_id"].as_str().unwrap().to_string());
     }
@@ -665,10 +652,7 @@ fn watch_asks_which_run_when_several_run() {
     );
     let stop_all = || {
         for id in &ids {
-            let _ = wfhost(["stop", id])
-                .dir(s.path())
-                .env("WFHOST_RUNS_DIR", &runs)
-                .run();
+            let _ = s.wf(["stop", id]).env("WFHOST_RUNS_DIR", &runs).run();
         }
     };
     let Some(term) = super::Terminal::start("watch_pick", &cmd) else {

@@ -2,12 +2,12 @@
 //! private run directories, the journal's seal, the control socket under pressure, policies
 //! on resume.
 
-use super::{Scratch, wfhost};
+use super::Project;
 use std::os::unix::fs::PermissionsExt as _;
 use std::time::Duration;
 
-fn script(body: &str) -> Scratch {
-    let s = Scratch::new();
+fn script(body: &str) -> Project {
+    let s = Project::new();
     s.file(
         "w.js",
         format!("export const meta = {{ name: 'hardening', description: 'hostile' }};\n{body}"),
@@ -23,21 +23,21 @@ struct Detached {
 }
 
 /// Starts `w.js` detached (with `extra` flags); returns once its control socket is up.
-fn detach(s: &Scratch, extra: &[&str]) -> Detached {
+fn detach(s: &Project, extra: &[&str]) -> Detached {
     let runs = s.path().join("runs");
-    let out = wfhost([
-        "run",
-        "w.js",
-        "--backend",
-        "mock",
-        "--yes",
-        "--detach",
-        "--json",
-    ])
-    .args(extra)
-    .dir(s.path())
-    .env("WFHOST_RUNS_DIR", &runs)
-    .run();
+    let out = s
+        .wf([
+            "run",
+            "w.js",
+            "--backend",
+            "mock",
+            "--yes",
+            "--detach",
+            "--json",
+        ])
+        .args(extra)
+        .env("WFHOST_RUNS_DIR", &runs)
+        .run();
     out.code(0);
     let r = out.report();
     let id = r["run_id"].as_str().unwrap().to_string();
@@ -62,20 +62,20 @@ fn mode(p: &std::path::Path) -> u32 {
 fn run_directories_are_private_and_detached_args_stay_off_the_command_line() {
     let s = script("await agent('wait [delay=1500]');\nreturn args.secret;");
     let runs = s.path().join("runs");
-    let out = wfhost([
-        "run",
-        "w.js",
-        "--backend",
-        "mock",
-        "--yes",
-        "--detach",
-        "--json",
-        "--args",
-        r#"{"secret": "s3cr3t-value"}"#,
-    ])
-    .dir(s.path())
-    .env("WFHOST_RUNS_DIR", &runs)
-    .run();
+    let out = s
+        .wf([
+            "run",
+            "w.js",
+            "--backend",
+            "mock",
+            "--yes",
+            "--detach",
+            "--json",
+            "--args",
+            r#"{"secret": "s3cr3t-value"}"#,
+        ])
+        .env("WFHOST_RUNS_DIR", &runs)
+        .run();
     out.code(0);
     let report = out.report();
     let pid = report["pid"].as_u64().unwrap();
@@ -102,8 +102,8 @@ fn run_directories_are_private_and_detached_args_stay_off_the_command_line() {
     ] {
         assert_eq!(mode(&dir.join(f)), 0o600, "{f}");
     }
-    let show = wfhost(["runs", "show", &id, "--json"])
-        .dir(s.path())
+    let show = s
+        .wf(["runs", "show", &id, "--json"])
         .env("WFHOST_RUNS_DIR", &runs)
         .run();
     show.code(0);
@@ -160,10 +160,7 @@ fn the_control_socket_survives_running_out_of_file_descriptors() {
     // backing off up to a second between tries), `wfhost stop` gets through.
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let stop = loop {
-        let out = wfhost(["stop", &id])
-            .dir(s.path())
-            .env("WFHOST_RUNS_DIR", &runs)
-            .run();
+        let out = s.wf(["stop", &id]).env("WFHOST_RUNS_DIR", &runs).run();
         if out.code == 0 {
             break out;
         }
@@ -185,8 +182,8 @@ fn the_control_socket_survives_running_out_of_file_descriptors() {
 #[test]
 fn the_printed_result_escapes_bidi_and_c1_characters() {
     let s = script("return 'safe\\u202eevil\\u0085end';");
-    let out = wfhost(["run", "w.js", "--backend", "mock", "--yes", "--quiet"])
-        .dir(s.path())
+    let out = s
+        .wf(["run", "w.js", "--backend", "mock", "--yes", "--quiet"])
         .run();
     out.code(0);
     assert!(
@@ -226,8 +223,7 @@ fn invalid_utf8_on_the_control_socket_gets_an_error_line() {
     line.clear();
     reader.read_line(&mut line).unwrap();
     assert!(line.contains("\"ok\":true"), "{line}");
-    wfhost(["stop", &id])
-        .dir(s.path())
+    s.wf(["stop", &id])
         .env("WFHOST_RUNS_DIR", &runs)
         .run()
         .code(0);
@@ -310,14 +306,11 @@ fn a_permission_prompt_shows_everything_and_always_allows_only_its_pattern() {
     let denied = fourth.join().unwrap();
     assert_eq!(denied["behavior"], "deny", "{denied}");
 
-    let stop = wfhost(["stop", &id])
-        .dir(s.path())
-        .env("WFHOST_RUNS_DIR", &runs)
-        .run();
+    let stop = s.wf(["stop", &id]).env("WFHOST_RUNS_DIR", &runs).run();
     stop.code(0);
     drop(term);
-    let show = wfhost(["runs", "show", &id, "--json"])
-        .dir(s.path())
+    let show = s
+        .wf(["runs", "show", &id, "--json"])
         .env("WFHOST_RUNS_DIR", &runs)
         .run();
     show.code(0);
@@ -357,8 +350,8 @@ fn a_permission_prompt_shows_everything_and_always_allows_only_its_pattern() {
         events.matches("\"type\":\"permission_answered\"").count(),
         4
     );
-    let text = wfhost(["runs", "show", &id])
-        .dir(s.path())
+    let text = s
+        .wf(["runs", "show", &id])
         .env("WFHOST_RUNS_DIR", &runs)
         .run();
     assert!(
@@ -379,7 +372,7 @@ fn plan_does_not_keep_the_prompts_it_is_asked() {
     let s = script(
         "const big = 'x'.repeat((8 << 20) - 16);\nfor (let i = 0; i < 60; i++) await agent(`${i} ${big}`);\nreturn 'ok';",
     );
-    let out = wfhost(["plan", "w.js", "--json"]).dir(s.path()).run();
+    let out = s.wf(["plan", "w.js", "--json"]).run();
     out.code(0);
     let plan: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(plan["total"]["agents"], 60, "{plan}");
@@ -429,10 +422,7 @@ fn subscribers_that_never_read_cost_the_run_nothing() {
         std::thread::sleep(Duration::from_millis(500));
     };
     let stop = |id: &str| {
-        wfhost(["stop", id])
-            .dir(s.path())
-            .env("WFHOST_RUNS_DIR", &runs)
-            .run();
+        s.wf(["stop", id]).env("WFHOST_RUNS_DIR", &runs).run();
     };
 
     let (alone, alone_pid, _) = start();
@@ -471,12 +461,7 @@ fn foreign_run_directories_and_planted_links_are_refused() {
     use std::os::unix::fs::MetadataExt as _;
     let s = script("return await agent('quick');");
     let runs = s.path().join("runs");
-    let wf = |args: &[&str]| {
-        wfhost(args)
-            .dir(s.path())
-            .env("WFHOST_RUNS_DIR", &runs)
-            .run()
-    };
+    let wf = |args: &[&str]| s.wf(args).env("WFHOST_RUNS_DIR", &runs).run();
     let out = wf(&["run", "w.js", "--backend", "mock", "--yes", "--json"]);
     out.code(0);
     let id = out.report()["run_id"].as_str().unwrap().to_string();

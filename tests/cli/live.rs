@@ -3,7 +3,7 @@
 //! processes (the `command` backend running a small Python agent that counts its calls), so
 //! "asked again" is counted where the calls arrive.
 
-use super::{Out, Scratch, wait_for, wfhost};
+use super::{Out, Project, wait_for};
 use serde_json::Value;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -29,44 +29,35 @@ print(json.dumps({"text": f"{label} call {n}", "usage": {"input_tokens": 1, "out
 "#;
 
 /// A project whose script starts `n` agents in parallel, each sleeping `sleep` seconds.
-fn project(n: usize, sleep: f64) -> Scratch {
-    let s = Scratch::new();
-    s.file(
-        "w.js",
-        format!(
-            "export const meta = {{ name: 'live', description: 'steered', phases: [{{ title: 'Work' }}] }};\n\
-             phase('Work');\n\
-             const out = await parallel(Array.from({{ length: {n} }}, (_, i) => () => agent(`task ${{i + 1}} [sleep={sleep}]`, {{ label: `task-${{i + 1}}` }})));\n\
-             log('done: ' + JSON.stringify(out));\n\
-             return out;\n"
-        ),
-    );
-    s.file("agent.py", AGENT);
-    s.file(
-        "wfhost.toml",
-        "backend = \"command\"\n[command]\nprogram = \"python3\"\nargs = [\"agent.py\"]\n",
-    );
-    s
+fn steered(n: usize, sleep: f64) -> Project {
+    let p = Project::with_script(&format!(
+        "export const meta = {{ name: 'live', description: 'steered', phases: [{{ title: 'Work' }}] }};\n\
+         phase('Work');\n\
+         const out = await parallel(Array.from({{ length: {n} }}, (_, i) => () => agent(`task ${{i + 1}} [sleep={sleep}]`, {{ label: `task-${{i + 1}}` }})));\n\
+         log('done: ' + JSON.stringify(out));\n\
+         return out;\n"
+    ))
+    .toml("backend = \"command\"\n[command]\nprogram = \"python3\"\nargs = [\"agent.py\"]\n");
+    p.file("agent.py", AGENT);
+    p
 }
 
-fn wf(s: &Scratch, args: &[&str]) -> super::Wf {
-    wfhost(args)
-        .dir(s.path())
-        .env("WFHOST_RUNS_DIR", s.path().join("runs"))
+fn wf(s: &Project, args: &[&str]) -> super::Wf {
+    s.wf(args).env("WFHOST_RUNS_DIR", s.path().join("runs"))
 }
 
-fn calls(s: &Scratch, label: &str) -> usize {
+fn calls(s: &Project, label: &str) -> usize {
     std::fs::read_to_string(s.path().join("calls").join(label))
         .map(|t| t.lines().count())
         .unwrap_or(0)
 }
 
-fn run_dir(s: &Scratch, id: &str) -> PathBuf {
+fn run_dir(s: &Project, id: &str) -> PathBuf {
     s.path().join("runs").join(id)
 }
 
 /// Starts the script in the background; returns its run id.
-fn detach(s: &Scratch, extra: &[&str]) -> String {
+fn detach(s: &Project, extra: &[&str]) -> String {
     let out = wf(s, &["run", "w.js", "--yes", "--detach"])
         .args(extra)
         .run();
@@ -85,7 +76,7 @@ fn detach(s: &Scratch, extra: &[&str]) -> String {
 }
 
 /// The run's event stream, read live until it ends (`logs --follow --json`).
-fn follow(s: &Scratch, id: &str) -> Vec<Value> {
+fn follow(s: &Project, id: &str) -> Vec<Value> {
     let out = wf(s, &["logs", id, "--follow", "--json"]).run();
     out.code(0);
     out.stdout
@@ -98,7 +89,7 @@ fn events_of<'a>(events: &'a [Value], kind: &str) -> Vec<&'a Value> {
     events.iter().filter(|e| e["type"] == kind).collect()
 }
 
-fn steer(s: &Scratch, args: &[&str]) -> Out {
+fn steer(s: &Project, args: &[&str]) -> Out {
     let out = wf(s, args).run();
     out.code(0);
     out
@@ -111,7 +102,7 @@ fn steer(s: &Scratch, args: &[&str]) -> Out {
 #[test]
 fn a_detached_run_is_killed_restarted_paused_and_continued_agent_by_agent() {
     // Agents of 2 s: agent 3 stays queued long enough for the kill even on a loaded machine.
-    let s = project(6, 2.0);
+    let s = steered(6, 2.0);
     let id = detach(&s, &["--concurrency", "2"]);
     // Agent 3 is still queued (two run at a time): it fails the moment a worker takes it.
     let killed = steer(&s, &["agent", "kill", &id, "3"]);
@@ -211,7 +202,7 @@ fn a_detached_run_is_killed_restarted_paused_and_continued_agent_by_agent() {
 /// 130 and the resume command, and `resume` completes asking none of the finished agents again.
 #[test]
 fn stop_ends_the_run_with_130_and_resume_asks_no_finished_agent_again() {
-    let s = project(4, 0.2);
+    let s = steered(4, 0.2);
     // The last agent is slow: it is the one running when the stop arrives.
     std::fs::write(
         s.path().join("w.js"),
@@ -264,7 +255,7 @@ fn stop_ends_the_run_with_130_and_resume_asks_no_finished_agent_again() {
 /// ended still receives the whole history (from the run's event log).
 #[test]
 fn subscribers_receive_identical_streams_and_a_late_one_the_whole_history() {
-    let s = project(4, 0.3);
+    let s = steered(4, 0.3);
     let id = detach(&s, &["--concurrency", "2"]);
     let spawn = || wf(&s, &["logs", &id, "--follow", "--json"]).spawn();
     let (a, b) = (spawn(), spawn());
@@ -312,7 +303,7 @@ fn subscribers_receive_identical_streams_and_a_late_one_the_whole_history() {
 #[test]
 fn a_stalled_agent_is_retried_once_then_fails_and_the_run_ends() {
     let api = super::fake_api::FakeApi::start(false);
-    let s = Scratch::new();
+    let s = Project::new();
     s.file(
         "w.js",
         "export const meta = { name: 'stall', description: 'hangs' };\n\
@@ -406,7 +397,7 @@ fn a_stalled_agent_is_retried_once_then_fails_and_the_run_ends() {
 #[test]
 fn the_control_socket_is_private_to_the_runs_owner() {
     use std::os::unix::fs::PermissionsExt;
-    let s = project(1, 2.0);
+    let s = steered(1, 2.0);
     let id = detach(&s, &[]);
     let socket = run_dir(&s, &id).join("control.sock");
     let mode = std::fs::metadata(&socket).unwrap().permissions().mode();
@@ -451,7 +442,7 @@ fn the_control_socket_is_private_to_the_runs_owner() {
 /// leave with the terminal restored, and the run goes on.
 #[test]
 fn the_dashboard_kills_an_agent_and_never_shows_raw_script_strings() {
-    let s = project(6, 2.0);
+    let s = steered(6, 2.0);
     std::fs::write(
         s.path().join("w.js"),
         "export const meta = { name: 'live', description: 'steered', phases: [{ title: 'Work' }, { title: 'Sum\\u001b[31mRED' }] };\n\
@@ -530,7 +521,7 @@ fn the_dashboard_kills_an_agent_and_never_shows_raw_script_strings() {
 /// say so and how to resume, and the resumed attempt replaces the socket and can be steered.
 #[test]
 fn a_crashed_runs_stale_socket_is_named_and_replaced() {
-    let s = project(2, 30.0);
+    let s = steered(2, 30.0);
     let out = wf(&s, &["run", "w.js", "--yes", "--detach", "--json"]).run();
     out.code(0);
     let started: Value = serde_json::from_str(&out.stdout).unwrap();

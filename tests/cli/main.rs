@@ -172,30 +172,76 @@ impl Out {
 }
 
 /// A scratch directory holding one script, removed when dropped.
-pub struct Scratch {
+/// One test's project (the fixture every test builds on, after just's `Test`): a temporary
+/// directory, removed when the test ends, holding what the test writes — a workflow script
+/// `w.js` with a default `meta`, a wfhost.toml, fixtures — and the runs wfhost keeps there
+/// (`.wfhost/runs`). `wf()` is [`wfhost`] run in it.
+pub struct Project {
     dir: tempfile::TempDir,
 }
 
-impl Default for Scratch {
+impl Default for Project {
     fn default() -> Self {
-        Scratch {
+        Project {
             dir: tempfile::tempdir().unwrap(),
         }
     }
 }
 
-impl Scratch {
-    pub fn new() -> Scratch {
-        Scratch::default()
+/// The `meta` of a project's `w.js` when the test gives only the script's body.
+pub const DEFAULT_META: &str =
+    "export const meta = { name: 'probe', description: 'a test project' };";
+
+impl Project {
+    /// An empty project.
+    pub fn new() -> Project {
+        Project::default()
     }
+
+    /// A project whose `w.js` is `body`, after the default `meta` unless it has its own.
+    pub fn with_script(body: &str) -> Project {
+        let p = Project::new();
+        if body.trim_start().starts_with("export const meta") {
+            p.file("w.js", body);
+        } else {
+            p.file("w.js", format!("{DEFAULT_META}\n{body}"));
+        }
+        p
+    }
+
+    /// The project, with this wfhost.toml.
+    #[must_use]
+    pub fn toml(self, toml: &str) -> Project {
+        self.file("wfhost.toml", toml);
+        self
+    }
+
     pub fn file(&self, name: &str, contents: impl AsRef<[u8]>) -> PathBuf {
         let p = self.dir.path().join(name);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(&p, contents).unwrap();
         p
     }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// Where wfhost keeps this project's runs.
+    pub fn runs(&self) -> PathBuf {
+        self.path().join(".wfhost").join("runs")
+    }
+
+    /// `wfhost ARGS` in the project's directory (hermetic, as [`wfhost`]).
+    pub fn wf<I: IntoIterator<Item = S>, S: AsRef<std::ffi::OsStr>>(&self, args: I) -> Wf {
+        wfhost(args).dir(self.path())
+    }
+
+    /// `wfhost run w.js --backend mock --yes --json EXTRA…`.
+    pub fn run_mock(&self, extra: &[&str]) -> Out {
+        self.wf(["run", "w.js", "--backend", "mock", "--yes", "--json"])
+            .args(extra)
+            .run()
     }
 }
 
@@ -247,15 +293,7 @@ pub fn wait_for(limit: std::time::Duration, what: &str, mut done: impl FnMut() -
 
 /// Runs `body` as a workflow (a meta line is added) on the mock backend; returns the report.
 pub fn run_script(body: &str, extra: &[&str]) -> (Value, Out) {
-    let s = Scratch::new();
-    s.file(
-        "w.js",
-        format!("export const meta = {{ name: \"t\", description: \"test\" }};\n{body}"),
-    );
-    let out = wfhost(["run", "w.js", "--backend", "mock", "--json", "--yes"])
-        .args(extra)
-        .dir(s.path())
-        .run();
+    let out = Project::with_script(body).run_mock(extra);
     (out.report(), out)
 }
 

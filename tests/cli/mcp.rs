@@ -2,7 +2,7 @@
 //! agents on the mock backend): tools, progress, control, resume, two runs at once, prompts,
 //! and bad input answered as tool errors, never a crash or a hang.
 
-use super::Scratch;
+use super::Project;
 use rmcp::model::{
     CallToolRequestParams, CallToolResult, GetPromptRequestParams, NumberOrString,
     ProgressNotificationParam, ProgressToken, RequestMetaObject,
@@ -33,20 +33,20 @@ phase('Work');\n\
 const out = await parallel((args.items || ['a', 'b']).map(x => () => agent(`do ${x} [delay=${args.delay || 0}]`, { label: x })));\n\
 return { out };\n";
 
-fn project() -> Scratch {
-    let s = Scratch::new();
-    std::fs::create_dir(s.path().join(".git")).unwrap();
-    s.file("wfhost.toml", "backend = \"mock\"\n");
-    s.file(
+/// A repository on the mock backend with one saved workflow, `saved-probe`.
+fn with_saved_probe() -> Project {
+    let p = Project::new().toml("backend = \"mock\"\n");
+    std::fs::create_dir(p.path().join(".git")).unwrap();
+    p.file(
         ".wfhost/workflows/saved-probe.js",
         SCRIPT.replace("mcp-probe", "saved-probe"),
     );
-    s
+    p
 }
 
-async fn connect(s: &Scratch, client: Client) -> RunningService<RoleClient, Client> {
+async fn connect(s: &Project, client: Client) -> RunningService<RoleClient, Client> {
     let home = s.path().join("home");
-    let command = super::wfhost(["mcp"]).dir(s.path()).home(&home).command();
+    let command = s.wf(["mcp"]).home(&home).command();
     let transport = TokioChildProcess::new(tokio::process::Command::from(command)).unwrap();
     client.serve(transport).await.unwrap()
 }
@@ -92,7 +92,7 @@ fn tool_error(r: &CallToolResult, needle: &str) {
 )]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mcp_server_runs_watches_and_steers_workflows() {
-    let s = project();
+    let s = with_saved_probe();
     let client = Client::default();
     let c = connect(&s, client.clone()).await;
 
@@ -366,7 +366,7 @@ fn the_mcp_inspector_lists_validates_and_runs() {
         );
         return;
     };
-    let s = project();
+    let s = with_saved_probe();
     let inspect = |args: &[&str]| -> Value {
         let out = std::process::Command::new(&inspector)
             .arg("--cli")
@@ -448,7 +448,7 @@ fn claude_code_runs_a_workflow_through_wfhost_mcp() {
         return;
     };
     let api = super::fake_api::FakeApi::start(false);
-    let s = project();
+    let s = with_saved_probe();
     let config = json!({ "mcpServers": { "wfhost": {
         "command": env!("CARGO_BIN_EXE_wfhost"),
         "args": ["mcp"],
@@ -533,10 +533,10 @@ fn claude_code_runs_a_workflow_through_wfhost_mcp() {
 }
 
 /// `wfhost mcp --http 127.0.0.1:0` in the project with `token`; returns it and its URL.
-fn http_server(s: &Scratch, token: &str) -> (std::process::Child, String) {
+fn http_server(s: &Project, token: &str) -> (std::process::Child, String) {
     use std::io::BufRead as _;
-    let mut server = super::wfhost(["mcp", "--http", "127.0.0.1:0"])
-        .dir(s.path())
+    let mut server = s
+        .wf(["mcp", "--http", "127.0.0.1:0"])
         .home(s.path().join("home"))
         .env("WFHOST_MCP_TOKEN", token)
         .command()
@@ -559,7 +559,7 @@ fn http_server(s: &Scratch, token: &str) -> (std::process::Child, String) {
 /// a non-loopback address is refused.
 #[test]
 fn mcp_over_http_needs_the_bearer_token() {
-    let s = project();
+    let s = with_saved_probe();
     let token = "test-token-0123456789abcdef";
     let (mut server, url) = http_server(&s, token);
     let post = |auth: Option<&str>, body: &str, session: Option<&str>| -> String {
@@ -609,9 +609,7 @@ fn mcp_over_http_needs_the_bearer_token() {
     server.kill().unwrap();
     let _ = server.wait();
 
-    let open = super::wfhost(["mcp", "--http", "0.0.0.0:8765"])
-        .dir(s.path())
-        .run();
+    let open = s.wf(["mcp", "--http", "0.0.0.0:8765"]).run();
     open.code(2);
     assert!(
         open.stderr.contains("not a loopback address"),
@@ -624,7 +622,7 @@ fn mcp_over_http_needs_the_bearer_token() {
 /// run's agents capped.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mcp_policy_limits_what_a_client_may_do() {
-    let s = project();
+    let s = with_saved_probe();
     s.file(
         "wfhost.toml",
         "backend = \"mock\"\n[mcp]\ninline_scripts = false\nmax_agents = 1\n",
@@ -691,7 +689,7 @@ fn a_claude_agents_permission_request_reaches_a_person() {
         return;
     };
     let api = super::fake_api::FakeApi::start(false);
-    let s = project();
+    let s = with_saved_probe();
     s.file(
         "wfhost.toml",
         format!(
@@ -704,8 +702,8 @@ fn a_claude_agents_permission_request_reaches_a_person() {
         "export const meta = { name: 'perm', description: 'asks' };\nreturn await agent('[perm-probe] run the probe');\n",
     );
     let wf = |args: &[&str]| {
-        let mut w = super::wfhost(args)
-            .dir(s.path())
+        let mut w = s
+            .wf(args)
             .env_remove("WFHOST_RUNS_DIR")
             .env("IS_SANDBOX", "1")
             .env("DISABLE_TELEMETRY", "1")
@@ -799,7 +797,7 @@ fn a_claude_agents_permission_request_reaches_a_person() {
 /// what one argv string can hold) start runs like any others.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_client_has_a_run_cap_and_any_args_reach_the_run() {
-    let s = project();
+    let s = with_saved_probe();
     s.file("wfhost.toml", "backend = \"mock\"\n[mcp]\nmax_runs = 2\n");
     s.file(
         "echo.js",
@@ -895,7 +893,7 @@ async fn one_client_has_a_run_cap_and_any_args_reach_the_run() {
 #[test]
 fn mcp_over_http_holds_up_against_a_local_user_without_the_token() {
     use std::io::{Read as _, Write as _};
-    let s = project();
+    let s = with_saved_probe();
     let token = "test-token-0123456789abcdef";
     let (mut server, url) = http_server(&s, token);
     let addr = url
@@ -1011,7 +1009,7 @@ fn mcp_over_http_holds_up_against_a_local_user_without_the_token() {
 /// three served counted against the cap, and the fourth was refused).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mcp_max_agents_does_not_count_agents_a_resume_serves() {
-    let s = project();
+    let s = with_saved_probe();
     s.file("wfhost.toml", "backend = \"mock\"\n[mcp]\nmax_agents = 3\n");
     let script = |items: &str| {
         format!(

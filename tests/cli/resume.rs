@@ -1,43 +1,14 @@
 //! The journal and resume: no completed agent ever runs twice.
 
-use super::{Out, Scratch, wfhost};
+use super::{Out, Project};
 use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// A project directory with its own runs directory.
-struct Project {
-    s: Scratch,
-}
-
+/// What these tests ask of a project besides the shared fixture's: resuming, and reading
+/// its runs' journals.
 impl Project {
-    fn new(script: &str) -> Project {
-        let s = Scratch::new();
-        s.file(
-            "w.js",
-            format!(
-                "export const meta = {{ name: 'resume-probe', description: 'resume' }};\n{script}"
-            ),
-        );
-        Project { s }
-    }
-    fn dir(&self) -> &Path {
-        self.s.path()
-    }
-    fn runs(&self) -> PathBuf {
-        self.dir().join("runs")
-    }
-    fn wf<I: IntoIterator<Item = S>, S: AsRef<std::ffi::OsStr>>(&self, args: I) -> super::Wf {
-        wfhost(args)
-            .dir(self.dir())
-            .env("WFHOST_RUNS_DIR", self.runs())
-    }
-    fn run(&self, extra: &[&str]) -> Out {
-        self.wf(["run", "w.js", "--backend", "mock", "--yes", "--json"])
-            .args(extra)
-            .run()
-    }
     fn resume(&self, id: &str) -> Out {
         self.wf(["resume", id, "--yes", "--json"]).run()
     }
@@ -117,7 +88,8 @@ const FAN: &str = "const a = await agent('A');\nconst b = await agent('B');\n\
 #[test]
 fn sigkill_then_resume_runs_exactly_the_unfinished_calls_then_an_edit_reruns_only_what_changed() {
     // P0..P4 answer at once, P5..P9 after 2 s: the kill lands after A, B, P0..P4 (7 results).
-    let p = Project::new(&FAN.replace("PROMPT", "`P${i}` + (i < 5 ? '' : ' [delay=2000]')"));
+    let p =
+        Project::with_script(&FAN.replace("PROMPT", "`P${i}` + (i < 5 ? '' : ' [delay=2000]')"));
     let id = kill_after(&p, 7);
     assert_eq!(p.results(&id).len(), 7);
 
@@ -129,7 +101,7 @@ fn sigkill_then_resume_runs_exactly_the_unfinished_calls_then_an_edit_reruns_onl
 
     // Edit P7's prompt: P7 and C (whose prompt holds P7's answer) run; the rest is served.
     std::fs::write(
-        p.dir().join("w.js"),
+        p.path().join("w.js"),
         format!(
             "export const meta = {{ name: 'resume-probe', description: 'resume' }};\n{}",
             FAN.replace(
@@ -139,7 +111,7 @@ fn sigkill_then_resume_runs_exactly_the_unfinished_calls_then_an_edit_reruns_onl
         ),
     )
     .unwrap();
-    let r = p.run(&["--resume", &id]).report();
+    let r = p.run_mock(&["--resume", &id]).report();
     assert_eq!(calls(&r), 2, "{r}");
     assert_eq!(r["usage"]["agents_cached"], 11);
     assert_eq!(r["result"]["ps"][7], "R(P7 [delay=2000] edited)");
@@ -148,10 +120,10 @@ fn sigkill_then_resume_runs_exactly_the_unfinished_calls_then_an_edit_reruns_onl
 
 #[test]
 fn identical_calls_are_separate_entries_served_on_resume() {
-    let p = Project::new(
+    let p = Project::with_script(
         "return await parallel([() => agent('same'), () => agent('same'), () => agent('other')]);",
     );
-    let r = p.run(&[]).report();
+    let r = p.run_mock(&[]).report();
     let id = r["run_id"].as_str().unwrap().to_string();
     let entries = p.results(&id);
     assert_eq!(entries.len(), 3);
@@ -168,7 +140,7 @@ fn identical_calls_are_separate_entries_served_on_resume() {
 
 #[test]
 fn a_failed_agent_reruns_on_resume_and_its_neighbours_do_not() {
-    let p = Project::new(
+    let p = Project::with_script(
         "return await parallel([() => agent('ok one'), () => agent('flaky'), () => agent('ok two')]);",
     );
     let r = p
@@ -189,7 +161,7 @@ fn a_failed_agent_reruns_on_resume_and_its_neighbours_do_not() {
 
 #[test]
 fn a_running_run_cannot_be_resumed_and_sigterm_stops_it_cleanly() {
-    let p = Project::new("await agent('quick');\nreturn await agent('slow [delay=5000]');");
+    let p = Project::with_script("await agent('quick');\nreturn await agent('slow [delay=5000]');");
     let child = p.wf(["run", "w.js", "--backend", "mock", "--yes"]).spawn();
     let deadline = Instant::now() + Duration::from_secs(20);
     let id = loop {
@@ -225,8 +197,11 @@ fn a_running_run_cannot_be_resumed_and_sigterm_stops_it_cleanly() {
 
 #[test]
 fn runs_lists_shows_and_collects_garbage() {
-    let p = Project::new("phase('Only');\nreturn await agent('listed');");
-    let id = p.run(&[]).report()["run_id"].as_str().unwrap().to_string();
+    let p = Project::with_script("phase('Only');\nreturn await agent('listed');");
+    let id = p.run_mock(&[]).report()["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let list: Value = serde_json::from_str(&p.wf(["runs", "--json"]).run().stdout).unwrap();
     assert_eq!(list[0]["run_id"], id.as_str());
     assert_eq!(list[0]["status"], "completed");
@@ -259,7 +234,7 @@ fn crash_property() {
                   const chain = await pipeline(['x', 'y', 'z'], (v) => agent(`s1 ${v} [delay=9]`), (prev) => agent(`s2 ${prev}`));\n\
                   const last = await agent('last ' + first.join('|'));\n\
                   return { first, dup, chain, last };";
-    let reference = Project::new(script).run(&[]).report()["result"].clone();
+    let reference = Project::with_script(script).run_mock(&[]).report()["result"].clone();
     let iterations: u64 = std::env::var("WFHOST_CRASH_ITERATIONS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -271,7 +246,7 @@ fn crash_property() {
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
         let kill_at = Duration::from_millis((seed >> 33) % 90);
-        let p = Project::new(script);
+        let p = Project::with_script(script);
         let mut child = p
             .wf([
                 "run",
@@ -334,8 +309,8 @@ fn crash_property() {
 #[test]
 fn resume_keeps_the_runs_ceilings() {
     let script = "const out = [];\nfor (let i = 0; i < 12; i++) { try { out.push(await agent(`step ${i}` + (i < 2 ? '' : ' [delay=400]'))); } catch (e) { out.push(e.name); break; } }\nreturn out;";
-    let whole = Project::new(script);
-    let expected = whole.run(&["--budget-tokens", "20"]);
+    let whole = Project::with_script(script);
+    let expected = whole.run_mock(&["--budget-tokens", "20"]);
     expected.code(0);
     let expected = expected.report()["result"].clone();
     assert!(
@@ -344,7 +319,7 @@ fn resume_keeps_the_runs_ceilings() {
         "the budget stops the loop: {expected}"
     );
 
-    let p = Project::new(script);
+    let p = Project::with_script(script);
     let id = kill_after_with(&p, 2, &["--budget-tokens", "20"]);
 
     let raised = p
@@ -381,10 +356,10 @@ fn resume_keeps_the_runs_ceilings() {
 /// backend `replay`").
 #[test]
 fn a_replay_run_resumes_on_its_recording() {
-    let p = Project::new(
+    let p = Project::with_script(
         "const a = await agent('one');\nconst b = await agent('two');\nreturn [a, b];",
     );
-    p.run(&["--record", "rec"]).code(0);
+    p.run_mock(&["--record", "rec"]).code(0);
     let out = p
         .wf(["run", "w.js", "--backend", "replay:rec", "--yes", "--json"])
         .run();
@@ -434,7 +409,7 @@ impl Drop for Tmpfs {
 /// back a resume serves every result saved before (none is asked again).
 #[test]
 fn a_full_disk_stops_the_run_and_resume_loses_nothing() {
-    let p = Project::new(
+    let p = Project::with_script(
         "const out = [];\nfor (let i = 0; i < 30; i++) out.push(await agent(`p${i} ` + 'x'.repeat(3000) + (i < 3 ? '' : ' [delay=150]')));\nreturn out.length;",
     );
     let Some(disk) = Tmpfs::mount(&p.runs(), "4m") else {
@@ -489,10 +464,10 @@ fn a_full_disk_stops_the_run_and_resume_loses_nothing() {
 /// never served to the script.
 #[test]
 fn a_tampered_journal_is_refused_not_served() {
-    let p = Project::new(
+    let p = Project::with_script(
         "const a = await agent('one', { schema: { type: 'object', properties: { n: { type: 'integer' } }, required: ['n'] } });\nconst b = await agent('two');\nreturn [a, b];",
     );
-    let first = p.run(&[]);
+    let first = p.run_mock(&[]);
     first.code(0);
     let id = first.report()["run_id"].as_str().unwrap().to_string();
     let path = p.runs().join(&id).join("journal.jsonl");
@@ -601,8 +576,10 @@ fn a_tampered_journal_is_refused_not_served() {
 /// back as the number 123).
 #[test]
 fn args_keep_their_type_on_resume() {
-    let p = Project::new("await agent('one');\nreturn typeof args + ':' + JSON.stringify(args);");
-    let first = p.run(&["--args", "\"\\\"123\\\"\""]);
+    let p = Project::with_script(
+        "await agent('one');\nreturn typeof args + ':' + JSON.stringify(args);",
+    );
+    let first = p.run_mock(&["--args", "\"\\\"123\\\"\""]);
     first.code(0);
     let r = first.report();
     assert_eq!(r["result"], "string:\"123\"", "{r}");
@@ -615,10 +592,10 @@ fn args_keep_their_type_on_resume() {
 /// and run_started lines, so the records earlier resumes added do not pile up its work).
 #[test]
 fn the_thirty_first_resume_still_serves_everything() {
-    let p = Project::new(
+    let p = Project::with_script(
         "return await parallel(Array.from({ length: 20 }, (_, i) => () => agent('a' + i)));",
     );
-    let first = p.run(&[]);
+    let first = p.run_mock(&[]);
     first.code(0);
     let r = first.report();
     let id = r["run_id"].as_str().unwrap().to_string();

@@ -1,6 +1,6 @@
 //! The script API through the real binary and the mock backend.
 
-use super::{Scratch, run_script, wfhost};
+use super::{Project, run_script};
 use serde_json::json;
 
 #[test]
@@ -20,11 +20,9 @@ fn hello_world_and_logs_reach_the_host() {
 
 #[test]
 fn human_output_streams_logs_and_prints_the_result() {
-    let s = Scratch::new();
+    let s = Project::new();
     s.file("w.js", "export const meta = { name: 'greet', description: 'says hi' };\nlog('hi there');\nreturn { n: await agent('count') };");
-    let out = wfhost(["run", "w.js", "--backend", "mock", "--yes"])
-        .dir(s.path())
-        .run();
+    let out = s.wf(["run", "w.js", "--backend", "mock", "--yes"]).run();
     out.code(0);
     assert!(
         out.stderr.contains("▶ greet — says hi (backend: mock)"),
@@ -196,13 +194,13 @@ fn errors_carry_the_script_stack() {
 
 #[test]
 fn no_backend_is_a_clear_error() {
-    let s = Scratch::new();
+    let s = Project::new();
     s.file(
         "w.js",
         "export const meta = { name: 'a', description: 'b' };\nreturn 1;",
     );
-    let out = wfhost(["run", "w.js", "--yes"])
-        .dir(s.path())
+    let out = s
+        .wf(["run", "w.js", "--yes"])
         .env("PATH", "/usr/bin:/bin")
         .env_remove("ANTHROPIC_API_KEY")
         .run();
@@ -222,14 +220,12 @@ fn no_backend_is_a_clear_error() {
 
 #[test]
 fn ci_without_yes_is_refused() {
-    let s = Scratch::new();
+    let s = Project::new();
     s.file(
         "w.js",
         "export const meta = { name: 'a', description: 'b' };\nreturn 1;",
     );
-    let out = wfhost(["run", "w.js", "--backend", "mock"])
-        .dir(s.path())
-        .run();
+    let out = s.wf(["run", "w.js", "--backend", "mock"]).run();
     out.code(77);
     assert!(
         out.stderr.contains("needs approval") && out.stderr.contains("--yes"),
@@ -261,14 +257,12 @@ fn pipeline_has_no_barrier() {
 
 #[test]
 fn unreadable_inputs_are_usage_errors() {
-    let s = Scratch::new();
+    let s = Project::new();
     s.file(
         "w.js",
         "export const meta = { name: 'a', description: 'b' };\nreturn 1;",
     );
-    let missing = wfhost(["run", "nope.js", "--backend", "mock", "--yes"])
-        .dir(s.path())
-        .run();
+    let missing = s.wf(["run", "nope.js", "--backend", "mock", "--yes"]).run();
     missing.code(2);
     assert!(
         missing.stderr.starts_with("error: cannot read `nope.js`")
@@ -276,21 +270,19 @@ fn unreadable_inputs_are_usage_errors() {
         "{}",
         missing.stderr
     );
-    let args = wfhost([
-        "run",
-        "w.js",
-        "--backend",
-        "mock",
-        "--yes",
-        "--args-file",
-        "missing.json",
-    ])
-    .dir(s.path())
-    .run();
-    args.code(2);
-    let dir = wfhost(["run", ".", "--backend", "mock", "--yes"])
-        .dir(s.path())
+    let args = s
+        .wf([
+            "run",
+            "w.js",
+            "--backend",
+            "mock",
+            "--yes",
+            "--args-file",
+            "missing.json",
+        ])
         .run();
+    args.code(2);
+    let dir = s.wf(["run", ".", "--backend", "mock", "--yes"]).run();
     dir.code(2);
     assert!(dir.stderr.contains("not a directory"), "{}", dir.stderr);
 }
@@ -299,15 +291,14 @@ fn unreadable_inputs_are_usage_errors() {
 /// grouped by error; `--max-failed-agents N` stops a run whose failures pass N, as failed.
 #[test]
 fn partial_failures_are_loud_and_can_end_the_run() {
-    let s = super::Scratch::new();
+    let s = super::Project::new();
     s.file(
         "w.js",
         "export const meta = { name: 't', description: 'partial' };\nconst out = [];\nfor (const [p, label] of [['one', 'one'], ['bad [fail]', 'two'], ['bad [fail]', 'three'], ['four', 'four']]) out.push(await agent(p, { label }));\nreturn out;",
     );
     let run = |extra: &[&str]| {
-        super::wfhost(["run", "w.js", "--backend", "mock", "--yes"])
+        s.wf(["run", "w.js", "--backend", "mock", "--yes"])
             .args(extra)
-            .dir(s.path())
             .run()
     };
     let out = run(&["--json"]);
@@ -345,7 +336,7 @@ fn partial_failures_are_loud_and_can_end_the_run() {
 /// the mock run reports plus the framing (the same characters ÷ 4). Nothing runs on a backend.
 #[test]
 fn plan_projects_the_agents_and_tokens_a_mock_run_spends() {
-    let s = Scratch::new();
+    let s = Project::new();
     s.file(
         ".wfhost/workflows/child.js",
         "export const meta = { name: 'child', description: 'nested' };\nreturn await agent('child work on ' + JSON.stringify(args));\n",
@@ -362,20 +353,20 @@ fn plan_projects_the_agents_and_tokens_a_mock_run_spends() {
          const nested = await workflow('child', { k: 1 });\n\
          return { n, piped: piped.length, nested: !!nested };\n",
     );
-    let plan = wfhost(["plan", "w.js", "--json"]).dir(s.path()).run();
+    let plan = s.wf(["plan", "w.js", "--json"]).run();
     plan.code(0);
     let plan: serde_json::Value = serde_json::from_str(&plan.stdout).unwrap();
-    let run = wfhost([
-        "run",
-        "w.js",
-        "--backend",
-        "mock",
-        "--yes",
-        "--json",
-        "--no-journal",
-    ])
-    .dir(s.path())
-    .run();
+    let run = s
+        .wf([
+            "run",
+            "w.js",
+            "--backend",
+            "mock",
+            "--yes",
+            "--json",
+            "--no-journal",
+        ])
+        .run();
     let run = run.report();
     assert_eq!(plan["total"]["agents"], run["agents"], "{plan}\n{run}");
     assert_eq!(plan["total"]["agents"], 11);
@@ -401,9 +392,7 @@ fn plan_projects_the_agents_and_tokens_a_mock_run_spends() {
         "forever.js",
         "export const meta = { name: 'forever', description: 'never stops' };\nwhile (true) { await agent('again'); }\n",
     );
-    let out = wfhost(["plan", "forever.js", "--max-agents", "20"])
-        .dir(s.path())
-        .run();
+    let out = s.wf(["plan", "forever.js", "--max-agents", "20"]).run();
     out.code(0);
     assert!(
         out.stdout.contains("20 agents") && out.stdout.contains("agent cap (20)"),
@@ -454,7 +443,7 @@ fn max_tokens_counts_input_and_output() {
 /// `agent({model})` names one; `plan` shows the split and prices each at its model.
 #[test]
 fn a_phase_model_is_the_default_of_its_agents() {
-    let s = Scratch::new();
+    let s = Project::new();
     s.file("wfhost.toml", "model = \"claude-sonnet-4-5\"\n");
     s.file(
         "w.js",
@@ -465,7 +454,7 @@ fn a_phase_model_is_the_default_of_its_agents() {
          phase('Deep');\n\
          return await agent('think hard');\n",
     );
-    let plan = wfhost(["plan", "w.js", "--json"]).dir(s.path()).run();
+    let plan = s.wf(["plan", "w.js", "--json"]).run();
     plan.code(0);
     let plan: serde_json::Value = serde_json::from_str(&plan.stdout).unwrap();
     assert_eq!(
@@ -474,19 +463,19 @@ fn a_phase_model_is_the_default_of_its_agents() {
         "{plan}"
     );
     let events = s.path().join("events.jsonl");
-    let run = wfhost([
-        "run",
-        "w.js",
-        "--backend",
-        "mock",
-        "--yes",
-        "--json",
-        "--no-journal",
-        "--events",
-    ])
-    .arg(&events)
-    .dir(s.path())
-    .run();
+    let run = s
+        .wf([
+            "run",
+            "w.js",
+            "--backend",
+            "mock",
+            "--yes",
+            "--json",
+            "--no-journal",
+            "--events",
+        ])
+        .arg(&events)
+        .run();
     run.code(0);
     let started: Vec<String> = std::fs::read_to_string(&events)
         .unwrap()

@@ -1,7 +1,7 @@
 //! Hostile scripts and modules: each is contained with a clear error, the host stays healthy
 //! (it still writes its report and exits with the documented code).
 
-use super::{Scratch, run_script, wfhost};
+use super::{Project, run_script};
 
 fn failed_with(body: &str, extra: &[&str], needle: &str) -> serde_json::Value {
     let (report, out) = run_script(body, extra);
@@ -189,11 +189,11 @@ fn module_with_import(
 
 #[test]
 fn modules_with_forbidden_imports_are_refused_by_name() {
-    let s = Scratch::new();
+    let s = Project::new();
     for name in ["path_open", "sock_accept"] {
         s.file("evil.wasm", module_importing(name));
-        let out = wfhost(["run", "evil.wasm", "--backend", "mock", "--yes"])
-            .dir(s.path())
+        let out = s
+            .wf(["run", "evil.wasm", "--backend", "mock", "--yes"])
             .run();
         out.code(77);
         assert!(
@@ -203,7 +203,7 @@ fn modules_with_forbidden_imports_are_refused_by_name() {
             "{}",
             out.stderr
         );
-        let audit = wfhost(["audit", "evil.wasm"]).dir(s.path()).run();
+        let audit = s.wf(["audit", "evil.wasm"]).run();
         audit.code(77);
         assert!(
             audit
@@ -224,23 +224,23 @@ fn phase_titles_and_labels_are_charged_to_the_output_ledger() {
         "for (let i = 0; i < 2000; i++) phase('p'.repeat(10240) + i);\nreturn 'done';",
         "const r = [];\nfor (let i = 0; i < 200; i++) r.push(await agent('hi ' + i, { label: 'l'.repeat(10240) + i }));\nreturn r.length;",
     ] {
-        let s = Scratch::new();
+        let s = Project::new();
         s.file(
             "w.js",
             format!("export const meta = {{ name: 't', description: 'flood' }};\n{body}"),
         );
-        let out = wfhost([
-            "run",
-            "w.js",
-            "--backend",
-            "mock",
-            "--json",
-            "--yes",
-            "--max-log-bytes",
-            "1KiB",
-        ])
-        .dir(s.path())
-        .run();
+        let out = s
+            .wf([
+                "run",
+                "w.js",
+                "--backend",
+                "mock",
+                "--json",
+                "--yes",
+                "--max-log-bytes",
+                "1KiB",
+            ])
+            .run();
         out.code(65);
         let report = out.report();
         let error = report["error"].as_str().unwrap_or_default();
@@ -329,13 +329,13 @@ fn prompts_held_by_the_host_are_bounded() {
 #[test]
 fn deep_json_is_named_not_mangled() {
     let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
-    let s = Scratch::new();
+    let s = Project::new();
     s.file(
         "w.js",
         "export const meta = { name: 't', description: 'deep' };\nreturn typeof args;",
     );
-    let out = wfhost(["run", "w.js", "--backend", "mock", "--yes", "--args", &deep])
-        .dir(s.path())
+    let out = s
+        .wf(["run", "w.js", "--backend", "mock", "--yes", "--args", &deep])
         .run();
     out.code(2);
     assert!(
@@ -370,17 +370,17 @@ fn an_allowed_name_with_the_wrong_type_is_refused_with_the_reason() {
         &[wasm_encoder::ValType::I32],
         &[],
     );
-    let s = Scratch::new();
+    let s = Project::new();
     s.file("odd.wasm", module);
-    let audit = wfhost(["audit", "odd.wasm"]).dir(s.path()).run();
+    let audit = s.wf(["audit", "odd.wasm"]).run();
     audit.code(77);
     assert!(
         audit.stdout.contains("REFUSED  wfhost_plugin_v1::invoke — its type is `(i32) -> ()`, but wfhost provides `(i32, i32, i32, i32, i32) -> ()`"),
         "{}",
         audit.stdout
     );
-    let run = wfhost(["run", "odd.wasm", "--backend", "mock", "--yes"])
-        .dir(s.path())
+    let run = s
+        .wf(["run", "odd.wasm", "--backend", "mock", "--yes"])
         .run();
     run.code(77);
     assert!(run.stderr.contains("it could not link"), "{}", run.stderr);

@@ -1,7 +1,7 @@
 //! What people and CI see: plain progress, the event stream, saved workflows, traces.
 
 use super::Terminal;
-use super::{Scratch, wfhost};
+use super::{Project, wfhost};
 
 const SCRIPT: &str = "export const meta = { name: 'views', description: 'a fixed run for snapshots', phases: [{ title: 'Gather' }, { title: 'Decide' }] };\n\
 phase('Gather');\nlog('starting');\nconst a = await agent('first look [delay=20]', { label: 'look' });\n\
@@ -20,22 +20,22 @@ fn redact() -> insta::Settings {
 
 #[test]
 fn plain_mode_and_event_stream_snapshots() {
-    let s = Scratch::new();
+    let s = Project::new();
     s.file("w.js", SCRIPT);
-    let out = wfhost([
-        "run",
-        "w.js",
-        "--backend",
-        "mock",
-        "--yes",
-        "--events",
-        "events.jsonl",
-        "--budget-tokens",
-        "1000",
-    ])
-    .dir(s.path())
-    .env("WFHOST_RUNS_DIR", s.path().join("runs"))
-    .run();
+    let out = s
+        .wf([
+            "run",
+            "w.js",
+            "--backend",
+            "mock",
+            "--yes",
+            "--events",
+            "events.jsonl",
+            "--budget-tokens",
+            "1000",
+        ])
+        .env("WFHOST_RUNS_DIR", s.path().join("runs"))
+        .run();
     out.code(0);
     assert!(
         !out.stderr.contains('\u{1b}'),
@@ -54,7 +54,7 @@ fn plain_mode_and_event_stream_snapshots() {
 
 #[test]
 fn save_list_show_and_run_a_saved_workflow() {
-    let s = Scratch::new();
+    let s = Project::new();
     std::fs::create_dir(s.path().join(".git")).unwrap();
     let home = s.path().join("home");
     s.file("review.js", "export const meta = { name: 'review', description: 'review files', whenToUse: 'before a merge' };\nreturn await agent('review ' + args);");
@@ -63,8 +63,7 @@ fn save_list_show_and_run_a_saved_workflow() {
         "export const meta = { name: 'review', description: 'my own review' };\nreturn 'personal';",
     );
     let wf = |args: &[&str]| {
-        wfhost(args)
-            .dir(s.path())
+        s.wf(args)
             .env("HOME", &home)
             .env_remove("XDG_CONFIG_HOME")
             .env("WFHOST_RUNS_DIR", s.path().join("runs"))
@@ -184,11 +183,11 @@ phase('Fan');\nconst ps = await parallel([0, 1, 2].map(i => () => agent(`part ${
 const chain = await pipeline(['x', 'y'], (v) => agent(`draft ${v}`, { label: `draft ${v}` }), (d, v) => agent(`polish ${v}`, { label: `polish ${v}` }));\n\
 phase('Merge');\nreturn await agent('merge ' + ps.join(' | '), { label: 'merge' });";
 
-fn traced() -> (Scratch, String) {
-    let s = Scratch::new();
+fn traced() -> (Project, String) {
+    let s = Project::new();
     s.file("w.js", FLOW);
-    let r = wfhost(["run", "w.js", "--backend", "mock", "--yes", "--json"])
-        .dir(s.path())
+    let r = s
+        .wf(["run", "w.js", "--backend", "mock", "--yes", "--json"])
         .env("WFHOST_RUNS_DIR", s.path().join("runs"))
         .run()
         .report();
@@ -196,9 +195,9 @@ fn traced() -> (Scratch, String) {
     (s, id)
 }
 
-fn trace(s: &Scratch, id: &str, format: &str) -> String {
-    let out = wfhost(["trace", id, "--format", format])
-        .dir(s.path())
+fn trace(s: &Project, id: &str, format: &str) -> String {
+    let out = s
+        .wf(["trace", id, "--format", format])
         .env("WFHOST_RUNS_DIR", s.path().join("runs"))
         .run();
     out.code(0);
@@ -279,9 +278,8 @@ fn trace_is_a_dag_with_fork_join_stage_and_data_edges() {
 fn html_trace_renders_in_headless_chromium() {
     let (s, id) = traced();
     let html = s.path().join("trace.html");
-    wfhost(["trace", &id, "--format", "html", "-o"])
+    s.wf(["trace", &id, "--format", "html", "-o"])
         .arg(&html)
-        .dir(s.path())
         .env("WFHOST_RUNS_DIR", s.path().join("runs"))
         .run()
         .code(0);
@@ -350,7 +348,7 @@ fn html_trace_renders_in_headless_chromium() {
 /// terminal is restored and keeps the log lines and a summary.
 #[test]
 fn live_view_in_a_terminal() {
-    let s = Scratch::new();
+    let s = Project::new();
     s.file(
         "w.js",
         "export const meta = { name: 'live', description: 'live view probe', phases: [{ title: 'Warm' }, { title: 'Fan out' }] };\n\
@@ -399,7 +397,7 @@ fn live_view_in_a_terminal() {
 /// run of that name in that directory does not ask.
 #[test]
 fn approval_prompt_in_a_terminal() {
-    let s = Scratch::new();
+    let s = Project::new();
     s.file("w.js", "export const meta = { name: 'ask-me', description: 'approval probe', phases: [{ title: 'Only', detail: 'one agent' }] };\nreturn await agent('approved work');");
     let run = format!(
         "env -u CI XDG_CONFIG_HOME={dir}/config WFHOST_CACHE_DIR={cache} WFHOST_RUNS_DIR=runs {bin} run w.js --backend mock --quiet",
@@ -463,13 +461,9 @@ fn approval_prompt_in_a_terminal() {
 
 #[test]
 fn cached_agents_are_reported_in_their_phase() {
-    let s = Scratch::new();
+    let s = Project::new();
     s.file("w.js", "export const meta = { name: 'c', description: 'cached' };\nphase('First');\nawait agent('one');\nphase('Second');\nreturn await agent('two');");
-    let wf = |args: &[&str]| {
-        wfhost(args)
-            .dir(s.path())
-            .env("WFHOST_RUNS_DIR", s.path().join("runs"))
-    };
+    let wf = |args: &[&str]| s.wf(args).env("WFHOST_RUNS_DIR", s.path().join("runs"));
     let id = wf(&["run", "w.js", "--backend", "mock", "--yes", "--json"])
         .run()
         .report()["run_id"]
@@ -508,7 +502,7 @@ fn cached_agents_are_reported_in_their_phase() {
 /// JSON keeps the raw text.
 #[test]
 fn script_text_never_reaches_the_terminal_raw() {
-    let s = Scratch::new();
+    let s = Project::new();
     s.file(
         "w.js",
         "export const meta = { name: 'inj\\u001b]0;pwned\\u0007', description: 'clear \\u001b[2J here' };\n\
@@ -517,9 +511,7 @@ fn script_text_never_reaches_the_terminal_raw() {
          await agent('one', { label: 'lab\\u001b[31mel' });\n\
          throw new Error('boom \\u001b[2K\\rforged');",
     );
-    let out = wfhost(["run", "w.js", "--backend", "mock", "--yes"])
-        .dir(s.path())
-        .run();
+    let out = s.wf(["run", "w.js", "--backend", "mock", "--yes"]).run();
     out.code(65);
     assert!(
         !out.stderr.contains('\u{1b}'),
@@ -549,12 +541,12 @@ fn script_text_never_reaches_the_terminal_raw() {
             out.stderr
         );
     }
-    let runs = wfhost(["runs", "--json"]).dir(s.path()).run();
+    let runs = s.wf(["runs", "--json"]).run();
     let id = serde_json::from_str::<serde_json::Value>(&runs.stdout).unwrap()[0]["run_id"]
         .as_str()
         .unwrap()
         .to_string();
-    let show = wfhost(["runs", "show", &id]).dir(s.path()).run();
+    let show = s.wf(["runs", "show", &id]).run();
     show.code(0);
     assert!(
         !show.stdout.contains('\u{1b}') && !show.stdout.contains('\r'),
@@ -566,7 +558,7 @@ fn script_text_never_reaches_the_terminal_raw() {
         "{}",
         show.stdout
     );
-    let json = wfhost(["runs", "show", &id, "--json"]).dir(s.path()).run();
+    let json = s.wf(["runs", "show", &id, "--json"]).run();
     let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
     assert_eq!(
         v["agents"][0]["label"], "lab\u{1b}[31mel",
@@ -579,7 +571,7 @@ fn script_text_never_reaches_the_terminal_raw() {
 /// file-per-agent layout of older runs.
 #[test]
 fn transcripts_are_one_file_and_old_runs_still_read() {
-    let s = Scratch::new();
+    let s = Project::new();
     s.file(
         "w.js",
         "export const meta = { name: 'heads', description: 'a shared head' };\n\
@@ -589,8 +581,8 @@ fn transcripts_are_one_file_and_old_runs_still_read() {
          return await agent('combine ' + first, { label: 'combine' });",
     );
     let runs = s.path().join("runs");
-    let r = wfhost(["run", "w.js", "--backend", "mock", "--yes", "--json"])
-        .dir(s.path())
+    let r = s
+        .wf(["run", "w.js", "--backend", "mock", "--yes", "--json"])
         .env("WFHOST_RUNS_DIR", &runs)
         .run()
         .report();
@@ -613,8 +605,8 @@ fn transcripts_are_one_file_and_old_runs_still_read() {
     );
 
     let check = |why: &str| {
-        let show = wfhost(["runs", "show", &id, "--json"])
-            .dir(s.path())
+        let show = s
+            .wf(["runs", "show", &id, "--json"])
             .env("WFHOST_RUNS_DIR", &runs)
             .run();
         show.code(0);

@@ -1,6 +1,6 @@
 //! `workflow()` and saved workflows: lookup order, nesting, and what is refused.
 
-use super::{Scratch, wfhost};
+use super::{Project, wfhost};
 
 const CHILD: &str =
     "export const meta = { name: 'child', description: 'c' };\nreturn { from: 'DIR', args };";
@@ -19,7 +19,7 @@ fn run(dir: &std::path::Path, body: &str) -> serde_json::Value {
 
 #[test]
 fn closest_project_directory_wins_and_project_beats_personal() {
-    let s = Scratch::new();
+    let s = Project::new();
     std::fs::create_dir(s.path().join(".git")).unwrap();
     s.file(".wfhost/workflows/child.js", CHILD.replace("DIR", "root"));
     s.file(
@@ -55,7 +55,7 @@ fn closest_project_directory_wins_and_project_beats_personal() {
 
 #[test]
 fn nesting_is_limited_to_one_level() {
-    let s = Scratch::new();
+    let s = Project::new();
     s.file(
         ".wfhost/workflows/inner.js",
         "export const meta = { name: 'inner', description: 'i' };\nreturn 1;",
@@ -80,8 +80,8 @@ fn nesting_is_limited_to_one_level() {
 #[cfg(unix)]
 #[test]
 fn symlinks_and_escapes_are_refused() {
-    let s = Scratch::new();
-    let outside = Scratch::new();
+    let s = Project::new();
+    let outside = Project::new();
     let target = outside.file(
         "evil.js",
         "export const meta = { name: 'evil', description: 'e' };\nreturn 'ran';",
@@ -153,16 +153,14 @@ fn symlinks_and_escapes_are_refused() {
         );
     }
 
-    let direct = wfhost(["run", "evil", "--backend", "mock", "--yes"])
-        .dir(s.path())
-        .run();
+    let direct = s.wf(["run", "evil", "--backend", "mock", "--yes"]).run();
     assert_ne!(direct.code, 0);
     assert!(direct.stderr.contains("is a symlink"), "{}", direct.stderr);
 }
 
 #[test]
 fn temporary_provider_failures_exit_75() {
-    let s = Scratch::new();
+    let s = Project::new();
     let r = run(
         s.path(),
         "const a = await agent('x [transient]');\nif (a === null) throw new Error('no answer');",
@@ -202,18 +200,13 @@ return rs;",
 /// `XDG_CONFIG_HOME` is set (they did not: save wrote under it, list and run looked in ~/.config).
 #[test]
 fn personal_workflows_follow_xdg_config_home() {
-    let s = Scratch::new();
+    let s = Project::new();
     let (home, xdg) = (s.path().join("home"), s.path().join("xdg"));
     s.file(
         "mine.js",
         "export const meta = { name: 'mine', description: 'my own' };\nreturn 'personal';",
     );
-    let wf = |args: &[&str]| {
-        wfhost(args)
-            .dir(s.path())
-            .env("HOME", &home)
-            .env("XDG_CONFIG_HOME", &xdg)
-    };
+    let wf = |args: &[&str]| s.wf(args).env("HOME", &home).env("XDG_CONFIG_HOME", &xdg);
     wf(&["save", "mine.js", "--personal"]).run().code(0);
     assert!(xdg.join("wfhost/workflows/mine.js").is_file());
     let list: serde_json::Value =
@@ -229,7 +222,7 @@ fn personal_workflows_follow_xdg_config_home() {
 /// SIGINT); it is refused at once like any other path that is not a regular file.
 #[test]
 fn a_fifo_cannot_hang_the_host() {
-    let s = Scratch::new();
+    let s = Project::new();
     let fifo = s.path().join("pipe.js");
     assert!(
         std::process::Command::new("mkfifo")
@@ -242,8 +235,8 @@ fn a_fifo_cannot_hang_the_host() {
         "parent.js",
         "export const meta = { name: 'p', description: 'p' };\ntry { return await workflow({ scriptPath: 'pipe.js' }); } catch (e) { return String(e); }",
     );
-    let mut child = wfhost(["run", "parent.js", "--backend", "mock", "--json", "--yes"])
-        .dir(s.path())
+    let mut child = s
+        .wf(["run", "parent.js", "--backend", "mock", "--json", "--yes"])
         .spawn();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while child.try_wait().unwrap().is_none() {
@@ -277,7 +270,7 @@ fn a_fifo_cannot_hang_the_host() {
 /// the definition's system prompt and model (the `command` backend shows what it was sent).
 #[test]
 fn agent_definitions_are_listed_and_applied() {
-    let s = Scratch::new();
+    let s = Project::new();
     std::fs::create_dir(s.path().join(".git")).unwrap();
     s.file(
         ".claude/agents/reviewer.md",
@@ -295,7 +288,7 @@ fn agent_definitions_are_listed_and_applied() {
         "w.js",
         "export const meta = { name: 'typed', description: 'agent types' };\nreturn await agent('look at it', { agentType: 'reviewer' });\n",
     );
-    let listed = wfhost(["agents", "--json"]).dir(s.path()).run();
+    let listed = s.wf(["agents", "--json"]).run();
     listed.code(0);
     let defs: serde_json::Value = serde_json::from_str(&listed.stdout).unwrap();
     let names: Vec<&str> = defs
@@ -320,9 +313,7 @@ fn agent_definitions_are_listed_and_applied() {
         defs[1]["tools"],
         serde_json::json!(["Read", "Glob", "Grep"])
     );
-    let out = wfhost(["run", "w.js", "--yes", "--json"])
-        .dir(s.path())
-        .run();
+    let out = s.wf(["run", "w.js", "--yes", "--json"]).run();
     out.code(0);
     assert_eq!(
         out.report()["result"],
@@ -337,7 +328,7 @@ fn agent_definitions_are_listed_and_applied() {
 /// order would put `Beta` and `Explore` first.
 #[test]
 fn unknown_agent_types_list_every_type_in_locale_order() {
-    let s = Scratch::new();
+    let s = Project::new();
     std::fs::create_dir(s.path().join(".git")).unwrap();
     s.file(
         ".claude/agents/alpha.md",
@@ -351,8 +342,8 @@ fn unknown_agent_types_list_every_type_in_locale_order() {
         "w.js",
         "export const meta = { name: 'typed', description: 'agent types' };\ntry { await agent('x', { agentType: 'nope' }); } catch (e) { return e.message; }\n",
     );
-    let out = wfhost(["run", "w.js", "--yes", "--json", "--backend", "mock"])
-        .dir(s.path())
+    let out = s
+        .wf(["run", "w.js", "--yes", "--json", "--backend", "mock"])
         .run();
     out.code(0);
     assert_eq!(
@@ -368,9 +359,9 @@ fn unknown_agent_types_list_every_type_in_locale_order() {
 /// scope → search/extract pipeline → three votes per claim → synthesis on the mock model).
 #[test]
 fn bundled_workflows_are_listed_and_run_by_name() {
-    let s = Scratch::new();
+    let s = Project::new();
     std::fs::create_dir(s.path().join(".git")).unwrap();
-    let listed = wfhost(["list", "--json"]).dir(s.path()).run();
+    let listed = s.wf(["list", "--json"]).run();
     listed.code(0);
     let list: serde_json::Value = serde_json::from_str(&listed.stdout).unwrap();
     let builtins: Vec<&str> = list
@@ -381,20 +372,20 @@ fn bundled_workflows_are_listed_and_run_by_name() {
         .map(|e| e["name"].as_str().unwrap())
         .collect();
     assert_eq!(builtins, ["code-review", "deep-research"], "{list}");
-    let shown = wfhost(["show", "deep-research"]).dir(s.path()).run();
+    let shown = s.wf(["show", "deep-research"]).run();
     shown.code(0);
     assert!(shown.stdout.contains("(built in)"), "{}", shown.stdout);
 
-    let refused = wfhost([
-        "run",
-        "deep-research",
-        "--backend",
-        "mock",
-        "--yes",
-        "--json",
-    ])
-    .dir(s.path())
-    .run();
+    let refused = s
+        .wf([
+            "run",
+            "deep-research",
+            "--backend",
+            "mock",
+            "--yes",
+            "--json",
+        ])
+        .run();
     assert!(
         refused.report()["error"]
             .as_str()
@@ -403,18 +394,18 @@ fn bundled_workflows_are_listed_and_run_by_name() {
         "{}",
         refused.stdout
     );
-    let out = wfhost([
-        "run",
-        "deep-research",
-        "--args",
-        "\"why is the sky blue\"",
-        "--backend",
-        "mock",
-        "--yes",
-        "--json",
-    ])
-    .dir(s.path())
-    .run();
+    let out = s
+        .wf([
+            "run",
+            "deep-research",
+            "--args",
+            "\"why is the sky blue\"",
+            "--backend",
+            "mock",
+            "--yes",
+            "--json",
+        ])
+        .run();
     out.code(0);
     let r = out.report();
     assert_eq!(r["result"]["question"], "why is the sky blue");
@@ -426,8 +417,8 @@ fn bundled_workflows_are_listed_and_run_by_name() {
         r["logs"][0].as_str().unwrap().contains("need web search"),
         "says what its agents need: {r}"
     );
-    let review = wfhost(["run", "code-review", "--backend", "mock", "--yes", "--json"])
-        .dir(s.path())
+    let review = s
+        .wf(["run", "code-review", "--backend", "mock", "--yes", "--json"])
         .run();
     review.code(0);
     assert!(
