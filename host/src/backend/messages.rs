@@ -9,15 +9,12 @@
 //! events back off exponentially with jitter (0.5 s → 8 s); 400, 401, 403, 404, 413 and a
 //! spend-limit 429 are never retried.
 
-use super::reach::{Reach, SendError};
+use super::transport::{Answer, Failure, Retries, Throttled, Transport};
 use super::{AgentError, AgentReply, AgentRequest, Backend, Usage};
 use crate::config::{self, Config};
 use crate::tools::{Tally, ToolName, ToolOutput, Toolbox, Turn, turn};
 use anyhow::Result;
-use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
-use hyper_util::client::legacy::{Client, connect::HttpConnector};
-use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,10 +26,7 @@ const SETTINGS: &str = "`messages.base_url` (wfhost.toml) or `ANTHROPIC_BASE_URL
 const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
 
 pub(crate) struct Messages {
-    /// `https://`: the shared HTTP/2 connection (unless the server does not speak h2).
-    http2: Option<super::http2::Http2>,
-    /// `http://`, or a server without h2: hyper's pooled HTTP/1.1 client.
-    client: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
+    transport: Transport,
     base_url: String,
     /// `{base_url}/v1/messages` and `…/count_tokens`, parsed once.
     messages_uri: http::Uri,
@@ -44,36 +38,10 @@ pub(crate) struct Messages {
     timeout: Duration,
     attempt_timeout: Duration,
     max_attempts: u32,
-    /// Set once a response has come back over `client`.
-    connected: std::sync::atomic::AtomicBool,
-    /// Held by `client`'s first request until its response begins: an HTTP/1.1 pool opens a
-    /// connection per request in flight, so a fan-out would otherwise open sixteen before it
-    /// heard from the server once, and send sixteen requests into a 429 or a refused key.
-    first: tokio::sync::Mutex<()>,
     requests: AtomicU64,
     retries: AtomicU64,
     /// The agents' tools (`None`: no tools, one model call per agent).
     tools: Option<Arc<Toolbox>>,
-}
-
-/// How one attempt ended, when it did not produce a reply.
-enum Failure {
-    /// Worth another attempt, after `after` when the server said so.
-    Retry {
-        error: AgentError,
-        after: Option<Duration>,
-    },
-    Fatal(AgentError),
-}
-
-fn api_error(status: impl std::fmt::Display, message: &str, transient: bool) -> AgentError {
-    AgentError {
-        usage_limit: false,
-        stops_run: false,
-        resets_in: None,
-        message: format!("API Error: {status} {message}"),
-        transient,
-    }
 }
 
 impl Messages {
@@ -95,17 +63,6 @@ impl Messages {
                     .filter(|u| !u.is_empty())
             })
             .unwrap_or_else(|| DEFAULT_BASE_URL.to_string());
-        let mut roots = rustls::RootCertStore::empty();
-        // The system's trust store; honours SSL_CERT_FILE / SSL_CERT_DIR.
-        for cert in rustls_native_certs::load_native_certs().certs {
-            let _ = roots.add(cert);
-        }
-        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
         let uri = |path: &str| {
             format!("{}{path}", base_url.trim_end_matches('/'))
                 .parse::<http::Uri>()
@@ -139,24 +96,6 @@ impl Messages {
             http::header::ACCEPT,
             http::HeaderValue::from_static("text/event-stream"),
         );
-        let http2 = {
-            let mut h2_tls = tls.clone();
-            h2_tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-            super::http2::Http2::new(&messages_uri, Arc::new(h2_tls))
-        };
-        // TCP_NODELAY: a request over TLS + HTTP/2 goes out as two writes (HEADERS, DATA);
-        // with Nagle's algorithm and the server's delayed ACK the second waits ~40 ms, on every
-        // call (1000 instant agents: 2.8 s with it on, 93 ms with it off). `enforce_http(false)`
-        // lets the TLS layer above hand it `https://` URIs.
-        let mut tcp = HttpConnector::new();
-        tcp.set_nodelay(true);
-        tcp.enforce_http(false);
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .enable_http2()
-            .wrap_connector(tcp);
         let timeout = config::duration(
             &cfg.messages.timeout,
             "messages.timeout",
@@ -169,8 +108,7 @@ impl Messages {
         )?
         .min(timeout);
         Ok(Messages {
-            http2,
-            client: Client::builder(TokioExecutor::new()).build(https),
+            transport: Transport::new(&messages_uri)?,
             messages_uri,
             count_uri,
             headers,
@@ -180,8 +118,6 @@ impl Messages {
             timeout,
             attempt_timeout,
             max_attempts: cfg.messages.max_attempts.unwrap_or(6).max(1),
-            connected: std::sync::atomic::AtomicBool::new(false),
-            first: tokio::sync::Mutex::new(()),
             requests: AtomicU64::new(0),
             retries: AtomicU64::new(0),
             tools: Toolbox::from_config(&cfg.tools)?,
@@ -270,6 +206,7 @@ impl Messages {
         headers.remove(http::header::ACCEPT);
         let work = async {
             let response = self
+                .transport
                 .send(&self.count_uri, &headers, &body)
                 .await
                 .map_err(|e| {
@@ -291,207 +228,33 @@ impl Messages {
             .unwrap_or_else(|_| Err(AgentError::permanent("count_tokens took over 30 s")))
     }
 
-    /// POSTs `body` to the API: over the shared HTTP/2 connection, or through hyper's client
-    /// (`http://`, or a server without h2).
-    async fn send(
-        &self,
-        uri: &http::Uri,
-        headers: &http::HeaderMap,
-        body: &Bytes,
-    ) -> Result<http::Response<Answer>, SendError> {
-        if let Some(h2) = &self.http2 {
-            match h2.send(uri, headers, body).await {
-                Ok(response) => return Ok(response.map(Answer::Http2)),
-                Err(Err(e)) => return Err(e),
-                Err(Ok(super::http2::NotHttp2)) => {}
-            }
-        }
-        let mut request = hyper::Request::new(Full::new(body.clone()));
-        *request.method_mut() = http::Method::POST;
-        *request.uri_mut() = uri.clone();
-        *request.headers_mut() = headers.clone();
-        let response = self.client.request(request);
-        let response = if self.connected.load(Ordering::Acquire) {
-            response.await
-        } else {
-            self.first_request(response).await
-        };
-        Ok(response
-            .map_err(|e| SendError::from_error(&e))?
-            .map(Answer::Hyper))
-    }
-
-    /// A request sent before the server was heard from over `client` (see `first`): one at a
-    /// time, until an answer begins or `FIRST_ANSWER` passes without one. A refused key, a 429
-    /// or a refused connection comes back within milliseconds; a server still silent after that
-    /// has taken the request and is working on it (a proxy, a local model that answers when
-    /// done), and the rest of the first wave need not wait for its answer — holding them until
-    /// it came made 8 agents of 1 s take 8 s over HTTP/1.1.
-    async fn first_request<F, T, E>(&self, response: F) -> Result<T, E>
-    where
-        F: std::future::Future<Output = Result<T, E>>,
-    {
-        const FIRST_ANSWER: Duration = Duration::from_millis(250);
-        let first = self.first.lock().await;
-        if self.connected.load(Ordering::Acquire) {
-            drop(first);
-            return response.await;
-        }
-        tokio::pin!(response);
-        tokio::select! {
-            r = &mut response => {
-                if r.is_ok() {
-                    self.connected.store(true, Ordering::Release);
-                }
-                r
-            }
-            () = tokio::time::sleep(FIRST_ANSWER) => {
-                self.connected.store(true, Ordering::Release);
-                drop(first);
-                response.await
-            }
-        }
-    }
-
-    /// A request that reached no server: retried, unless the configuration must change first
-    /// (a certificate); a refused or unknown host stops the run once its retries are spent.
-    fn unsent(&self, e: &SendError) -> Failure {
-        let error = AgentError {
-            usage_limit: false,
-            stops_run: !matches!(e.reach, Reach::Other),
-            resets_in: None,
-            message: e.message(&self.messages_uri.to_string(), SETTINGS),
-            transient: !matches!(e.reach, Reach::Certificate(_)),
-        };
-        if error.transient {
-            Failure::Retry { error, after: None }
-        } else {
-            Failure::Fatal(error)
-        }
-    }
-
+    /// One request and its answer stream.
     async fn attempt(&self, body: &Bytes, model: &str) -> Result<Streamed, Failure> {
-        // The pool's rate-limit state: paused after a 429, paced by the provider's headers.
-        let throttle = super::throttle();
-        let permit = match &throttle {
-            Some(t) => Some(t.acquire(model).await),
-            None => None,
-        };
+        let throttled = Throttled::acquire(model).await;
         self.requests.fetch_add(1, Ordering::Relaxed);
-        let work = async {
-            let response = self
-                .send(&self.messages_uri, &self.headers, body)
-                .await
-                .map_err(|e| self.unsent(&e))?;
-            let status = response.status();
-            if let (Some(t), Some(p)) = (&throttle, &permit) {
-                let headers = response.headers();
-                // Most of the time there is nothing to read (or only the requests limit).
-                let limits = crate::scheduler::throttle::Limits::from_headers(|name| {
-                    headers
-                        .get(name)
-                        .and_then(|v| v.to_str().ok())
-                        .map(str::to_owned)
-                });
-                t.observe(p, &limits, status.is_success());
-            }
-            if !status.is_success() {
-                let retry_after = response
-                    .headers()
-                    .get("retry-after")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse::<f64>().ok())
-                    .map(|s| Duration::from_secs_f64(s.clamp(0.0, 300.0)));
-                let bytes = response.into_body().collect().await;
-                let detail: Value = serde_json::from_slice(&bytes).unwrap_or_default();
-                let message = detail["error"]["message"].as_str().map_or_else(
-                    || String::from_utf8_lossy(&bytes).trim().to_string(),
-                    str::to_owned,
-                );
-                let failure = classify(status.as_u16(), &message, retry_after);
-                if let (Some(t), Failure::Retry { .. }) = (&throttle, &failure)
-                    && status.as_u16() == 429
-                {
-                    // Everyone waits, not only this call.
-                    t.limited(retry_after);
-                }
-                return Err(failure);
-            }
-            read_stream(response.into_body()).await
-        };
-        // An attempt bound no tighter than the whole call's (the default) is the outer
-        // timeout's to enforce: no second timer per call.
-        if self.attempt_timeout >= self.timeout {
-            return work.await;
-        }
-        match tokio::time::timeout(self.attempt_timeout, work).await {
-            Ok(r) => r,
-            Err(_) => Err(Failure::Retry {
-                error: AgentError {
-                    usage_limit: false,
-                    stops_run: false,
-                    resets_in: None,
-                    message: format!(
-                        "no complete answer within {} (messages.attempt_timeout)",
-                        humantime::format_duration(self.attempt_timeout)
-                    ),
-                    transient: true,
-                },
-                after: None,
-            }),
-        }
-    }
-}
-
-impl Messages {
-    /// One model call with its retries, bounded by `messages.timeout` (retries and waits
-    /// included, as documented; each attempt is bounded by it too, in `attempt`).
-    async fn call(&self, body: &Bytes, model: &str) -> Result<Streamed, AgentError> {
-        let attempts = async {
-            let mut attempt = 1;
-            loop {
-                match self.attempt(body, model).await {
-                    Ok(streamed) => return Ok(streamed),
-                    Err(Failure::Fatal(e)) => return Err(e),
-                    Err(Failure::Retry { error, .. }) if attempt >= self.max_attempts => {
-                        return Err(AgentError {
-                            usage_limit: false,
-                            stops_run: error.stops_run,
-                            resets_in: None,
-                            // Before the hint, when the message has one.
-                            message: match error.message.split_once("\nhint: ") {
-                                Some((what, hint)) => format!(
-                                    "{what} (gave up after {attempt} attempts)\nhint: {hint}"
-                                ),
-                                None => {
-                                    format!("{} (gave up after {attempt} attempts)", error.message)
-                                }
-                            },
-                            transient: true,
-                        });
-                    }
-                    Err(Failure::Retry { after, .. }) => {
-                        self.retries.fetch_add(1, Ordering::Relaxed);
-                        tokio::time::sleep(after.unwrap_or_else(|| backoff(attempt))).await;
-                        attempt += 1;
-                    }
-                }
-            }
-        };
-        tokio::time::timeout(self.timeout, attempts)
+        let response = self
+            .transport
+            .send(&self.messages_uri, &self.headers, body)
             .await
-            .unwrap_or_else(|_| {
-                Err(AgentError {
-                    usage_limit: false,
-                    stops_run: false,
-                    resets_in: None,
-                    message: format!(
-                        "no complete answer within {}, retries included (messages.timeout)",
-                        humantime::format_duration(self.timeout)
-                    ),
-                    transient: true,
-                })
-            })
+            .map_err(|e| super::transport::unsent(&e, &self.messages_uri.to_string(), SETTINGS))?;
+        throttled.observe(&response);
+        if !response.status().is_success() {
+            return Err(throttled.refused(response).await);
+        }
+        read_stream(response.into_body()).await
+    }
+
+    /// One model call with its retries, bounded by `messages.timeout`.
+    async fn call(&self, body: &Bytes, model: &str) -> Result<Streamed, AgentError> {
+        Retries {
+            max_attempts: self.max_attempts,
+            timeout: self.timeout,
+            attempt_timeout: self.attempt_timeout,
+            settings: ("messages.timeout", "messages.attempt_timeout"),
+            counter: &self.retries,
+        }
+        .run(|| self.attempt(body, model))
+        .await
     }
 }
 
@@ -618,73 +381,6 @@ fn results_message(results: &[(String, ToolOutput)]) -> Value {
         last["cache_control"] = json!({"type": "ephemeral"});
     }
     json!({"role": "user", "content": content})
-}
-
-/// What to do with an HTTP error status.
-fn classify(status: u16, message: &str, retry_after: Option<Duration>) -> Failure {
-    let lower = message.to_lowercase();
-    match status {
-        429 if ["spend", "credit", "billing", "quota", "usage limit"]
-            .iter()
-            .any(|w| lower.contains(w)) =>
-        {
-            Failure::Fatal(AgentError {
-                usage_limit: true,
-                stops_run: false,
-                resets_in: retry_after,
-                ..api_error(status, message, false)
-            })
-        }
-        429 => Failure::Retry {
-            error: api_error(status, message, true),
-            after: retry_after,
-        },
-        500 | 502 | 503 | 504 | 529 => Failure::Retry {
-            error: api_error(status, message, true),
-            after: retry_after,
-        },
-        s if s >= 500 => Failure::Retry {
-            error: api_error(status, message, true),
-            after: retry_after,
-        },
-        _ => Failure::Fatal(api_error(status, message, false)),
-    }
-}
-
-/// A response's body, from either transport.
-enum Answer {
-    Http2(h2::RecvStream),
-    Hyper(hyper::body::Incoming),
-}
-
-impl Answer {
-    /// The next piece of the body (`None`: it ended).
-    async fn chunk(&mut self) -> Option<Result<Bytes, String>> {
-        match self {
-            Answer::Http2(body) => super::http2::next_chunk(body)
-                .await
-                .map(|c| c.map_err(|e| e.to_string())),
-            Answer::Hyper(body) => loop {
-                match body.frame().await? {
-                    Ok(frame) => {
-                        if let Ok(data) = frame.into_data() {
-                            break Some(Ok(data));
-                        }
-                    }
-                    Err(e) => break Some(Err(e.to_string())),
-                }
-            },
-        }
-    }
-
-    /// The whole (short) body of an error answer; what arrived when it breaks off.
-    async fn collect(mut self) -> Vec<u8> {
-        let mut all = Vec::new();
-        while let Some(Ok(chunk)) = self.chunk().await {
-            all.extend_from_slice(&chunk);
-        }
-        all
-    }
 }
 
 /// One content block of an answer, as the stream built it.
@@ -1047,13 +743,6 @@ struct StreamError<'a> {
     message: Option<std::borrow::Cow<'a, str>>,
 }
 
-/// Exponential backoff with jitter: 0.5 s, 1 s, 2 s, 4 s, 8 s, 8 s … each scaled by a random
-/// factor in [0.5, 1] so that a fan-out hit by one 529 does not retry in lockstep.
-pub(crate) fn backoff(attempt: u32) -> Duration {
-    let base = 0.5 * 2f64.powi(attempt.saturating_sub(1).min(4).cast_signed());
-    Duration::from_secs_f64(base.min(8.0) * (0.5 + fastrand::f64() / 2.0))
-}
-
 #[async_trait::async_trait]
 impl Backend for Messages {
     fn name(&self) -> &str {
@@ -1118,30 +807,5 @@ impl Backend for Messages {
             "retries": self.retries.load(Ordering::Relaxed),
             "base_url": self.base_url,
         }))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn retry_classification() {
-        let retried = |s, m: &str| matches!(classify(s, m, None), Failure::Retry { .. });
-        for s in [429, 500, 502, 503, 504, 529] {
-            assert!(retried(s, "busy"), "{s}");
-        }
-        for s in [400, 401, 403, 404, 413] {
-            assert!(!retried(s, "no"), "{s}");
-        }
-        assert!(!retried(429, "You have reached your spend limit"));
-    }
-
-    #[test]
-    fn backoff_grows_to_8s_with_jitter() {
-        for (attempt, max) in [(1, 0.5), (2, 1.0), (3, 2.0), (5, 8.0), (9, 8.0)] {
-            let d = backoff(attempt).as_secs_f64();
-            assert!(d >= max / 2.0 && d <= max, "attempt {attempt}: {d}");
-        }
     }
 }

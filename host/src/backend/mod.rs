@@ -11,6 +11,7 @@ pub(crate) mod mock;
 pub(crate) mod reach;
 pub(crate) mod replay;
 pub(crate) mod sse;
+pub(crate) mod transport;
 pub(crate) mod worktree;
 
 pub(crate) use crate::agent::{AgentRequest, Usage};

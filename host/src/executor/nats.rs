@@ -362,7 +362,7 @@ impl Backend for Nats {
                 Ok(outcome) => return outcome,
                 Err(trouble) => last = trouble,
             }
-            tokio::time::sleep(crate::backend::messages::backoff(attempt)).await;
+            tokio::time::sleep(crate::backend::transport::backoff(attempt)).await;
         }
         Err(Nats::error(format!(
             "the NATS server did not serve this call after {NATS_ATTEMPTS} attempts ({last}); once it is back, `wfhost resume` takes up the run"

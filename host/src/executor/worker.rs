@@ -680,7 +680,7 @@ async fn store_and_ack(
             }
             Err(e) => last = e.to_string(),
         }
-        tokio::time::sleep(crate::backend::messages::backoff(attempt)).await;
+        tokio::time::sleep(crate::backend::transport::backoff(attempt)).await;
     }
     // Not stored: hand it back so that it is made (or found) again.
     eprintln!(
