@@ -34,6 +34,9 @@ pub(crate) struct Config {
     pub messages: MessagesConfig,
     #[serde(default)]
     pub command: CommandConfig,
+    /// The OpenAI-compatible backend (docs/backends.md).
+    #[serde(default)]
+    pub openai: OpenAiConfig,
     /// What `wfhost mcp` lets a coding agent do (docs/mcp.md).
     #[serde(default)]
     pub mcp: McpConfig,
@@ -155,6 +158,43 @@ pub(crate) struct MessagesConfig {
     /// breakpoint, and all but the first wait (a few seconds at most) until the first one's
     /// answer has begun, so they read the head from the cache [default: true].
     pub cache_stagger: Option<bool>,
+}
+
+/// `[openai]`: any server of the OpenAI Chat Completions API (OpenAI, vLLM, llama.cpp's
+/// `llama-server`, Ollama, OpenRouter), configured as the OpenAI SDKs are.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct OpenAiConfig {
+    /// The API's base, with its `/v1` [default: `$OPENAI_BASE_URL`, else
+    /// https://api.openai.com/v1].
+    pub base_url: Option<String>,
+    /// The model of agents that name none [default: the top-level `model`; one is needed].
+    pub model: Option<String>,
+    /// `OpenAI-Organization` [default: `$OPENAI_ORG_ID`].
+    pub organization: Option<String>,
+    /// `OpenAI-Project` [default: `$OPENAI_PROJECT_ID`].
+    pub project: Option<String>,
+    /// More headers on every request (an OpenRouter `HTTP-Referer`, a gateway's key).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// `max_tokens` of each call [default: the server's].
+    pub max_tokens: Option<u32>,
+    /// Stream answers (SSE) [default: true].
+    pub stream: Option<bool>,
+    /// How a schema agent gives its answer: `json_schema` (`response_format`), `tool` (a forced
+    /// `StructuredOutput` function) or `json_object` (JSON mode, the schema in the prompt)
+    /// [default: `json_schema`, and `tool` from the first refusal of it on].
+    pub structured: Option<String>,
+    /// `strict` of the `json_schema` response format (the server then guarantees the schema,
+    /// but takes only schemas whose objects list every property as required and forbid others)
+    /// [default: false].
+    pub strict: Option<bool>,
+    /// Per-agent timeout, retries and waits included [default: 10m].
+    pub timeout: Option<String>,
+    /// Per-attempt timeout [default: the per-agent timeout].
+    pub attempt_timeout: Option<String>,
+    /// Attempts per agent for retryable failures [default: 6].
+    pub max_attempts: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -283,6 +323,8 @@ impl Loaded {
         for (key, value) in [
             ("messages.timeout", &c.messages.timeout),
             ("messages.attempt_timeout", &c.messages.attempt_timeout),
+            ("openai.timeout", &c.openai.timeout),
+            ("openai.attempt_timeout", &c.openai.attempt_timeout),
             ("claude.timeout", &c.claude.timeout),
             ("command.timeout", &c.command.timeout),
             ("stall_timeout", &c.stall_timeout),
@@ -313,6 +355,30 @@ impl Loaded {
                 "messages.base_url",
                 format!("is \"{url}\"; it must be an http:// or https:// URL"),
             ));
+        }
+        if let Some(url) = &c.openai.base_url
+            && !(url.starts_with("https://") || url.starts_with("http://"))
+        {
+            return Err(bad(
+                "openai.base_url",
+                format!("is \"{url}\"; it must be an http:// or https:// URL"),
+            ));
+        }
+        if let Some(mode) = &c.openai.structured
+            && !["json_schema", "tool", "json_object"].contains(&mode.as_str())
+        {
+            return Err(bad(
+                "openai.structured",
+                format!("is \"{mode}\"; it must be \"json_schema\", \"tool\" or \"json_object\""),
+            ));
+        }
+        if c.openai.max_attempts == Some(0) || c.messages.max_attempts == Some(0) {
+            let key = if c.openai.max_attempts == Some(0) {
+                "openai.max_attempts"
+            } else {
+                "messages.max_attempts"
+            };
+            return Err(bad(key, "is 0; it must be at least 1".into()));
         }
         if c.messages.max_attempts == Some(0) {
             return Err(bad(

@@ -57,6 +57,9 @@ pub(crate) struct Seen {
     pub play_turns: Vec<(String, usize)>,
     /// The tool names each play's requests offered, by play.
     pub play_tools: HashMap<String, Vec<String>>,
+    /// The OpenAI-compatible endpoint refuses `response_format: json_schema` (as some local
+    /// servers do), with a 400 naming it.
+    pub refuse_json_schema: bool,
 }
 
 /// A token bucket of requests: `capacity` at once, refilled at `per_second`.
@@ -173,7 +176,7 @@ fn dump_file() -> Option<&'static std::ffi::OsString> {
         .as_ref()
 }
 
-fn tag_count(prompt: &str, tag: &str) -> Option<u32> {
+pub(crate) fn tag_count(prompt: &str, tag: &str) -> Option<u32> {
     let rest = &prompt[prompt.find(&format!("[{tag}x"))? + tag.len() + 2..];
     rest[..rest.find(']')?].parse().ok()
 }
@@ -213,7 +216,13 @@ async fn handle(
 ) -> Result<Response<Full<Bytes>>, hyper::Error> {
     let http2 = req.version() == hyper::Version::HTTP_2;
     let counting = req.uri().path() == "/v1/messages/count_tokens";
+    let chat = req.uri().path() == "/v1/chat/completions";
     let bytes = req.into_body().collect().await?.to_bytes();
+    if chat {
+        seen.lock().unwrap().http2 += u32::from(http2);
+        let body: Value = serde_json::from_slice(&bytes).unwrap_or_default();
+        return Ok(super::fake_openai::handle(body, &seen));
+    }
     // A benchmark keeps no bodies: a plain text question is then answered without building a
     // `Value` or remembering the prompt, so that this server's share of the machine's two
     // cores stays small beside the wfhost being measured (`answer_lean`).
@@ -750,6 +759,19 @@ impl FakeApi {
         env
     }
 
+    /// Environment for a wfhost whose `openai` backend uses this server (its OpenAI-compatible
+    /// endpoint, `/v1/chat/completions`).
+    pub(crate) fn openai_env(&self) -> Vec<(&'static str, String)> {
+        let mut env = vec![
+            ("OPENAI_BASE_URL", format!("{}/v1", self.url)),
+            ("OPENAI_API_KEY", "test-key".to_string()),
+        ];
+        if let Some(ca) = &self.ca_file {
+            env.push(("SSL_CERT_FILE", ca.display().to_string()));
+        }
+        env
+    }
+
     /// Every request answered so far.
     pub(crate) fn requests(&self) -> usize {
         self.seen
@@ -966,7 +988,7 @@ fn prober(body: &Value) -> Option<Turn> {
 /// The task inside wfhost's provenance frame (`backend::framed_task`), as the script wrote it:
 /// the frame's line removed and each task line's four-space indent taken off. Text after the
 /// task (a schema re-ask's feedback) is kept as it is.
-fn unframe(prompt: &str) -> String {
+pub(crate) fn unframe(prompt: &str) -> String {
     let Some(task) = prompt
         .strip_prefix(wfhost::testing::PROVENANCE)
         .and_then(|r| r.strip_prefix("\n\n"))

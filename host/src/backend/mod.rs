@@ -8,6 +8,7 @@ pub(crate) mod command;
 pub(crate) mod http2;
 pub(crate) mod messages;
 pub(crate) mod mock;
+pub(crate) mod openai;
 pub(crate) mod reach;
 pub(crate) mod replay;
 pub(crate) mod sse;
@@ -443,6 +444,7 @@ pub(crate) trait Backend: Send + Sync {
 pub(crate) const CHOICES: &str = "\
   claude      Claude Code (`npm install -g @anthropic-ai/claude-code`): agents with tools
   messages    the Anthropic Messages API (export ANTHROPIC_API_KEY=…): agents with contained tools (docs/tools.md)
+  openai      any OpenAI-compatible API: OpenAI, vLLM, llama.cpp, Ollama, OpenRouter (OPENAI_BASE_URL, OPENAI_API_KEY; `openai:MODEL`)
   command     any program, request JSON on stdin, answer JSON on stdout (docs/backends.md)
   mock        the deterministic offline model, for dry runs
   replay:DIR  answers recorded earlier with --record DIR";
@@ -464,6 +466,10 @@ pub(crate) fn select(
         Some("claude") => Arc::new(claude::Claude::new(cfg)?),
         Some("messages") => Arc::new(messages::Messages::new(cfg)?),
         Some("command") => Arc::new(command::Command::new(cfg)?),
+        Some("openai") => Arc::new(openai::OpenAi::new(cfg, None)?),
+        Some(o) if o.starts_with("openai:") => {
+            Arc::new(openai::OpenAi::new(cfg, Some(&o["openai:".len()..]))?)
+        }
         Some(r) if r.starts_with("replay:") => Arc::new(replay::Replay::new(
             std::path::Path::new(&r["replay:".len()..]),
         )?),

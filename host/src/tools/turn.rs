@@ -1,4 +1,4 @@
-//! One turn's tool calls, as any backend's loop runs them (`messages` now; `openai` next):
+//! One turn's tool calls, as any backend's loop runs them (`messages`, `openai`):
 //! the guard rails first, the calls (concurrently when they all only read), a sign of life
 //! for the stall timeout while they run, and what the views and events show of them.
 
@@ -136,8 +136,27 @@ pub(crate) fn turn_taken(turn: u32, assistant: &Value, usage: crate::agent::Usag
     }
 }
 
-/// The calls of a turn's assistant message (its `tool_use` blocks).
+/// The calls of a turn's assistant message: its `tool_use` blocks (Messages API), or its
+/// `tool_calls` (an OpenAI-compatible message; the arguments are a JSON string there).
 pub(crate) fn calls_of(assistant: &Value) -> Vec<Call> {
+    if let Some(calls) = assistant["tool_calls"].as_array() {
+        return calls
+            .iter()
+            .map(|c| Call {
+                id: c["id"].as_str().unwrap_or_default().to_string(),
+                name: c["function"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                input: c["function"]["arguments"]
+                    .as_str()
+                    .and_then(|a| {
+                        serde_json::from_str(if a.trim().is_empty() { "{}" } else { a }).ok()
+                    })
+                    .unwrap_or_else(|| Value::Object(serde_json::Map::new())),
+            })
+            .collect();
+    }
     assistant
         .as_array()
         .into_iter()

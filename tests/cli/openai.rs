@@ -1,0 +1,282 @@
+//! The `openai` backend against the fake API's OpenAI-compatible endpoint (tests/cli/
+//! fake_openai.rs) on loopback: plain, schema, streamed and whole answers; tools; faults; a
+//! server without `json_schema`.
+
+use super::Project;
+use super::fake_api::FakeApi;
+use serde_json::{Value, json};
+
+/// `wfhost run w.js --backend openai:test-model --yes --json EXTRA…` against `api`.
+fn run(p: &Project, api: &FakeApi, extra: &[&str]) -> super::Out {
+    let mut wf = p
+        .wf([
+            "run",
+            "w.js",
+            "--backend",
+            "openai:test-model",
+            "--yes",
+            "--json",
+        ])
+        .args(extra);
+    for (k, v) in api.openai_env() {
+        wf = wf.env(k, v);
+    }
+    wf.run()
+}
+
+const SCHEMA: &str = "{ type: 'object', properties: { verdict: { type: 'string' }, score: { type: 'integer' } }, required: ['verdict', 'score'] }";
+
+fn plain_and_schema() -> String {
+    format!(
+        "const schema = {SCHEMA};\nreturn await parallel([() => agent('say hello'), () => agent('judge it', {{ schema }}), () => agent('judge again', {{ schema, model: 'other-model' }})]);"
+    )
+}
+
+fn check_plain_and_schema(r: &Value) {
+    let result = r["result"].as_array().unwrap_or_else(|| panic!("{r}"));
+    assert_eq!(result[0], "R(say hello)", "{r}");
+    for answer in &result[1..] {
+        assert!(
+            answer["verdict"].is_string() && answer["score"].is_i64(),
+            "a schema answer, validated: {r}"
+        );
+    }
+    assert_eq!(r["backend"], "openai", "{r}");
+}
+
+#[test]
+fn plain_and_schema_answers_streamed_and_whole() {
+    let api = FakeApi::start(false);
+    let p = Project::with_script(&plain_and_schema());
+    let out = run(&p, &api, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let r = out.report();
+    check_plain_and_schema(&r);
+    // What went out: streamed with usage asked for, the model named, the schema as a
+    // json_schema response format.
+    {
+        let seen = api.seen.lock().unwrap();
+        let judged = seen
+            .bodies
+            .iter()
+            .find(|b| {
+                b["messages"][1]["content"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("judge it")
+            })
+            .unwrap();
+        assert_eq!(judged["stream"], true);
+        assert_eq!(judged["stream_options"]["include_usage"], true);
+        assert_eq!(judged["model"], "test-model");
+        assert_eq!(judged["response_format"]["type"], "json_schema");
+        assert!(
+            seen.bodies.iter().any(|b| b["model"] == "other-model"),
+            "agent(p, {{model}}) wins"
+        );
+        assert!(
+            seen.answered.values().all(|n| *n == 1),
+            "{:?}",
+            seen.answered
+        );
+    }
+    // Usage came back (from the stream's last chunk) and reached the report.
+    assert!(
+        r["usage"]["output_tokens"].as_u64().unwrap_or(0) > 0,
+        "usage: {r}"
+    );
+
+    // The same, without streaming.
+    let api = FakeApi::start(false);
+    let p = Project::with_script(&plain_and_schema()).toml("[openai]\nstream = false\n");
+    let out = run(&p, &api, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let r = out.report();
+    check_plain_and_schema(&r);
+    assert!(
+        api.seen
+            .lock()
+            .unwrap()
+            .bodies
+            .iter()
+            .all(|b| b.get("stream").is_none()),
+        "not streamed"
+    );
+    assert!(r["usage"]["input_tokens"].as_u64().unwrap_or(0) > 0, "{r}");
+}
+
+/// 429 with retry-after, 500s and a stream broken off before `[DONE]`: each agent is answered
+/// exactly once, over HTTPS (the fake's own CA through `SSL_CERT_FILE`).
+#[test]
+fn faults_are_retried_and_each_agent_answered_once() {
+    let api = FakeApi::start(true);
+    let p = Project::with_script(
+        "return await parallel([() => agent('a [429x1]'), () => agent('b [500x2]'), () => agent('c [dropx1]'), () => agent('d')]);",
+    );
+    let out = run(&p, &api, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let r = out.report();
+    assert_eq!(
+        r["result"],
+        json!(["R(a [429x1])", "R(b [500x2])", "R(c [dropx1])", "R(d)"]),
+        "{r}"
+    );
+    let seen = api.seen.lock().unwrap();
+    assert_eq!(seen.attempts["a [429x1]"].len(), 2);
+    assert_eq!(seen.attempts["b [500x2]"].len(), 3);
+    assert_eq!(seen.attempts["c [dropx1]"].len(), 2);
+    assert!(
+        seen.answered.values().all(|n| *n == 1),
+        "answered once each: {:?}",
+        seen.answered
+    );
+    assert!(
+        seen.http2 > 0,
+        "HTTPS goes over the shared HTTP/2 connection"
+    );
+    drop(seen);
+    assert_eq!(r["backend_stats"]["retries"], 4, "{r}");
+    // A refused request is not retried, and says what the server said.
+    let p = Project::with_script("return await agent('no [400]');");
+    let out = run(&p, &api, &[]);
+    let r = out.report();
+    assert_eq!(r["result"], Value::Null, "{r}");
+    assert!(
+        r["logs"][0]
+            .as_str()
+            .unwrap_or_default()
+            .contains("API Error: 400 forced failure"),
+        "{r}"
+    );
+}
+
+/// A server that refuses `response_format: json_schema` (some local servers): the schema agent
+/// is asked again through a forced `StructuredOutput` function, and so are the run's later
+/// ones; the answer is valid.
+#[test]
+fn a_server_without_json_schema_gets_the_function_fallback() {
+    let api = FakeApi::start(false);
+    api.seen.lock().unwrap().refuse_json_schema = true;
+    let p = Project::with_script(&format!(
+        "const schema = {SCHEMA};\nconst first = await agent('judge one', {{ schema }});\nconst second = await agent('judge two', {{ schema }});\nreturn [first, second];"
+    ));
+    let out = run(&p, &api, &[]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let r = out.report();
+    for a in r["result"].as_array().unwrap() {
+        assert!(a["verdict"].is_string() && a["score"].is_i64(), "{r}");
+    }
+    assert_eq!(r["backend_stats"]["structured"], "tool", "{r}");
+    let seen = api.seen.lock().unwrap();
+    let refused = seen
+        .bodies
+        .iter()
+        .filter(|b| b["response_format"]["type"] == "json_schema")
+        .count();
+    assert_eq!(refused, 1, "refused once, then never asked that way again");
+    // JSON mode, by configuration: the schema in the prompt, a fenced answer, validated.
+    drop(seen);
+    let api = FakeApi::start(false);
+    let p = Project::with_script(&format!(
+        "const schema = {SCHEMA};\nreturn await agent('judge', {{ schema }});"
+    ))
+    .toml("[openai]\nstructured = \"json_object\"\n");
+    let out = run(&p, &api, &[]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let r = out.report();
+    assert!(r["result"]["verdict"].is_string(), "{r}");
+    assert_eq!(
+        api.seen.lock().unwrap().bodies[0]["response_format"]["type"],
+        "json_object"
+    );
+}
+
+/// A tool-using agent: two reads of one turn (parallel tool calls), then a grep; the answer
+/// carries what the tools returned; a path outside the project is refused by the host, as on
+/// `messages`.
+#[test]
+fn an_agent_uses_tools_in_parallel_and_stays_contained() {
+    let api = FakeApi::start(false);
+    let p = Project::with_script("return await agent('[play:look] look around');");
+    p.file("src/lib.rs", "fn alpha() {}\n");
+    p.file("notes.md", "alpha and beta\n");
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret.txt"), "TOP-SECRET").unwrap();
+    let secret = outside.path().join("secret.txt");
+    api.play(
+        "look",
+        vec![
+            vec![
+                json!({"name": "Read", "input": {"file_path": "src/lib.rs"}}),
+                json!({"name": "Read", "input": {"file_path": "notes.md"}}),
+            ],
+            vec![
+                json!({"name": "Grep", "input": {"pattern": "beta"}}),
+                json!({"name": "Read", "input": {"file_path": secret}}),
+            ],
+        ],
+    );
+    let out = run(&p, &api, &["--tools", "Read,Grep"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let r = out.report();
+    let text = r["result"].as_str().unwrap_or_else(|| panic!("{r}"));
+    let results: Vec<Value> = serde_json::from_str(text.strip_prefix("DONE ").unwrap()).unwrap();
+    assert_eq!(results.len(), 4, "{results:?}");
+    assert_eq!(results[0]["content"], "     1\tfn alpha() {}\n");
+    assert_eq!(results[1]["content"], "     1\talpha and beta\n");
+    assert!(
+        results[2]["content"].as_str().unwrap().contains("notes.md"),
+        "{}",
+        results[2]
+    );
+    assert_eq!(results[3]["is_error"], true, "{}", results[3]);
+    assert!(
+        !results[3]["content"]
+            .as_str()
+            .unwrap()
+            .contains("TOP-SECRET"),
+        "{}",
+        results[3]
+    );
+    assert_eq!(api.play_turns("look"), [0, 1, 2]);
+    assert_eq!(api.play_tools("look"), ["Read", "Grep"]);
+    // The first turn's two calls went out as one assistant message, their results as two
+    // `role: "tool"` messages.
+    let seen = api.seen.lock().unwrap();
+    let second = &seen.bodies[1]["messages"];
+    let assistant = second
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["role"] == "assistant")
+        .unwrap();
+    assert_eq!(assistant["tool_calls"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        second
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["role"] == "tool")
+            .count(),
+        2
+    );
+}
+
+/// No model anywhere: the backend says how to name one.
+#[test]
+fn a_model_is_required_and_the_error_says_where() {
+    let api = FakeApi::start(false);
+    let p = Project::with_script("return await agent('x');");
+    let mut wf = p.wf(["run", "w.js", "--backend", "openai", "--yes", "--json"]);
+    for (k, v) in api.openai_env() {
+        wf = wf.env(k, v);
+    }
+    let out = wf.run();
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("the `openai` backend needs a model")
+            && out.stderr.contains("--backend openai:MODEL"),
+        "{}",
+        out.stderr
+    );
+}
