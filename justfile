@@ -124,6 +124,12 @@ bench-runtime: build
 bench-journal: build
     bench/journal.sh {{wfhost}}
 
+# 5,000 instant agents on the openai backend (TLS + HTTP/2, streamed, the fake API) against the
+# mock: target openai ÷ mock ≤ 1.5. Prints the `BENCH openai-vs-mock` line.
+[group('bench')]
+bench-openai: build
+    cargo nextest run --release --locked --run-ignored only --no-capture -E 'test(bench_openai_backend_against_mock)' 2>&1 | grep BENCH
+
 # The targets of issue 17, as ratios in one run (interleaved pairs). Writes bench/RESULTS-perf.md.
 [group('bench')]
 bench-perf: build

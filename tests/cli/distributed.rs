@@ -1399,3 +1399,50 @@ fn a_dead_workers_agent_continues_turn_by_turn() {
     assert_eq!(r[3]["content"], "     1\tonce\n");
     let _ = std::fs::remove_dir_all(&workdir);
 }
+
+/// `--backend openai:MODEL` on a worker as on the others: its API key and endpoint live on the
+/// worker; the run host has none.
+#[test]
+fn an_openai_worker_serves_a_run_host_without_a_key() {
+    let Some(nats) = NatsServer::start("an_openai_worker_serves_a_run_host_without_a_key") else {
+        return;
+    };
+    let api = FakeApi::start(false);
+    let mut wf = wfhost([
+        "worker",
+        "--nats",
+        &nats.url(),
+        "--backend",
+        "openai:test-model",
+        "--name",
+        "gpt",
+    ]);
+    for (k, v) in api.openai_env() {
+        wf = wf.env(k, v);
+    }
+    let _worker = Worker(wf.spawn());
+    let s =
+        Project::with_script("return await parallel([() => agent('one'), () => agent('two')]);");
+    let out = host(
+        &s,
+        &nats,
+        &[
+            "run",
+            "w.js",
+            "--yes",
+            "--json",
+            "--backend",
+            "openai:test-model",
+        ],
+    )
+    .run();
+    out.code(0);
+    let r = out.report();
+    assert_eq!(r["result"], serde_json::json!(["R(one)", "R(two)"]), "{r}");
+    let seen = api.seen.lock().unwrap();
+    assert!(
+        seen.bodies.iter().all(|b| b["model"] == "test-model"),
+        "the worker asked its own endpoint"
+    );
+    assert_eq!(seen.answered.len(), 2);
+}

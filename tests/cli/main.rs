@@ -42,7 +42,7 @@ pub fn repo() -> PathBuf {
 /// `wfhost` with arguments, stdin closed (like CI), hermetic: its own `HOME`,
 /// `XDG_CONFIG_HOME` and `XDG_CACHE_HOME` (a fresh directory, also the working directory and so
 /// where its runs go, unless the test says otherwise), the shared compile cache, and none of
-/// the caller's `ANTHROPIC_*`, `WFHOST_*`, `CI` or `NO_COLOR`.
+/// the caller's `ANTHROPIC_*`, `OPENAI_*`, `WFHOST_*`, `CI` or `NO_COLOR`.
 pub struct Wf {
     cmd: Command,
     stdin: Option<Vec<u8>>,
@@ -53,7 +53,12 @@ pub fn wfhost<I: IntoIterator<Item = S>, S: AsRef<std::ffi::OsStr>>(args: I) -> 
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_wfhost"));
     for (key, _) in std::env::vars_os() {
         let k = key.to_string_lossy();
-        if k.starts_with("ANTHROPIC_") || k.starts_with("WFHOST_") || k == "CI" || k == "NO_COLOR" {
+        if k.starts_with("ANTHROPIC_")
+            || k.starts_with("OPENAI_")
+            || k.starts_with("WFHOST_")
+            || k == "CI"
+            || k == "NO_COLOR"
+        {
             cmd.env_remove(&key);
         }
     }

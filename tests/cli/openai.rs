@@ -280,3 +280,45 @@ fn a_model_is_required_and_the_error_says_where() {
         out.stderr
     );
 }
+
+/// Not a test: a benchmark that needs the suite's fake API, so it lives here, ignored;
+/// `just bench-openai` runs it. 5,000 instant agents over the openai backend (TLS + HTTP/2,
+/// streamed) against the same on the mock backend: the run time of each (best of three), as a
+/// `BENCH openai-vs-mock` line. The target: openai ÷ mock ≤ 1.5, as for `messages`.
+#[test]
+#[ignore = "a benchmark: `just bench-openai` runs it"]
+fn bench_openai_backend_against_mock() {
+    let api = FakeApi::start(true);
+    api.seen.lock().unwrap().forget_bodies = true;
+    let p = Project::with_script(
+        "const n = 5000, out = [];\nfor (let b = 0; b < n; b += 4000) out.push(...await parallel(Array.from({ length: Math.min(4000, n - b) }, (_, i) => () => agent('m' + (b + i)))));\nreturn out.length;",
+    )
+    .toml(&std::env::var("BENCH_TOML").unwrap_or_default());
+    let best = |backend: &str| {
+        (0..3)
+            .map(|_| {
+                let mut wf = p
+                    .wf(["run", "w.js", "--yes", "--json", "--backend", backend])
+                    .args([
+                        "--concurrency",
+                        "16",
+                        "--no-journal",
+                        "--max-agents",
+                        "5000",
+                    ]);
+                for (k, v) in api.openai_env() {
+                    wf = wf.env(k, v);
+                }
+                let r = wf.run().report();
+                assert_eq!(r["result"], 5000, "{r}");
+                r["timings"]["run_ms"].as_f64().unwrap()
+            })
+            .fold(f64::INFINITY, f64::min)
+    };
+    let mock = best("mock");
+    let openai = best("openai:bench-model");
+    println!(
+        "BENCH openai-vs-mock {openai:.1} {mock:.1} ratio {:.2}",
+        openai / mock
+    );
+}

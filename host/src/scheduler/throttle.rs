@@ -129,7 +129,8 @@ pub(crate) struct Limits {
 }
 
 impl Limits {
-    /// Reads the `anthropic-ratelimit-*` headers (`get` looks a header up by name).
+    /// Reads the `anthropic-ratelimit-*` headers, or OpenAI's `x-ratelimit-*` (OpenAI, vLLM
+    /// behind a gateway, OpenRouter; `get` looks a header up by name).
     pub(crate) fn from_headers(get: impl Fn(&str) -> Option<String>) -> Limits {
         let num = |name: &str| get(name).and_then(|v| v.trim().parse::<f64>().ok());
         let mut exhausted_for = None;
@@ -158,12 +159,50 @@ impl Limits {
                 exhausted_for = Some(exhausted_for.map_or(wait, |w: Duration| w.max(wait)));
             }
         }
+        // OpenAI's: `x-ratelimit-remaining-tokens: 0` with `x-ratelimit-reset-tokens: 6m0s`
+        // (a duration, not a time).
+        if num("x-ratelimit-remaining-tokens") == Some(0.0)
+            && let Some(wait) = get("x-ratelimit-reset-tokens").and_then(|r| openai_duration(&r))
+        {
+            exhausted_for = Some(exhausted_for.map_or(wait, |w: Duration| w.max(wait)));
+        }
         Limits {
-            requests_limit: num("anthropic-ratelimit-requests-limit").filter(|n| *n >= 1.0),
-            requests_remaining: num("anthropic-ratelimit-requests-remaining"),
+            requests_limit: num("anthropic-ratelimit-requests-limit")
+                .or_else(|| num("x-ratelimit-limit-requests"))
+                .filter(|n| *n >= 1.0),
+            requests_remaining: num("anthropic-ratelimit-requests-remaining")
+                .or_else(|| num("x-ratelimit-remaining-requests")),
             exhausted_for,
         }
     }
+}
+
+/// An OpenAI reset header's duration: `6m0s`, `1.5s`, `20ms`, `1h2m3s`.
+fn openai_duration(text: &str) -> Option<Duration> {
+    let mut total = 0.0;
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let n: f64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let unit = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        total += n * match &rest[..unit] {
+            "ms" => 0.001,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        rest = &rest[unit..];
+    }
+    Some(Duration::from_secs_f64(total))
 }
 
 impl std::fmt::Debug for Throttle {
@@ -466,6 +505,24 @@ mod tests {
         assert_eq!(l.requests_remaining, Some(0.0));
         let w = l.exhausted_for.unwrap().as_secs();
         assert!((28..=30).contains(&w), "{w}");
+    }
+
+    #[test]
+    fn openai_headers_parse() {
+        let h = |name: &str| match name {
+            "x-ratelimit-limit-requests" => Some("500".to_string()),
+            "x-ratelimit-remaining-requests" => Some("499".to_string()),
+            "x-ratelimit-remaining-tokens" => Some("0".to_string()),
+            "x-ratelimit-reset-tokens" => Some("1m30.5s".to_string()),
+            _ => None,
+        };
+        let l = Limits::from_headers(h);
+        assert_eq!(l.requests_limit, Some(500.0));
+        assert_eq!(l.requests_remaining, Some(499.0));
+        assert_eq!(l.exhausted_for, Some(Duration::from_secs_f64(90.5)));
+        assert_eq!(openai_duration("20ms"), Some(Duration::from_millis(20)));
+        assert_eq!(openai_duration("6m0s"), Some(Duration::from_secs(360)));
+        assert_eq!(openai_duration("soon"), None);
     }
 
     #[tokio::test(start_paused = true)]
