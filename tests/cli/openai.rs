@@ -48,10 +48,27 @@ fn check_plain_and_schema(r: &Value) {
 fn plain_and_schema_answers_streamed_and_whole() {
     let api = FakeApi::start(false);
     let p = Project::with_script(&plain_and_schema());
-    let out = run(&p, &api, &[]);
+    let events = p.path().join("events.jsonl");
+    let out = run(&p, &api, &["--events", events.to_str().unwrap()]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let r = out.report();
     check_plain_and_schema(&r);
+    // No price for these models: their cost is said to be unknown, once per model.
+    let unpriced: Vec<String> = std::fs::read_to_string(&events)
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["type"] == "log")
+        .filter_map(|e| e["text"].as_str().map(str::to_owned))
+        .filter(|t| t.starts_with("no price for model"))
+        .collect();
+    assert_eq!(unpriced.len(), 2, "{unpriced:?}");
+    assert!(
+        unpriced[0].contains("set [prices.")
+            && unpriced.iter().any(|t| t.contains("`other-model`")),
+        "{unpriced:?}"
+    );
+    assert_eq!(r["cost"]["total_usd"], 0.0);
     // What went out: streamed with usage asked for, the model named, the schema as a
     // json_schema response format.
     {
@@ -86,9 +103,10 @@ fn plain_and_schema_answers_streamed_and_whole() {
         "usage: {r}"
     );
 
-    // The same, without streaming.
+    // The same, without streaming, and with a price for the model: the cost is counted.
     let api = FakeApi::start(false);
-    let p = Project::with_script(&plain_and_schema()).toml("[openai]\nstream = false\n");
+    let p = Project::with_script(&plain_and_schema())
+        .toml("[openai]\nstream = false\n[prices.\"test-model\"]\ninput = 1.0\noutput = 2.0\n");
     let out = run(&p, &api, &[]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let r = out.report();
@@ -103,6 +121,10 @@ fn plain_and_schema_answers_streamed_and_whole() {
         "not streamed"
     );
     assert!(r["usage"]["input_tokens"].as_u64().unwrap_or(0) > 0, "{r}");
+    assert!(
+        r["cost"]["total_usd"].as_f64().unwrap() > 0.0,
+        "priced: {r}"
+    );
 }
 
 /// 429 with retry-after, 500s and a stream broken off before `[DONE]`: each agent is answered
