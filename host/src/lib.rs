@@ -9,6 +9,7 @@
 // `unreachable_pub` and rustc's dead-code analysis see the whole crate.
 mod agent;
 mod backend;
+mod ci;
 mod cli;
 mod compile;
 mod config;

@@ -2,6 +2,7 @@
 
 mod audit;
 mod backends;
+mod ci;
 mod compile;
 mod conformance;
 mod cost;

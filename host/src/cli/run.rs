@@ -76,6 +76,12 @@ pub(super) struct RunCommon {
     /// Print one JSON report on stdout when the run ends (and nothing else there).
     #[arg(long, help_heading = "Output")]
     pub(super) json: bool,
+    /// Write a JUnit XML report to FILE when the run ends: a testsuite per phase, a testcase per
+    /// agent, the script's own error as an error (GitLab, Jenkins, Buildkite and GitHub's
+    /// test-report actions read it). Under GitHub Actions a job summary and annotations are
+    /// written as well (docs/ci.md).
+    #[arg(long, value_name = "FILE", help_heading = "Output")]
+    pub(super) junit: Option<PathBuf>,
     /// Run without asking for approval (required without a terminal).
     #[arg(long, short = 'y', help_heading = "Output")]
     pub(super) yes: bool,
@@ -212,7 +218,9 @@ pub(super) async fn run(mut a: RunArgs) -> Result<u8> {
                 s.shutdown().await;
             }
             close_view(view).await;
-            return Ok(finish(&a, &report?));
+            let report = report?;
+            ci_reports(&a, &report, &control)?;
+            return Ok(finish(&a, &report));
         }
         signal = stop_signal() => (signal.to_string(), format!("interrupted ({signal})")),
         reason = control.stopped() => (reason.clone(), reason),
@@ -871,6 +879,23 @@ fn escape_invisible(json: &str) -> String {
 }
 
 /// Prints the outcome; returns the exit code.
+/// The reports CI systems read (ci.rs): `--junit FILE`, and under GitHub Actions the job
+/// summary and annotations.
+fn ci_reports(a: &RunArgs, report: &RunReport, control: &Control) -> Result<()> {
+    let (name, agents) = control.agents();
+    if let Some(path) = &a.common.junit {
+        std::fs::write(path, crate::ci::junit(report, &name, &agents)).map_err(|e| {
+            ExitError::usage(format!(
+                "cannot write the JUnit report `{}`: {e}",
+                path.display()
+            ))
+            .hint("give `--junit` a path in a directory that exists and can be written")
+        })?;
+    }
+    crate::ci::github(report, &name, &agents);
+    Ok(())
+}
+
 fn finish(a: &RunArgs, report: &RunReport) -> u8 {
     if a.common.json {
         println!(

@@ -784,6 +784,12 @@ impl Control {
         });
     }
 
+    /// The run's name and its agents as the live fold has them (for the CI reports, ci.rs).
+    pub(crate) fn agents(&self) -> (String, Vec<crate::live::AgentRow>) {
+        let inner = self.inner();
+        (inner.live.name.clone(), inner.live.agents.clone())
+    }
+
     /// The `status` reply: the run, its counts, each phase, who waits and who failed.
     pub(crate) fn status(&self) -> RunStatus {
         let inner = self.inner();

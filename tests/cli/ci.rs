@@ -1,0 +1,135 @@
+//! What CI systems read of a run: `--junit FILE` (parsed here by Python's own XML parser, as a
+//! CI server would parse it) and, under GitHub Actions, the job summary and annotations.
+
+use super::Project;
+use serde_json::Value;
+
+const SCRIPT: &str = "phase('Review');\nconst r = await parallel([() => agent('look at a.rs', { label: 'a.rs' }), () => agent('look at b.rs [fail]', { label: 'b.rs' })]);\nphase('Sum up');\nreturn { sum: await agent('sum up', { label: 'summary' }), r };";
+
+/// The JUnit file's shape, as Python's `xml.etree` reads it: suites with their counts, and
+/// each testcase with its failure message, if any.
+fn parse_junit(path: &std::path::Path) -> Value {
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import json, sys, xml.etree.ElementTree as ET\n\
+             root = ET.parse(sys.argv[1]).getroot()\n\
+             print(json.dumps({'tag': root.tag, 'tests': root.get('tests'), 'failures': root.get('failures'), 'errors': root.get('errors'),\n\
+               'suites': [{'name': s.get('name'), 'tests': s.get('tests'), 'failures': s.get('failures'),\n\
+                 'cases': [{'name': c.get('name'), 'failure': (c.find('failure').get('message') if c.find('failure') is not None else None),\n\
+                            'error': (c.find('error').get('message') if c.find('error') is not None else None)} for c in s.findall('testcase')]}\n\
+                 for s in root.findall('testsuite')]}))",
+        )
+        .arg(path)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn junit_has_a_testcase_per_agent_and_one_failure() {
+    let p = Project::with_script(SCRIPT);
+    let junit = p.path().join("report.xml");
+    let out = p.run_mock(&["--junit", junit.to_str().unwrap()]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let j = parse_junit(&junit);
+    assert_eq!(j["tag"], "testsuites");
+    assert_eq!(
+        (
+            j["tests"].as_str(),
+            j["failures"].as_str(),
+            j["errors"].as_str()
+        ),
+        (Some("3"), Some("1"), Some("0")),
+        "{j}"
+    );
+    let suites = j["suites"].as_array().unwrap();
+    assert_eq!(suites.len(), 2, "one testsuite per phase: {j}");
+    assert_eq!(suites[0]["name"], "Review");
+    assert_eq!(suites[0]["failures"], "1");
+    let cases = suites[0]["cases"].as_array().unwrap();
+    assert_eq!(cases[0]["name"], "a.rs");
+    assert_eq!(cases[0]["failure"], Value::Null);
+    assert_eq!(cases[1]["name"], "b.rs");
+    assert!(
+        cases[1]["failure"]
+            .as_str()
+            .unwrap()
+            .contains("forced failure"),
+        "{j}"
+    );
+    assert_eq!(suites[1]["name"], "Sum up");
+    assert_eq!(suites[1]["cases"][0]["name"], "summary");
+
+    // The script's own error is an error of a `script` suite.
+    let p = Project::with_script("await agent('one');\nthrow new Error('no <good> & done');");
+    let out = p.run_mock(&["--junit", junit.to_str().unwrap()]);
+    assert_ne!(out.code, 0);
+    let j = parse_junit(&junit);
+    assert_eq!(j["errors"], "1", "{j}");
+    let script = j["suites"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(script["name"], "script");
+    assert!(
+        script["cases"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("no <good> & done"),
+        "escaped and read back: {j}"
+    );
+
+    // A path that cannot be written is a usage error naming it.
+    let p = Project::with_script("return 1;");
+    let out = p.run_mock(&["--junit", "/nonexistent/dir/r.xml"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("cannot write the JUnit report `/nonexistent/dir/r.xml`"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn under_github_actions_a_summary_and_annotations_are_written() {
+    let p = Project::with_script(SCRIPT);
+    let summary = p.path().join("summary.md");
+    std::fs::write(&summary, "earlier step\n").unwrap();
+    let out = p
+        .wf(["run", "w.js", "--backend", "mock", "--yes", "--json"])
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        .run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    // stdout stays one JSON report.
+    assert!(out.report()["run_id"].is_string());
+    let md = std::fs::read_to_string(&summary).unwrap();
+    assert!(md.starts_with("earlier step\n"), "appended: {md}");
+    assert!(md.contains("### ⚠️ wfhost `probe`: completed"), "{md}");
+    assert!(
+        md.contains("| agents done | failed |") && md.contains("| 2 | 1 | 0 |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| b.rs (1) | API Error: 400 forced failure"),
+        "{md}"
+    );
+    let errors: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("::error "))
+        .collect();
+    assert_eq!(errors.len(), 1, "{}", out.stderr);
+    assert!(
+        errors[0].starts_with("::error title=wfhost probe%3A agent `b.rs` failed::"),
+        "{}",
+        errors[0]
+    );
+    // Outside GitHub Actions: nothing of the kind.
+    let plain = p.run_mock(&[]);
+    assert!(!plain.stderr.contains("::error"), "{}", plain.stderr);
+}
