@@ -630,3 +630,69 @@ impl Plan {
         )
     }
 }
+
+/// What `wfhost plan` and MCP's `workflow_plan` project: the script, its args, and the backend
+/// the run would use (`None`: the configured one).
+pub(crate) struct Planned {
+    pub script: crate::script::Script,
+    pub args: Option<serde_json::Value>,
+    pub config: Arc<crate::config::Config>,
+    pub cwd: std::path::PathBuf,
+    pub backend: Option<String>,
+    pub limits: crate::limits::Limits,
+    pub no_cache: bool,
+}
+
+/// The plan of a run on `backend`: its model (input counted by the Messages API on
+/// `messages`), the tools in force, and what the projection cannot know said as warnings.
+pub(crate) async fn on_backend(p: Planned) -> anyhow::Result<Plan> {
+    let Planned {
+        script,
+        args,
+        config,
+        cwd,
+        backend,
+        limits,
+        no_cache,
+    } = p;
+    // Input tokens counted by the Messages API when that is the backend the run would use.
+    let (model, counter) = match backend.as_deref() {
+        Some("messages") => {
+            let m = Arc::new(crate::backend::messages::Messages::new(&config)?);
+            (
+                Some(crate::backend::Backend::default_model(m.as_ref())),
+                Some(m),
+            )
+        }
+        // Nothing runs, so the `claude` binary need not be here: its agents use the configured
+        // model, or Claude Code's own default, projected at the default model's price.
+        Some("claude") => (Some(Some(config.model().to_string())), None),
+        Some(name) => (
+            Some(crate::backend::select(Some(name), &config)?.default_model()),
+            None,
+        ),
+        None => (None, None),
+    };
+    let claude_default = (backend.as_deref() == Some("claude") && config.model.is_none())
+        .then(|| config.model().to_string());
+    let mut plan = dry_run(DryRun {
+        script,
+        args,
+        config: config.clone(),
+        limits,
+        cwd,
+        no_cache,
+        backend_model: model,
+        counter,
+    })
+    .await?;
+    if backend.as_deref() == Some("messages") {
+        plan.tools = Some(crate::tools::describe(&config.tools)?);
+    }
+    if let Some(model) = claude_default {
+        plan.warnings.push(format!(
+            "`claude` agents use Claude Code's default model, which this plan cannot know: projected at `{model}`'s price (set `model` in wfhost.toml for another); their input is estimated and is a floor (files and tool results come on top)"
+        ));
+    }
+    Ok(plan)
+}

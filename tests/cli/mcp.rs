@@ -111,6 +111,7 @@ async fn mcp_server_runs_watches_and_steers_workflows() {
         "workflow_validate",
         "workflow_list",
         "workflow_runs",
+        "workflow_plan",
     ] {
         assert!(tools.contains(&t.to_string()), "{t} in {tools:?}");
     }
@@ -393,8 +394,16 @@ fn the_mcp_inspector_lists_validates_and_runs() {
         .iter()
         .map(|t| t["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names.len(), 7, "{names:?}");
-    assert!(names.contains(&"workflow_run"));
+    assert_eq!(names.len(), 8, "{names:?}");
+    assert!(names.contains(&"workflow_run") && names.contains(&"workflow_plan"));
+    // The Inspector sees the annotations too.
+    let plan = tools["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "workflow_plan")
+        .unwrap();
+    assert_eq!(plan["annotations"]["readOnlyHint"], true, "{plan}");
     let run_schema = tools["tools"]
         .as_array()
         .unwrap()
@@ -1059,4 +1068,75 @@ async fn mcp_max_agents_does_not_count_agents_a_resume_serves() {
         .count();
     assert_eq!(answered, 7, "four served and three run, the cap: {capped}");
     c.cancel().await.unwrap();
+}
+
+/// Every tool says what it does to the world (`readOnlyHint`, `destructiveHint`);
+/// `workflow_plan` projects a run as `wfhost plan` does, spending nothing; `workflow_validate`
+/// takes a file of the project.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tools_are_annotated_and_plan_matches_wfhost_plan() {
+    let s = with_saved_probe();
+    s.file("probe.js", SCRIPT);
+    let c = connect(&s, Client::default()).await;
+    let tools = c.list_all_tools().await.unwrap();
+    let hint = |name: &str| {
+        let t = tools
+            .iter()
+            .find(|t| t.name == name)
+            .unwrap_or_else(|| panic!("{name}"));
+        let a = t
+            .annotations
+            .as_ref()
+            .unwrap_or_else(|| panic!("{name} has annotations"));
+        (a.read_only_hint, a.destructive_hint)
+    };
+    for name in [
+        "workflow_status",
+        "workflow_result",
+        "workflow_validate",
+        "workflow_list",
+        "workflow_runs",
+        "workflow_plan",
+    ] {
+        assert_eq!(hint(name).0, Some(true), "{name} is read-only");
+    }
+    assert_eq!(hint("workflow_control"), (Some(false), Some(true)));
+    assert_eq!(hint("workflow_run"), (Some(false), Some(false)));
+
+    let args = json!({"items": ["a", "b", "c"]});
+    let planned = data(
+        &call(
+            &c,
+            "workflow_plan",
+            json!({"scriptPath": "probe.js", "args": args}),
+        )
+        .await,
+    );
+    let cli = s
+        .wf(["plan", "probe.js", "--json", "--args", &args.to_string()])
+        .run();
+    assert_eq!(cli.code, 0, "{}", cli.stderr);
+    let cli: Value = serde_json::from_str(&cli.stdout).unwrap();
+    assert_eq!(planned["total"], cli["total"], "{planned}\n{cli}");
+    assert_eq!(planned["total"]["agents"], 3, "{planned}");
+    assert!(
+        s.runs().read_dir().map_or(true, |mut d| d.next().is_none()),
+        "a plan starts no run"
+    );
+
+    let ok = data(&call(&c, "workflow_validate", json!({"scriptPath": "probe.js"})).await);
+    assert_eq!(ok["name"], "mcp-probe");
+    tool_error(
+        &call(
+            &c,
+            "workflow_validate",
+            json!({"scriptPath": "../outside.js"}),
+        )
+        .await,
+        "it contains `..`",
+    );
+    tool_error(
+        &call(&c, "workflow_validate", json!({})).await,
+        "nothing to check",
+    );
 }

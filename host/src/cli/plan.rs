@@ -66,46 +66,17 @@ pub(super) async fn plan(a: PlanArgs) -> Result<u8> {
             return Ok(crate::exit::SCRIPT);
         }
     };
-    // Input tokens counted by the Messages API when that is the backend the run would use.
     let backend = a.backend.clone().or_else(|| config.backend.clone());
-    let (model, counter) = match backend.as_deref() {
-        Some("messages") => {
-            let m = Arc::new(crate::backend::messages::Messages::new(&config)?);
-            (
-                Some(crate::backend::Backend::default_model(m.as_ref())),
-                Some(m),
-            )
-        }
-        // Nothing runs, so the `claude` binary need not be here: its agents use the configured
-        // model, or Claude Code's own default, projected at the default model's price.
-        Some("claude") => (Some(Some(config.model().to_string())), None),
-        Some(name) => (
-            Some(crate::backend::select(Some(name), &config)?.default_model()),
-            None,
-        ),
-        None => (None, None),
-    };
-    let claude_default = (backend.as_deref() == Some("claude") && config.model.is_none())
-        .then(|| config.model().to_string());
-    let mut plan = crate::plan::dry_run(crate::plan::DryRun {
+    let plan = crate::plan::on_backend(crate::plan::Planned {
         script,
         args,
-        config: config.clone(),
-        limits: a.limits.limits(),
+        config,
         cwd,
+        backend,
+        limits: a.limits.limits(),
         no_cache: a.limits.no_cache(),
-        backend_model: model,
-        counter,
     })
     .await?;
-    if backend.as_deref() == Some("messages") {
-        plan.tools = Some(crate::tools::describe(&config.tools)?);
-    }
-    if let Some(model) = claude_default {
-        plan.warnings.push(format!(
-            "`claude` agents use Claude Code's default model, which this plan cannot know: projected at `{model}`'s price (set `model` in wfhost.toml for another); their input is estimated and is a floor (files and tool results come on top)"
-        ));
-    }
     if a.json {
         println!("{}", serde_json::to_string_pretty(&plan)?);
     } else {

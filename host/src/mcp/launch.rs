@@ -47,6 +47,13 @@ pub(super) struct Source {
     pub(super) meta: Option<Meta>,
 }
 
+impl Source {
+    /// The script's text.
+    pub(super) fn text(&self) -> &str {
+        &self.source
+    }
+}
+
 impl Server {
     /// The project's `[mcp]` policy: the backend (the project's, or a resumed run's own) must be
     /// one it permits, and this client may not have more runs going than `max_runs`.

@@ -40,7 +40,7 @@ pub(crate) const AUTHORING: &str = include_str!("../../../docs/authoring.md");
 const MAX_WAIT: f64 = 600.0;
 
 const INSTRUCTIONS: &str = "wfhost runs workflow scripts — JavaScript that fans work out to many LLM agents — in a sandbox (QuickJS in WebAssembly: no filesystem, network or clock for the script itself). \
-Write a script (see the `workflow-authoring` prompt), check it with `workflow_validate`, start it with `workflow_run` (it returns at once with a runId, or waits up to `wait` seconds), \
+Write a script (see the `workflow-authoring` prompt), check it with `workflow_validate`, see what it would start and cost with `workflow_plan` (nothing is spent), start it with `workflow_run` (it returns at once with a runId, or waits up to `wait` seconds), \
 follow it with `workflow_status`, and read the outcome with `workflow_result`. Runs go on in the background: you are free while they run. \
 `workflow_control` pauses, continues or stops a run, or kills or restarts one agent.";
 
@@ -145,8 +145,26 @@ impl Action {
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ValidateParams {
-    /// The workflow script's full source.
-    pub script: String,
+    /// The workflow script's full source (or give `scriptPath`).
+    #[serde(default)]
+    pub script: Option<String>,
+    /// A `.js` file of the project to check instead (relative to the project, no `..`).
+    #[serde(default, rename = "scriptPath")]
+    pub script_path: Option<String>,
+}
+
+/// `workflow_plan`: the script as for `workflow_run`, and its args.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct PlanParams {
+    /// The workflow script's full source. Give exactly one of script, scriptPath or name.
+    pub script: Option<String>,
+    /// A `.js` file inside the project.
+    pub script_path: Option<String>,
+    /// A saved workflow's name (see workflow_list).
+    pub name: Option<String>,
+    /// The script's `args` (any JSON value).
+    pub args: Option<Value>,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -239,7 +257,14 @@ impl Server {
     }
 
     #[tool(
-        description = "Start a workflow run in the sandbox. Give the script inline (`script`), as a file (`scriptPath`) or a saved workflow (`name`), plus `args`. The script is checked first (meta, syntax, imports): a rejection is returned as an error with the fix, and nothing runs. Returns {runId, status, workflowName, phases, scriptPath, runDir} at once, or with `wait` (seconds) the outcome if it finished by then. Agents run in the background; use workflow_status / workflow_result to follow it."
+        description = "Start a workflow run in the sandbox. Give the script inline (`script`), as a file (`scriptPath`) or a saved workflow (`name`), plus `args`. The script is checked first (meta, syntax, imports): a rejection is returned as an error with the fix, and nothing runs. Returns {runId, status, workflowName, phases, scriptPath, runDir} at once, or with `wait` (seconds) the outcome if it finished by then. Agents run in the background; use workflow_status / workflow_result to follow it.",
+        annotations(
+            title = "Run a workflow",
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = false,
+            open_world_hint = true
+        )
     )]
     async fn workflow_run(
         &self,
@@ -271,7 +296,12 @@ impl Server {
     }
 
     #[tool(
-        description = "A run's progress: status (running, paused, completed, failed, stopped, crashed), agents queued/running/done/failed/cached, tokens, cost, elapsed, each phase's counts, and failed agents with the first line of their error."
+        description = "A run's progress: status (running, paused, completed, failed, stopped, crashed), agents queued/running/done/failed/cached, tokens, cost, elapsed, each phase's counts, and failed agents with the first line of their error.",
+        annotations(
+            title = "Workflow status",
+            read_only_hint = true,
+            open_world_hint = false
+        )
     )]
     async fn workflow_status(&self, Parameters(p): Parameters<RunRef>) -> ToolResult {
         let dir = self.run_dir(&p.run_id)?;
@@ -285,7 +315,12 @@ impl Server {
     }
 
     #[tool(
-        description = "A run's outcome: the script's result (capped; the full JSON's path when longer), which agents failed and why, and where each agent's transcript is. With `wait` (seconds), waits for a running run to finish first. A run in which agents failed says so on its first line."
+        description = "A run's outcome: the script's result (capped; the full JSON's path when longer), which agents failed and why, and where each agent's transcript is. With `wait` (seconds), waits for a running run to finish first. A run in which agents failed says so on its first line.",
+        annotations(
+            title = "Workflow result",
+            read_only_hint = true,
+            open_world_hint = false
+        )
     )]
     async fn workflow_result(&self, Parameters(p): Parameters<ResultParams>) -> ToolResult {
         let dir = self.run_dir(&p.run_id)?;
@@ -303,7 +338,14 @@ impl Server {
     }
 
     #[tool(
-        description = "Steer a running run: pause, continue, stop, kill_agent or restart_agent (these two need `agent`: its number or label). Every command is journaled."
+        description = "Steer a running run: pause, continue, stop, kill_agent or restart_agent (these two need `agent`: its number or label). Every command is journaled.",
+        annotations(
+            title = "Steer a workflow run",
+            read_only_hint = false,
+            destructive_hint = true,
+            idempotent_hint = false,
+            open_world_hint = false
+        )
     )]
     async fn workflow_control(&self, Parameters(p): Parameters<ControlParams>) -> ToolResult {
         let dir = self.run_dir(&p.run_id)?;
@@ -318,10 +360,28 @@ impl Server {
     }
 
     #[tool(
-        description = "Check a workflow script without running it: meta, syntax (QuickJS compiles it), and that it imports nothing outside the sandbox's API. Returns the workflow's name, description and phases, or the error with how to fix it."
+        description = "Check a workflow script without running it: meta, syntax (QuickJS compiles it), and that it imports nothing outside the sandbox's API. Give the source (`script`) or a .js file of the project (`scriptPath`). Returns the workflow's name, description and phases, or the error with how to fix it.",
+        annotations(
+            title = "Validate a workflow script",
+            read_only_hint = true,
+            open_world_hint = false
+        )
     )]
     async fn workflow_validate(&self, Parameters(p): Parameters<ValidateParams>) -> ToolResult {
-        let s = runs::check("script", &p.script)
+        let (origin, source) = match (&p.script, &p.script_path) {
+            (Some(source), None) => ("script".to_string(), source.clone()),
+            (None, Some(sp)) => {
+                let path = runs::script_path(sp, &self.cwd)?;
+                (sp.clone(), runs::read(&path)?)
+            }
+            (None, None) => {
+                return Err("nothing to check: give `script` (the source) or `scriptPath` (a .js file of the project)".into());
+            }
+            (Some(_), Some(_)) => {
+                return Err("give `script` or `scriptPath`, not both".into());
+            }
+        };
+        let s = runs::check(&origin, &source)
             .await
             .map_err(|e| format!("the script was rejected: {e}"))?;
         Ok(answer(
@@ -337,7 +397,50 @@ impl Server {
     }
 
     #[tool(
-        description = "Saved workflows of this project and the user: name, description, whenToUse, phases. Run one with workflow_run {name}."
+        description = "Project a run before starting it, as `wfhost plan` does: the script runs on synthesized answers (no model is called, nothing is spent) and the projection says how many agents it would start, by phase and model, their input and output tokens, the cost range at the configured prices, and warnings (a barrier that could be a pipeline, an agent count over the guideline). Give the script as for workflow_run, and its args.",
+        annotations(
+            title = "Plan a workflow run",
+            read_only_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn workflow_plan(&self, Parameters(p): Parameters<PlanParams>) -> ToolResult {
+        let run = RunParams {
+            script: p.script,
+            script_path: p.script_path,
+            name: p.name,
+            args: None,
+            resume_from_run_id: None,
+            wait: None,
+        };
+        let given = launch::Given::of(&run)?;
+        let source = self.script(&given).await?;
+        let script = crate::script::Script::parse("script", source.text())
+            .map_err(|r| format!("the script was rejected: {}", r.render()))?;
+        let plan = crate::plan::on_backend(crate::plan::Planned {
+            script,
+            args: p.args,
+            config: self.config.clone(),
+            cwd: self.cwd.clone(),
+            backend: self.config.backend.clone(),
+            limits: crate::limits::Limits::default(),
+            no_cache: false,
+        })
+        .await?;
+        let headline = plan.render().lines().next().unwrap_or_default().to_string();
+        Ok(answer(
+            &headline,
+            &serde_json::to_value(&plan).unwrap_or_default(),
+        ))
+    }
+
+    #[tool(
+        description = "Saved workflows of this project and the user: name, description, whenToUse, phases. Run one with workflow_run {name}.",
+        annotations(
+            title = "Saved workflows",
+            read_only_hint = true,
+            open_world_hint = false
+        )
     )]
     async fn workflow_list(&self, Parameters(_): Parameters<Empty>) -> ToolResult {
         let list: Vec<Value> = Resolver::discover(&self.cwd)
@@ -363,7 +466,8 @@ impl Server {
     }
 
     #[tool(
-        description = "This project's recent runs (newest first, at most 50): id, name, status, agent counts."
+        description = "This project's recent runs (newest first, at most 50): id, name, status, agent counts.",
+        annotations(title = "Recent runs", read_only_hint = true, open_world_hint = false)
     )]
     async fn workflow_runs(&self, Parameters(_): Parameters<Empty>) -> ToolResult {
         let mut out = Vec::new();
