@@ -1126,6 +1126,8 @@ async fn tools_are_annotated_and_plan_matches_wfhost_plan() {
 
     let ok = data(&call(&c, "workflow_validate", json!({"scriptPath": "probe.js"})).await);
     assert_eq!(ok["name"], "mcp-probe");
+    // The headline, meant for the model, is in the structured part too.
+    assert_eq!(ok["summary"], "valid: it can run", "{ok}");
     tool_error(
         &call(
             &c,

@@ -219,9 +219,15 @@ impl rmcp::model::IntoContents for ToolError {
     }
 }
 
-/// A JSON answer: a line for the model to read first, then the data.
+/// A tool's answer: the headline, then the JSON, as text; the JSON as `structuredContent` with
+/// the headline in it as `summary` (Claude Code hands a model only the structured part, and the
+/// headline is the part meant for it: "completed, but 2 of 10 agents failed …").
 fn answer(headline: &str, v: &Value) -> CallToolResult {
-    let mut r = CallToolResult::structured(v.clone());
+    let mut structured = v.clone();
+    if let Value::Object(map) = &mut structured {
+        map.insert("summary".into(), Value::String(headline.to_string()));
+    }
+    let mut r = CallToolResult::structured(structured);
     r.content = vec![ContentBlock::text(format!(
         "{headline}\n{}",
         serde_json::to_string_pretty(v).unwrap_or_default()
