@@ -691,23 +691,8 @@ impl Backend for OpenAi {
         req: &AgentRequest,
         feedback: Option<&str>,
     ) -> Result<AgentReply, AgentError> {
-        if let Some(tools) = &self.tools {
-            let offered = tools.for_agent(super::agent_definition().as_deref());
-            if !offered.is_empty() {
-                let isolated;
-                let tools = match &req.workspace {
-                    Some(dir) => {
-                        isolated = Arc::new(
-                            tools
-                                .in_workspace(dir)
-                                .map_err(|e| AgentError::permanent(format!("{e:#}")))?,
-                        );
-                        &isolated
-                    }
-                    None => tools,
-                };
-                return self.run_with_tools(req, feedback, tools, &offered).await;
-            }
+        if let Some((tools, offered)) = Toolbox::for_call(self.tools.as_ref(), req)? {
+            return self.run_with_tools(req, feedback, &tools, &offered).await;
         }
         self.run_plain(req, feedback).await
     }

@@ -144,6 +144,9 @@ impl ToolOutput {
     }
 }
 
+/// One call's toolbox and the tools it is offered (`Toolbox::for_call`).
+pub(crate) type Offered = (Arc<Toolbox>, Vec<ToolName>);
+
 /// The run's tools: the workspace, the tools in force and their limits. Built once per run
 /// from `[tools]` and the flags; a `Bash` call checks the kernel's confinement when it starts.
 #[derive(Debug)]
@@ -187,6 +190,31 @@ impl Toolbox {
 
     pub fn workspace(&self) -> &Workspace {
         &self.workspace
+    }
+
+    /// The tools one agent call gets, and which of them it is offered: `None` when it is
+    /// offered none (the agent is one model call); an isolated agent's reach its worktree
+    /// (`req.workspace`) instead of the run's workspace.
+    pub(crate) fn for_call(
+        tools: Option<&Arc<Toolbox>>,
+        req: &crate::agent::AgentRequest,
+    ) -> Result<Option<Offered>, crate::backend::AgentError> {
+        let Some(tools) = tools else {
+            return Ok(None);
+        };
+        let offered = tools.for_agent(crate::backend::agent_definition().as_deref());
+        if offered.is_empty() {
+            return Ok(None);
+        }
+        let tools = match &req.workspace {
+            Some(dir) => Arc::new(
+                tools
+                    .in_workspace(dir)
+                    .map_err(|e| crate::backend::AgentError::permanent(format!("{e:#}")))?,
+            ),
+            None => tools.clone(),
+        };
+        Ok(Some((tools, offered)))
     }
 
     /// The same tools, rails and `Bash` policy, reaching `root` instead (an isolated agent's
