@@ -337,10 +337,27 @@ fn bench_openai_backend_against_mock() {
             })
             .fold(f64::INFINITY, f64::min)
     };
+    // CPU of wfhost (the children) and of the fake server (this process), per run.
+    let cpu = |who: libc::c_int| {
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        unsafe { libc::getrusage(who, &raw mut usage) };
+        let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+        (secs(usage.ru_utime) + secs(usage.ru_stime)) * 1000.0
+    };
+    let (c0, s0) = (cpu(libc::RUSAGE_CHILDREN), cpu(libc::RUSAGE_SELF));
     let mock = best("mock");
+    let (c1, s1) = (cpu(libc::RUSAGE_CHILDREN), cpu(libc::RUSAGE_SELF));
     let openai = best("openai:bench-model");
+    let (c2, s2) = (cpu(libc::RUSAGE_CHILDREN), cpu(libc::RUSAGE_SELF));
     println!(
         "BENCH openai-vs-mock {openai:.1} {mock:.1} ratio {:.2}",
         openai / mock
+    );
+    println!(
+        "BENCH openai-vs-mock-cpu wfhost {:.1} {:.1} server {:.1} {:.1}",
+        (c2 - c1) / 3.0,
+        (c1 - c0) / 3.0,
+        (s2 - s1) / 3.0,
+        (s1 - s0) / 3.0
     );
 }
