@@ -142,6 +142,10 @@ pub(crate) struct Cost {
     pub total_usd: f64,
     pub cached_usd: f64,
     pub by_phase: std::collections::BTreeMap<String, f64>,
+    /// Models that answered without a price (`[prices."MODEL"]`): their cost is unknown and
+    /// counted as 0 above, never guessed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unpriced_models: Vec<String>,
 }
 
 pub(crate) fn round_usd(v: f64) -> f64 {

@@ -585,6 +585,7 @@ fn finish(
         cost: Cost {
             total_usd: round_usd(r.cost_usd),
             cached_usd: round_usd(r.cached_cost_usd),
+            unpriced_models: r.unpriced.iter().cloned().collect(),
             by_phase: r
                 .cost_by_phase
                 .iter()

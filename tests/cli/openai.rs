@@ -69,6 +69,11 @@ fn plain_and_schema_answers_streamed_and_whole() {
         "{unpriced:?}"
     );
     assert_eq!(r["cost"]["total_usd"], 0.0);
+    assert_eq!(
+        r["cost"]["unpriced_models"],
+        json!(["other-model", "test-model"]),
+        "{r}"
+    );
     // What went out: streamed with usage asked for, the model named, the schema as a
     // json_schema response format.
     {
@@ -125,6 +130,7 @@ fn plain_and_schema_answers_streamed_and_whole() {
         r["cost"]["total_usd"].as_f64().unwrap() > 0.0,
         "priced: {r}"
     );
+    assert_eq!(r["cost"]["unpriced_models"], json!(["other-model"]), "{r}");
 }
 
 /// 429 with retry-after, 500s and a stream broken off before `[DONE]`: each agent is answered

@@ -95,6 +95,8 @@ pub(crate) struct AgentOutcome {
     pub stops_run: bool,
     /// The call rejects in the script (a schema never met) rather than resolving to `null`.
     pub rejects: bool,
+    /// The model that answered without a price (its cost is unknown, counted as 0).
+    pub unpriced: Option<String>,
 }
 
 /// What the workers need.
@@ -379,6 +381,7 @@ async fn supervised(
 ) -> Option<AgentOutcome> {
     let start = Instant::now();
     let failed = |message: String| AgentOutcome {
+        unpriced: None,
         result: Err(message),
         usage: Usage::default(),
         cost_usd: 0.0,
@@ -512,6 +515,7 @@ async fn run(setup: &SchedulerSetup, job: &AgentJob) -> AgentOutcome {
         Ok(w) => w,
         Err(e) => {
             return AgentOutcome {
+                unpriced: None,
                 result: Err(e.message),
                 usage: Usage::default(),
                 cost_usd: 0.0,
@@ -549,14 +553,11 @@ async fn ask(
     let mut note = None;
     let done = |result, usage: Usage, cost: Option<f64>, transient, note| AgentOutcome {
         result,
-        cost_usd: cost.unwrap_or_else(|| match (price, &model) {
-            (Some(p), _) => p.cost(&usage),
-            (None, Some(m)) if usage != Usage::default() => {
-                setup.unpriced(m);
-                0.0
-            }
-            (None, _) => 0.0,
-        }),
+        cost_usd: cost.unwrap_or_else(|| price.map_or(0.0, |p| p.cost(&usage))),
+        unpriced: model
+            .clone()
+            .filter(|_| cost.is_none() && price.is_none() && usage != Usage::default())
+            .inspect(|m| setup.unpriced(m)),
         usage,
         transient,
         duration: start.elapsed(),

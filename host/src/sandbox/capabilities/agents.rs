@@ -313,6 +313,7 @@ impl Capabilities {
         };
         self.agents.served_started += 1;
         let outcome = AgentOutcome {
+            unpriced: None,
             result: Ok(hit.value.clone()),
             usage: hit.usage,
             cost_usd: hit.cost_usd,
@@ -437,6 +438,9 @@ impl Capabilities {
         });
         self.ledger.usage += outcome.usage;
         self.ledger.cost_usd += outcome.cost_usd;
+        if let Some(model) = &outcome.unpriced {
+            self.ledger.unpriced.insert(model.clone());
+        }
         let phase = info.phase.clone().unwrap_or_default();
         *self.ledger.cost_by_phase.entry(phase).or_default() += outcome.cost_usd;
         // The runtime's own lines carry no child workflow's `[name] ` (as on the reference,

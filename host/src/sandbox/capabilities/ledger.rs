@@ -23,6 +23,8 @@ pub(crate) struct Ledger {
     pub agents_started: u32,
     pub agents_done: u32,
     pub agents_failed: u32,
+    /// Models that answered without a price: their cost is unknown (counted as 0).
+    pub unpriced: std::collections::BTreeSet<String>,
     pub agents_cached: u32,
     pub transient_failures: u32,
     /// USD spent by agents that ran in this run, in total and by phase.
