@@ -401,7 +401,6 @@ fn start(
         stall_timeout: opts.limits.stall_timeout,
         wait_on_limit: opts.wait_on_limit,
         agent_timeout: opts.limits.agent_timeout,
-        unpriced: std::sync::Mutex::default(),
     });
     Capabilities::new(RunSetup {
         args: opts.args.take(),

@@ -12,7 +12,7 @@
 use super::transport::{Answer, Failure, Retries, Throttled, Transport};
 use super::{AgentError, AgentReply, AgentRequest, Backend, Usage};
 use crate::config::{self, Config};
-use crate::tools::{Tally, ToolName, ToolOutput, Toolbox, Turn, turn};
+use crate::tools::{Tally, ToolName, ToolOutput, Toolbox, turn};
 use anyhow::Result;
 use hyper::body::Bytes;
 use serde_json::{Value, json};
@@ -291,22 +291,10 @@ impl Messages {
         let transcript = super::call_context().transcript;
         let mut tally = Tally::default();
         // The turns this call already took (a resume, a stall restart, a schema re-ask).
-        for t in transcript.iter().flat_map(|t| t.turns()) {
-            let _ = tally.turn(&tools.rails);
-            let results = match &t.results {
-                Some(r) => r.clone(),
-                None => {
-                    let r = turn::recover(tools, offered, &t).await;
-                    if let Some(tr) = &transcript {
-                        tr.keep(Turn {
-                            results: Some(r.clone()),
-                            ..t.clone()
-                        });
-                    }
-                    r
-                }
-            };
-            messages.push(json!({"role": "assistant", "content": t.assistant}));
+        for (assistant, results) in
+            turn::replay(tools, offered, transcript.as_deref(), &mut tally).await
+        {
+            messages.push(json!({"role": "assistant", "content": assistant}));
             messages.push(results_message(&results));
         }
         let mut usage = super::Usage::default();
@@ -348,20 +336,17 @@ impl Messages {
                 });
             }
             let n = tally.turns();
-            let keep = |results: Option<Vec<(String, ToolOutput)>>| {
-                if let Some(t) = &transcript {
-                    t.keep(Turn {
-                        turn: n,
-                        assistant: assistant.clone(),
-                        results,
-                    });
-                }
-            };
-            keep(None);
-            let results = turn::run(tools, offered, n, &calls, &mut tally)
-                .await
-                .map_err(AgentError::permanent)?;
-            keep(Some(results.clone()));
+            let results = turn::take(
+                tools,
+                offered,
+                transcript.as_deref(),
+                n,
+                &assistant,
+                &calls,
+                &mut tally,
+            )
+            .await
+            .map_err(AgentError::permanent)?;
             messages.push(json!({"role": "assistant", "content": assistant}));
             messages.push(results_message(&results));
         }

@@ -13,7 +13,7 @@
 use super::transport::{Answer, Failure, Retries, Throttled, Transport};
 use super::{AgentError, AgentReply, AgentRequest, Backend, Usage};
 use crate::config::{self, Config};
-use crate::tools::{Tally, ToolName, ToolOutput, Toolbox, Turn, turn};
+use crate::tools::{Tally, ToolName, ToolOutput, Toolbox, turn};
 use anyhow::Result;
 use hyper::body::Bytes;
 use serde_json::{Value, json};
@@ -303,22 +303,10 @@ impl OpenAi {
         let mut messages: Vec<Value> = body["messages"].as_array().cloned().unwrap_or_default();
         let transcript = super::call_context().transcript;
         let mut tally = Tally::default();
-        for t in transcript.iter().flat_map(|t| t.turns()) {
-            let _ = tally.turn(&tools.rails);
-            let results = match &t.results {
-                Some(r) => r.clone(),
-                None => {
-                    let r = turn::recover(tools, offered, &t).await;
-                    if let Some(tr) = &transcript {
-                        tr.keep(Turn {
-                            results: Some(r.clone()),
-                            ..t.clone()
-                        });
-                    }
-                    r
-                }
-            };
-            messages.push(t.assistant.clone());
+        for (assistant, results) in
+            turn::replay(tools, offered, transcript.as_deref(), &mut tally).await
+        {
+            messages.push(assistant);
             messages.extend(results_messages(&results));
         }
         let mut usage = Usage::default();
@@ -358,20 +346,17 @@ impl OpenAi {
                 });
             }
             let n = tally.turns();
-            let keep = |results: Option<Vec<(String, ToolOutput)>>| {
-                if let Some(t) = &transcript {
-                    t.keep(Turn {
-                        turn: n,
-                        assistant: assistant.clone(),
-                        results,
-                    });
-                }
-            };
-            keep(None);
-            let results = turn::run(tools, offered, n, &calls, &mut tally)
-                .await
-                .map_err(AgentError::permanent)?;
-            keep(Some(results.clone()));
+            let results = turn::take(
+                tools,
+                offered,
+                transcript.as_deref(),
+                n,
+                &assistant,
+                &calls,
+                &mut tally,
+            )
+            .await
+            .map_err(AgentError::permanent)?;
             messages.push(assistant.clone());
             messages.extend(results_messages(&results));
         }

@@ -117,29 +117,6 @@ pub(crate) struct SchedulerSetup {
     pub agent_timeout: Duration,
     /// A usage limit holds dispatching until it resets, instead of ending the run.
     pub wait_on_limit: bool,
-    /// Models that answered without a price (their cost is unknown, counted as 0): each is
-    /// said once.
-    pub unpriced: std::sync::Mutex<std::collections::BTreeSet<String>>,
-}
-
-impl SchedulerSetup {
-    /// A model answered, spent tokens, and neither the backend nor the price table says what
-    /// that cost: the run says so once, rather than show a guess as a price.
-    fn unpriced(&self, model: &str) {
-        let new = self
-            .unpriced
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(model.to_string());
-        if new {
-            self.events.emit(Event::Log {
-                level: LogLevel::Warn,
-                text: format!(
-                    "no price for model `{model}`: its agents' cost is unknown and counts as $0 (in the report and against --max-cost); set [prices.\"{model}\"] input/output in wfhost.toml (USD per million tokens)"
-                ),
-            });
-        }
-    }
 }
 
 #[derive(Clone)]
@@ -556,8 +533,7 @@ async fn ask(
         cost_usd: cost.unwrap_or_else(|| price.map_or(0.0, |p| p.cost(&usage))),
         unpriced: model
             .clone()
-            .filter(|_| cost.is_none() && price.is_none() && usage != Usage::default())
-            .inspect(|m| setup.unpriced(m)),
+            .filter(|_| cost.is_none() && price.is_none() && usage != Usage::default()),
         usage,
         transient,
         duration: start.elapsed(),

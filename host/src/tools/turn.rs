@@ -170,6 +170,62 @@ pub(crate) fn calls_of(assistant: &Value) -> Vec<Call> {
         .collect()
 }
 
+/// The turns this call already took (a resume, a stall restart, a schema re-ask), each with
+/// its results — an interrupted one's recovered (`recover`) and kept — counted on `tally`, for
+/// the backend to put back in its conversation in its own wire format.
+pub(crate) async fn replay(
+    tools: &Arc<Toolbox>,
+    offered: &[ToolName],
+    transcript: Option<&crate::tools::Transcript>,
+    tally: &mut Tally,
+) -> Vec<(Value, Vec<(String, ToolOutput)>)> {
+    let mut out = Vec::new();
+    for t in transcript.iter().flat_map(|t| t.turns()) {
+        let _ = tally.turn(&tools.rails);
+        let results = match &t.results {
+            Some(r) => r.clone(),
+            None => {
+                let r = recover(tools, offered, &t).await;
+                if let Some(tr) = transcript {
+                    tr.keep(Turn {
+                        results: Some(r.clone()),
+                        ..t.clone()
+                    });
+                }
+                r
+            }
+        };
+        out.push((t.assistant, results));
+    }
+    out
+}
+
+/// Turn `n` of a call: kept with its calls before they run (an interruption then never
+/// repeats a call that may have changed the workspace), run, and kept with the results.
+pub(crate) async fn take(
+    tools: &Arc<Toolbox>,
+    offered: &[ToolName],
+    transcript: Option<&crate::tools::Transcript>,
+    n: u32,
+    assistant: &Value,
+    calls: &[Call],
+    tally: &mut Tally,
+) -> Result<Vec<(String, ToolOutput)>, String> {
+    let keep = |results: Option<Vec<(String, ToolOutput)>>| {
+        if let Some(t) = transcript {
+            t.keep(Turn {
+                turn: n,
+                assistant: assistant.clone(),
+                results,
+            });
+        }
+    };
+    keep(None);
+    let results = run(tools, offered, n, calls, tally).await?;
+    keep(Some(results.clone()));
+    Ok(results)
+}
+
 /// The results of a journaled turn that was interrupted while its tools ran: read-only
 /// calls run again; a call that may have changed the workspace is not repeated, and the
 /// model is told so (tools::transcript).

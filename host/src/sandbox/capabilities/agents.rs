@@ -438,8 +438,16 @@ impl Capabilities {
         });
         self.ledger.usage += outcome.usage;
         self.ledger.cost_usd += outcome.cost_usd;
-        if let Some(model) = &outcome.unpriced {
-            self.ledger.unpriced.insert(model.clone());
+        // A model that answered without a price: said once per run (never a guessed price).
+        if let Some(model) = &outcome.unpriced
+            && self.ledger.unpriced.insert(model.clone())
+        {
+            self.events.emit(Event::Log {
+                level: LogLevel::Warn,
+                text: format!(
+                    "no price for model `{model}`: its agents' cost is unknown and counts as $0 (in the report and against --max-cost); set [prices.\"{model}\"] input/output in wfhost.toml (USD per million tokens)"
+                ),
+            });
         }
         let phase = info.phase.clone().unwrap_or_default();
         *self.ledger.cost_by_phase.entry(phase).or_default() += outcome.cost_usd;

@@ -63,7 +63,6 @@ impl Harness {
             stall_timeout: limits.stall_timeout,
             wait_on_limit: false,
             agent_timeout: limits.agent_timeout,
-            unpriced: std::sync::Mutex::default(),
         });
         let caps = Capabilities::new(RunSetup {
             turns: HashMap::new(),
