@@ -220,6 +220,11 @@ async fn handle(
     let bytes = req.into_body().collect().await?.to_bytes();
     if chat {
         seen.lock().unwrap().http2 += u32::from(http2);
+        if seen.lock().unwrap().forget_bodies
+            && let Some(r) = super::fake_openai::answer_lean(&bytes)
+        {
+            return Ok(r);
+        }
         let body: Value = serde_json::from_slice(&bytes).unwrap_or_default();
         return Ok(super::fake_openai::handle(body, &seen));
     }

@@ -30,6 +30,77 @@ fn error(status: u16, message: &str, retry_after: Option<&str>) -> Response<Full
     .unwrap()
 }
 
+/// The benchmark's answer to a plain question (a system and a user message, no schema, no
+/// fault tag, no scripted play): the same stream `handle` writes, from a borrowing parse, so
+/// that this server's share of the machine's two cores stays small beside the wfhost being
+/// measured. `None`: anything else, which `handle` answers.
+pub(crate) fn answer_lean(bytes: &[u8]) -> Option<Response<Full<Bytes>>> {
+    use serde::de::IgnoredAny;
+    use std::borrow::Cow;
+    use std::fmt::Write as _;
+    #[derive(serde::Deserialize)]
+    struct Request<'a> {
+        #[serde(borrow)]
+        model: Cow<'a, str>,
+        #[serde(borrow)]
+        messages: Vec<Message<'a>>,
+        #[serde(default)]
+        stream: bool,
+        response_format: Option<IgnoredAny>,
+        tool_choice: Option<Value>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Message<'a> {
+        #[serde(borrow)]
+        role: Cow<'a, str>,
+        #[serde(borrow)]
+        content: Cow<'a, str>,
+    }
+    let r: Request<'_> = serde_json::from_slice(bytes).ok()?;
+    let [system, user] = &r.messages[..] else {
+        return None;
+    };
+    if system.role != "system"
+        || user.role != "user"
+        || !r.stream
+        || r.response_format.is_some()
+        || r.tool_choice.as_ref().is_some_and(|c| c != "auto")
+    {
+        return None;
+    }
+    let prompt = unframe(&user.content);
+    if prompt.contains('[') {
+        return None;
+    }
+    let text = format!("R({})", prompt.chars().take(40).collect::<String>());
+    let usage = format!(
+        "{{\"prompt_tokens\":{},\"completion_tokens\":{}}}",
+        (prompt.chars().count() as u64).div_ceil(4),
+        (text.chars().count() as u64).div_ceil(4) + 1
+    );
+    let (model, text) = (
+        serde_json::to_string(&r.model).ok()?,
+        serde_json::to_string(&text).ok()?,
+    );
+    let head =
+        format!("{{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"model\":{model},");
+    let mut sse = String::with_capacity(1024);
+    let _ = write!(
+        sse,
+        "data: {head}\"choices\":[{{\"index\":0,\"delta\":{{\"role\":\"assistant\",\"content\":\"\"}},\"finish_reason\":null}}]}}\n\n\
+         data: {head}\"choices\":[{{\"index\":0,\"delta\":{{\"content\":{text}}},\"finish_reason\":null}}]}}\n\n\
+         data: {head}\"choices\":[{{\"index\":0,\"delta\":{{}},\"finish_reason\":\"stop\"}}]}}\n\n\
+         data: {head}\"choices\":[],\"usage\":{usage}}}\n\n\
+         data: [DONE]\n\n"
+    );
+    Some(
+        Response::builder()
+            .header("content-type", "text/event-stream")
+            .body(Full::new(Bytes::from(sse)))
+            .unwrap(),
+    )
+}
+
 /// What the model says this turn: text, and tool calls `(id, name, arguments JSON)`.
 struct Said {
     text: String,

@@ -12,7 +12,7 @@
 use super::transport::{Answer, Failure, Retries, Throttled, Transport};
 use super::{AgentError, AgentReply, AgentRequest, Backend, Usage};
 use crate::config::{self, Config};
-use crate::tools::{Tally, ToolName, ToolOutput, Toolbox, turn};
+use crate::tools::{Dialect, Specs, Tally, ToolName, ToolOutput, Toolbox, turn};
 use anyhow::Result;
 use hyper::body::Bytes;
 use serde_json::{Value, json};
@@ -277,17 +277,20 @@ impl Messages {
         let mut base: Value = serde_json::from_slice(&first)
             .map_err(|e| AgentError::permanent(format!("internal: the request body: {e}")))?;
 
-        let mut specs = Toolbox::specs(offered);
+        let mut specs = Specs::of(offered, Dialect::Messages);
         if let Some(schema) = &req.schema {
-            specs.push(json!({
-                "name": "StructuredOutput",
-                "description": "Return your final answer. Its input is the answer, matching the schema exactly.",
-                "input_schema": schema,
-            }));
+            specs.push(&Specs::definition(
+                Dialect::Messages,
+                "StructuredOutput",
+                "Return your final answer. Its input is the answer, matching the schema exactly.",
+                schema.clone(),
+            ));
         }
-        base["tools"] = Value::Array(specs);
         base["tool_choice"] = json!({"type": "auto"});
-        let mut messages: Vec<Value> = base["messages"].as_array().cloned().unwrap_or_default();
+        let mut messages: Vec<Value> = match base.get_mut("messages").map(Value::take) {
+            Some(Value::Array(m)) => m,
+            _ => Vec::new(),
+        };
         let transcript = super::call_context().transcript;
         let mut tally = Tally::default();
         // The turns this call already took (a resume, a stall restart, a schema re-ask).
@@ -304,11 +307,16 @@ impl Messages {
         }
         loop {
             tally.turn(&tools.rails).map_err(AgentError::permanent)?;
-            base["messages"] = Value::Array(messages.clone());
+            // Lent to the body for this request and taken back: no copy of the conversation
+            // per turn.
+            base["messages"] = Value::Array(std::mem::take(&mut messages));
             if forced {
                 base["tool_choice"] = json!({"type": "tool", "name": "StructuredOutput"});
             }
-            let body = Bytes::from(serde_json::to_vec(&base).unwrap_or_default());
+            let body = specs.body_with(&base);
+            if let Some(Value::Array(m)) = base.get_mut("messages").map(Value::take) {
+                messages = m;
+            }
             let streamed = self.call(&body, &model).await?;
             usage += streamed.reply.usage;
             super::spent(streamed.reply.usage);

@@ -13,7 +13,7 @@
 use super::transport::{Answer, Failure, Retries, Throttled, Transport};
 use super::{AgentError, AgentReply, AgentRequest, Backend, Usage};
 use crate::config::{self, Config};
-use crate::tools::{Tally, ToolName, ToolOutput, Toolbox, turn};
+use crate::tools::{Dialect, Specs, Tally, ToolName, ToolOutput, Toolbox, turn};
 use anyhow::Result;
 use hyper::body::Bytes;
 use serde_json::{Value, json};
@@ -140,13 +140,13 @@ impl OpenAi {
         Structured::from_u8(self.structured.load(Ordering::Relaxed))
     }
 
-    /// The request body of an agent's first turn, as JSON, and its model.
+    /// The request of an agent's first turn, and its model.
     fn body(
         &self,
         req: &AgentRequest,
         feedback: Option<&str>,
         mode: Structured,
-    ) -> (Value, String) {
+    ) -> (Request, String) {
         let def = super::agent_definition();
         let mut system = super::system_prompt(req, def.as_deref(), false);
         let model = req
@@ -161,6 +161,7 @@ impl OpenAi {
             ));
         }
         let mut body = json!({"model": model});
+        let mut tools = None;
         if let (Some(schema), Structured::JsonObject) = (&req.schema, mode) {
             system.push_str(&format!(
                 "\n\nAnswer with one JSON object (nothing else) that matches this JSON Schema:\n{schema}"
@@ -187,13 +188,15 @@ impl OpenAi {
                 }
                 Structured::JsonObject => body["response_format"] = json!({"type": "json_object"}),
                 Structured::Tool => {
-                    body["tools"] = json!([structured_tool(schema)]);
+                    let mut specs = Specs::of(&[], Dialect::OpenAi);
+                    specs.push(&structured_tool(schema));
+                    tools = Some(specs);
                     body["tool_choice"] =
                         json!({"type": "function", "function": {"name": STRUCTURED}});
                 }
             }
         }
-        (body, model)
+        (Request { body, tools }, model)
     }
 
     /// One request and its answer (streamed or whole).
@@ -221,12 +224,12 @@ impl OpenAi {
     /// `StructuredOutput` function instead (and so are the run's later calls).
     async fn call(
         &self,
-        body: &mut Value,
+        request: &mut Request,
         model: &str,
         schema: Option<&Value>,
     ) -> Result<Completion, AgentError> {
         loop {
-            let bytes = Bytes::from(serde_json::to_vec(&*body).unwrap_or_default());
+            let bytes = request.bytes();
             let answer = Retries {
                 max_attempts: self.max_attempts,
                 timeout: self.timeout,
@@ -238,24 +241,23 @@ impl OpenAi {
             .await;
             match (answer, schema) {
                 (Err(e), Some(schema))
-                    if body.get("response_format").is_some()
+                    if request.body.get("response_format").is_some()
                         && refuses_response_format(&e.message) =>
                 {
                     self.structured
                         .store(Structured::Tool as u8, Ordering::Relaxed);
                     tracing::warn!(error = %e.message, "the server refuses response_format: schema agents answer through a function");
-                    if let Some(b) = body.as_object_mut() {
+                    if let Some(b) = request.body.as_object_mut() {
                         b.remove("response_format");
                     }
-                    let mut tools = body["tools"].as_array().cloned().unwrap_or_default();
                     // Forced only when it is the agent's one tool: an agent with tools of its
                     // own is asked for it once it is done with them (run_with_tools).
-                    if tools.is_empty() {
-                        body["tool_choice"] =
+                    let tools = request.tools.get_or_insert_with(|| {
+                        request.body["tool_choice"] =
                             json!({"type": "function", "function": {"name": STRUCTURED}});
-                    }
-                    tools.push(structured_tool(schema));
-                    body["tools"] = Value::Array(tools);
+                        Specs::of(&[], Dialect::OpenAi)
+                    });
+                    tools.push(&structured_tool(schema));
                 }
                 (answer, _) => return answer,
             }
@@ -268,8 +270,8 @@ impl OpenAi {
         req: &AgentRequest,
         feedback: Option<&str>,
     ) -> Result<AgentReply, AgentError> {
-        let (mut body, model) = self.body(req, feedback, self.structured());
-        let c = self.call(&mut body, &model, req.schema.as_ref()).await?;
+        let (mut request, model) = self.body(req, feedback, self.structured());
+        let c = self.call(&mut request, &model, req.schema.as_ref()).await?;
         super::spent(c.usage);
         Ok(c.reply(req.schema.is_some()))
     }
@@ -286,21 +288,17 @@ impl OpenAi {
         offered: &[ToolName],
     ) -> Result<AgentReply, AgentError> {
         let mode = self.structured();
-        let (mut body, model) = self.body(req, feedback, mode);
-        let mut specs: Vec<Value> = Toolbox::specs(offered)
-            .into_iter()
-            .map(|s| {
-                json!({"type": "function", "function": {
-                    "name": s["name"], "description": s["description"], "parameters": s["input_schema"],
-                }})
-            })
-            .collect();
+        let (mut request, model) = self.body(req, feedback, mode);
+        let mut specs = Specs::of(offered, Dialect::OpenAi);
         if let (Some(schema), Structured::Tool) = (&req.schema, mode) {
-            specs.push(structured_tool(schema));
+            specs.push(&structured_tool(schema));
         }
-        body["tools"] = Value::Array(specs);
-        body["tool_choice"] = json!("auto");
-        let mut messages: Vec<Value> = body["messages"].as_array().cloned().unwrap_or_default();
+        request.tools = Some(specs);
+        request.body["tool_choice"] = json!("auto");
+        let mut messages: Vec<Value> = match request.body.get_mut("messages").map(Value::take) {
+            Some(Value::Array(m)) => m,
+            _ => Vec::new(),
+        };
         let transcript = super::call_context().transcript;
         let mut tally = Tally::default();
         for (assistant, results) in
@@ -313,11 +311,18 @@ impl OpenAi {
         let mut forced = false;
         loop {
             tally.turn(&tools.rails).map_err(AgentError::permanent)?;
-            body["messages"] = Value::Array(messages.clone());
+            // Lent to the body for this request and taken back: no copy of the conversation
+            // per turn.
+            request.body["messages"] = Value::Array(std::mem::take(&mut messages));
             if forced {
-                body["tool_choice"] = json!({"type": "function", "function": {"name": STRUCTURED}});
+                request.body["tool_choice"] =
+                    json!({"type": "function", "function": {"name": STRUCTURED}});
             }
-            let c = self.call(&mut body, &model, req.schema.as_ref()).await?;
+            let c = self.call(&mut request, &model, req.schema.as_ref()).await;
+            if let Some(Value::Array(m)) = request.body.get_mut("messages").map(Value::take) {
+                messages = m;
+            }
+            let c = c?;
             usage += c.usage;
             super::spent(c.usage);
             let assistant = c.assistant();
@@ -407,6 +412,21 @@ fn headers(cfg: &Config, env: &dyn Fn(&str) -> Option<String>) -> Result<http::H
         http::HeaderValue::from_static("application/json"),
     );
     Ok(headers)
+}
+
+/// A request: its JSON body, and the tool definitions spliced into it as rendered once.
+struct Request {
+    body: Value,
+    tools: Option<Specs>,
+}
+
+impl Request {
+    fn bytes(&self) -> Bytes {
+        match &self.tools {
+            Some(tools) => tools.body_with(&self.body),
+            None => Bytes::from(serde_json::to_vec(&self.body).unwrap_or_default()),
+        }
+    }
 }
 
 /// The function a schema agent answers through (`structured = "tool"`, or after a refusal).

@@ -87,6 +87,86 @@ impl ToolName {
     }
 }
 
+/// The wire form of tool definitions: the Messages API's `{name, description, input_schema}`
+/// or Chat Completions' `{type: "function", function: {name, description, parameters}}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    Messages,
+    OpenAi,
+}
+
+/// The tool definitions a model is offered, as a rendered JSON array, spliced into each
+/// request's body as it is. Rendered once per tool set and dialect for the whole process: a
+/// tool-using fan-out sends them with every request, and building and serialising them as
+/// `Value`s per request was most of the host's CPU for 5,000 instant agents.
+#[derive(Debug, Clone)]
+pub(crate) struct Specs(std::borrow::Cow<'static, str>);
+
+impl Specs {
+    pub(crate) fn of(tools: &[ToolName], dialect: Dialect) -> Specs {
+        const SETS: usize = 1 << ToolName::ALL.len();
+        static RENDERED: [[std::sync::OnceLock<String>; SETS]; 2] =
+            [const { [const { std::sync::OnceLock::new() }; SETS] }; 2];
+        let set = tools.iter().fold(0usize, |m, t| m | 1 << *t as usize);
+        let rendered = RENDERED[dialect as usize][set].get_or_init(|| {
+            let defs: Vec<Value> = ToolName::ALL
+                .into_iter()
+                .filter(|t| set & 1 << *t as usize != 0)
+                .map(|t| {
+                    let (description, schema) = t.spec();
+                    Specs::definition(dialect, t.as_str(), description, schema)
+                })
+                .collect();
+            Value::Array(defs).to_string()
+        });
+        Specs(std::borrow::Cow::Borrowed(rendered.as_str()))
+    }
+
+    /// One definition in `dialect`'s form.
+    pub(crate) fn definition(
+        dialect: Dialect,
+        name: &str,
+        description: &str,
+        schema: Value,
+    ) -> Value {
+        match dialect {
+            Dialect::Messages => {
+                json!({"name": name, "description": description, "input_schema": schema})
+            }
+            Dialect::OpenAi => json!({"type": "function", "function": {
+                "name": name, "description": description, "parameters": schema,
+            }}),
+        }
+    }
+
+    /// Adds a definition (a schema agent's answer tool) at the end.
+    pub(crate) fn push(&mut self, def: &Value) {
+        let s = self.0.to_mut();
+        s.pop(); // the array's `]`
+        if s.len() > 1 {
+            s.push(',');
+        }
+        s.push_str(&def.to_string());
+        s.push(']');
+    }
+
+    /// `body` (a JSON object) serialised with these definitions as its `tools`.
+    pub(crate) fn body_with(&self, body: &Value) -> bytes::Bytes {
+        let mut out = Vec::with_capacity(self.0.len() + 1024);
+        let _ = serde_json::to_writer(&mut out, body);
+        if out.last() == Some(&b'}') {
+            out.pop();
+            if out.len() > 1 {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"\"tools\":");
+            out.extend_from_slice(self.0.as_bytes());
+            out.push(b'}');
+        }
+        bytes::Bytes::from(out)
+    }
+}
+
 /// Parses a list of tool names (`--tools`, `[tools] allow`, an agent type's `tools:`):
 /// `none` or an empty list is no tools.
 pub(crate) fn parse_list<S: AsRef<str>>(names: &[S]) -> Result<Vec<ToolName>, String> {
@@ -259,17 +339,6 @@ impl Toolbox {
         )
     }
 
-    /// The tool definitions a model is offered: `{name, description, input_schema}`.
-    pub fn specs(tools: &[ToolName]) -> Vec<Value> {
-        tools
-            .iter()
-            .map(|t| {
-                let (description, schema) = t.spec();
-                json!({"name": t.as_str(), "description": description, "input_schema": schema})
-            })
-            .collect()
-    }
-
     /// The tool a call names, if this agent was offered it; otherwise the error result that
     /// names it.
     fn check(name: &str, offered: &[ToolName]) -> Result<ToolName, ToolOutput> {
@@ -413,4 +482,53 @@ pub(crate) fn summary(name: &str, input: &Value) -> String {
         .take(120)
         .collect();
     format!("{name} {arg}").trim_end().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The spliced body is the same JSON as one built with a `tools` member, in both dialects,
+    /// with and without a pushed definition (and for an empty set).
+    #[test]
+    fn spliced_tools_are_the_definitions_in_each_dialect() {
+        let body = json!({"model": "m", "messages": [{"role": "user", "content": "hi \"there\""}]});
+        for dialect in [Dialect::Messages, Dialect::OpenAi] {
+            let read_grep = [ToolName::Read, ToolName::Grep];
+            let sent: Value =
+                serde_json::from_slice(&Specs::of(&read_grep, dialect).body_with(&body)).unwrap();
+            assert_eq!(sent["messages"], body["messages"]);
+            let names: Vec<&str> = sent["tools"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| match dialect {
+                    Dialect::Messages => t["name"].as_str().unwrap(),
+                    Dialect::OpenAi => t["function"]["name"].as_str().unwrap(),
+                })
+                .collect();
+            assert_eq!(names, ["Read", "Grep"]);
+            let (description, schema) = ToolName::Grep.spec();
+            assert_eq!(
+                sent["tools"][1],
+                Specs::definition(dialect, "Grep", description, schema)
+            );
+
+            let answer = Specs::definition(dialect, "StructuredOutput", "d", json!({}));
+            let mut with = Specs::of(&read_grep, dialect);
+            with.push(&answer);
+            let sent: Value = serde_json::from_slice(&with.body_with(&body)).unwrap();
+            assert_eq!(sent["tools"].as_array().unwrap().len(), 3);
+            assert_eq!(sent["tools"][2], answer);
+            // The shared rendering is untouched by a push.
+            let again: Value =
+                serde_json::from_slice(&Specs::of(&read_grep, dialect).body_with(&body)).unwrap();
+            assert_eq!(again["tools"].as_array().unwrap().len(), 2);
+
+            let mut none = Specs::of(&[], dialect);
+            none.push(&answer);
+            let sent: Value = serde_json::from_slice(&none.body_with(&body)).unwrap();
+            assert_eq!(sent["tools"], json!([answer]));
+        }
+    }
 }
