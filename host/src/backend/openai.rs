@@ -609,6 +609,48 @@ async fn read_whole(body: Answer) -> Result<Completion, Failure> {
 
 /// A streamed answer: `chat.completion.chunk`s, their deltas (text, and tool calls by index,
 /// their arguments in pieces), the usage in the last chunk, up to `data: [DONE]`.
+/// One `chat.completion.chunk` of a stream, parsed borrowing what it can: a fan-out reads
+/// thousands of them, and building a `Value` per chunk was a visible share of its CPU.
+#[derive(serde::Deserialize)]
+struct Chunk<'a> {
+    // `Option`s: some servers send `null` for what they leave out.
+    #[serde(borrow)]
+    choices: Option<Vec<ChunkChoice<'a>>>,
+    usage: Option<Value>,
+    error: Option<Value>,
+}
+
+#[derive(serde::Deserialize)]
+struct ChunkChoice<'a> {
+    #[serde(borrow)]
+    delta: Option<ChunkDelta<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct ChunkDelta<'a> {
+    #[serde(borrow)]
+    content: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    tool_calls: Option<Vec<CallDelta<'a>>>,
+}
+
+#[derive(serde::Deserialize)]
+struct CallDelta<'a> {
+    index: Option<u64>,
+    #[serde(borrow)]
+    id: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    function: Option<FunctionDelta<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct FunctionDelta<'a> {
+    #[serde(borrow)]
+    name: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    arguments: Option<std::borrow::Cow<'a, str>>,
+}
+
 async fn read_stream(mut body: Answer) -> Result<Completion, Failure> {
     let mut events = super::sse::Parser::default();
     let mut c = Completion::default();
@@ -627,36 +669,45 @@ async fn read_stream(mut body: Answer) -> Result<Completion, Failure> {
             done = true;
             break;
         }
-        let v: Value = serde_json::from_str(&event.data)
+        let chunk: Chunk<'_> = serde_json::from_str(&event.data)
             .map_err(|e| retry(format!("malformed chunk in the answer stream ({e})")))?;
-        if let Some(f) = error_in(&v) {
+        if let Some(f) = chunk
+            .error
+            .and_then(|e| error_in(&serde_json::json!({ "error": e })))
+        {
             return Err(f);
         }
-        if v["usage"].is_object() {
-            c.usage = usage_of(&v["usage"]);
+        if let Some(u) = chunk.usage.filter(Value::is_object) {
+            c.usage = usage_of(&u);
         }
-        let delta = &v["choices"][0]["delta"];
-        if let Some(t) = delta["content"].as_str() {
+        let Some(delta) = chunk
+            .choices
+            .into_iter()
+            .flatten()
+            .next()
+            .and_then(|c| c.delta)
+        else {
+            continue;
+        };
+        if let Some(t) = delta.content.as_deref() {
             super::output(t);
             c.text.push_str(t);
         }
-        for call in delta["tool_calls"].as_array().into_iter().flatten() {
-            let i = call["index"]
-                .as_u64()
+        for call in delta.tool_calls.into_iter().flatten() {
+            let i = call
+                .index
                 .and_then(|i| usize::try_from(i).ok())
                 .unwrap_or(c.calls.len());
             if c.calls.len() <= i {
                 c.calls.resize_with(i + 1, Default::default);
             }
             let slot = &mut c.calls[i];
-            if let Some(id) = call["id"].as_str() {
-                slot.0 = id.to_string();
+            if let Some(id) = call.id {
+                slot.0 = id.into_owned();
             }
-            if let Some(name) = call["function"]["name"].as_str() {
-                slot.1.push_str(name);
-            }
-            if let Some(args) = call["function"]["arguments"].as_str() {
-                slot.2.push_str(args);
+            if let Some(f) = call.function {
+                slot.1.push_str(f.name.as_deref().unwrap_or(""));
+                slot.2.push_str(f.arguments.as_deref().unwrap_or(""));
             }
         }
     }
