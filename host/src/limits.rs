@@ -270,24 +270,74 @@ pub(crate) struct Ceilings {
     pub limits: Limits,
 }
 
-/// Keeps the stored value unless a flag asks for less; refuses a flag that asks for more.
+/// A ceiling a resume's flag raises above what the run was started with: allowed only as an
+/// operator's decision (`--raise`, or a yes on a terminal), and journaled.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Raise {
+    /// The ceiling's name as in the report (`max_cost`).
+    pub ceiling: String,
+    pub old: String,
+    pub new: String,
+}
+
+impl Raise {
+    /// The flag that asked for it: `--max-cost`.
+    pub(crate) fn flag(&self) -> String {
+        format!("--{}", self.ceiling.replace('_', "-"))
+    }
+}
+
+/// The raises an operator allowed on a resume: journaled (a `ceilings_raised` record) and
+/// shown by `runs show` and `trace`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Raised {
+    pub raises: Vec<Raise>,
+    /// Who decided, and how (`--raise` or `terminal`).
+    pub by: String,
+    pub at: String,
+}
+
+impl Raised {
+    /// `max_cost 0.005 → 0.05, max_agents 3 → 10`.
+    pub(crate) fn describe(&self) -> String {
+        self.raises
+            .iter()
+            .map(|r| format!("{} {} → {}", r.ceiling, r.old, r.new))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// What a resume's flags do to the stored ceilings.
+#[derive(Debug, Default)]
+pub(crate) struct Changes {
+    pub tightened: Vec<&'static str>,
+    pub raised: Vec<Raise>,
+}
+
+/// Keeps the stored value unless a flag asks for another; a flag that asks for more is noted
+/// as a raise (the caller decides whether it may stand).
 fn pick<T: PartialOrd + Copy + std::fmt::Debug>(
     name: &'static str,
     stored: Option<T>,
     flag: Option<T>,
-    tightened: &mut Vec<&'static str>,
-) -> Result<Option<T>, String> {
+    changes: &mut Changes,
+) -> Option<T> {
     match (stored, flag) {
-        (s, None) => Ok(s),
-        (Some(s), Some(f)) if f > s => Err(format!(
-            "`--{}` {f:?} is more than the {s:?} the run was started with",
-            name.replace('_', "-")
-        )),
+        (s, None) => s,
+        (Some(s), Some(f)) if f > s => {
+            changes.raised.push(Raise {
+                ceiling: name.to_string(),
+                old: format!("{s:?}"),
+                new: format!("{f:?}"),
+            });
+            Some(f)
+        }
         (s, Some(f)) => {
             if s != Some(f) {
-                tightened.push(name);
+                changes.tightened.push(name);
             }
-            Ok(Some(f))
+            Some(f)
         }
     }
 }
@@ -297,9 +347,9 @@ fn pick_set<T: PartialOrd + Copy + std::fmt::Debug>(
     name: &'static str,
     stored: T,
     flag: Option<T>,
-    tightened: &mut Vec<&'static str>,
-) -> Result<T, String> {
-    Ok(pick(name, Some(stored), flag, tightened)?.unwrap_or(stored))
+    changes: &mut Changes,
+) -> T {
+    pick(name, Some(stored), flag, changes).unwrap_or(stored)
 }
 
 impl Ceilings {
@@ -326,55 +376,56 @@ impl Ceilings {
         }
     }
 
-    /// A resume's ceilings: the stored ones, each tightened by a flag that asks for less. A
-    /// flag that asks for more is refused (`Err` names it): a resume cannot raise a ceiling the
-    /// run was started under. Also returns the names of the ceilings a flag tightened.
+    /// A resume's ceilings: the stored ones, each changed by a flag that asks for another
+    /// value; what the flags tightened and what they raised. A raise stands only as an
+    /// operator's decision (`cli::run` asks for it): a flag slipped into a resume by accident,
+    /// or a script's caller, cannot lift a ceiling the run was started under.
     /// `--concurrency` is a pace, not a ceiling: it may go either way.
-    pub(crate) fn tighten(&self, r: &Requested) -> Result<(Ceilings, Vec<&'static str>), String> {
-        let mut t = Vec::new();
+    pub(crate) fn resumed(&self, r: &Requested) -> (Ceilings, Changes) {
+        let mut t = Changes::default();
         let l = &self.limits;
-        let cpu_timeout = pick_set("cpu_timeout", l.cpu_timeout, r.cpu_timeout, &mut t)?;
-        let timeout = pick_set("timeout", l.timeout, r.timeout, &mut t)?;
+        let cpu_timeout = pick_set("cpu_timeout", l.cpu_timeout, r.cpu_timeout, &mut t);
+        let timeout = pick_set("timeout", l.timeout, r.timeout, &mut t);
         let c = Ceilings {
-            budget_tokens: pick("budget_tokens", self.budget_tokens, r.budget_tokens, &mut t)?,
-            max_cost: pick("max_cost", self.max_cost, r.max_cost, &mut t)?,
+            budget_tokens: pick("budget_tokens", self.budget_tokens, r.budget_tokens, &mut t),
+            max_cost: pick("max_cost", self.max_cost, r.max_cost, &mut t),
             limits: Limits {
-                max_memory: pick_set("max_memory", l.max_memory, r.max_memory, &mut t)?,
+                max_memory: pick_set("max_memory", l.max_memory, r.max_memory, &mut t),
                 cpu_timeout,
                 max_output_bytes: pick_set(
                     "max_output_bytes",
                     l.max_output_bytes,
                     r.max_output_bytes,
                     &mut t,
-                )?,
-                max_log_lines: pick_set("max_log_lines", l.max_log_lines, r.max_log_lines, &mut t)?,
-                max_agents: pick_set("max_agents", l.max_agents, r.max_agents, &mut t)?,
+                ),
+                max_log_lines: pick_set("max_log_lines", l.max_log_lines, r.max_log_lines, &mut t),
+                max_agents: pick_set("max_agents", l.max_agents, r.max_agents, &mut t),
                 timeout,
                 max_failed_agents: pick(
                     "max_failed_agents",
                     l.max_failed_agents,
                     r.max_failed_agents,
                     &mut t,
-                )?,
-                max_tokens: pick("max_tokens", l.max_tokens, r.max_tokens, &mut t)?,
+                ),
+                max_tokens: pick("max_tokens", l.max_tokens, r.max_tokens, &mut t),
                 max_prompt_bytes: pick_set(
                     "max_prompt_bytes",
                     l.max_prompt_bytes,
                     r.max_prompt_bytes,
                     &mut t,
-                )?,
+                ),
                 max_queued_bytes: pick_set(
                     "max_queued_bytes",
                     l.max_queued_bytes,
                     r.max_queued_bytes,
                     &mut t,
-                )?,
+                ),
                 concurrency: r.concurrency.unwrap_or(l.concurrency),
-                stall_timeout: pick_set("stall_timeout", l.stall_timeout, r.stall_timeout, &mut t)?,
-                agent_timeout: pick_set("agent_timeout", l.agent_timeout, r.agent_timeout, &mut t)?,
+                stall_timeout: pick_set("stall_timeout", l.stall_timeout, r.stall_timeout, &mut t),
+                agent_timeout: pick_set("agent_timeout", l.agent_timeout, r.agent_timeout, &mut t),
             },
         };
-        Ok((c, t))
+        (c, t)
     }
 }
 
@@ -383,7 +434,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_resume_keeps_tightens_and_never_loosens() {
+    fn a_resume_keeps_tightens_and_notes_raises() {
         let stored = Ceilings::new(
             &Requested {
                 budget_tokens: Some(20),
@@ -391,17 +442,18 @@ mod tests {
             },
             &Limits::default(),
         );
-        let (kept, tightened) = stored.tighten(&Requested::default()).unwrap();
-        assert_eq!((kept, tightened.len()), (stored.clone(), 0));
-        let (c, tightened) = stored
-            .tighten(&Requested {
-                budget_tokens: Some(10),
-                max_cost: Some(1.0),
-                cpu_timeout: Some(Duration::from_secs(5)),
-                concurrency: Some(1),
-                ..Requested::default()
-            })
-            .unwrap();
+        let (kept, changes) = stored.resumed(&Requested::default());
+        assert_eq!(
+            (kept, changes.tightened.len(), changes.raised.len()),
+            (stored.clone(), 0, 0)
+        );
+        let (c, changes) = stored.resumed(&Requested {
+            budget_tokens: Some(10),
+            max_cost: Some(1.0),
+            cpu_timeout: Some(Duration::from_secs(5)),
+            concurrency: Some(1),
+            ..Requested::default()
+        });
         assert_eq!(
             (
                 c.budget_tokens,
@@ -411,17 +463,27 @@ mod tests {
             ),
             (Some(10), Some(1.0), 1, Duration::from_secs(5))
         );
-        assert_eq!(tightened, vec!["cpu_timeout", "budget_tokens", "max_cost"]);
-        let e = stored
-            .tighten(&Requested {
-                budget_tokens: Some(30),
-                ..Requested::default()
-            })
-            .unwrap_err();
-        assert!(
-            e.contains("`--budget-tokens` 30 is more than the 20"),
-            "{e}"
+        assert_eq!(
+            changes.tightened,
+            vec!["cpu_timeout", "budget_tokens", "max_cost"]
         );
+        assert!(changes.raised.is_empty());
+        let (c, changes) = stored.resumed(&Requested {
+            budget_tokens: Some(30),
+            max_agents: Some(5),
+            ..Requested::default()
+        });
+        assert_eq!(c.budget_tokens, Some(30));
+        assert_eq!(changes.tightened, vec!["max_agents"]);
+        assert_eq!(
+            changes.raised,
+            vec![Raise {
+                ceiling: "budget_tokens".into(),
+                old: "20".into(),
+                new: "30".into()
+            }]
+        );
+        assert_eq!(changes.raised[0].flag(), "--budget-tokens");
         let json = serde_json::to_string(&stored).unwrap();
         assert_eq!(serde_json::from_str::<Ceilings>(&json).unwrap(), stored);
     }

@@ -506,6 +506,7 @@ pub(crate) async fn dry_run(d: DryRun) -> anyhow::Result<Plan> {
         recorder: None,
         max_cost: None,
         ceilings_note: None,
+        raised: None,
         control: crate::control::Control::new("plan", None, None, cwd),
         wait_on_limit: false,
     };

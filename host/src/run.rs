@@ -47,6 +47,8 @@ pub(crate) struct RunOptions {
     pub max_cost: Option<f64>,
     /// On a resume: the run's ceilings were kept (and which a flag tightened).
     pub ceilings_note: Option<String>,
+    /// On a resume: the ceilings an operator raised (journaled after `run_started`).
+    pub raised: Option<crate::limits::Raised>,
     /// The run's steering: pause, kill, restart, stop (the control socket serves it).
     pub control: Arc<crate::control::Control>,
     /// `--wait-on-limit`: a provider's usage limit holds the run until it resets.
@@ -355,6 +357,10 @@ fn prepare(
             ceilings: Some(opts.ceilings()),
         })
         .map_err(unwritable)?;
+        if let Some(raised) = &opts.raised {
+            j.append(&Record::CeilingsRaised(raised.clone()))
+                .map_err(unwritable)?;
+        }
     }
     if let Some(meta) = meta {
         opts.events.emit(Event::RunStarted {

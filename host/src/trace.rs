@@ -50,6 +50,18 @@ pub(crate) struct Trace {
     pub name: String,
     pub nodes: Vec<Node>,
     pub edges: Vec<Edge>,
+    /// Ceilings operators raised on resumes (who, when, old → new).
+    pub raises: Vec<crate::limits::Raised>,
+}
+
+impl Trace {
+    /// One line per raise: `ceilings raised at … by …: max_cost 0.005 → 0.05`.
+    fn raise_lines(&self) -> Vec<String> {
+        self.raises
+            .iter()
+            .map(|r| format!("ceilings raised {} by {}: {}", r.at, r.by, r.describe()))
+            .collect()
+    }
 }
 
 struct Group {
@@ -83,6 +95,7 @@ pub(crate) fn build(run: &RunDir, history: &History) -> Trace {
     let mut trace = Trace {
         run_id: run.id().to_string(),
         name: history.name.clone(),
+        raises: history.raises.clone(),
         ..Trace::default()
     };
     let transcripts = Transcripts::load(run);
@@ -260,6 +273,9 @@ fn phases(t: &Trace) -> Vec<(Option<String>, Vec<&Node>)> {
 
 pub(crate) fn mermaid(t: &Trace) -> String {
     let mut s = String::from("flowchart TD\n");
+    for line in t.raise_lines() {
+        let _ = writeln!(s, "  %% {}", short(&line, 200));
+    }
     for (i, (phase, nodes)) in phases(t).iter().enumerate() {
         let indent = if phase.is_some() { "    " } else { "  " };
         if let Some(p) = phase {
@@ -298,6 +314,9 @@ pub(crate) fn dot(t: &Trace) -> String {
         "digraph \"{}\" {{\n  rankdir=TB;\n  node [shape=box, style=\"rounded,filled\", fontname=\"Helvetica\"];\n",
         short(&t.name, 60)
     );
+    for line in t.raise_lines() {
+        let _ = writeln!(s, "  // {}", short(&line, 200));
+    }
     let fill = |state: AgentState| match state {
         AgentState::Done => "#e6f4ea",
         AgentState::Cached => "#e8f0fe",
@@ -446,6 +465,11 @@ pub(crate) fn html(t: &Trace) -> String {
             n.cost_usd
         );
     }
+    let raises: String = t
+        .raise_lines()
+        .iter()
+        .map(|l| format!("<p class=\"meta raise\">⇡ {}</p>\n", esc(l)))
+        .collect();
     format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>wfhost trace — {name}</title>\n<style>\n\
          body{{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#202124}} h1{{font-size:20px}} .meta{{color:#5f6368}}\n\
@@ -454,7 +478,7 @@ pub(crate) fn html(t: &Trace) -> String {
          .label{{font-weight:600;font-size:13px}} .detail{{font-size:11px;fill:#5f6368}} .phase-title{{font-size:12px;fill:#5f6368;font-weight:600}}\n\
          table{{border-collapse:collapse;margin-top:24px}} td,th{{border-bottom:1px solid #dadce0;padding:4px 10px;text-align:left}}\n\
          .legend span{{display:inline-block;padding:2px 8px;margin-right:6px;border-radius:4px}}\n\
-         </style></head><body>\n<h1>{name}</h1>\n<p class=\"meta\">run {run} · {agents} agents · edges: solid = order, fork/join, pipeline stages; dashed = data flow</p>\n\
+         </style></head><body>\n<h1>{name}</h1>\n<p class=\"meta\">run {run} · {agents} agents · edges: solid = order, fork/join, pipeline stages; dashed = data flow</p>\n{raises}\
          <p class=\"legend\"><span class=\"done\" style=\"background:#e6f4ea\">done</span><span style=\"background:#e8f0fe\">cached</span><span style=\"background:#fce8e6\">failed</span><span style=\"background:#fef7e0\">running</span></p>\n\
          {svg}\n<table><thead><tr><th>agent</th><th>phase</th><th>state</th><th>output tokens</th><th>duration</th><th>cost</th></tr></thead><tbody>\n{rows}</tbody></table>\n</body></html>\n",
         name = esc(&t.name),

@@ -186,6 +186,107 @@ fn cost_ceiling_stops_new_agents() {
     assert_eq!(r["agents"], 2);
 }
 
+/// A run stopped by its `--max-cost` is raised on resume only as an operator's decision:
+/// without a terminal a higher `--max-cost` is refused (exit 2, naming `--raise`); with
+/// `--raise` the run goes on, asking no finished agent again; the raise is journaled (who,
+/// when, old → new) and shown by `runs show` and the trace.
+#[test]
+fn a_ceiling_is_raised_on_resume_only_with_raise() {
+    let api = FakeApi::start(false);
+    let s = Project::with_script(COSTLY_STEPS).toml("model = \"claude-sonnet-4-5\"\n");
+    let first = run_with(
+        &s,
+        Some(&api),
+        &["--backend", "messages", "--max-cost", "0.005"],
+    );
+    first.code(0);
+    let r = first.report();
+    assert_eq!(r["agents"], 2, "{r}");
+    let id = r["run_id"].as_str().unwrap().to_string();
+    let asked = || api.seen.lock().unwrap().answered.values().sum::<u32>();
+    assert_eq!(asked(), 2);
+
+    let refused = resume_with(&s, &api, &id, &["--max-cost", "0.05"]);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(
+        refused
+            .stderr
+            .contains("`--max-cost` 0.05 is more than the 0.005 the run was started with")
+            && refused.stderr.contains("add `--raise`"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(asked(), 2, "a refused resume asks nothing");
+
+    let raised = resume_with(&s, &api, &id, &["--max-cost", "0.05", "--raise"]);
+    raised.code(0);
+    let r = raised.report();
+    assert_eq!(
+        r["result"].as_array().map(Vec::len),
+        Some(5),
+        "the raised ceiling lets every step run: {r}"
+    );
+    assert_eq!(r["ceilings"]["max_cost"], 0.05);
+    assert!(
+        r["ceilings_note"]
+            .as_str()
+            .unwrap()
+            .contains("raised by the operator: max_cost 0.005 → 0.05"),
+        "{r}"
+    );
+    // Steps 0 and 1 came from the journal: the API answered each step exactly once.
+    let seen = api.seen.lock().unwrap().answered.clone();
+    assert_eq!(seen.len(), 5, "{seen:?}");
+    assert!(seen.values().all(|n| *n == 1), "{seen:?}");
+
+    let journal =
+        std::fs::read_to_string(s.path().join("runs").join(&id).join("journal.jsonl")).unwrap();
+    let record: Value = journal
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["type"] == "ceilings_raised")
+        .expect("a ceilings_raised record");
+    assert_eq!(
+        record["raises"],
+        json!([{"ceiling": "max_cost", "old": "0.005", "new": "0.05"}])
+    );
+    assert!(
+        record["by"].as_str().unwrap().contains("(--raise)") && record["at"].is_string(),
+        "{record}"
+    );
+    let shown = s
+        .wf(["runs", "show", &id])
+        .env("WFHOST_RUNS_DIR", s.path().join("runs"))
+        .run();
+    shown.code(0);
+    assert!(
+        shown
+            .stdout
+            .contains("ceilings raised: max_cost 0.005 → 0.05 by uid"),
+        "{}",
+        shown.stdout
+    );
+    let trace = s
+        .wf(["trace", &id, "--format", "mermaid"])
+        .env("WFHOST_RUNS_DIR", s.path().join("runs"))
+        .run();
+    trace.code(0);
+    assert!(
+        trace.stdout.contains("%% ceilings raised")
+            && trace.stdout.contains("max_cost 0.005 → 0.05"),
+        "{}",
+        trace.stdout
+    );
+    // A new run has nothing to raise.
+    let new = run_with(&s, Some(&api), &["--backend", "messages", "--raise"]);
+    assert_eq!(new.code, 2);
+    assert!(
+        new.stderr.contains("`--raise` only applies to a resume"),
+        "{}",
+        new.stderr
+    );
+}
+
 #[test]
 fn choosing_a_backend() {
     let s = Project::with_script("return 1;").toml("");

@@ -1013,6 +1013,42 @@ fn mcp_over_http_holds_up_against_a_local_user_without_the_token() {
     let _ = server.wait();
 }
 
+/// A run that ended at its ceiling is not resumed over MCP, which cannot raise a ceiling: the
+/// tool error names the exact command a person can run, and that command works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mcp_cannot_raise_a_ceiling_and_names_the_command_that_can() {
+    let s = Project::with_script(
+        "const out = [];\nfor (let i = 0; i < 4; i++) { try { out.push(await agent(`step ${i}`)); } catch (e) { out.push(e.name); break; } }\nreturn out;",
+    )
+    .toml("backend = \"mock\"\n");
+    let first = s.run_mock(&["--max-agents", "2"]);
+    first.code(0);
+    let id = first.report()["run_id"].as_str().unwrap().to_string();
+    let c = connect(&s, Client::default()).await;
+    let refused = call(&c, "workflow_run", json!({ "resumeFromRunId": id })).await;
+    let command = format!("wfhost resume {id} --max-agents 4 --raise");
+    tool_error(&refused, &command);
+    tool_error(&refused, "MCP cannot raise a ceiling");
+    c.cancel().await.unwrap();
+    let runs: Vec<String> = std::fs::read_dir(s.runs())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        runs.iter().filter(|r| r.starts_with('2')).count(),
+        1,
+        "the refusal started no run: {runs:?}"
+    );
+    // The command the model was handed, as a person runs it (here without a terminal: `--yes`
+    // approves the script, `--raise` the raise).
+    let args: Vec<&str> = command.split(' ').skip(1).collect();
+    let raised = s.wf(args).args(["--yes", "--json"]).run();
+    raised.code(0);
+    let r = raised.report();
+    assert_eq!(r["result"].as_array().map(Vec::len), Some(4), "{r}");
+    assert_eq!(r["usage"]["agents_cached"], 2, "{r}");
+}
+
 /// `[mcp] max_agents` counts agents that run, not those a resume serves from the journal: a run
 /// that used all 3 of its agents, resumed with a script that adds a fourth, runs that one (the
 /// three served counted against the cap, and the fourth was refused).

@@ -395,6 +395,66 @@ fn live_view_in_a_terminal() {
 
 /// The approval prompt in a real terminal: view the script, approve it "always", and the next
 /// run of that name in that directory does not ask.
+/// On a terminal, a resume whose flag raises a ceiling shows old → new and asks: no keeps the
+/// run unstarted (exit 2), yes raises it, and the journal says it was decided on the terminal.
+#[test]
+fn raising_a_ceiling_asks_on_a_terminal() {
+    let s = Project::with_script(
+        "const out = [];\nfor (let i = 0; i < 4; i++) { try { out.push(await agent(`step ${i}`)); } catch (e) { out.push(e.name); break; } }\nreturn out;",
+    );
+    let first = s.run_mock(&["--max-agents", "2"]);
+    first.code(0);
+    let id = first.report()["run_id"].as_str().unwrap().to_string();
+    let resume = format!(
+        "env -u CI XDG_CONFIG_HOME={dir}/config WFHOST_CACHE_DIR={cache} {bin} resume {id} --yes --json --quiet --max-agents 4",
+        dir = s.path().display(),
+        cache = super::cache_dir().display(),
+        bin = env!("CARGO_BIN_EXE_wfhost")
+    );
+    let cmd = format!(
+        "cd {} && {resume} > no.json; echo NO-EXIT=$?; {resume} > yes.json; echo YES-EXIT=$?; sleep 60",
+        s.path().display()
+    );
+    let Some(term) = Terminal::start("raising_a_ceiling_asks_on_a_terminal", &cmd) else {
+        return;
+    };
+    let asked = term.wait_for("raise them? [y/N]");
+    assert!(
+        asked.contains("this resume raises the run's ceilings:")
+            && asked.contains("--max-agents")
+            && asked.contains("2 → 4"),
+        "{asked}"
+    );
+    term.keys("n");
+    let no = term.wait_for("NO-EXIT=");
+    assert!(
+        no.contains("NO-EXIT=2") && no.contains("add `--raise`"),
+        "{no}"
+    );
+    // The second resume asks again: yes this time.
+    super::wait_for(
+        std::time::Duration::from_secs(20),
+        "the second prompt",
+        || term.screen().matches("raise them? [y/N]").count() == 2,
+    );
+    term.keys("y");
+    let yes = term.wait_for("YES-EXIT=");
+    assert!(yes.contains("YES-EXIT=0"), "{yes}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(s.path().join("yes.json")).unwrap()).unwrap();
+    let result = report["result"].as_array().unwrap();
+    assert!(
+        result.len() == 4 && !report["result"].to_string().contains("CapError"),
+        "the raised cap lets all four run: {report}"
+    );
+    assert_eq!(report["usage"]["agents_cached"], 2, "{report}");
+    let journal = std::fs::read_to_string(s.runs().join(&id).join("journal.jsonl")).unwrap();
+    assert!(
+        journal.contains("\"type\":\"ceilings_raised\"") && journal.contains("(terminal)"),
+        "{journal}"
+    );
+}
+
 #[test]
 fn approval_prompt_in_a_terminal() {
     let s = Project::new();

@@ -97,6 +97,12 @@ pub(super) struct RunCommon {
     /// Stop starting agents once the run has cost this much (USD).
     #[arg(long, value_name = "USD", value_parser = super::parse_usd, help_heading = "Spending")]
     pub(super) max_cost: Option<f64>,
+    /// On a resume: let flags raise the run's ceilings above what it was started with
+    /// (`--max-cost`, `--budget-tokens`, `--max-tokens`, `--max-agents`, …) — an operator's
+    /// decision, journaled (who, when, old → new) and shown by `runs show` and `trace`.
+    /// Without it a terminal asks, and without a terminal a raise is refused (exit 2).
+    #[arg(long, help_heading = "Spending")]
+    pub(super) raise: bool,
     /// When the provider says a usage or spend limit is reached, wait until it resets (the
     /// time the provider gives, else 5 minutes) and go on, instead of ending the run with exit
     /// 75 [config: `wait_on_limit = true`].
@@ -140,7 +146,7 @@ pub(super) async fn run(mut a: RunArgs) -> Result<u8> {
     let args = script_args(&a)?;
     let mut point = resume_point(&mut a, &cwd)?;
     let stored = point.as_mut().and_then(|p| p.ceilings.take());
-    let (ceilings, ceilings_note) = ceilings(&a, stored, &config)?;
+    let (ceilings, ceilings_note, raised) = ceilings(&a, stored, &config)?;
     let limits = ceilings.limits.clone();
     let cache = Cache::new(a.common.limits.no_cache);
 
@@ -202,6 +208,7 @@ pub(super) async fn run(mut a: RunArgs) -> Result<u8> {
         recorder: recorder(&a, backend_for_record.as_ref())?,
         max_cost: ceilings.max_cost,
         ceilings_note,
+        raised,
         control: control.clone(),
         wait_on_limit: a.common.wait_on_limit || config.wait_on_limit == Some(true),
     };
@@ -647,13 +654,14 @@ fn detach(a: &RunArgs, run_id: &str, cwd: &Path) -> Result<u8> {
 }
 
 /// The ceilings this run holds to. A new run: the flags, else the configuration, else the
-/// defaults. A resume: the ceilings its run was started with, which a flag may tighten but
-/// not raise.
+/// defaults. A resume: the ceilings its run was started with, which a flag may tighten, and
+/// raise only as an operator's decision (`--raise`, or a yes on a terminal): then also the
+/// raises, to journal.
 fn ceilings(
     a: &RunArgs,
     stored: Option<Ceilings>,
     config: &crate::config::Config,
-) -> Result<(Ceilings, Option<String>)> {
+) -> Result<(Ceilings, Option<String>, Option<crate::limits::Raised>)> {
     let mut requested = a.common.limits.requested();
     requested.budget_tokens = a.common.budget_tokens;
     requested.max_cost = a.common.max_cost;
@@ -671,22 +679,85 @@ fn ceilings(
         base.agent_timeout = d;
     }
     let Some(stored) = stored else {
-        return Ok((Ceilings::new(&requested, &base), None));
+        if a.common.raise {
+            bail!(
+                ExitError::usage(
+                    "`--raise` only applies to a resume: a new run has no ceilings to raise"
+                )
+                .hint("drop `--raise`; the flags set a new run's ceilings as they are")
+            );
+        }
+        return Ok((Ceilings::new(&requested, &base), None, None));
     };
-    let (ceilings, tightened) = stored.tighten(&requested).map_err(|e| {
-        ExitError::usage(format!("cannot resume with these flags: {e}")).hint(
-            "a resume keeps the ceilings its run started with; to raise one, start a new run (`wfhost run SCRIPT`)",
-        )
-    })?;
-    let note = if tightened.is_empty() {
-        "resumed under the run's own ceilings".to_string()
-    } else {
-        format!(
-            "resumed under the run's own ceilings, tightened by flags: {}",
-            tightened.join(", ")
-        )
+    let (ceilings, changes) = stored.resumed(&requested);
+    let raised = match changes.raised.as_slice() {
+        [] => None,
+        raises => Some(crate::limits::Raised {
+            raises: raises.to_vec(),
+            by: raise_decision(a, raises)?,
+            at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        }),
     };
-    Ok((ceilings, Some(note)))
+    let mut note = "resumed under the run's own ceilings".to_string();
+    if !changes.tightened.is_empty() {
+        note.push_str(&format!(
+            ", tightened by flags: {}",
+            changes.tightened.join(", ")
+        ));
+    }
+    if let Some(r) = &raised {
+        note.push_str(&format!(", raised by the operator: {}", r.describe()));
+    }
+    Ok((ceilings, Some(note), raised))
+}
+
+/// Whether a resume's raises stand, and who decided: `--raise`, else a yes on a terminal;
+/// without a terminal a raise is refused, naming `--raise`.
+fn raise_decision(a: &RunArgs, raises: &[crate::limits::Raise]) -> Result<String> {
+    let who = |how: &str| {
+        crate::control::Who {
+            uid: unsafe { libc::getuid() },
+            pid: Some(std::process::id().cast_signed()),
+            client: Some(how.to_string()),
+        }
+        .to_string()
+    };
+    if a.common.raise {
+        return Ok(who("--raise"));
+    }
+    let listed = raises
+        .iter()
+        .map(|r| format!("`{}` {} → {}", r.flag(), r.old, r.new))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let refused = || {
+        let first = &raises[0];
+        ExitError::usage(format!(
+            "cannot resume with these flags: `{}` {} is more than the {} the run was started with",
+            first.flag(),
+            first.new,
+            first.old
+        ))
+        .hint(format!(
+            "a resume keeps the ceilings its run started with; raising one ({listed}) is an operator's decision: add `--raise` (it is journaled)"
+        ))
+    };
+    if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
+        bail!(refused());
+    }
+    let mut err = std::io::stderr().lock();
+    writeln!(err, "this resume raises the run's ceilings:")?;
+    for r in raises {
+        writeln!(err, "  {:<18} {} → {}", r.flag(), r.old, r.new)?;
+    }
+    write!(err, "raise them? [y/N]: ")?;
+    err.flush()?;
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    match answer.trim().to_lowercase().as_str() {
+        "y" | "yes" => Ok(who("terminal")),
+        _ => bail!(refused()),
+    }
 }
 
 /// Waits for Ctrl-C or SIGTERM (how CI cancels a job).

@@ -161,7 +161,7 @@ fn show(cwd: &std::path::Path, run_id: &str, json: bool) -> Result<()> {
             "summary": summary, "phases": history.phases, "agents": agents,
             "result": history.result, "error": history.error,
             "torn_tail": history.torn_tail, "controls": history.controls,
-            "permissions": history.permissions,
+            "permissions": history.permissions, "raises": history.raises,
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
@@ -226,8 +226,17 @@ fn print_calls(history: &History, duration: &dyn Fn(&crate::journal::Call) -> Op
     }
 }
 
-/// What operators did: control commands, and decisions on agents' permission requests.
+/// What operators did: ceilings raised on a resume, control commands, and decisions on agents'
+/// permission requests.
 fn print_steering(history: &History) {
+    for r in &history.raises {
+        println!(
+            "  ⇡ {} ceilings raised: {} by {}",
+            r.at,
+            r.describe(),
+            sanitize::line(&r.by)
+        );
+    }
     for c in &history.controls {
         let agent = c.agent.map(|n| format!(" agent {n}")).unwrap_or_default();
         println!(

@@ -136,6 +136,8 @@ pub(crate) struct History {
     pub controls: Vec<ControlEntry>,
     /// Every decision on an agent's permission request, in order.
     pub permissions: Vec<PermissionEntry>,
+    /// Ceilings raised by operators on resumes, in order.
+    pub raises: Vec<crate::limits::Raised>,
     /// The last pause was not followed by a continue (in the latest attempt).
     pub paused: bool,
     index: HashMap<(String, u32), usize>,
@@ -193,6 +195,7 @@ impl History {
             torn_tail: loaded.torn_tail,
             controls: Vec::new(),
             permissions: Vec::new(),
+            raises: Vec::new(),
             paused: false,
             index: HashMap::new(),
         };
@@ -409,6 +412,7 @@ impl History {
                 by: by.clone(),
                 at: at.clone(),
             }),
+            Record::CeilingsRaised(raised) => self.raises.push(raised.clone()),
             Record::Control {
                 action,
                 agent,

@@ -159,6 +159,8 @@ pub(crate) enum Record {
         by: String,
         at: String,
     },
+    /// Ceilings an operator raised on a resume: which, old → new, who, when.
+    CeilingsRaised(crate::limits::Raised),
 }
 
 /// The journal key of an agent call: blake3 of the canonical JSON of what determines its

@@ -54,6 +54,43 @@ impl Source {
     }
 }
 
+/// A run whose last attempt ended at one of its ceilings: resuming it over MCP would stop there
+/// again, and MCP cannot raise a ceiling (an operator's decision, docs/resume.md). The refusal
+/// names the command a person can run.
+fn ended_at_ceiling(id: &str, h: &crate::journal::History) -> Option<String> {
+    let text = format!(
+        "{} {}",
+        h.error.as_deref().unwrap_or(""),
+        h.result
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default()
+    );
+    let c = h.ceilings.as_ref()?;
+    let (flag, now, more) = if text.contains("the cost ceiling is reached")
+        || (text.contains("WorkflowBudgetError") && c.max_cost.is_some())
+    {
+        let v = c.max_cost?;
+        ("--max-cost", format!("{v}"), format!("{}", v * 2.0))
+    } else if text.contains("the token ceiling is reached") {
+        let v = c.limits.max_tokens?;
+        ("--max-tokens", v.to_string(), (v * 2).to_string())
+    } else if text.contains("the token budget is spent")
+        || (text.contains("WorkflowBudgetError") && c.budget_tokens.is_some())
+    {
+        let v = c.budget_tokens?;
+        ("--budget-tokens", v.to_string(), (v * 2).to_string())
+    } else if text.contains("WorkflowAgentCapError") || text.contains("agent() call cap reached") {
+        let v = c.limits.max_agents;
+        ("--max-agents", v.to_string(), (v * 2).to_string())
+    } else {
+        return None;
+    };
+    Some(format!(
+        "run `{id}` ended at its ceiling ({flag} {now}): resumed over MCP it would stop there again, and MCP cannot raise a ceiling. Tell the user; a person can raise it and resume with `wfhost resume {id} {flag} {more} --raise` (the raise is journaled)"
+    ))
+}
+
 impl Server {
     /// The project's `[mcp]` policy: the backend (the project's, or a resumed run's own) must be
     /// one it permits, and this client may not have more runs going than `max_runs`.
@@ -87,6 +124,12 @@ impl Server {
         }
         if let Some(id) = &p.resume_from_run_id {
             let dir = self.run_dir(id)?;
+            if let Ok(loaded) = crate::journal::load_run(&dir) {
+                let history = crate::journal::History::fold(&loaded);
+                if let Some(refusal) = ended_at_ceiling(id, &history) {
+                    return Err(refusal.into());
+                }
+            }
             // A resume runs on the backend the run used, not the project's: the same policy
             // holds for it (an edited script would otherwise send new prompts to a backend
             // the project does not permit over MCP).
@@ -198,13 +241,26 @@ impl Server {
         source: &Source,
         new_id: &str,
     ) -> Result<(RunDir, Value), ToolError> {
+        // A resume keeps the run's ceilings: `[mcp]`'s apply only where they are tighter (a
+        // looser one would be a raise, which MCP cannot make).
+        let stored = p
+            .resume_from_run_id
+            .as_deref()
+            .and_then(|id| self.run_dir(id).ok())
+            .and_then(|dir| crate::journal::resume_point(&dir.journal()).ok())
+            .and_then(|point| point.ceilings);
+        let (mut max_agents, mut max_cost) = (self.config.mcp.max_agents, self.config.mcp.max_cost);
+        if let Some(c) = &stored {
+            max_agents = max_agents.filter(|m| *m <= c.limits.max_agents);
+            max_cost = max_cost.filter(|m| c.max_cost.is_none_or(|s| *m <= s));
+        }
         let launch = runs::Launch {
             script: source.path.as_deref(),
             args: p.args.as_ref(),
             resume: p.resume_from_run_id.as_deref(),
             run_id: Some(new_id),
-            max_agents: self.config.mcp.max_agents,
-            max_cost: self.config.mcp.max_cost,
+            max_agents,
+            max_cost,
         };
         let run_id =
             runs::start(&launch, &self.cwd).map_err(|e| format!("the run did not start: {e:#}"))?;
