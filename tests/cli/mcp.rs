@@ -1114,6 +1114,20 @@ async fn tools_are_annotated_and_plan_matches_wfhost_plan() {
     let s = with_saved_probe();
     s.file("probe.js", SCRIPT);
     let c = connect(&s, Client::default()).await;
+    // The server tells the model what it adds and when to prefer it.
+    let instructions = c
+        .peer_info()
+        .and_then(|i| i.instructions.clone())
+        .expect("server instructions");
+    for needle in [
+        "sandbox",
+        "resumeFromRunId",
+        "ceilings",
+        "background",
+        "Prefer it over",
+    ] {
+        assert!(instructions.contains(needle), "{needle}: {instructions}");
+    }
     let tools = c.list_all_tools().await.unwrap();
     let hint = |name: &str| {
         let t = tools

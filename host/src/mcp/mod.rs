@@ -40,6 +40,8 @@ pub(crate) const AUTHORING: &str = include_str!("../../../docs/authoring.md");
 const MAX_WAIT: f64 = 600.0;
 
 const INSTRUCTIONS: &str = "wfhost runs workflow scripts — JavaScript that fans work out to many LLM agents — in a sandbox (QuickJS in WebAssembly: no filesystem, network or clock for the script itself). \
+What it adds over running a workflow in this session: the script cannot reach anything but its agents; every agent's answer is journaled, so a stopped or crashed run resumes (`workflow_run` with `resumeFromRunId`) without asking a finished agent again; hard ceilings on agents and cost hold (and only a person can raise them); runs go on in the background, outliving this conversation. \
+Prefer it over a built-in workflow tool when the script fans out to many agents, runs long or costs much, or when the user wants it contained, resumable or capped. \
 Write a script (see the `workflow-authoring` prompt), check it with `workflow_validate`, see what it would start and cost with `workflow_plan` (nothing is spent), start it with `workflow_run` (it returns at once with a runId, or waits up to `wait` seconds), \
 follow it with `workflow_status`, and read the outcome with `workflow_result`. Runs go on in the background: you are free while they run. \
 `workflow_control` pauses, continues or stops a run, or kills or restarts one agent.";
