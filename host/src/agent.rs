@@ -42,7 +42,9 @@ pub(crate) struct AgentRequest {
 }
 
 /// Token usage of one backend call (or the sum of several).
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(
+    Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema,
+)]
 pub(crate) struct Usage {
     pub input_tokens: u64,
     pub output_tokens: u64,

@@ -6,7 +6,7 @@ use crate::script::Meta;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub(crate) enum Event {
     RunStarted {
@@ -202,7 +202,7 @@ impl Event {
     }
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum LogLevel {
     Info,
@@ -261,6 +261,29 @@ pub(crate) const PROMPT_HEAD: usize = 2_000;
 /// The version of the JSON-lines schema written by `--events` (docs/events.md). Bumped when a
 /// field is removed or changes meaning; new fields and event types may be added within it.
 pub(crate) const SCHEMA_VERSION: u32 = 1;
+
+/// The JSON Schema of one `--events` line (`wfhost schema events`, docs/schemas/): generated
+/// from the types the lines are written from, so it cannot drift from them.
+pub(crate) fn line_schema() -> serde_json::Value {
+    /// A line as `to_line` writes it: the schema's version, the time, the event.
+    #[derive(schemars::JsonSchema)]
+    #[expect(dead_code, reason = "only its schema is used")]
+    struct EventLine {
+        /// The schema's version (1): bumped when a field is removed or changes meaning.
+        v: u32,
+        /// Milliseconds since the run started.
+        t_ms: u64,
+        #[serde(flatten)]
+        event: Event,
+    }
+    let mut schema = schemars::generate::SchemaSettings::default()
+        .for_serialize()
+        .into_generator()
+        .into_root_schema_for::<EventLine>()
+        .to_value();
+    schema["title"] = "wfhost --events line".into();
+    schema
+}
 
 /// One event as a line of the JSON-lines schema: `{"v": 1, "t_ms": …, "type": …, …}` (no
 /// newline). `t_ms`: milliseconds since `start`, the run's start.

@@ -15,7 +15,7 @@ pub(crate) const MAX_SCRIPT_BYTES: usize = 4 << 20;
 /// own recursion limit; deeper JSON is refused by name rather than arriving as a string.
 pub(crate) const MAX_JSON_DEPTH: usize = 128;
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub(crate) struct Limits {
     /// Linear memory of the guest, in bytes.
     /// Why 256 MiB: QuickJS plus the prelude needs ~2 MiB; a workflow holds prompts and agent
@@ -26,6 +26,7 @@ pub(crate) struct Limits {
     /// Why 30 s: the reference runtime stops synchronous code after 30 s too; honest workflow
     /// code spends microseconds between awaits, so 30 s only ever catches an infinite loop.
     #[serde(with = "humantime_serde_compat")]
+    #[schemars(with = "String")]
     pub cpu_timeout: Duration,
     /// Every byte one run may make the host write or keep — log and console lines, phase
     /// titles, agent labels, the result, the guest's captured stdout/stderr — all charged to
@@ -68,6 +69,7 @@ pub(crate) struct Limits {
     /// and CI must never hang; 12 h is longer than any workflow seen, even hundreds of coding
     /// agents. A run stopped by it keeps its journal and can be resumed.
     #[serde(with = "humantime_serde_compat", default = "default_timeout")]
+    #[schemars(with = "String")]
     pub timeout: Duration,
     /// How long one agent's backend may show no progress (no stream event from the Messages
     /// API, no output from `claude` or a command) before the call is cancelled and retried,
@@ -76,12 +78,14 @@ pub(crate) struct Limits {
     /// build); the reference's most-reported failure is an agent stuck for hours while the run
     /// shows "running".
     #[serde(with = "humantime_serde_compat", default = "default_stall_timeout")]
+    #[schemars(with = "String")]
     pub stall_timeout: Duration,
     /// Wall-clock time one agent may take, retries and schema re-asks included, however much
     /// progress it shows; then it fails with an error naming this limit.
     /// Why 1 h: twice the `claude` backend's own 30 min call timeout, so a working agent is
     /// never cut short, while no agent can keep a run alive for the 12 h of `--timeout`.
     #[serde(with = "humantime_serde_compat", default = "default_agent_timeout")]
+    #[schemars(with = "String")]
     pub agent_timeout: Duration,
     /// Agents running at once. Why `min(16, max(2, cores − 2))`: the reference's formula —
     /// enough parallelism for I/O-bound model calls while leaving cores for the host and tools.
@@ -263,7 +267,7 @@ pub(crate) struct Requested {
 /// The ceilings a run holds to: its spending ceilings and its limits. Stored with the run (in
 /// its journal's `run_started` record) so `resume` keeps them: a run interrupted under
 /// `--budget-tokens 20` must not resume without a budget.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub(crate) struct Ceilings {
     pub budget_tokens: Option<u64>,
     pub max_cost: Option<f64>,

@@ -7,7 +7,9 @@ use serde_json::Value;
 
 /// How a run ended: one type for the report, the journal's `run_finished`, the
 /// `run_finished` event, the live view and the dashboard (as JSON: the lowercase name).
-#[derive(Debug, Clone, Copy, Serialize, serde::Deserialize, PartialEq, Eq)]
+#[derive(
+    Debug, Clone, Copy, Serialize, serde::Deserialize, PartialEq, Eq, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum Outcome {
     /// The script returned.
@@ -38,7 +40,7 @@ impl std::fmt::Display for Outcome {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub(crate) struct RunReport {
     pub run_id: String,
     pub outcome: Outcome,
@@ -81,7 +83,7 @@ pub(crate) struct RunReport {
 }
 
 /// Where the time of a run went, in milliseconds (fractional).
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
 pub(crate) struct Timings {
     /// Loading the guest: deserialising the cached artifact, or compiling it with Cranelift.
     pub guest_load_ms: f64,
@@ -97,7 +99,7 @@ pub(crate) struct Timings {
 }
 
 /// Agents that failed with the same error.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub(crate) struct FailureGroup {
     /// The error's first line (at most 200 characters).
     pub error: String,
@@ -107,6 +109,20 @@ pub(crate) struct FailureGroup {
 }
 
 /// Groups (label, error) pairs by the error's first line, most frequent first.
+/// The JSON Schema of the `--json` report (`wfhost schema report`, docs/schemas/): generated
+/// from the type the report is written from, so it cannot drift from it.
+pub(crate) fn schema() -> Value {
+    // The schema of what is written (a field skipped when empty is not required), not of what
+    // would be read.
+    let mut schema = schemars::generate::SchemaSettings::default()
+        .for_serialize()
+        .into_generator()
+        .into_root_schema_for::<RunReport>()
+        .to_value();
+    schema["title"] = "wfhost --json report".into();
+    schema
+}
+
 pub(crate) fn group_failures(failures: &[(String, String)]) -> Vec<FailureGroup> {
     let mut groups: Vec<FailureGroup> = Vec::new();
     for (label, error) in failures {
@@ -137,7 +153,7 @@ pub(crate) fn group_failures(failures: &[(String, String)]) -> Vec<FailureGroup>
 
 /// What the run cost in USD: agents that ran now (`total_usd`, and by phase), and the answers
 /// served from the journal (`cached_usd`, paid by an earlier attempt).
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
 pub(crate) struct Cost {
     pub total_usd: f64,
     pub cached_usd: f64,
@@ -161,7 +177,7 @@ pub(crate) fn ms(d: std::time::Duration) -> f64 {
     (d.as_secs_f64() * 1e6).round() / 1e3
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
 pub(crate) struct ReportUsage {
     pub input_tokens: u64,
     pub output_tokens: u64,

@@ -133,3 +133,84 @@ fn under_github_actions_a_summary_and_annotations_are_written() {
     let plain = p.run_mock(&[]);
     assert!(!plain.stderr.contains("::error"), "{}", plain.stderr);
 }
+
+/// `wfhost schema report|events` print the JSON Schemas committed under docs/schemas/ (a type
+/// change that is not re-committed fails here), and real outputs validate against them: the
+/// `--json` report of a run with a failed agent and of a script error, and every `--events`
+/// line of a run with phases, logs, a failure and a cached agent.
+#[test]
+fn reports_and_events_validate_against_wfhost_schema() {
+    let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/schemas");
+    let p = Project::with_script(&format!("console.log('starting');\n{SCRIPT}"));
+    let schema = |what: &str| -> Value {
+        let out = p.wf(["schema", what]).run();
+        out.code(0);
+        let printed: Value = serde_json::from_str(&out.stdout).unwrap();
+        let committed: Value = serde_json::from_str(
+            &std::fs::read_to_string(docs.join(format!("{what}.schema.json"))).unwrap_or_default(),
+        )
+        .unwrap_or_default();
+        assert_eq!(
+            printed, committed,
+            "docs/schemas/{what}.schema.json is out of date: `wfhost schema {what} > docs/schemas/{what}.schema.json`"
+        );
+        printed
+    };
+    let report = jsonschema::validator_for(&schema("report")).unwrap();
+    let events = jsonschema::validator_for(&schema("events")).unwrap();
+    let check = |v: &jsonschema::Validator, instance: &Value| {
+        let errors: Vec<String> = v.iter_errors(instance).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{errors:?}\n{instance}");
+    };
+
+    let log = p.path().join("events.jsonl");
+    let out = p.run_mock(&["--events", log.to_str().unwrap()]);
+    out.code(0);
+    let r = out.report();
+    assert_eq!(r["usage"]["agents_failed"], 1, "{r}");
+    check(&report, &r);
+    let lines = std::fs::read_to_string(&log).unwrap();
+    let mut types = std::collections::BTreeSet::new();
+    for line in lines.lines() {
+        let e: Value = serde_json::from_str(line).unwrap();
+        check(&events, &e);
+        types.insert(e["type"].as_str().unwrap().to_string());
+    }
+    for t in [
+        "run_started",
+        "phase",
+        "log",
+        "agent_started",
+        "agent_finished",
+        "agent_failed",
+        "run_finished",
+    ] {
+        assert!(types.contains(t), "{t} in {types:?}");
+    }
+    // A resume (cached agents) and a script error validate too.
+    let id = r["run_id"].as_str().unwrap();
+    let resumed = p
+        .wf([
+            "resume",
+            id,
+            "--yes",
+            "--json",
+            "--events",
+            log.to_str().unwrap(),
+        ])
+        .run();
+    check(&report, &resumed.report());
+    let lines = std::fs::read_to_string(&log).unwrap();
+    assert!(lines.contains("\"type\":\"agent_cached\""), "{lines}");
+    for line in lines.lines() {
+        check(&events, &serde_json::from_str(line).unwrap());
+    }
+    let failing = Project::with_script("throw new Error('no');");
+    let out = failing.run_mock(&[]);
+    assert_eq!(out.code, 65, "{}", out.stderr);
+    check(&report, &out.report());
+    // The schema can fail: a report missing its outcome does not validate.
+    let mut broken = r.clone();
+    broken.as_object_mut().unwrap().remove("outcome");
+    assert!(!report.is_valid(&broken));
+}

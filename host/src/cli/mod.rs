@@ -11,6 +11,7 @@ mod plan;
 mod resume;
 mod run;
 mod runs;
+mod schema;
 mod steer;
 mod tools;
 mod trace;
@@ -194,6 +195,11 @@ enum Command {
         after_help = "Example:\n  wfhost completions bash > ~/.local/share/bash-completion/completions/wfhost"
     )]
     Completions { shell: clap_complete::Shell },
+    /// Print the JSON Schema of the `--json` report or of an `--events` line.
+    #[command(
+        after_help = "Examples:\n  wfhost schema report > report.schema.json\n  wfhost schema events > events.schema.json\n\nGenerated from the types wfhost writes them from (also in docs/schemas/)."
+    )]
+    Schema(schema::SchemaArgs),
 }
 
 /// The sandbox limits, shared by every command that runs or describes a run. Each is `None`
@@ -361,6 +367,7 @@ fn quiet_on_closed_pipe(command: &Command) {
             | Command::Audit(_)
             | Command::Trace(_)
             | Command::Completions { .. }
+            | Command::Schema(_)
     );
     if prints_only {
         // SAFETY: setting a signal's disposition to its default before any thread is started.
@@ -472,6 +479,7 @@ pub fn main() -> ExitCode {
             Command::Agents(a) => agents::agents(a),
             Command::Show(a) => workflows::show(a),
             Command::Save(a) => workflows::save(a),
+            Command::Schema(a) => schema::schema(a),
             Command::Completions { shell } => {
                 use clap::CommandFactory;
                 clap_complete::generate(

@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 /// The checked metadata of a workflow.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Meta {
     pub name: String,
@@ -30,7 +30,7 @@ pub(crate) struct Meta {
     pub warnings: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, schemars::JsonSchema)]
 pub(crate) struct Phase {
     pub title: String,
     #[serde(skip_serializing_if = "Option::is_none")]
