@@ -157,9 +157,44 @@ pub(crate) fn github(report: &RunReport, name: &str, agents: &[AgentRow]) {
             let _ = f.write_all(summary(report, name).as_bytes());
         }
     }
+    if let Some(path) = std::env::var_os("GITHUB_OUTPUT") {
+        use std::io::Write as _;
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(path)
+        {
+            let _ = f.write_all(outputs(report).as_bytes());
+        }
+    }
     for line in annotations(report, name, agents) {
         eprintln!("{line}");
     }
+}
+
+/// The step's outputs (`$GITHUB_OUTPUT`, `name=value` lines), for the next steps and the
+/// action's `outputs`: `run-id`, `outcome`, `cost-usd`, `exit-code`, and `result-path`: the
+/// result, written as `result.json` in the run directory (pretty JSON), when there is one.
+pub(crate) fn outputs(report: &RunReport) -> String {
+    let mut out = format!(
+        "run-id={}\noutcome={}\ncost-usd={:.6}\nexit-code={}\n",
+        report.run_id,
+        report.outcome.as_str(),
+        report.cost.total_usd,
+        report.exit_code
+    );
+    if let (Some(result), Some(dir)) = (&report.result, &report.run_dir) {
+        let path = std::path::Path::new(dir).join("result.json");
+        let text = serde_json::to_string_pretty(result).unwrap_or_default();
+        // One line: a path with a line break would inject another output.
+        let display = path.display().to_string();
+        if !display.contains(['\n', '\r'])
+            && crate::run_dir::RunDir::write_private(&path, text.as_bytes()).is_ok()
+        {
+            let _ = writeln!(out, "result-path={display}");
+        }
+    }
+    out
 }
 
 /// The job summary: outcome, counts, tokens, cost, the phases' table, failures grouped by

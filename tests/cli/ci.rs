@@ -214,3 +214,204 @@ fn reports_and_events_validate_against_wfhost_schema() {
     broken.as_object_mut().unwrap().remove("outcome");
     assert!(!report.is_valid(&broken));
 }
+
+/// The GitHub Action (action.yml) run locally: its outputs are the run step's, and that step
+/// (.github/action/run.sh), with `GITHUB_*` at temp files and `wfhost` on PATH, runs the script
+/// under the inputs' flags and writes the outputs, the job summary and the JUnit file; without
+/// `approve: true` the script is refused (77), with the reason as an annotation.
+#[test]
+fn the_actions_run_step_writes_its_outputs_and_summary() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    // action.yml: a composite action whose outputs all come from the `run` step, which runs
+    // the script this test runs.
+    let shape = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import json, sys, yaml\n\
+             a = yaml.safe_load(open(sys.argv[1]))\n\
+             print(json.dumps({'using': a['runs']['using'], 'inputs': sorted(a['inputs']),\n\
+               'outputs': {k: v['value'] for k, v in a['outputs'].items()},\n\
+               'steps': [s.get('id') or s.get('name') for s in a['runs']['steps']],\n\
+               'run': [s['run'] for s in a['runs']['steps'] if s.get('id') == 'run']}))",
+        )
+        .arg(repo.join("action.yml"))
+        .output()
+        .expect("python3 runs");
+    assert!(
+        shape.status.success(),
+        "{}",
+        String::from_utf8_lossy(&shape.stderr)
+    );
+    let shape: Value = serde_json::from_slice(&shape.stdout).unwrap();
+    assert_eq!(shape["using"], "composite");
+    for input in [
+        "approve",
+        "args",
+        "backend",
+        "budget-tokens",
+        "concurrency",
+        "max-agents",
+        "max-cost",
+        "model",
+        "script",
+    ] {
+        assert!(
+            shape["inputs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|i| i == input),
+            "{input}: {shape}"
+        );
+    }
+    for output in ["run-id", "outcome", "cost-usd", "result-path"] {
+        assert_eq!(
+            shape["outputs"][output],
+            format!("${{{{ steps.run.outputs.{output} }}}}"),
+            "{shape}"
+        );
+    }
+    assert!(
+        shape["run"][0]
+            .as_str()
+            .unwrap()
+            .contains(".github/action/run.sh"),
+        "{shape}"
+    );
+
+    let p = Project::with_script(SCRIPT);
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_wfhost"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let step = |approve: &str| {
+        let output = p.path().join(format!("output-{approve}"));
+        let summary = p.path().join(format!("summary-{approve}"));
+        let home = p.path().join("home");
+        let out = std::process::Command::new("bash")
+            .arg(repo.join(".github/action/run.sh"))
+            .current_dir(p.path())
+            .env_clear()
+            .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+            .env("HOME", &home)
+            .env("XDG_CONFIG_HOME", home.join(".config"))
+            .env("XDG_CACHE_HOME", home.join(".cache"))
+            .env("WFHOST_CACHE_DIR", super::cache_dir())
+            .env("GITHUB_ACTIONS", "true")
+            .env("GITHUB_OUTPUT", &output)
+            .env("GITHUB_STEP_SUMMARY", &summary)
+            .env("RUNNER_TEMP", p.path())
+            .env("INPUT_SCRIPT", "w.js")
+            .env("INPUT_BACKEND", "mock")
+            .env("INPUT_MAX_AGENTS", "10")
+            .env("INPUT_ARGS", "{\"who\": \"ci\"}")
+            .env("INPUT_JUNIT", "junit.xml")
+            .env("INPUT_APPROVE", approve)
+            .output()
+            .unwrap();
+        let read = |f: &std::path::Path| std::fs::read_to_string(f).unwrap_or_default();
+        (out, read(&output), read(&summary))
+    };
+
+    let (out, outputs, summary) = step("false");
+    assert_eq!(out.status.code(), Some(77), "{out:?}");
+    assert!(outputs.contains("exit-code=77"), "{outputs}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("::error title=wfhost::the workflow script was not approved"),
+        "{out:?}"
+    );
+    assert!(summary.is_empty(), "no run, no summary: {summary}");
+
+    let (out, outputs, summary) = step("true");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let get = |name: &str| {
+        outputs
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}=")))
+            .unwrap_or_else(|| panic!("{name} in {outputs}"))
+            .to_string()
+    };
+    let run_id = get("run-id");
+    assert!(p.runs().join(&run_id).is_dir(), "{outputs}");
+    assert_eq!(get("outcome"), "completed");
+    assert_eq!(get("exit-code"), "0");
+    assert!(get("cost-usd").parse::<f64>().is_ok(), "{outputs}");
+    let result: Value =
+        serde_json::from_str(&std::fs::read_to_string(get("result-path")).unwrap()).unwrap();
+    assert!(
+        result["sum"].as_str().unwrap().starts_with("R(sum up"),
+        "{result}"
+    );
+    assert!(
+        summary.contains("wfhost") && summary.contains(&run_id),
+        "{summary}"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("::error"),
+        "the failed agent is annotated: {out:?}"
+    );
+    let junit = parse_junit(&p.path().join("junit.xml"));
+    assert_eq!(junit["failures"], "1", "{junit}");
+}
+
+/// The GitLab CI template (ci/wfhost.gitlab-ci.yml) parses, and its job's script — run here as
+/// a GitLab runner runs it, one shell, `wfhost` already installed — runs the script and leaves
+/// the report and the JUnit file its artifacts name; unapproved, it is refused (77).
+#[test]
+fn the_gitlab_template_runs_a_workflow() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let script = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import sys, yaml\n\
+             job = yaml.safe_load(open(sys.argv[1]))['.wfhost']\n\
+             assert job['artifacts']['reports']['junit'] == 'wfhost-junit.xml'\n\
+             print('\\n'.join(job['script']))",
+        )
+        .arg(repo.join("ci/wfhost.gitlab-ci.yml"))
+        .output()
+        .expect("python3 runs");
+    assert!(
+        script.status.success(),
+        "{}",
+        String::from_utf8_lossy(&script.stderr)
+    );
+    let script = String::from_utf8(script.stdout).unwrap();
+    let p = Project::with_script(SCRIPT);
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_wfhost"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let job = |approve: &str| {
+        let home = p.path().join("home");
+        std::process::Command::new("sh")
+            .args(["-ec", &script])
+            .current_dir(p.path())
+            .env_clear()
+            .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+            .env("HOME", &home)
+            .env("XDG_CONFIG_HOME", home.join(".config"))
+            .env("XDG_CACHE_HOME", home.join(".cache"))
+            .env("WFHOST_CACHE_DIR", super::cache_dir())
+            .env("WFHOST_SCRIPT", "w.js")
+            .env("WFHOST_APPROVE", approve)
+            .env("WFHOST_ARGS", "{\"who\": \"ci\"}")
+            .env("WFHOST_FLAGS", "--backend mock --max-agents 10")
+            .output()
+            .unwrap()
+    };
+    let refused = job("false");
+    assert_eq!(refused.status.code(), Some(77), "{refused:?}");
+    let ran = job("true");
+    assert_eq!(ran.status.code(), Some(0), "{ran:?}");
+    let report: Value = serde_json::from_str(
+        &std::fs::read_to_string(p.path().join("wfhost-report.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(report["outcome"], "completed", "{report}");
+    assert_eq!(
+        parse_junit(&p.path().join("wfhost-junit.xml"))["failures"],
+        "1"
+    );
+}
