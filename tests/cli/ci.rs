@@ -215,15 +215,9 @@ fn reports_and_events_validate_against_wfhost_schema() {
     assert!(!report.is_valid(&broken));
 }
 
-/// The GitHub Action (action.yml) run locally: its outputs are the run step's, and that step
-/// (.github/action/run.sh), with `GITHUB_*` at temp files and `wfhost` on PATH, runs the script
-/// under the inputs' flags and writes the outputs, the job summary and the JUnit file; without
-/// `approve: true` the script is refused (77), with the reason as an annotation.
-#[test]
-fn the_actions_run_step_writes_its_outputs_and_summary() {
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    // action.yml: a composite action whose outputs all come from the `run` step, which runs
-    // the script this test runs.
+/// action.yml: a composite action with the inputs CI users need, whose outputs all come from
+/// the `run` step, which runs .github/action/run.sh.
+fn check_action_yml(repo: &std::path::Path) {
     let shape = std::process::Command::new("python3")
         .arg("-c")
         .arg(
@@ -278,6 +272,16 @@ fn the_actions_run_step_writes_its_outputs_and_summary() {
             .contains(".github/action/run.sh"),
         "{shape}"
     );
+}
+
+/// The GitHub Action (action.yml) run locally: its outputs are the run step's, and that step
+/// (.github/action/run.sh), with `GITHUB_*` at temp files and `wfhost` on PATH, runs the script
+/// under the inputs' flags and writes the outputs, the job summary and the JUnit file; without
+/// `approve: true` the script is refused (77), with the reason as an annotation.
+#[test]
+fn the_actions_run_step_writes_its_outputs_and_summary() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    check_action_yml(&repo);
 
     let p = Project::with_script(SCRIPT);
     let bin = std::path::Path::new(env!("CARGO_BIN_EXE_wfhost"))
