@@ -107,6 +107,11 @@ deny-selftest: advisory-db
 [group('check')]
 ci: guest-verify lint deny test
 
+# Release archives and the Debian package, with sha256 sums, into dist/ (scripts/dist.sh).
+[group('build')]
+dist: build
+    scripts/dist.sh {{wfhost}} dist
+
 # ---------------------------------------------------------------- bench
 
 # Start-up and guest costs: cold and warm `wfhost run` against node.

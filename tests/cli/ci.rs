@@ -419,3 +419,98 @@ fn the_gitlab_template_runs_a_workflow() {
         "1"
     );
 }
+
+/// `scripts/dist.sh` (`just dist`) on the binary under test: the archive holds the binary,
+/// completions, man pages, LICENSE and README, and checks against its sha256; the Debian
+/// package holds the binary, man pages, completions and the worker's systemd unit, and its
+/// `/usr/bin/wfhost` (unpacked with dpkg-deb, as `dpkg -i` would install it; CI installs it for
+/// real) runs the README's main job.
+#[test]
+fn dist_builds_an_archive_and_a_debian_package_that_runs_the_demo() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .canonicalize()
+        .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let sh = |cmd: &str| {
+        let o = std::process::Command::new("bash")
+            .args(["-ec", cmd])
+            .current_dir(out.path())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{cmd}: {o:?}");
+        String::from_utf8(o.stdout).unwrap()
+    };
+    sh(&format!(
+        "{}/scripts/dist.sh {} .",
+        repo.display(),
+        env!("CARGO_BIN_EXE_wfhost")
+    ));
+    sh("sha256sum --check --strict ./*.sha256");
+    let listing = sh("tar -tzf wfhost-*-x86_64-unknown-linux-gnu.tar.gz");
+    for f in [
+        "/wfhost",
+        "/LICENSE",
+        "/README.md",
+        "/completions/wfhost.bash",
+        "/completions/_wfhost",
+        "/completions/wfhost.fish",
+        "/man/wfhost.1",
+        "/man/wfhost-run.1",
+        "/man/wfhost-resume.1",
+    ] {
+        assert!(listing.lines().any(|l| l.ends_with(f)), "{f} in {listing}");
+    }
+    let page = sh("tar -xzOf wfhost-*.tar.gz --wildcards '*/man/wfhost-run.1'");
+    assert!(
+        page.contains(".TH wfhost-run") && page.contains("max\\-cost"),
+        "{page}"
+    );
+
+    let contents = sh("dpkg-deb --contents wfhost_*_amd64.deb");
+    for f in [
+        "./usr/bin/wfhost",
+        "./usr/share/man/man1/wfhost.1.gz",
+        "./usr/share/bash-completion/completions/wfhost",
+        "./usr/lib/systemd/system/wfhost-worker.service",
+        "./usr/share/doc/wfhost/copyright",
+    ] {
+        assert!(contents.contains(f), "{f} in {contents}");
+    }
+    let info = sh("dpkg-deb --field wfhost_*_amd64.deb Package Version Architecture");
+    assert!(
+        info.contains("Package: wfhost") && info.contains("Architecture: amd64"),
+        "{info}"
+    );
+    sh("dpkg-deb -x wfhost_*_amd64.deb root");
+    let unit = std::fs::read_to_string(
+        out.path()
+            .join("root/usr/lib/systemd/system/wfhost-worker.service"),
+    )
+    .unwrap();
+    assert!(unit.contains("ExecStart=/usr/bin/wfhost worker"), "{unit}");
+    let home = out.path().join("home");
+    let demo = std::process::Command::new(out.path().join("root/usr/bin/wfhost"))
+        .args([
+            "run",
+            "scripts/review.js",
+            "--args-file",
+            "scripts/review.args.json",
+            "--backend",
+            "replay:fixtures/review",
+            "--yes",
+            "--json",
+            "--no-journal",
+        ])
+        .current_dir(&repo)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", &home)
+        .env("XDG_CACHE_HOME", home.join(".cache"))
+        .env("XDG_CONFIG_HOME", home.join(".config"))
+        .output()
+        .unwrap();
+    assert_eq!(demo.status.code(), Some(0), "{demo:?}");
+    let report: Value = serde_json::from_slice(&demo.stdout).unwrap();
+    assert_eq!(report["outcome"], "completed", "{report}");
+}

@@ -200,6 +200,10 @@ enum Command {
         after_help = "Examples:\n  wfhost schema report > report.schema.json\n  wfhost schema events > events.schema.json\n\nGenerated from the types wfhost writes them from (also in docs/schemas/)."
     )]
     Schema(schema::SchemaArgs),
+    /// Write the man pages (wfhost.1 and one per command) into DIR (release archives, the
+    /// Debian package: scripts/dist.sh).
+    #[command(hide = true)]
+    Man { dir: std::path::PathBuf },
 }
 
 /// The sandbox limits, shared by every command that runs or describes a run. Each is `None`
@@ -368,6 +372,7 @@ fn quiet_on_closed_pipe(command: &Command) {
             | Command::Trace(_)
             | Command::Completions { .. }
             | Command::Schema(_)
+            | Command::Man { .. }
     );
     if prints_only {
         // SAFETY: setting a signal's disposition to its default before any thread is started.
@@ -480,6 +485,12 @@ pub fn main() -> ExitCode {
             Command::Show(a) => workflows::show(a),
             Command::Save(a) => workflows::save(a),
             Command::Schema(a) => schema::schema(a),
+            Command::Man { dir } => {
+                use clap::CommandFactory;
+                std::fs::create_dir_all(&dir)?;
+                clap_mangen::generate_to(Cli::command(), &dir)?;
+                Ok(crate::exit::OK)
+            }
             Command::Completions { shell } => {
                 use clap::CommandFactory;
                 clap_complete::generate(
