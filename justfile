@@ -3,6 +3,7 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 
 export CARGO_TARGET_DIR := env_var_or_default("CARGO_TARGET_DIR", env_var("HOME") + "/.cache/wfhost-target")
 wfhost := CARGO_TARGET_DIR + "/release/wfhost"
+check-jsonschema := `command -v check-jsonschema || echo "$HOME/.cache/wfhost-venv/bin/check-jsonschema"`
 
 # ---------------------------------------------------------------- build
 
@@ -63,6 +64,10 @@ lint:
     # The guest plugin is linted for the host target: clippy for wasm32 needs a wasm32 std that
     # cannot be downloaded here, and the plugin's code has no target-specific branches.
     CARGO_TARGET_DIR="$CARGO_TARGET_DIR/guest-clippy" cargo clippy --locked --manifest-path guest-sdk/plugin/Cargo.toml -- -D warnings
+    # The GitHub workflows and the action against GitHub's published schemas (check-jsonschema's
+    # built-in copies: offline). .ci/run installs it in a venv.
+    {{check-jsonschema}} --builtin-schema vendor.github-workflows .github/workflows/*.yml
+    {{check-jsonschema}} --builtin-schema vendor.github-actions action.yml
 
 # The offline RustSec snapshot (../shared/supply-chain), unpacked where deny.toml looks.
 [private]
