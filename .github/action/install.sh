@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The action's install step (action.yml): `wfhost` from PATH when it is there (a self-hosted
-# runner, a previous step), else the release archive for this runner, cached by actions/cache.
+# The action's install step (action.yml): with `version: latest`, `wfhost` from PATH when it is
+# there (a self-hosted runner, a previous step); otherwise the release archive of that version
+# for this runner, checked against its sha256, and cached (actions/cache keeps the directory).
 set -euo pipefail
 
-if command -v wfhost >/dev/null; then
+if [[ "${WFHOST_VERSION:-latest}" == "latest" ]] && command -v wfhost >/dev/null; then
   wfhost --version
   exit 0
 fi

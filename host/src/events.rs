@@ -276,13 +276,7 @@ pub(crate) fn line_schema() -> serde_json::Value {
         #[serde(flatten)]
         event: Event,
     }
-    let mut schema = schemars::generate::SchemaSettings::default()
-        .for_serialize()
-        .into_generator()
-        .into_root_schema_for::<EventLine>()
-        .to_value();
-    schema["title"] = "wfhost --events line".into();
-    schema
+    crate::report::schema_of::<EventLine>("wfhost --events line")
 }
 
 /// One event as a line of the JSON-lines schema: `{"v": 1, "t_ms": …, "type": …, …}` (no

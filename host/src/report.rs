@@ -112,14 +112,18 @@ pub(crate) struct FailureGroup {
 /// The JSON Schema of the `--json` report (`wfhost schema report`, docs/schemas/): generated
 /// from the type the report is written from, so it cannot drift from it.
 pub(crate) fn schema() -> Value {
-    // The schema of what is written (a field skipped when empty is not required), not of what
-    // would be read.
+    schema_of::<RunReport>("wfhost --json report")
+}
+
+/// The JSON Schema of `T` as wfhost writes it: serialize mode (a field skipped when empty is
+/// not required), not what would be read.
+pub(crate) fn schema_of<T: schemars::JsonSchema>(title: &str) -> Value {
     let mut schema = schemars::generate::SchemaSettings::default()
         .for_serialize()
         .into_generator()
-        .into_root_schema_for::<RunReport>()
+        .into_root_schema_for::<T>()
         .to_value();
-    schema["title"] = "wfhost --json report".into();
+    schema["title"] = title.into();
     schema
 }
 

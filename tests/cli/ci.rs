@@ -215,6 +215,24 @@ fn reports_and_events_validate_against_wfhost_schema() {
     assert!(!report.is_valid(&broken));
 }
 
+/// `shell` in `dir` as a CI runner starts a step: nothing of this machine's environment, the
+/// wfhost under test on PATH, and a home of its own in `dir`.
+fn ci_shell(dir: &std::path::Path, shell: &str) -> std::process::Command {
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_wfhost"))
+        .parent()
+        .unwrap();
+    let home = dir.join("home");
+    let mut cmd = std::process::Command::new(shell);
+    cmd.current_dir(dir)
+        .env_clear()
+        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+        .env("HOME", &home)
+        .env("XDG_CONFIG_HOME", home.join(".config"))
+        .env("XDG_CACHE_HOME", home.join(".cache"))
+        .env("WFHOST_CACHE_DIR", super::cache_dir());
+    cmd
+}
+
 /// action.yml: a composite action with the inputs CI users need, whose outputs all come from
 /// the `run` step, which runs .github/action/run.sh.
 fn check_action_yml(repo: &std::path::Path) {
@@ -284,23 +302,11 @@ fn the_actions_run_step_writes_its_outputs_and_summary() {
     check_action_yml(&repo);
 
     let p = Project::with_script(SCRIPT);
-    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_wfhost"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
     let step = |approve: &str| {
         let output = p.path().join(format!("output-{approve}"));
         let summary = p.path().join(format!("summary-{approve}"));
-        let home = p.path().join("home");
-        let out = std::process::Command::new("bash")
+        let out = ci_shell(p.path(), "bash")
             .arg(repo.join(".github/action/run.sh"))
-            .current_dir(p.path())
-            .env_clear()
-            .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
-            .env("HOME", &home)
-            .env("XDG_CONFIG_HOME", home.join(".config"))
-            .env("XDG_CACHE_HOME", home.join(".cache"))
-            .env("WFHOST_CACHE_DIR", super::cache_dir())
             .env("GITHUB_ACTIONS", "true")
             .env("GITHUB_OUTPUT", &output)
             .env("GITHUB_STEP_SUMMARY", &summary)
@@ -383,21 +389,9 @@ fn the_gitlab_template_runs_a_workflow() {
     );
     let script = String::from_utf8(script.stdout).unwrap();
     let p = Project::with_script(SCRIPT);
-    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_wfhost"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
     let job = |approve: &str| {
-        let home = p.path().join("home");
-        std::process::Command::new("sh")
+        ci_shell(p.path(), "sh")
             .args(["-ec", &script])
-            .current_dir(p.path())
-            .env_clear()
-            .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
-            .env("HOME", &home)
-            .env("XDG_CONFIG_HOME", home.join(".config"))
-            .env("XDG_CACHE_HOME", home.join(".cache"))
-            .env("WFHOST_CACHE_DIR", super::cache_dir())
             .env("WFHOST_SCRIPT", "w.js")
             .env("WFHOST_APPROVE", approve)
             .env("WFHOST_ARGS", "{\"who\": \"ci\"}")
@@ -513,4 +507,56 @@ fn dist_builds_an_archive_and_a_debian_package_that_runs_the_demo() {
     assert_eq!(demo.status.code(), Some(0), "{demo:?}");
     let report: Value = serde_json::from_slice(&demo.stdout).unwrap();
     assert_eq!(report["outcome"], "completed", "{report}");
+
+    // The action's install step, on this release: `gh release download` (here a stand-in that
+    // serves dist.sh's files and logs each call), the sha256 check, the unpacked binary on
+    // GITHUB_PATH; a second run finds it cached and downloads nothing.
+    let fakebin = out.path().join("fakebin");
+    std::fs::create_dir_all(&fakebin).unwrap();
+    let gh = fakebin.join("gh");
+    std::fs::write(
+        &gh,
+        "#!/bin/bash\nset -e\necho \"$*\" >> \"$RELEASE_DIR/gh.log\"\n[ \"$1 $2\" = 'release download' ] || exit 3\nwhile [ $# -gt 0 ]; do case \"$1\" in --pattern) pattern=\"$2\"; shift 2;; --dir) dir=\"$2\"; shift 2;; *) shift;; esac; done\ncp \"$RELEASE_DIR\"/$pattern \"$dir\"\n",
+    )
+    .unwrap();
+    sh(&format!("chmod +x {}", gh.display()));
+    let install = || {
+        std::process::Command::new("bash")
+            .arg(repo.join(".github/action/install.sh"))
+            .current_dir(out.path())
+            .env_clear()
+            .env("PATH", format!("{}:/usr/bin:/bin", fakebin.display()))
+            .env("HOME", &home)
+            .env("RELEASE_DIR", out.path())
+            .env("WFHOST_VERSION", "v0.1.0")
+            .env("WFHOST_REPOSITORY", "wfhost/wfhost")
+            .env("GITHUB_PATH", out.path().join("github_path"))
+            .output()
+            .unwrap()
+    };
+    for _ in 0..2 {
+        let o = install();
+        assert!(o.status.success(), "{o:?}");
+        assert!(
+            String::from_utf8_lossy(&o.stdout).contains("wfhost 0.1.0\n"),
+            "{o:?}"
+        );
+    }
+    let on_path = std::fs::read_to_string(out.path().join("github_path")).unwrap();
+    let dir = home.join(".local/share/wfhost-action");
+    assert!(
+        on_path.lines().all(|l| l == dir.to_str().unwrap()),
+        "{on_path}"
+    );
+    assert!(dir.join("wfhost").is_file());
+    let calls = std::fs::read_to_string(out.path().join("gh.log")).unwrap();
+    assert_eq!(
+        calls.lines().count(),
+        1,
+        "downloaded once, then cached: {calls}"
+    );
+    assert!(
+        calls.starts_with("release download v0.1.0 --repo wfhost/wfhost"),
+        "{calls}"
+    );
 }
