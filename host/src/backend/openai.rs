@@ -543,9 +543,8 @@ fn retry(message: String) -> Failure {
     }
 }
 
-/// An error object in an answer (a stream's `data: {"error": …}`, or a 200 with one).
-fn error_in(v: &Value) -> Option<Failure> {
-    let e = v.get("error")?;
+/// The `error` object of an answer (a stream's `data: {"error": …}`, or a 200 with one).
+fn error_in(e: &Value) -> Option<Failure> {
     let message = e["message"].as_str().unwrap_or("error").to_string();
     let code = e["code"]
         .as_str()
@@ -573,7 +572,7 @@ async fn read_whole(body: Answer) -> Result<Completion, Failure> {
     super::progress();
     let v: Value =
         serde_json::from_slice(&bytes).map_err(|e| retry(format!("malformed answer ({e})")))?;
-    if let Some(f) = error_in(&v) {
+    if let Some(f) = v.get("error").and_then(error_in) {
         return Err(f);
     }
     let message = &v["choices"][0]["message"];
@@ -671,10 +670,7 @@ async fn read_stream(mut body: Answer) -> Result<Completion, Failure> {
         }
         let chunk: Chunk<'_> = serde_json::from_str(&event.data)
             .map_err(|e| retry(format!("malformed chunk in the answer stream ({e})")))?;
-        if let Some(f) = chunk
-            .error
-            .and_then(|e| error_in(&serde_json::json!({ "error": e })))
-        {
+        if let Some(f) = chunk.error.as_ref().and_then(error_in) {
             return Err(f);
         }
         if let Some(u) = chunk.usage.filter(Value::is_object) {
