@@ -43,7 +43,9 @@ pub(crate) struct AgentRow {
 const OUTPUT_TAIL: usize = 8 * 1024;
 
 /// Agents of one state, for a phase or the whole run.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub(crate) struct Counts {
     pub queued: u32,
     pub running: u32,
@@ -68,7 +70,7 @@ impl Counts {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub(crate) struct PhaseRow {
     pub title: String,
     pub counts: Counts,
@@ -96,7 +98,7 @@ impl PhaseRow {
 }
 
 /// A permission request waiting for an operator.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub(crate) struct PermissionRow {
     pub id: u32,
     pub agent: Option<u32>,

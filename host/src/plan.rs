@@ -254,7 +254,7 @@ impl Backend for Planner {
 }
 
 /// One phase of the plan (or the whole run).
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
 pub(crate) struct Projection {
     pub agents: usize,
     pub input_tokens: u64,

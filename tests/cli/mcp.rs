@@ -59,13 +59,57 @@ async fn call(
     let Value::Object(args) = args else {
         panic!("arguments are an object")
     };
-    tokio::time::timeout(
+    let r = tokio::time::timeout(
         std::time::Duration::from_secs(60),
         c.call_tool(CallToolRequestParams::new(tool).with_arguments(args)),
     )
     .await
     .expect("the tool answers in time")
-    .unwrap_or_else(|e| panic!("{tool}: {e}"))
+    .unwrap_or_else(|e| panic!("{tool}: {e}"));
+    if r.is_error != Some(true) {
+        typed(c, tool, &r).await;
+    }
+    r
+}
+
+/// Every answer is typed: its `structuredContent` validates against the tool's `outputSchema`,
+/// carries its `summary`, and is camelCase throughout (the script's own `result` and a map's
+/// keys aside).
+async fn typed(c: &RunningService<RoleClient, Client>, tool: &str, r: &CallToolResult) {
+    let tools = c.list_all_tools().await.unwrap();
+    let schema = tools
+        .iter()
+        .find(|t| t.name == tool)
+        .and_then(|t| t.output_schema.clone())
+        .unwrap_or_else(|| panic!("{tool} has an outputSchema"));
+    let schema = Value::Object((*schema).clone());
+    let v = r.structured_content.clone().expect("structured content");
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(&v)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{tool}: {errors:?}\n{v}");
+    assert!(v["summary"].is_string(), "{tool}: {v}");
+    fn snake(v: &Value, path: &str, found: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => {
+                for (k, x) in m {
+                    if k.contains('_') {
+                        found.push(format!("{path}.{k}"));
+                    }
+                    if !matches!(k.as_str(), "result" | "models" | "tools") {
+                        snake(x, &format!("{path}.{k}"), found);
+                    }
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|x| snake(x, path, found)),
+            _ => {}
+        }
+    }
+    let mut found = Vec::new();
+    snake(&v, "", &mut found);
+    assert!(found.is_empty(), "{tool}: snake_case keys {found:?} in {v}");
 }
 
 fn text(r: &CallToolResult) -> String {
@@ -234,7 +278,7 @@ async fn mcp_server_runs_watches_and_steers_workflows() {
     assert_eq!(live["status"], "running", "{live}");
     assert_eq!(ended["status"], "stopped", "{ended}");
     assert_eq!(ended["agents"]["done"], 2, "{ended}");
-    assert_eq!(ended["run_dir"], live["run_dir"], "{ended}");
+    assert_eq!(ended["runDir"], live["runDir"], "{ended}");
     assert!(ended["phases"][0]["counts"]["done"].is_u64(), "{ended}");
     // An action outside the enum is refused by its schema, naming the ones there are.
     let unknown = c
@@ -1151,6 +1195,25 @@ async fn tools_are_annotated_and_plan_matches_wfhost_plan() {
         assert_eq!(hint(name).0, Some(true), "{name} is read-only");
     }
     assert_eq!(hint("workflow_control"), (Some(false), Some(true)));
+    for t in &tools {
+        let schema = t
+            .output_schema
+            .as_ref()
+            .unwrap_or_else(|| panic!("{} has an outputSchema", t.name));
+        assert!(
+            schema["required"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("summary")),
+            "{}: {schema:?}",
+            t.name
+        );
+    }
+    let control = tools.iter().find(|t| t.name == "workflow_control").unwrap();
+    let action = serde_json::to_string(&control.input_schema).unwrap();
+    for a in ["pause", "continue", "stop", "kill_agent", "restart_agent"] {
+        assert!(action.contains(&format!("\"{a}\"")), "{a} in {action}");
+    }
     assert_eq!(hint("workflow_run"), (Some(false), Some(false)));
 
     let args = json!({"items": ["a", "b", "c"]});
@@ -1167,7 +1230,24 @@ async fn tools_are_annotated_and_plan_matches_wfhost_plan() {
         .run();
     assert_eq!(cli.code, 0, "{}", cli.stderr);
     let cli: Value = serde_json::from_str(&cli.stdout).unwrap();
-    assert_eq!(planned["total"], cli["total"], "{planned}\n{cli}");
+    for (mcp, cli_key) in [
+        ("agents", "agents"),
+        ("inputTokens", "input_tokens"),
+        ("outputTokensLow", "output_tokens_low"),
+        ("outputTokensHigh", "output_tokens_high"),
+        ("costLow", "cost_low"),
+    ] {
+        assert_eq!(
+            planned["total"][mcp], cli["total"][cli_key],
+            "{mcp}: {planned}\n{cli}"
+        );
+    }
+    // One phases shape: a list of objects with a title.
+    assert_eq!(planned["phases"][0]["title"], "Work", "{planned}");
+    assert_eq!(
+        planned["phases"][0]["agents"], cli["phases"]["Work"]["agents"],
+        "{planned}"
+    );
     assert_eq!(planned["total"]["agents"], 3, "{planned}");
     assert!(
         s.runs().read_dir().map_or(true, |mut d| d.next().is_none()),

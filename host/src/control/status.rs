@@ -20,7 +20,7 @@ const LISTED_FAILURES: usize = 20;
 const ERROR_CHARS: usize = 200;
 
 /// A run's state: the reply to `status` on the control socket and of MCP's `workflow_status`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub(crate) struct RunStatus {
     pub run_id: String,
     pub name: String,
@@ -47,7 +47,7 @@ pub(crate) struct RunStatus {
 }
 
 /// A failed agent in a status: its number (what `agent kill RUN N` takes), label and error.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub(crate) struct FailedAgent {
     pub agent: u32,
     pub label: String,

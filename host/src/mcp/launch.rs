@@ -4,14 +4,14 @@
 //! (`launch`), and followed while the client waits (`follow`). Each step refuses with a
 //! `ToolError` the model can act on; nothing starts before every check has passed.
 
-use super::{MAX_RUNS_PER_CLIENT, Server, ToolError, answer, runs};
+use super::output::{Answer, Launched};
+use super::{MAX_RUNS_PER_CLIENT, Server, ToolError, runs};
+use crate::live::PhaseRow;
 use crate::run_dir::RunDir;
 use crate::script::Meta;
 use crate::workflows::Resolver;
 use rmcp::RoleServer;
-use rmcp::model::CallToolResult;
 use rmcp::service::RequestContext;
-use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -240,7 +240,7 @@ impl Server {
         p: &super::RunParams,
         source: &Source,
         new_id: &str,
-    ) -> Result<(RunDir, Value), ToolError> {
+    ) -> Result<(RunDir, Launched), ToolError> {
         // A resume keeps the run's ceilings: `[mcp]`'s apply only where they are tighter (a
         // looser one would be a raise, which MCP cannot make).
         let stored = p
@@ -270,15 +270,30 @@ impl Server {
             .push(run_id.clone());
         let dir = self.run_dir(&run_id)?;
         let meta = source.meta.as_ref();
-        let v = json!({
-            "runId": run_id,
-            "status": "running",
-            "workflowName": meta.map(|m| m.name.clone()),
-            "phases": meta.map(|m| m.phases.iter().map(|p| p.title.clone()).collect::<Vec<_>>()),
-            "scriptPath": source.path.clone().unwrap_or_else(|| dir.script()),
-            "runDir": dir.path(),
-        });
-        Ok((dir, v))
+        let phases = meta
+            .map(|m| {
+                m.phases
+                    .iter()
+                    .map(|p| PhaseRow {
+                        declared: true,
+                        ..PhaseRow::titled(&p.title)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let launched = Launched {
+            workflow_name: meta.map(|m| m.name.clone()),
+            script_path: source.path.clone().unwrap_or_else(|| dir.script()),
+            outcome: runs::unfinished(crate::control::RunStatus {
+                run_id,
+                name: meta.map(|m| m.name.clone()).unwrap_or_default(),
+                status: "running".into(),
+                phases,
+                run_dir: Some(dir.path().to_path_buf()),
+                ..crate::control::RunStatus::default()
+            }),
+        };
+        Ok((dir, launched))
     }
 
     /// Waits up to `wait` for the run's end, reporting progress to a client that asked for it
@@ -286,10 +301,10 @@ impl Server {
     pub(super) async fn follow(
         &self,
         dir: &RunDir,
-        mut started: Value,
+        mut started: Launched,
         wait: Duration,
         ctx: &RequestContext<RoleServer>,
-    ) -> Result<CallToolResult, ToolError> {
+    ) -> Result<Answer<Launched>, ToolError> {
         let token = ctx.meta.get_progress_token();
         let peer = ctx.peer.clone();
         let ended = runs::wait_end(dir, wait, |s| {
@@ -317,24 +332,21 @@ impl Server {
         })
         .await;
         if !ended {
-            return Ok(answer(
-                &format!(
+            if let Ok(now) = runs::status(dir).await {
+                started.outcome.run = now;
+            }
+            return Ok(Answer::new(
+                format!(
                     "run {} is still running after {}s; workflow_result {{runId, wait}} waits for its end",
                     dir.id(),
                     wait.as_secs()
                 ),
-                &started,
+                started,
             ));
         }
-        let (headline, mut r) = runs::result(dir)
+        let (headline, outcome) = runs::result(dir)
             .map_err(|e| format!("the run ended, but its journal cannot be read: {e:#}"))?;
-        if let (Value::Object(m), Some(extra)) = (&mut r, started.as_object_mut()) {
-            m.extend(
-                std::mem::take(extra)
-                    .into_iter()
-                    .filter(|(k, _)| k != "status"),
-            );
-        }
-        Ok(answer(&headline, &r))
+        started.outcome = outcome;
+        Ok(Answer::new(headline, started))
     }
 }

@@ -7,26 +7,28 @@
 
 pub(crate) mod http;
 mod launch;
+mod output;
 pub(crate) mod permission;
 pub(crate) mod runs;
 
 use crate::config::Config;
 use crate::run_dir::RunDir;
 use crate::workflows::Resolver;
+use output::{Answer, schema};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{
-    CallToolResult, ContentBlock, GetPromptRequestParams, GetPromptResponse, GetPromptResult,
-    Implementation, ListPromptsResult, ListResourcesResult, PaginatedRequestParams, Prompt,
-    PromptArgument, PromptMessage, ReadResourceRequestParams, ReadResourceResponse,
-    ReadResourceResult, Resource, ResourceContents, Role, ServerCapabilities, ServerConfig,
+    ContentBlock, GetPromptRequestParams, GetPromptResponse, GetPromptResult, Implementation,
+    ListPromptsResult, ListResourcesResult, PaginatedRequestParams, Prompt, PromptArgument,
+    PromptMessage, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Resource,
+    ResourceContents, Role, ServerCapabilities, ServerConfig,
 };
 use rmcp::service::RequestContext;
 use rmcp::{
     ErrorData as McpError, RoleServer, ServerHandler, schemars, tool, tool_handler, tool_router,
 };
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -192,8 +194,9 @@ pub(crate) const MAX_RUNS_PER_CLIENT: u32 = 4;
 #[derive(Debug)]
 pub(crate) struct ToolError(String);
 
-/// What every tool handler returns.
-type ToolResult = Result<CallToolResult, ToolError>;
+/// What every tool handler returns: its typed answer (the type is its output schema) or an
+/// error for the model.
+type ToolResult<T> = Result<Answer<T>, ToolError>;
 
 impl From<String> for ToolError {
     fn from(message: String) -> ToolError {
@@ -219,22 +222,6 @@ impl rmcp::model::IntoContents for ToolError {
     fn into_contents(self) -> Vec<ContentBlock> {
         vec![ContentBlock::text(self.0)]
     }
-}
-
-/// A tool's answer: the headline, then the JSON, as text; the JSON as `structuredContent` with
-/// the headline in it as `summary` (Claude Code hands a model only the structured part, and the
-/// headline is the part meant for it: "completed, but 2 of 10 agents failed …").
-fn answer(headline: &str, v: &Value) -> CallToolResult {
-    let mut structured = v.clone();
-    if let Value::Object(map) = &mut structured {
-        map.insert("summary".into(), Value::String(headline.to_string()));
-    }
-    let mut r = CallToolResult::structured(structured);
-    r.content = vec![ContentBlock::text(format!(
-        "{headline}\n{}",
-        serde_json::to_string_pretty(v).unwrap_or_default()
-    ))];
-    r
 }
 
 fn seconds(wait: Option<f64>) -> Result<Option<Duration>, String> {
@@ -265,20 +252,21 @@ impl Server {
     }
 
     #[tool(
-        description = "Start a workflow run in the sandbox. Give the script inline (`script`), as a file (`scriptPath`) or a saved workflow (`name`), plus `args`. The script is checked first (meta, syntax, imports): a rejection is returned as an error with the fix, and nothing runs. Returns {runId, status, workflowName, phases, scriptPath, runDir} at once, or with `wait` (seconds) the outcome if it finished by then. Agents run in the background; use workflow_status / workflow_result to follow it.",
+        description = "Start a workflow run in the sandbox. Give the script inline (`script`), as a file (`scriptPath`) or a saved workflow (`name`), plus `args`. The script is checked first (meta, syntax, imports): a rejection is returned as an error with the fix, and nothing runs. Returns at once what workflow_result gives ({runId, status, phases, agents, runDir, …}) plus workflowName and scriptPath; with `wait` (seconds), the outcome (result, failures) if it finished by then. Agents run in the background; use workflow_status / workflow_result to follow it.",
         annotations(
             title = "Run a workflow",
             read_only_hint = false,
             destructive_hint = false,
             idempotent_hint = false,
             open_world_hint = true
-        )
+        ),
+        output_schema = schema::<output::Launched>()
     )]
     async fn workflow_run(
         &self,
         Parameters(p): Parameters<RunParams>,
         ctx: RequestContext<RoleServer>,
-    ) -> ToolResult {
+    ) -> ToolResult<output::Launched> {
         let wait = seconds(p.wait)?;
         let given = launch::Given::of(&p)?;
         self.admit(&p)?;
@@ -290,14 +278,17 @@ impl Server {
             p.resume_from_run_id.as_deref(),
             &new_id,
         )?;
-        let (dir, started) = self.launch(&p, &source, &new_id)?;
+        let (dir, mut started) = self.launch(&p, &source, &new_id)?;
+        if let Ok(now) = runs::status(&dir).await {
+            started.outcome.run = now;
+        }
         match wait {
-            None => Ok(answer(
-                &format!(
+            None => Ok(Answer::new(
+                format!(
                     "started run {}; follow it with workflow_status or workflow_result {{runId, wait}}",
                     dir.id()
                 ),
-                &started,
+                started,
             )),
             Some(wait) => self.follow(&dir, started, wait, &ctx).await,
         }
@@ -309,16 +300,20 @@ impl Server {
             title = "Workflow status",
             read_only_hint = true,
             open_world_hint = false
-        )
+        ),
+        output_schema = schema::<crate::control::RunStatus>()
     )]
-    async fn workflow_status(&self, Parameters(p): Parameters<RunRef>) -> ToolResult {
+    async fn workflow_status(
+        &self,
+        Parameters(p): Parameters<RunRef>,
+    ) -> ToolResult<crate::control::RunStatus> {
         let dir = self.run_dir(&p.run_id)?;
         let status = runs::status(&dir)
             .await
             .map_err(|e| format!("run `{}` cannot be read: {e:#}", p.run_id))?;
-        Ok(answer(
-            &format!("run {}: {}", p.run_id, status.status),
-            &status.to_value(),
+        Ok(Answer::new(
+            format!("run {}: {}", p.run_id, status.status),
+            status,
         ))
     }
 
@@ -328,21 +323,25 @@ impl Server {
             title = "Workflow result",
             read_only_hint = true,
             open_world_hint = false
-        )
+        ),
+        output_schema = schema::<output::Outcome>()
     )]
-    async fn workflow_result(&self, Parameters(p): Parameters<ResultParams>) -> ToolResult {
+    async fn workflow_result(
+        &self,
+        Parameters(p): Parameters<ResultParams>,
+    ) -> ToolResult<output::Outcome> {
         let dir = self.run_dir(&p.run_id)?;
         let wait = seconds(p.wait)?.unwrap_or_default();
         if !runs::wait_end(&dir, wait, |_| {}).await {
             let status = runs::status(&dir).await.unwrap_or_default();
-            return Ok(answer(
-                &format!("run {} is still running: no result yet", p.run_id),
-                &status.to_value(),
+            return Ok(Answer::new(
+                format!("run {} is still running: no result yet", p.run_id),
+                runs::unfinished(status),
             ));
         }
-        let (headline, v) =
+        let (headline, outcome) =
             runs::result(&dir).map_err(|e| format!("run `{}` cannot be read: {e:#}", p.run_id))?;
-        Ok(answer(&headline, &v))
+        Ok(Answer::new(headline, outcome))
     }
 
     #[tool(
@@ -353,18 +352,25 @@ impl Server {
             destructive_hint = true,
             idempotent_hint = false,
             open_world_hint = false
-        )
+        ),
+        output_schema = schema::<output::Controlled>()
     )]
-    async fn workflow_control(&self, Parameters(p): Parameters<ControlParams>) -> ToolResult {
+    async fn workflow_control(
+        &self,
+        Parameters(p): Parameters<ControlParams>,
+    ) -> ToolResult<output::Controlled> {
         let dir = self.run_dir(&p.run_id)?;
-        let mut reply = runs::control(&dir, p.action, p.agent.as_deref()).await?;
-        if let Value::Object(m) = &mut reply {
-            m.remove("v");
-            m.remove("ok");
-        }
+        let reply = runs::control(&dir, p.action, p.agent.as_deref()).await?;
         let status = runs::status(&dir).await.unwrap_or_default();
-        reply["status"] = json!(status.status);
-        Ok(answer(&format!("{}: done", p.action.as_str()), &reply))
+        let done = output::Controlled {
+            action: p.action.as_str().to_string(),
+            status: status.status,
+            paused: reply["paused"].as_bool(),
+            resume: reply["resume"].as_str().map(str::to_owned),
+            agent: reply["agent"].as_u64().and_then(|n| u32::try_from(n).ok()),
+            label: reply["label"].as_str().map(str::to_owned),
+        };
+        Ok(Answer::new(format!("{}: done", p.action.as_str()), done))
     }
 
     #[tool(
@@ -373,9 +379,13 @@ impl Server {
             title = "Validate a workflow script",
             read_only_hint = true,
             open_world_hint = false
-        )
+        ),
+        output_schema = schema::<output::Validated>()
     )]
-    async fn workflow_validate(&self, Parameters(p): Parameters<ValidateParams>) -> ToolResult {
+    async fn workflow_validate(
+        &self,
+        Parameters(p): Parameters<ValidateParams>,
+    ) -> ToolResult<output::Validated> {
         let (origin, source) = match (&p.script, &p.script_path) {
             (Some(source), None) => ("script".to_string(), source.clone()),
             (None, Some(sp)) => {
@@ -392,15 +402,15 @@ impl Server {
         let s = runs::check(&origin, &source)
             .await
             .map_err(|e| format!("the script was rejected: {e}"))?;
-        Ok(answer(
+        Ok(Answer::new(
             "valid: it can run",
-            &json!({
-                "valid": true,
-                "name": s.meta.name,
-                "description": s.meta.description,
-                "phases": s.meta.phases.iter().map(|p| p.title.clone()).collect::<Vec<_>>(),
-                "warnings": s.meta.warnings,
-            }),
+            output::Validated {
+                valid: true,
+                phases: output::PhaseTitle::of(&s.meta),
+                name: s.meta.name,
+                description: s.meta.description,
+                warnings: s.meta.warnings,
+            },
         ))
     }
 
@@ -410,9 +420,13 @@ impl Server {
             title = "Plan a workflow run",
             read_only_hint = true,
             open_world_hint = false
-        )
+        ),
+        output_schema = schema::<output::Planned>()
     )]
-    async fn workflow_plan(&self, Parameters(p): Parameters<PlanParams>) -> ToolResult {
+    async fn workflow_plan(
+        &self,
+        Parameters(p): Parameters<PlanParams>,
+    ) -> ToolResult<output::Planned> {
         let run = RunParams {
             script: p.script,
             script_path: p.script_path,
@@ -436,10 +450,7 @@ impl Server {
         })
         .await?;
         let headline = plan.render().lines().next().unwrap_or_default().to_string();
-        Ok(answer(
-            &headline,
-            &serde_json::to_value(&plan).unwrap_or_default(),
-        ))
+        Ok(Answer::new(headline, output::Planned::from(plan)))
     }
 
     #[tool(
@@ -448,36 +459,41 @@ impl Server {
             title = "Saved workflows",
             read_only_hint = true,
             open_world_hint = false
-        )
+        ),
+        output_schema = schema::<output::Saved>()
     )]
-    async fn workflow_list(&self, Parameters(_): Parameters<Empty>) -> ToolResult {
-        let list: Vec<Value> = Resolver::discover(&self.cwd)
+    async fn workflow_list(&self, Parameters(_): Parameters<Empty>) -> ToolResult<output::Saved> {
+        let workflows: Vec<output::SavedWorkflow> = Resolver::discover(&self.cwd)
             .list()
             .into_iter()
             .map(|e| {
                 let script = runs::read(&e.path)
                     .ok()
                     .and_then(|src| crate::script::Script::parse(&e.name, &src).ok());
-                json!({
-                    "name": e.name,
-                    "scope": e.scope,
-                    "description": script.as_ref().map(|s| s.meta.description.clone()),
-                    "whenToUse": script.as_ref().and_then(|s| s.meta.when_to_use.clone()),
-                    "phases": script.as_ref().map(|s| s.meta.phases.iter().map(|p| p.title.clone()).collect::<Vec<_>>()),
-                })
+                output::SavedWorkflow {
+                    name: e.name,
+                    scope: e.scope,
+                    description: script.as_ref().map(|s| s.meta.description.clone()),
+                    when_to_use: script.as_ref().and_then(|s| s.meta.when_to_use.clone()),
+                    phases: script
+                        .as_ref()
+                        .map(|s| output::PhaseTitle::of(&s.meta))
+                        .unwrap_or_default(),
+                }
             })
             .collect();
-        Ok(answer(
-            &format!("{} saved workflow(s)", list.len()),
-            &json!({ "workflows": list }),
+        Ok(Answer::new(
+            format!("{} saved workflow(s)", workflows.len()),
+            output::Saved { workflows },
         ))
     }
 
     #[tool(
         description = "This project's recent runs (newest first, at most 50): id, name, status, agent counts.",
-        annotations(title = "Recent runs", read_only_hint = true, open_world_hint = false)
+        annotations(title = "Recent runs", read_only_hint = true, open_world_hint = false),
+        output_schema = schema::<output::Runs>()
     )]
-    async fn workflow_runs(&self, Parameters(_): Parameters<Empty>) -> ToolResult {
+    async fn workflow_runs(&self, Parameters(_): Parameters<Empty>) -> ToolResult<output::Runs> {
         let mut out = Vec::new();
         for dir in RunDir::list(&self.cwd).into_iter().take(50) {
             let Ok(loaded) = crate::journal::load_run(&dir) else {
@@ -485,17 +501,22 @@ impl Server {
             };
             let h = crate::journal::History::fold(&loaded);
             let status = h.status_now(dir.is_running());
-            out.push(json!({
-                "runId": dir.id(),
-                "name": h.name,
-                "status": status,
-                "startedAt": h.started_at,
-                "agents": { "done": h.done(), "failed": h.failed(), "cached": h.served },
-            }));
+            out.push(output::RunRow {
+                run_id: dir.id().to_string(),
+                name: h.name.clone(),
+                status: status.to_string(),
+                started_at: h.started_at.clone(),
+                agents: crate::live::Counts {
+                    done: h.done(),
+                    failed: h.failed(),
+                    cached: h.served,
+                    ..crate::live::Counts::default()
+                },
+            });
         }
-        Ok(answer(
-            &format!("{} run(s)", out.len()),
-            &json!({ "runs": out }),
+        Ok(Answer::new(
+            format!("{} run(s)", out.len()),
+            output::Runs { runs: out },
         ))
     }
 }

@@ -2,6 +2,7 @@
 //! does, start a detached run (the same binary, `wfhost run --detach`), and read a run's state,
 //! live (its control socket) or finished (its journal).
 
+use super::output::Outcome;
 use crate::ExitError;
 use crate::control::client::Client;
 use crate::control::{AgentRef, Command, RunStatus};
@@ -172,17 +173,15 @@ pub(crate) async fn status(dir: &RunDir) -> Result<RunStatus> {
     Ok(RunStatus::from_run_dir(dir, &h))
 }
 
-/// A run that ended, for its result: its status and the failures grouped by error.
-fn finished(dir: &RunDir, h: &History) -> Value {
+/// A run's failed agents grouped by their error.
+fn failures(h: &History) -> Vec<crate::report::FailureGroup> {
     let failures: Vec<(String, String)> = h
         .calls
         .iter()
         .filter(|c| !c.answered)
         .filter_map(|c| c.error.clone().map(|e| (c.label.clone(), e)))
         .collect();
-    let mut v = RunStatus::from_run_dir(dir, h).to_value();
-    v["failures"] = json!(crate::report::group_failures(&failures));
-    v
+    crate::report::group_failures(&failures)
 }
 
 /// Waits until the run is no longer running, for at most `wait`, calling `tick` with its live
@@ -214,10 +213,9 @@ pub(crate) async fn wait_end(
 /// A finished run's outcome for a model: a first line that never reads as a plain success when
 /// agents failed, the result (capped; the whole of it in `result.json`), the failures, and
 /// where the transcripts are.
-pub(crate) fn result(dir: &RunDir) -> Result<(String, Value)> {
+pub(crate) fn result(dir: &RunDir) -> Result<(String, Outcome)> {
     let h = History::fold(&crate::journal::load_run(dir)?);
     let status = h.status_now(dir.is_running());
-    let mut v = finished(dir, &h);
     let (done, failed) = (h.done() + h.served, h.failed());
     // The script's warnings (a refused agent, a failed parallel() slot): what a model must not
     // miss when a result holds nulls. From the run's event log, the last 20.
@@ -236,10 +234,6 @@ pub(crate) fn result(dir: &RunDir) -> Result<(String, Value)> {
             _ => None,
         })
         .collect();
-    let shown = &warnings[warnings.len().saturating_sub(20)..];
-    if !shown.is_empty() {
-        v["warnings"] = json!(shown);
-    }
     let warned = if warnings.is_empty() {
         String::new()
     } else {
@@ -262,24 +256,45 @@ pub(crate) fn result(dir: &RunDir) -> Result<(String, Value)> {
             h.error.as_deref().unwrap_or("the run did not finish")
         ),
     };
+    let mut outcome = Outcome {
+        run: RunStatus::from_run_dir(dir, &h),
+        failures: failures(&h),
+        warnings: warnings[warnings.len().saturating_sub(20)..].to_vec(),
+        result: None,
+        result_truncated: false,
+        result_path: None,
+        error: h.error.clone(),
+        transcripts: Some(dir.transcripts_log()),
+    };
     if let Some(result) = &h.result {
         let text = serde_json::to_string_pretty(result)?;
         if text.chars().count() > MAX_RESULT_CHARS {
             let path = dir.path().join("result.json");
             crate::run_dir::RunDir::write_private(&path, text.as_bytes())?;
-            v["result"] = json!(text.chars().take(MAX_RESULT_CHARS).collect::<String>());
-            v["resultTruncated"] = json!(true);
-            v["resultPath"] = json!(path);
+            outcome.result = Some(json!(
+                text.chars().take(MAX_RESULT_CHARS).collect::<String>()
+            ));
+            outcome.result_truncated = true;
+            outcome.result_path = Some(path);
         } else {
-            v["result"] = result.clone();
+            outcome.result = Some(result.clone());
         }
     }
-    if let Some(e) = &h.error {
-        v["error"] = json!(e);
+    Ok((headline, outcome))
+}
+
+/// A run that has not ended, as `workflow_result` gives it: its status, no result yet.
+pub(crate) fn unfinished(status: RunStatus) -> Outcome {
+    Outcome {
+        run: status,
+        failures: Vec::new(),
+        warnings: Vec::new(),
+        result: None,
+        result_truncated: false,
+        result_path: None,
+        error: None,
+        transcripts: None,
     }
-    v["transcripts"] = json!(dir.transcripts_log());
-    v["summary"] = json!(headline);
-    Ok((headline, v))
 }
 
 /// `workflow_control`: one command on the run's socket.
