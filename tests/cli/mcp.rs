@@ -45,14 +45,11 @@ fn with_saved_probe() -> Project {
 }
 
 async fn connect(s: &Project, client: Client) -> RunningService<RoleClient, Client> {
-    let home = s.path().join("home");
-    let command = s.wf(["mcp"]).home(&home).command();
-    let transport = TokioChildProcess::new(tokio::process::Command::from(command)).unwrap();
-    client.serve(transport).await.unwrap()
+    connect_with(s, client).await
 }
 
-async fn call(
-    c: &RunningService<RoleClient, Client>,
+async fn call<C: ClientHandler>(
+    c: &RunningService<RoleClient, C>,
     tool: &'static str,
     args: Value,
 ) -> CallToolResult {
@@ -75,7 +72,11 @@ async fn call(
 /// Every answer is typed: its `structuredContent` validates against the tool's `outputSchema`,
 /// carries its `summary`, and is camelCase throughout (the script's own `result` and a map's
 /// keys aside).
-async fn typed(c: &RunningService<RoleClient, Client>, tool: &str, r: &CallToolResult) {
+async fn typed<C: ClientHandler>(
+    c: &RunningService<RoleClient, C>,
+    tool: &str,
+    r: &CallToolResult,
+) {
     let tools = c.list_all_tools().await.unwrap();
     let schema = tools
         .iter()
@@ -1271,4 +1272,250 @@ async fn tools_are_annotated_and_plan_matches_wfhost_plan() {
         &call(&c, "workflow_validate", json!({})).await,
         "nothing to check",
     );
+}
+
+/// A client that declares the tasks extension and records task notifications.
+#[derive(Clone, Default)]
+struct TaskClient {
+    statuses: Arc<Mutex<Vec<rmcp::model::TaskStatusNotificationParams>>>,
+}
+
+impl ClientHandler for TaskClient {
+    fn get_info(&self) -> rmcp::model::ClientConfig {
+        rmcp::model::ClientConfig::new(
+            rmcp::model::ClientCapabilities::builder()
+                .enable_tasks()
+                .build(),
+            rmcp::model::Implementation::new("task-client", "1"),
+        )
+    }
+
+    async fn on_task_status(
+        &self,
+        params: rmcp::model::TaskStatusNotificationParams,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        self.statuses.lock().unwrap().push(params);
+    }
+}
+
+async fn connect_with<C: ClientHandler>(s: &Project, client: C) -> RunningService<RoleClient, C> {
+    let home = s.path().join("home");
+    let command = s.wf(["mcp"]).home(&home).command();
+    let transport = TokioChildProcess::new(tokio::process::Command::from(command)).unwrap();
+    client.serve(transport).await.unwrap()
+}
+
+/// `workflow_run` for a client with the tasks extension: a task (its id the run's id), polled
+/// with `tasks/get` until `completed` with what `workflow_result` gives.
+async fn run_as_task(c: &RunningService<RoleClient, TaskClient>, args: Value) -> String {
+    let Value::Object(args) = args else {
+        panic!("arguments are an object")
+    };
+    let response = c
+        .call_tool_once(CallToolRequestParams::new("workflow_run").with_arguments(args))
+        .await
+        .unwrap();
+    let rmcp::model::CallToolResponse::Task(created) = response else {
+        panic!("a task, not {response:?}")
+    };
+    assert_eq!(created.task.status, rmcp::model::TaskStatus::Working);
+    assert_eq!(
+        created.task.ttl_ms, None,
+        "kept as long as its run directory"
+    );
+    created.task.task_id
+}
+
+async fn poll(
+    c: &RunningService<RoleClient, TaskClient>,
+    id: &str,
+    until: impl Fn(rmcp::model::TaskStatus) -> bool,
+) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let got = c
+            .get_task(rmcp::model::GetTaskParams::new(id))
+            .await
+            .unwrap();
+        if until(got.task.status()) {
+            return serde_json::to_value(&got).unwrap();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "task {id} stays {got:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_is_a_task_that_outlives_its_server() {
+    use rmcp::model::TaskStatus;
+    let s = with_saved_probe();
+    let client = TaskClient::default();
+    let c = connect_with(&s, client.clone()).await;
+    let id = run_as_task(
+        &c,
+        json!({ "script": SCRIPT, "args": { "items": ["a", "b", "c"], "delay": 600 } }),
+    )
+    .await;
+    // The task is the run: its id is the run's, and its record is in the run directory.
+    assert!(s.runs().join(&id).join("task.json").is_file(), "{id}");
+    let working = poll(&c, &id, |_| true).await;
+    assert_eq!(working["status"], "working", "{working}");
+    assert_eq!(working["pollIntervalMs"], 2000, "{working}");
+    let done = poll(&c, &id, |st| st == TaskStatus::Completed).await;
+    let result = &done["result"];
+    assert_eq!(result["isError"], false, "{done}");
+    let structured = &result["structuredContent"];
+    assert_eq!(structured["runId"], id.as_str(), "{done}");
+    assert_eq!(structured["status"], "completed", "{done}");
+    assert_eq!(
+        structured["result"]["out"][2], "R(do c [delay=600])",
+        "{done}"
+    );
+    assert!(
+        done["statusMessage"]
+            .as_str()
+            .unwrap()
+            .starts_with("completed"),
+        "{done}"
+    );
+    // The client was told when it ended.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while client.statuses.lock().unwrap().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a notifications/tasks"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let told = client.statuses.lock().unwrap()[0].clone();
+    assert_eq!(told.task.task.task_id, id);
+    assert_eq!(told.task.status(), TaskStatus::Completed);
+
+    // tasks/cancel stops the run; the task reads cancelled, and the run can be resumed.
+    let long = run_as_task(
+        &c,
+        json!({ "script": SCRIPT, "args": { "items": ["x", "y"], "delay": 30000 } }),
+    )
+    .await;
+    c.cancel_task(rmcp::model::CancelTaskParams::new(long.as_str()))
+        .await
+        .unwrap();
+    let cancelled = poll(&c, &long, |st| st.is_terminal()).await;
+    assert_eq!(cancelled["status"], "cancelled", "{cancelled}");
+    let status = data(&call(&c, "workflow_status", json!({ "runId": long })).await);
+    assert_eq!(status["status"], "stopped", "{status}");
+    // An unknown task is invalid params, not a crash.
+    let unknown = c
+        .get_task(rmcp::model::GetTaskParams::new("no-such-run"))
+        .await
+        .unwrap_err();
+    assert!(unknown.to_string().contains("unknown task"), "{unknown}");
+    c.cancel().await.unwrap();
+
+    // A server started afterwards answers for the same tasks.
+    let again = connect_with(&s, TaskClient::default()).await;
+    let later = poll(&again, &id, |_| true).await;
+    assert_eq!(later["status"], "completed", "{later}");
+    assert_eq!(later["result"]["structuredContent"]["runId"], id.as_str());
+    let later = poll(&again, &long, |_| true).await;
+    assert_eq!(later["status"], "cancelled", "{later}");
+    // With `wait`, the same client gets the result itself, not a task.
+    let waited = data(
+        &call(
+            &again,
+            "workflow_run",
+            json!({ "script": SCRIPT, "args": {}, "wait": 30 }),
+        )
+        .await,
+    );
+    assert_eq!(waited["status"], "completed", "{waited}");
+}
+
+/// The same over `--http`, as a plain HTTP client speaks it: a task-augmented call returns a
+/// task, and `tasks/get` on a new session (and a new server) returns its result.
+#[test]
+fn tasks_work_over_http_across_sessions() {
+    let s = with_saved_probe();
+    s.file("probe.js", SCRIPT);
+    let token = "test-token-0123456789abcdef";
+    let (mut server, url) = http_server(&s, token);
+    let post = |url: &str, body: &str, session: Option<&str>| -> (String, Value) {
+        let mut cmd = std::process::Command::new("curl");
+        cmd.args(["-s", "-D", "-", "-X", "POST", url])
+            .args(["-H", "content-type: application/json"])
+            .args(["-H", "accept: application/json, text/event-stream"])
+            .args(["-H", &format!("authorization: Bearer {token}")])
+            .args(["--max-time", "20", "-d", body]);
+        if let Some(id) = session {
+            cmd.args(["-H", &format!("mcp-session-id: {id}")]);
+        }
+        let out = String::from_utf8(cmd.output().expect("curl runs").stdout).unwrap();
+        let json = out
+            .lines()
+            .filter_map(|l| {
+                l.strip_prefix("data: ")
+                    .or_else(|| l.strip_prefix('{').map(|_| l))
+            })
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|v| v.get("id").is_some())
+            .unwrap_or(Value::Null);
+        (out, json)
+    };
+    let session = |url: &str| -> String {
+        let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{"extensions":{"io.modelcontextprotocol/tasks":{}}},"clientInfo":{"name":"curl","version":"1"}}}"#;
+        let (out, _) = post(url, init, None);
+        let id = out
+            .lines()
+            .find_map(|l| l.strip_prefix("mcp-session-id: "))
+            .unwrap_or_else(|| panic!("a session: {out}"))
+            .trim()
+            .to_string();
+        post(
+            url,
+            r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+            Some(&id),
+        );
+        id
+    };
+    let one = session(&url);
+    let (out, created) = post(
+        &url,
+        r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"workflow_run","arguments":{"scriptPath":"probe.js","args":{"items":["p","q"]}}}}"#,
+        Some(&one),
+    );
+    let result = &created["result"];
+    assert_eq!(result["resultType"], "task", "{out}");
+    let id = result["taskId"].as_str().unwrap().to_string();
+    let get = |url: &str, session: &str| -> Value {
+        let body =
+            json!({"jsonrpc": "2.0", "id": 3, "method": "tasks/get", "params": {"taskId": id}});
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let (out, v) = post(url, &body.to_string(), Some(session));
+            if v["result"]["status"] == "completed" {
+                return v["result"].clone();
+            }
+            assert!(std::time::Instant::now() < deadline, "{out}");
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        }
+    };
+    let done = get(&url, &one);
+    assert_eq!(
+        done["result"]["structuredContent"]["result"]["out"][1], "R(do q [delay=0])",
+        "{done}"
+    );
+    server.kill().unwrap();
+    let _ = server.wait();
+    // Another server, another session: the task is still there.
+    let (mut second, url) = http_server(&s, token);
+    let two = session(&url);
+    let again = get(&url, &two);
+    assert_eq!(again["taskId"], id.as_str(), "{again}");
+    assert_eq!(again["result"], done["result"], "{again}");
+    second.kill().unwrap();
+    let _ = second.wait();
 }

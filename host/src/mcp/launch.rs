@@ -312,16 +312,7 @@ impl Server {
             let a = s.agents;
             let done = a.done + a.cached + a.failed;
             let total = done + a.running + a.queued;
-            let message = format!(
-                "{}: {done}/{total} agents done{}, {} tokens",
-                s.phase.as_deref().unwrap_or("running"),
-                if a.failed > 0 {
-                    format!(" ({} failed)", a.failed)
-                } else {
-                    String::new()
-                },
-                s.usage.input_tokens + s.usage.output_tokens
-            );
+            let message = super::task::progress_line(s);
             let param = rmcp::model::ProgressNotificationParam::new(token.clone(), f64::from(done))
                 .with_total(f64::from(total))
                 .with_message(message);

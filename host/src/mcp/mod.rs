@@ -10,6 +10,7 @@ mod launch;
 mod output;
 pub(crate) mod permission;
 pub(crate) mod runs;
+mod task;
 
 use crate::config::Config;
 use crate::run_dir::RunDir;
@@ -266,7 +267,7 @@ impl Server {
         &self,
         Parameters(p): Parameters<RunParams>,
         ctx: RequestContext<RoleServer>,
-    ) -> ToolResult<output::Launched> {
+    ) -> Result<rmcp::model::CallToolResponse, ToolError> {
         let wait = seconds(p.wait)?;
         let given = launch::Given::of(&p)?;
         self.admit(&p)?;
@@ -279,19 +280,30 @@ impl Server {
             &new_id,
         )?;
         let (dir, mut started) = self.launch(&p, &source, &new_id)?;
+        // A client that declared the tasks extension gets the run as a task (call now, fetch
+        // later), unless it asked to wait.
+        let tasks = ctx
+            .client_capabilities()
+            .is_some_and(|c| c.supports_tasks());
+        if tasks && wait.is_none() {
+            let seed = task::create(&dir).map_err(|e| ToolError(e.message.to_string()))?;
+            task::notify_at_end(self.cwd.clone(), dir, ctx.peer.clone());
+            return Ok(rmcp::model::CreateTaskResult::new(seed).into());
+        }
         if let Ok(now) = runs::status(&dir).await {
             started.outcome.run = now;
         }
-        match wait {
-            None => Ok(Answer::new(
+        let answer = match wait {
+            None => Answer::new(
                 format!(
                     "started run {}; follow it with workflow_status or workflow_result {{runId, wait}}",
                     dir.id()
                 ),
                 started,
-            )),
-            Some(wait) => self.follow(&dir, started, wait, &ctx).await,
-        }
+            ),
+            Some(wait) => self.follow(&dir, started, wait, &ctx).await?,
+        };
+        Ok(answer.into_result().into())
     }
 
     #[tool(
@@ -532,10 +544,28 @@ impl ServerHandler for Server {
                 .enable_tools()
                 .enable_prompts()
                 .enable_resources()
+                .enable_tasks()
                 .build(),
         )
         .with_server_info(Implementation::new("wfhost", env!("CARGO_PKG_VERSION")))
         .with_instructions(INSTRUCTIONS.to_string())
+    }
+
+    async fn get_task(
+        &self,
+        request: rmcp::model::GetTaskParams,
+        _: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::GetTaskResult, McpError> {
+        let detailed = task::get(&self.cwd, &request.task_id, None).await?;
+        Ok(rmcp::model::GetTaskResult::new(detailed))
+    }
+
+    async fn cancel_task(
+        &self,
+        request: rmcp::model::CancelTaskParams,
+        _: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        task::cancel(&self.cwd, &request.task_id).await
     }
 
     async fn list_prompts(
