@@ -123,6 +123,24 @@ pub(crate) struct McpConfig {
     /// Runs one MCP client (one stdio server, one HTTP session) may have going at once
     /// [default: 4].
     pub max_runs: Option<u32>,
+    /// When a run is put to the person behind the client first (MCP elicitation: the script's
+    /// name, phases, projected agents and cost, its blake3): `always`, `over-limits` (when the
+    /// projection exceeds `confirm_agents` or `confirm_cost`) or `never` [default: over-limits].
+    pub confirm: Option<Confirm>,
+    /// Projected agents above which `over-limits` asks [default: 25].
+    pub confirm_agents: Option<u32>,
+    /// Projected USD (the high end) above which `over-limits` asks [default: 1.0].
+    pub confirm_cost: Option<f64>,
+}
+
+/// `[mcp] confirm`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum Confirm {
+    Always,
+    #[default]
+    OverLimits,
+    Never,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

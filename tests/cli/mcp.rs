@@ -1519,3 +1519,119 @@ fn tasks_work_over_http_across_sessions() {
     second.kill().unwrap();
     let _ = second.wait();
 }
+
+/// A client whose person answers every elicitation with `answer`, and what they were shown.
+#[derive(Clone)]
+struct Person {
+    answer: rmcp::model::ElicitationAction,
+    shown: Arc<Mutex<Vec<String>>>,
+    protocol: rmcp::model::ProtocolVersion,
+}
+
+impl Person {
+    fn answering(answer: rmcp::model::ElicitationAction) -> Person {
+        Person {
+            answer,
+            shown: Arc::default(),
+            protocol: rmcp::model::ProtocolVersion::LATEST,
+        }
+    }
+    fn speaking(mut self, protocol: rmcp::model::ProtocolVersion) -> Person {
+        self.protocol = protocol;
+        self
+    }
+    fn shown(&self) -> Vec<String> {
+        self.shown.lock().unwrap().clone()
+    }
+}
+
+impl ClientHandler for Person {
+    fn get_info(&self) -> rmcp::model::ClientConfig {
+        rmcp::model::ClientConfig::new(
+            rmcp::model::ClientCapabilities::builder()
+                .enable_elicitation()
+                .build(),
+            rmcp::model::Implementation::new("person", "1"),
+        )
+        .with_protocol_version(self.protocol.clone())
+    }
+
+    async fn create_elicitation(
+        &self,
+        request: rmcp::model::ElicitRequestParams,
+        _context: rmcp::service::RequestContext<RoleClient>,
+    ) -> Result<rmcp::model::ElicitResult, rmcp::ErrorData> {
+        if let rmcp::model::ElicitRequestParams::FormElicitationParams { message, .. } = request {
+            self.shown.lock().unwrap().push(message);
+        }
+        Ok(rmcp::model::ElicitResult::new(self.answer.clone()))
+    }
+}
+
+fn no_runs(s: &Project) -> bool {
+    s.runs().read_dir().map_or(true, |mut d| d.next().is_none())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_confirms_a_run_before_it_starts() {
+    use rmcp::model::ElicitationAction::{Accept, Decline};
+    let s = Project::new().toml("backend = \"mock\"\n[mcp]\nconfirm = \"always\"\n");
+    let args = json!({"items": ["a", "b", "c"]});
+    let run = json!({ "script": SCRIPT, "args": args, "wait": 30 });
+
+    // A client that cannot ask a person is refused, saying why.
+    let blind = connect(&s, Client::default()).await;
+    tool_error(
+        &call(&blind, "workflow_run", run.clone()).await,
+        "[mcp] confirm = \"always\"",
+    );
+    assert!(no_runs(&s), "nothing started");
+    blind.cancel().await.unwrap();
+
+    // Declined (2026-07-28: asked through input_required, answered on the retry): no run.
+    let no = Person::answering(Decline);
+    let c = connect_with(&s, no.clone()).await;
+    tool_error(&call(&c, "workflow_run", run.clone()).await, "declined");
+    assert!(no_runs(&s), "a declined run starts nothing");
+    let shown = no.shown();
+    assert_eq!(shown.len(), 1, "{shown:?}");
+    let digest = blake3::hash(format!("{SCRIPT}\0{args}").as_bytes()).to_hex();
+    for needle in [
+        "Start the workflow `mcp-probe`?",
+        "over MCP",
+        "Phases: Work",
+        "Projected: 3 agents",
+        &format!("blake3: {digest}"),
+        "confirm = \"always\"",
+    ] {
+        assert!(shown[0].contains(needle), "{needle} in {}", shown[0]);
+    }
+    c.cancel().await.unwrap();
+
+    // Accepted: it runs, on both protocols (2025-11-25: an elicitation/create request).
+    for protocol in [
+        rmcp::model::ProtocolVersion::LATEST,
+        rmcp::model::ProtocolVersion::V_2025_11_25,
+    ] {
+        let yes = Person::answering(Accept).speaking(protocol.clone());
+        let c = connect_with(&s, yes.clone()).await;
+        let r = data(&call(&c, "workflow_run", run.clone()).await);
+        assert_eq!(r["status"], "completed", "{protocol}: {r}");
+        assert_eq!(r["result"]["out"][2], "R(do c [delay=0])", "{r}");
+        assert_eq!(yes.shown().len(), 1, "{protocol}: asked once");
+        c.cancel().await.unwrap();
+    }
+
+    // The default, over-limits: a run under [mcp]'s thresholds is not asked about; one over.
+    let s = Project::new().toml("backend = \"mock\"\n[mcp]\nconfirm_agents = 3\n");
+    let yes = Person::answering(Accept);
+    let c = connect_with(&s, yes.clone()).await;
+    data(&call(&c, "workflow_run", run.clone()).await);
+    assert!(yes.shown().is_empty(), "3 agents are not over 3");
+    let four = json!({ "script": SCRIPT, "args": {"items": ["a", "b", "c", "d"]}, "wait": 30 });
+    let r = data(&call(&c, "workflow_run", four).await);
+    assert_eq!(r["status"], "completed", "{r}");
+    let shown = yes.shown();
+    assert_eq!(shown.len(), 1, "4 agents are: {shown:?}");
+    assert!(shown[0].contains("over [mcp]'s limits"), "{}", shown[0]);
+}

@@ -5,6 +5,7 @@
 //! `name`, `args`, `resumeFromRunId`). Policy: the project's configuration plus `[mcp]`.
 //! docs/mcp.md.
 
+mod confirm;
 pub(crate) mod http;
 mod launch;
 mod output;
@@ -17,6 +18,7 @@ use crate::run_dir::RunDir;
 use crate::workflows::Resolver;
 use output::{Answer, schema};
 use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::tool::{InputResponses, RequestState};
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{
     ContentBlock, GetPromptRequestParams, GetPromptResponse, GetPromptResult, Implementation,
@@ -267,11 +269,35 @@ impl Server {
         &self,
         Parameters(p): Parameters<RunParams>,
         ctx: RequestContext<RoleServer>,
+        InputResponses(responses): InputResponses,
+        RequestState(state): RequestState,
     ) -> Result<rmcp::model::CallToolResponse, ToolError> {
         let wait = seconds(p.wait)?;
         let given = launch::Given::of(&p)?;
         self.admit(&p)?;
         let mut source = self.script(&given).await?;
+        let snapshot = match (&given, &p.resume_from_run_id) {
+            (launch::Given::Resume, Some(id)) => {
+                runs::read(&self.run_dir(id)?.script()).unwrap_or_default()
+            }
+            _ => String::new(),
+        };
+        let shown = confirm::Shown {
+            source: if snapshot.is_empty() {
+                source.text()
+            } else {
+                &snapshot
+            },
+            meta: source.meta.as_ref(),
+            args: p.args.as_ref(),
+            resume: p.resume_from_run_id.as_deref(),
+        };
+        if let confirm::Next::Ask(ask) = self
+            .confirm(&shown, &ctx, responses.as_ref(), state.as_deref())
+            .await?
+        {
+            return Ok(ask.into());
+        }
         let new_id = crate::run::new_run_id();
         self.save_inline(
             &given,
