@@ -1561,10 +1561,18 @@ impl ClientHandler for Person {
         request: rmcp::model::ElicitRequestParams,
         _context: rmcp::service::RequestContext<RoleClient>,
     ) -> Result<rmcp::model::ElicitResult, rmcp::ErrorData> {
-        if let rmcp::model::ElicitRequestParams::FormElicitationParams { message, .. } = request {
-            self.shown.lock().unwrap().push(message);
+        let rmcp::model::ElicitRequestParams::FormElicitationParams { message, .. } = request
+        else {
+            panic!("a form")
+        };
+        let permission = message.contains("wants to use");
+        self.shown.lock().unwrap().push(message);
+        let mut a = rmcp::model::ElicitResult::new(self.answer.clone());
+        if permission {
+            // A permission request: allowed once.
+            a.content = Some(json!({"decision": "once"}));
         }
-        Ok(rmcp::model::ElicitResult::new(self.answer.clone()))
+        Ok(a)
     }
 }
 
@@ -1634,4 +1642,142 @@ async fn a_person_confirms_a_run_before_it_starts() {
     let shown = yes.shown();
     assert_eq!(shown.len(), 1, "4 agents are: {shown:?}");
     assert!(shown[0].contains("over [mcp]'s limits"), "{}", shown[0]);
+}
+
+/// A project on the `claude` backend (the real CLI against the fake Messages API) whose agent
+/// asks for a tool outside its allow-list, and `wfhost mcp` for it.
+fn claude_asking(test: &str) -> Option<(Project, super::fake_api::FakeApi, std::path::PathBuf)> {
+    let Some(claude) = tool_in_cache("wfhost-claude", "claude") else {
+        super::missing_tool(
+            test,
+            "Claude Code is not installed in ~/.cache/wfhost-claude",
+        );
+        return None;
+    };
+    let api = super::fake_api::FakeApi::start(false);
+    let s = with_saved_probe();
+    s.file(
+        "wfhost.toml",
+        format!(
+            "backend = \"claude\"\nmodel = \"claude-sonnet-4-5\"\n[claude]\nbinary = \"{}\"\nmax_turns = 4\n",
+            claude.display()
+        ),
+    );
+    s.file(
+        "w.js",
+        "export const meta = { name: 'perm', description: 'asks' };\nreturn await agent('[perm-probe] run the probe');\n",
+    );
+    Some((s, api, claude))
+}
+
+async fn connect_claude<C: ClientHandler>(
+    s: &Project,
+    api: &super::fake_api::FakeApi,
+    client: C,
+) -> RunningService<RoleClient, C> {
+    let mut w = s
+        .wf(["mcp"])
+        .home(s.path().join("home"))
+        .env_remove("WFHOST_RUNS_DIR")
+        .env("IS_SANDBOX", "1")
+        .env("DISABLE_TELEMETRY", "1")
+        .env("DISABLE_AUTOUPDATER", "1")
+        .env("DISABLE_ERROR_REPORTING", "1")
+        .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1");
+    for (k, v) in api.env() {
+        w = w.env(k, v);
+    }
+    let transport = TokioChildProcess::new(tokio::process::Command::from(w.command())).unwrap();
+    client.serve(transport).await.unwrap()
+}
+
+/// An agent's permission request answered by the person behind the MCP client: relayed as
+/// `elicitation/create` (2025-11-25), and as a task's `input_required` answered with
+/// `tasks/update` (2026-07-28). Either way the tool runs and the run's events say who allowed it.
+#[test]
+fn a_claude_agents_permission_request_is_put_to_the_person_by_elicitation() {
+    // The fake API runs its own runtime: started before this test's.
+    let Some((s, api, _claude)) =
+        claude_asking("a_claude_agents_permission_request_is_put_to_the_person_by_elicitation")
+    else {
+        return;
+    };
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(permission_by_elicitation(&s, &api));
+}
+
+async fn permission_by_elicitation(s: &Project, api: &super::fake_api::FakeApi) {
+    use rmcp::model::TaskStatus;
+    let person = Person::answering(rmcp::model::ElicitationAction::Accept)
+        .speaking(rmcp::model::ProtocolVersion::V_2025_11_25);
+    let c = connect_claude(s, api, person.clone()).await;
+    let r = data(
+        &call(
+            &c,
+            "workflow_run",
+            json!({ "scriptPath": "w.js", "wait": 120 }),
+        )
+        .await,
+    );
+    assert!(
+        r["result"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("permitted-42"),
+        "the allowed tool ran: {r}"
+    );
+    let shown = person.shown();
+    assert!(
+        shown.iter().any(|m| m.contains("wants to use `Bash`")),
+        "the person was asked: {shown:?}"
+    );
+    let events = std::fs::read_to_string(
+        std::path::Path::new(r["runDir"].as_str().unwrap()).join("events.jsonl"),
+    )
+    .unwrap();
+    assert!(
+        events.contains("wfhost mcp (elicitation, person)"),
+        "who answered: {events}"
+    );
+    c.cancel().await.unwrap();
+
+    // As a task: input_required with the request, answered by tasks/update.
+    let c = connect_claude(s, api, TaskClient::default()).await;
+    let id = run_as_task(&c, json!({ "scriptPath": "w.js" })).await;
+    let asked = poll(&c, &id, |st| {
+        st == TaskStatus::InputRequired || st.is_terminal()
+    })
+    .await;
+    assert_eq!(asked["status"], "input_required", "{asked}");
+    let (key, request) = asked["inputRequests"]
+        .as_object()
+        .and_then(|m| m.iter().next())
+        .expect("one request");
+    assert!(key.starts_with("permission-"), "{asked}");
+    assert!(
+        request["params"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`Bash`"),
+        "{request}"
+    );
+    let mut responses = rmcp::model::InputResponses::new();
+    responses.insert(
+        key.clone(),
+        json!({"action": "accept", "content": {"decision": "once"}}),
+    );
+    c.update_task(rmcp::model::UpdateTaskParams::new(id.as_str(), responses))
+        .await
+        .unwrap();
+    let done = poll(&c, &id, |st| st.is_terminal()).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    let out = &done["result"]["structuredContent"]["result"];
+    assert!(
+        out.as_str().unwrap_or_default().contains("permitted-42"),
+        "the allowed tool ran: {done}"
+    );
 }

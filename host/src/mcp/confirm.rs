@@ -67,12 +67,13 @@ impl Shown<'_> {
 }
 
 /// A client that can ask its person: it declared elicitation.
-fn can_elicit(ctx: &RequestContext<RoleServer>) -> bool {
+pub(super) fn can_elicit(ctx: &RequestContext<RoleServer>) -> bool {
     ctx.client_capabilities()
         .is_some_and(|c| c.elicitation.is_some())
 }
 
-fn modern(ctx: &RequestContext<RoleServer>) -> bool {
+/// The client speaks 2026-07-28 or later: no server-to-client requests.
+pub(super) fn modern(ctx: &RequestContext<RoleServer>) -> bool {
     ctx.protocol_version()
         .is_some_and(|v| v.as_str() >= ProtocolVersion::V_2026_07_28.as_str())
 }

@@ -5,6 +5,7 @@
 //! `name`, `args`, `resumeFromRunId`). Policy: the project's configuration plus `[mcp]`.
 //! docs/mcp.md.
 
+mod ask;
 mod confirm;
 pub(crate) mod http;
 mod launch;
@@ -311,7 +312,13 @@ impl Server {
         let tasks = ctx
             .client_capabilities()
             .is_some_and(|c| c.supports_tasks());
-        if tasks && wait.is_none() {
+        // Agents' permission requests go to the person too: relayed as elicitation/create up
+        // to 2025-11-25; a task shows them as input_required.
+        let task = tasks && wait.is_none();
+        if !task && confirm::can_elicit(&ctx) && !confirm::modern(&ctx) {
+            ask::relay(dir.clone(), ctx.peer.clone());
+        }
+        if task {
             let seed = task::create(&dir).map_err(|e| ToolError(e.message.to_string()))?;
             task::notify_at_end(self.cwd.clone(), dir, ctx.peer.clone());
             return Ok(rmcp::model::CreateTaskResult::new(seed).into());
@@ -582,8 +589,27 @@ impl ServerHandler for Server {
         request: rmcp::model::GetTaskParams,
         _: RequestContext<RoleServer>,
     ) -> Result<rmcp::model::GetTaskResult, McpError> {
-        let detailed = task::get(&self.cwd, &request.task_id, None).await?;
+        let detailed = task::get(&self.cwd, &request.task_id).await?;
         Ok(rmcp::model::GetTaskResult::new(detailed))
+    }
+
+    async fn update_task(
+        &self,
+        request: rmcp::model::UpdateTaskParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        let client = ctx
+            .peer
+            .peer_info()
+            .map(|i| i.client_info.name.clone())
+            .unwrap_or_else(|| "client".into());
+        task::update(
+            &self.cwd,
+            &request.task_id,
+            &request.input_responses,
+            &client,
+        )
+        .await
     }
 
     async fn cancel_task(

@@ -13,7 +13,7 @@ use super::runs;
 use crate::control::RunStatus;
 use crate::run_dir::RunDir;
 use rmcp::ErrorData as McpError;
-use rmcp::model::{DetailedTask, InputRequests, JsonObject, Task, TaskPayload, TaskStatus};
+use rmcp::model::{DetailedTask, JsonObject, Task, TaskPayload, TaskStatus};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -103,13 +103,9 @@ pub(crate) fn progress_line(s: &RunStatus) -> String {
     )
 }
 
-/// `tasks/get`: the run as a task now. `asking`: what a person is being asked for it (by this
-/// server process), which makes it `input_required`.
-pub(crate) async fn get(
-    cwd: &Path,
-    id: &str,
-    asking: Option<InputRequests>,
-) -> Result<DetailedTask, McpError> {
+/// `tasks/get`: the run as a task now; `input_required` while its agents' permission requests
+/// wait for a person (`tasks/update` answers them).
+pub(crate) async fn get(cwd: &Path, id: &str) -> Result<DetailedTask, McpError> {
     let (dir, record) = find(cwd, id)?;
     let t = task(&record);
     if dir.is_running() {
@@ -118,11 +114,11 @@ pub(crate) async fn get(
             Some(s) => t.with_status_message(progress_line(s)),
             None => t,
         };
-        let payload = match asking {
-            Some(input_requests) if !input_requests.is_empty() => {
-                TaskPayload::InputRequired { input_requests }
-            }
-            _ => TaskPayload::Working,
+        let input_requests = super::ask::open_requests(&dir).await;
+        let payload = if input_requests.is_empty() {
+            TaskPayload::Working
+        } else {
+            TaskPayload::InputRequired { input_requests }
         };
         return Ok(DetailedTask::new(t, payload));
     }
@@ -139,6 +135,18 @@ pub(crate) async fn get(
         _ => JsonObject::new(),
     };
     Ok(DetailedTask::new(t, TaskPayload::Completed { result }))
+}
+
+/// `tasks/update`: the person's answers to the task's open permission requests.
+pub(crate) async fn update(
+    cwd: &Path,
+    id: &str,
+    responses: &rmcp::model::InputResponses,
+    client: &str,
+) -> Result<(), McpError> {
+    let (dir, _) = find(cwd, id)?;
+    super::ask::answer_all(&dir, responses, client).await;
+    Ok(())
 }
 
 /// `tasks/cancel`: the run is stopped (resumable, as `workflow_control stop` leaves it), and
@@ -165,7 +173,7 @@ pub(crate) fn notify_at_end(cwd: PathBuf, dir: RunDir, peer: rmcp::Peer<rmcp::Ro
                 return;
             }
         }
-        if let Ok(detailed) = get(&cwd, dir.id(), None).await {
+        if let Ok(detailed) = get(&cwd, dir.id()).await {
             let n = rmcp::model::TaskStatusNotification::new(detailed.into());
             let _ = peer
                 .send_notification(rmcp::model::ServerNotification::TaskStatusNotification(n))
