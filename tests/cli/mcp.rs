@@ -1299,11 +1299,48 @@ impl ClientHandler for TaskClient {
     }
 }
 
-async fn connect_with<C: ClientHandler>(s: &Project, client: C) -> RunningService<RoleClient, C> {
+async fn connect_with<C: ClientHandler + Modern>(
+    s: &Project,
+    client: C,
+) -> RunningService<RoleClient, C> {
     let home = s.path().join("home");
-    let command = s.wf(["mcp"]).home(&home).command();
+    serve(client, s.wf(["mcp"]).home(&home).command()).await
+}
+
+/// Whether a test client speaks 2026-07-28 (`server/discover`, no server-to-client requests)
+/// rather than the `initialize` handshake.
+trait Modern {
+    fn modern(&self) -> bool {
+        false
+    }
+}
+impl Modern for Client {}
+impl Modern for TaskClient {}
+impl Modern for Person {
+    fn modern(&self) -> bool {
+        self.protocol == rmcp::model::ProtocolVersion::V_2026_07_28
+    }
+}
+
+async fn serve<C: ClientHandler + Modern>(
+    client: C,
+    command: std::process::Command,
+) -> RunningService<RoleClient, C> {
+    use rmcp::service::{ClientLifecycleMode, ClientServiceExt as _};
     let transport = TokioChildProcess::new(tokio::process::Command::from(command)).unwrap();
-    client.serve(transport).await.unwrap()
+    if client.modern() {
+        client
+            .serve_with_lifecycle(
+                transport,
+                ClientLifecycleMode::Discover {
+                    preferred_versions: vec![rmcp::model::ProtocolVersion::V_2026_07_28],
+                },
+            )
+            .await
+            .unwrap()
+    } else {
+        client.serve(transport).await.unwrap()
+    }
 }
 
 /// `workflow_run` for a client with the tasks extension: a task (its id the run's id), polled
@@ -1533,7 +1570,7 @@ impl Person {
         Person {
             answer,
             shown: Arc::default(),
-            protocol: rmcp::model::ProtocolVersion::LATEST,
+            protocol: rmcp::model::ProtocolVersion::V_2026_07_28,
         }
     }
     fn speaking(mut self, protocol: rmcp::model::ProtocolVersion) -> Person {
@@ -1618,7 +1655,7 @@ async fn a_person_confirms_a_run_before_it_starts() {
 
     // Accepted: it runs, on both protocols (2025-11-25: an elicitation/create request).
     for protocol in [
-        rmcp::model::ProtocolVersion::LATEST,
+        rmcp::model::ProtocolVersion::V_2026_07_28,
         rmcp::model::ProtocolVersion::V_2025_11_25,
     ] {
         let yes = Person::answering(Accept).speaking(protocol.clone());
@@ -1670,7 +1707,7 @@ fn claude_asking(test: &str) -> Option<(Project, super::fake_api::FakeApi, std::
     Some((s, api, claude))
 }
 
-async fn connect_claude<C: ClientHandler>(
+async fn connect_claude<C: ClientHandler + Modern>(
     s: &Project,
     api: &super::fake_api::FakeApi,
     client: C,
@@ -1687,8 +1724,7 @@ async fn connect_claude<C: ClientHandler>(
     for (k, v) in api.env() {
         w = w.env(k, v);
     }
-    let transport = TokioChildProcess::new(tokio::process::Command::from(w.command())).unwrap();
-    client.serve(transport).await.unwrap()
+    serve(client, w.command()).await
 }
 
 /// An agent's permission request answered by the person behind the MCP client: relayed as
@@ -1742,6 +1778,54 @@ async fn permission_by_elicitation(s: &Project, api: &super::fake_api::FakeApi) 
     assert!(
         events.contains("wfhost mcp (elicitation, person)"),
         "who answered: {events}"
+    );
+    c.cancel().await.unwrap();
+
+    // 2026-07-28 (no server-to-client requests): workflow_run's wait ends at the request,
+    // pointing at workflow_result, whose wait asks through input_required.
+    let modern = Person::answering(rmcp::model::ElicitationAction::Accept);
+    let c = connect_claude(s, api, modern.clone()).await;
+    let r = data(
+        &call(
+            &c,
+            "workflow_run",
+            json!({ "scriptPath": "w.js", "wait": 120 }),
+        )
+        .await,
+    );
+    assert!(
+        r["summary"]
+            .as_str()
+            .unwrap()
+            .contains("asks for permission"),
+        "{r}\n{}",
+        std::fs::read_to_string(
+            std::path::Path::new(r["runDir"].as_str().unwrap()).join("events.jsonl")
+        )
+        .unwrap()
+    );
+    let done = data(
+        &call(
+            &c,
+            "workflow_result",
+            json!({ "runId": r["runId"], "wait": 120 }),
+        )
+        .await,
+    );
+    assert!(
+        done["result"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("permitted-42"),
+        "the allowed tool ran: {done}"
+    );
+    assert!(
+        modern
+            .shown()
+            .iter()
+            .any(|m| m.contains("wants to use `Bash`")),
+        "{:?}",
+        modern.shown()
     );
     c.cancel().await.unwrap();
 

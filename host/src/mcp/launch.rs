@@ -307,8 +307,14 @@ impl Server {
     ) -> Result<Answer<Launched>, ToolError> {
         let token = ctx.meta.get_progress_token();
         let peer = ctx.peer.clone();
-        let ended = runs::wait_end(dir, wait, |s| {
-            let Some(token) = &token else { return };
+        // A 2026-07-28 client cannot be asked from here (the retry would start the run again):
+        // a permission request ends the wait, pointing at workflow_result, which asks.
+        let modern = super::confirm::can_elicit(ctx) && super::confirm::modern(ctx);
+        let waited = runs::wait_for(dir, wait, |s| {
+            if modern && !s.permissions.is_empty() {
+                return true;
+            }
+            let Some(token) = &token else { return false };
             let a = s.agents;
             let done = a.done + a.cached + a.failed;
             let total = done + a.running + a.queued;
@@ -320,20 +326,26 @@ impl Server {
             tokio::spawn(async move {
                 let _ = peer.notify_progress(param).await;
             });
+            false
         })
         .await;
-        if !ended {
+        let still = match waited {
+            runs::Waited::Ended => None,
+            runs::Waited::TimedOut => Some(format!(
+                "run {} is still running after {}s; workflow_result {{runId, wait}} waits for its end",
+                dir.id(),
+                wait.as_secs()
+            )),
+            runs::Waited::Until => Some(format!(
+                "run {}: an agent asks for permission to use a tool; call workflow_result {{runId, wait}} to put it to the user",
+                dir.id()
+            )),
+        };
+        if let Some(headline) = still {
             if let Ok(now) = runs::status(dir).await {
                 started.outcome.run = now;
             }
-            return Ok(Answer::new(
-                format!(
-                    "run {} is still running after {}s; workflow_result {{runId, wait}} waits for its end",
-                    dir.id(),
-                    wait.as_secs()
-                ),
-                started,
-            ));
+            return Ok(Answer::new(headline, started));
         }
         let (headline, outcome) = runs::result(dir)
             .map_err(|e| format!("the run ended, but its journal cannot be read: {e:#}"))?;

@@ -228,6 +228,13 @@ impl rmcp::model::IntoContents for ToolError {
     }
 }
 
+/// The client's name, as it introduced itself (for the journal: who answered).
+fn client_name(ctx: &RequestContext<RoleServer>) -> String {
+    ctx.peer
+        .peer_info()
+        .map_or_else(|| "client".into(), |i| i.client_info.name.clone())
+}
+
 fn seconds(wait: Option<f64>) -> Result<Option<Duration>, String> {
     match wait {
         None => Ok(None),
@@ -374,19 +381,53 @@ impl Server {
     async fn workflow_result(
         &self,
         Parameters(p): Parameters<ResultParams>,
-    ) -> ToolResult<output::Outcome> {
+        ctx: RequestContext<RoleServer>,
+        InputResponses(responses): InputResponses,
+    ) -> Result<rmcp::model::CallToolResponse, ToolError> {
         let dir = self.run_dir(&p.run_id)?;
         let wait = seconds(p.wait)?.unwrap_or_default();
-        if !runs::wait_end(&dir, wait, |_| {}).await {
+        // A 2026-07-28 client that can ask its person (no server-to-client requests) is asked
+        // the run's permission requests through input_required while it waits; its retry
+        // carries the answers, and the wait goes on.
+        let ask = confirm::can_elicit(&ctx) && confirm::modern(&ctx);
+        if let Some(r) = &responses {
+            ask::answer_all(&dir, r, &client_name(&ctx)).await;
+        }
+        let asked = |s: &crate::control::RunStatus| ask && !s.permissions.is_empty();
+        match runs::wait_for(&dir, wait, asked).await {
+            runs::Waited::Ended => {}
+            runs::Waited::Until => {
+                let requests = ask::open_requests(&dir).await;
+                if !requests.is_empty() {
+                    return Ok(rmcp::model::InputRequiredResult::new(
+                        Some(requests),
+                        Some(format!("run:{}", p.run_id)),
+                    )
+                    .into());
+                }
+            }
+            runs::Waited::TimedOut => {
+                let status = runs::status(&dir).await.unwrap_or_default();
+                return Ok(Answer::new(
+                    format!("run {} is still running: no result yet", p.run_id),
+                    runs::unfinished(status),
+                )
+                .into_result()
+                .into());
+            }
+        }
+        if dir.is_running() {
             let status = runs::status(&dir).await.unwrap_or_default();
             return Ok(Answer::new(
                 format!("run {} is still running: no result yet", p.run_id),
                 runs::unfinished(status),
-            ));
+            )
+            .into_result()
+            .into());
         }
         let (headline, outcome) =
             runs::result(&dir).map_err(|e| format!("run `{}` cannot be read: {e:#}", p.run_id))?;
-        Ok(Answer::new(headline, outcome))
+        Ok(Answer::new(headline, outcome).into_result().into())
     }
 
     #[tool(

@@ -191,19 +191,45 @@ pub(crate) async fn wait_end(
     wait: Duration,
     tick: impl Fn(&RunStatus) + Send + Sync,
 ) -> bool {
+    matches!(
+        wait_for(dir, wait, |s| {
+            tick(s);
+            false
+        })
+        .await,
+        Waited::Ended
+    )
+}
+
+/// How a wait ended.
+pub(crate) enum Waited {
+    Ended,
+    TimedOut,
+    /// `until` said so.
+    Until,
+}
+
+/// Waits as [`wait_end`] does, and stops early when `until` is true of the live status.
+pub(crate) async fn wait_for(
+    dir: &RunDir,
+    wait: Duration,
+    until: impl Fn(&RunStatus) -> bool + Send + Sync,
+) -> Waited {
     let deadline = Instant::now() + wait;
     let mut last = Instant::now() - Duration::from_secs(1);
     loop {
         if !dir.is_running() {
-            return true;
+            return Waited::Ended;
         }
         if Instant::now() >= deadline {
-            return false;
+            return Waited::TimedOut;
         }
         if last.elapsed() >= Duration::from_secs(1) {
             last = Instant::now();
-            if let Ok(s) = status(dir).await {
-                tick(&s);
+            if let Ok(s) = status(dir).await
+                && until(&s)
+            {
+                return Waited::Until;
             }
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
