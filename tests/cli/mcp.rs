@@ -1759,13 +1759,7 @@ async fn permission_by_elicitation(s: &Project, api: &super::fake_api::FakeApi) 
         )
         .await,
     );
-    assert!(
-        r["result"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("permitted-42"),
-        "the allowed tool ran: {r}"
-    );
+    ran_the_tool(&r);
     let shown = person.shown();
     assert!(
         shown.iter().any(|m| m.contains("wants to use `Bash`")),
@@ -1812,13 +1806,7 @@ async fn permission_by_elicitation(s: &Project, api: &super::fake_api::FakeApi) 
         )
         .await,
     );
-    assert!(
-        done["result"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("permitted-42"),
-        "the allowed tool ran: {done}"
-    );
+    ran_the_tool(&done);
     assert!(
         modern
             .shown()
@@ -1859,9 +1847,16 @@ async fn permission_by_elicitation(s: &Project, api: &super::fake_api::FakeApi) 
         .unwrap();
     let done = poll(&c, &id, |st| st.is_terminal()).await;
     assert_eq!(done["status"], "completed", "{done}");
-    let out = &done["result"]["structuredContent"]["result"];
+    ran_the_tool(&done["result"]["structuredContent"]);
+}
+
+/// The probe's tool ran: it was allowed.
+fn ran_the_tool(answer: &Value) {
     assert!(
-        out.as_str().unwrap_or_default().contains("permitted-42"),
-        "the allowed tool ran: {done}"
+        answer["result"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("permitted-42"),
+        "the allowed tool ran: {answer}"
     );
 }

@@ -394,25 +394,13 @@ impl Server {
             ask::answer_all(&dir, r, &client_name(&ctx)).await;
         }
         let asked = |s: &crate::control::RunStatus| ask && !s.permissions.is_empty();
-        match runs::wait_for(&dir, wait, asked).await {
-            runs::Waited::Ended => {}
-            runs::Waited::Until => {
-                let requests = ask::open_requests(&dir).await;
-                if !requests.is_empty() {
-                    return Ok(rmcp::model::InputRequiredResult::new(
-                        Some(requests),
-                        Some(format!("run:{}", p.run_id)),
-                    )
-                    .into());
-                }
-            }
-            runs::Waited::TimedOut => {
-                let status = runs::status(&dir).await.unwrap_or_default();
-                return Ok(Answer::new(
-                    format!("run {} is still running: no result yet", p.run_id),
-                    runs::unfinished(status),
+        if let runs::Waited::Until = runs::wait_for(&dir, wait, asked).await {
+            let requests = ask::open_requests(&dir).await;
+            if !requests.is_empty() {
+                return Ok(rmcp::model::InputRequiredResult::new(
+                    Some(requests),
+                    Some(format!("run:{}", p.run_id)),
                 )
-                .into_result()
                 .into());
             }
         }
