@@ -735,40 +735,12 @@ async fn mcp_policy_limits_what_a_client_may_do() {
 /// (`answer`), the tool runs and the agent goes on with its output.
 #[test]
 fn a_claude_agents_permission_request_reaches_a_person() {
-    let Some(claude) = tool_in_cache("wfhost-claude", "claude") else {
-        super::missing_tool(
-            "a_claude_agents_permission_request_reaches_a_person",
-            "Claude Code is not installed in ~/.cache/wfhost-claude",
-        );
+    let Some((s, api, _claude)) =
+        claude_asking("a_claude_agents_permission_request_reaches_a_person")
+    else {
         return;
     };
-    let api = super::fake_api::FakeApi::start(false);
-    let s = with_saved_probe();
-    s.file(
-        "wfhost.toml",
-        format!(
-            "backend = \"claude\"\nmodel = \"claude-sonnet-4-5\"\n[claude]\nbinary = \"{}\"\nmax_turns = 4\n",
-            claude.display()
-        ),
-    );
-    s.file(
-        "w.js",
-        "export const meta = { name: 'perm', description: 'asks' };\nreturn await agent('[perm-probe] run the probe');\n",
-    );
-    let wf = |args: &[&str]| {
-        let mut w = s
-            .wf(args)
-            .env_remove("WFHOST_RUNS_DIR")
-            .env("IS_SANDBOX", "1")
-            .env("DISABLE_TELEMETRY", "1")
-            .env("DISABLE_AUTOUPDATER", "1")
-            .env("DISABLE_ERROR_REPORTING", "1")
-            .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1");
-        for (k, v) in api.env() {
-            w = w.env(k, v);
-        }
-        w
-    };
+    let wf = |args: &[&str]| claude_env(s.wf(args), &api);
     // Nobody attached: denied after 1 s, with the reason, and the run goes on.
     let out = wf(&[
         "run",
@@ -1712,9 +1684,13 @@ async fn connect_claude<C: ClientHandler + Modern>(
     api: &super::fake_api::FakeApi,
     client: C,
 ) -> RunningService<RoleClient, C> {
-    let mut w = s
-        .wf(["mcp"])
-        .home(s.path().join("home"))
+    let w = claude_env(s.wf(["mcp"]).home(s.path().join("home")), api);
+    serve(client, w.command()).await
+}
+
+/// The environment a `claude` agent runs in here: the fake API, no telemetry or updates.
+fn claude_env(w: super::Wf, api: &super::fake_api::FakeApi) -> super::Wf {
+    let mut w = w
         .env_remove("WFHOST_RUNS_DIR")
         .env("IS_SANDBOX", "1")
         .env("DISABLE_TELEMETRY", "1")
@@ -1724,7 +1700,7 @@ async fn connect_claude<C: ClientHandler + Modern>(
     for (k, v) in api.env() {
         w = w.env(k, v);
     }
-    serve(client, w.command()).await
+    w
 }
 
 /// An agent's permission request answered by the person behind the MCP client: relayed as
@@ -1760,15 +1736,8 @@ async fn permission_by_elicitation(s: &Project, api: &super::fake_api::FakeApi) 
         .await,
     );
     ran_the_tool(&r);
-    let shown = person.shown();
-    assert!(
-        shown.iter().any(|m| m.contains("wants to use `Bash`")),
-        "the person was asked: {shown:?}"
-    );
-    let events = std::fs::read_to_string(
-        std::path::Path::new(r["runDir"].as_str().unwrap()).join("events.jsonl"),
-    )
-    .unwrap();
+    asked_about_bash(&person);
+    let events = run_events(&r);
     assert!(
         events.contains("wfhost mcp (elicitation, person)"),
         "who answered: {events}"
@@ -1793,10 +1762,7 @@ async fn permission_by_elicitation(s: &Project, api: &super::fake_api::FakeApi) 
             .unwrap()
             .contains("asks for permission"),
         "{r}\n{}",
-        std::fs::read_to_string(
-            std::path::Path::new(r["runDir"].as_str().unwrap()).join("events.jsonl")
-        )
-        .unwrap()
+        run_events(&r)
     );
     let done = data(
         &call(
@@ -1807,14 +1773,7 @@ async fn permission_by_elicitation(s: &Project, api: &super::fake_api::FakeApi) 
         .await,
     );
     ran_the_tool(&done);
-    assert!(
-        modern
-            .shown()
-            .iter()
-            .any(|m| m.contains("wants to use `Bash`")),
-        "{:?}",
-        modern.shown()
-    );
+    asked_about_bash(&modern);
     c.cancel().await.unwrap();
 
     // As a task: input_required with the request, answered by tasks/update.
@@ -1859,4 +1818,21 @@ fn ran_the_tool(answer: &Value) {
             .contains("permitted-42"),
         "the allowed tool ran: {answer}"
     );
+}
+
+/// The person was asked about the probe's `Bash`.
+fn asked_about_bash(person: &Person) {
+    let shown = person.shown();
+    assert!(
+        shown.iter().any(|m| m.contains("wants to use `Bash`")),
+        "the person was asked: {shown:?}"
+    );
+}
+
+/// A run's event log, by the `runDir` of a tool's answer.
+fn run_events(answer: &Value) -> String {
+    std::fs::read_to_string(
+        std::path::Path::new(answer["runDir"].as_str().unwrap()).join("events.jsonl"),
+    )
+    .unwrap_or_default()
 }

@@ -124,12 +124,8 @@ pub(super) async fn answer_all(
 
 /// Follows a run this server started and asks the person each of its agents' permission
 /// requests (`elicitation/create`), until the run ends or the client goes.
-pub(super) fn relay(dir: RunDir, peer: rmcp::Peer<rmcp::RoleServer>) {
+pub(super) fn relay(dir: RunDir, peer: rmcp::Peer<rmcp::RoleServer>, client: String) {
     tokio::spawn(async move {
-        let client = peer
-            .peer_info()
-            .map(|i| i.client_info.name.clone())
-            .unwrap_or_else(|| "client".into());
         let mut asked: HashSet<u32> = HashSet::new();
         while dir.is_running() && !peer.is_transport_closed() {
             if let Ok(status) = runs::status(&dir).await {

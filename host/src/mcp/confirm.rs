@@ -67,13 +67,32 @@ impl Shown<'_> {
 }
 
 /// A client that can ask its person: it declared elicitation.
-pub(super) fn can_elicit(ctx: &RequestContext<RoleServer>) -> bool {
+fn can_elicit(ctx: &RequestContext<RoleServer>) -> bool {
     ctx.client_capabilities()
         .is_some_and(|c| c.elicitation.is_some())
 }
 
+/// How this client's person can be asked, if at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Asking {
+    /// It did not declare elicitation.
+    No,
+    /// `elicitation/create`, sent while it is connected (up to 2025-11-25).
+    ByRequest,
+    /// `input_required`, answered on the call's retry (2026-07-28: no server-to-client requests).
+    ByRetry,
+}
+
+pub(super) fn asking(ctx: &RequestContext<RoleServer>) -> Asking {
+    match (can_elicit(ctx), modern(ctx)) {
+        (false, _) => Asking::No,
+        (true, false) => Asking::ByRequest,
+        (true, true) => Asking::ByRetry,
+    }
+}
+
 /// The client speaks 2026-07-28 or later: no server-to-client requests.
-pub(super) fn modern(ctx: &RequestContext<RoleServer>) -> bool {
+fn modern(ctx: &RequestContext<RoleServer>) -> bool {
     ctx.protocol_version()
         .is_some_and(|v| v.as_str() >= ProtocolVersion::V_2026_07_28.as_str())
 }
@@ -92,7 +111,8 @@ impl Server {
         if mode == Confirm::Never {
             return Ok(Next::Run);
         }
-        if !can_elicit(ctx) {
+        let how = asking(ctx);
+        if how == Asking::No {
             return match mode {
                 Confirm::Always => Err(
                     "this project asks a person to confirm every run started over MCP ([mcp] confirm = \"always\"), and this client cannot ask one (it did not declare MCP elicitation): nothing was started. A person can run it with `wfhost run`, or use a client with elicitation".into(),
@@ -130,7 +150,7 @@ impl Server {
                 .build()
                 .unwrap_or_else(|_| ElicitationSchema::new(std::collections::BTreeMap::new())),
         };
-        let answer: ElicitResult = if modern(ctx) {
+        let answer: ElicitResult = if how == Asking::ByRetry {
             // The retry carries the answer, for the script and args it was asked about.
             let answered = responses
                 .and_then(|r| r.get(KEY))

@@ -309,7 +309,7 @@ impl Server {
         let peer = ctx.peer.clone();
         // A 2026-07-28 client cannot be asked from here (the retry would start the run again):
         // a permission request ends the wait, pointing at workflow_result, which asks.
-        let modern = super::confirm::can_elicit(ctx) && super::confirm::modern(ctx);
+        let modern = super::confirm::asking(ctx) == super::confirm::Asking::ByRetry;
         let waited = runs::wait_for(dir, wait, |s| {
             if modern && !s.permissions.is_empty() {
                 return true;

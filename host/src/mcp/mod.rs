@@ -322,25 +322,27 @@ impl Server {
         // Agents' permission requests go to the person too: relayed as elicitation/create up
         // to 2025-11-25; a task shows them as input_required.
         let task = tasks && wait.is_none();
-        if !task && confirm::can_elicit(&ctx) && !confirm::modern(&ctx) {
-            ask::relay(dir.clone(), ctx.peer.clone());
+        if !task && confirm::asking(&ctx) == confirm::Asking::ByRequest {
+            ask::relay(dir.clone(), ctx.peer.clone(), client_name(&ctx));
         }
         if task {
             let seed = task::create(&dir).map_err(|e| ToolError(e.message.to_string()))?;
             task::notify_at_end(self.cwd.clone(), dir, ctx.peer.clone());
             return Ok(rmcp::model::CreateTaskResult::new(seed).into());
         }
-        if let Ok(now) = runs::status(&dir).await {
-            started.outcome.run = now;
-        }
         let answer = match wait {
-            None => Answer::new(
-                format!(
-                    "started run {}; follow it with workflow_status or workflow_result {{runId, wait}}",
-                    dir.id()
-                ),
-                started,
-            ),
+            None => {
+                if let Ok(now) = runs::status(&dir).await {
+                    started.outcome.run = now;
+                }
+                Answer::new(
+                    format!(
+                        "started run {}; follow it with workflow_status or workflow_result {{runId, wait}}",
+                        dir.id()
+                    ),
+                    started,
+                )
+            }
             Some(wait) => self.follow(&dir, started, wait, &ctx).await?,
         };
         Ok(answer.into_result().into())
@@ -389,7 +391,7 @@ impl Server {
         // A 2026-07-28 client that can ask its person (no server-to-client requests) is asked
         // the run's permission requests through input_required while it waits; its retry
         // carries the answers, and the wait goes on.
-        let ask = confirm::can_elicit(&ctx) && confirm::modern(&ctx);
+        let ask = confirm::asking(&ctx) == confirm::Asking::ByRetry;
         if let Some(r) = &responses {
             ask::answer_all(&dir, r, &client_name(&ctx)).await;
         }

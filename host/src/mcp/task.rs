@@ -168,10 +168,12 @@ pub(crate) async fn cancel(cwd: &Path, id: &str) -> Result<(), McpError> {
 /// Waits for the run's end and tells the client (`notifications/tasks`), while it is connected.
 pub(crate) fn notify_at_end(cwd: PathBuf, dir: RunDir, peer: rmcp::Peer<rmcp::RoleServer>) {
     tokio::spawn(async move {
-        while !runs::wait_end(&dir, Duration::from_secs(600), |_| {}).await {
+        // Only whether it still runs (no status read): the notification needs the end alone.
+        while dir.is_running() {
             if peer.is_transport_closed() {
                 return;
             }
+            tokio::time::sleep(Duration::from_millis(500)).await;
         }
         if let Ok(detailed) = get(&cwd, dir.id()).await {
             let n = rmcp::model::TaskStatusNotification::new(detailed.into());
