@@ -176,6 +176,12 @@ pub(crate) struct MessagesConfig {
     /// breakpoint, and all but the first wait (a few seconds at most) until the first one's
     /// answer has begun, so they read the head from the cache [default: true].
     pub cache_stagger: Option<bool>,
+    /// Send agents through the Message Batches API: half the price, answers within 24 h
+    /// (usually minutes). Agents with tools still run live [default: false; `--batch`].
+    pub batch: Option<bool>,
+    /// How long agents that become ready together are gathered into one batch, e.g. `1s`
+    /// [default: 1s; `--batch-window`].
+    pub batch_window: Option<String>,
 }
 
 /// `[openai]`: any server of the OpenAI Chat Completions API (OpenAI, vLLM, llama.cpp's

@@ -130,6 +130,14 @@ pub(crate) enum Event {
         allowed: bool,
         detail: String,
     },
+    /// A batch of agents sent through the Message Batches API (`--batch`), as its last poll
+    /// saw it: `in_progress`, `canceling` or `ended`, and how many of its requests are done.
+    Batch {
+        id: String,
+        status: String,
+        done: u64,
+        total: u64,
+    },
     RunFinished {
         outcome: crate::report::Outcome,
         duration_ms: u64,
@@ -178,6 +186,11 @@ impl Event {
                 *error = l(error);
             }
             Event::Log { text, .. } => *text = l(text),
+            // From the API's answers: no escape reaches a terminal.
+            Event::Batch { id, status, .. } => {
+                *id = l(id);
+                *status = l(status);
+            }
             Event::Control { by, detail, .. } => {
                 *by = l(by);
                 *detail = detail.as_ref().map(l);

@@ -108,6 +108,33 @@ pub(crate) struct PermissionRow {
     pub always: String,
 }
 
+/// A batch of the run's agents at the Message Batches API (`--batch`), as its last poll saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub(crate) struct BatchRow {
+    pub id: String,
+    /// `in_progress`, `canceling` or `ended`.
+    pub status: String,
+    pub done: u64,
+    pub total: u64,
+}
+
+impl std::fmt::Display for BatchRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.status.as_str() {
+            "in_progress" => write!(
+                f,
+                "in batch {} — {} of {} done",
+                self.id, self.done, self.total
+            ),
+            status => write!(
+                f,
+                "batch {} {status} — {} of {} done",
+                self.id, self.done, self.total
+            ),
+        }
+    }
+}
+
 /// The state of a run, as its events have told it so far.
 #[derive(Debug, Clone, Default, Serialize)]
 pub(crate) struct LiveRun {
@@ -131,6 +158,8 @@ pub(crate) struct LiveRun {
     pub current_phase: Option<String>,
     /// Permission requests waiting for an answer, oldest first.
     pub permissions: Vec<PermissionRow>,
+    /// Batches of agents at the Message Batches API, in the order they were sent.
+    pub batches: Vec<BatchRow>,
     #[serde(skip)]
     pub logs: VecDeque<(LogLevel, String)>,
     #[serde(skip)]
@@ -309,6 +338,23 @@ impl LiveRun {
             }),
             Event::PermissionAnswered { id, .. } => self.permissions.retain(|p| p.id != *id),
             Event::Budget { .. } => {}
+            Event::Batch {
+                id,
+                status,
+                done,
+                total,
+            } => {
+                let row = BatchRow {
+                    id: id.clone(),
+                    status: status.clone(),
+                    done: *done,
+                    total: *total,
+                };
+                match self.batches.iter_mut().find(|b| b.id == *id) {
+                    Some(b) => *b = row,
+                    None => self.batches.push(row),
+                }
+            }
         }
     }
 

@@ -281,6 +281,9 @@ pub(crate) struct Plan {
     /// The tools API agents would get (`messages`): names, workspace, rails (tools::describe).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tools: Option<serde_json::Value>,
+    /// The agents would go through the Message Batches API (`--batch`): costs at its price.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub batch: bool,
 }
 
 /// Projects the recorded requests.
@@ -379,6 +382,7 @@ pub(crate) fn project(
         hit_cap: cap_hit,
         input_counted: counted.iter().flatten().count(),
         tools: None,
+        batch: false,
     }
 }
 
@@ -611,9 +615,20 @@ pub(crate) fn barriers(asked: &[Asked]) -> Vec<String> {
 }
 
 impl Plan {
+    /// `--batch`: every cost at the Message Batches price (backend::batch::DISCOUNT).
+    fn at_batch_price(&mut self) {
+        self.batch = true;
+        let d = crate::backend::batch::DISCOUNT;
+        for p in std::iter::once(&mut self.total).chain(self.phases.values_mut()) {
+            p.cost_low = p.cost_low.map(|c| c * d);
+            p.cost_high = p.cost_high.map(|c| c * d);
+        }
+    }
+
     /// One line for the approval prompt: agents, models, tokens, cost.
     pub(crate) fn headline(&self) -> String {
         let cost = match (self.total.cost_low, self.total.cost_high) {
+            (Some(lo), Some(hi)) if self.batch => format!(" · ${lo:.2}–${hi:.2} (batch price)"),
             (Some(lo), Some(hi)) => format!(" · ${lo:.2}–${hi:.2}"),
             _ => String::new(),
         };
@@ -689,6 +704,9 @@ pub(crate) async fn on_backend(p: Planned) -> anyhow::Result<Plan> {
     .await?;
     if backend.as_deref() == Some("messages") {
         plan.tools = Some(crate::tools::describe(&config.tools)?);
+        if config.messages.batch.unwrap_or(false) {
+            plan.at_batch_price();
+        }
     }
     if let Some(model) = claude_default {
         plan.warnings.push(format!(

@@ -72,6 +72,8 @@ pub(crate) struct RunJournal {
     pub cache: HashMap<(String, u32), Cached>,
     /// The journaled turns of tool-using agents that did not finish (tools::transcript).
     pub turns: crate::tools::transcript::Turns,
+    /// The batch each request was last sent in (backend::batch), `custom_id` → batch id.
+    pub batches: HashMap<String, String>,
     pub resume: bool,
 }
 
@@ -89,15 +91,19 @@ pub(crate) fn open_journal(
         RunDir::new(cwd, run_id)?
     };
     tracing::debug!(dir = %dir.path().display(), resume, "run directory");
-    let turns = if resume {
-        crate::journal::resume_turns(&dir.journal())?
+    let (turns, batches) = if resume {
+        (
+            crate::journal::resume_turns(&dir.journal())?,
+            crate::journal::resume_batches(&dir.journal())?,
+        )
     } else {
-        HashMap::new()
+        (HashMap::new(), HashMap::new())
     };
     let journal = Arc::new(Journal::open(&dir)?);
     Ok(RunJournal {
         journal,
         turns,
+        batches,
         cache: served.unwrap_or_default(),
         resume,
     })
@@ -251,18 +257,26 @@ pub(crate) async fn execute(
             return Ok(rejected(run_id, &rejection, opts.backend.name(), started));
         }
     };
-    let (journal, served, turns, resume) = match opts.journal.take() {
-        Some(j) => (Some(j.journal), j.cache, j.turns, j.resume),
-        None => (None, HashMap::new(), HashMap::new(), false),
+    let (journal, served, turns, batches, resume) = match opts.journal.take() {
+        Some(j) => (Some(j.journal), j.cache, j.turns, j.batches, j.resume),
+        None => (None, HashMap::new(), HashMap::new(), HashMap::new(), false),
     };
     prepare(&target, &opts, journal.as_ref(), &run_id, resume)?;
-    let caps = start(&target, &mut opts, journal.clone(), (served, turns));
+    let found = Found {
+        served,
+        turns,
+        batches,
+    };
+    let caps = start(&target, &mut opts, journal.clone(), found);
     let run_start = Instant::now();
     let (ending, caps) = match (&target, bytecode) {
         (Target::Module { module, .. }, _) => sandbox.run_module(module, caps).await,
         (_, Some(bytecode)) => sandbox.run_bytecode(&bytecode, caps).await,
         (Target::Script(_), None) => unreachable!("scripts always have bytecode"),
     };
+    // Whatever the backend still has in flight for this run is given up now, and this waits
+    // until it has been (a batch not yet ended is cancelled: `stop`, a failure).
+    opts.backend.finish().await;
     timings.run_ms = ms(run_start.elapsed());
     timings.instantiate_ms = ms(caps.instantiate);
     let ended = Ended::of(
@@ -374,15 +388,26 @@ fn prepare(
     Ok(())
 }
 
+/// What a resume found in the journal for the run's agents.
+struct Found {
+    /// Results it serves again.
+    served: HashMap<(String, u32), Cached>,
+    /// Turns of tool-using agents that did not finish (tools::transcript).
+    turns: crate::tools::transcript::Turns,
+    /// The batch each request was last sent in (backend::batch).
+    batches: HashMap<String, String>,
+}
+
 /// The scheduler (the bounded pool of agents) and the capabilities the guest will run with.
 fn start(
     target: &Target,
     opts: &mut RunOptions,
     journal: Option<Arc<Journal>>,
-    (served, turns): (
-        HashMap<(String, u32), Cached>,
-        crate::tools::transcript::Turns,
-    ),
+    Found {
+        served,
+        turns,
+        batches,
+    }: Found,
 ) -> Capabilities {
     let meta = match target {
         Target::Script(s) => Some(&s.meta),
@@ -394,19 +419,37 @@ fn start(
         .filter_map(|p| p.model.clone().map(|model| (p.title.clone(), model)))
         .collect();
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let batched = opts.backend.batches();
     let scheduler = Scheduler::start(SchedulerSetup {
         limited: std::sync::atomic::AtomicBool::new(false),
         backend: opts.backend.clone(),
-        concurrency: opts.limits.concurrency,
+        // Batched agents wait on the API, not on this machine: the pool holds a fan-out's
+        // worth of them, so they go out together (backend::batch::POOL).
+        concurrency: if batched {
+            opts.limits.concurrency.max(crate::backend::batch::POOL)
+        } else {
+            opts.limits.concurrency
+        },
         done: tx.clone(),
         events: opts.events.clone(),
         journal: journal.clone(),
         recorder: opts.recorder.clone(),
         config: opts.config.clone(),
         control: opts.control.clone(),
-        stall_timeout: opts.limits.stall_timeout,
+        stall_timeout: if batched {
+            opts.limits.stall_timeout.max(crate::backend::batch::STALL)
+        } else {
+            opts.limits.stall_timeout
+        },
         wait_on_limit: opts.wait_on_limit,
-        agent_timeout: opts.limits.agent_timeout,
+        agent_timeout: if batched {
+            opts.limits
+                .agent_timeout
+                .max(crate::backend::batch::WALL_CLOCK)
+        } else {
+            opts.limits.agent_timeout
+        },
+        batches: batched.then(|| crate::backend::batch::Ledger::new(journal.clone(), batches)),
     });
     Capabilities::new(RunSetup {
         args: opts.args.take(),

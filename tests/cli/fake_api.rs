@@ -60,6 +60,10 @@ pub(crate) struct Seen {
     /// The OpenAI-compatible endpoint refuses `response_format: json_schema` (as some local
     /// servers do), with a 400 naming it.
     pub refuse_json_schema: bool,
+    /// The Message Batches endpoints' batches (fake_batches).
+    pub batches: super::fake_batches::Batches,
+    /// This server's base URL (a batch's `results_url` names it).
+    pub url: String,
 }
 
 /// A token bucket of requests: `capacity` at once, refilled at `per_second`.
@@ -217,7 +221,11 @@ async fn handle(
     let http2 = req.version() == hyper::Version::HTTP_2;
     let counting = req.uri().path() == "/v1/messages/count_tokens";
     let chat = req.uri().path() == "/v1/chat/completions";
+    let (method, path) = (req.method().clone(), req.uri().path().to_string());
     let bytes = req.into_body().collect().await?.to_bytes();
+    if let Some(r) = super::fake_batches::handle(&method, &path, &bytes, &seen) {
+        return Ok(r);
+    }
     if chat {
         seen.lock().unwrap().http2 += u32::from(http2);
         if seen.lock().unwrap().forget_bodies
@@ -743,8 +751,10 @@ impl FakeApi {
             }
         });
         let scheme = if how.tls { "https" } else { "http" };
+        let url = format!("{scheme}://127.0.0.1:{port}");
+        seen.lock().unwrap().url.clone_from(&url);
         FakeApi {
-            url: format!("{scheme}://127.0.0.1:{port}"),
+            url,
             ca_file,
             seen,
             _dir: dir,

@@ -2,12 +2,14 @@
 
 mod audit;
 mod backends;
+mod batch;
 mod ci;
 mod compile;
 mod conformance;
 mod cost;
 mod distributed;
 mod fake_api;
+mod fake_batches;
 mod fake_openai;
 mod first_hour;
 mod golden;

@@ -70,6 +70,7 @@ impl Http2 {
     /// server does not speak h2 (nothing was sent; every later call gets it at once).
     pub(crate) async fn send(
         &self,
+        method: &Method,
         uri: &Uri,
         headers: &HeaderMap,
         body: &Bytes,
@@ -78,7 +79,7 @@ impl Http2 {
         loop {
             let (number, sender) = self.sender(fresh).await?;
             let mut request = Request::new(());
-            *request.method_mut() = Method::POST;
+            *request.method_mut() = method.clone();
             *request.uri_mut() = uri.clone();
             *request.headers_mut() = headers.clone();
             request

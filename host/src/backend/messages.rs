@@ -42,6 +42,21 @@ pub(crate) struct Messages {
     retries: AtomicU64,
     /// The agents' tools (`None`: no tools, one model call per agent).
     tools: Option<Arc<Toolbox>>,
+    /// `--batch`: agents without tools go through the Message Batches API (backend::batch).
+    batch: Option<Arc<super::batch::Batcher>>,
+    /// The price table (a batched answer is priced here, at the batch discount).
+    prices: Arc<Config>,
+}
+
+/// What a request body is for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    /// A live call, streamed.
+    Stream,
+    /// One request of a batch (the Batches API streams nothing).
+    Batch,
+    /// The count-tokens endpoint (no `stream`, no `max_tokens`).
+    Count,
 }
 
 impl Messages {
@@ -107,7 +122,23 @@ impl Messages {
             timeout,
         )?
         .min(timeout);
+        let base = base_url.trim_end_matches('/');
+        let batch = if cfg.messages.batch.unwrap_or(false) {
+            let window = config::duration(
+                &cfg.messages.batch_window,
+                "messages.batch_window",
+                super::batch::WINDOW,
+            )?;
+            let attempts = cfg.messages.max_attempts.unwrap_or(6).max(1);
+            Some(super::batch::Batcher::new(
+                base, &headers, window, attempts,
+            )?)
+        } else {
+            None
+        };
         Ok(Messages {
+            batch,
+            prices: Arc::new(cfg.clone()),
             transport: Transport::new(&messages_uri)?,
             messages_uri,
             count_uri,
@@ -126,9 +157,13 @@ impl Messages {
 
     /// The request body, serialised once per agent (a retry sends the same bytes), and its
     /// model. Typed: building a `serde_json::Value` for every request was a visible share of a
-    /// fan-out's CPU. `for_count`: the body of the count-tokens endpoint (no `stream`, no
-    /// `max_tokens`).
-    fn body(&self, req: &AgentRequest, feedback: Option<&str>, for_count: bool) -> (Bytes, String) {
+    /// fan-out's CPU.
+    fn body(
+        &self,
+        req: &AgentRequest,
+        feedback: Option<&str>,
+        purpose: Purpose,
+    ) -> (Bytes, String) {
         // `agentType`: the definition's system prompt and model (unless the call names one).
         let def = super::agent_definition();
         let framing = super::system_prompt(req, def.as_deref(), false);
@@ -166,12 +201,12 @@ impl Messages {
             });
         let body = Body {
             model: &model,
-            max_tokens: (!for_count).then(|| {
+            max_tokens: (purpose != Purpose::Count).then(|| {
                 thinking
                     .as_ref()
                     .map_or(self.max_tokens, |t| self.max_tokens.max(t.budget_tokens + 4096))
             }),
-            stream: (!for_count).then_some(true),
+            stream: (purpose == Purpose::Stream).then_some(true),
             system: [Text::cached(&framing)],
             messages: [Message {
                 role: "user",
@@ -200,7 +235,7 @@ impl Messages {
     /// count-tokens endpoint; `wfhost plan`). The same body the agent would send, minus what the
     /// endpoint does not take.
     pub(crate) async fn count_tokens(&self, req: &AgentRequest) -> Result<u64, AgentError> {
-        let (body, _) = self.body(req, None, true);
+        let (body, _) = self.body(req, None, Purpose::Count);
         // The Messages headers, but the answer is JSON, not a stream.
         let mut headers = self.headers.clone();
         headers.remove(http::header::ACCEPT);
@@ -273,7 +308,12 @@ impl Messages {
         tools: &Arc<Toolbox>,
         offered: &[ToolName],
     ) -> Result<AgentReply, AgentError> {
-        let (first, model) = self.body(req, feedback, false);
+        let purpose = if self.batch.is_some() {
+            Purpose::Batch
+        } else {
+            Purpose::Stream
+        };
+        let (first, model) = self.body(req, feedback, purpose);
         let mut base: Value = serde_json::from_slice(&first)
             .map_err(|e| AgentError::permanent(format!("internal: the request body: {e}")))?;
 
@@ -301,8 +341,9 @@ impl Messages {
             messages.push(results_message(&results));
         }
         let mut usage = super::Usage::default();
+        let mut cost: Option<f64> = None;
         let mut forced = false;
-        if let Some(hint) = super::cache_hint() {
+        if let Some(hint) = super::cache_hint().filter(|_| self.batch.is_none()) {
             hint.before_send().await;
         }
         loop {
@@ -317,7 +358,15 @@ impl Messages {
             if let Some(Value::Array(m)) = base.get_mut("messages").map(Value::take) {
                 messages = m;
             }
-            let streamed = self.call(&body, &model).await?;
+            let streamed = match &self.batch {
+                Some(batcher) => {
+                    let turn = tally.turns();
+                    let streamed = self.batched(batcher, req, feedback, turn, &body).await?;
+                    *cost.get_or_insert(0.0) += self.batch_cost(&model, &streamed.reply.usage);
+                    streamed
+                }
+                None => self.call(&body, &model).await?,
+            };
             usage += streamed.reply.usage;
             super::spent(streamed.reply.usage);
             let assistant = Value::Array(streamed.blocks.iter().map(Block::to_json).collect());
@@ -325,6 +374,7 @@ impl Messages {
             if streamed.reply.structured.is_some() {
                 return Ok(AgentReply {
                     usage,
+                    cost_usd: cost,
                     ..streamed.reply
                 });
             }
@@ -340,6 +390,7 @@ impl Messages {
                 }
                 return Ok(AgentReply {
                     usage,
+                    cost_usd: cost,
                     ..streamed.reply
                 });
             }
@@ -770,7 +821,10 @@ impl Backend for Messages {
         if let Some((tools, offered)) = Toolbox::for_call(self.tools.as_ref(), req)? {
             return self.run_with_tools(req, feedback, &tools, &offered).await;
         }
-        let (body, model) = self.body(req, feedback, false);
+        if let Some(batcher) = &self.batch {
+            return self.run_batched(batcher, req, feedback).await;
+        }
+        let (body, model) = self.body(req, feedback, Purpose::Stream);
         // Sharing a head with a call that is writing it to the cache: wait until it can be read.
         if let Some(hint) = super::cache_hint() {
             hint.before_send().await;
@@ -779,10 +833,113 @@ impl Backend for Messages {
     }
 
     fn stats(&self) -> Option<Value> {
-        Some(json!({
+        let mut stats = json!({
             "requests": self.requests.load(Ordering::Relaxed),
             "retries": self.retries.load(Ordering::Relaxed),
             "base_url": self.base_url,
-        }))
+        });
+        if let Some(b) = &self.batch {
+            stats["batches"] = b.created.load(Ordering::Relaxed).into();
+            stats["batch_polls"] = b.polls.load(Ordering::Relaxed).into();
+        }
+        Some(stats)
     }
+
+    fn batches(&self) -> bool {
+        self.batch.is_some()
+    }
+
+    async fn finish(&self) {
+        if let Some(b) = &self.batch {
+            b.finish().await;
+        }
+    }
+}
+
+impl Messages {
+    /// An agent without tools through the Message Batches API (backend::batch): its request
+    /// (the same as live, cache breakpoints kept: the discounts stack), its answer read from
+    /// the batch's results, priced at the batch discount.
+    async fn run_batched(
+        &self,
+        batcher: &Arc<super::batch::Batcher>,
+        req: &AgentRequest,
+        feedback: Option<&str>,
+    ) -> Result<AgentReply, AgentError> {
+        let (params, model) = self.body(req, feedback, Purpose::Batch);
+        let mut reply = self
+            .batched(batcher, req, feedback, 1, &params)
+            .await?
+            .reply;
+        reply.cost_usd = Some(self.batch_cost(&model, &reply.usage));
+        Ok(reply)
+    }
+
+    /// One model call as a request of a batch (`turn`: which of the agent's calls it is).
+    async fn batched(
+        &self,
+        batcher: &Arc<super::batch::Batcher>,
+        req: &AgentRequest,
+        feedback: Option<&str>,
+        turn: u32,
+        params: &Bytes,
+    ) -> Result<Streamed, AgentError> {
+        let (key, occurrence) = super::call_context()
+            .key
+            .unwrap_or_else(|| (crate::journal::agent_key(req, &self.identity()), 0));
+        let custom_id = super::batch::custom_id(&key, occurrence, turn, feedback);
+        let message = batcher.ask(&custom_id, params).await?;
+        let streamed = answered(&message);
+        super::output(&streamed.reply.text);
+        Ok(streamed)
+    }
+
+    /// What a batched call cost: the price table's, at the batch discount (0 without a
+    /// price: the run reports the model unpriced).
+    fn batch_cost(&self, model: &str, usage: &Usage) -> f64 {
+        self.prices
+            .price(model)
+            .map_or(0.0, |p| p.cost(usage) * super::batch::DISCOUNT)
+    }
+}
+
+/// A whole (not streamed) Messages answer, as a streamed one is read: its reply (text,
+/// `StructuredOutput` input, usage) and its content blocks (the tool calls it wants run).
+fn answered(message: &Value) -> Streamed {
+    let mut reply = AgentReply::default();
+    let mut blocks = Vec::new();
+    for block in message["content"].as_array().into_iter().flatten() {
+        blocks.push(match block["type"].as_str() {
+            Some("text") => {
+                let text = block["text"].as_str().unwrap_or_default();
+                reply.text.push_str(text);
+                Block::Text(text.to_string())
+            }
+            Some("tool_use") => {
+                let name = block["name"].as_str().unwrap_or_default().to_string();
+                if name == "StructuredOutput" {
+                    reply.structured = Some(block["input"].clone());
+                }
+                Block::ToolUse {
+                    id: block["id"].as_str().unwrap_or_default().to_string(),
+                    name,
+                    json: block["input"].to_string(),
+                }
+            }
+            Some("thinking") => Block::Thinking {
+                thinking: block["thinking"].as_str().unwrap_or_default().to_string(),
+                signature: block["signature"].as_str().unwrap_or_default().to_string(),
+            },
+            _ => Block::Other(block.clone()),
+        });
+    }
+    let u = &message["usage"];
+    let n = |k: &str| u[k].as_u64().unwrap_or(0);
+    reply.usage = Usage {
+        input_tokens: n("input_tokens"),
+        output_tokens: n("output_tokens"),
+        cache_creation_input_tokens: n("cache_creation_input_tokens"),
+        cache_read_input_tokens: n("cache_read_input_tokens"),
+    };
+    Streamed { reply, blocks }
 }

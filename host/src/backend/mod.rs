@@ -3,6 +3,7 @@
 //! The scheduler calls a backend only after every host-side check has passed (agent cap,
 //! budget, schema shape), so a backend never sees a request the script was not allowed to make.
 
+pub(crate) mod batch;
 pub(crate) mod claude;
 pub(crate) mod command;
 pub(crate) mod http2;
@@ -112,6 +113,10 @@ pub(crate) struct CallContext {
     pub transcript: Option<Arc<crate::tools::Transcript>>,
     /// The run's control (a tool outside an agent's set is asked of whoever watches).
     pub control: Option<Arc<crate::control::Control>>,
+    /// The call's journal key and occurrence (a batched request's `custom_id` comes from it).
+    pub key: Option<(String, u32)>,
+    /// The run's batches (backend::batch): its journal, and what a resume found there.
+    pub batches: Option<Arc<batch::Ledger>>,
 }
 
 impl std::fmt::Debug for crate::events::Events {
@@ -438,6 +443,14 @@ pub(crate) trait Backend: Send + Sync {
     fn place(&self) -> worktree::Place {
         worktree::Place::Here
     }
+    /// Agents go through a batch API (backend::batch): they wait minutes to hours, so the pool
+    /// holds many more of them, and their wall clock is the batch's.
+    fn batches(&self) -> bool {
+        false
+    }
+    /// The run is over (ended, stopped or failed): what the backend still has in flight for
+    /// it is given up (a batch not yet ended is cancelled), and this returns when it has been.
+    async fn finish(&self) {}
 }
 
 /// The options, for errors and `--help`.

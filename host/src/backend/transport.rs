@@ -79,15 +79,26 @@ impl Transport {
         headers: &http::HeaderMap,
         body: &Bytes,
     ) -> Result<http::Response<Answer>, SendError> {
+        self.request(&http::Method::POST, uri, headers, body).await
+    }
+
+    /// A request of any method (`GET` with an empty body: a batch's status, its results).
+    pub(crate) async fn request(
+        &self,
+        method: &http::Method,
+        uri: &http::Uri,
+        headers: &http::HeaderMap,
+        body: &Bytes,
+    ) -> Result<http::Response<Answer>, SendError> {
         if let Some(h2) = &self.http2 {
-            match h2.send(uri, headers, body).await {
+            match h2.send(method, uri, headers, body).await {
                 Ok(response) => return Ok(response.map(Answer::Http2)),
                 Err(Err(e)) => return Err(e),
                 Err(Ok(super::http2::NotHttp2)) => {}
             }
         }
         let mut request = hyper::Request::new(Full::new(body.clone()));
-        *request.method_mut() = http::Method::POST;
+        *request.method_mut() = method.clone();
         *request.uri_mut() = uri.clone();
         *request.headers_mut() = headers.clone();
         let response = self.client.request(request);

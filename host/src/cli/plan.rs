@@ -40,6 +40,10 @@ pub(super) struct PlanArgs {
     /// ANTHROPIC_API_KEY set), input tokens are counted by the API's count-tokens endpoint.
     #[arg(long, value_name = "NAME")]
     backend: Option<String>,
+    /// Project the cost through the Message Batches API (`messages`; as `wfhost run
+    /// --batch` would send the agents): half the price.
+    #[arg(long)]
+    batch: bool,
     #[command(flatten)]
     limits: LimitArgs,
     #[command(flatten)]
@@ -50,6 +54,9 @@ pub(super) async fn plan(a: PlanArgs) -> Result<u8> {
     let cwd = std::env::current_dir()?;
     let mut config = crate::config::load(&cwd)?.config;
     a.tools.apply(&mut config.tools, &cwd);
+    if a.batch {
+        config.messages.batch = Some(true);
+    }
     let config = Arc::new(config);
     let args = match (&a.args, &a.args_file) {
         (Some(text), _) => Some(parse_args(text)?),

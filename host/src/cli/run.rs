@@ -120,6 +120,16 @@ pub(super) struct RunCommon {
     pub(super) nats: crate::executor::NatsArgs,
     #[command(flatten)]
     pub(super) tools: super::tools::ToolArgs,
+    /// Send agents through the Message Batches API (`messages` backend): half the price,
+    /// answers within 24 h, usually minutes. Agents with tools still run live. A resume of a
+    /// batched run batches again, onto the batches it left pending (docs/cost.md) [config:
+    /// `[messages] batch = true`].
+    #[arg(long, help_heading = "Spending")]
+    pub(super) batch: bool,
+    /// How long agents that become ready together are gathered into one batch [default: 1s;
+    /// config `[messages] batch_window`].
+    #[arg(long, value_name = "DURATION", requires = "batch", value_parser = super::parse_positive_duration, help_heading = "Spending")]
+    pub(super) batch_window: Option<std::time::Duration>,
     /// Store every answer in DIR, for `--backend replay:DIR`.
     #[arg(long, value_name = "DIR", help_heading = "Agents")]
     pub(super) record: Option<PathBuf>,
@@ -133,8 +143,11 @@ pub(super) struct RunCommon {
 pub(super) async fn run(mut a: RunArgs) -> Result<u8> {
     let started = Instant::now();
     let cwd = std::env::current_dir()?;
-    let config = Arc::new(check_and_configure(&a, &cwd)?);
     let run_id = run_id(&mut a, &cwd)?;
+    let mut point = resume_point(&mut a, &cwd)?;
+    // A batched run resumes batched: it may have batches to poll rather than requests to send.
+    a.common.batch |= point.as_ref().is_some_and(|p| p.batched);
+    let config = Arc::new(check_and_configure(&a, &cwd)?);
     let backend = crate::executor::select(
         a.common.executor.as_deref(),
         a.common.backend.as_deref(),
@@ -143,8 +156,8 @@ pub(super) async fn run(mut a: RunArgs) -> Result<u8> {
         &run_id,
     )
     .await?;
+    check_batch(&a, backend.as_ref())?;
     let args = script_args(&a)?;
-    let mut point = resume_point(&mut a, &cwd)?;
     let stored = point.as_mut().and_then(|p| p.ceilings.take());
     let (ceilings, ceilings_note, raised) = ceilings(&a, stored, &config)?;
     let limits = ceilings.limits.clone();
@@ -239,6 +252,9 @@ pub(super) async fn run(mut a: RunArgs) -> Result<u8> {
         &reason,
         started,
     );
+    // What the backend has in flight is given up: a pending batch is cancelled (its finished
+    // requests stay readable for the resume).
+    backend_for_record.finish().await;
     if let Some(s) = server {
         s.shutdown().await;
     }
@@ -247,6 +263,32 @@ pub(super) async fn run(mut a: RunArgs) -> Result<u8> {
     eprintln!("\n{message}: finished agents are kept in the journal; resume with:");
     eprintln!("  wfhost resume {run_id} --yes");
     Ok(exit::INTERRUPTED)
+}
+
+impl RunCommon {
+    /// `--batch` and `--batch-window` over `[messages]`.
+    fn apply_batch(&self, messages: &mut crate::config::MessagesConfig) {
+        if self.batch {
+            messages.batch = Some(true);
+        }
+        if let Some(w) = self.batch_window {
+            messages.batch_window = Some(humantime::format_duration(w).to_string());
+        }
+    }
+}
+
+/// `--batch` on a backend that does not batch is refused before anything starts.
+fn check_batch(a: &RunArgs, backend: &dyn crate::backend::Backend) -> Result<()> {
+    if a.common.batch && !backend.batches() {
+        bail!(
+            ExitError::usage(format!(
+                "`--batch` sends agents through the Message Batches API, which the `{}` backend does not use",
+                backend.name()
+            ))
+            .hint("run with `--backend messages` (and ANTHROPIC_API_KEY), from this host (no `--executor`)")
+        );
+    }
+    Ok(())
 }
 
 /// Flags that cannot go together are refused before anything starts; the configuration, with
@@ -260,6 +302,7 @@ fn check_and_configure(a: &RunArgs, cwd: &Path) -> Result<crate::config::Config>
     }
     let mut config = crate::config::load(cwd)?.config;
     a.common.tools.apply(&mut config.tools, cwd);
+    a.common.apply_batch(&mut config.messages);
     Ok(config)
 }
 

@@ -147,6 +147,12 @@ fn show(cwd: &std::path::Path, run_id: &str, json: bool) -> Result<()> {
     let summary = summarise(&run, &history);
     let transcripts = Transcripts::load(&run);
     let duration = |c: &crate::journal::Call| transcripts.duration_ms(&c.key, c.occurrence);
+    // Where its batches stand (`--batch`), as the run's events last told it.
+    let batches = if history.batches.is_empty() {
+        Vec::new()
+    } else {
+        crate::control::RunStatus::from_run_dir(&run, &history).batches
+    };
     if json {
         let agents: Vec<serde_json::Value> = history
             .calls
@@ -162,6 +168,7 @@ fn show(cwd: &std::path::Path, run_id: &str, json: bool) -> Result<()> {
             "result": history.result, "error": history.error,
             "torn_tail": history.torn_tail, "controls": history.controls,
             "permissions": history.permissions, "raises": history.raises,
+            "batches": batches,
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
@@ -179,6 +186,9 @@ fn show(cwd: &std::path::Path, run_id: &str, json: bool) -> Result<()> {
         summary.started_at,
         summary.attempts
     );
+    for b in &batches {
+        println!("  ⧗ {b}");
+    }
     print_calls(&history, &duration);
     print_steering(&history);
     match (&history.result, &history.error) {

@@ -41,6 +41,9 @@ pub(crate) struct RunStatus {
     pub permissions: Vec<PermissionRow>,
     /// Which agents failed and why (the first line), the first 20.
     pub failed: Vec<FailedAgent>,
+    /// Batches of agents at the Message Batches API (`--batch`): `in batch ID — n of N done`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub batches: Vec<crate::live::BatchRow>,
     /// Where the run's files are (given by readers that know it: MCP, not the socket).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_dir: Option<PathBuf>,
@@ -89,6 +92,7 @@ impl RunStatus {
                         .map(|l| l.chars().take(ERROR_CHARS).collect()),
                 })
                 .collect(),
+            batches: live.batches.clone(),
             run_dir: None,
         }
     }

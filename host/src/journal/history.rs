@@ -138,6 +138,8 @@ pub(crate) struct History {
     pub permissions: Vec<PermissionEntry>,
     /// Ceilings raised by operators on resumes, in order.
     pub raises: Vec<crate::limits::Raised>,
+    /// Batches sent through the Message Batches API (`--batch`): id, requests.
+    pub batches: Vec<(String, usize)>,
     /// The last pause was not followed by a continue (in the latest attempt).
     pub paused: bool,
     index: HashMap<(String, u32), usize>,
@@ -196,6 +198,7 @@ impl History {
             controls: Vec::new(),
             permissions: Vec::new(),
             raises: Vec::new(),
+            batches: Vec::new(),
             paused: false,
             index: HashMap::new(),
         };
@@ -413,6 +416,7 @@ impl History {
                 at: at.clone(),
             }),
             Record::CeilingsRaised(raised) => self.raises.push(raised.clone()),
+            Record::Batch { id, custom_ids } => self.batches.push((id.clone(), custom_ids.len())),
             Record::Control {
                 action,
                 agent,

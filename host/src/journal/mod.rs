@@ -161,6 +161,13 @@ pub(crate) enum Record {
     },
     /// Ceilings an operator raised on a resume: which, old → new, who, when.
     CeilingsRaised(crate::limits::Raised),
+    /// Agents sent to the Message Batches API as one batch (backend::batch), by the
+    /// `custom_id` of each request: written before the run waits on it, so a resume polls
+    /// this batch instead of sending (and paying for) its requests again.
+    Batch {
+        id: String,
+        custom_ids: Vec<String>,
+    },
 }
 
 /// The journal key of an agent call: blake3 of the canonical JSON of what determines its
@@ -449,6 +456,27 @@ pub(crate) struct ResumePoint {
     pub attempts: u32,
     pub backend: Option<String>,
     pub ceilings: Option<crate::limits::Ceilings>,
+    /// The run sent agents through the Message Batches API: its resume does too (it may have
+    /// a batch to poll rather than requests to send).
+    pub batched: bool,
+}
+
+/// The batches a run sent (backend::batch), as the batch each request was last sent in
+/// (`custom_id` → batch id), read for a resume without deserialising any other line.
+pub(crate) fn resume_batches(path: &Path) -> Result<HashMap<String, String>> {
+    let mut sent = HashMap::new();
+    scan(
+        path,
+        |_, line| line.starts_with(br#"{"type":"batch""#),
+        |r| {
+            if let Record::Batch { id, custom_ids } = r {
+                for c in custom_ids {
+                    sent.insert(c, id.clone());
+                }
+            }
+        },
+    )?;
+    Ok(sent)
 }
 
 /// The journaled turns of tool-using agents (tools::transcript), read for a resume without
@@ -466,7 +494,9 @@ pub(crate) fn resume_turns(path: &Path) -> Result<crate::tools::transcript::Turn
 pub(crate) fn resume_point(path: &Path) -> Result<ResumePoint> {
     let mut point = ResumePoint::default();
     let wanted = |_: usize, line: &[u8]| {
-        line.starts_with(br#"{"type":"result""#) || line.starts_with(br#"{"type":"run_started""#)
+        line.starts_with(br#"{"type":"result""#)
+            || line.starts_with(br#"{"type":"run_started""#)
+            || line.starts_with(br#"{"type":"batch""#)
     };
     refuse_unsealed(path)?;
     scan(path, wanted, |r| match r {
@@ -496,6 +526,7 @@ pub(crate) fn resume_point(path: &Path) -> Result<ResumePoint> {
                 point.ceilings = ceilings;
             }
         }
+        Record::Batch { .. } => point.batched = true,
         _ => {}
     })?;
     Ok(point)

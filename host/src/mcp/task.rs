@@ -86,13 +86,20 @@ pub(crate) fn create(dir: &RunDir) -> Result<Task, McpError> {
     Ok(task(&record).with_status_message("started"))
 }
 
-/// A run's progress in one line: `Review: 3/10 agents done (1 failed), 12345 tokens`.
+/// A run's progress in one line: `Review: 3/10 agents done (1 failed), 12345 tokens`, and
+/// where its pending batches stand (`; in batch msgbatch_… — 4 of 12 done`).
 pub(crate) fn progress_line(s: &RunStatus) -> String {
     let a = s.agents;
     let done = a.done + a.cached + a.failed;
     let total = done + a.running + a.queued;
+    let batches: String = s
+        .batches
+        .iter()
+        .filter(|b| b.status != "ended")
+        .map(|b| format!("; {b}"))
+        .collect();
     format!(
-        "{}: {done}/{total} agents done{}, {} tokens",
+        "{}: {done}/{total} agents done{}, {} tokens{batches}",
         s.phase.as_deref().unwrap_or("running"),
         if a.failed > 0 {
             format!(" ({} failed)", a.failed)

@@ -117,6 +117,8 @@ pub(crate) struct SchedulerSetup {
     pub agent_timeout: Duration,
     /// A usage limit holds dispatching until it resets, instead of ending the run.
     pub wait_on_limit: bool,
+    /// The run's batches (backend::batch): its journal, and the batches a resume found.
+    pub batches: Option<Arc<crate::backend::batch::Ledger>>,
 }
 
 #[derive(Clone)]
@@ -348,6 +350,8 @@ fn context(
             job.occurrence,
             job.turns.clone(),
         )),
+        key: Some((job.key.clone(), job.occurrence)),
+        batches: setup.batches.clone(),
     }
 }
 

@@ -63,6 +63,7 @@ impl Harness {
             stall_timeout: limits.stall_timeout,
             wait_on_limit: false,
             agent_timeout: limits.agent_timeout,
+            batches: None,
         });
         let caps = Capabilities::new(RunSetup {
             turns: HashMap::new(),
