@@ -74,6 +74,8 @@ pub(crate) struct RunJournal {
     pub turns: crate::tools::transcript::Turns,
     /// The batch each request was last sent in (backend::batch), `custom_id` → batch id.
     pub batches: HashMap<String, String>,
+    /// Sessions of `claude` agents that were interrupted, by call (tools::transcript).
+    pub sessions: HashMap<(String, u32), String>,
     pub resume: bool,
 }
 
@@ -91,19 +93,21 @@ pub(crate) fn open_journal(
         RunDir::new(cwd, run_id)?
     };
     tracing::debug!(dir = %dir.path().display(), resume, "run directory");
-    let (turns, batches) = if resume {
+    let (turns, batches, sessions) = if resume {
         (
             crate::journal::resume_turns(&dir.journal())?,
             crate::journal::resume_batches(&dir.journal())?,
+            crate::journal::resume_sessions(&dir.journal())?,
         )
     } else {
-        (HashMap::new(), HashMap::new())
+        (HashMap::new(), HashMap::new(), HashMap::new())
     };
     let journal = Arc::new(Journal::open(&dir)?);
     Ok(RunJournal {
         journal,
         turns,
         batches,
+        sessions,
         cache: served.unwrap_or_default(),
         resume,
     })
@@ -257,16 +261,20 @@ pub(crate) async fn execute(
             return Ok(rejected(run_id, &rejection, opts.backend.name(), started));
         }
     };
-    let (journal, served, turns, batches, resume) = match opts.journal.take() {
-        Some(j) => (Some(j.journal), j.cache, j.turns, j.batches, j.resume),
-        None => (None, HashMap::new(), HashMap::new(), HashMap::new(), false),
+    let (journal, found, resume) = match opts.journal.take() {
+        Some(j) => (
+            Some(j.journal),
+            Found {
+                served: j.cache,
+                turns: j.turns,
+                batches: j.batches,
+                sessions: j.sessions,
+            },
+            j.resume,
+        ),
+        None => (None, Found::default(), false),
     };
     prepare(&target, &opts, journal.as_ref(), &run_id, resume)?;
-    let found = Found {
-        served,
-        turns,
-        batches,
-    };
     let caps = start(&target, &mut opts, journal.clone(), found);
     let run_start = Instant::now();
     let (ending, caps) = match (&target, bytecode) {
@@ -389,6 +397,7 @@ fn prepare(
 }
 
 /// What a resume found in the journal for the run's agents.
+#[derive(Default)]
 struct Found {
     /// Results it serves again.
     served: HashMap<(String, u32), Cached>,
@@ -396,6 +405,8 @@ struct Found {
     turns: crate::tools::transcript::Turns,
     /// The batch each request was last sent in (backend::batch).
     batches: HashMap<String, String>,
+    /// Sessions of `claude` agents that were interrupted (tools::transcript).
+    sessions: HashMap<(String, u32), String>,
 }
 
 /// The scheduler (the bounded pool of agents) and the capabilities the guest will run with.
@@ -407,6 +418,7 @@ fn start(
         served,
         turns,
         batches,
+        sessions,
     }: Found,
 ) -> Capabilities {
     let meta = match target {
@@ -450,6 +462,7 @@ fn start(
             opts.limits.agent_timeout
         },
         batches: batched.then(|| crate::backend::batch::Ledger::new(journal.clone(), batches)),
+        sessions,
     });
     Capabilities::new(RunSetup {
         args: opts.args.take(),

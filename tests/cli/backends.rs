@@ -1071,3 +1071,183 @@ fn bench_http1_first_wave() {
         .fold(f64::INFINITY, f64::min);
     println!("BENCH http1-first-wave {best:.3}");
 }
+
+/// A `claude` agent stopped after its first turn continues its own session on resume
+/// (`claude --resume`, the real CLI against the fake API): the API sees the conversation go on
+/// with the continuation message — never the first turn asked again — and the answer carries
+/// the first turn's tool result.
+#[test]
+fn an_interrupted_claude_agent_continues_its_session_on_resume() {
+    let Some(claude) = claude_binary() else {
+        super::missing_tool(
+            "an_interrupted_claude_agent_continues_its_session_on_resume",
+            "Claude Code is not installed in ~/.cache/wfhost-claude",
+        );
+        return;
+    };
+    let api = FakeApi::start(false);
+    let s =
+        Project::with_script("return await agent('[play:cont] read the notes');").toml(&format!(
+            "model = \"claude-sonnet-4-5\"\n[claude]\nbinary = \"{}\"\nmax_turns = 4\n",
+            claude.display()
+        ));
+    let notes = s.file("notes.txt", "the secret is 4417\n");
+    api.play(
+        "cont",
+        vec![vec![
+            serde_json::json!({"name": "Read", "input": {"file_path": notes}}),
+        ]],
+    );
+    api.seen.lock().unwrap().play_stall = Some(("cont".into(), 1));
+    let wf = |args: &[&str]| claude_cli(s.wf(args), &s, &api);
+    let child = wf(&["run", "w.js", "--yes", "--backend", "claude"]).spawn();
+    super::wait_for(
+        std::time::Duration::from_secs(60),
+        "the agent's second turn is asked",
+        || api.play_turns("cont").contains(&1),
+    );
+    let run = std::fs::read_dir(s.runs())
+        .unwrap()
+        .find_map(|e| e.ok().filter(|e| e.path().is_dir()))
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .into_owned();
+    // Claude Code writes its session file a moment after each step: the agent is stopped
+    // mid-turn once its first turn is there (stopped sooner, it starts afresh and says so).
+    let projects = s.path().join(".claude/projects");
+    super::wait_for(
+        std::time::Duration::from_secs(30),
+        "Claude Code wrote the first turn to its session",
+        || {
+            walk(&projects).iter().any(|f| {
+                f.extension().is_some_and(|e| e == "jsonl")
+                    && std::fs::read_to_string(f).is_ok_and(|t| t.contains("tool_result"))
+            })
+        },
+    );
+    wf(&["stop", &run]).run().code(0);
+    let stopped = child.wait_with_output().unwrap();
+    assert_eq!(
+        stopped.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&stopped.stderr)
+    );
+    let journal = || std::fs::read_to_string(s.runs().join(&run).join("journal.jsonl")).unwrap();
+    let sessions = sessions_in;
+    let first = sessions(&journal());
+    assert_eq!(
+        first.len(),
+        1,
+        "the session was journaled when it began: {first:?}"
+    );
+
+    let events = s.path().join("resume.jsonl");
+    let out = wf(&[
+        "resume",
+        &run,
+        "--yes",
+        "--json",
+        "--events",
+        events.to_str().unwrap(),
+    ])
+    .run();
+    let events = std::fs::read_to_string(&events).unwrap_or_default();
+    out.code(0);
+    let r = out.report();
+    let answer = r["result"].as_str().unwrap_or_default();
+    assert!(
+        answer.starts_with("DONE") && answer.contains("4417"),
+        "{r}\n{}",
+        out.stderr
+    );
+    // The agent's requests: one asked its first turn; the last continued the conversation
+    // (the first turn's tool call in it) with the continuation message, in the same session.
+    let bodies = play_requests(&api, "cont");
+    let assistants = |b: &serde_json::Value| {
+        b["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["role"] == "assistant")
+            .count()
+    };
+    let fresh = bodies.iter().filter(|b| assistants(b) == 0).count();
+    assert_eq!(
+        fresh,
+        1,
+        "the first turn was asked once: {:?} {events}",
+        api.play_turns("cont")
+    );
+    let last = bodies.last().unwrap();
+    let text = last.to_string();
+    assert!(
+        text.contains("you were interrupted") && text.contains("tool_use"),
+        "{text}"
+    );
+    assert!(
+        last["metadata"]["user_id"].to_string().contains(&first[0]),
+        "the continuation is sent in the journaled session {}: {}",
+        first[0],
+        last["metadata"]
+    );
+    assert_eq!(sessions(&journal()), first, "the same session, continued");
+    assert!(
+        events.contains(&format!("continued its interrupted session {}", first[0])),
+        "{events}"
+    );
+}
+
+/// Every file under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// `wfhost` for the real Claude Code CLI against `api`, its home (where Claude Code keeps its
+/// sessions) the project.
+fn claude_cli(wf: super::Wf, s: &Project, api: &FakeApi) -> super::Wf {
+    let mut wf = wf
+        .env("IS_SANDBOX", "1")
+        .env("DISABLE_TELEMETRY", "1")
+        .env("DISABLE_AUTOUPDATER", "1")
+        .env("DISABLE_ERROR_REPORTING", "1")
+        .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+        .env("HOME", s.path());
+    for (k, v) in api.env() {
+        wf = wf.env(k, v);
+    }
+    wf
+}
+
+/// The session ids a journal's `session` records name, in order.
+fn sessions_in(journal: &str) -> Vec<String> {
+    journal
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|r| r["type"] == "session")
+        .map(|r| r["session_id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The requests of the agent whose task names `[play:NAME]`, in order.
+fn play_requests(api: &FakeApi, name: &str) -> Vec<serde_json::Value> {
+    let tag = format!("[play:{name}]");
+    api.seen
+        .lock()
+        .unwrap()
+        .bodies
+        .iter()
+        .filter(|b| b["messages"][0].to_string().contains(&tag))
+        .cloned()
+        .collect()
+}

@@ -57,6 +57,11 @@ pub(crate) struct Seen {
     pub play_turns: Vec<(String, usize)>,
     /// The tool names each play's requests offered, by play.
     pub play_tools: HashMap<String, Vec<String>>,
+    /// (play, turn) whose first request is never answered (it waits two minutes): the agent
+    /// is interrupted there.
+    pub play_stall: Option<(String, usize)>,
+    /// Set by the play whose request is to stall; taken by the handler.
+    stalling: bool,
     /// The OpenAI-compatible endpoint refuses `response_format: json_schema` (as some local
     /// servers do), with a 400 naming it.
     pub refuse_json_schema: bool,
@@ -410,6 +415,9 @@ async fn handle(
         return Ok(Response::new(Full::new(Bytes::from(text))));
     }
     if let Some(text) = player(&body, &seen) {
+        if std::mem::take(&mut seen.lock().unwrap().stalling) {
+            tokio::time::sleep(Duration::from_secs(120)).await;
+        }
         return Ok(Response::builder()
             .header("content-type", "text/event-stream")
             .body(Full::new(Bytes::from(text)))
@@ -836,6 +844,10 @@ fn player(body: &Value, seen: &Arc<Mutex<Seen>>) -> Option<String> {
             })
             .unwrap_or_default();
         s.play_tools.insert(name.clone(), offered);
+        if s.play_stall.as_ref() == Some(&(name.clone(), turn)) {
+            s.play_stall = None;
+            s.stalling = true;
+        }
         s.plays.get(&name)?.get(turn).cloned()
     };
     let start = json!({"type": "message_start", "message": {"id": format!("msg_{turn}"), "type": "message", "role": "assistant",

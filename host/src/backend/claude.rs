@@ -244,6 +244,15 @@ fn thinking_tokens(effort: Option<&str>) -> Option<&'static str> {
 /// tool it calls (the rest — system lines, tool results, the final envelope — is not shown).
 fn stream_line_shown(line: &str) -> Option<String> {
     let v: Value = serde_json::from_str(line).ok()?;
+    // The session the agent works in, journaled as it begins (tools::transcript): an agent
+    // interrupted from here on continues it.
+    if v["type"] == "system"
+        && v["subtype"] == "init"
+        && let Some(id) = v["session_id"].as_str()
+        && let Some(t) = super::call_context().transcript
+    {
+        t.set_session(Some(id.to_string()));
+    }
     if v["type"] != "assistant" {
         return None;
     }
@@ -284,7 +293,18 @@ pub(crate) fn parse_envelope(stdout: &[u8], schema: bool) -> Result<AgentReply, 
                 .collect::<String>()
         ))
     })?;
-    let text = v["result"].as_str().unwrap_or_default().to_string();
+    let mut text = v["result"].as_str().unwrap_or_default().to_string();
+    // Newer Claude Code puts what went wrong in `errors` (a result without one says nothing).
+    if let Some(errors) = v["errors"].as_array().filter(|e| !e.is_empty()) {
+        let said: Vec<String> = errors
+            .iter()
+            .map(|e| e.as_str().map_or_else(|| e.to_string(), str::to_owned))
+            .collect();
+        if !text.is_empty() {
+            text.push_str("; ");
+        }
+        text.push_str(&said.join("; "));
+    }
     if v["is_error"] == true || v["subtype"].as_str().is_some_and(|s| s != "success") {
         let what = v["subtype"].as_str().unwrap_or("error");
         let lower = text.to_lowercase();
@@ -363,7 +383,74 @@ impl Backend for Claude {
         // first: a value that is not a tool or a model name never becomes an argument (and so
         // never a flag such as `--dangerously-skip-permissions`).
         check_arguments(req, super::agent_definition().as_deref())?;
-        let mut prompt = super::framed_task(&req.prompt);
+        let ctx = super::call_context();
+        let transcript = ctx.transcript.clone();
+        // An agent interrupted before its answer (a stop, a crash, a restart, a stall)
+        // continues its session; a schema re-ask starts afresh, as before.
+        let session = transcript
+            .as_ref()
+            .and_then(|t| t.session())
+            .filter(|_| feedback.is_none());
+        let reply = match session {
+            Some(id) => {
+                let said = |level, text: String| {
+                    if let Some(events) = &ctx.events {
+                        events.emit(crate::events::Event::Log { level, text });
+                    }
+                };
+                let label = &req.label;
+                match self.attempt(req, feedback, Some(&id)).await {
+                    Err(e) if e.message.contains(NO_SESSION) => {
+                        said(
+                            crate::events::LogLevel::Warn,
+                            format!(
+                                "[{label}] its interrupted session {id} no longer exists: started afresh"
+                            ),
+                        );
+                        if let Some(t) = &transcript {
+                            t.set_session(None);
+                        }
+                        self.attempt(req, feedback, None).await
+                    }
+                    other => {
+                        said(
+                            crate::events::LogLevel::Info,
+                            format!(
+                                "[{label}] continued its interrupted session {id} (claude --resume)"
+                            ),
+                        );
+                        other
+                    }
+                }
+            }
+            None => self.attempt(req, feedback, None).await,
+        };
+        // The call has ended: a later one (a schema re-ask, the scheduler's retry) is new.
+        if let Some(t) = &transcript {
+            t.set_session(None);
+        }
+        reply
+    }
+}
+
+/// What `claude --resume` says of a session it does not have (deleted, another machine's).
+const NO_SESSION: &str = "No conversation found";
+
+/// Told to an agent whose session is continued after it was interrupted.
+const CONTINUE: &str = "Continue: you were interrupted (the host running you stopped). Pick up where you left off; a tool call that was running may or may not have finished, so check before you repeat it. End with your final answer, as before.";
+
+impl Claude {
+    /// One `claude` process: the task, or (`session`) the continuation of an interrupted one.
+    async fn attempt(
+        &self,
+        req: &AgentRequest,
+        feedback: Option<&str>,
+        session: Option<&str>,
+    ) -> Result<AgentReply, AgentError> {
+        let mut prompt = match session {
+            Some(_) => CONTINUE.to_string(),
+            None => super::framed_task(&req.prompt),
+        };
         if let Some(f) = feedback {
             prompt.push_str(&format!(
                 "\n\nYour previous answer did not match the required schema:\n{f}"
@@ -377,8 +464,11 @@ impl Backend for Claude {
             )));
         }
         let mut cmd = tokio::process::Command::new(&self.binary);
-        cmd.args(self.args(req))
-            .stdin(Stdio::piped())
+        cmd.args(self.args(req));
+        if let Some(id) = session {
+            cmd.args(["--resume", id]);
+        }
+        cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         if let Some(dir) = &req.workspace {

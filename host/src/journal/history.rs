@@ -417,6 +417,8 @@ impl History {
             }),
             Record::CeilingsRaised(raised) => self.raises.push(raised.clone()),
             Record::Batch { id, custom_ids } => self.batches.push((id.clone(), custom_ids.len())),
+            // Where a `claude` agent's conversation is kept: for its resume, not its history.
+            Record::Session { .. } => {}
             Record::Control {
                 action,
                 agent,

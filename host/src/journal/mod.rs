@@ -168,6 +168,13 @@ pub(crate) enum Record {
         id: String,
         custom_ids: Vec<String>,
     },
+    /// A `claude` agent's session began (tools::transcript): an agent interrupted before its
+    /// result continues this session on resume (`claude --resume`).
+    Session {
+        key: String,
+        occurrence: u32,
+        session_id: String,
+    },
 }
 
 /// The journal key of an agent call: blake3 of the canonical JSON of what determines its
@@ -477,6 +484,39 @@ pub(crate) fn resume_batches(path: &Path) -> Result<HashMap<String, String>> {
         },
     )?;
     Ok(sent)
+}
+
+/// The sessions of `claude` agents that began and have no result or failure recorded after
+/// (interrupted), by call: a resume continues them.
+pub(crate) fn resume_sessions(path: &Path) -> Result<HashMap<(String, u32), String>> {
+    let mut open = HashMap::new();
+    scan(
+        path,
+        |_, line| {
+            line.starts_with(br#"{"type":"session""#)
+                || line.starts_with(br#"{"type":"result""#)
+                || line.starts_with(br#"{"type":"failed""#)
+        },
+        |r| match r {
+            Record::Session {
+                key,
+                occurrence,
+                session_id,
+            } => {
+                open.insert((key, occurrence), session_id);
+            }
+            Record::Result {
+                key, occurrence, ..
+            }
+            | Record::Failed {
+                key, occurrence, ..
+            } => {
+                open.remove(&(key, occurrence));
+            }
+            _ => {}
+        },
+    )?;
+    Ok(open)
 }
 
 /// The journaled turns of tool-using agents (tools::transcript), read for a resume without

@@ -119,6 +119,8 @@ pub(crate) struct SchedulerSetup {
     pub wait_on_limit: bool,
     /// The run's batches (backend::batch): its journal, and the batches a resume found.
     pub batches: Option<Arc<crate::backend::batch::Ledger>>,
+    /// Sessions of `claude` agents a resume continues (tools::transcript), by call.
+    pub sessions: std::collections::HashMap<(String, u32), String>,
 }
 
 #[derive(Clone)]
@@ -349,6 +351,10 @@ fn context(
             job.key.clone(),
             job.occurrence,
             job.turns.clone(),
+            setup
+                .sessions
+                .get(&(job.key.clone(), job.occurrence))
+                .cloned(),
         )),
         key: Some((job.key.clone(), job.occurrence)),
         batches: setup.batches.clone(),

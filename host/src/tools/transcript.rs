@@ -35,6 +35,10 @@ pub(crate) struct Transcript {
     /// On a NATS worker: every change, as the whole transcript, for the turns bucket
     /// (executor::worker), which the run host journals from.
     relay: Option<tokio::sync::mpsc::UnboundedSender<Vec<Turn>>>,
+    /// A `claude` agent's session (its conversation, kept by Claude Code): journaled when it
+    /// starts, so that an interrupted agent continues it (`claude --resume`) instead of
+    /// starting over. `None` once the call has ended.
+    session: Mutex<Option<String>>,
 }
 
 impl Transcript {
@@ -44,6 +48,7 @@ impl Transcript {
         key: String,
         occurrence: u32,
         previous: Vec<Turn>,
+        session: Option<String>,
     ) -> Arc<Transcript> {
         Arc::new(Transcript {
             journal,
@@ -51,7 +56,35 @@ impl Transcript {
             occurrence,
             turns: Mutex::new(previous),
             relay: None,
+            session: Mutex::new(session),
         })
+    }
+
+    /// The session of an interrupted `claude` agent, to continue.
+    pub(crate) fn session(&self) -> Option<String> {
+        self.session
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// A `claude` agent's session has begun (`None`: its call has ended, and a later call — a
+    /// schema re-ask — starts afresh). A new session is journaled before the agent works in it.
+    pub(crate) fn set_session(&self, id: Option<String>) {
+        let mut session = self
+            .session
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let (Some(j), Some(new)) = (&self.journal, &id)
+            && session.as_ref() != Some(new)
+        {
+            let _ = j.append(&Record::Session {
+                key: self.key.clone(),
+                occurrence: self.occurrence,
+                session_id: new.clone(),
+            });
+        }
+        *session = id;
     }
 
     /// A worker's transcript of a call: no journal here; each change goes to `relay`.
@@ -65,6 +98,7 @@ impl Transcript {
             occurrence: 0,
             turns: Mutex::new(previous),
             relay: Some(relay),
+            session: Mutex::new(None),
         })
     }
 

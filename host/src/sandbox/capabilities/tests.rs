@@ -64,6 +64,7 @@ impl Harness {
             wait_on_limit: false,
             agent_timeout: limits.agent_timeout,
             batches: None,
+            sessions: HashMap::new(),
         });
         let caps = Capabilities::new(RunSetup {
             turns: HashMap::new(),
