@@ -157,6 +157,12 @@ bench-live: build
 bench-cost:
     cargo nextest run --release --run-ignored only --no-capture -E 'test(=cost::bench_cost)'
 
+# A 200-agent fan-out live and through the Message Batches API (`--batch`): cost, time and the
+# host's CPU per agent, against the fake API. Writes bench/RESULTS-batch.md.
+[group('bench')]
+bench-batch:
+    cargo nextest run --release --run-ignored only --no-capture -E 'test(=batch::bench_batch)'
+
 # Agents on NATS JetStream workers: throughput on 1, 2 and 4 workers, the executor's overhead.
 # Needs `nats-server` (Debian's package). Writes bench/RESULTS-distributed.md.
 [group('bench')]

@@ -313,3 +313,46 @@ fn batch_needs_the_messages_backend() {
         out.stderr
     );
 }
+
+/// CPU seconds (user + system) of this process's waited-for children so far.
+fn children_cpu() -> f64 {
+    // SAFETY: getrusage fills the struct it is given; RUSAGE_CHILDREN has no other effect.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &raw mut u) };
+    let t = |v: libc::timeval| v.tv_sec as f64 + v.tv_usec as f64 / 1e6;
+    t(u.ru_utime) + t(u.ru_stime)
+}
+
+/// Not a test: `just bench-batch` runs it and writes bench/RESULTS-batch.md. A 200-agent
+/// fan-out live and through one batch: what it costs (the price table's Sonnet), how long it
+/// takes against the fake API (a batch there ends at once, so the time is the host's and its
+/// first poll), and the host's CPU per agent.
+#[test]
+#[ignore = "a benchmark: `just bench-batch` runs it"]
+fn bench_batch() {
+    const FAN_OUT: &str = "return (await parallel(Array.from({ length: 200 }, (_, i) => () => agent('Summarise section ' + i + ' of the report in two sentences.')))).filter(Boolean).length;";
+    let mut rows = Vec::new();
+    for (name, extra) in [("live", &[][..]), ("--batch", &["--batch"][..])] {
+        let api = FakeApi::start(false);
+        let p = Project::with_script(FAN_OUT).toml(TOML);
+        let cpu = children_cpu();
+        let r = run(&p, &api, extra);
+        let cpu = children_cpu() - cpu;
+        assert_eq!(r["result"], 200, "{r}");
+        rows.push(format!(
+            "| {name} | {} | ${:.4} | {} | {:.0} ms | {:.2} ms |",
+            api.requests() + batches(&api).len(),
+            r["cost"]["total_usd"].as_f64().unwrap(),
+            r["usage"]["input_tokens"].as_u64().unwrap()
+                + r["usage"]["output_tokens"].as_u64().unwrap(),
+            r["timings"]["run_ms"].as_f64().unwrap(),
+            cpu * 1000.0 / 200.0,
+        ));
+    }
+    let text = format!(
+        "# Batch benchmark (issue 29)\n\n`just bench-batch` (an ignored test in tests/cli/batch.rs, against the suite's fake Messages API and its Message Batches endpoints; a batch there ends at once, so the batched run's time is the gathering window, the first poll a second later and the results).\n\n| run | HTTP requests to create/answer | cost | tokens | run time | wfhost CPU per agent |\n|---|---|---|---|---|---|\n{}\n",
+        rows.join("\n")
+    );
+    println!("{text}");
+    std::fs::write(super::repo().join("bench/RESULTS-batch.md"), text).unwrap();
+}
