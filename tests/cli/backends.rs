@@ -399,19 +399,12 @@ fn claude_backend_with_the_real_claude_code_cli() {
             "model = \"claude-sonnet-4-5\"\n[claude]\nbinary = \"{}\"\nmax_turns = 3\n",
             claude.display()
         ));
-    let mut wf = s
-        .wf(["run", "w.js", "--yes", "--json", "--backend", "claude"])
-        .env("WFHOST_RUNS_DIR", s.path().join("runs"))
-        .env("IS_SANDBOX", "1")
-        .env("DISABLE_TELEMETRY", "1")
-        .env("DISABLE_AUTOUPDATER", "1")
-        .env("DISABLE_ERROR_REPORTING", "1")
-        .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
-        .env("HOME", s.path());
-    for (k, v) in api.env() {
-        wf = wf.env(k, v);
-    }
-    let out = wf.run();
+    let out = claude_cli(
+        s.wf(["run", "w.js", "--yes", "--json", "--backend", "claude"]),
+        &s,
+        &api,
+    )
+    .run();
     let r = out.report();
     assert_eq!(r["outcome"], "completed", "{r}\n{}", out.stderr);
     assert_eq!(r["result"]["text"], "R(say hello)", "{r}");
@@ -1072,18 +1065,16 @@ fn bench_http1_first_wave() {
     println!("BENCH http1-first-wave {best:.3}");
 }
 
-/// A `claude` agent stopped after its first turn continues its own session on resume
-/// (`claude --resume`, the real CLI against the fake API): the API sees the conversation go on
-/// with the continuation message — never the first turn asked again — and the answer carries
-/// the first turn's tool result.
-#[test]
-fn an_interrupted_claude_agent_continues_its_session_on_resume() {
+/// A `claude` agent (the real CLI against a fake API) stopped while its second model call is
+/// pending, after Claude Code wrote its first turn to its session: the project, the API, the
+/// run's id and the session the journal names.
+fn interrupted_claude_agent(test: &str) -> Option<(Project, FakeApi, String, String)> {
     let Some(claude) = claude_binary() else {
         super::missing_tool(
-            "an_interrupted_claude_agent_continues_its_session_on_resume",
+            test,
             "Claude Code is not installed in ~/.cache/wfhost-claude",
         );
-        return;
+        return None;
     };
     let api = FakeApi::start(false);
     let s =
@@ -1135,14 +1126,31 @@ fn an_interrupted_claude_agent_continues_its_session_on_resume() {
         String::from_utf8_lossy(&stopped.stderr)
     );
     let journal = || std::fs::read_to_string(s.runs().join(&run).join("journal.jsonl")).unwrap();
-    let sessions = sessions_in;
-    let first = sessions(&journal());
+    let first = sessions_in(&journal());
     assert_eq!(
         first.len(),
         1,
         "the session was journaled when it began: {first:?}"
     );
 
+    Some((s, api, run, first[0].clone()))
+}
+
+/// A `claude` agent stopped after its first turn continues its own session on resume
+/// (`claude --resume`, the real CLI against the fake API): the API sees the conversation go on
+/// with the continuation message — never the first turn asked again — and the answer carries
+/// the first turn's tool result.
+#[test]
+fn an_interrupted_claude_agent_continues_its_session_on_resume() {
+    let Some((s, api, run, session)) =
+        interrupted_claude_agent("an_interrupted_claude_agent_continues_its_session_on_resume")
+    else {
+        return;
+    };
+    let wf = |args: &[&str]| claude_cli(s.wf(args), &s, &api);
+    let journal = || std::fs::read_to_string(s.runs().join(&run).join("journal.jsonl")).unwrap();
+    let first = vec![session];
+    let sessions = sessions_in;
     let events = s.path().join("resume.jsonl");
     let out = wf(&[
         "resume",
@@ -1250,4 +1258,51 @@ fn play_requests(api: &FakeApi, name: &str) -> Vec<serde_json::Value> {
         .filter(|b| b["messages"][0].to_string().contains(&tag))
         .cloned()
         .collect()
+}
+
+/// The same agent, its Claude Code session gone (another home, cleaned up): the resume starts
+/// it afresh, says so, and still answers.
+#[test]
+fn a_claude_agent_whose_session_is_gone_starts_afresh() {
+    let Some((s, api, run, session)) =
+        interrupted_claude_agent("a_claude_agent_whose_session_is_gone_starts_afresh")
+    else {
+        return;
+    };
+    std::fs::remove_dir_all(s.path().join(".claude/projects")).unwrap();
+    let events = s.path().join("resume.jsonl");
+    let out = claude_cli(
+        s.wf([
+            "resume",
+            &run,
+            "--yes",
+            "--json",
+            "--events",
+            events.to_str().unwrap(),
+        ]),
+        &s,
+        &api,
+    )
+    .run();
+    out.code(0);
+    let events = std::fs::read_to_string(&events).unwrap();
+    assert!(
+        events.contains(&format!(
+            "its interrupted session {session} no longer exists: started afresh"
+        )),
+        "{events}"
+    );
+    let answer = out.report()["result"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        answer.starts_with("DONE") && answer.contains("4417"),
+        "{answer}"
+    );
+    assert_eq!(
+        api.play_turns("cont").iter().filter(|t| **t == 0).count(),
+        2,
+        "asked afresh"
+    );
 }

@@ -63,6 +63,26 @@ fn polls(api: &FakeApi, id: &str) -> u32 {
         .unwrap_or(0)
 }
 
+/// A batched run of `p`'s script (with `extra` flags) against `api`, which holds its batch
+/// `in_progress`: the process, and the run's id once the batch has been polled (and so
+/// journaled).
+fn held_batch_run(p: &Project, api: &FakeApi, extra: &[&str]) -> (std::process::Child, String) {
+    api.seen.lock().unwrap().batches.hold = true;
+    let child = wf_messages(
+        p,
+        api,
+        &["run", "w.js", "--yes", "--backend", "messages", "--batch"],
+    )
+    .args(extra)
+    .spawn();
+    wait_for(Duration::from_secs(30), "the batch is polled", || {
+        batches(api)
+            .first()
+            .is_some_and(|(id, _, _)| polls(api, id) >= 1)
+    });
+    (child, only_run(p).unwrap())
+}
+
 #[test]
 fn twelve_agents_go_out_as_one_batch_at_half_the_live_price() {
     let live_api = FakeApi::start(false);
@@ -148,20 +168,8 @@ fn twelve_agents_go_out_as_one_batch_at_half_the_live_price() {
 #[test]
 fn a_run_killed_while_its_batch_is_pending_resumes_onto_it() {
     let api = FakeApi::start(false);
-    api.seen.lock().unwrap().batches.hold = true;
     let p = Project::with_script(TWELVE).toml(TOML);
-    let mut child = wf_messages(
-        &p,
-        &api,
-        &["run", "w.js", "--yes", "--backend", "messages", "--batch"],
-    )
-    .spawn();
-    wait_for(Duration::from_secs(30), "the batch is polled", || {
-        batches(&api)
-            .first()
-            .is_some_and(|(id, _, _)| polls(&api, id) >= 1)
-    });
-    let id = only_run(&p).unwrap();
+    let (mut child, id) = held_batch_run(&p, &api, &[]);
     let show = wf_messages(&p, &api, &["runs", "show", &id]).run();
     show.code(0);
     assert!(
@@ -253,20 +261,8 @@ fn failed_and_expired_requests_go_out_again() {
 #[test]
 fn stop_cancels_the_batch_and_the_run_resumes() {
     let api = FakeApi::start(false);
-    api.seen.lock().unwrap().batches.hold = true;
     let p = Project::with_script(TWELVE).toml(TOML);
-    let child = wf_messages(
-        &p,
-        &api,
-        &["run", "w.js", "--yes", "--backend", "messages", "--batch"],
-    )
-    .spawn();
-    wait_for(Duration::from_secs(30), "the batch is polled", || {
-        batches(&api)
-            .first()
-            .is_some_and(|(id, _, _)| polls(&api, id) >= 1)
-    });
-    let id = only_run(&p).unwrap();
+    let (child, id) = held_batch_run(&p, &api, &[]);
     wf_messages(&p, &api, &["stop", &id]).run().code(0);
     let out = child.wait_with_output().unwrap();
     assert!(
@@ -355,4 +351,40 @@ fn bench_batch() {
     );
     println!("{text}");
     std::fs::write(super::repo().join("bench/RESULTS-batch.md"), text).unwrap();
+}
+
+/// `agent kill` on a batched agent makes it `null` at once (its failure is journaled while the
+/// batch is still pending); the batch goes on for the others.
+#[test]
+fn a_killed_batched_agent_is_null_at_once() {
+    let api = FakeApi::start(false);
+    let p = Project::with_script(
+        "return await parallel(['first', 'second', 'third'].map(x => () => agent(x)));",
+    )
+    .toml(TOML);
+    let (child, id) = held_batch_run(&p, &api, &["--json"]);
+    wf_messages(&p, &api, &["agent", "kill", &id, "1"])
+        .run()
+        .code(0);
+    wait_for(
+        Duration::from_secs(10),
+        "the killed agent's failure is journaled",
+        || {
+            std::fs::read_to_string(p.runs().join(&id).join("journal.jsonl"))
+                .is_ok_and(|j| j.contains(r#""type":"failed""#))
+        },
+    );
+    assert!(!batches(&api)[0].2, "the batch goes on for the others");
+    api.seen.lock().unwrap().batches.hold = false;
+    let out = child.wait_with_output().unwrap();
+    let report: Value = serde_json::from_str(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .last()
+            .unwrap_or_default(),
+    )
+    .unwrap();
+    assert_eq!(report["result"][0], Value::Null, "{report}");
+    assert_eq!(report["result"][1], "R(second)", "{report}");
+    assert_eq!(report["result"][2], "R(third)", "{report}");
 }

@@ -142,6 +142,10 @@ fn render_header(frame: &mut Frame<'_>, area: Rect, app: &App, now_ms: u64, elap
         run.cost_usd,
         secs(elapsed)
     )));
+    // Batches still pending at the Message Batches API (`--batch`): where each stands.
+    for b in run.batches.iter().filter(|b| b.status != "ended") {
+        facts.push(Span::raw(format!(" · ⧗ {b}")).dark_gray());
+    }
     frame.render_widget(
         Paragraph::new(Line::from(facts)).block(Block::new().title(title)),
         area,
