@@ -177,7 +177,8 @@ pub(crate) struct MessagesConfig {
     /// answer has begun, so they read the head from the cache [default: true].
     pub cache_stagger: Option<bool>,
     /// Send agents through the Message Batches API: half the price, answers within 24 h
-    /// (usually minutes). Agents with tools still run live [default: false; `--batch`].
+    /// (usually minutes); an agent with tools waits on one batch per turn [default: false;
+    /// `--batch`].
     pub batch: Option<bool>,
     /// How long agents that become ready together are gathered into one batch, e.g. `1s`
     /// [default: 1s; `--batch-window`].

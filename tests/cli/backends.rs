@@ -1147,29 +1147,7 @@ fn an_interrupted_claude_agent_continues_its_session_on_resume() {
     else {
         return;
     };
-    let wf = |args: &[&str]| claude_cli(s.wf(args), &s, &api);
-    let journal = || std::fs::read_to_string(s.runs().join(&run).join("journal.jsonl")).unwrap();
-    let first = vec![session];
-    let sessions = sessions_in;
-    let events = s.path().join("resume.jsonl");
-    let out = wf(&[
-        "resume",
-        &run,
-        "--yes",
-        "--json",
-        "--events",
-        events.to_str().unwrap(),
-    ])
-    .run();
-    let events = std::fs::read_to_string(&events).unwrap_or_default();
-    out.code(0);
-    let r = out.report();
-    let answer = r["result"].as_str().unwrap_or_default();
-    assert!(
-        answer.starts_with("DONE") && answer.contains("4417"),
-        "{r}\n{}",
-        out.stderr
-    );
+    let events = resume_answered(&s, &api, &run);
     // The agent's requests: one asked its first turn; the last continued the conversation
     // (the first turn's tool call in it) with the continuation message, in the same session.
     let bodies = play_requests(&api, "cont");
@@ -1195,14 +1173,18 @@ fn an_interrupted_claude_agent_continues_its_session_on_resume() {
         "{text}"
     );
     assert!(
-        last["metadata"]["user_id"].to_string().contains(&first[0]),
-        "the continuation is sent in the journaled session {}: {}",
-        first[0],
+        last["metadata"]["user_id"].to_string().contains(&session),
+        "the continuation is sent in the journaled session {session}: {}",
         last["metadata"]
     );
-    assert_eq!(sessions(&journal()), first, "the same session, continued");
+    let journal = std::fs::read_to_string(s.runs().join(&run).join("journal.jsonl")).unwrap();
+    assert_eq!(
+        sessions_in(&journal),
+        vec![session.clone()],
+        "the same session, continued"
+    );
     assert!(
-        events.contains(&format!("continued its interrupted session {}", first[0])),
+        events.contains(&format!("continued its interrupted session {session}")),
         "{events}"
     );
 }
@@ -1270,39 +1252,44 @@ fn a_claude_agent_whose_session_is_gone_starts_afresh() {
         return;
     };
     std::fs::remove_dir_all(s.path().join(".claude/projects")).unwrap();
-    let events = s.path().join("resume.jsonl");
-    let out = claude_cli(
-        s.wf([
-            "resume",
-            &run,
-            "--yes",
-            "--json",
-            "--events",
-            events.to_str().unwrap(),
-        ]),
-        &s,
-        &api,
-    )
-    .run();
-    out.code(0);
-    let events = std::fs::read_to_string(&events).unwrap();
+    let events = resume_answered(&s, &api, &run);
     assert!(
         events.contains(&format!(
             "its interrupted session {session} no longer exists: started afresh"
         )),
         "{events}"
     );
-    let answer = out.report()["result"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    assert!(
-        answer.starts_with("DONE") && answer.contains("4417"),
-        "{answer}"
-    );
     assert_eq!(
         api.play_turns("cont").iter().filter(|t| **t == 0).count(),
         2,
         "asked afresh"
     );
+}
+
+/// Resumes the interrupted `[play:cont]` run: it completes with the answer the first turn's
+/// tool result went into. Its events.
+fn resume_answered(s: &Project, api: &FakeApi, run: &str) -> String {
+    let events = s.path().join("resume.jsonl");
+    let out = claude_cli(
+        s.wf([
+            "resume",
+            run,
+            "--yes",
+            "--json",
+            "--events",
+            events.to_str().unwrap(),
+        ]),
+        s,
+        api,
+    )
+    .run();
+    out.code(0);
+    let r = out.report();
+    let answer = r["result"].as_str().unwrap_or_default();
+    assert!(
+        answer.starts_with("DONE") && answer.contains("4417"),
+        "{r}\n{}",
+        out.stderr
+    );
+    std::fs::read_to_string(&events).unwrap()
 }

@@ -83,6 +83,23 @@ fn held_batch_run(p: &Project, api: &FakeApi, extra: &[&str]) -> (std::process::
     (child, only_run(p).unwrap())
 }
 
+/// Lets the fake end its batches, resumes the run and returns its report, every agent answered.
+fn resume_released(p: &Project, api: &FakeApi, id: &str) -> Value {
+    api.seen.lock().unwrap().batches.hold = false;
+    let out = wf_messages(p, api, &["resume", id, "--yes", "--json"]).run();
+    out.code(0);
+    let report = out.report();
+    assert!(
+        report["result"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| !r.is_null()),
+        "{report}"
+    );
+    report
+}
+
 #[test]
 fn twelve_agents_go_out_as_one_batch_at_half_the_live_price() {
     let live_api = FakeApi::start(false);
@@ -186,19 +203,8 @@ fn a_run_killed_while_its_batch_is_pending_resumes_onto_it() {
     child.kill().unwrap();
     child.wait().unwrap();
 
-    api.seen.lock().unwrap().batches.hold = false;
-    let out = wf_messages(&p, &api, &["resume", &id, "--yes", "--json"]).run();
-    out.code(0);
-    let report = out.report();
+    let report = resume_released(&p, &api, &id);
     assert_eq!(report["result"].as_array().unwrap().len(), 12, "{report}");
-    assert!(
-        report["result"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|r| !r.is_null()),
-        "{report}"
-    );
     assert_eq!(batches(&api).len(), 1, "no second batch");
     assert_eq!(api.requests(), 0, "no live call");
     assert!(
@@ -271,18 +277,7 @@ fn stop_cancels_the_batch_and_the_run_resumes() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    api.seen.lock().unwrap().batches.hold = false;
-    let out = wf_messages(&p, &api, &["resume", &id, "--yes", "--json"]).run();
-    out.code(0);
-    let report = out.report();
-    assert!(
-        report["result"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|r| !r.is_null()),
-        "{report}"
-    );
+    resume_released(&p, &api, &id);
     let sent = batches(&api);
     assert_eq!(
         sent.len(),

@@ -152,15 +152,17 @@ struct Batch {
 }
 
 impl Batch {
-    fn new(id: String, members: HashSet<String>, total: u64) -> Arc<Batch> {
+    /// `members`: the requests this run sent in it (a batch found by a resume: none known
+    /// until its first poll counts them).
+    fn new(id: String, members: HashSet<String>) -> Arc<Batch> {
         Arc::new(Batch {
             id,
-            members,
             state: watch::Sender::new(State {
                 status: "in_progress".into(),
-                total,
+                total: members.len() as u64,
                 ..State::default()
             }),
+            members,
             poller: Mutex::new(None),
         })
     }
@@ -237,10 +239,10 @@ impl Batcher {
     /// batch when it errored in a way that may pass, expired or was canceled. The message.
     pub(crate) async fn ask(
         self: &Arc<Self>,
+        ctx: &CallContext,
         custom_id: &str,
         params: &Bytes,
     ) -> Result<Value, AgentError> {
-        let ctx = super::call_context();
         let found = ctx
             .batches
             .as_ref()
@@ -248,8 +250,8 @@ impl Batcher {
         let mut why = String::new();
         for attempt in 1..=self.max_attempts {
             let batch = match found.as_deref().filter(|_| attempt == 1) {
-                Some(id) => self.adopt(id, &ctx),
-                None => self.gather(custom_id, params, &ctx).await?,
+                Some(id) => self.adopt(id, ctx),
+                None => self.gather(custom_id, params, ctx).await?,
             };
             match self.wait(&batch, custom_id).await? {
                 Ended::Succeeded(message) => return Ok(message),
@@ -296,7 +298,7 @@ impl Batcher {
         if let Some(b) = batches.get(id) {
             return b.clone();
         }
-        let batch = Batch::new(id.to_string(), HashSet::new(), 0);
+        let batch = Batch::new(id.to_string(), HashSet::new());
         batches.insert(id.to_string(), batch.clone());
         self.start_polling(&batch, ctx.events.clone());
         batch
@@ -380,10 +382,7 @@ impl Batcher {
                     {
                         break Err(AgentError::permanent(e));
                     }
-                    let batch = Batch::new(id.clone(), members, 0);
-                    batch
-                        .state
-                        .send_modify(|s| s.total = batch.members.len() as u64);
+                    let batch = Batch::new(id.clone(), members);
                     lock(&self.batches).insert(id, batch.clone());
                     self.start_polling(&batch, events.clone());
                     sent.push(batch);

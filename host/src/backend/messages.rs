@@ -42,7 +42,7 @@ pub(crate) struct Messages {
     retries: AtomicU64,
     /// The agents' tools (`None`: no tools, one model call per agent).
     tools: Option<Arc<Toolbox>>,
-    /// `--batch`: agents without tools go through the Message Batches API (backend::batch).
+    /// `--batch`: every model call goes through the Message Batches API (backend::batch).
     batch: Option<Arc<super::batch::Batcher>>,
     /// The price table (a batched answer is priced here, at the batch discount).
     prices: Arc<Config>,
@@ -857,7 +857,7 @@ impl Backend for Messages {
 }
 
 impl Messages {
-    /// An agent without tools through the Message Batches API (backend::batch): its request
+    /// An agent without tools through the Message Batches API (backend::batch): one request
     /// (the same as live, cache breakpoints kept: the discounts stack), its answer read from
     /// the batch's results, priced at the batch discount.
     async fn run_batched(
@@ -884,11 +884,13 @@ impl Messages {
         turn: u32,
         params: &Bytes,
     ) -> Result<Streamed, AgentError> {
-        let (key, occurrence) = super::call_context()
+        let ctx = super::call_context();
+        let (key, occurrence) = ctx
             .key
+            .clone()
             .unwrap_or_else(|| (crate::journal::agent_key(req, &self.identity()), 0));
         let custom_id = super::batch::custom_id(&key, occurrence, turn, feedback);
-        let message = batcher.ask(&custom_id, params).await?;
+        let message = batcher.ask(&ctx, &custom_id, params).await?;
         let streamed = answered(&message);
         super::output(&streamed.reply.text);
         Ok(streamed)

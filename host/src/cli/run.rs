@@ -121,9 +121,9 @@ pub(super) struct RunCommon {
     #[command(flatten)]
     pub(super) tools: super::tools::ToolArgs,
     /// Send agents through the Message Batches API (`messages` backend): half the price,
-    /// answers within 24 h, usually minutes. Agents with tools still run live. A resume of a
-    /// batched run batches again, onto the batches it left pending (docs/cost.md) [config:
-    /// `[messages] batch = true`].
+    /// answers within 24 h, usually minutes; an agent with tools waits on one batch per turn.
+    /// A resume of a batched run batches again, onto the batches it left pending
+    /// (docs/cost.md) [config: `[messages] batch = true`].
     #[arg(long, help_heading = "Spending")]
     pub(super) batch: bool,
     /// How long agents that become ready together are gathered into one batch [default: 1s;
