@@ -372,7 +372,7 @@ fn record_then_replay_gives_identical_results_without_backend_calls() {
     );
 }
 
-fn claude_binary() -> Option<std::path::PathBuf> {
+pub(super) fn claude_binary() -> Option<std::path::PathBuf> {
     let candidates = [
         std::env::var_os("WFHOST_CLAUDE_BIN").map(std::path::PathBuf::from),
         dirs_home().map(|h| h.join(".cache/wfhost-claude/node_modules/.bin/claude")),
@@ -1190,7 +1190,7 @@ fn an_interrupted_claude_agent_continues_its_session_on_resume() {
 }
 
 /// Every file under `dir`.
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+pub(super) fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         let p = e.path();
@@ -1206,13 +1206,18 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 /// `wfhost` for the real Claude Code CLI against `api`, its home (where Claude Code keeps its
 /// sessions) the project.
 fn claude_cli(wf: super::Wf, s: &Project, api: &FakeApi) -> super::Wf {
+    claude_env(wf, s.path(), api)
+}
+
+/// `wfhost` for the real Claude Code CLI against `api`, its home `home`.
+pub(super) fn claude_env(wf: super::Wf, home: &std::path::Path, api: &FakeApi) -> super::Wf {
     let mut wf = wf
         .env("IS_SANDBOX", "1")
         .env("DISABLE_TELEMETRY", "1")
         .env("DISABLE_AUTOUPDATER", "1")
         .env("DISABLE_ERROR_REPORTING", "1")
         .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
-        .env("HOME", s.path());
+        .env("HOME", home);
     for (k, v) in api.env() {
         wf = wf.env(k, v);
     }
@@ -1220,7 +1225,7 @@ fn claude_cli(wf: super::Wf, s: &Project, api: &FakeApi) -> super::Wf {
 }
 
 /// The session ids a journal's `session` records name, in order.
-fn sessions_in(journal: &str) -> Vec<String> {
+pub(super) fn sessions_in(journal: &str) -> Vec<String> {
     journal
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
@@ -1230,7 +1235,7 @@ fn sessions_in(journal: &str) -> Vec<String> {
 }
 
 /// The requests of the agent whose task names `[play:NAME]`, in order.
-fn play_requests(api: &FakeApi, name: &str) -> Vec<serde_json::Value> {
+pub(super) fn play_requests(api: &FakeApi, name: &str) -> Vec<serde_json::Value> {
     let tag = format!("[play:{name}]");
     api.seen
         .lock()

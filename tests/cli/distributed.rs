@@ -918,6 +918,12 @@ fn a_published_job_cannot_put_flags_on_a_claude_workers_command_line() {
             "call": null, "feedback": null,
             "definition": {"name": "x", "description": "", "tools": ["--dangerously-skip-permissions"], "model": null, "path": null},
         }),
+        // A "session to continue" that is a flag: the agent starts afresh, no `--resume`.
+        serde_json::json!({
+            "id": "session0000000000000", "run_id": "hostile", "backend": "claude",
+            "request": {"prompt": "do it", "label": "session"},
+            "call": null, "feedback": null, "session": "--dangerously-skip-permissions",
+        }),
     ];
     let rt = tokio::runtime::Runtime::new().unwrap();
     let results: Vec<serde_json::Value> = rt.block_on(async {
@@ -988,15 +994,22 @@ fn a_published_job_cannot_put_flags_on_a_claude_workers_command_line() {
         "{}",
         results[3]
     );
+    assert_eq!(
+        results[4]["outcome"]["Ok"]["text"], "fine",
+        "{}",
+        results[4]
+    );
     let args = std::fs::read_to_string(&argv).unwrap();
     assert!(
-        !args.contains("--dangerously") && !args.contains("--mcp-config"),
+        !args.contains("--dangerously")
+            && !args.contains("--mcp-config")
+            && !args.contains("--resume"),
         "a job's value reached claude's command line:\n{args}"
     );
     assert_eq!(
         args.matches("-p\n").count(),
-        1,
-        "claude ran once (Explore): {args}"
+        2,
+        "claude ran twice (Explore, and the forged session afresh): {args}"
     );
 }
 
@@ -1398,6 +1411,162 @@ fn a_dead_workers_agent_continues_turn_by_turn() {
     );
     assert_eq!(r[3]["content"], "     1\tonce\n");
     let _ = std::fs::remove_dir_all(&workdir);
+}
+
+/// A `claude` agent (the real CLI against the fake API) on a worker that dies after the agent's
+/// first turn continues its Claude Code session on the worker that takes the job next (the
+/// same machine, where Claude Code keeps its sessions): the session came to the run host's
+/// journal through the turns bucket as it began, the agent Claude Code was running died with
+/// its worker, and the API sees the conversation go on, never the first turn asked again.
+#[test]
+fn a_dead_workers_claude_agent_continues_its_session() {
+    let test = "a_dead_workers_claude_agent_continues_its_session";
+    let Some(nats) = NatsServer::start(test) else {
+        return;
+    };
+    let Some(claude) = super::backends::claude_binary() else {
+        super::missing_tool(
+            test,
+            "Claude Code is not installed in ~/.cache/wfhost-claude",
+        );
+        return;
+    };
+    let api = FakeApi::start(false);
+    // The worker's directory, and the home where its Claude Code keeps sessions.
+    let workdir = tempfile::tempdir().unwrap();
+    let workdir = std::fs::canonicalize(workdir.keep()).unwrap();
+    std::fs::write(workdir.join("notes.txt"), "the secret is 4417\n").unwrap();
+    std::fs::write(
+        workdir.join("wfhost.toml"),
+        format!(
+            "[claude]\nbinary = \"{}\"\nmax_turns = 4\n",
+            claude.display()
+        ),
+    )
+    .unwrap();
+    api.play(
+        "cont",
+        vec![vec![
+            serde_json::json!({"name": "Read", "input": {"file_path": workdir.join("notes.txt")}}),
+        ]],
+    );
+    api.seen.lock().unwrap().play_stall = Some(("cont".into(), 1));
+    let worker = |name: &str| {
+        let wf = wfhost([
+            "worker",
+            "--nats",
+            &nats.url(),
+            "--backend",
+            "claude",
+            "--lease",
+            "2s",
+            "--grace",
+            "5s",
+            "--name",
+            name,
+            "--workdir",
+        ])
+        .arg(&workdir);
+        Worker(super::backends::claude_env(wf, &workdir, &api).spawn())
+    };
+    let mut first = worker("first");
+    let s = Project::with_script("return await agent('[play:cont] read the notes');")
+        .toml("model = \"claude-sonnet-4-5\"\n");
+    let run = host(
+        &s,
+        &nats,
+        &["run", "w.js", "--yes", "--json", "--backend", "claude"],
+    )
+    .spawn();
+    wait_for(Duration::from_secs(60), "the agent's second turn", || {
+        api.play_turns("cont").contains(&1)
+    });
+    // Once Claude Code has written the first turn to its session, and the session has reached
+    // the run host's journal, the worker dies.
+    let projects = workdir.join(".claude/projects");
+    wait_for(
+        Duration::from_secs(30),
+        "the first turn in the session",
+        || {
+            super::backends::walk(&projects).iter().any(|f| {
+                f.extension().is_some_and(|e| e == "jsonl")
+                    && std::fs::read_to_string(f).is_ok_and(|t| t.contains("tool_result"))
+            })
+        },
+    );
+    let journal = || {
+        std::fs::read_dir(s.path().join("runs"))
+            .unwrap()
+            .flatten()
+            .find(|e| e.path().is_dir())
+            .and_then(|e| std::fs::read_to_string(e.path().join("journal.jsonl")).ok())
+            .unwrap_or_default()
+    };
+    wait_for(
+        Duration::from_secs(20),
+        "the session in the journal",
+        || !super::backends::sessions_in(&journal()).is_empty(),
+    );
+    let session = super::backends::sessions_in(&journal())[0].clone();
+    first.kill();
+    // Claude Code died with its worker (nothing else runs with the worker's home now).
+    wait_for(
+        Duration::from_secs(10),
+        "the dead worker's agent to end",
+        || with_home(&workdir).is_empty(),
+    );
+    let mut second = worker("second");
+    let report = report_of(run);
+    let answer = report["result"].as_str().unwrap_or_default();
+    assert!(
+        answer.starts_with("DONE") && answer.contains("4417"),
+        "{report}"
+    );
+    let bodies = super::backends::play_requests(&api, "cont");
+    let fresh = bodies
+        .iter()
+        .filter(|b| !b["messages"].to_string().contains("\"assistant\""))
+        .count();
+    assert_eq!(
+        fresh,
+        1,
+        "the first turn was asked once: {:?}",
+        api.play_turns("cont")
+    );
+    let last = bodies.last().unwrap();
+    assert!(last.to_string().contains("you were interrupted"), "{last}");
+    assert!(
+        last["metadata"]["user_id"].to_string().contains(&session),
+        "the continuation is sent in the journaled session {session}: {}",
+        last["metadata"]
+    );
+    assert_eq!(
+        super::backends::sessions_in(&journal()),
+        vec![session.clone()],
+        "the same session, continued"
+    );
+    second.kill();
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut second.0.stderr.take().unwrap(), &mut log).unwrap();
+    assert!(
+        log.contains(&format!("continued its interrupted session {session}")),
+        "{log}"
+    );
+    let _ = std::fs::remove_dir_all(&workdir);
+}
+
+/// The processes whose `HOME` is `home`.
+fn with_home(home: &std::path::Path) -> Vec<u32> {
+    let want = format!("HOME={}", home.display());
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|b| *b == 0).any(|var| var == want.as_bytes()))
+        })
+        .collect()
 }
 
 /// `--backend openai:MODEL` on a worker as on the others: its API key and endpoint live on the

@@ -316,8 +316,13 @@ fn a_model_is_required_and_the_error_says_where() {
 #[test]
 #[ignore = "a benchmark: `just bench-openai` runs it"]
 fn bench_openai_backend_against_mock() {
-    let api = FakeApi::start(true);
-    api.seen.lock().unwrap().forget_bodies = true;
+    // The same server as `bench_messages_backend_against_mock`'s: no bodies kept, its thread
+    // `SCHED_BATCH` (a server on another machine must not preempt the wfhost measured here).
+    let api = FakeApi::serve(super::fake_api::Serve {
+        tls: true,
+        bench: true,
+        ..super::fake_api::Serve::default()
+    });
     let p = Project::with_script(
         "const n = 5000, out = [];\nfor (let b = 0; b < n; b += 4000) out.push(...await parallel(Array.from({ length: Math.min(4000, n - b) }, (_, i) => () => agent('m' + (b + i)))));\nreturn out.length;",
     )

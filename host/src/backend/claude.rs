@@ -387,42 +387,55 @@ impl Backend for Claude {
         let transcript = ctx.transcript.clone();
         // An agent interrupted before its answer (a stop, a crash, a restart, a stall)
         // continues its session; a schema re-ask starts afresh, as before.
+        let said = |level, text: String| match &ctx.events {
+            Some(events) => events.emit(crate::events::Event::Log { level, text }),
+            // A NATS worker has no run's events: its log.
+            None => eprintln!("wfhost: {text}"),
+        };
+        let label = &req.label;
+        // A session id becomes an argument: one that is not an id (a forged NATS job or turns
+        // entry) never reaches the command line, where `--resume --flag` would be a flag.
         let session = transcript
             .as_ref()
             .and_then(|t| t.session())
-            .filter(|_| feedback.is_none());
-        let reply = match session {
-            Some(id) => {
-                let said = |level, text: String| {
-                    if let Some(events) = &ctx.events {
-                        events.emit(crate::events::Event::Log { level, text });
-                    }
-                };
-                let label = &req.label;
-                match self.attempt(req, feedback, Some(&id)).await {
-                    Err(e) if e.message.contains(NO_SESSION) => {
-                        said(
-                            crate::events::LogLevel::Warn,
-                            format!(
-                                "[{label}] its interrupted session {id} no longer exists: started afresh"
-                            ),
-                        );
-                        if let Some(t) = &transcript {
-                            t.set_session(None);
-                        }
-                        self.attempt(req, feedback, None).await
-                    }
-                    other => {
-                        said(
-                            crate::events::LogLevel::Info,
-                            format!(
-                                "[{label}] continued its interrupted session {id} (claude --resume)"
-                            ),
-                        );
-                        other
-                    }
+            .filter(|_| feedback.is_none())
+            .filter(|id| {
+                let ok = is_session_id(id);
+                if !ok {
+                    said(
+                        crate::events::LogLevel::Warn,
+                        format!(
+                            "[{label}] `{}` is not a Claude Code session id: started afresh",
+                            crate::sanitize::line(id)
+                        ),
+                    );
                 }
-            }
+                ok
+            });
+        let reply = match session {
+            Some(id) => match self.attempt(req, feedback, Some(&id)).await {
+                Err(e) if e.message.contains(NO_SESSION) => {
+                    said(
+                        crate::events::LogLevel::Warn,
+                        format!(
+                            "[{label}] its interrupted session {id} no longer exists: started afresh"
+                        ),
+                    );
+                    if let Some(t) = &transcript {
+                        t.set_session(None);
+                    }
+                    self.attempt(req, feedback, None).await
+                }
+                other => {
+                    said(
+                        crate::events::LogLevel::Info,
+                        format!(
+                            "[{label}] continued its interrupted session {id} (claude --resume)"
+                        ),
+                    );
+                    other
+                }
+            },
             None => self.attempt(req, feedback, None).await,
         };
         // The call has ended: a later one (a schema re-ask, the scheduler's retry) is new.
@@ -431,6 +444,13 @@ impl Backend for Claude {
         }
         reply
     }
+}
+
+/// A Claude Code session id: a UUID (hex digits and dashes), nothing that could read as a flag.
+fn is_session_id(id: &str) -> bool {
+    (8..=64).contains(&id.len())
+        && id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
+        && !id.starts_with('-')
 }
 
 /// What `claude --resume` says of a session it does not have (deleted, another machine's).
@@ -543,5 +563,20 @@ mod tests {
         let overloaded =
             br#"{"subtype":"success","is_error":true,"result":"API Error: 529 Overloaded"}"#;
         assert!(parse_envelope(overloaded, false).unwrap_err().transient);
+    }
+
+    #[test]
+    fn only_a_session_id_is_resumed() {
+        assert!(is_session_id("0b7e4f3a-5c1d-4e2f-9a8b-7c6d5e4f3a2b"));
+        for bad in [
+            "--dangerously-skip-permissions",
+            "-abc12345",
+            "0b7e4f3a 5c1d",
+            "0b7e4f3a;rm",
+            "",
+            "abc",
+        ] {
+            assert!(!is_session_id(bad), "{bad}");
+        }
     }
 }

@@ -211,9 +211,32 @@ pub(crate) fn output(text: &str) {
 /// Starts an agent's process in a process group of its own, so that cancelling the call (a
 /// stop, a kill, a stall, a timeout) ends everything it started, not only its first process:
 /// `claude` runs tools as children, and a shell script's `sleep` outlives a killed shell.
+///
+/// And it dies with wfhost: a run host or worker that is SIGKILLed (the OOM killer, a lost
+/// machine's supervisor) runs no drop, and an agent left running would go on spending and
+/// editing beside the one a resume or the next worker starts in its place. (The signal comes
+/// when the thread that spawned it ends: these are spawned from the runtime's worker threads,
+/// which live as long as wfhost.)
 pub(crate) fn spawn_in_group(
     cmd: &mut tokio::process::Command,
 ) -> std::io::Result<tokio::process::Child> {
+    #[cfg(target_os = "linux")]
+    {
+        let parent = std::process::id();
+        // SAFETY: only async-signal-safe calls (prctl, getppid) between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // wfhost died before the prctl: nobody is left to read this agent.
+                if libc::getppid().cast_unsigned() != parent {
+                    return Err(std::io::Error::other("wfhost exited"));
+                }
+                Ok(())
+            });
+        }
+    }
     cmd.process_group(0).kill_on_drop(true).spawn()
 }
 

@@ -452,6 +452,10 @@ pub(crate) struct Job {
     /// continues from these, or from the turns bucket when it holds more.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub turns: Vec<crate::tools::Turn>,
+    /// The `claude` session of an interrupted call the run host has journaled (a resume): the
+    /// worker continues it (`claude --resume`), or the turns bucket's when it holds one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
 }
 
 /// Whether a cancel message's `payload` is the secret a job's `cancel` hash names (a job from
@@ -513,6 +517,10 @@ pub(crate) struct JobTurns {
     /// The call they belong to (checked by whoever reads them).
     pub call: String,
     pub turns: Vec<crate::tools::Turn>,
+    /// A `claude` call's session while it runs (`None` once the call has ended): whoever takes
+    /// the call next continues it, and the run host journals it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
     /// `sign_turns` under the shared results key, when the worker has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature: Option<String>,
@@ -524,11 +532,13 @@ impl JobTurns {
         call: &str,
         worker: &str,
         turns: Vec<crate::tools::Turn>,
+        session: Option<String>,
     ) -> JobTurns {
         let mut t = JobTurns {
             worker: worker.to_string(),
             call: call.to_string(),
             turns,
+            session,
             signature: None,
         };
         t.signature = key.map(|k| t.signature_under(k));
@@ -536,8 +546,13 @@ impl JobTurns {
     }
 
     fn signature_under(&self, key: &[u8; 32]) -> String {
-        let body = serde_json::to_vec(&("turns", &self.call, &self.worker, &self.turns))
-            .unwrap_or_default();
+        // The session is signed with the turns (a forged one would continue another
+        // conversation); without one the body is as before.
+        let body = match &self.session {
+            None => serde_json::to_vec(&("turns", &self.call, &self.worker, &self.turns)),
+            Some(s) => serde_json::to_vec(&("turns", &self.call, &self.worker, &self.turns, s)),
+        }
+        .unwrap_or_default();
         blake3::keyed_hash(key, &body).to_hex().to_string()
     }
 

@@ -167,9 +167,9 @@ impl Nats {
             self.served_from_kv.fetch_add(1, Ordering::Relaxed);
             return Ok(decode(&bytes, &id, self.results_key.as_ref()));
         }
-        // A tool-using agent's turns, as the worker making the call stores them: journaled here
-        // as they come (and those stored before, by a worker that went on after this host
-        // died), so a resume continues from the last one.
+        // A tool-using agent's turns and a `claude` agent's session, as the worker making the
+        // call stores them: journaled here as they come (and those stored before, by a worker
+        // that went on after this host died), so a resume continues from the last one.
         let transcript = crate::backend::call_context().transcript;
         let turns_id = super::turns_id(&self.run_id, call.as_ref());
         let mut turns_watch = match &transcript {
@@ -187,6 +187,7 @@ impl Nats {
             && let Ok(stored) = super::JobTurns::read(&bytes, &turns_id, self.results_key.as_ref())
         {
             t.merge(stored.turns);
+            t.set_session(stored.session);
         }
         let cancel_secret = blake3::keyed_hash(&self.cancel_key, id.as_bytes())
             .to_hex()
@@ -201,6 +202,7 @@ impl Nats {
             definition: crate::backend::agent_definition().map(|d| (*d).clone()),
             cancel: Some(blake3::hash(cancel_secret.as_bytes()).to_hex().to_string()),
             turns: transcript.as_ref().map(|t| t.turns()).unwrap_or_default(),
+            session: transcript.as_ref().and_then(|t| t.session()),
         };
         let payload = match serde_json::to_vec(&job) {
             Ok(p) => p,
@@ -253,6 +255,7 @@ impl Nats {
                         && let Ok(stored) = super::JobTurns::read(&e.value, &turns_id, self.results_key.as_ref())
                     {
                         t.merge(stored.turns);
+                        t.set_session(stored.session);
                         crate::backend::progress();
                     }
                 }

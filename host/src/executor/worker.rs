@@ -396,11 +396,12 @@ async fn call(
     mut cancel_rx: watch::Receiver<bool>,
 ) -> Ended {
     let progress = crate::backend::Progress::new();
-    // A tool-using agent continues from the call's last finished turn (another worker's, before
-    // it died; the run host's journal, on a resume), and every turn it finishes here is stored
-    // for the next taker and for the run host's journal.
+    // A tool-using agent continues from the call's last finished turn, a `claude` agent its
+    // session (another worker's, before it died; the run host's journal, on a resume), and
+    // every turn it finishes, every session it begins, is stored for the next taker and for
+    // the run host's journal.
     let turns_id = super::turns_id(&job.run_id, job.call.as_ref());
-    let previous = previous_turns(shared, &turns_id, &job.turns).await;
+    let previous = previous_turns(shared, &turns_id, job).await;
     let (relay_tx, relay_rx) = tokio::sync::mpsc::unbounded_channel();
     let relay = tokio::spawn(store_turns(shared.clone(), turns_id, relay_rx));
     let context = crate::backend::CallContext {
@@ -466,13 +467,9 @@ async fn call(
     ended
 }
 
-/// The turns to continue from: the bucket's (signed as this worker's results are, for this
-/// call) when it holds more than the job brought, else the job's.
-async fn previous_turns(
-    shared: &Shared,
-    turns_id: &str,
-    brought: &[crate::tools::Turn],
-) -> Vec<crate::tools::Turn> {
+/// The turns and session to continue from: the bucket's (signed as this worker's results are,
+/// for this call) when it holds at least the turns the job brought, else the job's.
+async fn previous_turns(shared: &Shared, turns_id: &str, job: &Job) -> crate::tools::Relayed {
     let stored = match shared.plumbing.turns.get(turns_id).await {
         Ok(Some(bytes)) => {
             super::JobTurns::read(&bytes, turns_id, shared.results_key.as_ref()).ok()
@@ -480,8 +477,14 @@ async fn previous_turns(
         _ => None,
     };
     match stored {
-        Some(s) if s.turns.len() >= brought.len() => s.turns,
-        _ => brought.to_vec(),
+        Some(s) if s.turns.len() >= job.turns.len() => crate::tools::Relayed {
+            turns: s.turns,
+            session: s.session,
+        },
+        _ => crate::tools::Relayed {
+            turns: job.turns.clone(),
+            session: job.session.clone(),
+        },
     }
 }
 
@@ -490,17 +493,18 @@ async fn previous_turns(
 async fn store_turns(
     shared: Arc<Shared>,
     turns_id: String,
-    mut changes: tokio::sync::mpsc::UnboundedReceiver<Vec<crate::tools::Turn>>,
+    mut changes: tokio::sync::mpsc::UnboundedReceiver<crate::tools::Relayed>,
 ) {
-    while let Some(mut turns) = changes.recv().await {
+    while let Some(mut latest) = changes.recv().await {
         while let Ok(newer) = changes.try_recv() {
-            turns = newer;
+            latest = newer;
         }
         let stored = super::JobTurns::new(
             shared.results_key.as_ref(),
             &turns_id,
             &shared.opts.name,
-            turns,
+            latest.turns,
+            latest.session,
         );
         let Ok(bytes) = serde_json::to_vec(&stored) else {
             continue;

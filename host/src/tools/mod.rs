@@ -21,7 +21,7 @@ mod workspace;
 mod write;
 
 pub(crate) use rails::{Rails, Tally};
-pub(crate) use transcript::{Transcript, Turn};
+pub(crate) use transcript::{Relayed, Transcript, Turn};
 pub(crate) use workspace::{READ_ONLY, Workspace};
 
 use serde_json::{Value, json};

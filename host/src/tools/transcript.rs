@@ -26,6 +26,13 @@ pub(crate) struct Turn {
     pub results: Option<Vec<(String, ToolOutput)>>,
 }
 
+/// A worker's transcript as it stands after a change: what the turns bucket stores.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Relayed {
+    pub turns: Vec<Turn>,
+    pub session: Option<String>,
+}
+
 /// The turns of one agent call (its journal key and occurrence).
 pub(crate) struct Transcript {
     journal: Option<Arc<Journal>>,
@@ -34,7 +41,7 @@ pub(crate) struct Transcript {
     turns: Mutex<Vec<Turn>>,
     /// On a NATS worker: every change, as the whole transcript, for the turns bucket
     /// (executor::worker), which the run host journals from.
-    relay: Option<tokio::sync::mpsc::UnboundedSender<Vec<Turn>>>,
+    relay: Option<tokio::sync::mpsc::UnboundedSender<Relayed>>,
     /// A `claude` agent's session (its conversation, kept by Claude Code): journaled when it
     /// starts, so that an interrupted agent continues it (`claude --resume`) instead of
     /// starting over. `None` once the call has ended.
@@ -71,34 +78,44 @@ impl Transcript {
     /// A `claude` agent's session has begun (`None`: its call has ended, and a later call — a
     /// schema re-ask — starts afresh). A new session is journaled before the agent works in it.
     pub(crate) fn set_session(&self, id: Option<String>) {
-        let mut session = self
-            .session
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let (Some(j), Some(new)) = (&self.journal, &id)
-            && session.as_ref() != Some(new)
         {
-            let _ = j.append(&Record::Session {
-                key: self.key.clone(),
-                occurrence: self.occurrence,
-                session_id: new.clone(),
+            let mut session = self
+                .session
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if *session == id {
+                return;
+            }
+            if let (Some(j), Some(new)) = (&self.journal, &id) {
+                let _ = j.append(&Record::Session {
+                    key: self.key.clone(),
+                    occurrence: self.occurrence,
+                    session_id: new.clone(),
+                });
+            }
+            *session = id.clone();
+        }
+        if let Some(relay) = &self.relay {
+            let _ = relay.send(Relayed {
+                turns: self.turns(),
+                session: id,
             });
         }
-        *session = id;
     }
 
     /// A worker's transcript of a call: no journal here; each change goes to `relay`.
+    /// `previous`: the call's turns and session so far (a dead worker's, the run host's).
     pub(crate) fn relayed(
-        previous: Vec<Turn>,
-        relay: tokio::sync::mpsc::UnboundedSender<Vec<Turn>>,
+        previous: Relayed,
+        relay: tokio::sync::mpsc::UnboundedSender<Relayed>,
     ) -> Arc<Transcript> {
         Arc::new(Transcript {
             journal: None,
             key: String::new(),
             occurrence: 0,
-            turns: Mutex::new(previous),
+            turns: Mutex::new(previous.turns),
             relay: Some(relay),
-            session: Mutex::new(None),
+            session: Mutex::new(previous.session),
         })
     }
 
@@ -123,13 +140,21 @@ impl Transcript {
                 results: turn.results.clone(),
             });
         }
-        let mut turns = self.lock();
-        match turns.iter_mut().find(|t| t.turn == turn.turn) {
-            Some(t) => *t = turn,
-            None => turns.push(turn),
-        }
-        if let Some(relay) = &self.relay {
-            let _ = relay.send(turns.clone());
+        let relayed = {
+            let mut turns = self.lock();
+            match turns.iter_mut().find(|t| t.turn == turn.turn) {
+                Some(t) => *t = turn,
+                None => turns.push(turn),
+            }
+            self.relay.as_ref().map(|_| turns.clone())
+        };
+        // (The turns' lock is let go before the session's is taken: `set_session` takes them
+        // the other way round.)
+        if let (Some(relay), Some(turns)) = (&self.relay, relayed) {
+            let _ = relay.send(Relayed {
+                turns,
+                session: self.session(),
+            });
         }
     }
 
