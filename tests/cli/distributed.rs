@@ -1329,14 +1329,13 @@ fn a_dead_workers_agent_continues_turn_by_turn() {
         return;
     };
     let api = FakeApi::start(false);
-    let workdir = tempfile::tempdir().unwrap();
-    let workdir = std::fs::canonicalize(workdir.keep()).unwrap();
-    std::fs::write(workdir.join("a.txt"), "a\n").unwrap();
-    std::fs::write(
-        workdir.join("wfhost.toml"),
-        "[tools]\nallow = [\"Read\", \"Glob\", \"Bash\"]\n",
-    )
-    .unwrap();
+    let workdir = worker_dir(&[
+        ("a.txt", "a\n".into()),
+        (
+            "wfhost.toml",
+            "[tools]\nallow = [\"Read\", \"Glob\", \"Bash\"]\n".into(),
+        ),
+    ]);
     let bash =
         |command: &str| vec![serde_json::json!({"name": "Bash", "input": {"command": command}})];
     api.play(
@@ -1350,21 +1349,7 @@ fn a_dead_workers_agent_continues_turn_by_turn() {
         ],
     );
     let worker = |name: &str| {
-        let mut wf = wfhost([
-            "worker",
-            "--nats",
-            &nats.url(),
-            "--backend",
-            "messages",
-            "--lease",
-            "2s",
-            "--grace",
-            "5s",
-            "--name",
-            name,
-            "--workdir",
-        ])
-        .arg(&workdir);
+        let mut wf = leased_worker(&nats, "messages", name, &workdir);
         for (k, v) in api.env() {
             wf = wf.env(k, v);
         }
@@ -1433,17 +1418,16 @@ fn a_dead_workers_claude_agent_continues_its_session() {
     };
     let api = FakeApi::start(false);
     // The worker's directory, and the home where its Claude Code keeps sessions.
-    let workdir = tempfile::tempdir().unwrap();
-    let workdir = std::fs::canonicalize(workdir.keep()).unwrap();
-    std::fs::write(workdir.join("notes.txt"), "the secret is 4417\n").unwrap();
-    std::fs::write(
-        workdir.join("wfhost.toml"),
-        format!(
-            "[claude]\nbinary = \"{}\"\nmax_turns = 4\n",
-            claude.display()
+    let workdir = worker_dir(&[
+        ("notes.txt", "the secret is 4417\n".into()),
+        (
+            "wfhost.toml",
+            format!(
+                "[claude]\nbinary = \"{}\"\nmax_turns = 4\n",
+                claude.display()
+            ),
         ),
-    )
-    .unwrap();
+    ]);
     api.play(
         "cont",
         vec![vec![
@@ -1452,21 +1436,7 @@ fn a_dead_workers_claude_agent_continues_its_session() {
     );
     api.seen.lock().unwrap().play_stall = Some(("cont".into(), 1));
     let worker = |name: &str| {
-        let wf = wfhost([
-            "worker",
-            "--nats",
-            &nats.url(),
-            "--backend",
-            "claude",
-            "--lease",
-            "2s",
-            "--grace",
-            "5s",
-            "--name",
-            name,
-            "--workdir",
-        ])
-        .arg(&workdir);
+        let wf = leased_worker(&nats, "claude", name, &workdir);
         Worker(super::backends::claude_env(wf, &workdir, &api).spawn())
     };
     let mut first = worker("first");
@@ -1553,6 +1523,40 @@ fn a_dead_workers_claude_agent_continues_its_session() {
         "{log}"
     );
     let _ = std::fs::remove_dir_all(&workdir);
+}
+
+/// A worker's directory (kept: the test removes it) holding `files`.
+fn worker_dir(files: &[(&str, String)]) -> std::path::PathBuf {
+    let dir = std::fs::canonicalize(tempfile::tempdir().unwrap().keep()).unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+    dir
+}
+
+/// `wfhost worker` on `backend` in `workdir`, its lease short (2 s): a killed worker's call
+/// goes to the next taker soon.
+fn leased_worker(
+    nats: &NatsServer,
+    backend: &str,
+    name: &str,
+    workdir: &std::path::Path,
+) -> super::Wf {
+    wfhost([
+        "worker",
+        "--nats",
+        &nats.url(),
+        "--backend",
+        backend,
+        "--lease",
+        "2s",
+        "--grace",
+        "5s",
+        "--name",
+        name,
+        "--workdir",
+    ])
+    .arg(workdir)
 }
 
 /// The processes whose `HOME` is `home`.
