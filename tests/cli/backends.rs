@@ -1069,6 +1069,29 @@ fn bench_http1_first_wave() {
 /// pending, after Claude Code wrote its first turn to its session: the project, the API, the
 /// run's id and the session the journal names.
 fn interrupted_claude_agent(test: &str) -> Option<(Project, FakeApi, String, String)> {
+    let (s, api) = claude_play_project(test)?;
+    let (child, run) = claude_agent_mid_turn(&s, &api, &[]);
+    claude_cli(s.wf(["stop", &run]), &s, &api).run().code(0);
+    let stopped = child.wait_with_output().unwrap();
+    assert_eq!(
+        stopped.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&stopped.stderr)
+    );
+    let journal = std::fs::read_to_string(s.runs().join(&run).join("journal.jsonl")).unwrap();
+    let first = sessions_in(&journal);
+    assert_eq!(
+        first.len(),
+        1,
+        "the session was journaled when it began: {first:?}"
+    );
+    Some((s, api, run, first[0].clone()))
+}
+
+/// The `[play:cont]` project for the real Claude Code CLI: an agent reads notes.txt in its
+/// first turn, and the API holds its second model call.
+fn claude_play_project(test: &str) -> Option<(Project, FakeApi)> {
     let Some(claude) = claude_binary() else {
         super::missing_tool(
             test,
@@ -1090,8 +1113,23 @@ fn interrupted_claude_agent(test: &str) -> Option<(Project, FakeApi, String, Str
         ]],
     );
     api.seen.lock().unwrap().play_stall = Some(("cont".into(), 1));
-    let wf = |args: &[&str]| claude_cli(s.wf(args), &s, &api);
-    let child = wf(&["run", "w.js", "--yes", "--backend", "claude"]).spawn();
+    Some((s, api))
+}
+
+/// Runs the `[play:cont]` project until its agent is mid-way through its second model call,
+/// its first turn in its Claude Code session: the run and its id.
+fn claude_agent_mid_turn(
+    s: &Project,
+    api: &FakeApi,
+    extra: &[&str],
+) -> (std::process::Child, String) {
+    let child = claude_cli(
+        s.wf(["run", "w.js", "--yes", "--backend", "claude"])
+            .args(extra),
+        s,
+        api,
+    )
+    .spawn();
     super::wait_for(
         std::time::Duration::from_secs(60),
         "the agent's second turn is asked",
@@ -1117,23 +1155,68 @@ fn interrupted_claude_agent(test: &str) -> Option<(Project, FakeApi, String, Str
             })
         },
     );
-    wf(&["stop", &run]).run().code(0);
-    let stopped = child.wait_with_output().unwrap();
-    assert_eq!(
-        stopped.status.code(),
-        Some(130),
-        "{}",
-        String::from_utf8_lossy(&stopped.stderr)
-    );
-    let journal = || std::fs::read_to_string(s.runs().join(&run).join("journal.jsonl")).unwrap();
-    let first = sessions_in(&journal());
-    assert_eq!(
-        first.len(),
-        1,
-        "the session was journaled when it began: {first:?}"
-    );
+    (child, run)
+}
 
-    Some((s, api, run, first[0].clone()))
+/// `agent restart` of a `claude` agent whose call hangs (as the stall timeout's restart does):
+/// the new attempt continues the agent's session instead of starting over.
+#[test]
+fn a_restarted_claude_agent_continues_its_session() {
+    let Some((s, api)) = claude_play_project("a_restarted_claude_agent_continues_its_session")
+    else {
+        return;
+    };
+    let events = s.path().join("events.jsonl");
+    let (child, run) =
+        claude_agent_mid_turn(&s, &api, &["--json", "--events", events.to_str().unwrap()]);
+    claude_cli(s.wf(["agent", "restart", &run, "1"]), &s, &api)
+        .run()
+        .code(0);
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let answer = report["result"].as_str().unwrap_or_default();
+    assert!(
+        answer.starts_with("DONE") && answer.contains("4417"),
+        "{report}"
+    );
+    let bodies = play_requests(&api, "cont");
+    let fresh = bodies
+        .iter()
+        .filter(|b| !b["messages"].to_string().contains("\"assistant\""))
+        .count();
+    assert_eq!(
+        fresh,
+        1,
+        "the first turn was asked once: {:?}",
+        api.play_turns("cont")
+    );
+    assert!(
+        bodies
+            .last()
+            .unwrap()
+            .to_string()
+            .contains("you were interrupted"),
+        "{:?}",
+        bodies.last()
+    );
+    let journal = std::fs::read_to_string(s.runs().join(&run).join("journal.jsonl")).unwrap();
+    let sessions = sessions_in(&journal);
+    assert_eq!(sessions.len(), 1, "one session, continued: {sessions:?}");
+    let events = std::fs::read_to_string(&events).unwrap();
+    assert!(
+        events.contains(&format!(
+            "continued its interrupted session {}",
+            sessions[0]
+        )),
+        "{events}"
+    );
 }
 
 /// A `claude` agent stopped after its first turn continues its own session on resume
