@@ -364,6 +364,12 @@ fn bench_openai_backend_against_mock() {
         "BENCH openai-vs-mock {openai:.1} {mock:.1} ratio {:.2}",
         openai / mock
     );
+    // One connection per run is the shared HTTP/2 connection working.
+    let (connections, http2) = {
+        let seen = api.seen.lock().unwrap();
+        (seen.connections, seen.http2)
+    };
+    println!("BENCH openai-connections {connections} http2-requests {http2}");
     println!(
         "BENCH openai-vs-mock-cpu wfhost {:.1} {:.1} server {:.1} {:.1}",
         (c2 - c1) / 3.0,
