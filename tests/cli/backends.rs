@@ -1142,9 +1142,15 @@ fn claude_agent_mid_turn(
         .file_name()
         .to_string_lossy()
         .into_owned();
-    // Claude Code writes its session file a moment after each step: the agent is stopped
-    // mid-turn once its first turn is there (stopped sooner, it starts afresh and says so).
-    let projects = s.path().join(".claude/projects");
+    first_turn_saved(s.path());
+    (child, run)
+}
+
+/// Waits until Claude Code (its home `home`) has written the agent's first turn to its
+/// session. It writes its session file a moment after each step: an agent interrupted sooner
+/// has nothing to continue (it starts afresh and says so).
+pub(super) fn first_turn_saved(home: &std::path::Path) {
+    let projects = home.join(".claude/projects");
     super::wait_for(
         std::time::Duration::from_secs(30),
         "Claude Code wrote the first turn to its session",
@@ -1155,7 +1161,31 @@ fn claude_agent_mid_turn(
             })
         },
     );
-    (child, run)
+}
+
+/// The `[play:cont]` agent was continued, not restarted: its answer carries the first turn's
+/// tool result, its first turn was asked once, and its last request is the continuation. That
+/// last request.
+pub(super) fn assert_continued(api: &FakeApi, report: &serde_json::Value) -> serde_json::Value {
+    let answer = report["result"].as_str().unwrap_or_default();
+    assert!(
+        answer.starts_with("DONE") && answer.contains("4417"),
+        "{report}"
+    );
+    let bodies = play_requests(api, "cont");
+    let fresh = bodies
+        .iter()
+        .filter(|b| !b["messages"].to_string().contains("\"assistant\""))
+        .count();
+    assert_eq!(
+        fresh,
+        1,
+        "the first turn was asked once: {:?}",
+        api.play_turns("cont")
+    );
+    let last = bodies.last().unwrap().clone();
+    assert!(last.to_string().contains("you were interrupted"), "{last}");
+    last
 }
 
 /// `agent restart` of a `claude` agent whose call hangs (as the stall timeout's restart does):
@@ -1181,31 +1211,7 @@ fn a_restarted_claude_agent_continues_its_session() {
         String::from_utf8_lossy(&out.stderr)
     );
     let report: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
-    let answer = report["result"].as_str().unwrap_or_default();
-    assert!(
-        answer.starts_with("DONE") && answer.contains("4417"),
-        "{report}"
-    );
-    let bodies = play_requests(&api, "cont");
-    let fresh = bodies
-        .iter()
-        .filter(|b| !b["messages"].to_string().contains("\"assistant\""))
-        .count();
-    assert_eq!(
-        fresh,
-        1,
-        "the first turn was asked once: {:?}",
-        api.play_turns("cont")
-    );
-    assert!(
-        bodies
-            .last()
-            .unwrap()
-            .to_string()
-            .contains("you were interrupted"),
-        "{:?}",
-        bodies.last()
-    );
+    assert_continued(&api, &report);
     let journal = std::fs::read_to_string(s.runs().join(&run).join("journal.jsonl")).unwrap();
     let sessions = sessions_in(&journal);
     assert_eq!(sessions.len(), 1, "one session, continued: {sessions:?}");
@@ -1273,7 +1279,7 @@ fn an_interrupted_claude_agent_continues_its_session_on_resume() {
 }
 
 /// Every file under `dir`.
-pub(super) fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         let p = e.path();
@@ -1318,7 +1324,7 @@ pub(super) fn sessions_in(journal: &str) -> Vec<String> {
 }
 
 /// The requests of the agent whose task names `[play:NAME]`, in order.
-pub(super) fn play_requests(api: &FakeApi, name: &str) -> Vec<serde_json::Value> {
+fn play_requests(api: &FakeApi, name: &str) -> Vec<serde_json::Value> {
     let tag = format!("[play:{name}]");
     api.seen
         .lock()

@@ -1453,17 +1453,7 @@ fn a_dead_workers_claude_agent_continues_its_session() {
     });
     // Once Claude Code has written the first turn to its session, and the session has reached
     // the run host's journal, the worker dies.
-    let projects = workdir.join(".claude/projects");
-    wait_for(
-        Duration::from_secs(30),
-        "the first turn in the session",
-        || {
-            super::backends::walk(&projects).iter().any(|f| {
-                f.extension().is_some_and(|e| e == "jsonl")
-                    && std::fs::read_to_string(f).is_ok_and(|t| t.contains("tool_result"))
-            })
-        },
-    );
+    super::backends::first_turn_saved(&workdir);
     let journal = || {
         std::fs::read_dir(s.path().join("runs"))
             .unwrap()
@@ -1486,25 +1476,7 @@ fn a_dead_workers_claude_agent_continues_its_session() {
         || with_home(&workdir).is_empty(),
     );
     let mut second = worker("second");
-    let report = report_of(run);
-    let answer = report["result"].as_str().unwrap_or_default();
-    assert!(
-        answer.starts_with("DONE") && answer.contains("4417"),
-        "{report}"
-    );
-    let bodies = super::backends::play_requests(&api, "cont");
-    let fresh = bodies
-        .iter()
-        .filter(|b| !b["messages"].to_string().contains("\"assistant\""))
-        .count();
-    assert_eq!(
-        fresh,
-        1,
-        "the first turn was asked once: {:?}",
-        api.play_turns("cont")
-    );
-    let last = bodies.last().unwrap();
-    assert!(last.to_string().contains("you were interrupted"), "{last}");
+    let last = super::backends::assert_continued(&api, &report_of(run));
     assert!(
         last["metadata"]["user_id"].to_string().contains(&session),
         "the continuation is sent in the journaled session {session}: {}",

@@ -27,7 +27,7 @@ pub(crate) struct Turn {
 }
 
 /// A worker's transcript as it stands after a change: what the turns bucket stores.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub(crate) struct Relayed {
     pub turns: Vec<Turn>,
     pub session: Option<String>,
