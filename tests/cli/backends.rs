@@ -1072,13 +1072,7 @@ fn interrupted_claude_agent(test: &str) -> Option<(Project, FakeApi, String, Str
     let (s, api) = claude_play_project(test)?;
     let (child, run) = claude_agent_mid_turn(&s, &api, &[]);
     claude_cli(s.wf(["stop", &run]), &s, &api).run().code(0);
-    let stopped = child.wait_with_output().unwrap();
-    assert_eq!(
-        stopped.status.code(),
-        Some(130),
-        "{}",
-        String::from_utf8_lossy(&stopped.stderr)
-    );
+    super::Out::of(child).code(130);
     let journal = std::fs::read_to_string(s.runs().join(&run).join("journal.jsonl")).unwrap();
     let first = sessions_in(&journal);
     assert_eq!(
@@ -1202,16 +1196,7 @@ fn a_restarted_claude_agent_continues_its_session() {
     claude_cli(s.wf(["agent", "restart", &run, "1"]), &s, &api)
         .run()
         .code(0);
-    let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
-    assert_continued(&api, &report);
+    assert_continued(&api, &super::Out::of(child).code(0).report());
     let journal = std::fs::read_to_string(s.runs().join(&run).join("journal.jsonl")).unwrap();
     let sessions = sessions_in(&journal);
     assert_eq!(sessions.len(), 1, "one session, continued: {sessions:?}");

@@ -155,15 +155,7 @@ fn wait_answered(api: &FakeApi, n: usize) {
 
 /// A `--json` run's report, once it has exited 0.
 fn report_of(run: Child) -> serde_json::Value {
-    let out = run.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_str(stdout.lines().last().unwrap()).unwrap()
+    super::Out::of(run).code(0).report()
 }
 
 fn nats_bin() -> Option<&'static str> {

@@ -139,12 +139,7 @@ impl Wf {
         if let Some(input) = self.stdin.take() {
             child.stdin.take().unwrap().write_all(&input).unwrap();
         }
-        let out = child.wait_with_output().expect("wfhost finishes");
-        Out {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        Out::of(child)
     }
 }
 
@@ -156,6 +151,16 @@ pub struct Out {
 }
 
 impl Out {
+    /// What a spawned wfhost (`Wf::spawn`) printed, once it has exited.
+    pub fn of(child: std::process::Child) -> Out {
+        let out = child.wait_with_output().expect("wfhost finishes");
+        Out {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
     /// The `--json` report (the last line of stdout).
     pub fn report(&self) -> Value {
         let line = self
